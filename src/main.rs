@@ -1,1 +1,47 @@
-fn main() {}
+//! slipway: a daemonless, rootless container-image builder that speaks werf's language.
+//!
+//! `main` is a shim: become a sandbox helper if asked to, enter the user namespace,
+//! parse the command line, run, and turn the error chain into one message and an exit
+//! code. The work is in [`cli`] and the modules it calls.
+
+mod cli;
+mod internal;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // A sandbox helper is a re-exec of this binary: it must not parse arguments or log.
+    slipway_runtime::sandbox::helper_main_if_requested();
+    let args = <cli::Cli as clap::Parser>::parse();
+    init_logging(args.log_level.as_deref());
+    match slipway_runtime::userns::enter(&Default::default()) {
+        Ok(slipway_runtime::userns::Entered::ParentDone(code)) => return ExitCode::from(code.clamp(0, 255) as u8),
+        Ok(slipway_runtime::userns::Entered::Inside) => {}
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    match cli::run(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("Error: {}", error_chain(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn error_chain(e: &anyhow::Error) -> String {
+    e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")
+}
+
+fn init_logging(level: Option<&str>) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLIPWAY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.unwrap_or("warn")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}

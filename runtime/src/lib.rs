@@ -1,1 +1,22 @@
-//! Rootless execution.
+//! Rootless execution for slipway.
+//!
+//! This crate owns everything that talks to the kernel to run a build step without
+//! privileges, and knows nothing of werf:
+//!
+//! - [`userns`]: re-executing the process inside a new user + mount namespace, mapped
+//!   with `newuidmap`/`newgidmap` from `/etc/subuid` and `/etc/subgid` ([`subid`]).
+//! - [`mount`]: assembling a rootfs from layer directories (native overlayfs or copies).
+//! - [`sandbox`]: the per-step child in new pid/uts/ipc/mount namespaces, with `/proc`,
+//!   a minimal `/dev`, `pivot_root`, rlimits ([`rlimit`]), user, env and working dir.
+//!
+//! All `unsafe` lives in [`sys`].
+
+pub mod error;
+pub mod mount;
+pub mod rlimit;
+pub mod sandbox;
+pub mod subid;
+mod sys;
+pub mod userns;
+
+pub use error::RuntimeError;

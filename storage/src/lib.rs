@@ -1,1 +1,19 @@
-//! Storage.
+//! Content-addressed blobs, layers, images and the local store of slipway.
+//!
+//! Knows nothing of werf.yaml: it stores and moves OCI images and the unpacked layer
+//! trees the runtime mounts. Layer trees are unpacked and committed inside slipway's user
+//! namespace, so file owners on disk are the real (subordinate) ids.
+//!
+//! All `unsafe` lives in [`sys`].
+
+pub mod blob;
+pub mod commit;
+pub mod digest;
+pub mod error;
+pub mod image;
+pub mod store;
+mod sys;
+pub mod unpack;
+
+pub use digest::Digest;
+pub use error::StorageError;

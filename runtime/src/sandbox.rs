@@ -1,0 +1,470 @@
+//! The per-step sandbox.
+//!
+//! [`run`] (called in the namespace-owning slipway process, over a mounted rootfs)
+//! creates missing mount points, writes the spec to a file and spawns
+//! `/proc/self/exe` with `_SLIPWAY_SANDBOX=<spec>`. That helper ([`helper_main`], entered
+//! from `main` before anything else) unshares mount/pid/uts/ipc namespaces and forks; the
+//! child is pid 1 of the new pid namespace: it mounts `/proc`, a tmpfs `/dev` with the
+//! usual devices bound from the host, `/sys` read-only, `/etc/hosts` and
+//! `/etc/resolv.conf`, pivots into the rootfs, sets hostname, rlimits, groups, gid, uid,
+//! `no_new_privs` and the working directory, and execs the command. The helper waits and
+//! exits with the command's status. Mount points that [`run`] had to create are removed
+//! again afterwards, so they do not end up in the committed layer.
+//!
+//! Every path inside the rootfs is resolved with `openat2(RESOLVE_IN_ROOT)`, so a symlink
+//! in the image (say `/etc -> /host/etc`) can never point a mount or a write at the host.
+
+use crate::error::{Result, RuntimeError};
+use crate::rlimit::Rlimit;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::mount::{MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+use nix::sys::wait::WaitStatus;
+use nix::unistd::{Gid, Uid};
+use serde::{Deserialize, Serialize};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+const HELPER_ENV: &str = "_SLIPWAY_SANDBOX";
+/// Exit status of the helper when the sandbox could not be set up (details in the error file).
+const SETUP_FAILED: i32 = 125;
+
+/// A file or directory bound into the sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Bind {
+    pub source: PathBuf,
+    /// Absolute path inside the rootfs.
+    pub dest: String,
+    pub readonly: bool,
+}
+
+/// Everything the sandbox needs to run one command.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    /// The mounted rootfs (host path).
+    pub rootfs: PathBuf,
+    pub args: Vec<String>,
+    /// `KEY=value` pairs; `PATH` from here is used to find `args[0]`.
+    pub env: Vec<String>,
+    /// Absolute working directory inside the rootfs.
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub hostname: String,
+    pub rlimits: Vec<Rlimit>,
+    pub binds: Vec<Bind>,
+}
+
+/// How the command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// Exit code, or 128 + signal number.
+    pub code: i32,
+}
+
+impl Exit {
+    pub fn success(self) -> bool {
+        self.code == 0
+    }
+}
+
+/// Run `spec` in a fresh sandbox and wait for it. `scratch` is a private directory for
+/// the spec and error files.
+pub fn run(spec: &SandboxSpec, scratch: &Path) -> Result<Exit> {
+    std::fs::create_dir_all(scratch).map_err(RuntimeError::io("creating", scratch))?;
+    let created = create_mount_points(spec)?;
+    let result = spawn_helper(spec, scratch);
+    remove_created(&spec.rootfs, &created);
+    result
+}
+
+fn spawn_helper(spec: &SandboxSpec, scratch: &Path) -> Result<Exit> {
+    let spec_path = scratch.join("sandbox.json");
+    let err_path = scratch.join("sandbox.err");
+    let _ = std::fs::remove_file(&err_path);
+    let json = serde_json::to_vec(spec).map_err(|e| RuntimeError::Other(format!("encoding sandbox spec: {e}")))?;
+    std::fs::write(&spec_path, json).map_err(RuntimeError::io("writing", &spec_path))?;
+    let exe = std::fs::read_link("/proc/self/exe").map_err(RuntimeError::io("reading", "/proc/self/exe"))?;
+    let status = std::process::Command::new(&exe)
+        .env(HELPER_ENV, &spec_path)
+        .status()
+        .map_err(RuntimeError::io("starting the sandbox helper", &exe))?;
+    use std::os::unix::process::ExitStatusExt;
+    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    if code == SETUP_FAILED
+        && let Ok(msg) = std::fs::read_to_string(&err_path)
+        && !msg.is_empty()
+    {
+        return Err(RuntimeError::Other(format!("setting up the sandbox: {}", msg.trim())));
+    }
+    Ok(Exit { code })
+}
+
+/// Mount points the sandbox needs inside the rootfs: (path, is_dir).
+const MOUNT_POINTS: &[(&str, bool)] = &[("proc", true), ("dev", true), ("sys", true), ("etc", true)];
+
+fn create_mount_points(spec: &SandboxSpec) -> Result<Vec<String>> {
+    let root = open_dir(&spec.rootfs)?;
+    let mut created = Vec::new();
+    let binds = spec
+        .binds
+        .iter()
+        .map(|b| (b.dest.trim_start_matches('/'), b.source.is_dir()));
+    for (rel, is_dir) in MOUNT_POINTS.iter().copied().chain(binds) {
+        if rel.is_empty() {
+            continue;
+        }
+        // Parents first, so they can be removed again (deepest last in `created`).
+        let parts: Vec<&str> = rel.split('/').collect();
+        for i in 1..=parts.len() {
+            let p = parts[..i].join("/");
+            let dir = i < parts.len() || is_dir;
+            if resolve_in_root(&root, &p, OFlag::O_PATH).is_ok() {
+                continue;
+            }
+            let (parent, name) = match p.rsplit_once('/') {
+                Some((a, b)) => (
+                    resolve_in_root(&root, a, OFlag::O_PATH | OFlag::O_DIRECTORY)?,
+                    b.to_string(),
+                ),
+                None => (
+                    root.try_clone()
+                        .map_err(RuntimeError::io("duplicating fd of", &spec.rootfs))?,
+                    p.clone(),
+                ),
+            };
+            if dir {
+                nix::sys::stat::mkdirat(&parent, name.as_str(), Mode::from_bits_truncate(0o755))
+            } else {
+                nix::fcntl::openat(
+                    &parent,
+                    name.as_str(),
+                    OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+                    Mode::from_bits_truncate(0o644),
+                )
+                .map(drop)
+            }
+            .map_err(RuntimeError::sys(format!(
+                "creating mount point /{p} in {}",
+                spec.rootfs.display()
+            )))?;
+            created.push(p);
+        }
+    }
+    Ok(created)
+}
+
+fn remove_created(rootfs: &Path, created: &[String]) {
+    let Ok(root) = open_dir(rootfs) else { return };
+    for p in created.iter().rev() {
+        let (parent, name) = match p.rsplit_once('/') {
+            Some((a, b)) => match resolve_in_root(&root, a, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+                Ok(fd) => (fd, b),
+                Err(_) => continue,
+            },
+            None => match root.try_clone() {
+                Ok(fd) => (fd, p.as_str()),
+                Err(_) => continue,
+            },
+        };
+        let is_dir = nix::sys::stat::fstatat(&parent, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+        let flag = if is_dir {
+            nix::unistd::UnlinkatFlags::RemoveDir
+        } else {
+            nix::unistd::UnlinkatFlags::NoRemoveDir
+        };
+        // A directory the step filled is kept: it is the step's content now.
+        let _ = nix::unistd::unlinkat(&parent, name, flag);
+    }
+}
+
+fn open_dir(path: &Path) -> Result<OwnedFd> {
+    nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(RuntimeError::sys(format!("opening {}", path.display())))
+}
+
+/// Open `rel` inside the rootfs, resolving symlinks as if the rootfs were `/`.
+fn resolve_in_root(root: &OwnedFd, rel: &str, flags: OFlag) -> Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let rel = if rel.is_empty() { "." } else { rel };
+    nix::fcntl::openat2(root, rel, how).map_err(RuntimeError::sys(format!("resolving /{rel} in the rootfs")))
+}
+
+fn fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// If this process is a sandbox helper, run it and never return.
+pub fn helper_main_if_requested() {
+    let Some(spec_path) = std::env::var_os(HELPER_ENV) else {
+        return;
+    };
+    let spec_path = PathBuf::from(spec_path);
+    let err_path = spec_path.with_file_name("sandbox.err");
+    let fail = |msg: String| -> ! {
+        let _ = std::fs::write(&err_path, &msg);
+        eprintln!("slipway: sandbox: {msg}");
+        std::process::exit(SETUP_FAILED)
+    };
+    let spec: SandboxSpec = match std::fs::read(&spec_path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(s) => s,
+        Err(e) => fail(format!("reading {}: {e}", spec_path.display())),
+    };
+    let flags =
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+    if let Err(e) = nix::sched::unshare(flags) {
+        fail(format!("unshare(mount, pid, uts, ipc namespaces): {e}"));
+    }
+    match crate::sys::fork() {
+        Err(e) => fail(format!("fork: {e}")),
+        Ok(nix::unistd::ForkResult::Child) => {
+            let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+            let e = setup_and_exec(&spec);
+            fail(e.to_string());
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => loop {
+            match nix::sys::wait::waitpid(child, None) {
+                Ok(WaitStatus::Exited(_, code)) => std::process::exit(code),
+                Ok(WaitStatus::Signaled(_, sig, _)) => std::process::exit(128 + sig as i32),
+                Ok(_) => continue,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => fail(format!("waiting for the step: {e}")),
+            }
+        },
+    }
+}
+
+/// Runs as pid 1 of the new pid namespace; returns only on failure.
+fn setup_and_exec(spec: &SandboxSpec) -> RuntimeError {
+    match setup(spec) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+enum Never {}
+
+fn setup(spec: &SandboxSpec) -> Result<Never> {
+    let rootfs = &spec.rootfs;
+    let mnt =
+        |src: Option<&str>, target: &str, fstype: Option<&str>, flags: MsFlags, data: Option<&str>, what: &str| {
+            nix::mount::mount(src, target, fstype, flags, data).map_err(RuntimeError::sys(format!("mounting {what}")))
+        };
+    let rootfs_s = rootfs.to_string_lossy().into_owned();
+    mnt(
+        Some(&rootfs_s),
+        &rootfs_s,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+        "the rootfs on itself",
+    )?;
+    let root = open_dir(rootfs)?;
+    let dir = |rel: &str| resolve_in_root(&root, rel, OFlag::O_PATH | OFlag::O_DIRECTORY);
+    let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+
+    let proc_fd = dir("proc")?;
+    mnt(
+        Some("proc"),
+        &fd_path(&proc_fd),
+        Some("proc"),
+        nosuid_nodev_noexec,
+        None,
+        "/proc",
+    )?;
+
+    let dev_fd = dir("dev")?;
+    mnt(
+        Some("tmpfs"),
+        &fd_path(&dev_fd),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+        "/dev",
+    )?;
+    let dev_tmpfs = dir("dev")?;
+    let dev = fd_path(&dev_tmpfs);
+    for name in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let target = format!("{dev}/{name}");
+        std::fs::File::create(&target).map_err(RuntimeError::io("creating", &target))?;
+        mnt(
+            Some(&format!("/dev/{name}")),
+            &target,
+            None,
+            MsFlags::MS_BIND,
+            None,
+            &format!("/dev/{name}"),
+        )?;
+    }
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+    ] {
+        let link = format!("{dev}/{name}");
+        std::os::unix::fs::symlink(target, &link).map_err(RuntimeError::io("creating", &link))?;
+    }
+    for (name, mode) in [("pts", 0o755), ("shm", 0o1777), ("mqueue", 0o755)] {
+        let p = format!("{dev}/{name}");
+        std::fs::create_dir(&p).map_err(RuntimeError::io("creating", &p))?;
+        nix::sys::stat::fchmodat(
+            nix::fcntl::AT_FDCWD,
+            p.as_str(),
+            Mode::from_bits_truncate(mode),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+        .map_err(RuntimeError::sys(format!("chmod {p}")))?;
+    }
+    if let Err(e) = nix::mount::mount(
+        Some("devpts"),
+        format!("{dev}/pts").as_str(),
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    ) {
+        tracing::debug!(error = %e, "no devpts in the sandbox");
+    }
+    mnt(
+        Some("shm"),
+        &format!("{dev}/shm"),
+        Some("tmpfs"),
+        nosuid_nodev_noexec,
+        Some("mode=1777,size=65536k"),
+        "/dev/shm",
+    )?;
+    if let Err(e) = nix::mount::mount(
+        Some("mqueue"),
+        format!("{dev}/mqueue").as_str(),
+        Some("mqueue"),
+        nosuid_nodev_noexec,
+        None::<&str>,
+    ) {
+        tracing::debug!(error = %e, "no mqueue in the sandbox");
+    }
+
+    // sysfs needs its own network namespace; bind the host's read-only instead.
+    let sys_fd = dir("sys")?;
+    let sys = fd_path(&sys_fd);
+    mnt(
+        Some("/sys"),
+        &sys,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+        "/sys",
+    )?;
+    let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nosuid_nodev_noexec;
+    if let Err(e) = nix::mount::mount(None::<&str>, sys.as_str(), None::<&str>, ro, None::<&str>) {
+        tracing::debug!(error = %e, "could not make /sys read-only");
+    }
+
+    for b in &spec.binds {
+        let rel = b.dest.trim_start_matches('/');
+        let target_fd = resolve_in_root(&root, rel, OFlag::O_PATH)?;
+        let target = fd_path(&target_fd);
+        let src = b.source.to_string_lossy();
+        mnt(
+            Some(&src),
+            &target,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+            &b.dest,
+        )?;
+        if b.readonly {
+            mnt(
+                None,
+                &target,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                None,
+                &b.dest,
+            )?;
+        }
+    }
+    drop((proc_fd, dev_fd, dev_tmpfs, sys_fd));
+
+    nix::unistd::chdir(rootfs).map_err(RuntimeError::sys(format!("chdir {}", rootfs.display())))?;
+    nix::unistd::pivot_root(".", ".").map_err(RuntimeError::sys("pivot_root"))?;
+    nix::mount::umount2(".", MntFlags::MNT_DETACH).map_err(RuntimeError::sys("detaching the old root"))?;
+    nix::unistd::chdir("/").map_err(RuntimeError::sys("chdir /"))?;
+
+    nix::unistd::sethostname(&spec.hostname).map_err(RuntimeError::sys("sethostname"))?;
+    for r in &spec.rlimits {
+        crate::sys::setrlimit(r.resource, r.soft, r.hard).map_err(RuntimeError::sys(format!(
+            "setting rlimit {} to {}:{}",
+            crate::rlimit::name_of(r.resource),
+            r.soft,
+            r.hard
+        )))?;
+    }
+    let groups: Vec<Gid> = spec.groups.iter().copied().map(Gid::from_raw).collect();
+    if let Err(e) = nix::unistd::setgroups(&groups) {
+        // A single-id namespace denies setgroups; that only matters if groups were asked for.
+        if !groups.is_empty() {
+            return Err(RuntimeError::sys("setgroups")(e));
+        }
+    }
+    let (uid, gid) = (Uid::from_raw(spec.uid), Gid::from_raw(spec.gid));
+    nix::unistd::setresgid(gid, gid, gid).map_err(RuntimeError::sys(format!(
+        "setting gid {} (is it mapped in the user namespace?)",
+        spec.gid
+    )))?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(RuntimeError::sys(format!(
+        "setting uid {} (is it mapped in the user namespace?)",
+        spec.uid
+    )))?;
+    nix::sys::prctl::set_no_new_privs().map_err(RuntimeError::sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+    nix::unistd::chdir(spec.cwd.as_str())
+        .map_err(RuntimeError::sys(format!("changing to working directory {}", spec.cwd)))?;
+
+    let program = find_program(spec)?;
+    let cstr =
+        |s: &str| CString::new(s).map_err(|_| RuntimeError::Other(format!("argument {s:?} contains a NUL byte")));
+    let argv = spec.args.iter().map(|a| cstr(a)).collect::<Result<Vec<_>>>()?;
+    let envp = spec.env.iter().map(|a| cstr(a)).collect::<Result<Vec<_>>>()?;
+    let e = nix::unistd::execve(&cstr(&program)?, &argv, &envp).unwrap_err();
+    Err(RuntimeError::Other(format!("executing {program}: {e}")))
+}
+
+/// Find `args[0]` in the `PATH` of the step's environment (inside the new root).
+fn find_program(spec: &SandboxSpec) -> Result<String> {
+    let arg0 = spec
+        .args
+        .first()
+        .ok_or_else(|| RuntimeError::Other("no command to run".into()))?;
+    if arg0.contains('/') {
+        return Ok(arg0.clone());
+    }
+    let path = spec
+        .env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = format!("{dir}/{arg0}");
+        if nix::unistd::access(candidate.as_str(), nix::unistd::AccessFlags::X_OK).is_ok()
+            && std::fs::metadata(&candidate).is_ok_and(|m| m.is_file())
+        {
+            return Ok(candidate);
+        }
+    }
+    Err(RuntimeError::Other(format!(
+        "{arg0}: executable file not found in $PATH ({path})"
+    )))
+}

@@ -1,0 +1,143 @@
+//! The crate's only `unsafe`: raw calls that `nix` does not wrap the way we need.
+#![allow(unsafe_code)]
+
+use nix::unistd::ForkResult;
+
+/// `fork(2)`. Only called from processes that are single-threaded by construction (the
+/// sandbox helper right after exec), so the child may allocate and call anything.
+pub(crate) fn fork() -> nix::Result<ForkResult> {
+    // SAFETY: every caller is single-threaded (a freshly exec'd helper that never starts
+    // a thread), so no lock can be held by another thread at the time of the fork.
+    unsafe { nix::unistd::fork() }
+}
+
+/// `getrlimit(2)` by raw resource number (nix wants its own enum).
+pub(crate) fn getrlimit(resource: i32) -> (u64, u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit struct for the duration of the call.
+    let rc = unsafe { libc::getrlimit(resource as _, &mut lim) };
+    if rc != 0 {
+        return (u64::MAX, u64::MAX);
+    }
+    (lim.rlim_cur, lim.rlim_max)
+}
+
+/// `setrlimit(2)` by raw resource number.
+pub(crate) fn setrlimit(resource: i32, soft: u64, hard: u64) -> nix::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `lim` is a valid rlimit struct; the kernel only reads it.
+    let rc = unsafe { libc::setrlimit(resource as _, &lim) };
+    nix::errno::Errno::result(rc).map(drop)
+}
+
+/// Adopt an fd number inherited from our parent.
+pub(crate) fn own_fd(fd: i32) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the number comes from our parent (passed in the environment) and nothing
+    // else in this process owns it; callers validate it with F_GETFD first.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// Borrow an fd number for a validity check.
+pub(crate) fn borrow_fd(fd: i32) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: only used for an immediate fcntl(F_GETFD), which is harmless on any number.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+/// Let `fds` (created close-on-exec) survive the exec of `cmd`.
+pub(crate) fn keep_fds_on_exec(cmd: &mut std::process::Command, fds: &[i32]) {
+    use std::os::unix::process::CommandExt;
+    let fds = fds.to_vec();
+    // SAFETY: the closure only calls fcntl, which is async-signal-safe, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &fds {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The outer parent ignores terminal signals: they reach the child through the terminal,
+/// and the parent must stay to collect its status.
+pub(crate) fn ignore_interactive_signals() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    for sig in [Signal::SIGINT, Signal::SIGQUIT] {
+        // SAFETY: SIG_IGN installs no handler code.
+        let _ = unsafe { signal(sig, SigHandler::SigIgn) };
+    }
+}
+
+/// Mount overlayfs through the new mount API, one `lowerdir+` per layer (Linux >= 6.8),
+/// which lifts mount(2)'s one-page limit on the option string.
+pub(crate) fn mount_overlay_fsconfig(
+    lowers_top_first: &[std::path::PathBuf],
+    upper: &std::path::Path,
+    work: &std::path::Path,
+    target: &std::path::Path,
+) -> nix::Result<()> {
+    use nix::errno::Errno;
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    let cstr = |b: &[u8]| CString::new(b).map_err(|_| Errno::EINVAL);
+
+    let fstype = cstr(b"overlay")?;
+    // SAFETY: fsopen takes a NUL-terminated name and flags; it returns an fd or -1.
+    let fsfd = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) };
+    let fsfd = Errno::result(fsfd)? as libc::c_int;
+    let fs = own_fd(fsfd);
+    let set = |key: &str, value: Option<&[u8]>| -> nix::Result<()> {
+        let k = cstr(key.as_bytes())?;
+        let v = value.map(cstr).transpose()?;
+        let (cmd, vp) = match &v {
+            Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
+            None => (FSCONFIG_SET_FLAG, std::ptr::null()),
+        };
+        // SAFETY: key and value are NUL-terminated strings that outlive the call.
+        let rc = unsafe { libc::syscall(libc::SYS_fsconfig, fsfd, cmd, k.as_ptr(), vp, 0) };
+        Errno::result(rc).map(drop)
+    };
+    for l in lowers_top_first {
+        set("lowerdir+", Some(l.as_os_str().as_bytes()))?;
+    }
+    set("upperdir", Some(upper.as_os_str().as_bytes()))?;
+    set("workdir", Some(work.as_os_str().as_bytes()))?;
+    set("userxattr", None)?;
+    // SAFETY: no pointers are passed with FSCONFIG_CMD_CREATE.
+    let rc = unsafe { libc::syscall(libc::SYS_fsconfig, fsfd, FSCONFIG_CMD_CREATE, 0usize, 0usize, 0) };
+    Errno::result(rc)?;
+    // SAFETY: fsmount takes the configured fs context fd and flags only.
+    let mfd = unsafe { libc::syscall(libc::SYS_fsmount, fsfd, FSMOUNT_CLOEXEC, 0) };
+    let mfd = Errno::result(mfd)? as libc::c_int;
+    let _m = own_fd(mfd);
+    drop(fs);
+    let empty = cstr(b"")?;
+    let t = cstr(target.as_os_str().as_bytes())?;
+    // SAFETY: both paths are NUL-terminated; mfd is the mount fd we own.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mfd,
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    Errno::result(rc).map(drop)
+}

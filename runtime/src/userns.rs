@@ -1,0 +1,226 @@
+//! Entering a user + mount namespace before anything else runs.
+//!
+//! An unprivileged `slipway` re-executes itself (`/proc/self/exe`, same arguments) with
+//! `_SLIPWAY_USERNS=child`. The child unshares `CLONE_NEWUSER | CLONE_NEWNS` first thing,
+//! tells the parent over a pipe, and waits. The parent maps it with `newuidmap` /
+//! `newgidmap` (container 0 → the caller, 1..N → the subordinate ranges) — or, without
+//! subordinate ranges, with a single id written to `/proc/PID/uid_map` — and then lets it
+//! go. The child becomes root of its namespace, makes all mounts private and carries on
+//! as the real slipway; the parent only waits and passes the exit status on.
+//!
+//! This must run before any thread exists: `unshare(CLONE_NEWUSER)` fails in a
+//! multi-threaded process.
+
+use crate::error::{Result, RuntimeError};
+use crate::subid;
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
+use nix::unistd::{Gid, Uid};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::Command;
+
+const STAGE_ENV: &str = "_SLIPWAY_USERNS";
+const FDS_ENV: &str = "_SLIPWAY_USERNS_FDS";
+/// Set in the namespace to `full` or `single`, for diagnostics and tests.
+pub const MAPPING_ENV: &str = "_SLIPWAY_USERNS_MAPPING";
+
+/// What [`enter`] decided.
+pub enum Entered {
+    /// This process is now root of a user namespace (or was root already) with a private
+    /// mount namespace: carry on.
+    Inside,
+    /// This process is the outer parent; the child has finished with this exit code.
+    ParentDone(i32),
+}
+
+/// Host files the mapping is read from (injectable for tests).
+pub struct HostIds<'a> {
+    pub subuid: &'a Path,
+    pub subgid: &'a Path,
+}
+
+impl Default for HostIds<'static> {
+    fn default() -> Self {
+        HostIds {
+            subuid: Path::new("/etc/subuid"),
+            subgid: Path::new("/etc/subgid"),
+        }
+    }
+}
+
+/// Enter the namespace if needed. Call first thing in `main`.
+pub fn enter(host: &HostIds) -> Result<Entered> {
+    if std::env::var_os(STAGE_ENV).is_some_and(|v| v == "child") {
+        child_side()?;
+        return Ok(Entered::Inside);
+    }
+    if Uid::effective().is_root() {
+        // Real root, or already root of a namespace: only a private mount namespace.
+        nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(RuntimeError::sys("unshare(CLONE_NEWNS)"))?;
+        make_mounts_private()?;
+        return Ok(Entered::Inside);
+    }
+    parent_side(host).map(Entered::ParentDone)
+}
+
+fn make_mounts_private() -> Result<()> {
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(RuntimeError::sys("making mounts private"))
+}
+
+fn child_side() -> Result<()> {
+    let fds = std::env::var(FDS_ENV).map_err(|_| RuntimeError::Other(format!("{FDS_ENV} is not set")))?;
+    let (ready_fd, go_fd) = fds
+        .split_once(',')
+        .and_then(|(a, b)| Some((a.parse::<i32>().ok()?, b.parse::<i32>().ok()?)))
+        .ok_or_else(|| RuntimeError::Other(format!("bad {FDS_ENV}={fds}")))?;
+    let (mut ready, mut go) = (fd_file(ready_fd)?, fd_file(go_fd)?);
+
+    let unshared = nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS);
+    // Always answer the parent so it never waits forever.
+    ready
+        .write_all(if unshared.is_ok() { b"1" } else { b"0" })
+        .map_err(RuntimeError::io("signalling the parent over", "pipe"))?;
+    drop(ready);
+    unshared.map_err(|source| RuntimeError::UserNamespace { source })?;
+    let mut answer = [0u8; 1];
+    let n = go
+        .read(&mut answer)
+        .map_err(RuntimeError::io("waiting for the id mapping on", "pipe"))?;
+    if n == 0 || answer[0] != b'1' {
+        // The parent failed to map us and has printed why.
+        std::process::exit(125);
+    }
+    nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+        .map_err(RuntimeError::sys("setresgid(0) in the user namespace"))?;
+    nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+        .map_err(RuntimeError::sys("setresuid(0) in the user namespace"))?;
+    // Credentials changed, which cleared any death signal: die with the parent.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(RuntimeError::sys("prctl(PR_SET_PDEATHSIG)"))?;
+    make_mounts_private()
+}
+
+/// Adopt an inherited pipe end; validate it first so a bogus env var fails cleanly.
+fn fd_file(fd: i32) -> Result<std::fs::File> {
+    nix::fcntl::fcntl(crate::sys::borrow_fd(fd), nix::fcntl::FcntlArg::F_GETFD)
+        .map_err(RuntimeError::sys(format!("inherited fd {fd}")))?;
+    Ok(std::fs::File::from(crate::sys::own_fd(fd)))
+}
+
+fn parent_side(host: &HostIds) -> Result<i32> {
+    let uid = Uid::current().as_raw();
+    let gid = Gid::current().as_raw();
+    let user = nix::unistd::User::from_uid(Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string());
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let uid_ranges = subid::parse(&read(host.subuid), &user, uid);
+    let group = nix::unistd::Group::from_gid(Gid::from_raw(gid))
+        .ok()
+        .flatten()
+        .map(|g| g.name);
+    let mut gid_ranges = subid::parse(&read(host.subgid), &user, uid);
+    if gid_ranges.is_empty()
+        && let Some(g) = group
+    {
+        gid_ranges = subid::parse(&read(host.subgid), &g, gid);
+    }
+    let full = !uid_ranges.is_empty() && !gid_ranges.is_empty();
+
+    let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(RuntimeError::sys("pipe2"));
+    let (ready_r, ready_w) = pipe()?;
+    let (go_r, go_w) = pipe()?;
+    let exe = std::fs::read_link("/proc/self/exe").map_err(RuntimeError::io("reading", "/proc/self/exe"))?;
+    let mut cmd = Command::new(&exe);
+    cmd.args(std::env::args_os().skip(1))
+        .env(STAGE_ENV, "child")
+        .env(FDS_ENV, format!("{},{}", ready_w.as_raw_fd(), go_r.as_raw_fd()))
+        .env(MAPPING_ENV, if full { "full" } else { "single" });
+    if let Some(a0) = std::env::args_os().next() {
+        cmd.arg0(a0);
+    }
+    let (ready_w_raw, go_r_raw) = (ready_w.as_raw_fd(), go_r.as_raw_fd());
+    crate::sys::keep_fds_on_exec(&mut cmd, &[ready_w_raw, go_r_raw]);
+    let mut child = cmd.spawn().map_err(RuntimeError::io("re-executing", &exe))?;
+    drop(ready_w);
+    drop(go_r);
+    let pid = child.id() as i32;
+
+    // Ctrl-C reaches the child through the terminal; the parent must outlive it.
+    crate::sys::ignore_interactive_signals();
+
+    let mut ready = std::fs::File::from(ready_r);
+    let mut b = [0u8; 1];
+    let n = ready
+        .read(&mut b)
+        .map_err(RuntimeError::io("waiting for the child on", "pipe"))?;
+    let mut go = std::fs::File::from(go_w);
+    if n == 1 && b[0] == b'1' {
+        let mapped = if full {
+            run_map("newuidmap", pid, &subid::map_args(uid, &uid_ranges))
+                .and_then(|_| run_map("newgidmap", pid, &subid::map_args(gid, &gid_ranges)))
+        } else {
+            tracing::warn!(
+                user = %user,
+                "no subordinate id ranges for {user} in /etc/subuid and /etc/subgid: using a single-id mapping, so files cannot be owned by other users inside builds (chown fails)"
+            );
+            single_map(pid, uid, gid)
+        };
+        match mapped {
+            Ok(()) => {
+                let _ = go.write_all(b"1");
+            }
+            Err(e) => {
+                let _ = go.write_all(b"0");
+                drop(go);
+                let _ = child.wait();
+                return Err(e);
+            }
+        }
+    }
+    drop(go);
+    let status = child.wait().map_err(RuntimeError::io("waiting for", &exe))?;
+    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+fn run_map(tool: &'static str, pid: i32, args: &[String]) -> Result<()> {
+    let out = Command::new(tool)
+        .arg(pid.to_string())
+        .args(args)
+        .output()
+        .map_err(|e| RuntimeError::IdMap {
+            tool,
+            pid,
+            message: e.to_string(),
+        })?;
+    if !out.status.success() {
+        return Err(RuntimeError::IdMap {
+            tool,
+            pid,
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn single_map(pid: i32, uid: u32, gid: u32) -> Result<()> {
+    let write = |file: &str, data: String| {
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, data).map_err(RuntimeError::io("writing", path))
+    };
+    write("uid_map", format!("0 {uid} 1\n"))?;
+    write("setgroups", "deny\n".into())?;
+    write("gid_map", format!("0 {gid} 1\n"))
+}

@@ -1,0 +1,48 @@
+//! The command line: werf's flag and environment names, one function per command.
+
+use crate::internal;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Daemonless, rootless container-image builder for werf.yaml projects.
+#[derive(Debug, Parser)]
+#[command(name = "slipway", version, propagate_version = true)]
+pub struct Cli {
+    /// Log level for diagnostics on stderr (error, warn, info, debug, trace); SLIPWAY_LOG overrides.
+    #[arg(long, global = true, env = "SLIPWAY_LOG_LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Root of the local store (default: $XDG_DATA_HOME/slipway).
+    #[arg(long, global = true, env = "SLIPWAY_STORAGE_ROOT")]
+    pub storage_root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Plumbing for tests and debugging.
+    #[command(hide = true, subcommand)]
+    Internal(internal::Command),
+}
+
+/// Run the parsed command; returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Internal(c) => internal::run(c, &cli.storage_root),
+    }
+}
+
+/// The store root: `--storage-root`, else `$XDG_DATA_HOME/slipway`, else `~/.local/share/slipway`.
+pub fn storage_root(flag: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = flag {
+        return Ok(p.clone());
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d).join("slipway"));
+    }
+    let home = std::env::var_os("HOME")
+        .ok_or_else(|| anyhow::anyhow!("neither XDG_DATA_HOME nor HOME is set: pass --storage-root"))?;
+    Ok(PathBuf::from(home).join(".local/share/slipway"))
+}

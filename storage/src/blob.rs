@@ -1,0 +1,198 @@
+//! The content-addressed blob store: `blobs/sha256/<hex>`.
+//!
+//! A blob is written to a temp file in `tmp/` while it is hashed, verified against the
+//! expected digest, fsynced and renamed into place, so a reader never sees a partial
+//! blob and a kill -9 leaves only garbage in `tmp/`. Putting a blob that exists is a
+//! no-op; reading one re-verifies nothing (the name is the proof, written only after
+//! verification).
+
+use crate::digest::{Digest, HashingWriter};
+use crate::error::{Result, StorageError};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    dir: PathBuf,
+    tmp: PathBuf,
+}
+
+impl BlobStore {
+    /// `dir` holds `sha256/`; `tmp` must be on the same filesystem.
+    pub fn new(dir: PathBuf, tmp: PathBuf) -> Self {
+        BlobStore { dir, tmp }
+    }
+
+    pub fn path(&self, d: &Digest) -> PathBuf {
+        self.dir.join("sha256").join(d.hex())
+    }
+
+    pub fn exists(&self, d: &Digest) -> bool {
+        self.path(d).is_file()
+    }
+
+    pub fn open(&self, d: &Digest) -> Result<File> {
+        File::open(self.path(d)).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StorageError::MissingBlob(d.clone()),
+            _ => StorageError::io("opening blob", self.path(d))(e),
+        })
+    }
+
+    pub fn read(&self, d: &Digest) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.open(d)?
+            .read_to_end(&mut v)
+            .map_err(StorageError::io("reading blob", self.path(d)))?;
+        Ok(v)
+    }
+
+    pub fn size(&self, d: &Digest) -> Result<u64> {
+        Ok(self
+            .open(d)?
+            .metadata()
+            .map_err(StorageError::io("stat", self.path(d)))?
+            .len())
+    }
+
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest> {
+        let d = Digest::of(bytes);
+        if !self.exists(&d) {
+            self.put_stream(&mut &bytes[..], Some(&d))?;
+        }
+        Ok(d)
+    }
+
+    /// Stream `r` into the store; with `expected`, a mismatch is an error and nothing is kept.
+    pub fn put_stream(&self, r: &mut dyn Read, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        let mut w = self.writer()?;
+        std::io::copy(r, &mut w).map_err(StorageError::io("writing blob to", w.temp_path().to_path_buf()))?;
+        w.commit(expected)
+    }
+
+    /// A writer whose bytes become a blob on [`BlobWriter::commit`].
+    pub fn writer(&self) -> Result<BlobWriter> {
+        std::fs::create_dir_all(&self.tmp).map_err(StorageError::io("creating", &self.tmp))?;
+        let tmp = tempfile_in(&self.tmp)?;
+        Ok(BlobWriter {
+            store: self.clone(),
+            inner: HashingWriter::new(tmp.1),
+            temp: tmp.0,
+        })
+    }
+}
+
+fn tempfile_in(dir: &Path) -> Result<(PathBuf, File)> {
+    for _ in 0..16 {
+        let p = dir.join(format!("blob-{}", random_suffix()));
+        match File::options().write(true).create_new(true).open(&p) {
+            Ok(f) => return Ok((p, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(StorageError::io("creating temp file", p)(e)),
+        }
+    }
+    Err(StorageError::Other(format!(
+        "cannot create a temp file in {}",
+        dir.display()
+    )))
+}
+
+/// A short random-enough suffix for temp names (pid + time + counter).
+pub fn random_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        t.as_nanos(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub struct BlobWriter {
+    store: BlobStore,
+    inner: HashingWriter<File>,
+    temp: PathBuf,
+}
+
+impl BlobWriter {
+    pub fn temp_path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// Verify, fsync and rename into place; returns the digest and size.
+    pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        let BlobWriter { store, inner, temp } = self;
+        let (digest, size, file) = inner.finish();
+        let guard = TempGuard(&temp);
+        if let Some(exp) = expected
+            && *exp != digest
+        {
+            return Err(StorageError::DigestMismatch {
+                what: "blob".into(),
+                expected: exp.clone(),
+                found: digest,
+            });
+        }
+        file.sync_all().map_err(StorageError::io("fsync", &temp))?;
+        drop(file);
+        let dest = store.path(&digest);
+        let parent = dest.parent().expect("blob path has a parent");
+        std::fs::create_dir_all(parent).map_err(StorageError::io("creating", parent))?;
+        std::fs::rename(&temp, &dest).map_err(StorageError::io("renaming blob into", &dest))?;
+        std::mem::forget(guard);
+        sync_dir(parent);
+        Ok((digest, size))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Removes a temp file unless forgotten.
+struct TempGuard<'a>(&'a Path);
+
+impl Drop for TempGuard<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
+    }
+}
+
+/// fsync a directory so a rename into it is durable; failures only cost durability.
+pub fn sync_dir(dir: &Path) {
+    if let Ok(f) = File::open(dir) {
+        let _ = f.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_verify_and_reject() {
+        let t = tempfile::tempdir().unwrap();
+        let s = BlobStore::new(t.path().join("blobs"), t.path().join("tmp"));
+        let d = s.put_bytes(b"hello").unwrap();
+        assert_eq!(s.read(&d).unwrap(), b"hello");
+        let wrong = Digest::of(b"other");
+        let e = s.put_stream(&mut &b"hello"[..], Some(&wrong)).unwrap_err();
+        assert!(matches!(e, StorageError::DigestMismatch { .. }), "{e}");
+        assert!(!s.exists(&wrong));
+        assert_eq!(
+            std::fs::read_dir(t.path().join("tmp")).unwrap().count(),
+            0,
+            "temp file left behind"
+        );
+        assert!(matches!(s.open(&wrong), Err(StorageError::MissingBlob(_))));
+    }
+}

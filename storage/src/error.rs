@@ -1,0 +1,64 @@
+//! The crate's error type.
+
+use crate::digest::Digest;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{action} {path}: {source}")]
+    Sys {
+        action: &'static str,
+        path: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("digest mismatch for {what}: expected {expected}, found {found}")]
+    DigestMismatch {
+        what: String,
+        expected: Digest,
+        found: Digest,
+    },
+    #[error("invalid digest {0:?}: expected sha256:<64 lowercase hex digits>")]
+    InvalidDigest(String),
+    #[error(
+        "refusing layer entry {entry:?} of layer {layer}: {reason}; the image is broken or hostile, nothing was written outside the layer"
+    )]
+    UnsafeEntry {
+        layer: String,
+        entry: String,
+        reason: String,
+    },
+    #[error("reading layer {layer}: {message}")]
+    BadLayer { layer: String, message: String },
+    #[error("blob {0} is not in the local store")]
+    MissingBlob(Digest),
+    #[error("decoding {what}: {source}")]
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl StorageError {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| StorageError::Io { action, path, source }
+    }
+
+    pub(crate) fn sys(action: &'static str, path: impl Into<String>) -> impl FnOnce(nix::Error) -> Self {
+        let path = path.into();
+        move |source| StorageError::Sys { action, path, source }
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -1,0 +1,69 @@
+//! The crate's only `unsafe`: extended attributes, which `nix` does not wrap.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+fn cstring(b: &[u8]) -> nix::Result<CString> {
+    CString::new(b).map_err(|_| nix::errno::Errno::EINVAL)
+}
+
+/// `fsetxattr(2)`.
+pub(crate) fn fsetxattr(fd: impl AsFd, name: &str, value: &[u8]) -> nix::Result<()> {
+    let n = cstring(name.as_bytes())?;
+    // SAFETY: `n` is NUL-terminated and `value` is a valid slice for the call's duration.
+    let rc = unsafe {
+        libc::fsetxattr(
+            fd.as_fd().as_raw_fd(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    nix::errno::Errno::result(rc).map(drop)
+}
+
+/// `llistxattr(2)`: attribute names of `path` (not following a final symlink).
+pub(crate) fn llistxattr(path: &Path) -> nix::Result<Vec<Vec<u8>>> {
+    let p = cstring(path.as_os_str().as_bytes())?;
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: `p` is NUL-terminated; `buf` is writable for `buf.len()` bytes.
+        let rc = unsafe { libc::llistxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        match nix::errno::Errno::result(rc) {
+            Ok(n) => {
+                buf.truncate(n as usize);
+                return Ok(buf
+                    .split(|b| *b == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(<[u8]>::to_vec)
+                    .collect());
+            }
+            Err(nix::errno::Errno::ERANGE) => buf.resize(buf.len() * 4, 0),
+            Err(nix::errno::Errno::ENOTSUP) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `lgetxattr(2)`.
+pub(crate) fn lgetxattr(path: &Path, name: &[u8]) -> nix::Result<Vec<u8>> {
+    let p = cstring(path.as_os_str().as_bytes())?;
+    let n = cstring(name)?;
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: `p`, `n` are NUL-terminated; `buf` is writable for `buf.len()` bytes.
+        let rc = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        match nix::errno::Errno::result(rc) {
+            Ok(len) => {
+                buf.truncate(len as usize);
+                return Ok(buf);
+            }
+            Err(nix::errno::Errno::ERANGE) => buf.resize(buf.len() * 4, 0),
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! Unpacking a layer tarball into an empty directory, in overlayfs' format.
+//!
+//! Runs inside slipway's user namespace, so owners are set for real. Every entry is
+//! placed through directory fds opened with `O_NOFOLLOW`: an entry whose path is
+//! absolute, contains `..`, or passes through a symlink is refused with an error naming
+//! it, as is a hardlink whose target would be outside the layer, so nothing is ever
+//! written outside `dest`. OCI whiteouts become overlayfs whiteouts (`.wh.x` → character
+//! device 0/0 `x`; `.wh..wh..opq` → `user.overlay.opaque=y` on the directory).
+//!
+//! Devices cannot be created in a user namespace: they are skipped and listed in the
+//! result. `trusted.*` and `security.selinux` xattrs are dropped.
+
+use crate::digest::{Digest, HashingReader};
+use crate::error::{Result, StorageError};
+use crate::image::Compression;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{Mode, SFlag};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{Gid, Uid};
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+pub const OPAQUE_XATTR: &str = "user.overlay.opaque";
+const WHITEOUT_PREFIX: &[u8] = b".wh.";
+const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
+
+/// What unpacking found.
+#[derive(Debug, Clone, Default)]
+pub struct Unpacked {
+    /// sha256 of the uncompressed tar stream.
+    pub diff_id: Option<Digest>,
+    /// Uncompressed size in bytes.
+    pub size: u64,
+    /// Device nodes in the layer that could not be created (paths).
+    pub skipped_devices: Vec<String>,
+    /// Entries whose owner could not be set (single-id user namespace).
+    pub chown_failures: u64,
+}
+
+/// Unpack `reader` (compressed as `compression`) into `dest`, an empty directory.
+/// `layer` names the layer in errors.
+pub fn unpack(reader: impl Read, compression: Compression, dest: &Path, layer: &str) -> Result<Unpacked> {
+    let decoded: Box<dyn Read + '_> = match compression {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+        Compression::None => Box::new(reader),
+        Compression::Zstd => {
+            return Err(StorageError::BadLayer {
+                layer: layer.into(),
+                message: "zstd layers are not supported yet".into(),
+            });
+        }
+    };
+    let mut hashed = HashingReader::new(decoded);
+    let root = open_dir_at(None, dest).map_err(StorageError::sys("opening", dest.display().to_string()))?;
+    let mut u = Unpacker {
+        root,
+        layer,
+        out: Unpacked::default(),
+        dir_times: Vec::new(),
+    };
+    {
+        let mut archive = tar::Archive::new(&mut hashed);
+        let entries = archive.entries().map_err(|e| u.bad(format!("reading tar: {e}")))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| u.bad(format!("reading tar: {e}")))?;
+            u.apply(&mut entry)?;
+        }
+    }
+    let (diff_id, size, _) = hashed
+        .drain_and_finish()
+        .map_err(|e| u.bad(format!("reading tar: {e}")))?;
+    u.apply_dir_times();
+    u.out.diff_id = Some(diff_id);
+    u.out.size = size;
+    Ok(u.out)
+}
+
+struct Unpacker<'a> {
+    root: OwnedFd,
+    layer: &'a str,
+    out: Unpacked,
+    /// Directory mtimes are set last: later entries change them.
+    dir_times: Vec<(Vec<Vec<u8>>, i64)>,
+}
+
+fn open_dir_at(parent: Option<&OwnedFd>, name: impl AsRef<OsStr>) -> nix::Result<OwnedFd> {
+    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+    match parent {
+        Some(p) => nix::fcntl::openat(p, name.as_ref(), flags, Mode::empty()),
+        None => nix::fcntl::open(name.as_ref(), flags, Mode::empty()),
+    }
+}
+
+/// Split an entry path into clean components, refusing anything that could escape.
+fn components(raw: &[u8]) -> std::result::Result<Vec<Vec<u8>>, &'static str> {
+    if raw.first() == Some(&b'/') {
+        return Err("absolute paths are not allowed in layers");
+    }
+    let mut out = Vec::new();
+    for c in raw.split(|b| *b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => return Err("'..' would leave the layer"),
+            c => out.push(c.to_vec()),
+        }
+    }
+    Ok(out)
+}
+
+impl Unpacker<'_> {
+    fn bad(&self, message: String) -> StorageError {
+        StorageError::BadLayer {
+            layer: self.layer.to_string(),
+            message,
+        }
+    }
+
+    fn unsafe_entry(&self, entry: &[u8], reason: impl Into<String>) -> StorageError {
+        StorageError::UnsafeEntry {
+            layer: self.layer.to_string(),
+            entry: String::from_utf8_lossy(entry).into_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Open the directory `comps` below the root, creating missing ones when asked,
+    /// never following a symlink.
+    fn open_path(&self, comps: &[Vec<u8>], create: bool, entry: &[u8]) -> Result<OwnedFd> {
+        let mut fd = self.root.try_clone().map_err(|e| self.bad(format!("dup: {e}")))?;
+        for (i, c) in comps.iter().enumerate() {
+            let name = OsStr::from_bytes(c);
+            fd = match open_dir_at(Some(&fd), name) {
+                Ok(next) => next,
+                Err(Errno::ENOENT) if create => {
+                    nix::sys::stat::mkdirat(&fd, name, Mode::from_bits_truncate(0o755))
+                        .map_err(|e| self.bad(format!("creating parent of {}: {e}", String::from_utf8_lossy(entry))))?;
+                    open_dir_at(Some(&fd), name).map_err(|e| self.bad(format!("opening parent: {e}")))?
+                }
+                Err(e) => {
+                    let so_far = comps[..=i]
+                        .iter()
+                        .map(|c| String::from_utf8_lossy(c))
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    let is_link = nix::sys::stat::fstatat(&fd, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+                        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT) == SFlag::S_IFLNK);
+                    let reason = if is_link {
+                        format!("its parent {so_far} is a symlink, and writing through it could leave the layer")
+                    } else {
+                        format!("its parent {so_far} cannot be opened as a directory: {e}")
+                    };
+                    return Err(self.unsafe_entry(entry, reason));
+                }
+            };
+        }
+        Ok(fd)
+    }
+
+    fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
+        let raw = entry.path_bytes().into_owned();
+        let comps = components(&raw).map_err(|r| self.unsafe_entry(&raw, r))?;
+        let Some((name, parents)) = comps.split_last() else {
+            return Ok(()); // the layer root itself
+        };
+        let header = entry.header();
+        let kind = header.entry_type();
+
+        if name.as_slice() == OPAQUE_MARKER {
+            let dir = self.open_path(parents, true, &raw)?;
+            crate::sys::fsetxattr(&dir, OPAQUE_XATTR, b"y")
+                .map_err(|e| self.bad(format!("marking {} opaque: {e}", String::from_utf8_lossy(&raw))))?;
+            return Ok(());
+        }
+        let parent = self.open_path(parents, true, &raw)?;
+        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+            if hidden.is_empty() || hidden == b"." || hidden == b".." {
+                return Err(self.unsafe_entry(&raw, "malformed whiteout"));
+            }
+            let hidden = OsStr::from_bytes(hidden);
+            self.remove_existing(&parent, hidden)?;
+            nix::sys::stat::mknodat(&parent, hidden, SFlag::S_IFCHR, Mode::empty(), 0)
+                .map_err(|e| self.bad(format!("creating whiteout {}: {e}", String::from_utf8_lossy(&raw))))?;
+            return Ok(());
+        }
+        let name_os = OsStr::from_bytes(name);
+        let mode = Mode::from_bits_truncate((header.mode().unwrap_or(0o644) & 0o7777) as libc::mode_t);
+        let uid = header.uid().unwrap_or(0) as u32;
+        let gid = header.gid().unwrap_or(0) as u32;
+        let mtime = header.mtime().unwrap_or(0) as i64;
+        let layer = self.layer.to_string();
+        let what = |e: Errno| StorageError::BadLayer {
+            layer: layer.clone(),
+            message: format!("creating {}: {e}", String::from_utf8_lossy(&raw)),
+        };
+
+        use tar::EntryType as T;
+        match kind {
+            T::Directory => {
+                let existing = nix::sys::stat::fstatat(&parent, name_os, AtFlags::AT_SYMLINK_NOFOLLOW).ok();
+                let is_dir = existing.is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+                if !is_dir {
+                    if existing.is_some() {
+                        self.remove_existing(&parent, name_os)?;
+                    }
+                    nix::sys::stat::mkdirat(&parent, name_os, Mode::from_bits_truncate(0o700)).map_err(what)?;
+                }
+                let dir = open_dir_at(Some(&parent), name_os).map_err(what)?;
+                self.set_owner_mode(&dir, uid, gid, mode)?;
+                self.set_xattrs(&dir, entry, &raw)?;
+                self.dir_times.push((comps.clone(), mtime));
+            }
+            T::Regular | T::Continuous | T::GNUSparse => {
+                self.remove_existing(&parent, name_os)?;
+                let fd = nix::fcntl::openat(
+                    &parent,
+                    name_os,
+                    OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o600),
+                )
+                .map_err(what)?;
+                let mut file = std::fs::File::from(fd);
+                std::io::copy(entry, &mut file)
+                    .map_err(|e| self.bad(format!("writing {}: {e}", String::from_utf8_lossy(&raw))))?;
+                let fd = OwnedFd::from(file);
+                self.set_owner_mode(&fd, uid, gid, mode)?;
+                self.set_xattrs(&fd, entry, &raw)?;
+                let t = TimeSpec::new(mtime, 0);
+                nix::sys::stat::futimens(&fd, &t, &t).map_err(what)?;
+            }
+            T::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| self.unsafe_entry(&raw, "symlink without a target"))?
+                    .into_owned();
+                self.remove_existing(&parent, name_os)?;
+                nix::unistd::symlinkat(OsStr::from_bytes(&target), &parent, name_os).map_err(what)?;
+                self.chown_at(&parent, name_os, uid, gid)?;
+                let t = TimeSpec::new(mtime, 0);
+                nix::sys::stat::utimensat(
+                    &parent,
+                    name_os,
+                    &t,
+                    &t,
+                    nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+                )
+                .map_err(what)?;
+            }
+            T::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| self.unsafe_entry(&raw, "hardlink without a target"))?
+                    .into_owned();
+                let tcomps = components(&target).map_err(|r| {
+                    self.unsafe_entry(
+                        &raw,
+                        format!("hardlink target {}: {r}", String::from_utf8_lossy(&target)),
+                    )
+                })?;
+                let Some((tname, tparents)) = tcomps.split_last() else {
+                    return Err(self.unsafe_entry(&raw, "hardlink to the layer root"));
+                };
+                let tparent = self.open_path(tparents, false, &raw)?;
+                let tname = OsStr::from_bytes(tname);
+                let st = nix::sys::stat::fstatat(&tparent, tname, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| {
+                    self.unsafe_entry(
+                        &raw,
+                        format!(
+                            "hardlink target {} is not in this layer: {e}",
+                            String::from_utf8_lossy(&target)
+                        ),
+                    )
+                })?;
+                if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                    return Err(self.unsafe_entry(&raw, "hardlink to a directory"));
+                }
+                if tcomps != comps {
+                    self.remove_existing(&parent, name_os)?;
+                    nix::unistd::linkat(&tparent, tname, &parent, name_os, AtFlags::empty()).map_err(what)?;
+                }
+            }
+            T::Fifo => {
+                self.remove_existing(&parent, name_os)?;
+                nix::unistd::mkfifoat(&parent, name_os, mode).map_err(what)?;
+                self.chown_at(&parent, name_os, uid, gid)?;
+            }
+            T::Char | T::Block => {
+                tracing::warn!(layer = self.layer, entry = %String::from_utf8_lossy(&raw), "device nodes cannot be created in a user namespace; skipped");
+                self.out
+                    .skipped_devices
+                    .push(String::from_utf8_lossy(&raw).into_owned());
+            }
+            T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => {}
+            other => {
+                return Err(self.bad(format!(
+                    "entry {} has unsupported type {other:?}",
+                    String::from_utf8_lossy(&raw)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_existing(&self, parent: &OwnedFd, name: &OsStr) -> Result<()> {
+        let Ok(st) = nix::sys::stat::fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
+            return Ok(());
+        };
+
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            // std's remove_dir_all never follows symlinks inside the tree.
+            let p = format!("/proc/self/fd/{}/{}", parent.as_raw_fd(), name.to_string_lossy());
+            std::fs::remove_dir_all(&p)
+                .map_err(|e| self.bad(format!("replacing directory {}: {e}", name.to_string_lossy())))
+        } else {
+            nix::unistd::unlinkat(parent, name, nix::unistd::UnlinkatFlags::NoRemoveDir)
+                .map_err(|e| self.bad(format!("replacing {}: {e}", name.to_string_lossy())))
+        }
+    }
+
+    fn set_owner_mode(&mut self, fd: &OwnedFd, uid: u32, gid: u32, mode: Mode) -> Result<()> {
+        match nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))) {
+            Ok(()) => {}
+            Err(Errno::EINVAL) | Err(Errno::EPERM) => self.out.chown_failures += 1,
+            Err(e) => return Err(self.bad(format!("chown: {e}"))),
+        }
+        // After chown, which clears set-id bits.
+        nix::sys::stat::fchmod(fd, mode).map_err(|e| self.bad(format!("chmod: {e}")))
+    }
+
+    fn chown_at(&mut self, parent: &OwnedFd, name: &OsStr, uid: u32, gid: u32) -> Result<()> {
+        match nix::unistd::fchownat(
+            parent,
+            name,
+            Some(Uid::from_raw(uid)),
+            Some(Gid::from_raw(gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Ok(()) => Ok(()),
+            Err(Errno::EINVAL) | Err(Errno::EPERM) => {
+                self.out.chown_failures += 1;
+                Ok(())
+            }
+            Err(e) => Err(self.bad(format!("chown {}: {e}", name.to_string_lossy()))),
+        }
+    }
+
+    fn set_xattrs<R: Read>(&self, fd: &OwnedFd, entry: &mut tar::Entry<'_, R>, raw: &[u8]) -> Result<()> {
+        let Ok(Some(exts)) = entry.pax_extensions() else {
+            return Ok(());
+        };
+        for ext in exts.flatten() {
+            let Ok(key) = ext.key() else { continue };
+            let Some(name) = key.strip_prefix("SCHILY.xattr.") else {
+                continue;
+            };
+            if !keep_xattr(name) {
+                continue;
+            }
+            if let Err(e) = crate::sys::fsetxattr(fd, name, ext.value_bytes()) {
+                tracing::warn!(layer = self.layer, entry = %String::from_utf8_lossy(raw), xattr = name, error = %e, "xattr not set");
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_dir_times(&mut self) {
+        for (comps, mtime) in std::mem::take(&mut self.dir_times).into_iter().rev() {
+            let Some((name, parents)) = comps.split_last() else {
+                continue;
+            };
+            let Ok(parent) = self.open_path(parents, false, name) else {
+                continue;
+            };
+            let t = TimeSpec::new(mtime, 0);
+            let _ = nix::sys::stat::utimensat(
+                &parent,
+                OsStr::from_bytes(name),
+                &t,
+                &t,
+                nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+            );
+        }
+    }
+}
+
+/// Which xattrs a layer may carry into the store (and out of it at commit).
+pub fn keep_xattr(name: &str) -> bool {
+    !(name.starts_with("trusted.") || name == "security.selinux" || name.starts_with("user.overlay."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_refuse_escapes() {
+        assert_eq!(
+            components(b"./a//b/./c").unwrap(),
+            vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+        );
+        assert!(components(b"").unwrap().is_empty());
+        assert!(components(b"../../escape").is_err());
+        assert!(components(b"a/../../b").is_err());
+        assert!(components(b"/abs").is_err());
+    }
+
+    #[test]
+    fn xattr_filter() {
+        assert!(keep_xattr("user.foo"));
+        assert!(keep_xattr("security.capability"));
+        assert!(!keep_xattr("trusted.overlay.opaque"));
+        assert!(!keep_xattr("security.selinux"));
+        assert!(!keep_xattr("user.overlay.origin"));
+    }
+}

@@ -1,0 +1,140 @@
+//! Shared helpers: the slipway command, environment checks, fixtures.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Whether the rootless environment is here; otherwise skip (or fail in CI) with `why`.
+pub fn rootless_env(test: &str) -> bool {
+    let problem = if nix_is_root() {
+        Some(
+            "running as root proves nothing about rootless builds; run scripts/test.sh (it runs the suite as an unprivileged user)",
+        )
+    } else if which("newuidmap").is_none() {
+        Some("newuidmap is missing (Debian package uidmap)")
+    } else {
+        None
+    };
+    skip_or_fail(test, problem)
+}
+
+/// The plain-HTTP registry address, if the environment provides one.
+pub fn registry(test: &str) -> Option<String> {
+    let r = std::env::var("SLIPWAY_TEST_REGISTRY").ok().filter(|s| !s.is_empty());
+    if r.is_none() {
+        skip_or_fail(
+            test,
+            Some("SLIPWAY_TEST_REGISTRY is not set (scripts/test.sh starts a registry and sets it)"),
+        );
+    }
+    r
+}
+
+fn skip_or_fail(test: &str, problem: Option<&str>) -> bool {
+    match problem {
+        None => true,
+        Some(p) if std::env::var("SLIPWAY_REQUIRE_PRIVILEGED_TESTS").is_ok_and(|v| v == "1") => {
+            panic!("{test}: cannot run: {p}")
+        }
+        Some(p) => {
+            eprintln!("SKIP {test}: {p}");
+            false
+        }
+    }
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+pub fn which(bin: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([
+            PathBuf::from("/usr/sbin"),
+            PathBuf::from("/usr/bin"),
+            PathBuf::from("/bin"),
+        ])
+        .map(|d| d.join(bin))
+        .find(|p| p.is_file())
+}
+
+/// A fresh per-test directory with its own store and home.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("slipway-test-")
+            .tempdir()
+            .expect("creating test dir");
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        Env { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `slipway ARGS` with this test's store and home.
+    pub fn slipway(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_slipway"));
+        c.env("XDG_DATA_HOME", self.path().join("data"))
+            .env("HOME", self.path().join("home"))
+            .env_remove("SLIPWAY_STORAGE_ROOT")
+            .env_remove("WERF_REPO");
+        c
+    }
+
+    /// A busybox rootfs made from the host's static busybox, owned by the current user.
+    pub fn busybox_rootfs(&self, name: &str) -> PathBuf {
+        let root = self.path().join(name);
+        for d in ["bin", "etc", "tmp", "root"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let busybox = which("busybox").expect("busybox-static is not installed");
+        std::fs::copy(&busybox, root.join("bin/busybox")).unwrap();
+        for applet in [
+            "sh", "id", "ls", "cat", "echo", "mkdir", "rm", "chown", "stat", "hostname", "touch", "ln",
+        ] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+        std::fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("etc/group"), "root:x:0:\napp:x:1000:\n").unwrap();
+        root
+    }
+}
+
+/// Run and return output, panicking with both streams if the exit code differs.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("spawning slipway");
+    assert!(
+        out.status.success(),
+        "command {cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
