@@ -22,6 +22,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build the images of werf.yaml (all, or those named) into the local store.
+    Build(crate::cmd::build::BuildArgs),
+    /// Build an image if needed and run a command in it (its CMD by default).
+    Run(crate::cmd::run::RunArgs),
     /// Plumbing for tests and debugging.
     #[command(hide = true, subcommand)]
     Internal(internal::Command),
@@ -30,6 +34,8 @@ pub enum Command {
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
+        Command::Build(a) => crate::cmd::build::run(a, &storage_root(&cli.storage_root)?),
+        Command::Run(a) => crate::cmd::run::run(a, &storage_root(&cli.storage_root)?),
         Command::Internal(c) => internal::run(c, &cli.storage_root),
     }
 }

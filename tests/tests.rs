@@ -6,5 +6,7 @@
 //! `SLIPWAY_TEST_REGISTRY`. With `SLIPWAY_REQUIRE_PRIVILEGED_TESTS=1` (CI) a test that
 //! cannot run fails instead of skipping.
 
+mod build;
 mod common;
+mod registry;
 mod sandbox;

@@ -11,6 +11,8 @@ pub mod commit;
 pub mod digest;
 pub mod error;
 pub mod image;
+pub mod reference;
+pub mod registry;
 pub mod store;
 mod sys;
 pub mod unpack;

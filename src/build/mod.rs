@@ -1,0 +1,176 @@
+//! The build engine: from a loaded project to stages in the store.
+//!
+//! [`build`] plans and builds the selected images one after another (Dockerfile images
+//! via [`dockerfile_image`]); the report says what was built and where.
+
+mod copy;
+mod digest;
+mod dockerfile_image;
+mod log;
+mod plan;
+mod pull;
+pub mod report;
+mod rootfs;
+mod state;
+mod steps;
+mod users;
+
+pub use log::Log;
+pub use rootfs::Mutation;
+pub use state::ImageState;
+
+use crate::config::ImageKind;
+use crate::context::BuildContext;
+use crate::project::{Project, join_rel};
+use anyhow::{Context, bail};
+use report::{BuildReport, ImageReport};
+use slipway_storage::registry::{AuthStore, Client, RegistryConfig};
+use slipway_storage::store::Store;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Settings that come from flags and the environment.
+pub struct BuildSettings {
+    pub insecure_registries: Vec<String>,
+    pub skip_tls_verify_registries: Vec<String>,
+}
+
+/// Builds selected images; returns the report and each image's final state.
+pub fn build(
+    project: &Project,
+    store: &Store,
+    images: &[String],
+    settings: &BuildSettings,
+    log: &Log,
+) -> anyhow::Result<(BuildReport, BTreeMap<String, ImageState>)> {
+    check_backend_env()?;
+    let rlimits = match std::env::var("WERF_BUILDAH_ULIMIT").ok().filter(|v| !v.is_empty()) {
+        Some(v) => {
+            slipway_runtime::rlimit::parse_list(&v, slipway_runtime::rlimit::current).context("WERF_BUILDAH_ULIMIT")?
+        }
+        None => Vec::new(),
+    };
+    let client = registry_client(settings)?;
+    let puller = pull::Puller {
+        client: &client,
+        store,
+        log,
+    };
+    let selected = project.config.select(images)?;
+    let mut report = BuildReport::default();
+    let mut states = BTreeMap::new();
+    for image in selected {
+        let started = Instant::now();
+        let shown = if image.name.is_empty() {
+            "~".to_string()
+        } else {
+            image.name.clone()
+        };
+        let d = match &image.kind {
+            ImageKind::Dockerfile(d) => d,
+            ImageKind::Stapel(_) => bail!(
+                "image {shown} (werf.yaml:{}): Stapel images are not supported yet",
+                image.line
+            ),
+        };
+        log.image_header(&shown);
+        let context_rel = join_rel(&project.dir_rel, &d.context);
+        let context = BuildContext::load(&project.repo, &project.commit, &context_rel)?;
+        if !context.uncommitted.is_empty() {
+            log.warn(&format!(
+                "image {shown}: {} file(s) in the context directory are not committed and not in the build context (giterminism): {}",
+                context.uncommitted.len(),
+                context.uncommitted.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let df_rel = join_rel(&context_rel, &d.dockerfile);
+        let df_bytes = project.repo.read_file(&project.commit.id, &df_rel)?.with_context(|| {
+            format!(
+                "image {shown}: {df_rel} is not in commit {} (werf.yaml:{})",
+                &project.commit.id[..12],
+                image.line
+            )
+        })?;
+        let df_text = String::from_utf8(df_bytes).with_context(|| format!("{df_rel} is not UTF-8"))?;
+        let dockerfile = crate::dockerfile::parse(&df_rel, &df_text)?;
+        let plan = plan::plan(
+            dockerfile,
+            &plan::PlanInput {
+                target: d.target.as_deref(),
+                build_args: &d.args,
+                context: &context,
+                cache_version: d
+                    .cache_version
+                    .as_deref()
+                    .or(project.config.meta.build.cache_version.as_deref()),
+            },
+        )?;
+        let b = dockerfile_image::DockerfileBuild {
+            store,
+            puller: &puller,
+            log,
+            project: &project.name,
+            commit: &project.commit.id,
+            image: &shown,
+            plan: &plan,
+            context: &context,
+            rlimits: &rlimits,
+            built: Default::default(),
+            report: Default::default(),
+        };
+        let state = b.run()?;
+        let stage = state.stage.clone().expect("built images are stored");
+        let manifest = stage.record.manifest.clone();
+        let config_digest = store.manifest(&manifest)?.config.digest;
+        let mut r: ImageReport = b.report.into_inner();
+        r.werf_image_name = image.name.clone();
+        r.docker_repo = project.name.clone();
+        r.docker_tag = stage.id();
+        r.docker_image_id = config_digest.to_string();
+        r.docker_image_digest = manifest.to_string();
+        r.docker_image_name = format!("{}:{}", project.name, stage.id());
+        r.final_ = image.final_;
+        log.image_footer(&shown, started.elapsed().as_secs_f64(), &r.docker_image_name);
+        report.images.insert(image.name.clone(), r);
+        states.insert(image.name.clone(), state);
+    }
+    Ok((report, states))
+}
+
+/// Resolve `user` against the passwd and group files of the rootfs at `root`.
+pub fn resolve_user_in(root: &std::path::Path, user: &str) -> anyhow::Result<users::ExecUser> {
+    let fs = copy::Rootfs::open(root)?;
+    users::resolve(user, &fs.read_file("/etc/passwd"), &fs.read_file("/etc/group"))
+}
+
+fn registry_client(settings: &BuildSettings) -> anyhow::Result<Client> {
+    let mut config = RegistryConfig::load().context("reading registries.conf")?;
+    config = config.with_insecure(settings.insecure_registries.iter().cloned());
+    config
+        .skip_tls_verify
+        .extend(settings.skip_tls_verify_registries.iter().cloned());
+    let auth = AuthStore::load().context("reading registry credentials")?;
+    Ok(Client::new(config, auth))
+}
+
+/// werf's backend variables: say clearly what is not implemented instead of ignoring it.
+fn check_backend_env() -> anyhow::Result<()> {
+    match std::env::var("WERF_BUILDAH_MODE").unwrap_or_default().as_str() {
+        "" | "auto" | "default" | "native-chroot" => {}
+        "native-rootless" => bail!(
+            "WERF_BUILDAH_MODE=native-rootless (runc/crun isolation) is not supported yet; use native-chroot or auto"
+        ),
+        "docker" => bail!("WERF_BUILDAH_MODE=docker: slipway has no Docker backend; unset it or use auto"),
+        other => bail!("WERF_BUILDAH_MODE={other:?} is not one of auto, native-chroot, native-rootless"),
+    }
+    match std::env::var("WERF_BUILDAH_STORAGE_DRIVER")
+        .unwrap_or_default()
+        .as_str()
+    {
+        "" | "auto" | "default" | "overlay" => Ok(()),
+        "vfs" => bail!(
+            "WERF_BUILDAH_STORAGE_DRIVER=vfs is not supported yet; slipway needs native overlayfs (Linux >= 5.11)"
+        ),
+        other => bail!("WERF_BUILDAH_STORAGE_DRIVER={other:?} is not one of overlay, vfs"),
+    }
+}

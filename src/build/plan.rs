@@ -1,0 +1,224 @@
+//! Planning a Dockerfile image: which Dockerfile stages are needed, and the digest of
+//! every step, computed up front from the Dockerfile, the build args and the build
+//! context — never from the images themselves — so a fully cached build needs no base
+//! image, no layer and no network.
+//!
+//! A step's digest covers the previous step's digest, the instruction as written, the
+//! values of the ARGs in scope, and for COPY/ADD the content of the sources (git blob
+//! ids) or the digest of the stage copied from. ENV values are covered through the
+//! instruction text and the chain.
+
+use super::digest::{CACHE_VERSION, sha3_224};
+use crate::context::BuildContext;
+use crate::dockerfile::{self, Dockerfile, Instruction, MetaArgs, StageRef, Step};
+use anyhow::{Context, bail};
+use std::collections::BTreeMap;
+
+/// What a Dockerfile stage starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    Scratch,
+    Image(String),
+    Stage(usize),
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedStep {
+    /// The stage name in logs and reports, e.g. `3-RUN`.
+    pub name: String,
+    /// `None` for the FROM step.
+    pub step: Option<Step>,
+    pub digest: String,
+    /// ARG values in scope after this step.
+    pub args: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedStage {
+    pub index: usize,
+    pub base: Base,
+    /// The FROM step first.
+    pub steps: Vec<PlannedStep>,
+}
+
+impl PlannedStage {
+    pub fn last_digest(&self) -> &str {
+        &self.steps.last().expect("a stage has a FROM step").digest
+    }
+}
+
+pub struct Plan {
+    pub dockerfile: Dockerfile,
+    /// Needed stages by index.
+    pub stages: BTreeMap<usize, PlannedStage>,
+    pub target: usize,
+}
+
+pub struct PlanInput<'a> {
+    pub target: Option<&'a str>,
+    pub build_args: &'a BTreeMap<String, String>,
+    pub context: &'a BuildContext,
+    pub cache_version: Option<&'a str>,
+}
+
+pub fn plan(df: Dockerfile, input: &PlanInput<'_>) -> anyhow::Result<Plan> {
+    let target = df.stage_by_target(input.target)?;
+    let mut builtins = MetaArgs::new();
+    for (k, v) in [
+        ("TARGETPLATFORM", "linux/amd64"),
+        ("TARGETOS", "linux"),
+        ("TARGETARCH", "amd64"),
+        ("BUILDPLATFORM", "linux/amd64"),
+        ("BUILDOS", "linux"),
+        ("BUILDARCH", "amd64"),
+    ] {
+        builtins.define(k, Some(v.to_string()));
+    }
+    let meta = df.resolve_meta_args(builtins, &|n| input.build_args.get(n).cloned())?;
+    let order = df.build_order(target, &meta)?;
+    let mut stages: BTreeMap<usize, PlannedStage> = BTreeMap::new();
+    for &i in &order {
+        let planned = plan_stage(&df, i, &meta, input, &stages)?;
+        stages.insert(i, planned);
+    }
+    Ok(Plan {
+        dockerfile: df,
+        stages,
+        target,
+    })
+}
+
+fn plan_stage(
+    df: &Dockerfile,
+    index: usize,
+    meta: &MetaArgs,
+    input: &PlanInput<'_>,
+    done: &BTreeMap<usize, PlannedStage>,
+) -> anyhow::Result<PlannedStage> {
+    let stage = &df.stages[index];
+    let from = df.expand_from(index, meta)?;
+    let base = match from.stage {
+        Some(s) => Base::Stage(s),
+        None if from.base.eq_ignore_ascii_case("scratch") => Base::Scratch,
+        None => Base::Image(from.base.clone()),
+    };
+    let base_id = match &base {
+        Base::Scratch => "scratch".to_string(),
+        Base::Image(r) => r.clone(),
+        Base::Stage(s) => format!(
+            "stage:{}",
+            done.get(s).context("stage planned out of order")?.last_digest()
+        ),
+    };
+    let cache_version = input.cache_version.unwrap_or("");
+    let from_digest = sha3_224(&[CACHE_VERSION, "FROM", cache_version, &base_id]);
+    let mut steps = vec![PlannedStep {
+        name: "1-FROM".into(),
+        step: None,
+        digest: from_digest,
+        args: Vec::new(),
+    }];
+    let mut args: Vec<(String, String)> = Vec::new();
+    // ENV values known from this Dockerfile, for expanding COPY sources while planning.
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    for (n, step) in stage.steps.iter().enumerate() {
+        let snapshot = (env.clone(), args.clone());
+        let lookup = |name: &str| lookup_in(&snapshot.0, &snapshot.1, name);
+        let mut extra = String::new();
+        match &step.instruction {
+            Instruction::Arg(defs) => {
+                for d in defs {
+                    let value = match (input.build_args.get(&d.name), &d.default) {
+                        (Some(v), _) => Some(v.clone()),
+                        (None, Some(default)) => Some(
+                            dockerfile::expand_word(default, &lookup, df.escape)
+                                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", df.file, step.line))?,
+                        ),
+                        (None, None) => meta.get(&d.name).flatten().map(str::to_string),
+                    };
+                    args.retain(|(k, _)| *k != d.name);
+                    if let Some(v) = value {
+                        args.push((d.name.clone(), v));
+                    }
+                }
+            }
+            Instruction::Env(_) => {
+                if let Instruction::Env(kvs) = step.expand(&df.file, &lookup, df.escape)? {
+                    for kv in kvs {
+                        env.insert(kv.key, kv.value);
+                    }
+                }
+            }
+            Instruction::Copy(_) | Instruction::Add(_) => {
+                let expanded = step.expand(&df.file, &lookup, df.escape)?;
+                let (from, sources) = match &expanded {
+                    Instruction::Copy(c) => (c.from.clone(), c.sources.clone()),
+                    Instruction::Add(a) => (None, a.sources.clone()),
+                    _ => unreachable!(),
+                };
+                match from
+                    .map(|f| df.resolve_from(&f).map_err(|k| k.at(&df.file, step.line)))
+                    .transpose()?
+                {
+                    Some(StageRef::Stage(s)) => {
+                        extra = format!(
+                            "stage:{}",
+                            done.get(&s)
+                                .with_context(|| format!(
+                                    "{}:{}: COPY --from a stage that is not built before this one",
+                                    df.file, step.line
+                                ))?
+                                .last_digest()
+                        );
+                    }
+                    Some(StageRef::Image(r)) => extra = format!("image:{r}"),
+                    None => {
+                        for src in &sources {
+                            if src.contains("://") {
+                                bail!(
+                                    "{}:{}: ADD from a URL is not supported yet: download it in a RUN step",
+                                    df.file,
+                                    step.line
+                                );
+                            }
+                            let sel = input
+                                .context
+                                .select(src)
+                                .with_context(|| format!("{}:{}", df.file, step.line))?;
+                            if sel.is_empty() {
+                                bail!("{}:{}: {}", df.file, step.line, input.context.explain_missing(src));
+                            }
+                            extra.push_str(&input.context.checksum(&sel));
+                            extra.push(';');
+                        }
+                    }
+                }
+            }
+            Instruction::Run(r) if !r.mounts.is_empty() => {
+                bail!("{}:{}: RUN --mount is not supported yet", df.file, step.line);
+            }
+            _ => {}
+        }
+        let args_text = args
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let prev = &steps.last().expect("FROM step").digest;
+        let keyword = step.instruction.keyword();
+        let digest = sha3_224(&[CACHE_VERSION, keyword, prev, &step.original, &args_text, &extra]);
+        steps.push(PlannedStep {
+            name: format!("{}-{keyword}", n + 2),
+            step: Some(step.clone()),
+            digest,
+            args: args.clone(),
+        });
+    }
+    Ok(PlannedStage { index, base, steps })
+}
+
+fn lookup_in(env: &BTreeMap<String, String>, args: &[(String, String)], name: &str) -> Option<String> {
+    env.get(name)
+        .cloned()
+        .or_else(|| args.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+}

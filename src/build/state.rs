@@ -1,0 +1,216 @@
+//! An image as the build carries it from step to step, and storing it as a stage.
+
+use super::digest::content_digest;
+use anyhow::Context;
+use slipway_storage::Digest;
+use slipway_storage::image::{self, Descriptor, History, ImageConfig, Manifest};
+use slipway_storage::store::{LayerMeta, StageRecord, StageRef, Store};
+
+/// An image: config plus layer descriptors (diffIDs are in the config).
+#[derive(Debug, Clone)]
+pub struct ImageState {
+    pub config: ImageConfig,
+    pub layers: Vec<Descriptor>,
+    /// The stage this state was loaded from or stored as.
+    pub stage: Option<StageRef>,
+}
+
+impl ImageState {
+    pub fn scratch() -> Self {
+        let config = ImageConfig {
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            ..Default::default()
+        };
+        ImageState {
+            config,
+            layers: Vec::new(),
+            stage: None,
+        }
+    }
+
+    /// Load a stored stage.
+    pub fn load(store: &Store, stage: &StageRef) -> anyhow::Result<Self> {
+        let manifest = store
+            .manifest(&stage.record.manifest)
+            .with_context(|| format!("loading stage {}", stage.id()))?;
+        let config = store
+            .config(&manifest.config.digest)
+            .with_context(|| format!("loading stage {}", stage.id()))?;
+        Ok(ImageState {
+            config,
+            layers: manifest.layers,
+            stage: Some(stage.clone()),
+        })
+    }
+
+    pub fn diff_ids(&self) -> &[Digest] {
+        &self.config.rootfs.diff_ids
+    }
+
+    /// Add a layer committed by a step.
+    pub fn push_layer(&mut self, meta: &LayerMeta) {
+        self.config.rootfs.diff_ids.push(meta.diff_id.clone());
+        self.layers.push(Descriptor {
+            media_type: meta.media_type.clone(),
+            digest: meta.digest.clone(),
+            size: meta.size,
+            annotations: None,
+            platform: None,
+        });
+    }
+
+    pub fn push_history(&mut self, created_by: &str, empty_layer: bool) {
+        self.config.history.push(History {
+            created: Some(now_rfc3339()),
+            created_by: Some(created_by.to_string()),
+            comment: Some("slipway".into()),
+            empty_layer,
+        });
+    }
+
+    /// Check that every layer is unpacked in the local store (a step needs them mounted).
+    pub fn ensure_local_layers(&self, store: &Store) -> anyhow::Result<()> {
+        for d in self.diff_ids() {
+            if store.layer_meta(d)?.is_none() {
+                anyhow::bail!(
+                    "layer {d} of this image is not in the local store {}; remove the stage or the store and build again",
+                    store.root().display()
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Labels werf puts on every stage.
+pub struct StageLabels<'a> {
+    pub project: &'a str,
+    pub commit: &'a str,
+    pub parent_stage_id: Option<String>,
+}
+
+/// Store `state` as the stage `digest` of `project`, unless a stage with that digest
+/// appeared meanwhile (another build): then that one is used and ours dropped.
+/// Returns the stage and whether ours was the one kept.
+pub fn store_stage(
+    store: &Store,
+    state: &ImageState,
+    digest: &str,
+    name: &str,
+    labels: &StageLabels<'_>,
+) -> anyhow::Result<(ImageState, bool)> {
+    let mut config = state.config.clone();
+    let l = config.config.labels.get_or_insert_with(Default::default);
+    l.insert("werf".into(), labels.project.into());
+    l.insert("werf-version".into(), format!("slipway-{}", env!("CARGO_PKG_VERSION")));
+    l.insert("werf-stage-content-digest".into(), content_digest(digest, name));
+    l.insert("werf-project-repo-commit".into(), labels.commit.into());
+    match &labels.parent_stage_id {
+        Some(p) => l.insert("werf.io/parent-stage-id".into(), p.clone()),
+        None => l.remove("werf.io/parent-stage-id"),
+    };
+    config.created = Some(now_rfc3339());
+    let config_bytes = serde_json::to_vec(&config)?;
+    let config_digest = store.blobs().put_bytes(&config_bytes)?;
+    let layers = state
+        .layers
+        .iter()
+        .map(|l| Descriptor {
+            media_type: oci_layer_type(&l.media_type),
+            ..l.clone()
+        })
+        .collect();
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(image::OCI_MANIFEST.into()),
+        config: Descriptor {
+            media_type: image::OCI_CONFIG.into(),
+            digest: config_digest,
+            size: config_bytes.len() as u64,
+            annotations: None,
+            platform: None,
+        },
+        layers,
+        annotations: None,
+    };
+    let manifest_digest = store.blobs().put_bytes(&serde_json::to_vec(&manifest)?)?;
+
+    let _lock = store.lock(&format!("{}.{digest}", labels.project))?;
+    if let Some(existing) = store.stages(labels.project, Some(digest))?.into_iter().next() {
+        return Ok((ImageState::load(store, &existing)?, false));
+    }
+    let record = StageRecord {
+        manifest: manifest_digest,
+        git_commit: None,
+    };
+    let stage = store.put_stage(labels.project, digest, now_ms(), &record)?;
+    Ok((
+        ImageState {
+            config,
+            layers: manifest.layers,
+            stage: Some(stage),
+        },
+        true,
+    ))
+}
+
+fn oci_layer_type(mt: &str) -> String {
+    match image::Compression::of_media_type(mt) {
+        Some(image::Compression::Gzip) => image::OCI_LAYER_GZIP.into(),
+        Some(image::Compression::Zstd) => image::OCI_LAYER_ZSTD.into(),
+        Some(image::Compression::None) => image::OCI_LAYER_TAR.into(),
+        None => mt.into(),
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The current UTC time as RFC 3339 (`2026-11-23T06:30:00Z`).
+pub fn now_rfc3339() -> String {
+    rfc3339(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+    )
+}
+
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn formats_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_416_645), "2026-11-23T06:50:45Z");
+    }
+}

@@ -1,0 +1,501 @@
+//! Executing one Dockerfile instruction on an image state.
+
+use super::copy::{CopyAttrs, Rootfs};
+use super::plan::{Plan, PlannedStep};
+use super::rootfs::Mutation;
+use super::state::ImageState;
+use super::users;
+use crate::context::BuildContext;
+use crate::dockerfile::{CommandLine, Healthcheck, Instruction, StageRef, Step};
+use anyhow::{Context, bail};
+use slipway_runtime::rlimit::Rlimit;
+use slipway_runtime::sandbox::{self, Bind, SandboxSpec};
+use slipway_storage::store::Store;
+use std::collections::BTreeMap;
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What steps need from the build.
+pub struct StepEnv<'a> {
+    pub store: &'a Store,
+    pub plan: &'a Plan,
+    pub context: &'a BuildContext,
+    pub rlimits: &'a [Rlimit],
+    /// Resolve another Dockerfile stage or an external image (for COPY --from).
+    pub image_of: &'a dyn Fn(&StageRef) -> anyhow::Result<ImageState>,
+}
+
+/// Apply `planned` (not FROM) to `state`. `cmd_set` tells whether CMD was set earlier in
+/// this Dockerfile stage (ENTRYPOINT resets an inherited CMD only).
+pub fn execute(
+    env: &StepEnv<'_>,
+    state: &ImageState,
+    planned: &PlannedStep,
+    cmd_set: bool,
+) -> anyhow::Result<ImageState> {
+    let step = planned.step.as_ref().expect("not the FROM step");
+    let df = &env.plan.dockerfile;
+    let at = |e: anyhow::Error| e.context(format!("{}:{}: {}", df.file, step.line, step.instruction.keyword()));
+    let mut next = state.clone();
+    let config_env = state.config.config.env.clone().unwrap_or_default();
+    let lookup = |name: &str| -> Option<String> {
+        config_env
+            .iter()
+            .rev()
+            .find_map(|e| e.strip_prefix(name)?.strip_prefix('=').map(str::to_string))
+            .or_else(|| {
+                planned
+                    .args
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            })
+    };
+    let instruction = step.expand(&df.file, &lookup, df.escape)?;
+    let c = &mut next.config.config;
+    let mut layer = None;
+    match &instruction {
+        Instruction::Arg(_) => {}
+        Instruction::Env(kvs) => kvs.iter().for_each(|kv| c.set_env(&kv.key, &kv.value)),
+        Instruction::Label(kvs) => {
+            let labels = c.labels.get_or_insert_with(Default::default);
+            for kv in kvs {
+                labels.insert(kv.key.clone(), kv.value.clone());
+            }
+        }
+        Instruction::User(u) => c.user = Some(u.clone()),
+        Instruction::Cmd(cl) => c.cmd = Some(argv(cl, c.shell.as_deref())),
+        Instruction::Entrypoint(cl) => {
+            c.entrypoint = match cl {
+                CommandLine::Shell(s) if s.trim().is_empty() => None,
+                cl => Some(argv(cl, c.shell.as_deref())),
+            };
+            if !cmd_set {
+                c.cmd = None;
+            }
+        }
+        Instruction::Expose(ports) => {
+            let e = c.exposed_ports.get_or_insert_with(Default::default);
+            for p in ports {
+                let p = if p.contains('/') {
+                    p.to_lowercase()
+                } else {
+                    format!("{p}/tcp")
+                };
+                e.insert(p, serde_json::json!({}));
+            }
+        }
+        Instruction::Volume(vs) => {
+            let v = c.volumes.get_or_insert_with(Default::default);
+            for p in vs {
+                v.insert(p.clone(), serde_json::json!({}));
+            }
+        }
+        Instruction::StopSignal(s) => c.stop_signal = Some(s.clone()),
+        Instruction::Shell(s) => c.shell = Some(s.clone()),
+        Instruction::Maintainer(m) => next.config.author = Some(m.clone()),
+        Instruction::Onbuild(o) => c.on_build.get_or_insert_with(Vec::new).push(o.expression.clone()),
+        Instruction::Healthcheck(h) => c.healthcheck = Some(healthcheck_json(h)),
+        Instruction::Workdir(w) => {
+            let dir = resolve_path(c.working_dir.as_deref().unwrap_or("/"), w);
+            c.working_dir = Some(dir.clone());
+            let user = c.user.clone().unwrap_or_default();
+            layer = with_rootfs(env.store, state, |root| {
+                let u = super::resolve_user_in(root, &user)?;
+                Rootfs::open(root)?.mkdir_all(&dir, (u.uid, u.gid))?;
+                Ok(())
+            })
+            .map_err(at)?;
+        }
+        Instruction::Run(run) => {
+            let mut cmd = run.command.clone();
+            if let CommandLine::Shell(s) = &mut cmd {
+                // The shell reads heredoc bodies itself when they follow the command.
+                for h in &run.heredocs {
+                    s.push('\n');
+                    s.push_str(&h.content);
+                    s.push_str(&h.name);
+                }
+            }
+            let argv = argv(&cmd, c.shell.as_deref());
+            let mut run_env = c.env.clone().unwrap_or_default();
+            for (k, v) in &planned.args {
+                if !run_env.iter().any(|e| e.split_once('=').is_some_and(|(ek, _)| ek == k)) {
+                    run_env.push(format!("{k}={v}"));
+                }
+            }
+            if !run_env.iter().any(|e| e.starts_with("PATH=")) {
+                run_env.push(format!("PATH={DEFAULT_PATH}"));
+            }
+            let user = c.user.clone().unwrap_or_default();
+            let cwd = c.working_dir.clone().unwrap_or_else(|| "/".into());
+            layer = with_rootfs(env.store, state, |root| run_in(root, env, argv, run_env, &user, &cwd)).map_err(at)?;
+        }
+        Instruction::Copy(copy) => {
+            let spec = CopySpec {
+                from: copy.from.clone(),
+                chown: copy.chown.clone(),
+                chmod: copy.chmod.clone(),
+                sources: copy.sources.clone(),
+                dest: copy.dest.clone(),
+                add: false,
+            };
+            layer = with_rootfs(env.store, state, |root| copy_in(root, env, state, &spec)).map_err(at)?;
+        }
+        Instruction::Add(add) => {
+            let spec = CopySpec {
+                from: None,
+                chown: add.chown.clone(),
+                chmod: add.chmod.clone(),
+                sources: add.sources.clone(),
+                dest: add.dest.clone(),
+                add: add.unpack != Some(false),
+            };
+            layer = with_rootfs(env.store, state, |root| copy_in(root, env, state, &spec)).map_err(at)?;
+        }
+    }
+    if let Some(meta) = &layer {
+        next.push_layer(meta);
+    }
+    next.push_history(&step.original, layer.is_none());
+    Ok(next)
+}
+
+/// Mount `state`, let `f` change it, and commit the changes (None: nothing changed).
+fn with_rootfs(
+    store: &Store,
+    state: &ImageState,
+    f: impl FnOnce(&std::path::Path) -> anyhow::Result<()>,
+) -> anyhow::Result<Option<slipway_storage::store::LayerMeta>> {
+    state.ensure_local_layers(store)?;
+    let m = Mutation::begin(store, state.diff_ids())?;
+    f(m.root())?;
+    m.finish()
+}
+
+fn run_in(
+    root: &std::path::Path,
+    env: &StepEnv<'_>,
+    args: Vec<String>,
+    mut run_env: Vec<String>,
+    user: &str,
+    cwd: &str,
+) -> anyhow::Result<()> {
+    let fs = Rootfs::open(root)?;
+    let u = super::resolve_user_in(root, user)?;
+    if !run_env.iter().any(|e| e.starts_with("HOME=")) {
+        run_env.push(format!("HOME={}", u.home));
+    }
+    if !fs.is_dir(cwd) {
+        fs.mkdir_all(cwd, (u.uid, u.gid))?;
+    }
+    let scratch = root.parent().expect("rootfs has a parent").join("sandbox");
+    std::fs::create_dir_all(&scratch)?;
+    let hosts = scratch.join("hosts");
+    std::fs::write(
+        &hosts,
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tslipway\n",
+    )?;
+    let resolv = scratch.join("resolv.conf");
+    std::fs::write(&resolv, std::fs::read("/etc/resolv.conf").unwrap_or_default())?;
+    let spec = SandboxSpec {
+        rootfs: root.to_path_buf(),
+        args,
+        env: run_env,
+        cwd: cwd.to_string(),
+        uid: u.uid,
+        gid: u.gid,
+        groups: u.groups,
+        hostname: "slipway".into(),
+        rlimits: env.rlimits.to_vec(),
+        binds: vec![
+            Bind {
+                source: hosts,
+                dest: "/etc/hosts".into(),
+                readonly: false,
+            },
+            Bind {
+                source: resolv,
+                dest: "/etc/resolv.conf".into(),
+                readonly: false,
+            },
+        ],
+    };
+    let exit = sandbox::run(&spec, &scratch)?;
+    if !exit.success() {
+        bail!("the command exited with code {}", exit.code);
+    }
+    Ok(())
+}
+
+struct CopySpec {
+    from: Option<String>,
+    chown: Option<String>,
+    chmod: Option<String>,
+    sources: Vec<String>,
+    dest: String,
+    /// ADD: unpack local tar archives.
+    add: bool,
+}
+
+fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: &CopySpec) -> anyhow::Result<()> {
+    let fs = Rootfs::open(root)?;
+    let (passwd, group) = (fs.read_file("/etc/passwd"), fs.read_file("/etc/group"));
+    let chown = spec
+        .chown
+        .as_deref()
+        .map(|c| users::resolve_chown(c, &passwd, &group))
+        .transpose()?;
+    let chmod = spec
+        .chmod
+        .as_deref()
+        .map(|m| u32::from_str_radix(m, 8).map_err(|_| anyhow::anyhow!("invalid --chmod={m}: expected an octal mode")))
+        .transpose()?;
+    let owner = chown.unwrap_or((0, 0));
+    let workdir = state.config.config.working_dir.as_deref().unwrap_or("/");
+    let dest = resolve_path(workdir, &spec.dest);
+    let dest_is_dir = spec.dest.ends_with('/') || spec.dest == "." || fs.is_dir(&dest);
+
+    // (host path, name for the destination) of each selected source.
+    let mut sources: Vec<(std::path::PathBuf, String)> = Vec::new();
+    let mut source_mount = None;
+    let mut held_fds = Vec::new();
+    let mtime;
+    match &spec.from {
+        Some(from) => {
+            let df = &env.plan.dockerfile;
+            let which = df.resolve_from(from).map_err(|k| anyhow::anyhow!("{k}"))?;
+            let src_state = (env.image_of)(&which)?;
+            src_state.ensure_local_layers(env.store)?;
+            let m = Mutation::begin(env.store, src_state.diff_ids())?;
+            let src_fs = Rootfs::open(m.root())?;
+            for s in &spec.sources {
+                let fd = src_fs
+                    .open_path(s)
+                    .with_context(|| format!("{s} not found in {from}"))?;
+                let name = s.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string();
+                sources.push((
+                    std::path::PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd))),
+                    name,
+                ));
+                held_fds.push(fd);
+            }
+            source_mount = Some(m);
+            mtime = None;
+        }
+        None => {
+            let dir = env.context.materialize(env.store.scratch())?;
+            for s in &spec.sources {
+                let sel = env.context.select(s)?;
+                if sel.is_empty() {
+                    bail!("{}", env.context.explain_missing(s));
+                }
+                for p in sel {
+                    let name = p.rsplit('/').next().unwrap_or("").to_string();
+                    sources.push((dir.join(&p), name));
+                }
+            }
+            mtime = Some(env.context.commit.time_unix);
+        }
+    }
+    if sources.len() > 1 && !spec.dest.ends_with('/') && !dest_is_dir {
+        bail!("when copying more than one source the destination must be a directory and end with a /");
+    }
+    let attrs = CopyAttrs {
+        chown,
+        keep_owner: false,
+        chmod,
+        mtime,
+    };
+    for (src, name) in &sources {
+        let meta = std::fs::metadata(src).with_context(|| format!("reading {}", src.display()))?;
+        if meta.is_dir() {
+            fs.mkdir_all(&dest, owner)?;
+            let mut children: Vec<_> = std::fs::read_dir(src)?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<Result<_, _>>()?;
+            children.sort();
+            for c in children {
+                fs.copy_in(
+                    &src.join(&c),
+                    &format!("{}/{}", dest.trim_end_matches('/'), c.to_string_lossy()),
+                    &attrs,
+                    owner,
+                )?;
+            }
+        } else if spec.add && is_tar_archive(src)? {
+            extract_archive(env.store, &fs, src, &dest, chown, owner)?;
+        } else {
+            let target = if dest_is_dir {
+                format!("{}/{name}", dest.trim_end_matches('/'))
+            } else {
+                dest.clone()
+            };
+            fs.copy_in(src, &target, &attrs, owner)?;
+        }
+    }
+    drop(held_fds);
+    drop(source_mount);
+    Ok(())
+}
+
+fn is_tar_archive(path: &std::path::Path) -> anyhow::Result<bool> {
+    use std::io::Read;
+    let mut head = [0u8; 512];
+    let mut f = std::fs::File::open(path)?;
+    let n = f.read(&mut head)?;
+    if n >= 2 && head[..2] == [0x1f, 0x8b] {
+        return Ok(true);
+    }
+    Ok(n >= 262 && &head[257..262] == b"ustar")
+}
+
+/// ADD of a local archive: unpack it (owners from the archive unless --chown) into `dest`.
+fn extract_archive(
+    store: &Store,
+    fs: &Rootfs,
+    src: &std::path::Path,
+    dest: &str,
+    chown: Option<(u32, u32)>,
+    owner: (u32, u32),
+) -> anyhow::Result<()> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(src)?;
+    let mut magic = [0u8; 2];
+    let n = f.read(&mut magic)?;
+    drop(f);
+    let compression = if n == 2 && magic == [0x1f, 0x8b] {
+        slipway_storage::image::Compression::Gzip
+    } else {
+        slipway_storage::image::Compression::None
+    };
+    let tmp = store.scratch_dir("add")?.join("tree");
+    std::fs::create_dir(&tmp)?;
+    let name = src.display().to_string();
+    slipway_storage::unpack::unpack(
+        std::io::BufReader::new(std::fs::File::open(src)?),
+        compression,
+        &tmp,
+        &name,
+    )?;
+    fs.mkdir_all(dest, owner)?;
+    let attrs = CopyAttrs {
+        chown,
+        keep_owner: true,
+        chmod: None,
+        mtime: None,
+    };
+    let mut children: Vec<_> = std::fs::read_dir(&tmp)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()?;
+    children.sort();
+    for c in children {
+        fs.copy_in(
+            &tmp.join(&c),
+            &format!("{}/{}", dest.trim_end_matches('/'), c.to_string_lossy()),
+            &attrs,
+            owner,
+        )?;
+    }
+    let _ = std::fs::remove_dir_all(tmp.parent().unwrap_or(&tmp));
+    Ok(())
+}
+
+/// Docker's command vector: exec form as is, shell form through SHELL (default /bin/sh -c).
+pub fn argv(cl: &CommandLine, shell: Option<&[String]>) -> Vec<String> {
+    match cl {
+        CommandLine::Exec(v) => v.clone(),
+        CommandLine::Shell(s) => {
+            let mut v: Vec<String> = shell
+                .map(<[String]>::to_vec)
+                .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+            v.push(s.clone());
+            v
+        }
+    }
+}
+
+/// A path relative to the working directory, cleaned (`..` never above `/`).
+pub fn resolve_path(workdir: &str, p: &str) -> String {
+    let joined = if p.starts_with('/') {
+        p.to_string()
+    } else {
+        format!("{workdir}/{p}")
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for c in joined.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+fn healthcheck_json(h: &Healthcheck) -> serde_json::Value {
+    match h {
+        Healthcheck::None => serde_json::json!({ "Test": ["NONE"] }),
+        Healthcheck::Check(c) => {
+            let test: Vec<String> = match &c.test {
+                CommandLine::Shell(s) => vec!["CMD-SHELL".into(), s.clone()],
+                CommandLine::Exec(v) => std::iter::once("CMD".to_string()).chain(v.iter().cloned()).collect(),
+            };
+            let mut m = BTreeMap::new();
+            m.insert("Test", serde_json::json!(test));
+            let ns = |d: &Option<std::time::Duration>| d.map(|d| serde_json::json!(d.as_nanos() as u64));
+            for (k, v) in [
+                ("Interval", ns(&c.interval)),
+                ("Timeout", ns(&c.timeout)),
+                ("StartPeriod", ns(&c.start_period)),
+                ("StartInterval", ns(&c.start_interval)),
+            ] {
+                if let Some(v) = v {
+                    m.insert(k, v);
+                }
+            }
+            if let Some(r) = c.retries {
+                m.insert("Retries", serde_json::json!(r));
+            }
+            serde_json::json!(m)
+        }
+    }
+}
+
+/// Whether CMD appears among `steps` (the steps of a stage before the current one).
+pub fn cmd_set_before(steps: &[PlannedStep]) -> bool {
+    steps
+        .iter()
+        .filter_map(|s| s.step.as_ref())
+        .any(|s: &Step| matches!(s.instruction, Instruction::Cmd(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_paths() {
+        assert_eq!(resolve_path("/app", "bin"), "/app/bin");
+        assert_eq!(resolve_path("/app", "/etc/"), "/etc");
+        assert_eq!(resolve_path("/", "../../x"), "/x");
+        assert_eq!(resolve_path("/a/b", "../c"), "/a/c");
+    }
+
+    #[test]
+    fn argv_forms() {
+        assert_eq!(
+            argv(&CommandLine::Shell("echo hi".into()), None),
+            ["/bin/sh", "-c", "echo hi"]
+        );
+        let bash = vec!["/bin/bash".to_string(), "-ec".to_string()];
+        assert_eq!(
+            argv(&CommandLine::Shell("x".into()), Some(&bash)),
+            ["/bin/bash", "-ec", "x"]
+        );
+        assert_eq!(argv(&CommandLine::Exec(vec!["a".into()]), None), ["a"]);
+    }
+}

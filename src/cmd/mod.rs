@@ -1,0 +1,52 @@
+//! One module per user-facing command.
+
+pub mod build;
+pub mod run;
+
+use clap::Args;
+use std::path::PathBuf;
+
+/// Where the project is and how to reach registries (shared by build and run).
+#[derive(Debug, Args)]
+pub struct ProjectArgs {
+    /// Project directory (where werf.yaml is); default: the current directory.
+    #[arg(long, env = "WERF_DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// werf.yaml to use, relative to --dir (read from the current commit).
+    #[arg(long, env = "WERF_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Registries to reach over plain HTTP (repeatable; WERF_INSECURE_REGISTRY=1 marks
+    /// every registry insecure, as werf does).
+    #[arg(long = "insecure-registry", value_name = "REGISTRY")]
+    pub insecure_registry: Vec<String>,
+
+    /// Registries whose TLS certificates are not verified (repeatable).
+    #[arg(long = "skip-tls-verify-registry", value_name = "REGISTRY")]
+    pub skip_tls_verify_registry: Vec<String>,
+}
+
+impl ProjectArgs {
+    pub fn dir(&self) -> anyhow::Result<PathBuf> {
+        Ok(match &self.dir {
+            Some(d) => d.clone(),
+            None => std::env::current_dir()?,
+        })
+    }
+
+    pub fn settings(&self) -> crate::build::BuildSettings {
+        let mut insecure = self.insecure_registry.clone();
+        // werf's WERF_INSECURE_REGISTRY is a boolean for all registries; a list of
+        // registries is accepted too.
+        match std::env::var("WERF_INSECURE_REGISTRY").unwrap_or_default().as_str() {
+            "" | "0" | "false" => {}
+            "1" | "true" => insecure.push("*".into()),
+            list => insecure.extend(list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty())),
+        }
+        crate::build::BuildSettings {
+            insecure_registries: insecure,
+            skip_tls_verify_registries: self.skip_tls_verify_registry.clone(),
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! `slipway run [IMAGE] [-- CMD...]`: build if needed, then run the image in the sandbox
+//! over a throw-away upper directory (nothing the command writes is kept).
+
+use super::ProjectArgs;
+use crate::build::{self, Log, Mutation};
+use crate::project::Project;
+use anyhow::{Context, bail};
+use clap::Args;
+use slipway_runtime::sandbox::{self, Bind, SandboxSpec};
+use slipway_storage::store::Store;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Image to run (may be omitted when werf.yaml has one image).
+    pub image: Option<String>,
+
+    #[command(flatten)]
+    pub project: ProjectArgs,
+
+    /// Command and arguments; replaces the image's CMD (its ENTRYPOINT stays).
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+pub fn run(args: RunArgs, storage_root: &std::path::Path) -> anyhow::Result<u8> {
+    let dir = args.project.dir()?;
+    let project = Project::load(&dir, args.project.config.as_deref())?;
+    let name = match args.image {
+        Some(n) => n,
+        None => match project.config.images.as_slice() {
+            [one] => one.name.clone(),
+            many => bail!(
+                "werf.yaml has {} images: name the one to run ({})",
+                many.len(),
+                many.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        },
+    };
+    let store = Store::open(storage_root)?;
+    let log = Log::new(true);
+    let (_, states) = build::build(
+        &project,
+        &store,
+        std::slice::from_ref(&name),
+        &args.project.settings(),
+        &log,
+    )?;
+    let state = states.get(&name).context("the image was not built")?;
+    let c = &state.config.config;
+    let mut argv: Vec<String> = c.entrypoint.clone().unwrap_or_default();
+    if args.command.is_empty() {
+        argv.extend(c.cmd.clone().unwrap_or_default());
+    } else {
+        argv.extend(args.command);
+    }
+    if argv.is_empty() {
+        bail!("image {name} has no ENTRYPOINT or CMD: give a command after --");
+    }
+    state.ensure_local_layers(&store)?;
+    let m = Mutation::begin(&store, state.diff_ids())?;
+    let fs = build::resolve_user_in(m.root(), c.user.as_deref().unwrap_or(""))?;
+    let mut env = c.env.clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", fs.home));
+    }
+    let scratch = m.scratch().join("run");
+    std::fs::create_dir_all(&scratch)?;
+    let hosts = scratch.join("hosts");
+    std::fs::write(&hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost\n")?;
+    let spec = SandboxSpec {
+        rootfs: m.root().to_path_buf(),
+        args: argv,
+        env,
+        cwd: c
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into()),
+        uid: fs.uid,
+        gid: fs.gid,
+        groups: fs.groups,
+        hostname: "slipway".into(),
+        rlimits: Vec::new(),
+        binds: vec![Bind {
+            source: hosts,
+            dest: "/etc/hosts".into(),
+            readonly: false,
+        }],
+    };
+    let exit = sandbox::run(&spec, &scratch)?;
+    drop(m);
+    Ok(exit.code.clamp(0, 255) as u8)
+}

@@ -1,0 +1,350 @@
+//! werf.yaml (configVersion 1): parsing and validation into typed, engine-ready values.
+//!
+//! The file is a stream of YAML documents split the werf way (`split.rs`): exactly one
+//! meta document (`configVersion`), then any number of image documents, each either a
+//! Dockerfile image (`dockerfile:`) or a Stapel image (`image:` / `artifact:`). Every
+//! document is deserialized strictly, so a misspelt key is an error naming its line.
+//! After all documents parse, whole-config rules run (`graph.rs`): unique image names,
+//! references that resolve, no dependency cycles.
+//!
+//! This module does no I/O: [`parse`] takes the file's text, and every error names the
+//! file and a line of the *whole* file. [`parse`] refuses Go templates (`{{ … }}`);
+//! [`parse_template`] first renders the supported subset (`template.rs`) with the
+//! variables the caller passes in, then parses the result.
+//!
+//! ```text
+//! parse_template(file, text, input) = parse(file, render(file, text, input))
+//! parse(file, text)
+//!   ├─ split::reject_templates      `{{` anywhere → error
+//!   ├─ split::split_docs            `---` lines, empty docs dropped, start lines kept
+//!   ├─ per doc: probe keys ─┬─ meta::parse_meta              (configVersion)
+//!   │                       ├─ dockerfile::parse_dockerfile  (dockerfile)
+//!   │                       └─ stapel::parse_stapel          (image | artifact)
+//!   ├─ apply meta: build.staged, build.imageSpec → final images
+//!   └─ graph::check                 names, references, cycles
+//! ```
+
+// The engine does not read every field yet.
+#![allow(dead_code)]
+
+mod common;
+mod dependency;
+mod dockerfile;
+mod error;
+mod git;
+mod graph;
+mod image_spec;
+mod meta;
+mod secret;
+mod split;
+mod stapel;
+mod template;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{IgnoredAny, MapAccess, Visitor};
+
+// The whole vocabulary, re-exported so callers need only `crate::config::…`; the binary
+// does not name every type yet.
+#[allow(unused_imports)]
+pub use self::{
+    common::{Anchor, Relation},
+    dependency::{Dependency, DependencyImport, DependencyImportType},
+    dockerfile::DockerfileImage,
+    error::ConfigError,
+    git::{BasicAuth, GitMapping, GitRef, GitSource, ImageRef, Import, PasswordSource, StageDependencies, UserStage},
+    image_spec::{Healthcheck, ImageSpec},
+    meta::{
+        GitWorktree, HelmChartConfig, KeepPolicy, Limit, LimitOperator, MAX_PROJECT_NAME_LEN, Meta, MetaBuild,
+        MetaCleanup, MetaDeploy, RefKind, RefPattern, References, validate_project,
+    },
+    secret::{Secret, SecretSource},
+    stapel::{Ansible, BaseImage, Command, DockerInstructions, Mount, MountSource, Shell, StapelImage},
+    template::{TemplateInput, render},
+};
+
+use common::{Ctx, StrOrSeq};
+use error::ImageLabel;
+use split::Doc;
+
+/// A parsed, validated werf.yaml.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WerfConfig {
+    pub meta: Meta,
+    /// In file order; a document with `image: [a, b]` yields two entries.
+    pub images: Vec<Image>,
+}
+
+/// One image to build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// `""` for the nameless image (`image: ~`, Stapel only).
+    pub name: String,
+    /// Line of the document's `image:` / `artifact:` key.
+    pub line: usize,
+    /// Final images are published and exported; intermediate ones only feed others.
+    pub final_: bool,
+    pub kind: ImageKind,
+}
+
+// Not boxed: a config holds a handful of images, and matching on unboxed variants keeps
+// the engine's code plain.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageKind {
+    Dockerfile(DockerfileImage),
+    Stapel(StapelImage),
+}
+
+impl Image {
+    pub fn is_nameless(&self) -> bool {
+        self.name.is_empty()
+    }
+
+    /// Names of the images of this config that must be built before this one
+    /// (base image, import sources, dependencies), each once, in config order.
+    pub fn depends_on(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        let deps = match &self.kind {
+            ImageKind::Dockerfile(d) => &d.dependencies,
+            ImageKind::Stapel(s) => {
+                if let BaseImage::Werf(name) = &s.from {
+                    names.push(name);
+                }
+                names.extend(s.import.iter().filter_map(|i| match &i.from {
+                    ImageRef::Werf(name) => Some(name.as_str()),
+                    ImageRef::External(_) => None,
+                }));
+                &s.dependencies
+            }
+        };
+        names.extend(deps.iter().map(|d| d.image.as_str()));
+        let mut out: Vec<&str> = Vec::with_capacity(names.len());
+        for name in names {
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        out
+    }
+}
+
+impl WerfConfig {
+    /// The images named on the command line, in config order; all of them when `names`
+    /// is empty. Dependencies are not added: see [`Image::depends_on`].
+    pub fn select(&self, names: &[String]) -> Result<Vec<&Image>, ConfigError> {
+        if names.is_empty() {
+            return Ok(self.images.iter().collect());
+        }
+        if let Some(missing) = names.iter().find(|n| !self.images.iter().any(|i| &i.name == *n)) {
+            let known: Vec<String> = self
+                .images
+                .iter()
+                .map(|i| {
+                    if i.is_nameless() {
+                        "~".to_owned()
+                    } else {
+                        i.name.clone()
+                    }
+                })
+                .collect();
+            return Err(ConfigError::UnknownImage {
+                name: missing.clone(),
+                known: known.join(", "),
+            });
+        }
+        Ok(self.images.iter().filter(|i| names.contains(&i.name)).collect())
+    }
+
+    pub fn image(&self, name: &str) -> Option<&Image> {
+        self.images.iter().find(|i| i.name == name)
+    }
+}
+
+/// Renders werf.yaml's Go template with `input` (see [`render`]), then parses it.
+/// Error lines refer to the rendered text, as in werf.
+pub fn parse_template(file: &str, text: &str, input: &TemplateInput) -> Result<WerfConfig, ConfigError> {
+    parse(file, &render(file, text, input)?)
+}
+
+/// Parses werf.yaml text that needs no rendering (any `{{` is refused); `file` is only
+/// used in error messages.
+pub fn parse(file: &str, text: &str) -> Result<WerfConfig, ConfigError> {
+    split::reject_templates(file, text)?;
+    let mut meta: Option<Meta> = None;
+    // (image, `staged` as written for Dockerfile images)
+    let mut images: Vec<(Image, Option<bool>)> = Vec::new();
+
+    for doc in split::split_docs(text) {
+        let probe_ctx = Ctx {
+            file,
+            doc,
+            context: String::new(),
+        };
+        let probe: Probe = probe_ctx.deserialize()?;
+        if probe.has("configVersion") {
+            if let Some(first) = &meta {
+                return Err(ConfigError::DuplicateMeta {
+                    file: file.to_owned(),
+                    line: doc.key_line(&["configVersion"]).unwrap_or(doc.first_content_line()),
+                    first: first.line,
+                });
+            }
+            meta = Some(meta::parse_meta(&probe_ctx)?);
+        } else if probe.has("dockerfile") {
+            let names = image_names(&probe_ctx, &probe, false)?;
+            let ctx = Ctx {
+                file,
+                doc,
+                context: context_for(&names, false),
+            };
+            let parsed = dockerfile::parse_dockerfile(&ctx, &names)?;
+            let line = name_line(doc);
+            for name in names {
+                let image = Image {
+                    name,
+                    line,
+                    final_: parsed.final_,
+                    kind: ImageKind::Dockerfile(parsed.image.clone()),
+                };
+                images.push((image, parsed.staged));
+            }
+        } else if probe.image.is_some() || probe.artifact.is_some() {
+            let artifact = probe.artifact.is_some();
+            let names = image_names(&probe_ctx, &probe, artifact)?;
+            let ctx = Ctx {
+                file,
+                doc,
+                context: context_for(&names, artifact),
+            };
+            let parsed = stapel::parse_stapel(&ctx, artifact)?;
+            let line = name_line(doc);
+            for name in names {
+                let image = Image {
+                    name,
+                    line,
+                    final_: parsed.final_,
+                    kind: ImageKind::Stapel(parsed.image.clone()),
+                };
+                images.push((image, None));
+            }
+        } else {
+            return Err(ConfigError::UnknownDocument {
+                file: file.to_owned(),
+                line: doc.first_content_line(),
+            });
+        }
+    }
+
+    let meta = meta.ok_or_else(|| ConfigError::MissingMeta { file: file.to_owned() })?;
+    let mut images: Vec<Image> = images
+        .into_iter()
+        .map(|(mut image, staged)| {
+            apply_meta(&meta, &mut image, staged);
+            image
+        })
+        .collect();
+    graph::check(file, &mut images)?;
+    Ok(WerfConfig { meta, images })
+}
+
+fn apply_meta(meta: &Meta, image: &mut Image, staged: Option<bool>) {
+    let global = meta.build.image_spec.as_ref().filter(|_| image.final_);
+    match &mut image.kind {
+        ImageKind::Dockerfile(d) => {
+            d.staged = staged.unwrap_or(meta.build.staged);
+            if let Some(global) = global {
+                d.image_spec = Some(image_spec::merge_global(global, d.image_spec.take()));
+            }
+        }
+        ImageKind::Stapel(s) => {
+            if let Some(global) = global {
+                s.image_spec = Some(image_spec::merge_global(global, s.image_spec.take()));
+            }
+        }
+    }
+}
+
+fn name_line(doc: Doc<'_>) -> usize {
+    doc.key_line(&["image", "artifact"]).unwrap_or(doc.first_content_line())
+}
+
+/// The names an image document declares: `image: NAME | [NAMES] | ~`, or `artifact: NAME`.
+fn image_names(ctx: &Ctx<'_>, probe: &Probe, artifact: bool) -> Result<Vec<String>, ConfigError> {
+    let line = name_line(ctx.doc);
+    match (&probe.image, &probe.artifact) {
+        (Some(_), Some(_)) => Err(ctx.invalid(line, "specify only one of `image` and `artifact`")),
+        (None, Some(Some(name))) if !name.is_empty() => Ok(vec![name.clone()]),
+        (None, Some(_)) => Err(ctx.invalid(line, "`artifact` needs a name")),
+        (None, None) => Err(ctx.invalid(line, "`image: NAME` is required")),
+        (Some(None), None) => Ok(vec![String::new()]),
+        (Some(Some(StrOrSeq::Str(name))), None) => Ok(vec![name.clone()]),
+        (Some(Some(StrOrSeq::Seq(names))), None) => {
+            if names.is_empty() {
+                Err(ctx.invalid(line, "`image` lists no names"))
+            } else if names.iter().any(String::is_empty) {
+                Err(ctx.invalid(line, "image names in a list must not be empty"))
+            } else {
+                debug_assert!(!artifact);
+                Ok(names.clone())
+            }
+        }
+    }
+}
+
+fn context_for(names: &[String], artifact: bool) -> String {
+    match names {
+        [name] if artifact => format!("artifact {name:?}: "),
+        [name] => format!("{}: ", ImageLabel(name)),
+        _ => {
+            let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+            format!("images {}: ", quoted.join(", "))
+        }
+    }
+}
+
+/// The top-level keys of a document, and the name keys' values, read before the
+/// document's kind is known.
+#[derive(Debug, Default)]
+struct Probe {
+    keys: Vec<String>,
+    /// `Some(None)`: `image:` present but null (the nameless image).
+    image: Option<Option<StrOrSeq>>,
+    artifact: Option<Option<String>>,
+}
+
+impl Probe {
+    fn has(&self, key: &str) -> bool {
+        self.keys.iter().any(|k| k == key)
+    }
+}
+
+impl<'de> Deserialize<'de> for Probe {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Probe;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of werf.yaml directives")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Probe, A::Error> {
+                let mut probe = Probe::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "image" => probe.image = Some(map.next_value()?),
+                        "artifact" => probe.artifact = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                    probe.keys.push(key);
+                }
+                Ok(probe)
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}

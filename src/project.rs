@@ -1,0 +1,104 @@
+//! The project a command works on: its git repository, the commit, and werf.yaml as
+//! committed there (giterminism: the working tree is not what is built).
+
+use crate::config::{self, WerfConfig};
+use crate::git::{CommitInfo, Repo};
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+
+pub struct Project {
+    pub repo: Repo,
+    pub commit: CommitInfo,
+    /// The project directory relative to the repository root ("" for the root).
+    pub dir_rel: String,
+    pub config: WerfConfig,
+    /// The project name (werf.yaml `project`, or `$WERF_PROJECT_NAME`).
+    pub name: String,
+}
+
+impl Project {
+    /// Load the project in `dir`; `config` is `--config` (relative to `dir`).
+    pub fn load(dir: &Path, config_flag: Option<&Path>) -> anyhow::Result<Project> {
+        let dir = dir
+            .canonicalize()
+            .with_context(|| format!("opening project directory {}", dir.display()))?;
+        let repo = Repo::discover(&dir)?;
+        let commit = repo.head_commit()?;
+        let dir_rel = repo.rel_path(&dir)?;
+        let candidates: Vec<PathBuf> = match config_flag {
+            Some(c) => vec![c.to_path_buf()],
+            None => vec!["werf.yaml".into(), "werf.yml".into()],
+        };
+        let mut found = None;
+        for c in &candidates {
+            let rel = join_rel(&dir_rel, &c.to_string_lossy());
+            if let Some(bytes) = repo.read_file(&commit.id, &rel)? {
+                found = Some((rel, c.clone(), bytes));
+                break;
+            }
+        }
+        let Some((rel, shown, bytes)) = found else {
+            let in_worktree = candidates.iter().find(|c| dir.join(c).is_file());
+            match in_worktree {
+                Some(c) => bail!(
+                    "{} is not in commit {}: slipway reads werf.yaml from the current commit (giterminism); commit it",
+                    c.display(),
+                    &commit.id[..12]
+                ),
+                None => bail!(
+                    "no werf.yaml or werf.yml in {} (use --config to name another file)",
+                    dir.display()
+                ),
+            }
+        };
+        let file_name = shown.to_string_lossy().into_owned();
+        let text = String::from_utf8(bytes).with_context(|| format!("{file_name} is not UTF-8"))?;
+        if repo.uncommitted(&dir_rel)?.iter().any(|f| join_rel(&dir_rel, f) == rel) {
+            tracing::warn!("{file_name} has uncommitted changes: building from the committed version");
+            eprintln!("Warning: {file_name} has uncommitted changes; the committed version is used (giterminism)");
+        }
+        let config = config::parse(&file_name, &text)?;
+        let name = match std::env::var("WERF_PROJECT_NAME").ok().filter(|s| !s.is_empty()) {
+            Some(n) => {
+                config::validate_project(&n).map_err(|e| anyhow::anyhow!("WERF_PROJECT_NAME={n:?}: {e}"))?;
+                n
+            }
+            None => config.meta.project.clone(),
+        };
+        Ok(Project {
+            repo,
+            commit,
+            dir_rel,
+            config,
+            name,
+        })
+    }
+}
+
+/// Join repository-relative paths ("" is the root); `.` components are dropped.
+pub fn join_rel(base: &str, rel: &str) -> String {
+    let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    for p in rel.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join_rel;
+
+    #[test]
+    fn joins() {
+        assert_eq!(join_rel("", "werf.yaml"), "werf.yaml");
+        assert_eq!(join_rel("app", "./ctx/Dockerfile"), "app/ctx/Dockerfile");
+        assert_eq!(join_rel("app/sub", "../x"), "app/x");
+        assert_eq!(join_rel("", "."), "");
+    }
+}

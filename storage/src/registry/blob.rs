@@ -1,0 +1,397 @@
+//! Blob transfer: streaming download (verified against the digest), existence checks,
+//! monolithic streaming upload, and cross-repository mount. Nothing here holds a whole
+//! blob in memory.
+
+use std::io::{self, Read, Write};
+
+use ureq::http::Method;
+
+use super::client::{Body, Client, Request, Scope, append_query, header, resolve_url};
+use super::digest::{DigestHasher, HashingReader};
+use super::error::RegistryError;
+use super::retry::is_transient_io;
+use crate::reference::{Reference, validate_digest};
+
+const COPY_BUFFER: usize = 256 * 1024;
+
+/// A blob's body as it arrives. Reading it to the end checks the digest: a mismatch
+/// surfaces as an `InvalidData` I/O error wrapping [`RegistryError::DigestMismatch`].
+pub struct BlobReader {
+    body: ureq::BodyReader<'static>,
+    hasher: Option<DigestHasher>,
+    expected: String,
+    content_length: Option<u64>,
+}
+
+impl BlobReader {
+    /// The size the registry announced, if it did.
+    pub fn content_length(&self) -> Option<u64> {
+        self.content_length
+    }
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.body.read(buf)?;
+        if n > 0 {
+            if let Some(hasher) = &mut self.hasher {
+                hasher.update(&buf[..n]);
+            }
+        } else if !buf.is_empty()
+            && let Some(hasher) = self.hasher.take()
+        {
+            let found = hasher.finish();
+            if found != self.expected {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    RegistryError::DigestMismatch {
+                        what: format!("blob {}", self.expected),
+                        expected: self.expected.clone(),
+                        found,
+                    },
+                ));
+            }
+        }
+        Ok(n)
+    }
+}
+
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+impl Client {
+    fn check_digest(digest: &str, reference: &Reference) -> Result<(), RegistryError> {
+        validate_digest(digest).map_err(|reason| {
+            RegistryError::Reference(crate::reference::ReferenceError::InvalidDigest {
+                reference: format!("{}@{digest}", reference.name()),
+                digest: digest.to_owned(),
+                reason,
+            })
+        })
+    }
+
+    fn blob_request<'a>(&self, reference: &'a Reference, method: Method, digest: &str, action: &str) -> Request<'a> {
+        let url = self.url(reference, &format!("{}/blobs/{digest}", reference.repository));
+        self.request(
+            reference,
+            method,
+            url,
+            Scope::pull(&reference.repository),
+            format!("{action} blob {digest}"),
+        )
+    }
+
+    /// Opens a blob for streaming, following redirects (e.g. to object storage). The
+    /// reader verifies the digest when read to the end.
+    pub fn get_blob(&self, reference: &Reference, digest: &str) -> Result<BlobReader, RegistryError> {
+        let (response, _) = self.open_blob(reference, digest, 0)?;
+        let content_length = response
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        Ok(BlobReader {
+            body: response.into_body().into_reader(),
+            hasher: Some(DigestHasher::for_digest(digest)),
+            expected: digest.to_owned(),
+            content_length,
+        })
+    }
+
+    /// GET of a blob from byte `offset` on. Returns the response and how many leading
+    /// bytes of its body to skip (a server that ignores `Range` sends all of it).
+    fn open_blob(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        offset: u64,
+    ) -> Result<(ureq::http::Response<ureq::Body>, u64), RegistryError> {
+        Self::check_digest(digest, reference)?;
+        let mut req = self.blob_request(reference, Method::GET, digest, "downloading");
+        if offset > 0 {
+            req.headers.push(("Range", format!("bytes={offset}-")));
+        }
+        let response = self.send(&req, Body::Empty)?;
+        match response.status().as_u16() {
+            200 => Ok((response, offset)),
+            206 => {
+                let start = header(&response, "content-range")
+                    .and_then(|v| v.strip_prefix("bytes ")?.split('-').next()?.trim().parse::<u64>().ok());
+                if start != Some(offset) {
+                    return Err(self.invalid_response(
+                        &req,
+                        format!("asked for bytes from {offset}, got Content-Range {start:?}"),
+                    ));
+                }
+                Ok((response, 0))
+            }
+            404 => Err(RegistryError::BlobNotFound {
+                registry: reference.registry.clone(),
+                repository: reference.repository.clone(),
+                digest: digest.to_owned(),
+            }),
+            _ => Err(self.error_for(&req, response)),
+        }
+    }
+
+    /// Streams a blob into `out`, checking its digest on the way, and returns its size.
+    /// A connection that breaks mid-body is resumed with a `Range` request (up to the
+    /// retry policy's attempts), so `out` sees every byte exactly once.
+    pub fn fetch_blob_to(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        out: &mut dyn Write,
+    ) -> Result<u64, RegistryError> {
+        let mut hasher = DigestHasher::for_digest(digest);
+        let mut written = 0u64;
+        let mut buf = vec![0u8; COPY_BUFFER];
+        let mut attempt = 1;
+        loop {
+            let (response, mut skip) = self.open_blob(reference, digest, written)?;
+            let mut body = response.into_body().into_reader();
+            let result = (|| -> Result<(), CopyError> {
+                loop {
+                    let n = match body.read(&mut buf) {
+                        Ok(0) => return Ok(()),
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(CopyError::Read(e)),
+                    };
+                    let mut chunk = &buf[..n];
+                    if skip > 0 {
+                        let dropped = (skip as usize).min(chunk.len());
+                        chunk = &chunk[dropped..];
+                        skip -= dropped as u64;
+                    }
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    hasher.update(chunk);
+                    out.write_all(chunk).map_err(CopyError::Write)?;
+                    written += chunk.len() as u64;
+                }
+            })();
+            match result {
+                Ok(()) => break,
+                Err(CopyError::Write(source)) => {
+                    return Err(RegistryError::Io {
+                        action: "writing downloaded blob".to_owned(),
+                        digest: digest.to_owned(),
+                        source,
+                    });
+                }
+                Err(CopyError::Read(e)) if is_transient_io(&e) && attempt < self.retry_policy().attempts => {
+                    let delay = self.retry_policy().delay(attempt);
+                    tracing::warn!(registry = %reference.registry, %digest, written, error = %e, ?delay, "blob download broke off; resuming");
+                    std::thread::sleep(delay);
+                    attempt += 1;
+                }
+                Err(CopyError::Read(source)) => {
+                    return Err(RegistryError::Io {
+                        action: format!("downloading blob from {}/{}", reference.registry, reference.repository),
+                        digest: digest.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
+        let found = hasher.finish();
+        if found != digest {
+            return Err(RegistryError::DigestMismatch {
+                what: format!("blob {digest} from {}/{}", reference.registry, reference.repository),
+                expected: digest.to_owned(),
+                found,
+            });
+        }
+        Ok(written)
+    }
+
+    /// The size of a blob if the repository has it (HEAD), `None` if it does not.
+    pub fn blob_size(&self, reference: &Reference, digest: &str) -> Result<Option<u64>, RegistryError> {
+        Self::check_digest(digest, reference)?;
+        let req = self.blob_request(reference, Method::HEAD, digest, "checking");
+        let response = self.send(&req, Body::Empty)?;
+        match response.status().as_u16() {
+            200 => Ok(Some(
+                header(&response, "content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            )),
+            404 => Ok(None),
+            _ => Err(self.error_for(&req, response)),
+        }
+    }
+
+    /// Whether the repository has the blob (HEAD).
+    pub fn blob_exists(&self, reference: &Reference, digest: &str) -> Result<bool, RegistryError> {
+        Ok(self.blob_size(reference, digest)?.is_some())
+    }
+
+    /// Starts an upload session; returns its absolute URL.
+    fn start_upload(&self, reference: &Reference, digest: &str) -> Result<String, RegistryError> {
+        let url = self.url(reference, &format!("{}/blobs/uploads/", reference.repository));
+        let req = self.request(
+            reference,
+            Method::POST,
+            url,
+            Scope::push(&reference.repository),
+            format!("starting upload of blob {digest}"),
+        );
+        let response = self.send(&req, Body::Bytes(&[]))?;
+        if response.status().as_u16() != 202 {
+            return Err(self.error_for(&req, response));
+        }
+        let location = header(&response, "location")
+            .ok_or_else(|| self.invalid_response(&req, "202 without a Location header"))?;
+        Ok(resolve_url(&req.url, &location))
+    }
+
+    /// Abandons an upload session; failures only matter to the registry's garbage
+    /// collector, so they are logged, not returned.
+    fn cancel_upload(&self, reference: &Reference, location: &str) {
+        let req = self.request(
+            reference,
+            Method::DELETE,
+            location.to_owned(),
+            Scope::push(&reference.repository),
+            "cancelling upload".to_owned(),
+        );
+        match self.send(&req, Body::Empty) {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => tracing::debug!(status = r.status().as_u16(), %location, "upload cancel refused"),
+            Err(e) => tracing::debug!(error = %e, %location, "upload cancel failed"),
+        }
+    }
+
+    /// Uploads a blob in one streamed request (POST for a session, then PUT with the
+    /// body and `?digest=`). `reader` must yield exactly `size` bytes hashing to
+    /// `digest`. Only the POST is retried: a reader cannot be rewound; use
+    /// [`Client::push_blob_with`] for retries of the whole upload.
+    pub fn push_blob(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        size: u64,
+        reader: impl Read,
+    ) -> Result<(), RegistryError> {
+        Self::check_digest(digest, reference)?;
+        let location = self.start_upload(reference, digest)?;
+        let url = append_query(&location, "digest", digest);
+        let mut req = self.request(
+            reference,
+            Method::PUT,
+            url,
+            Scope::push(&reference.repository),
+            format!("uploading blob {digest}"),
+        );
+        req.headers
+            .push(("Content-Type", "application/octet-stream".to_owned()));
+        let mut hashing = HashingReader {
+            inner: reader.take(size),
+            size: Some(size),
+            hasher: DigestHasher::for_digest(digest),
+            count: 0,
+            eof: false,
+        };
+        let result = self.send(&req, Body::Stream(&mut hashing, size));
+        let outcome = match result {
+            Ok(response) if response.status().as_u16() == 201 => {
+                if let Some(got) = header(&response, "docker-content-digest")
+                    && got != digest
+                {
+                    tracing::warn!(registry = %reference.registry, expected = %digest, %got, "registry reports another digest for the uploaded blob");
+                }
+                Ok(())
+            }
+            Ok(response) => Err(self.error_for(&req, response)),
+            Err(e) => Err(e),
+        };
+        if outcome.is_err() {
+            self.cancel_upload(reference, &location);
+        }
+        // A short or wrong body explains a refusal better than the registry's words.
+        let HashingReader { count, hasher, eof, .. } = hashing;
+        if eof && count < size {
+            return Err(RegistryError::SizeMismatch {
+                digest: digest.to_owned(),
+                expected: size,
+                found: count,
+            });
+        }
+        if count == size {
+            let found = hasher.finish();
+            if found != digest {
+                return Err(RegistryError::DigestMismatch {
+                    what: format!("blob uploaded to {}/{}", reference.registry, reference.repository),
+                    expected: digest.to_owned(),
+                    found,
+                });
+            }
+        }
+        outcome
+    }
+
+    /// Like [`Client::push_blob`], but re-opens the content and starts over when an
+    /// attempt fails for a transient reason (network, 5xx, 429).
+    pub fn push_blob_with<R, F>(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        size: u64,
+        mut open: F,
+    ) -> Result<(), RegistryError>
+    where
+        R: Read,
+        F: FnMut() -> io::Result<R>,
+    {
+        let mut attempt = 1;
+        loop {
+            let reader = open().map_err(|source| RegistryError::Io {
+                action: "opening blob for upload".to_owned(),
+                digest: digest.to_owned(),
+                source,
+            })?;
+            match self.push_blob(reference, digest, size, reader) {
+                Err(e) if e.is_transient() && attempt < self.retry_policy().attempts => {
+                    let delay = self.retry_policy().delay(attempt);
+                    tracing::warn!(registry = %reference.registry, %digest, error = %e, ?delay, "blob upload failed; starting over");
+                    std::thread::sleep(delay);
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Asks the registry to link a blob from `from_repository` (same registry) into
+    /// `target`'s repository without uploading it. `Ok(true)` if mounted; `Ok(false)` if
+    /// the registry declined (the caller uploads instead).
+    pub fn mount_blob(&self, target: &Reference, digest: &str, from_repository: &str) -> Result<bool, RegistryError> {
+        Self::check_digest(digest, target)?;
+        let url = self.url(target, &format!("{}/blobs/uploads/", target.repository));
+        let url = append_query(&append_query(&url, "mount", digest), "from", from_repository);
+        let req = self.request(
+            target,
+            Method::POST,
+            url,
+            Scope::push(&target.repository).and_pull(from_repository),
+            format!("mounting blob {digest} from {from_repository}"),
+        );
+        let response = self.send(&req, Body::Bytes(&[]))?;
+        match response.status().as_u16() {
+            201 => {
+                tracing::debug!(registry = %target.registry, %digest, from = from_repository, to = %target.repository, "blob mounted");
+                Ok(true)
+            }
+            202 => {
+                if let Some(location) = header(&response, "location") {
+                    self.cancel_upload(target, &resolve_url(&req.url, &location));
+                }
+                Ok(false)
+            }
+            _ => Err(self.error_for(&req, response)),
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Errors of the registry client. Each names the registry, repository and (where it
+//! applies) the digest or tag, and says what the user can do about it.
+
+use std::io;
+
+use crate::reference::ReferenceError;
+
+/// What went wrong talking to a registry.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot reach registry {registry} ({action}): {source}")]
+    Transport {
+        registry: String,
+        action: String,
+        #[source]
+        source: Box<ureq::Error>,
+    },
+
+    #[error(
+        "registry {registry} requires credentials for {repository}: log in with \
+         `podman login {registry}` or add them to $REGISTRY_AUTH_FILE, \
+         ${{XDG_RUNTIME_DIR}}/containers/auth.json or ~/.docker/config.json"
+    )]
+    CredentialsRequired { registry: String, repository: String },
+
+    #[error(
+        "registry {registry} rejected the credentials for user \"{username}\" on \
+         {repository}: check the username and password (or token) in your auth file"
+    )]
+    CredentialsRejected {
+        registry: String,
+        repository: String,
+        username: String,
+    },
+
+    #[error(
+        "registry {registry} denied {action} on {repository}: {message}; check that the \
+         account may access this repository"
+    )]
+    Denied {
+        registry: String,
+        repository: String,
+        action: String,
+        message: String,
+    },
+
+    #[error("token service {realm} for registry {registry} failed: {detail}")]
+    TokenService {
+        registry: String,
+        realm: String,
+        detail: String,
+    },
+
+    #[error("manifest {reference} not found: check the repository name and the tag or digest")]
+    ManifestNotFound { reference: String },
+
+    #[error("blob {digest} not found in {registry}/{repository}")]
+    BlobNotFound {
+        registry: String,
+        repository: String,
+        digest: String,
+    },
+
+    #[error("registry {registry} answered {status} to {action} on {repository}: {message}")]
+    Status {
+        registry: String,
+        repository: String,
+        action: String,
+        status: u16,
+        message: String,
+    },
+
+    #[error("registry {registry} sent an invalid response to {action}: {detail}")]
+    InvalidResponse {
+        registry: String,
+        action: String,
+        detail: String,
+    },
+
+    #[error("content of {what} does not match its digest: expected {expected}, found {found}")]
+    DigestMismatch {
+        what: String,
+        expected: String,
+        found: String,
+    },
+
+    #[error("blob {digest} has the wrong size: expected {expected} bytes, got {found}")]
+    SizeMismatch { digest: String, expected: u64, found: u64 },
+
+    #[error("manifest {reference} is larger than {limit} bytes: refusing to read it")]
+    ManifestTooLarge { reference: String, limit: u64 },
+
+    #[error(
+        "manifest {reference} uses Docker schema 1, which slipway does not support: \
+         re-push the image with a current client (e.g. `skopeo copy --format v2s2`)"
+    )]
+    UnsupportedSchema1 { reference: String },
+
+    #[error("manifest {reference} has unsupported media type \"{media_type}\"")]
+    UnsupportedMediaType { reference: String, media_type: String },
+
+    #[error("manifest {reference} is not valid JSON for {media_type}: {source}")]
+    InvalidManifest {
+        reference: String,
+        media_type: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error(
+        "image {reference} has no {wanted} variant; it offers: {}",
+        if available.is_empty() { "nothing".to_owned() } else { available.join(", ") }
+    )]
+    NoMatchingPlatform {
+        reference: String,
+        wanted: String,
+        available: Vec<String>,
+    },
+
+    #[error("{action} for {digest}: {source}")]
+    Io {
+        action: String,
+        digest: String,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+}
+
+impl RegistryError {
+    /// Whether a new attempt of the same operation may succeed (network trouble,
+    /// 5xx, 429).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RegistryError::Transport { source, .. } => super::retry::is_transient(source),
+            RegistryError::Status { status, .. } => *status == 429 || *status >= 500,
+            RegistryError::Io { source, .. } => super::retry::is_transient_io(source),
+            _ => false,
+        }
+    }
+}

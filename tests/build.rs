@@ -1,0 +1,262 @@
+//! Building werf projects end to end as the unprivileged user, against the real registry.
+
+use crate::common::{Env, git, git_project, registry, rootless_env, run_ok, stderr, stdout, write};
+
+const WERF_YAML: &str =
+    "project: demo\nconfigVersion: 1\n---\nimage: app\ndockerfile: Dockerfile\nargs:\n  GREETING: hello-from-werf\n";
+
+fn dockerfile(reg: &str) -> String {
+    format!(
+        r#"FROM {reg}/base/busybox:latest
+ARG GREETING=default
+RUN mkdir -p /data/old/sub && echo old > /data/old/sub/f && echo gone > /data/gone.txt && echo keep > /data/keep.txt
+RUN rm -r /data/old && rm /data/gone.txt \
+ && ln /data/keep.txt /data/hard.txt && ln -s /data/keep.txt /data/sym.txt \
+ && echo "$GREETING" > /data/greeting && chown 1000:1000 /data/keep.txt
+COPY --chown=app:app src/ /app/
+USER app
+WORKDIR /app/work
+RUN echo "made by $(id -u):$(id -g) in $(pwd)" > out.txt
+CMD ["/bin/sh", "-c", "echo default command"]
+"#
+    )
+}
+
+const INSPECT: &str = "pwd && id -u && cd /data && ls -a && stat -c '%n %u:%g %h %F' * && cat greeting && ls -a /app && stat -c '%n %u:%g %a' /app/hello.txt /app/bin/tool.sh && cat /app/work/out.txt";
+
+const EXPECTED: &str = "\
+/app/work
+1000
+.
+..
+greeting
+hard.txt
+keep.txt
+sym.txt
+greeting 0:0 1 regular file
+hard.txt 1000:1000 2 regular file
+keep.txt 1000:1000 2 regular file
+sym.txt 0:0 1 symbolic link
+hello-from-werf
+.
+..
+bin
+hello.txt
+work
+/app/hello.txt 1000:1000 644
+/app/bin/tool.sh 1000:1000 755
+made by 1000:1000 in /app/work
+";
+
+#[test]
+fn builds_runs_and_rebuilds_from_cache() {
+    if !rootless_env("builds_runs_and_rebuilds_from_cache") {
+        return;
+    }
+    let Some(reg) = registry("builds_runs_and_rebuilds_from_cache") else {
+        return;
+    };
+    let env = Env::new();
+    let dir = env.path().join("project");
+    git_project(
+        &dir,
+        &[
+            ("werf.yaml", WERF_YAML),
+            ("Dockerfile", &dockerfile(&reg)),
+            ("src/hello.txt", "hello\n"),
+            ("src/bin/tool.sh", "#!/bin/sh\necho tool\n"),
+        ],
+        &[("src/untracked.txt", "not committed\n")],
+    );
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(dir.join("src/bin/tool.sh"))
+        .status()
+        .unwrap();
+    git(&dir, &["add", "-A", "src/bin/tool.sh"]);
+    git(&dir, &["commit", "-q", "-m", "exec bit"]);
+    let report = env.path().join("report.json");
+
+    let out = run_ok(
+        env.slipway()
+            .args(["build", "--insecure-registry", &reg, "--dir"])
+            .arg(&dir)
+            .arg("--build-report-path")
+            .arg(&report),
+    );
+    let log = stdout(&out);
+    assert!(log.contains("built in"), "{log}");
+    assert!(
+        stderr(&out).contains("src/untracked.txt"),
+        "no warning about the uncommitted file:\n{}",
+        stderr(&out)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["Images"]["app"]["Rebuilt"], true, "{r}");
+    let name = r["Images"]["app"]["DockerImageName"].as_str().unwrap().to_string();
+    assert!(
+        name.starts_with("demo:") && name.len() == "demo:".len() + 56 + 1 + 13,
+        "{name}"
+    );
+
+    let out = run_ok(
+        env.slipway()
+            .args(["run", "app", "--insecure-registry", &reg, "--dir"])
+            .arg(&dir)
+            .args(["--", "/bin/sh", "-c", INSPECT]),
+    );
+    assert_eq!(stdout(&out), EXPECTED, "stderr:\n{}", stderr(&out));
+    let out = run_ok(env.slipway().args(["run", "--dir"]).arg(&dir));
+    assert_eq!(stdout(&out), "default command\n");
+
+    // Nothing changed: no step runs, the same image comes out, no registry needed.
+    let out = run_ok(
+        env.slipway()
+            .args(["build", "--dir"])
+            .arg(&dir)
+            .arg("--build-report-path")
+            .arg(&report),
+    );
+    let log = stdout(&out);
+    assert!(!log.contains("built in"), "a step ran on a cached rebuild:\n{log}");
+    assert_eq!(log.matches("cached").count(), 9, "{log}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["Images"]["app"]["Rebuilt"], false, "{r}");
+    assert_eq!(r["Images"]["app"]["DockerImageName"], name.as_str());
+
+    // A committed change to a copied file rebuilds from the COPY on.
+    write(&dir, "src/hello.txt", "changed\n");
+    git(&dir, &["commit", "-q", "-am", "change"]);
+    let out = run_ok(
+        env.slipway()
+            .args(["build", "--insecure-registry", &reg, "--dir"])
+            .arg(&dir),
+    );
+    let log = stdout(&out);
+    assert_eq!(log.matches("cached").count(), 4, "{log}");
+    assert_eq!(log.matches("built in").count(), 5, "{log}");
+}
+
+#[test]
+fn hostile_base_layers_write_nothing_outside() {
+    if !rootless_env("hostile_base_layers_write_nothing_outside") {
+        return;
+    }
+    let Some(reg) = registry("hostile_base_layers_write_nothing_outside") else {
+        return;
+    };
+    let cases = [
+        ("dotdot", "\"../../escape\"", "'..' would leave the layer"),
+        ("abs-symlink", "\"evil/pwned\"", "its parent evil is a symlink"),
+        (
+            "hardlink-out",
+            "\"hl\"",
+            "hardlink target ../../../etc/passwd: '..' would leave the layer",
+        ),
+        ("abspath", "\"/abs-escape\"", "absolute paths are not allowed"),
+    ];
+    for (image, entry, reason) in cases {
+        let env = Env::new();
+        let dir = env.path().join("project");
+        let df = format!("FROM {reg}/hostile/{image}:latest\nRUN true\n");
+        git_project(
+            &dir,
+            &[
+                (
+                    "werf.yaml",
+                    "project: bad\nconfigVersion: 1\n---\nimage: x\ndockerfile: Dockerfile\n",
+                ),
+                ("Dockerfile", &df),
+            ],
+            &[],
+        );
+        let out = env
+            .slipway()
+            .args(["build", "--insecure-registry", &reg, "--dir"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{image}: build succeeded");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("refusing layer entry {entry}")) && err.contains(reason),
+            "{image}: {err}"
+        );
+        for outside in ["escape", "abs-escape", "pwned"] {
+            let found = walk_find(env.path(), outside);
+            assert!(found.is_none(), "{image}: {outside} written at {found:?}");
+        }
+        assert!(
+            !std::path::Path::new("/tmp/slipway-escape-target").exists(),
+            "{image}: wrote through the symlink"
+        );
+    }
+}
+
+fn walk_find(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if e.file_name() == name {
+            return Some(p);
+        }
+        if e.file_type().is_ok_and(|t| t.is_dir())
+            && let Some(f) = walk_find(&p, name) {
+                return Some(f);
+            }
+    }
+    None
+}
+
+#[test]
+fn malformed_inputs_give_one_line_errors() {
+    if !rootless_env("malformed_inputs_give_one_line_errors") {
+        return;
+    }
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "project: p\nconfigVersion: 1\n---\nimage: x\ndockerfile: Dockerfile\ndockerfle: typo\n",
+            "FROM scratch\n",
+            "werf.yaml:6:",
+        ),
+        ("project: p\nconfigVersion: 2\n", "FROM scratch\n", "werf.yaml:2:"),
+        (
+            "project: Bad_Name\nconfigVersion: 1\n",
+            "FROM scratch\n",
+            "werf.yaml:1:",
+        ),
+        (
+            "project: p\nconfigVersion: 1\n---\nimage: x\ndockerfile: Dockerfile\n",
+            "FROM scratch\nRUNN echo\n",
+            "Dockerfile:2: unknown instruction",
+        ),
+        (
+            "project: p\nconfigVersion: 1\n---\nimage: x\ndockerfile: Dockerfile\n",
+            "FROM scratch\nCOPY onlyone\n",
+            "Dockerfile:2:",
+        ),
+        (
+            "project: p\nconfigVersion: 1\n---\nimage: x\ndockerfile: Dockerfile\n",
+            "RUN true\n",
+            "Dockerfile:1:",
+        ),
+        (
+            "project: p\nconfigVersion: 1\n---\nimage: x\ndockerfile: Dockerfile\n",
+            "FROM scratch\nCOPY missing.txt /x\n",
+            "Dockerfile:2: missing.txt not found in the build context",
+        ),
+    ];
+    for (werf, df, needle) in cases {
+        let env = Env::new();
+        let dir = env.path().join("project");
+        git_project(&dir, &[("werf.yaml", werf), ("Dockerfile", df)], &[]);
+        let out = env.slipway().args(["build", "--dir"]).arg(&dir).output().unwrap();
+        assert!(!out.status.success(), "{needle}: build succeeded");
+        let err = stderr(&out);
+        let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("Warning:")).collect();
+        assert_eq!(lines.len(), 1, "{needle}: not one line:\n{err}");
+        assert!(
+            lines[0].starts_with("Error: ") && lines[0].contains(needle),
+            "{needle}: {err}"
+        );
+    }
+}
