@@ -18,7 +18,7 @@ pub struct Project {
 
 impl Project {
     /// Load the project in `dir`; `config` is `--config` (relative to `dir`).
-    pub fn load(dir: &Path, config_flag: Option<&Path>) -> anyhow::Result<Project> {
+    pub fn load(dir: &Path, config_flag: Option<&Path>, env_name: &str) -> anyhow::Result<Project> {
         let dir = dir
             .canonicalize()
             .with_context(|| format!("opening project directory {}", dir.display()))?;
@@ -57,7 +57,18 @@ impl Project {
             tracing::warn!("{file_name} has uncommitted changes: building from the committed version");
             eprintln!("Warning: {file_name} has uncommitted changes; the committed version is used (giterminism)");
         }
-        let config = config::parse(&file_name, &text)?;
+        let allowed = allowed_env_vars(&repo, &commit, &dir_rel)?;
+        let vars = std::env::vars()
+            .filter(|(k, _)| allowed.iter().any(|a| a.matches(k)))
+            .collect();
+        let config = config::parse_template(
+            &file_name,
+            &text,
+            &config::TemplateInput {
+                vars,
+                env: env_name.to_string(),
+            },
+        )?;
         let name = match std::env::var("WERF_PROJECT_NAME").ok().filter(|s| !s.is_empty()) {
             Some(n) => {
                 config::validate_project(&n).map_err(|e| anyhow::anyhow!("WERF_PROJECT_NAME={n:?}: {e}"))?;
@@ -73,6 +84,42 @@ impl Project {
             name,
         })
     }
+}
+
+/// A name or `/regex/`-free glob from `config.goTemplateRendering.allowEnvVariables`.
+struct AllowedVar(String);
+
+impl AllowedVar {
+    fn matches(&self, name: &str) -> bool {
+        match self.0.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => self.0 == name,
+        }
+    }
+}
+
+/// Environment variables werf.yaml templates may read: those allowed in the committed
+/// `werf-giterminism.yaml` (`config.goTemplateRendering.allowEnvVariables`), plus the
+/// `WERF_*` ones werf always allows.
+fn allowed_env_vars(repo: &Repo, commit: &CommitInfo, dir_rel: &str) -> anyhow::Result<Vec<AllowedVar>> {
+    let mut out = vec![AllowedVar("WERF_*".into())];
+    let rel = join_rel(dir_rel, "werf-giterminism.yaml");
+    let Some(bytes) = repo.read_file(&commit.id, &rel)? else {
+        return Ok(out);
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let doc: serde_json::Value = serde_saphyr::from_str(&text).with_context(|| format!("parsing {rel}"))?;
+    if let Some(list) = doc
+        .pointer("/config/goTemplateRendering/allowEnvVariables")
+        .and_then(|v| v.as_array())
+    {
+        out.extend(
+            list.iter()
+                .filter_map(|v| v.as_str())
+                .map(|s| AllowedVar(s.trim_matches('/').to_string())),
+        );
+    }
+    Ok(out)
 }
 
 /// Join repository-relative paths ("" is the root); `.` components are dropped.

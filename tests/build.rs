@@ -200,9 +200,10 @@ fn walk_find(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
             return Some(p);
         }
         if e.file_type().is_ok_and(|t| t.is_dir())
-            && let Some(f) = walk_find(&p, name) {
-                return Some(f);
-            }
+            && let Some(f) = walk_find(&p, name)
+        {
+            return Some(f);
+        }
     }
     None
 }
@@ -259,4 +260,43 @@ fn malformed_inputs_give_one_line_errors() {
             "{needle}: {err}"
         );
     }
+}
+
+#[test]
+fn templates_and_env_report() {
+    if !rootless_env("templates_and_env_report") {
+        return;
+    }
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let werf = "project: tpl\nconfigVersion: 1\n---\nimage: {{ env \"WERF_TEST_IMAGE\" \"fallback\" }}\ndockerfile: Dockerfile\n";
+    git_project(
+        &dir,
+        &[("werf.yaml", werf), ("Dockerfile", "FROM scratch\nLABEL a=b\n")],
+        &[],
+    );
+    let report = env.path().join("report.env");
+    run_ok(
+        env.slipway()
+            .env("WERF_TEST_IMAGE", "back-end.v2")
+            .args(["build", "--dir"])
+            .arg(&dir)
+            .arg("--build-report-path")
+            .arg(&report),
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(text.starts_with("WERF_BACK_END_V2_DOCKER_IMAGE_NAME=tpl:"), "{text}");
+    run_ok(
+        env.slipway()
+            .env_remove("WERF_TEST_IMAGE")
+            .args(["build", "--dir"])
+            .arg(&dir)
+            .arg("--build-report-path")
+            .arg(&report),
+    );
+    assert!(
+        std::fs::read_to_string(&report)
+            .unwrap()
+            .starts_with("WERF_FALLBACK_DOCKER_IMAGE_NAME=tpl:")
+    );
 }

@@ -26,7 +26,7 @@ pub struct BuildArgs {
 
 pub fn run(args: BuildArgs, storage_root: &std::path::Path) -> anyhow::Result<u8> {
     let dir = args.project.dir()?;
-    let project = Project::load(&dir, args.project.config.as_deref())?;
+    let project = Project::load(&dir, args.project.config.as_deref(), &args.project.env)?;
     let store = Store::open(storage_root)?;
     let log = Log::new(false);
     let (report, _) = build::build(&project, &store, &args.images, &args.project.settings(), &log)?;

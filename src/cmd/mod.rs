@@ -17,6 +17,10 @@ pub struct ProjectArgs {
     #[arg(long, env = "WERF_CONFIG")]
     pub config: Option<PathBuf>,
 
+    /// The environment name passed to werf.yaml templates as `.Env`.
+    #[arg(long, env = "WERF_ENV", default_value = "")]
+    pub env: String,
+
     /// Registries to reach over plain HTTP (repeatable; WERF_INSECURE_REGISTRY=1 marks
     /// every registry insecure, as werf does).
     #[arg(long = "insecure-registry", value_name = "REGISTRY")]

@@ -24,7 +24,7 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs, storage_root: &std::path::Path) -> anyhow::Result<u8> {
     let dir = args.project.dir()?;
-    let project = Project::load(&dir, args.project.config.as_deref())?;
+    let project = Project::load(&dir, args.project.config.as_deref(), &args.project.env)?;
     let name = match args.image {
         Some(n) => n,
         None => match project.config.images.as_slice() {
