@@ -45,19 +45,9 @@ pub fn run(cmd: Command, storage_root: &Option<PathBuf>) -> anyhow::Result<u8> {
             print!("{map}");
             Ok(0)
         }
-        Command::Sandbox {
-            rootfs,
-            lower,
-            upper,
-            uid,
-            gid,
-            cwd,
-            ulimit,
-            args,
-        } => {
-            let scratch = crate::cli::storage_root(storage_root)?
-                .join("tmp")
-                .join(format!("internal-{}", std::process::id()));
+        Command::Sandbox { rootfs, lower, upper, uid, gid, cwd, ulimit, args } => {
+            let scratch =
+                crate::cli::storage_root(storage_root)?.join("tmp").join(format!("internal-{}", std::process::id()));
             std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
             let mut mounted = None;
             let rootfs = match rootfs {

@@ -19,9 +19,7 @@ pub struct Project {
 impl Project {
     /// Load the project in `dir`; `config` is `--config` (relative to `dir`).
     pub fn load(dir: &Path, config_flag: Option<&Path>, env_name: &str) -> anyhow::Result<Project> {
-        let dir = dir
-            .canonicalize()
-            .with_context(|| format!("opening project directory {}", dir.display()))?;
+        let dir = dir.canonicalize().with_context(|| format!("opening project directory {}", dir.display()))?;
         let repo = Repo::discover(&dir)?;
         let commit = repo.head_commit()?;
         let dir_rel = repo.rel_path(&dir)?;
@@ -45,10 +43,7 @@ impl Project {
                     c.display(),
                     &commit.id[..12]
                 ),
-                None => bail!(
-                    "no werf.yaml or werf.yml in {} (use --config to name another file)",
-                    dir.display()
-                ),
+                None => bail!("no werf.yaml or werf.yml in {} (use --config to name another file)", dir.display()),
             }
         };
         let file_name = shown.to_string_lossy().into_owned();
@@ -58,17 +53,9 @@ impl Project {
             eprintln!("Warning: {file_name} has uncommitted changes; the committed version is used (giterminism)");
         }
         let allowed = allowed_env_vars(&repo, &commit, &dir_rel)?;
-        let vars = std::env::vars()
-            .filter(|(k, _)| allowed.iter().any(|a| a.matches(k)))
-            .collect();
-        let config = config::parse_template(
-            &file_name,
-            &text,
-            &config::TemplateInput {
-                vars,
-                env: env_name.to_string(),
-            },
-        )?;
+        let vars = std::env::vars().filter(|(k, _)| allowed.iter().any(|a| a.matches(k))).collect();
+        let config =
+            config::parse_template(&file_name, &text, &config::TemplateInput { vars, env: env_name.to_string() })?;
         let name = match std::env::var("WERF_PROJECT_NAME").ok().filter(|s| !s.is_empty()) {
             Some(n) => {
                 config::validate_project(&n).map_err(|e| anyhow::anyhow!("WERF_PROJECT_NAME={n:?}: {e}"))?;
@@ -76,13 +63,7 @@ impl Project {
             }
             None => config.meta.project.clone(),
         };
-        Ok(Project {
-            repo,
-            commit,
-            dir_rel,
-            config,
-            name,
-        })
+        Ok(Project { repo, commit, dir_rel, config, name })
     }
 }
 
@@ -109,15 +90,8 @@ fn allowed_env_vars(repo: &Repo, commit: &CommitInfo, dir_rel: &str) -> anyhow::
     };
     let text = String::from_utf8_lossy(&bytes);
     let doc: serde_json::Value = serde_saphyr::from_str(&text).with_context(|| format!("parsing {rel}"))?;
-    if let Some(list) = doc
-        .pointer("/config/goTemplateRendering/allowEnvVariables")
-        .and_then(|v| v.as_array())
-    {
-        out.extend(
-            list.iter()
-                .filter_map(|v| v.as_str())
-                .map(|s| AllowedVar(s.trim_matches('/').to_string())),
-        );
+    if let Some(list) = doc.pointer("/config/goTemplateRendering/allowEnvVariables").and_then(|v| v.as_array()) {
+        out.extend(list.iter().filter_map(|v| v.as_str()).map(|s| AllowedVar(s.trim_matches('/').to_string())));
     }
     Ok(out)
 }

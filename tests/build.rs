@@ -68,11 +68,7 @@ fn builds_runs_and_rebuilds_from_cache() {
         ],
         &[("src/untracked.txt", "not committed\n")],
     );
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(dir.join("src/bin/tool.sh"))
-        .status()
-        .unwrap();
+    std::process::Command::new("chmod").arg("+x").arg(dir.join("src/bin/tool.sh")).status().unwrap();
     git(&dir, &["add", "-A", "src/bin/tool.sh"]);
     git(&dir, &["commit", "-q", "-m", "exec bit"]);
     let report = env.path().join("report.json");
@@ -86,18 +82,11 @@ fn builds_runs_and_rebuilds_from_cache() {
     );
     let log = stdout(&out);
     assert!(log.contains("built in"), "{log}");
-    assert!(
-        stderr(&out).contains("src/untracked.txt"),
-        "no warning about the uncommitted file:\n{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("src/untracked.txt"), "no warning about the uncommitted file:\n{}", stderr(&out));
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(r["Images"]["app"]["Rebuilt"], true, "{r}");
     let name = r["Images"]["app"]["DockerImageName"].as_str().unwrap().to_string();
-    assert!(
-        name.starts_with("demo:") && name.len() == "demo:".len() + 56 + 1 + 13,
-        "{name}"
-    );
+    assert!(name.starts_with("demo:") && name.len() == "demo:".len() + 56 + 1 + 13, "{name}");
 
     let out = run_ok(
         env.slipway()
@@ -110,13 +99,7 @@ fn builds_runs_and_rebuilds_from_cache() {
     assert_eq!(stdout(&out), "default command\n");
 
     // Nothing changed: no step runs, the same image comes out, no registry needed.
-    let out = run_ok(
-        env.slipway()
-            .args(["build", "--dir"])
-            .arg(&dir)
-            .arg("--build-report-path")
-            .arg(&report),
-    );
+    let out = run_ok(env.slipway().args(["build", "--dir"]).arg(&dir).arg("--build-report-path").arg(&report));
     let log = stdout(&out);
     assert!(!log.contains("built in"), "a step ran on a cached rebuild:\n{log}");
     assert_eq!(log.matches("cached").count(), 9, "{log}");
@@ -127,11 +110,7 @@ fn builds_runs_and_rebuilds_from_cache() {
     // A committed change to a copied file rebuilds from the COPY on.
     write(&dir, "src/hello.txt", "changed\n");
     git(&dir, &["commit", "-q", "-am", "change"]);
-    let out = run_ok(
-        env.slipway()
-            .args(["build", "--insecure-registry", &reg, "--dir"])
-            .arg(&dir),
-    );
+    let out = run_ok(env.slipway().args(["build", "--insecure-registry", &reg, "--dir"]).arg(&dir));
     let log = stdout(&out);
     assert_eq!(log.matches("cached").count(), 4, "{log}");
     assert_eq!(log.matches("built in").count(), 5, "{log}");
@@ -148,11 +127,7 @@ fn hostile_base_layers_write_nothing_outside() {
     let cases = [
         ("dotdot", "\"../../escape\"", "'..' would leave the layer"),
         ("abs-symlink", "\"evil/pwned\"", "its parent evil is a symlink"),
-        (
-            "hardlink-out",
-            "\"hl\"",
-            "hardlink target ../../../etc/passwd: '..' would leave the layer",
-        ),
+        ("hardlink-out", "\"hl\"", "hardlink target ../../../etc/passwd: '..' would leave the layer"),
         ("abspath", "\"/abs-escape\"", "absolute paths are not allowed"),
     ];
     for (image, entry, reason) in cases {
@@ -162,34 +137,20 @@ fn hostile_base_layers_write_nothing_outside() {
         git_project(
             &dir,
             &[
-                (
-                    "werf.yaml",
-                    "project: bad\nconfigVersion: 1\n---\nimage: x\ndockerfile: Dockerfile\n",
-                ),
+                ("werf.yaml", "project: bad\nconfigVersion: 1\n---\nimage: x\ndockerfile: Dockerfile\n"),
                 ("Dockerfile", &df),
             ],
             &[],
         );
-        let out = env
-            .slipway()
-            .args(["build", "--insecure-registry", &reg, "--dir"])
-            .arg(&dir)
-            .output()
-            .unwrap();
+        let out = env.slipway().args(["build", "--insecure-registry", &reg, "--dir"]).arg(&dir).output().unwrap();
         assert!(!out.status.success(), "{image}: build succeeded");
         let err = stderr(&out);
-        assert!(
-            err.contains(&format!("refusing layer entry {entry}")) && err.contains(reason),
-            "{image}: {err}"
-        );
+        assert!(err.contains(&format!("refusing layer entry {entry}")) && err.contains(reason), "{image}: {err}");
         for outside in ["escape", "abs-escape", "pwned"] {
             let found = walk_find(env.path(), outside);
             assert!(found.is_none(), "{image}: {outside} written at {found:?}");
         }
-        assert!(
-            !std::path::Path::new("/tmp/slipway-escape-target").exists(),
-            "{image}: wrote through the symlink"
-        );
+        assert!(!std::path::Path::new("/tmp/slipway-escape-target").exists(), "{image}: wrote through the symlink");
     }
 }
 
@@ -220,11 +181,7 @@ fn malformed_inputs_give_one_line_errors() {
             "werf.yaml:6:",
         ),
         ("project: p\nconfigVersion: 2\n", "FROM scratch\n", "werf.yaml:2:"),
-        (
-            "project: Bad_Name\nconfigVersion: 1\n",
-            "FROM scratch\n",
-            "werf.yaml:1:",
-        ),
+        ("project: Bad_Name\nconfigVersion: 1\n", "FROM scratch\n", "werf.yaml:1:"),
         (
             "project: p\nconfigVersion: 1\n---\nimage: x\ndockerfile: Dockerfile\n",
             "FROM scratch\nRUNN echo\n",
@@ -235,11 +192,7 @@ fn malformed_inputs_give_one_line_errors() {
             "FROM scratch\nCOPY onlyone\n",
             "Dockerfile:2:",
         ),
-        (
-            "project: p\nconfigVersion: 1\n---\nimage: x\ndockerfile: Dockerfile\n",
-            "RUN true\n",
-            "Dockerfile:1:",
-        ),
+        ("project: p\nconfigVersion: 1\n---\nimage: x\ndockerfile: Dockerfile\n", "RUN true\n", "Dockerfile:1:"),
         (
             "project: p\nconfigVersion: 1\n---\nimage: x\ndockerfile: Dockerfile\n",
             "FROM scratch\nCOPY missing.txt /x\n",
@@ -255,10 +208,7 @@ fn malformed_inputs_give_one_line_errors() {
         let err = stderr(&out);
         let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("Warning:")).collect();
         assert_eq!(lines.len(), 1, "{needle}: not one line:\n{err}");
-        assert!(
-            lines[0].starts_with("Error: ") && lines[0].contains(needle),
-            "{needle}: {err}"
-        );
+        assert!(lines[0].starts_with("Error: ") && lines[0].contains(needle), "{needle}: {err}");
     }
 }
 
@@ -270,11 +220,7 @@ fn templates_and_env_report() {
     let env = Env::new();
     let dir = env.path().join("project");
     let werf = "project: tpl\nconfigVersion: 1\n---\nimage: {{ env \"WERF_TEST_IMAGE\" \"fallback\" }}\ndockerfile: Dockerfile\n";
-    git_project(
-        &dir,
-        &[("werf.yaml", werf), ("Dockerfile", "FROM scratch\nLABEL a=b\n")],
-        &[],
-    );
+    git_project(&dir, &[("werf.yaml", werf), ("Dockerfile", "FROM scratch\nLABEL a=b\n")], &[]);
     let report = env.path().join("report.env");
     run_ok(
         env.slipway()
@@ -294,9 +240,5 @@ fn templates_and_env_report() {
             .arg("--build-report-path")
             .arg(&report),
     );
-    assert!(
-        std::fs::read_to_string(&report)
-            .unwrap()
-            .starts_with("WERF_FALLBACK_DOCKER_IMAGE_NAME=tpl:")
-    );
+    assert!(std::fs::read_to_string(&report).unwrap().starts_with("WERF_FALLBACK_DOCKER_IMAGE_NAME=tpl:"));
 }

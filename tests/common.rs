@@ -22,10 +22,7 @@ pub fn rootless_env(test: &str) -> bool {
 pub fn registry(test: &str) -> Option<String> {
     let r = std::env::var("SLIPWAY_TEST_REGISTRY").ok().filter(|s| !s.is_empty());
     if r.is_none() {
-        skip_or_fail(
-            test,
-            Some("SLIPWAY_TEST_REGISTRY is not set (scripts/test.sh starts a registry and sets it)"),
-        );
+        skip_or_fail(test, Some("SLIPWAY_TEST_REGISTRY is not set (scripts/test.sh starts a registry and sets it)"));
     }
     r
 }
@@ -46,22 +43,14 @@ fn skip_or_fail(test: &str, problem: Option<&str>) -> bool {
 fn nix_is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
         .unwrap_or(false)
 }
 
 pub fn which(bin: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
-        .chain([
-            PathBuf::from("/usr/sbin"),
-            PathBuf::from("/usr/bin"),
-            PathBuf::from("/bin"),
-        ])
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin"), PathBuf::from("/bin")])
         .map(|d| d.join(bin))
         .find(|p| p.is_file())
 }
@@ -73,10 +62,7 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
-        let dir = tempfile::Builder::new()
-            .prefix("slipway-test-")
-            .tempdir()
-            .expect("creating test dir");
+        let dir = tempfile::Builder::new().prefix("slipway-test-").tempdir().expect("creating test dir");
         std::fs::create_dir_all(dir.path().join("home")).unwrap();
         Env { dir }
     }
@@ -103,16 +89,11 @@ impl Env {
         }
         let busybox = which("busybox").expect("busybox-static is not installed");
         std::fs::copy(&busybox, root.join("bin/busybox")).unwrap();
-        for applet in [
-            "sh", "id", "ls", "cat", "echo", "mkdir", "rm", "chown", "stat", "hostname", "touch", "ln",
-        ] {
+        for applet in ["sh", "id", "ls", "cat", "echo", "mkdir", "rm", "chown", "stat", "hostname", "touch", "ln"] {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
         }
-        std::fs::write(
-            root.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
-        )
-        .unwrap();
+        std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n")
+            .unwrap();
         std::fs::write(root.join("etc/group"), "root:x:0:\napp:x:1000:\n").unwrap();
         root
     }
@@ -171,9 +152,5 @@ pub fn git(dir: &Path, args: &[&str]) {
         .env("HOME", dir)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }

@@ -41,10 +41,7 @@ fn registry_from_env(var: &str) -> Option<String> {
 
 fn plain() -> Option<(String, Client)> {
     let host = registry_from_env("SLIPWAY_TEST_REGISTRY")?;
-    let client = Client::new(
-        RegistryConfig::default().with_insecure([host.clone()]),
-        AuthStore::empty(),
-    );
+    let client = Client::new(RegistryConfig::default().with_insecure([host.clone()]), AuthStore::empty());
     Some((host, client))
 }
 
@@ -68,12 +65,8 @@ struct TestImage {
 fn test_image(text: &str, media_type: &str) -> TestImage {
     let mut header = [0u8; 512];
     header[..8].copy_from_slice(b"file.txt");
-    let fields: [(usize, &str); 4] = [
-        (100, "0000644\0"),
-        (108, "0000000\0"),
-        (116, "0000000\0"),
-        (136, "00000000000\0"),
-    ];
+    let fields: [(usize, &str); 4] =
+        [(100, "0000644\0"), (108, "0000000\0"), (116, "0000000\0"), (136, "00000000000\0")];
     for (at, v) in fields {
         header[at..at + v.len()].copy_from_slice(v.as_bytes());
     }
@@ -94,15 +87,9 @@ fn test_image(text: &str, media_type: &str) -> TestImage {
     )
     .into_bytes();
     let (config_type, layer_type) = if media_type == DOCKER_MANIFEST {
-        (
-            "application/vnd.docker.container.image.v1+json",
-            "application/vnd.docker.image.rootfs.diff.tar",
-        )
+        ("application/vnd.docker.container.image.v1+json", "application/vnd.docker.image.rootfs.diff.tar")
     } else {
-        (
-            "application/vnd.oci.image.config.v1+json",
-            "application/vnd.oci.image.layer.v1.tar",
-        )
+        ("application/vnd.oci.image.config.v1+json", "application/vnd.oci.image.layer.v1.tar")
     };
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"{media_type}","config":{{"mediaType":"{config_type}","digest":"{}","size":{}}},"layers":[{{"mediaType":"{layer_type}","digest":"{}","size":{}}}]}}"#,
@@ -112,11 +99,7 @@ fn test_image(text: &str, media_type: &str) -> TestImage {
         layer.len()
     )
     .into_bytes();
-    TestImage {
-        config,
-        layer,
-        manifest,
-    }
+    TestImage { config, layer, manifest }
 }
 
 /// Uploads an image's blobs (if missing) and manifest; returns the manifest digest.
@@ -124,9 +107,7 @@ fn push_image(client: &Client, reference: &Reference, image: &TestImage, media_t
     for blob in [&image.config, &image.layer] {
         let digest = sha256_digest(blob);
         if !client.blob_exists(reference, &digest).unwrap() {
-            client
-                .push_blob(reference, &digest, blob.len() as u64, blob.as_slice())
-                .unwrap();
+            client.push_blob(reference, &digest, blob.len() as u64, blob.as_slice()).unwrap();
         }
     }
     client.put_manifest(reference, media_type, &image.manifest).unwrap()
@@ -141,11 +122,7 @@ fn skopeo_raw(reference: &str, creds: Option<&str>) -> Option<Vec<u8>> {
     }
     match cmd.arg(format!("docker://{reference}")).output() {
         Ok(out) => {
-            assert!(
-                out.status.success(),
-                "skopeo inspect {reference}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert!(out.status.success(), "skopeo inspect {reference}: {}", String::from_utf8_lossy(&out.stderr));
             Some(out.stdout)
         }
         Err(e) if std::env::var("SLIPWAY_REQUIRE_PRIVILEGED_TESTS").as_deref() == Ok("1") => {
@@ -183,17 +160,8 @@ fn pulls_docker_v2s2_manifest() {
     let resolved = client.resolve_image(&reference, &Platform::linux_amd64()).unwrap();
     assert_eq!(resolved.raw.media_type, DOCKER_MANIFEST);
     assert_eq!(resolved.manifest.media_type.as_deref(), Some(DOCKER_MANIFEST));
-    assert_eq!(
-        resolved.manifest.config.media_type,
-        "application/vnd.docker.container.image.v1+json"
-    );
-    assert!(
-        resolved
-            .manifest
-            .layers
-            .iter()
-            .all(|l| l.media_type.starts_with("application/vnd.docker.image.rootfs"))
-    );
+    assert_eq!(resolved.manifest.config.media_type, "application/vnd.docker.container.image.v1+json");
+    assert!(resolved.manifest.layers.iter().all(|l| l.media_type.starts_with("application/vnd.docker.image.rootfs")));
 }
 
 #[test]
@@ -202,37 +170,24 @@ fn index_resolves_to_amd64_and_lists_platforms_when_missing() {
     let reference = parse(&format!("{host}/base/busybox-multiarch:latest"));
     let index_raw = client.get_manifest(&reference).unwrap();
     assert_eq!(index_raw.media_type, OCI_INDEX);
-    let Manifest::Index(index) = index_raw.parse("multiarch").unwrap() else {
-        panic!("not an index")
-    };
+    let Manifest::Index(index) = index_raw.parse("multiarch").unwrap() else { panic!("not an index") };
     assert!(index.manifests.len() >= 2, "arm64 and amd64 entries");
 
     let amd64 = client.resolve_image(&reference, &Platform::linux_amd64()).unwrap();
     assert_eq!(amd64.raw.digest, index.manifests[1].digest, "amd64 is the second entry");
     assert_eq!(amd64.index.as_ref().map(|i| &i.digest), Some(&index_raw.digest));
     let mut config = Vec::new();
-    client
-        .fetch_blob_to(&reference, &amd64.manifest.config.digest, &mut config)
-        .unwrap();
+    client.fetch_blob_to(&reference, &amd64.manifest.config.digest, &mut config).unwrap();
     let config: serde_json::Value = serde_json::from_slice(&config).unwrap();
     assert_eq!(config["architecture"], "amd64");
 
-    let arm64 = client
-        .resolve_image(&reference, &Platform::parse("linux/arm64").unwrap())
-        .unwrap();
+    let arm64 = client.resolve_image(&reference, &Platform::parse("linux/arm64").unwrap()).unwrap();
     assert_eq!(arm64.raw.digest, index.manifests[0].digest);
 
-    let err = client
-        .resolve_image(&reference, &Platform::parse("linux/s390x").unwrap())
-        .unwrap_err();
+    let err = client.resolve_image(&reference, &Platform::parse("linux/s390x").unwrap()).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, RegistryError::NoMatchingPlatform { .. }), "{err:?}");
-    assert!(
-        msg.starts_with(&format!(
-            "image {reference} has no linux/s390x variant; it offers: linux/arm64"
-        )),
-        "{msg}"
-    );
+    assert!(msg.starts_with(&format!("image {reference} has no linux/s390x variant; it offers: linux/arm64")), "{msg}");
     assert!(msg.contains("linux/amd64"), "{msg}");
 }
 
@@ -251,9 +206,7 @@ fn docker_manifest_list_resolves_to_amd64() {
         arm.manifest.len(),
         amd.manifest.len()
     );
-    client
-        .put_manifest(&reference, DOCKER_MANIFEST_LIST, list.as_bytes())
-        .unwrap();
+    client.put_manifest(&reference, DOCKER_MANIFEST_LIST, list.as_bytes()).unwrap();
     let resolved = client.resolve_image(&reference, &Platform::linux_amd64()).unwrap();
     assert_eq!(resolved.raw.digest, amd_digest);
     assert_eq!(resolved.raw.bytes, amd.manifest);
@@ -278,10 +231,7 @@ fn streams_blobs_and_verifies_digests() {
     }
     let absent = sha256_digest(b"no such blob in any registry");
     let err = client.fetch_blob_to(&reference, &absent, &mut Vec::new()).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        format!("blob {absent} not found in {host}/base/busybox")
-    );
+    assert_eq!(err.to_string(), format!("blob {absent} not found in {host}/base/busybox"));
     assert!(!client.blob_exists(&reference, &absent).unwrap());
 }
 
@@ -289,17 +239,14 @@ fn streams_blobs_and_verifies_digests() {
 fn one_client_serves_concurrent_transfers() {
     let Some((host, client)) = plain() else { return };
     let reference = parse(&format!("{host}/{}:c", unique_repo("concurrent")));
-    let blobs: Vec<Vec<u8>> = (0..6)
-        .map(|i| format!("blob {i} {}", reference.repository).repeat(1000).into_bytes())
-        .collect();
+    let blobs: Vec<Vec<u8>> =
+        (0..6).map(|i| format!("blob {i} {}", reference.repository).repeat(1000).into_bytes()).collect();
     std::thread::scope(|s| {
         for blob in &blobs {
             let (client, reference) = (&client, &reference);
             s.spawn(move || {
                 let digest = sha256_digest(blob);
-                client
-                    .push_blob(reference, &digest, blob.len() as u64, blob.as_slice())
-                    .unwrap();
+                client.push_blob(reference, &digest, blob.len() as u64, blob.as_slice()).unwrap();
                 let mut back = Vec::new();
                 client.fetch_blob_to(reference, &digest, &mut back).unwrap();
                 assert_eq!(&back, blob);
@@ -316,26 +263,14 @@ fn pushes_blobs_and_manifest_that_skopeo_reads() {
     let config_digest = sha256_digest(&image.config);
     let layer_digest = sha256_digest(&image.layer);
     assert!(!client.blob_exists(&reference, &layer_digest).unwrap());
-    client
-        .push_blob(
-            &reference,
-            &config_digest,
-            image.config.len() as u64,
-            image.config.as_slice(),
-        )
-        .unwrap();
+    client.push_blob(&reference, &config_digest, image.config.len() as u64, image.config.as_slice()).unwrap();
     // The layer goes up from a file that is re-opened on each attempt.
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(&image.layer).unwrap();
     client
-        .push_blob_with(&reference, &layer_digest, image.layer.len() as u64, || {
-            std::fs::File::open(file.path())
-        })
+        .push_blob_with(&reference, &layer_digest, image.layer.len() as u64, || std::fs::File::open(file.path()))
         .unwrap();
-    assert_eq!(
-        client.blob_size(&reference, &layer_digest).unwrap(),
-        Some(image.layer.len() as u64)
-    );
+    assert_eq!(client.blob_size(&reference, &layer_digest).unwrap(), Some(image.layer.len() as u64));
     let digest = client.put_manifest(&reference, OCI_MANIFEST, &image.manifest).unwrap();
     assert_eq!(digest, sha256_digest(&image.manifest));
     assert_eq!(client.get_manifest(&reference).unwrap().bytes, image.manifest);
@@ -344,9 +279,7 @@ fn pushes_blobs_and_manifest_that_skopeo_reads() {
     }
     // Content that does not match its digest is refused, and nothing is stored.
     let wrong = sha256_digest(b"something else");
-    let err = client
-        .push_blob(&reference, &wrong, image.layer.len() as u64, image.layer.as_slice())
-        .unwrap_err();
+    let err = client.push_blob(&reference, &wrong, image.layer.len() as u64, image.layer.as_slice()).unwrap_err();
     assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err:?}");
     assert!(!client.blob_exists(&reference, &wrong).unwrap());
 }
@@ -358,28 +291,19 @@ fn mounts_blob_from_another_repository() {
     let target = parse(&format!("{host}/{}:x", unique_repo("mount-dst")));
     let blob = format!("mount me {}", target.repository).into_bytes();
     let digest = sha256_digest(&blob);
-    client
-        .push_blob(&source, &digest, blob.len() as u64, blob.as_slice())
-        .unwrap();
+    client.push_blob(&source, &digest, blob.len() as u64, blob.as_slice()).unwrap();
     assert!(!client.blob_exists(&target, &digest).unwrap());
     assert!(client.mount_blob(&target, &digest, &source.repository).unwrap());
     assert_eq!(client.blob_size(&target, &digest).unwrap(), Some(blob.len() as u64));
     let absent = sha256_digest(b"never pushed anywhere");
-    assert!(
-        !client.mount_blob(&target, &absent, &source.repository).unwrap(),
-        "registry declines: upload instead"
-    );
+    assert!(!client.mount_blob(&target, &absent, &source.repository).unwrap(), "registry declines: upload instead");
 }
 
 #[test]
 fn lists_tags_across_pages() {
     let Some((host, client)) = plain() else { return };
     let repo = parse(&format!("{host}/{}:t", unique_repo("tags")));
-    assert_eq!(
-        client.list_tags(&repo).unwrap(),
-        Vec::<String>::new(),
-        "unknown repository: no tags"
-    );
+    assert_eq!(client.list_tags(&repo).unwrap(), Vec::<String>::new(), "unknown repository: no tags");
     let image = test_image("tags\n", OCI_MANIFEST);
     let mut want: Vec<String> = (0..7).map(|i| format!("tag-{i}")).collect();
     for tag in &want {
@@ -426,11 +350,7 @@ fn basic_auth_registry_with_credentials_from_docker_config() {
     let config = dir.path().join("config.json");
     let basic = Credentials::new(&user, &pass).basic_header();
     let auth = basic.strip_prefix("Basic ").unwrap();
-    std::fs::write(
-        &config,
-        format!(r#"{{"auths":{{"http://{host}":{{"auth":"{auth}"}}}}}}"#),
-    )
-    .unwrap();
+    std::fs::write(&config, format!(r#"{{"auths":{{"http://{host}":{{"auth":"{auth}"}}}}}}"#)).unwrap();
     let store = AuthStore::load_from(&[dir.path().join("absent.json"), config]).unwrap();
     let client = Client::new(RegistryConfig::default().with_insecure([host.clone()]), store);
     let reference = parse(&format!("{host}/{}:v1", unique_repo("auth")));
@@ -448,9 +368,7 @@ fn basic_auth_registry_without_or_with_wrong_credentials_fails_clearly() {
     let Some((host, user, _)) = auth_registry() else { return };
     let config = RegistryConfig::default().with_insecure([host.clone()]);
     let reference = parse(&format!("{host}/base/busybox:latest"));
-    let err = Client::new(config.clone(), AuthStore::empty())
-        .get_manifest(&reference)
-        .unwrap_err();
+    let err = Client::new(config.clone(), AuthStore::empty()).get_manifest(&reference).unwrap_err();
     assert!(matches!(err, RegistryError::CredentialsRequired { .. }), "{err:?}");
     assert!(
         err.to_string().starts_with(&format!(
@@ -461,9 +379,5 @@ fn basic_auth_registry_without_or_with_wrong_credentials_fails_clearly() {
     let wrong = AuthStore::empty().with_credentials(&host, Credentials::new(&user, "wrong"));
     let err = Client::new(config, wrong).get_manifest(&reference).unwrap_err();
     assert!(matches!(err, RegistryError::CredentialsRejected { .. }), "{err:?}");
-    assert!(
-        err.to_string()
-            .contains(&format!("rejected the credentials for user \"{user}\"")),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&format!("rejected the credentials for user \"{user}\"")), "{err}");
 }

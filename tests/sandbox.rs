@@ -29,17 +29,12 @@ fn runs_sh_id_in_busybox_rootfs() {
     }
     let env = Env::new();
     let root = env.busybox_rootfs("rootfs");
-    let out = run_ok(
-        env.slipway()
-            .args(["internal", "sandbox", "--rootfs"])
-            .arg(&root)
-            .args([
-                "--",
-                "/bin/sh",
-                "-c",
-                "id; echo pid=$$; hostname; ls /dev; test -r /proc/self/status && echo proc-ok",
-            ]),
-    );
+    let out = run_ok(env.slipway().args(["internal", "sandbox", "--rootfs"]).arg(&root).args([
+        "--",
+        "/bin/sh",
+        "-c",
+        "id; echo pid=$$; hostname; ls /dev; test -r /proc/self/status && echo proc-ok",
+    ]));
     let text = stdout(&out);
     assert!(text.starts_with("uid=0(root) gid=0(root)"), "{text}");
     assert!(text.contains("pid=1\n"), "{text}");
@@ -69,9 +64,7 @@ fn exit_status_and_user_are_propagated() {
     assert_eq!(out.status.code(), Some(42), "{}", stderr(&out));
     let out = run_ok(
         env.slipway()
-            .args([
-                "internal", "sandbox", "--uid", "1000", "--gid", "1000", "--cwd", "/tmp", "--rootfs",
-            ])
+            .args(["internal", "sandbox", "--uid", "1000", "--gid", "1000", "--cwd", "/tmp", "--rootfs"])
             .arg(&root)
             .args(["--", "/bin/sh", "-c", "id -u; id -g; pwd"]),
     );
@@ -84,11 +77,7 @@ fn exit_status_and_user_are_propagated() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("nonexistent-cmd: executable file not found in $PATH"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("nonexistent-cmd: executable file not found in $PATH"), "{}", stderr(&out));
 }
 
 #[test]
@@ -115,11 +104,7 @@ fn ulimits_apply_and_bad_ones_are_refused() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("invalid ulimit \"nofile=1:99999999999\""),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("invalid ulimit \"nofile=1:99999999999\""), "{}", stderr(&out));
 }
 
 #[test]
@@ -148,22 +133,13 @@ fn overlay_records_chown_and_whiteouts_in_upper() {
         "chown inside is a subordinate id outside"
     );
     let wh = std::fs::symlink_metadata(upper.join("oldfile")).unwrap();
-    assert!(
-        std::os::unix::fs::FileTypeExt::is_char_device(&wh.file_type()) && wh.rdev() == 0,
-        "whiteout expected"
-    );
-    assert!(
-        !upper.join("proc").exists(),
-        "sandbox mount points leaked into the upper dir"
-    );
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(&wh.file_type()) && wh.rdev() == 0, "whiteout expected");
+    assert!(!upper.join("proc").exists(), "sandbox mount points leaked into the upper dir");
     assert!(lower.join("oldfile").exists(), "lower layer was modified");
 }
 
 fn subid_start(file: &str) -> u32 {
-    let name = std::env::var("USER")
-        .ok()
-        .or_else(|| std::env::var("LOGNAME").ok())
-        .unwrap_or_default();
+    let name = std::env::var("USER").ok().or_else(|| std::env::var("LOGNAME").ok()).unwrap_or_default();
     let uid = nix_uid().to_string();
     std::fs::read_to_string(file)
         .unwrap()

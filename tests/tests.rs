@@ -8,5 +8,7 @@
 
 mod build;
 mod common;
+mod proxy;
 mod registry;
+mod repo;
 mod sandbox;

@@ -30,11 +30,7 @@ pub enum RuntimeError {
     #[error(
         "{tool} failed for pid {pid}: {message}; check /etc/subuid and /etc/subgid and that {tool} is installed (Debian package uidmap)"
     )]
-    IdMap {
-        tool: &'static str,
-        pid: i32,
-        message: String,
-    },
+    IdMap { tool: &'static str, pid: i32, message: String },
     #[error(
         "mounting overlayfs at {target}: {source}; native rootless overlayfs needs Linux >= 5.11 \
          (with userxattr); use WERF_BUILDAH_STORAGE_DRIVER=vfs on this host"

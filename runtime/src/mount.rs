@@ -56,27 +56,15 @@ impl RootfsMounter for NativeOverlay {
             }
         }
         let lowerdir = lowers.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>().join(":");
-        let data = format!(
-            "lowerdir={lowerdir},upperdir={},workdir={},userxattr",
-            dirs.upper.display(),
-            dirs.work.display()
-        );
+        let data =
+            format!("lowerdir={lowerdir},upperdir={},workdir={},userxattr", dirs.upper.display(), dirs.work.display());
         tracing::debug!(target = %dirs.target.display(), lowers = lowers.len(), "mounting overlay");
         let res = if data.len() <= MAX_MOUNT_DATA {
-            nix::mount::mount(
-                Some("overlay"),
-                &dirs.target,
-                Some("overlay"),
-                MsFlags::empty(),
-                Some(data.as_str()),
-            )
+            nix::mount::mount(Some("overlay"), &dirs.target, Some("overlay"), MsFlags::empty(), Some(data.as_str()))
         } else {
             crate::sys::mount_overlay_fsconfig(&lowers, &dirs.upper, &dirs.work, &dirs.target)
         };
-        res.map_err(|source| RuntimeError::Overlay {
-            target: dirs.target.clone(),
-            source,
-        })
+        res.map_err(|source| RuntimeError::Overlay { target: dirs.target.clone(), source })
     }
 
     fn unmount(&self, dirs: &RootfsDirs) -> Result<()> {

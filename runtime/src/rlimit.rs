@@ -42,23 +42,13 @@ pub fn name_of(resource: i32) -> &'static str {
 /// Parse a `WERF_BUILDAH_ULIMIT` value. `current` gives the process's own (soft, hard) for a
 /// resource; `-1` is replaced by the current hard limit, as buildah does.
 pub fn parse_list(value: &str, current: impl Fn(i32) -> (u64, u64)) -> Result<Vec<Rlimit>> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|item| parse_one(item, &current))
-        .collect()
+    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|item| parse_one(item, &current)).collect()
 }
 
 fn parse_one(item: &str, current: &impl Fn(i32) -> (u64, u64)) -> Result<Rlimit> {
-    let err = |reason: &str| RuntimeError::Ulimit {
-        spec: item.to_string(),
-        reason: reason.to_string(),
-    };
-    let (name, values) = item
-        .split_once('=')
-        .or_else(|| item.split_once(':'))
-        .ok_or_else(|| err("expected name=soft[:hard]"))?;
+    let err = |reason: &str| RuntimeError::Ulimit { spec: item.to_string(), reason: reason.to_string() };
+    let (name, values) =
+        item.split_once('=').or_else(|| item.split_once(':')).ok_or_else(|| err("expected name=soft[:hard]"))?;
     let resource = NAMES
         .iter()
         .find(|(n, _)| *n == name.trim())
@@ -72,9 +62,7 @@ fn parse_one(item: &str, current: &impl Fn(i32) -> (u64, u64)) -> Result<Rlimit>
     let value = |v: &str| -> Result<u64> {
         match v.trim() {
             "-1" | "unlimited" => Ok(host_hard),
-            v => v
-                .parse::<u64>()
-                .map_err(|_| err("values must be integers, -1 or unlimited")),
+            v => v.parse::<u64>().map_err(|_| err("values must be integers, -1 or unlimited")),
         }
     };
     let soft_v = value(soft)?;
@@ -90,11 +78,7 @@ fn parse_one(item: &str, current: &impl Fn(i32) -> (u64, u64)) -> Result<Rlimit>
             "hard limit {hard_v} is above this process's hard limit {host_hard}, which an unprivileged user cannot raise"
         )));
     }
-    Ok(Rlimit {
-        resource,
-        soft: soft_v,
-        hard: hard_v,
-    })
+    Ok(Rlimit { resource, soft: soft_v, hard: hard_v })
 }
 
 /// The current (soft, hard) limits of this process for `resource`.
@@ -113,22 +97,8 @@ mod tests {
     #[test]
     fn accepts_both_syntaxes() {
         let got = parse_list("nofile=100:200, nproc:50", host).unwrap();
-        assert_eq!(
-            got[0],
-            Rlimit {
-                resource: libc::RLIMIT_NOFILE as i32,
-                soft: 100,
-                hard: 200
-            }
-        );
-        assert_eq!(
-            got[1],
-            Rlimit {
-                resource: libc::RLIMIT_NPROC as i32,
-                soft: 50,
-                hard: 50
-            }
-        );
+        assert_eq!(got[0], Rlimit { resource: libc::RLIMIT_NOFILE as i32, soft: 100, hard: 200 });
+        assert_eq!(got[1], Rlimit { resource: libc::RLIMIT_NPROC as i32, soft: 50, hard: 50 });
     }
 
     #[test]

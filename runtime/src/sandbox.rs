@@ -109,10 +109,7 @@ const MOUNT_POINTS: &[(&str, bool)] = &[("proc", true), ("dev", true), ("sys", t
 fn create_mount_points(spec: &SandboxSpec) -> Result<Vec<String>> {
     let root = open_dir(&spec.rootfs)?;
     let mut created = Vec::new();
-    let binds = spec
-        .binds
-        .iter()
-        .map(|b| (b.dest.trim_start_matches('/'), b.source.is_dir()));
+    let binds = spec.binds.iter().map(|b| (b.dest.trim_start_matches('/'), b.source.is_dir()));
     for (rel, is_dir) in MOUNT_POINTS.iter().copied().chain(binds) {
         if rel.is_empty() {
             continue;
@@ -126,15 +123,8 @@ fn create_mount_points(spec: &SandboxSpec) -> Result<Vec<String>> {
                 continue;
             }
             let (parent, name) = match p.rsplit_once('/') {
-                Some((a, b)) => (
-                    resolve_in_root(&root, a, OFlag::O_PATH | OFlag::O_DIRECTORY)?,
-                    b.to_string(),
-                ),
-                None => (
-                    root.try_clone()
-                        .map_err(RuntimeError::io("duplicating fd of", &spec.rootfs))?,
-                    p.clone(),
-                ),
+                Some((a, b)) => (resolve_in_root(&root, a, OFlag::O_PATH | OFlag::O_DIRECTORY)?, b.to_string()),
+                None => (root.try_clone().map_err(RuntimeError::io("duplicating fd of", &spec.rootfs))?, p.clone()),
             };
             if dir {
                 nix::sys::stat::mkdirat(&parent, name.as_str(), Mode::from_bits_truncate(0o755))
@@ -147,10 +137,7 @@ fn create_mount_points(spec: &SandboxSpec) -> Result<Vec<String>> {
                 )
                 .map(drop)
             }
-            .map_err(RuntimeError::sys(format!(
-                "creating mount point /{p} in {}",
-                spec.rootfs.display()
-            )))?;
+            .map_err(RuntimeError::sys(format!("creating mount point /{p} in {}", spec.rootfs.display())))?;
             created.push(p);
         }
     }
@@ -172,23 +159,15 @@ fn remove_created(rootfs: &Path, created: &[String]) {
         };
         let is_dir = nix::sys::stat::fstatat(&parent, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
             .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
-        let flag = if is_dir {
-            nix::unistd::UnlinkatFlags::RemoveDir
-        } else {
-            nix::unistd::UnlinkatFlags::NoRemoveDir
-        };
+        let flag = if is_dir { nix::unistd::UnlinkatFlags::RemoveDir } else { nix::unistd::UnlinkatFlags::NoRemoveDir };
         // A directory the step filled is kept: it is the step's content now.
         let _ = nix::unistd::unlinkat(&parent, name, flag);
     }
 }
 
 fn open_dir(path: &Path) -> Result<OwnedFd> {
-    nix::fcntl::open(
-        path,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(RuntimeError::sys(format!("opening {}", path.display())))
+    nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(RuntimeError::sys(format!("opening {}", path.display())))
 }
 
 /// Open `rel` inside the rootfs, resolving symlinks as if the rootfs were `/`.
@@ -264,27 +243,13 @@ fn setup(spec: &SandboxSpec) -> Result<Never> {
             nix::mount::mount(src, target, fstype, flags, data).map_err(RuntimeError::sys(format!("mounting {what}")))
         };
     let rootfs_s = rootfs.to_string_lossy().into_owned();
-    mnt(
-        Some(&rootfs_s),
-        &rootfs_s,
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None,
-        "the rootfs on itself",
-    )?;
+    mnt(Some(&rootfs_s), &rootfs_s, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, "the rootfs on itself")?;
     let root = open_dir(rootfs)?;
     let dir = |rel: &str| resolve_in_root(&root, rel, OFlag::O_PATH | OFlag::O_DIRECTORY);
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
 
     let proc_fd = dir("proc")?;
-    mnt(
-        Some("proc"),
-        &fd_path(&proc_fd),
-        Some("proc"),
-        nosuid_nodev_noexec,
-        None,
-        "/proc",
-    )?;
+    mnt(Some("proc"), &fd_path(&proc_fd), Some("proc"), nosuid_nodev_noexec, None, "/proc")?;
 
     let dev_fd = dir("dev")?;
     mnt(
@@ -300,14 +265,7 @@ fn setup(spec: &SandboxSpec) -> Result<Never> {
     for name in ["null", "zero", "full", "random", "urandom", "tty"] {
         let target = format!("{dev}/{name}");
         std::fs::File::create(&target).map_err(RuntimeError::io("creating", &target))?;
-        mnt(
-            Some(&format!("/dev/{name}")),
-            &target,
-            None,
-            MsFlags::MS_BIND,
-            None,
-            &format!("/dev/{name}"),
-        )?;
+        mnt(Some(&format!("/dev/{name}")), &target, None, MsFlags::MS_BIND, None, &format!("/dev/{name}"))?;
     }
     for (name, target) in [
         ("fd", "/proc/self/fd"),
@@ -360,14 +318,7 @@ fn setup(spec: &SandboxSpec) -> Result<Never> {
     // sysfs needs its own network namespace; bind the host's read-only instead.
     let sys_fd = dir("sys")?;
     let sys = fd_path(&sys_fd);
-    mnt(
-        Some("/sys"),
-        &sys,
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None,
-        "/sys",
-    )?;
+    mnt(Some("/sys"), &sys, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, "/sys")?;
     let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nosuid_nodev_noexec;
     if let Err(e) = nix::mount::mount(None::<&str>, sys.as_str(), None::<&str>, ro, None::<&str>) {
         tracing::debug!(error = %e, "could not make /sys read-only");
@@ -378,23 +329,9 @@ fn setup(spec: &SandboxSpec) -> Result<Never> {
         let target_fd = resolve_in_root(&root, rel, OFlag::O_PATH)?;
         let target = fd_path(&target_fd);
         let src = b.source.to_string_lossy();
-        mnt(
-            Some(&src),
-            &target,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None,
-            &b.dest,
-        )?;
+        mnt(Some(&src), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, &b.dest)?;
         if b.readonly {
-            mnt(
-                None,
-                &target,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                None,
-                &b.dest,
-            )?;
+            mnt(None, &target, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None, &b.dest)?;
         }
     }
     drop((proc_fd, dev_fd, dev_tmpfs, sys_fd));
@@ -421,14 +358,10 @@ fn setup(spec: &SandboxSpec) -> Result<Never> {
         }
     }
     let (uid, gid) = (Uid::from_raw(spec.uid), Gid::from_raw(spec.gid));
-    nix::unistd::setresgid(gid, gid, gid).map_err(RuntimeError::sys(format!(
-        "setting gid {} (is it mapped in the user namespace?)",
-        spec.gid
-    )))?;
-    nix::unistd::setresuid(uid, uid, uid).map_err(RuntimeError::sys(format!(
-        "setting uid {} (is it mapped in the user namespace?)",
-        spec.uid
-    )))?;
+    nix::unistd::setresgid(gid, gid, gid)
+        .map_err(RuntimeError::sys(format!("setting gid {} (is it mapped in the user namespace?)", spec.gid)))?;
+    nix::unistd::setresuid(uid, uid, uid)
+        .map_err(RuntimeError::sys(format!("setting uid {} (is it mapped in the user namespace?)", spec.uid)))?;
     nix::sys::prctl::set_no_new_privs().map_err(RuntimeError::sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
     nix::unistd::chdir(spec.cwd.as_str())
         .map_err(RuntimeError::sys(format!("changing to working directory {}", spec.cwd)))?;
@@ -444,10 +377,7 @@ fn setup(spec: &SandboxSpec) -> Result<Never> {
 
 /// Find `args[0]` in the `PATH` of the step's environment (inside the new root).
 fn find_program(spec: &SandboxSpec) -> Result<String> {
-    let arg0 = spec
-        .args
-        .first()
-        .ok_or_else(|| RuntimeError::Other("no command to run".into()))?;
+    let arg0 = spec.args.first().ok_or_else(|| RuntimeError::Other("no command to run".into()))?;
     if arg0.contains('/') {
         return Ok(arg0.clone());
     }
@@ -464,7 +394,5 @@ fn find_program(spec: &SandboxSpec) -> Result<String> {
             return Ok(candidate);
         }
     }
-    Err(RuntimeError::Other(format!(
-        "{arg0}: executable file not found in $PATH ({path})"
-    )))
+    Err(RuntimeError::Other(format!("{arg0}: executable file not found in $PATH ({path})")))
 }

@@ -47,41 +47,17 @@ mod tests {
     #[test]
     fn parses_by_name_and_id() {
         let text = "alice:100000:65536\n# comment\nbob:200000:65536\n1001:300000:1000\nbad line\nalice:x:1\n";
-        assert_eq!(
-            parse(text, "alice", 1000),
-            vec![IdRange {
-                start: 100000,
-                count: 65536
-            }]
-        );
+        assert_eq!(parse(text, "alice", 1000), vec![IdRange { start: 100000, count: 65536 }]);
         assert_eq!(
             parse(text, "bob", 1001),
-            vec![
-                IdRange {
-                    start: 200000,
-                    count: 65536
-                },
-                IdRange {
-                    start: 300000,
-                    count: 1000
-                }
-            ]
+            vec![IdRange { start: 200000, count: 65536 }, IdRange { start: 300000, count: 1000 }]
         );
         assert!(parse(text, "carol", 1002).is_empty());
     }
 
     #[test]
     fn stacks_ranges_from_one() {
-        let ranges = [
-            IdRange {
-                start: 200000,
-                count: 10,
-            },
-            IdRange {
-                start: 300000,
-                count: 5,
-            },
-        ];
+        let ranges = [IdRange { start: 200000, count: 10 }, IdRange { start: 300000, count: 5 }];
         assert_eq!(map_args(1001, &ranges).join(" "), "0 1001 1 1 200000 10 11 300000 5");
         assert_eq!(map_args(5, &[]).join(" "), "0 5 1");
     }

@@ -13,10 +13,7 @@ pub(crate) fn fork() -> nix::Result<ForkResult> {
 
 /// `getrlimit(2)` by raw resource number (nix wants its own enum).
 pub(crate) fn getrlimit(resource: i32) -> (u64, u64) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: `lim` is a valid, writable rlimit struct for the duration of the call.
     let rc = unsafe { libc::getrlimit(resource as _, &mut lim) };
     if rc != 0 {
@@ -27,10 +24,7 @@ pub(crate) fn getrlimit(resource: i32) -> (u64, u64) {
 
 /// `setrlimit(2)` by raw resource number.
 pub(crate) fn setrlimit(resource: i32, soft: u64, hard: u64) -> nix::Result<()> {
-    let lim = libc::rlimit {
-        rlim_cur: soft,
-        rlim_max: hard,
-    };
+    let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
     // SAFETY: `lim` is a valid rlimit struct; the kernel only reads it.
     let rc = unsafe { libc::setrlimit(resource as _, &lim) };
     nix::errno::Errno::result(rc).map(drop)
@@ -130,14 +124,7 @@ pub(crate) fn mount_overlay_fsconfig(
     let t = cstr(target.as_os_str().as_bytes())?;
     // SAFETY: both paths are NUL-terminated; mfd is the mount fd we own.
     let rc = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            mfd,
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
+        libc::syscall(libc::SYS_move_mount, mfd, empty.as_ptr(), libc::AT_FDCWD, t.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH)
     };
     Errno::result(rc).map(drop)
 }

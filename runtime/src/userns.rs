@@ -44,10 +44,7 @@ pub struct HostIds<'a> {
 
 impl Default for HostIds<'static> {
     fn default() -> Self {
-        HostIds {
-            subuid: Path::new("/etc/subuid"),
-            subgid: Path::new("/etc/subgid"),
-        }
+        HostIds { subuid: Path::new("/etc/subuid"), subgid: Path::new("/etc/subgid") }
     }
 }
 
@@ -67,14 +64,8 @@ pub fn enter(host: &HostIds) -> Result<Entered> {
 }
 
 fn make_mounts_private() -> Result<()> {
-    nix::mount::mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(RuntimeError::sys("making mounts private"))
+    nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(RuntimeError::sys("making mounts private"))
 }
 
 fn child_side() -> Result<()> {
@@ -93,9 +84,7 @@ fn child_side() -> Result<()> {
     drop(ready);
     unshared.map_err(|source| RuntimeError::UserNamespace { source })?;
     let mut answer = [0u8; 1];
-    let n = go
-        .read(&mut answer)
-        .map_err(RuntimeError::io("waiting for the id mapping on", "pipe"))?;
+    let n = go.read(&mut answer).map_err(RuntimeError::io("waiting for the id mapping on", "pipe"))?;
     if n == 0 || answer[0] != b'1' {
         // The parent failed to map us and has printed why.
         std::process::exit(125);
@@ -127,10 +116,7 @@ fn parent_side(host: &HostIds) -> Result<i32> {
         .unwrap_or_else(|| uid.to_string());
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     let uid_ranges = subid::parse(&read(host.subuid), &user, uid);
-    let group = nix::unistd::Group::from_gid(Gid::from_raw(gid))
-        .ok()
-        .flatten()
-        .map(|g| g.name);
+    let group = nix::unistd::Group::from_gid(Gid::from_raw(gid)).ok().flatten().map(|g| g.name);
     let mut gid_ranges = subid::parse(&read(host.subgid), &user, uid);
     if gid_ranges.is_empty()
         && let Some(g) = group
@@ -163,9 +149,7 @@ fn parent_side(host: &HostIds) -> Result<i32> {
 
     let mut ready = std::fs::File::from(ready_r);
     let mut b = [0u8; 1];
-    let n = ready
-        .read(&mut b)
-        .map_err(RuntimeError::io("waiting for the child on", "pipe"))?;
+    let n = ready.read(&mut b).map_err(RuntimeError::io("waiting for the child on", "pipe"))?;
     let mut go = std::fs::File::from(go_w);
     if n == 1 && b[0] == b'1' {
         let mapped = if full {
@@ -196,15 +180,11 @@ fn parent_side(host: &HostIds) -> Result<i32> {
 }
 
 fn run_map(tool: &'static str, pid: i32, args: &[String]) -> Result<()> {
-    let out = Command::new(tool)
-        .arg(pid.to_string())
-        .args(args)
-        .output()
-        .map_err(|e| RuntimeError::IdMap {
-            tool,
-            pid,
-            message: e.to_string(),
-        })?;
+    let out = Command::new(tool).arg(pid.to_string()).args(args).output().map_err(|e| RuntimeError::IdMap {
+        tool,
+        pid,
+        message: e.to_string(),
+    })?;
     if !out.status.success() {
         return Err(RuntimeError::IdMap {
             tool,

@@ -31,12 +31,8 @@ pub struct Rootfs {
 
 impl Rootfs {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let root = nix::fcntl::open(
-            path,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .with_context(|| format!("opening rootfs {}", path.display()))?;
+        let root = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+            .with_context(|| format!("opening rootfs {}", path.display()))?;
         Ok(Rootfs { root })
     }
 
@@ -140,10 +136,7 @@ impl Rootfs {
             return Ok(());
         }
         if !meta.is_file() {
-            bail!(
-                "cannot copy {}: only files, directories and symlinks can be copied",
-                src.display()
-            );
+            bail!("cannot copy {}: only files, directories and symlinks can be copied", src.display());
         }
         let fd = nix::fcntl::openat(
             &parent,

@@ -24,9 +24,6 @@ mod tests {
         let d = sha3_224(&["a", "b"]);
         assert_eq!(d.len(), 56);
         assert_eq!(d, sha3_224(&["a", "b"]));
-        assert_ne!(
-            d,
-            sha3_224(&["a:::b"][..1].iter().copied().chain(["x"]).collect::<Vec<_>>())
-        );
+        assert_ne!(d, sha3_224(&["a:::b"][..1].iter().copied().chain(["x"]).collect::<Vec<_>>()));
     }
 }

@@ -1,23 +1,23 @@
 //! Building one Dockerfile image: plan every step's digest, find the newest step
-//! already in the store, and execute only the steps after it, storing each as a stage.
+//! already stored, and execute only the steps after it, storing each as a stage.
 
 use super::log::Log;
 use super::plan::{Base, Plan, PlannedStage};
 use super::pull::Puller;
 use super::report::{ImageReport, StageReport};
-use super::state::{ImageState, StageLabels, store_stage};
+use super::stages::Stages;
+use super::state::{ImageState, StageLabels};
 use super::steps::{self, StepEnv};
 use crate::context::BuildContext;
 use crate::dockerfile::StageRef;
 use anyhow::Context;
 use slipway_runtime::rlimit::Rlimit;
-use slipway_storage::store::Store;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Instant;
 
 pub struct DockerfileBuild<'a> {
-    pub store: &'a Store,
+    pub stages: &'a Stages<'a>,
     pub puller: &'a Puller<'a>,
     pub log: &'a Log,
     pub project: &'a str,
@@ -34,7 +34,9 @@ pub struct DockerfileBuild<'a> {
 impl DockerfileBuild<'_> {
     /// Build (or find) the target stage; returns its final state.
     pub fn run(&self) -> anyhow::Result<ImageState> {
-        self.stage(self.plan.target)
+        let state = self.stage(self.plan.target)?;
+        let digest = &self.plan.stages[&self.plan.target].steps.last().expect("FROM step").digest;
+        self.stages.settle(state, digest)
     }
 
     fn stage(&self, index: usize) -> anyhow::Result<ImageState> {
@@ -55,11 +57,11 @@ impl DockerfileBuild<'_> {
     }
 
     fn stage_name(&self, ps: &PlannedStage, step: &str) -> String {
-        if ps.index == self.plan.target {
-            step.to_string()
-        } else {
-            format!("stage{}/{step}", ps.index)
-        }
+        if ps.index == self.plan.target { step.to_string() } else { format!("stage{}/{step}", ps.index) }
+    }
+
+    fn shown(&self) -> &str {
+        if self.image.is_empty() { "~" } else { self.image }
     }
 
     fn build_stage(&self, ps: &PlannedStage) -> anyhow::Result<ImageState> {
@@ -67,28 +69,22 @@ impl DockerfileBuild<'_> {
         let mut start = 0;
         let mut state = None;
         for (k, step) in ps.steps.iter().enumerate().rev() {
-            if let Some(found) = self.store.stages(self.project, Some(&step.digest))?.into_iter().next() {
-                state = Some(ImageState::load(self.store, &found)?);
+            if let Some(found) = self.stages.lookup(&step.digest)? {
+                for earlier in &ps.steps[..k] {
+                    self.cached(ps, earlier, "cached", found.source);
+                }
+                self.cached(ps, step, &format!("cached ({})", found.source), found.source);
+                state = Some(found.state);
                 start = k + 1;
                 break;
             }
-        }
-        for step in &ps.steps[..start] {
-            let name = self.stage_name(ps, &step.name);
-            self.log.stage(self.image, &name, &step.digest, "cached");
-            self.report
-                .borrow_mut()
-                .stages
-                .insert(name, StageReport::cached(&step.digest));
         }
         let df = &self.plan.dockerfile;
         for k in start..ps.steps.len() {
             let planned = &ps.steps[k];
             let name = self.stage_name(ps, &planned.name);
             let t = Instant::now();
-            let parent_id = state
-                .as_ref()
-                .and_then(|s: &ImageState| s.stage.as_ref().map(|st| st.id()));
+            let parent_id = state.as_ref().and_then(|s: &ImageState| s.stage.as_ref().map(|st| st.id()));
             let built = match &planned.step {
                 None => match &ps.base {
                     Base::Scratch => ImageState::scratch(),
@@ -101,53 +97,37 @@ impl DockerfileBuild<'_> {
                 Some(step) => {
                     self.log.step_command(&step.original);
                     let env = StepEnv {
-                        store: self.store,
+                        puller: self.puller,
                         plan: self.plan,
                         context: self.context,
                         rlimits: self.rlimits,
                         image_of: &|w| self.image_of(w),
                     };
                     let cmd_set = steps::cmd_set_before(&ps.steps[1..k]);
-                    steps::execute(&env, state.as_ref().expect("FROM comes first"), planned, cmd_set).with_context(
-                        || {
-                            format!(
-                                "building image {}",
-                                if self.image.is_empty() { "~" } else { self.image }
-                            )
-                        },
-                    )?
+                    steps::execute(&env, state.as_ref().expect("FROM comes first"), planned, cmd_set)
+                        .with_context(|| format!("building image {}", self.shown()))?
                 }
             };
-            let labels = StageLabels {
-                project: self.project,
-                commit: self.commit,
-                parent_stage_id: parent_id,
-            };
-            let (stored, ours) = store_stage(self.store, &built, &planned.digest, &name, &labels)?;
+            let labels = StageLabels { project: self.project, commit: self.commit, parent_stage_id: parent_id };
+            let (stored, ours) = self.stages.publish(&built, &planned.digest, &name, &labels)?;
             let secs = t.elapsed().as_secs_f64();
-            let status = if ours {
-                format!("built in {secs:.2}s")
-            } else {
-                "built, but another build stored it first: using that one".into()
-            };
+            let status =
+                if ours { format!("built in {secs:.2}s") } else { "built, but another build stored it first".into() };
             self.log.stage(self.image, &name, &planned.digest, &status);
-            let size = stored
-                .layers
-                .last()
-                .filter(|_| built.layers.len() > state.as_ref().map_or(0, |s| s.layers.len()))
-                .map_or(0, |l| l.size);
-            self.report.borrow_mut().stages.insert(
-                name,
-                StageReport::built(
-                    &planned.digest,
-                    secs,
-                    size,
-                    planned.step.is_none() && matches!(ps.base, Base::Image(_)),
-                ),
-            );
-            self.report.borrow_mut().rebuilt = true;
+            let new_layer = built.layers.len() > state.as_ref().map_or(0, |s| s.layers.len());
+            let size = stored.layers.last().filter(|_| new_layer).map_or(0, |l| l.size);
+            let pulled = planned.step.is_none() && matches!(ps.base, Base::Image(_));
+            let mut report = self.report.borrow_mut();
+            report.stages.insert(name, StageReport::built(&planned.digest, secs, size, pulled));
+            report.rebuilt = true;
             state = Some(stored);
         }
         Ok(state.expect("a stage has at least its FROM step"))
+    }
+
+    fn cached(&self, ps: &PlannedStage, step: &super::plan::PlannedStep, status: &str, source: &str) {
+        let name = self.stage_name(ps, &step.name);
+        self.log.stage(self.image, &name, &step.digest, status);
+        self.report.borrow_mut().stages.insert(name, StageReport::cached(&step.digest, source));
     }
 }

@@ -31,10 +31,7 @@ impl Log {
     }
 
     pub fn stage(&self, image: &str, stage: &str, digest: &str, status: &str) {
-        self.line(&format!(
-            "│ {image}/{stage:<16} {:<12} {status}",
-            &digest[..12.min(digest.len())]
-        ));
+        self.line(&format!("│ {image}/{stage:<16} {:<12} {status}", &digest[..12.min(digest.len())]));
     }
 
     pub fn step_command(&self, text: &str) {

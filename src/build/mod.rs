@@ -8,15 +8,19 @@ mod digest;
 mod dockerfile_image;
 mod log;
 mod plan;
-mod pull;
+pub mod pull;
+mod repo;
 pub mod report;
 mod rootfs;
+mod stages;
 mod state;
 mod steps;
 mod users;
 
 pub use log::Log;
+pub use pull::Puller;
 pub use rootfs::Mutation;
+use stages::Stages;
 pub use state::ImageState;
 
 use crate::config::ImageKind;
@@ -30,9 +34,15 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// Settings that come from flags and the environment.
+#[derive(Default)]
 pub struct BuildSettings {
     pub insecure_registries: Vec<String>,
     pub skip_tls_verify_registries: Vec<String>,
+    /// `--repo`: stages in this registry repository, the local store as a cache.
+    pub repo: Option<String>,
+    pub secondary_repos: Vec<String>,
+    pub cache_repos: Vec<String>,
+    pub final_repo: Option<String>,
 }
 
 /// Builds selected images; returns the report and each image's final state.
@@ -51,27 +61,19 @@ pub fn build(
         None => Vec::new(),
     };
     let client = registry_client(settings)?;
-    let puller = pull::Puller {
-        client: &client,
-        store,
-        log,
-    };
+    let puller = Puller { client: &client, store, log };
+    let stages = stage_storage(project, store, &client, &puller, settings, log)?;
     let selected = project.config.select(images)?;
     let mut report = BuildReport::default();
     let mut states = BTreeMap::new();
     for image in selected {
         let started = Instant::now();
-        let shown = if image.name.is_empty() {
-            "~".to_string()
-        } else {
-            image.name.clone()
-        };
+        let shown = if image.name.is_empty() { "~".to_string() } else { image.name.clone() };
         let d = match &image.kind {
             ImageKind::Dockerfile(d) => d,
-            ImageKind::Stapel(_) => bail!(
-                "image {shown} (werf.yaml:{}): Stapel images are not supported yet",
-                image.line
-            ),
+            ImageKind::Stapel(_) => {
+                bail!("image {shown} (werf.yaml:{}): Stapel images are not supported yet", image.line)
+            }
         };
         log.image_header(&shown);
         let context_rel = join_rel(&project.dir_rel, &d.context);
@@ -85,11 +87,7 @@ pub fn build(
         }
         let df_rel = join_rel(&context_rel, &d.dockerfile);
         let df_bytes = project.repo.read_file(&project.commit.id, &df_rel)?.with_context(|| {
-            format!(
-                "image {shown}: {df_rel} is not in commit {} (werf.yaml:{})",
-                &project.commit.id[..12],
-                image.line
-            )
+            format!("image {shown}: {df_rel} is not in commit {} (werf.yaml:{})", &project.commit.id[..12], image.line)
         })?;
         let df_text = String::from_utf8(df_bytes).with_context(|| format!("{df_rel} is not UTF-8"))?;
         let dockerfile = crate::dockerfile::parse(&df_rel, &df_text)?;
@@ -99,14 +97,11 @@ pub fn build(
                 target: d.target.as_deref(),
                 build_args: &d.args,
                 context: &context,
-                cache_version: d
-                    .cache_version
-                    .as_deref()
-                    .or(project.config.meta.build.cache_version.as_deref()),
+                cache_version: d.cache_version.as_deref().or(project.config.meta.build.cache_version.as_deref()),
             },
         )?;
         let b = dockerfile_image::DockerfileBuild {
-            store,
+            stages: &stages,
             puller: &puller,
             log,
             project: &project.name,
@@ -122,13 +117,19 @@ pub fn build(
         let stage = state.stage.clone().expect("built images are stored");
         let manifest = stage.record.manifest.clone();
         let config_digest = store.manifest(&manifest)?.config.digest;
+        let repo_name =
+            match (image.final_.then(|| stages.to_final_repo(&state)).transpose()?.flatten(), &stages.primary) {
+                (Some(fr), _) => fr.name.clone(),
+                (None, Some(p)) => p.name.clone(),
+                (None, None) => project.name.clone(),
+            };
         let mut r: ImageReport = b.report.into_inner();
         r.werf_image_name = image.name.clone();
-        r.docker_repo = project.name.clone();
         r.docker_tag = stage.id();
         r.docker_image_id = config_digest.to_string();
         r.docker_image_digest = manifest.to_string();
-        r.docker_image_name = format!("{}:{}", project.name, stage.id());
+        r.docker_image_name = format!("{repo_name}:{}", stage.id());
+        r.docker_repo = repo_name;
         r.final_ = image.final_;
         log.image_footer(&shown, started.elapsed().as_secs_f64(), &r.docker_image_name);
         report.images.insert(image.name.clone(), r);
@@ -137,18 +138,46 @@ pub fn build(
     Ok((report, states))
 }
 
+fn stage_storage<'a>(
+    project: &'a Project,
+    store: &'a Store,
+    client: &'a Client,
+    puller: &'a Puller<'a>,
+    settings: &BuildSettings,
+    log: &'a Log,
+) -> anyhow::Result<Stages<'a>> {
+    use repo::{Role, StageRepo};
+    let parse_all =
+        |names: &[String], role| names.iter().map(|n| StageRepo::parse(n, role)).collect::<anyhow::Result<Vec<_>>>();
+    let primary = settings.repo.as_deref().map(|r| StageRepo::parse(r, Role::Primary)).transpose()?;
+    if primary.is_none()
+        && (settings.final_repo.is_some() || !settings.secondary_repos.is_empty() || !settings.cache_repos.is_empty())
+    {
+        bail!("--final-repo, --secondary-repo and --cache-repo need --repo (WERF_REPO)");
+    }
+    Ok(Stages {
+        store,
+        client,
+        puller,
+        log,
+        project: &project.name,
+        primary,
+        secondary: parse_all(&settings.secondary_repos, Role::Secondary)?,
+        cache: parse_all(&settings.cache_repos, Role::Cache)?,
+        final_repo: settings.final_repo.as_deref().map(|r| StageRepo::parse(r, Role::Final)).transpose()?,
+    })
+}
+
 /// Resolve `user` against the passwd and group files of the rootfs at `root`.
 pub fn resolve_user_in(root: &std::path::Path, user: &str) -> anyhow::Result<users::ExecUser> {
     let fs = copy::Rootfs::open(root)?;
     users::resolve(user, &fs.read_file("/etc/passwd"), &fs.read_file("/etc/group"))
 }
 
-fn registry_client(settings: &BuildSettings) -> anyhow::Result<Client> {
+pub fn registry_client(settings: &BuildSettings) -> anyhow::Result<Client> {
     let mut config = RegistryConfig::load().context("reading registries.conf")?;
     config = config.with_insecure(settings.insecure_registries.iter().cloned());
-    config
-        .skip_tls_verify
-        .extend(settings.skip_tls_verify_registries.iter().cloned());
+    config.skip_tls_verify.extend(settings.skip_tls_verify_registries.iter().cloned());
     let auth = AuthStore::load().context("reading registry credentials")?;
     Ok(Client::new(config, auth))
 }
@@ -163,10 +192,7 @@ fn check_backend_env() -> anyhow::Result<()> {
         "docker" => bail!("WERF_BUILDAH_MODE=docker: slipway has no Docker backend; unset it or use auto"),
         other => bail!("WERF_BUILDAH_MODE={other:?} is not one of auto, native-chroot, native-rootless"),
     }
-    match std::env::var("WERF_BUILDAH_STORAGE_DRIVER")
-        .unwrap_or_default()
-        .as_str()
-    {
+    match std::env::var("WERF_BUILDAH_STORAGE_DRIVER").unwrap_or_default().as_str() {
         "" | "auto" | "default" | "overlay" => Ok(()),
         "vfs" => bail!(
             "WERF_BUILDAH_STORAGE_DRIVER=vfs is not supported yet; slipway needs native overlayfs (Linux >= 5.11)"

@@ -81,11 +81,7 @@ pub fn plan(df: Dockerfile, input: &PlanInput<'_>) -> anyhow::Result<Plan> {
         let planned = plan_stage(&df, i, &meta, input, &stages)?;
         stages.insert(i, planned);
     }
-    Ok(Plan {
-        dockerfile: df,
-        stages,
-        target,
-    })
+    Ok(Plan { dockerfile: df, stages, target })
 }
 
 fn plan_stage(
@@ -105,19 +101,11 @@ fn plan_stage(
     let base_id = match &base {
         Base::Scratch => "scratch".to_string(),
         Base::Image(r) => r.clone(),
-        Base::Stage(s) => format!(
-            "stage:{}",
-            done.get(s).context("stage planned out of order")?.last_digest()
-        ),
+        Base::Stage(s) => format!("stage:{}", done.get(s).context("stage planned out of order")?.last_digest()),
     };
     let cache_version = input.cache_version.unwrap_or("");
     let from_digest = sha3_224(&[CACHE_VERSION, "FROM", cache_version, &base_id]);
-    let mut steps = vec![PlannedStep {
-        name: "1-FROM".into(),
-        step: None,
-        digest: from_digest,
-        args: Vec::new(),
-    }];
+    let mut steps = vec![PlannedStep { name: "1-FROM".into(), step: None, digest: from_digest, args: Vec::new() }];
     let mut args: Vec<(String, String)> = Vec::new();
     // ENV values known from this Dockerfile, for expanding COPY sources while planning.
     let mut env: BTreeMap<String, String> = BTreeMap::new();
@@ -156,10 +144,7 @@ fn plan_stage(
                     Instruction::Add(a) => (None, a.sources.clone()),
                     _ => unreachable!(),
                 };
-                match from
-                    .map(|f| df.resolve_from(&f).map_err(|k| k.at(&df.file, step.line)))
-                    .transpose()?
-                {
+                match from.map(|f| df.resolve_from(&f).map_err(|k| k.at(&df.file, step.line))).transpose()? {
                     Some(StageRef::Stage(s)) => {
                         extra = format!(
                             "stage:{}",
@@ -181,10 +166,8 @@ fn plan_stage(
                                     step.line
                                 );
                             }
-                            let sel = input
-                                .context
-                                .select(src)
-                                .with_context(|| format!("{}:{}", df.file, step.line))?;
+                            let sel =
+                                input.context.select(src).with_context(|| format!("{}:{}", df.file, step.line))?;
                             if sel.is_empty() {
                                 bail!("{}:{}: {}", df.file, step.line, input.context.explain_missing(src));
                             }
@@ -199,11 +182,7 @@ fn plan_stage(
             }
             _ => {}
         }
-        let args_text = args
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let args_text = args.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n");
         let prev = &steps.last().expect("FROM step").digest;
         let keyword = step.instruction.keyword();
         let digest = sha3_224(&[CACHE_VERSION, keyword, prev, &step.original, &args_text, &extra]);
@@ -218,7 +197,5 @@ fn plan_stage(
 }
 
 fn lookup_in(env: &BTreeMap<String, String>, args: &[(String, String)], name: &str) -> Option<String> {
-    env.get(name)
-        .cloned()
-        .or_else(|| args.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    env.get(name).cloned().or_else(|| args.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
 }

@@ -1,12 +1,13 @@
-//! Pulling base images into the local store: manifest and config, then each layer that
-//! is not already stored, downloaded into the blob store (verified) and unpacked inside
-//! the user namespace (so owners are real) with its diffID checked against the config.
+//! Getting images and layers into the local store: base images by reference, and the
+//! layers of any image state that a step needs mounted. Layers already stored are not
+//! downloaded again; a downloaded blob is verified, kept (for pushing later) and
+//! unpacked inside the user namespace (so owners are real) with its diffID checked.
 
 use super::log::Log;
 use super::state::ImageState;
 use anyhow::{Context, bail};
 use slipway_storage::Digest;
-use slipway_storage::image::{Compression, ImageConfig, Manifest};
+use slipway_storage::image::{Compression, Descriptor, Manifest};
 use slipway_storage::reference::Reference;
 use slipway_storage::registry::{Client, Platform};
 use slipway_storage::store::{LayerMeta, Store};
@@ -19,7 +20,7 @@ pub struct Puller<'a> {
 }
 
 impl Puller<'_> {
-    /// Pull `name` (linux/amd64) and return it as an image state.
+    /// Pull `name` (linux/amd64) with all its layers.
     pub fn pull(&self, name: &str) -> anyhow::Result<ImageState> {
         let reference = Reference::parse(name).with_context(|| format!("parsing image reference {name:?}"))?;
         let started = std::time::Instant::now();
@@ -31,106 +32,106 @@ impl Puller<'_> {
                     self.log.warn(&format!(
                         "cannot reach the registry for {reference} ({e}); using the copy pulled earlier"
                     ));
-                    return self.load_local(&d);
+                    let state = self.local_image(&d, None)?;
+                    self.ensure_layers(&state)?;
+                    return Ok(state);
                 }
                 return Err(e).with_context(|| format!("pulling {reference}"));
             }
         };
         let manifest_digest = Digest::parse(&resolved.raw.digest)?;
         if !self.store.blobs().exists(&manifest_digest) {
-            self.store
-                .blobs()
-                .put_stream(&mut &resolved.raw.bytes[..], Some(&manifest_digest))?;
+            self.store.blobs().put_stream(&mut &resolved.raw.bytes[..], Some(&manifest_digest))?;
         }
-        let manifest: Manifest =
-            serde_json::from_slice(&resolved.raw.bytes).with_context(|| format!("decoding manifest of {reference}"))?;
-        let config_digest = manifest.config.digest.clone();
-        if !self.store.blobs().exists(&config_digest) {
+        let state = self.local_image(&manifest_digest, Some(&reference))?;
+        let fetched = self.ensure_layers(&state)?;
+        self.store.set_image_ref(&reference.to_string(), &manifest_digest)?;
+        self.log.info(&format!(
+            "pulled {reference} ({} layers, {fetched} downloaded) in {:.2}s",
+            state.layers.len(),
+            started.elapsed().as_secs_f64()
+        ));
+        Ok(state)
+    }
+
+    /// The image whose manifest is in the local blob store; its config is fetched from
+    /// `source` if missing.
+    pub fn local_image(&self, manifest_digest: &Digest, source: Option<&Reference>) -> anyhow::Result<ImageState> {
+        let manifest: Manifest = self.store.manifest(manifest_digest)?;
+        let config_digest = &manifest.config.digest;
+        if !self.store.blobs().exists(config_digest) {
+            let src = source.with_context(|| format!("config {config_digest} is not in the local store"))?;
             let mut w = self.store.blobs().writer()?;
             self.client
-                .fetch_blob_to(&reference, config_digest.as_str(), &mut w)
-                .with_context(|| format!("pulling config of {reference}"))?;
-            w.commit(Some(&config_digest))?;
+                .fetch_blob_to(src, config_digest.as_str(), &mut w)
+                .with_context(|| format!("pulling config of {src}"))?;
+            w.commit(Some(config_digest))?;
         }
-        let config = self.store.config(&config_digest)?;
+        let config = self.store.config(config_digest)?;
         if config.rootfs.diff_ids.len() != manifest.layers.len() {
             bail!(
-                "image {reference} is inconsistent: {} layers in the manifest, {} diffIDs in the config",
+                "image {manifest_digest} is inconsistent: {} layers in the manifest, {} diffIDs in the config",
                 manifest.layers.len(),
                 config.rootfs.diff_ids.len()
             );
         }
+        Ok(ImageState { config, layers: manifest.layers, stage: None, source: source.cloned() })
+    }
+
+    /// Make every layer of `state` available unpacked; returns how many were downloaded.
+    pub fn ensure_layers(&self, state: &ImageState) -> anyhow::Result<usize> {
         let mut fetched = 0;
-        for (layer, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
-            if self.store.layer_for_blob(&layer.digest)?.is_some() || self.store.layer_meta(diff_id)?.is_some() {
+        for (layer, diff_id) in state.layers.iter().zip(state.diff_ids()) {
+            if self.store.layer_meta(diff_id)?.is_some() || self.store.layer_for_blob(&layer.digest)?.is_some() {
                 continue;
             }
-            let compression = Compression::of_media_type(&layer.media_type).with_context(|| {
-                format!(
-                    "layer {} of {reference} has unsupported media type {}",
-                    layer.digest, layer.media_type
-                )
-            })?;
             if !self.store.blobs().exists(&layer.digest) {
+                let src = state.source.as_ref().with_context(|| {
+                    format!(
+                        "layer {} is not in the local store {} and no repository is known to hold it",
+                        layer.digest,
+                        self.store.root().display()
+                    )
+                })?;
                 let mut w = self.store.blobs().writer()?;
-                self.client
-                    .fetch_blob_to(&reference, layer.digest.as_str(), &mut w)
-                    .with_context(|| format!("pulling layer {} of {reference}", layer.digest))?;
+                self.client.fetch_blob_to(src, layer.digest.as_str(), &mut w).with_context(|| {
+                    format!("pulling layer {} from {}/{}", layer.digest, src.registry, src.repository)
+                })?;
                 w.commit(Some(&layer.digest))?;
                 fetched += 1;
             }
-            let tree = self.store.scratch_dir("pull")?.join("diff");
-            std::fs::create_dir(&tree)?;
-            let blob = self.store.blobs().open(&layer.digest)?;
-            let what = format!("{} of {reference}", layer.digest);
-            let unpacked = unpack(
-                std::io::BufReader::with_capacity(256 * 1024, blob),
-                compression,
-                &tree,
-                &what,
-            )?;
-            let got = unpacked.diff_id.expect("unpack sets the diffID");
-            if got != *diff_id {
-                bail!("layer {what} does not match the image config: diffID {got}, config says {diff_id}");
-            }
-            if unpacked.chown_failures > 0 {
-                self.log.warn(&format!(
-                    "{} files of layer {what} could not be given their owners (single-id user namespace)",
-                    unpacked.chown_failures
-                ));
-            }
-            let meta = LayerMeta {
-                diff_id: got,
-                digest: layer.digest.clone(),
-                media_type: layer.media_type.clone(),
-                size: layer.size,
-                uncompressed_size: unpacked.size,
-                skipped_devices: unpacked.skipped_devices,
-            };
-            self.store.add_layer(&tree, &meta)?;
+            self.unpack_layer(layer, diff_id)?;
         }
-        self.store.set_image_ref(&reference.to_string(), &manifest_digest)?;
-        self.log.info(&format!(
-            "pulled {reference} ({} layers, {fetched} downloaded) in {:.2}s",
-            manifest.layers.len(),
-            started.elapsed().as_secs_f64()
-        ));
-        Ok(ImageState {
-            config,
-            layers: manifest.layers,
-            stage: None,
-        })
+        Ok(fetched)
     }
 
-    fn load_local(&self, manifest_digest: &Digest) -> anyhow::Result<ImageState> {
-        let manifest = self.store.manifest(manifest_digest)?;
-        let config: ImageConfig = self.store.config(&manifest.config.digest)?;
-        let state = ImageState {
-            config,
-            layers: manifest.layers,
-            stage: None,
+    fn unpack_layer(&self, layer: &Descriptor, diff_id: &Digest) -> anyhow::Result<()> {
+        let compression = Compression::of_media_type(&layer.media_type)
+            .with_context(|| format!("layer {} has unsupported media type {}", layer.digest, layer.media_type))?;
+        let tree = self.store.scratch_dir("pull")?.join("diff");
+        std::fs::create_dir(&tree)?;
+        let blob = self.store.blobs().open(&layer.digest)?;
+        let what = layer.digest.to_string();
+        let unpacked = unpack(std::io::BufReader::with_capacity(256 * 1024, blob), compression, &tree, &what)?;
+        let got = unpacked.diff_id.expect("unpack sets the diffID");
+        if got != *diff_id {
+            bail!("layer {what} does not match the image config: diffID {got}, config says {diff_id}");
+        }
+        if unpacked.chown_failures > 0 {
+            self.log.warn(&format!(
+                "{} files of layer {what} could not be given their owners (single-id user namespace)",
+                unpacked.chown_failures
+            ));
+        }
+        let meta = LayerMeta {
+            diff_id: got,
+            digest: layer.digest.clone(),
+            media_type: layer.media_type.clone(),
+            size: layer.size,
+            uncompressed_size: unpacked.size,
+            skipped_devices: unpacked.skipped_devices,
         };
-        state.ensure_local_layers(self.store)?;
-        Ok(state)
+        self.store.add_layer(&tree, &meta)?;
+        Ok(())
     }
 }

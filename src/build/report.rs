@@ -45,20 +45,17 @@ pub struct StageReport {
 }
 
 impl StageReport {
-    pub fn cached(digest: &str) -> Self {
+    pub fn cached(digest: &str, source: &str) -> Self {
         StageReport {
             digest: digest.into(),
-            source_repo_type: "local".into(),
+            source_repo_type: source.into(),
             build_time: "0.00".into(),
             ..Default::default()
         }
     }
 
     pub fn built(digest: &str, secs: f64, size: u64, base_image_pulled: bool) -> Self {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         StageReport {
             digest: digest.into(),
             created_at_unix_nano: now,
@@ -88,11 +85,7 @@ impl BuildReport {
 
 /// werf's env-file key part: upper case, `/ - .` → `_`.
 fn env_name(image: &str) -> String {
-    image
-        .to_uppercase()
-        .chars()
-        .map(|c| if matches!(c, '/' | '-' | '.') { '_' } else { c })
-        .collect()
+    image.to_uppercase().chars().map(|c| if matches!(c, '/' | '-' | '.') { '_' } else { c }).collect()
 }
 
 #[cfg(test)]

@@ -26,11 +26,7 @@ impl<'s> Mutation<'s> {
             target: scratch.join("merged"),
         };
         NativeOverlay.mount(&dirs)?;
-        Ok(Mutation {
-            store,
-            dirs,
-            mounted: true,
-        })
+        Ok(Mutation { store, dirs, mounted: true })
     }
 
     /// The merged rootfs (host path).
@@ -55,10 +51,7 @@ impl<'s> Mutation<'s> {
     pub fn finish(mut self) -> anyhow::Result<Option<LayerMeta>> {
         self.unmount()?;
         let upper = &self.dirs.upper;
-        let empty = std::fs::read_dir(upper)
-            .with_context(|| format!("reading {}", upper.display()))?
-            .next()
-            .is_none();
+        let empty = std::fs::read_dir(upper).with_context(|| format!("reading {}", upper.display()))?.next().is_none();
         if empty {
             return Ok(None);
         }

@@ -4,7 +4,8 @@ use super::digest::content_digest;
 use anyhow::Context;
 use slipway_storage::Digest;
 use slipway_storage::image::{self, Descriptor, History, ImageConfig, Manifest};
-use slipway_storage::store::{LayerMeta, StageRecord, StageRef, Store};
+use slipway_storage::reference::Reference;
+use slipway_storage::store::{LayerMeta, StageRef, Store};
 
 /// An image: config plus layer descriptors (diffIDs are in the config).
 #[derive(Debug, Clone)]
@@ -13,35 +14,22 @@ pub struct ImageState {
     pub layers: Vec<Descriptor>,
     /// The stage this state was loaded from or stored as.
     pub stage: Option<StageRef>,
+    /// A repository holding every blob of this image, for layers not in the local store.
+    pub source: Option<Reference>,
 }
 
 impl ImageState {
     pub fn scratch() -> Self {
-        let config = ImageConfig {
-            architecture: "amd64".into(),
-            os: "linux".into(),
-            ..Default::default()
-        };
-        ImageState {
-            config,
-            layers: Vec::new(),
-            stage: None,
-        }
+        let config = ImageConfig { architecture: "amd64".into(), os: "linux".into(), ..Default::default() };
+        ImageState { config, layers: Vec::new(), stage: None, source: None }
     }
 
     /// Load a stored stage.
     pub fn load(store: &Store, stage: &StageRef) -> anyhow::Result<Self> {
-        let manifest = store
-            .manifest(&stage.record.manifest)
-            .with_context(|| format!("loading stage {}", stage.id()))?;
-        let config = store
-            .config(&manifest.config.digest)
-            .with_context(|| format!("loading stage {}", stage.id()))?;
-        Ok(ImageState {
-            config,
-            layers: manifest.layers,
-            stage: Some(stage.clone()),
-        })
+        let manifest =
+            store.manifest(&stage.record.manifest).with_context(|| format!("loading stage {}", stage.id()))?;
+        let config = store.config(&manifest.config.digest).with_context(|| format!("loading stage {}", stage.id()))?;
+        Ok(ImageState { config, layers: manifest.layers, stage: Some(stage.clone()), source: None })
     }
 
     pub fn diff_ids(&self) -> &[Digest] {
@@ -68,19 +56,6 @@ impl ImageState {
             empty_layer,
         });
     }
-
-    /// Check that every layer is unpacked in the local store (a step needs them mounted).
-    pub fn ensure_local_layers(&self, store: &Store) -> anyhow::Result<()> {
-        for d in self.diff_ids() {
-            if store.layer_meta(d)?.is_none() {
-                anyhow::bail!(
-                    "layer {d} of this image is not in the local store {}; remove the stage or the store and build again",
-                    store.root().display()
-                );
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Labels werf puts on every stage.
@@ -90,16 +65,15 @@ pub struct StageLabels<'a> {
     pub parent_stage_id: Option<String>,
 }
 
-/// Store `state` as the stage `digest` of `project`, unless a stage with that digest
-/// appeared meanwhile (another build): then that one is used and ours dropped.
-/// Returns the stage and whether ours was the one kept.
-pub fn store_stage(
+/// Write `state` as an image into the local blob store, with werf's stage labels;
+/// returns its manifest digest and the labelled config.
+pub fn write_image(
     store: &Store,
     state: &ImageState,
     digest: &str,
     name: &str,
     labels: &StageLabels<'_>,
-) -> anyhow::Result<(ImageState, bool)> {
+) -> anyhow::Result<(Digest, ImageConfig)> {
     let mut config = state.config.clone();
     let l = config.config.labels.get_or_insert_with(Default::default);
     l.insert("werf".into(), labels.project.into());
@@ -113,14 +87,8 @@ pub fn store_stage(
     config.created = Some(now_rfc3339());
     let config_bytes = serde_json::to_vec(&config)?;
     let config_digest = store.blobs().put_bytes(&config_bytes)?;
-    let layers = state
-        .layers
-        .iter()
-        .map(|l| Descriptor {
-            media_type: oci_layer_type(&l.media_type),
-            ..l.clone()
-        })
-        .collect();
+    let layers =
+        state.layers.iter().map(|l| Descriptor { media_type: oci_layer_type(&l.media_type), ..l.clone() }).collect();
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(image::OCI_MANIFEST.into()),
@@ -135,24 +103,7 @@ pub fn store_stage(
         annotations: None,
     };
     let manifest_digest = store.blobs().put_bytes(&serde_json::to_vec(&manifest)?)?;
-
-    let _lock = store.lock(&format!("{}.{digest}", labels.project))?;
-    if let Some(existing) = store.stages(labels.project, Some(digest))?.into_iter().next() {
-        return Ok((ImageState::load(store, &existing)?, false));
-    }
-    let record = StageRecord {
-        manifest: manifest_digest,
-        git_commit: None,
-    };
-    let stage = store.put_stage(labels.project, digest, now_ms(), &record)?;
-    Ok((
-        ImageState {
-            config,
-            layers: manifest.layers,
-            stage: Some(stage),
-        },
-        true,
-    ))
+    Ok((manifest_digest, config))
 }
 
 fn oci_layer_type(mt: &str) -> String {
@@ -165,20 +116,12 @@ fn oci_layer_type(mt: &str) -> String {
 }
 
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// The current UTC time as RFC 3339 (`2026-11-23T06:30:00Z`).
 pub fn now_rfc3339() -> String {
-    rfc3339(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0),
-    )
+    rfc3339(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0))
 }
 
 pub fn rfc3339(secs: i64) -> String {
@@ -195,12 +138,7 @@ pub fn rfc3339(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 #[cfg(test)]

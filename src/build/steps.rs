@@ -2,6 +2,7 @@
 
 use super::copy::{CopyAttrs, Rootfs};
 use super::plan::{Plan, PlannedStep};
+use super::pull::Puller;
 use super::rootfs::Mutation;
 use super::state::ImageState;
 use super::users;
@@ -17,7 +18,7 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 
 /// What steps need from the build.
 pub struct StepEnv<'a> {
-    pub store: &'a Store,
+    pub puller: &'a Puller<'a>,
     pub plan: &'a Plan,
     pub context: &'a BuildContext,
     pub rlimits: &'a [Rlimit],
@@ -43,14 +44,7 @@ pub fn execute(
             .iter()
             .rev()
             .find_map(|e| e.strip_prefix(name)?.strip_prefix('=').map(str::to_string))
-            .or_else(|| {
-                planned
-                    .args
-                    .iter()
-                    .rev()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.clone())
-            })
+            .or_else(|| planned.args.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
     };
     let instruction = step.expand(&df.file, &lookup, df.escape)?;
     let c = &mut next.config.config;
@@ -78,11 +72,7 @@ pub fn execute(
         Instruction::Expose(ports) => {
             let e = c.exposed_ports.get_or_insert_with(Default::default);
             for p in ports {
-                let p = if p.contains('/') {
-                    p.to_lowercase()
-                } else {
-                    format!("{p}/tcp")
-                };
+                let p = if p.contains('/') { p.to_lowercase() } else { format!("{p}/tcp") };
                 e.insert(p, serde_json::json!({}));
             }
         }
@@ -101,7 +91,7 @@ pub fn execute(
             let dir = resolve_path(c.working_dir.as_deref().unwrap_or("/"), w);
             c.working_dir = Some(dir.clone());
             let user = c.user.clone().unwrap_or_default();
-            layer = with_rootfs(env.store, state, |root| {
+            layer = with_rootfs(env.puller, state, |root| {
                 let u = super::resolve_user_in(root, &user)?;
                 Rootfs::open(root)?.mkdir_all(&dir, (u.uid, u.gid))?;
                 Ok(())
@@ -130,7 +120,7 @@ pub fn execute(
             }
             let user = c.user.clone().unwrap_or_default();
             let cwd = c.working_dir.clone().unwrap_or_else(|| "/".into());
-            layer = with_rootfs(env.store, state, |root| run_in(root, env, argv, run_env, &user, &cwd)).map_err(at)?;
+            layer = with_rootfs(env.puller, state, |root| run_in(root, env, argv, run_env, &user, &cwd)).map_err(at)?;
         }
         Instruction::Copy(copy) => {
             let spec = CopySpec {
@@ -141,7 +131,7 @@ pub fn execute(
                 dest: copy.dest.clone(),
                 add: false,
             };
-            layer = with_rootfs(env.store, state, |root| copy_in(root, env, state, &spec)).map_err(at)?;
+            layer = with_rootfs(env.puller, state, |root| copy_in(root, env, state, &spec)).map_err(at)?;
         }
         Instruction::Add(add) => {
             let spec = CopySpec {
@@ -152,7 +142,7 @@ pub fn execute(
                 dest: add.dest.clone(),
                 add: add.unpack != Some(false),
             };
-            layer = with_rootfs(env.store, state, |root| copy_in(root, env, state, &spec)).map_err(at)?;
+            layer = with_rootfs(env.puller, state, |root| copy_in(root, env, state, &spec)).map_err(at)?;
         }
     }
     if let Some(meta) = &layer {
@@ -164,12 +154,12 @@ pub fn execute(
 
 /// Mount `state`, let `f` change it, and commit the changes (None: nothing changed).
 fn with_rootfs(
-    store: &Store,
+    puller: &Puller<'_>,
     state: &ImageState,
     f: impl FnOnce(&std::path::Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<Option<slipway_storage::store::LayerMeta>> {
-    state.ensure_local_layers(store)?;
-    let m = Mutation::begin(store, state.diff_ids())?;
+    puller.ensure_layers(state)?;
+    let m = Mutation::begin(puller.store, state.diff_ids())?;
     f(m.root())?;
     m.finish()
 }
@@ -193,10 +183,7 @@ fn run_in(
     let scratch = root.parent().expect("rootfs has a parent").join("sandbox");
     std::fs::create_dir_all(&scratch)?;
     let hosts = scratch.join("hosts");
-    std::fs::write(
-        &hosts,
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tslipway\n",
-    )?;
+    std::fs::write(&hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tslipway\n")?;
     let resolv = scratch.join("resolv.conf");
     std::fs::write(&resolv, std::fs::read("/etc/resolv.conf").unwrap_or_default())?;
     let spec = SandboxSpec {
@@ -210,16 +197,8 @@ fn run_in(
         hostname: "slipway".into(),
         rlimits: env.rlimits.to_vec(),
         binds: vec![
-            Bind {
-                source: hosts,
-                dest: "/etc/hosts".into(),
-                readonly: false,
-            },
-            Bind {
-                source: resolv,
-                dest: "/etc/resolv.conf".into(),
-                readonly: false,
-            },
+            Bind { source: hosts, dest: "/etc/hosts".into(), readonly: false },
+            Bind { source: resolv, dest: "/etc/resolv.conf".into(), readonly: false },
         ],
     };
     let exit = sandbox::run(&spec, &scratch)?;
@@ -242,11 +221,7 @@ struct CopySpec {
 fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: &CopySpec) -> anyhow::Result<()> {
     let fs = Rootfs::open(root)?;
     let (passwd, group) = (fs.read_file("/etc/passwd"), fs.read_file("/etc/group"));
-    let chown = spec
-        .chown
-        .as_deref()
-        .map(|c| users::resolve_chown(c, &passwd, &group))
-        .transpose()?;
+    let chown = spec.chown.as_deref().map(|c| users::resolve_chown(c, &passwd, &group)).transpose()?;
     let chmod = spec
         .chmod
         .as_deref()
@@ -267,13 +242,11 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
             let df = &env.plan.dockerfile;
             let which = df.resolve_from(from).map_err(|k| anyhow::anyhow!("{k}"))?;
             let src_state = (env.image_of)(&which)?;
-            src_state.ensure_local_layers(env.store)?;
-            let m = Mutation::begin(env.store, src_state.diff_ids())?;
+            env.puller.ensure_layers(&src_state)?;
+            let m = Mutation::begin(env.puller.store, src_state.diff_ids())?;
             let src_fs = Rootfs::open(m.root())?;
             for s in &spec.sources {
-                let fd = src_fs
-                    .open_path(s)
-                    .with_context(|| format!("{s} not found in {from}"))?;
+                let fd = src_fs.open_path(s).with_context(|| format!("{s} not found in {from}"))?;
                 let name = s.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string();
                 sources.push((
                     std::path::PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd))),
@@ -285,7 +258,7 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
             mtime = None;
         }
         None => {
-            let dir = env.context.materialize(env.store.scratch())?;
+            let dir = env.context.materialize(env.puller.store.scratch())?;
             for s in &spec.sources {
                 let sel = env.context.select(s)?;
                 if sel.is_empty() {
@@ -302,19 +275,13 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
     if sources.len() > 1 && !spec.dest.ends_with('/') && !dest_is_dir {
         bail!("when copying more than one source the destination must be a directory and end with a /");
     }
-    let attrs = CopyAttrs {
-        chown,
-        keep_owner: false,
-        chmod,
-        mtime,
-    };
+    let attrs = CopyAttrs { chown, keep_owner: false, chmod, mtime };
     for (src, name) in &sources {
         let meta = std::fs::metadata(src).with_context(|| format!("reading {}", src.display()))?;
         if meta.is_dir() {
             fs.mkdir_all(&dest, owner)?;
-            let mut children: Vec<_> = std::fs::read_dir(src)?
-                .map(|e| e.map(|e| e.file_name()))
-                .collect::<Result<_, _>>()?;
+            let mut children: Vec<_> =
+                std::fs::read_dir(src)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
             children.sort();
             for c in children {
                 fs.copy_in(
@@ -325,13 +292,9 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
                 )?;
             }
         } else if spec.add && is_tar_archive(src)? {
-            extract_archive(env.store, &fs, src, &dest, chown, owner)?;
+            extract_archive(env.puller.store, &fs, src, &dest, chown, owner)?;
         } else {
-            let target = if dest_is_dir {
-                format!("{}/{name}", dest.trim_end_matches('/'))
-            } else {
-                dest.clone()
-            };
+            let target = if dest_is_dir { format!("{}/{name}", dest.trim_end_matches('/')) } else { dest.clone() };
             fs.copy_in(src, &target, &attrs, owner)?;
         }
     }
@@ -373,30 +336,13 @@ fn extract_archive(
     let tmp = store.scratch_dir("add")?.join("tree");
     std::fs::create_dir(&tmp)?;
     let name = src.display().to_string();
-    slipway_storage::unpack::unpack(
-        std::io::BufReader::new(std::fs::File::open(src)?),
-        compression,
-        &tmp,
-        &name,
-    )?;
+    slipway_storage::unpack::unpack(std::io::BufReader::new(std::fs::File::open(src)?), compression, &tmp, &name)?;
     fs.mkdir_all(dest, owner)?;
-    let attrs = CopyAttrs {
-        chown,
-        keep_owner: true,
-        chmod: None,
-        mtime: None,
-    };
-    let mut children: Vec<_> = std::fs::read_dir(&tmp)?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<Result<_, _>>()?;
+    let attrs = CopyAttrs { chown, keep_owner: true, chmod: None, mtime: None };
+    let mut children: Vec<_> = std::fs::read_dir(&tmp)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
     children.sort();
     for c in children {
-        fs.copy_in(
-            &tmp.join(&c),
-            &format!("{}/{}", dest.trim_end_matches('/'), c.to_string_lossy()),
-            &attrs,
-            owner,
-        )?;
+        fs.copy_in(&tmp.join(&c), &format!("{}/{}", dest.trim_end_matches('/'), c.to_string_lossy()), &attrs, owner)?;
     }
     let _ = std::fs::remove_dir_all(tmp.parent().unwrap_or(&tmp));
     Ok(())
@@ -407,9 +353,8 @@ pub fn argv(cl: &CommandLine, shell: Option<&[String]>) -> Vec<String> {
     match cl {
         CommandLine::Exec(v) => v.clone(),
         CommandLine::Shell(s) => {
-            let mut v: Vec<String> = shell
-                .map(<[String]>::to_vec)
-                .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+            let mut v: Vec<String> =
+                shell.map(<[String]>::to_vec).unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
             v.push(s.clone());
             v
         }
@@ -418,11 +363,7 @@ pub fn argv(cl: &CommandLine, shell: Option<&[String]>) -> Vec<String> {
 
 /// A path relative to the working directory, cleaned (`..` never above `/`).
 pub fn resolve_path(workdir: &str, p: &str) -> String {
-    let joined = if p.starts_with('/') {
-        p.to_string()
-    } else {
-        format!("{workdir}/{p}")
-    };
+    let joined = if p.starts_with('/') { p.to_string() } else { format!("{workdir}/{p}") };
     let mut parts: Vec<&str> = Vec::new();
     for c in joined.split('/') {
         match c {
@@ -467,10 +408,7 @@ fn healthcheck_json(h: &Healthcheck) -> serde_json::Value {
 
 /// Whether CMD appears among `steps` (the steps of a stage before the current one).
 pub fn cmd_set_before(steps: &[PlannedStep]) -> bool {
-    steps
-        .iter()
-        .filter_map(|s| s.step.as_ref())
-        .any(|s: &Step| matches!(s.instruction, Instruction::Cmd(_)))
+    steps.iter().filter_map(|s| s.step.as_ref()).any(|s: &Step| matches!(s.instruction, Instruction::Cmd(_)))
 }
 
 #[cfg(test)]
@@ -487,15 +425,9 @@ mod tests {
 
     #[test]
     fn argv_forms() {
-        assert_eq!(
-            argv(&CommandLine::Shell("echo hi".into()), None),
-            ["/bin/sh", "-c", "echo hi"]
-        );
+        assert_eq!(argv(&CommandLine::Shell("echo hi".into()), None), ["/bin/sh", "-c", "echo hi"]);
         let bash = vec!["/bin/bash".to_string(), "-ec".to_string()];
-        assert_eq!(
-            argv(&CommandLine::Shell("x".into()), Some(&bash)),
-            ["/bin/bash", "-ec", "x"]
-        );
+        assert_eq!(argv(&CommandLine::Shell("x".into()), Some(&bash)), ["/bin/bash", "-ec", "x"]);
         assert_eq!(argv(&CommandLine::Exec(vec!["a".into()]), None), ["a"]);
     }
 }

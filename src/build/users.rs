@@ -24,12 +24,7 @@ fn passwd(text: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
     text.lines().filter_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
         (f.len() >= 6).then_some(())?;
-        Some(PasswdEntry {
-            name: f[0],
-            uid: f[2].parse().ok()?,
-            gid: f[3].parse().ok()?,
-            home: f[5],
-        })
+        Some(PasswdEntry { name: f[0], uid: f[2].parse().ok()?, gid: f[3].parse().ok()?, home: f[5] })
     })
 }
 
@@ -37,10 +32,7 @@ fn groups(text: &str) -> impl Iterator<Item = (&str, u32, Vec<&str>)> {
     text.lines().filter_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
         (f.len() >= 3).then_some(())?;
-        let members = f
-            .get(3)
-            .map(|m| m.split(',').filter(|s| !s.is_empty()).collect())
-            .unwrap_or_default();
+        let members = f.get(3).map(|m| m.split(',').filter(|s| !s.is_empty()).collect()).unwrap_or_default();
         Some((f[0], f[2].parse().ok()?, members))
     })
 }
@@ -62,10 +54,7 @@ pub fn resolve(spec: &str, passwd_text: &str, group_text: &str) -> anyhow::Resul
     if let Some(g) = group {
         gid = resolve_group(g, group_text)?;
     } else if let Some(name) = name {
-        extra = groups(group_text)
-            .filter(|(_, _, members)| members.contains(&name))
-            .map(|(_, id, _)| id)
-            .collect();
+        extra = groups(group_text).filter(|(_, _, members)| members.contains(&name)).map(|(_, id, _)| id).collect();
     }
     let mut all = vec![gid];
     for g in extra {
@@ -73,12 +62,7 @@ pub fn resolve(spec: &str, passwd_text: &str, group_text: &str) -> anyhow::Resul
             all.push(g);
         }
     }
-    Ok(ExecUser {
-        uid,
-        gid,
-        groups: all,
-        home,
-    })
+    Ok(ExecUser { uid, gid, groups: all, home })
 }
 
 fn resolve_group(g: &str, group_text: &str) -> anyhow::Result<u32> {
@@ -134,11 +118,7 @@ mod tests {
         ];
         for (spec, (uid, gid, groups, home)) in cases {
             let u = resolve(spec, PASSWD, GROUP).unwrap();
-            assert_eq!(
-                (u.uid, u.gid, u.groups, u.home.as_str()),
-                (uid, gid, groups, home),
-                "{spec}"
-            );
+            assert_eq!((u.uid, u.gid, u.groups, u.home.as_str()), (uid, gid, groups, home), "{spec}");
         }
         assert_eq!(
             resolve("nobody", PASSWD, GROUP).unwrap_err().to_string(),

@@ -31,9 +31,7 @@ pub fn run(args: BuildArgs, storage_root: &std::path::Path) -> anyhow::Result<u8
     let log = Log::new(false);
     let (report, _) = build::build(&project, &store, &args.images, &args.project.settings(), &log)?;
     if args.save_build_report || args.build_report_path.is_some() {
-        let path = args
-            .build_report_path
-            .unwrap_or_else(|| dir.join(".werf-build-report.json"));
+        let path = args.build_report_path.unwrap_or_else(|| dir.join(".werf-build-report.json"));
         report.save(&path)?;
     }
     Ok(0)

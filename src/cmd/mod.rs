@@ -26,6 +26,22 @@ pub struct ProjectArgs {
     #[arg(long = "insecure-registry", value_name = "REGISTRY")]
     pub insecure_registry: Vec<String>,
 
+    /// Container registry repository for stages (the local store becomes a cache).
+    #[arg(long, env = "WERF_REPO")]
+    pub repo: Option<String>,
+
+    /// Read-only repositories to take stages from (repeatable; WERF_SECONDARY_REPO_*).
+    #[arg(long = "secondary-repo", value_name = "REPO")]
+    pub secondary_repo: Vec<String>,
+
+    /// Read-write repositories preferred for pulling stages (repeatable; WERF_CACHE_REPO_*).
+    #[arg(long = "cache-repo", value_name = "REPO")]
+    pub cache_repo: Vec<String>,
+
+    /// Repository for final images only, under the same tags (WERF_FINAL_REPO).
+    #[arg(long, env = "WERF_FINAL_REPO")]
+    pub final_repo: Option<String>,
+
     /// Registries whose TLS certificates are not verified (repeatable).
     #[arg(long = "skip-tls-verify-registry", value_name = "REGISTRY")]
     pub skip_tls_verify_registry: Vec<String>,
@@ -51,6 +67,18 @@ impl ProjectArgs {
         crate::build::BuildSettings {
             insecure_registries: insecure,
             skip_tls_verify_registries: self.skip_tls_verify_registry.clone(),
+            repo: self.repo.clone().filter(|r| !r.is_empty()),
+            secondary_repos: with_env_list(&self.secondary_repo, "WERF_SECONDARY_REPO_"),
+            cache_repos: with_env_list(&self.cache_repo, "WERF_CACHE_REPO_"),
+            final_repo: self.final_repo.clone().filter(|r| !r.is_empty()),
         }
     }
+}
+
+/// Flag values plus werf's list-style environment: every `PREFIX*` variable is one value.
+fn with_env_list(flags: &[String], prefix: &str) -> Vec<String> {
+    let mut env: Vec<(String, String)> =
+        std::env::vars().filter(|(k, v)| k.starts_with(prefix) && !v.is_empty()).collect();
+    env.sort();
+    flags.iter().cloned().chain(env.into_iter().map(|(_, v)| v)).collect()
 }

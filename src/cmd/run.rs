@@ -38,13 +38,8 @@ pub fn run(args: RunArgs, storage_root: &std::path::Path) -> anyhow::Result<u8> 
     };
     let store = Store::open(storage_root)?;
     let log = Log::new(true);
-    let (_, states) = build::build(
-        &project,
-        &store,
-        std::slice::from_ref(&name),
-        &args.project.settings(),
-        &log,
-    )?;
+    let settings = args.project.settings();
+    let (_, states) = build::build(&project, &store, std::slice::from_ref(&name), &settings, &log)?;
     let state = states.get(&name).context("the image was not built")?;
     let c = &state.config.config;
     let mut argv: Vec<String> = c.entrypoint.clone().unwrap_or_default();
@@ -56,7 +51,8 @@ pub fn run(args: RunArgs, storage_root: &std::path::Path) -> anyhow::Result<u8> 
     if argv.is_empty() {
         bail!("image {name} has no ENTRYPOINT or CMD: give a command after --");
     }
-    state.ensure_local_layers(&store)?;
+    let client = build::registry_client(&settings)?;
+    build::Puller { client: &client, store: &store, log: &log }.ensure_layers(state)?;
     let m = Mutation::begin(&store, state.diff_ids())?;
     let fs = build::resolve_user_in(m.root(), c.user.as_deref().unwrap_or(""))?;
     let mut env = c.env.clone().unwrap_or_default();
@@ -71,21 +67,13 @@ pub fn run(args: RunArgs, storage_root: &std::path::Path) -> anyhow::Result<u8> 
         rootfs: m.root().to_path_buf(),
         args: argv,
         env,
-        cwd: c
-            .working_dir
-            .clone()
-            .filter(|w| !w.is_empty())
-            .unwrap_or_else(|| "/".into()),
+        cwd: c.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()),
         uid: fs.uid,
         gid: fs.gid,
         groups: fs.groups,
         hostname: "slipway".into(),
         rlimits: Vec::new(),
-        binds: vec![Bind {
-            source: hosts,
-            dest: "/etc/hosts".into(),
-            readonly: false,
-        }],
+        binds: vec![Bind { source: hosts, dest: "/etc/hosts".into(), readonly: false }],
     };
     let exit = sandbox::run(&spec, &scratch)?;
     drop(m);

@@ -36,11 +36,7 @@ impl Ctx<'_> {
 
     /// File line of a location inside this document.
     pub fn line(&self, loc: &Location) -> usize {
-        if loc.line() == 0 {
-            self.doc.first_content_line()
-        } else {
-            self.doc.file_line(loc.line())
-        }
+        if loc.line() == 0 { self.doc.first_content_line() } else { self.doc.file_line(loc.line()) }
     }
 
     pub fn line_of<T>(&self, spanned: &Spanned<T>) -> usize {
@@ -115,9 +111,7 @@ impl<'de> Deserialize<'de> for StrOrSeq {
 
 /// `deserialize_with` for `str | [str]` fields; null and absent give an empty list.
 pub(crate) fn str_or_seq<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    Ok(Option::<StrOrSeq>::deserialize(d)?
-        .map(StrOrSeq::into_vec)
-        .unwrap_or_default())
+    Ok(Option::<StrOrSeq>::deserialize(d)?.map(StrOrSeq::into_vec).unwrap_or_default())
 }
 
 /// `deserialize_with` for plain lists where null means empty.
@@ -155,14 +149,11 @@ pub(crate) fn relation(
     match (before, after) {
         (Some(b), None) => Ok(Relation::Before(b)),
         (None, Some(a)) => Ok(Relation::After(a)),
-        (Some(_), Some(_)) => Err(ctx.invalid(
-            line,
-            format!("{what}: specify only one of `before: install|setup` and `after: install|setup`"),
-        )),
-        (None, None) => Err(ctx.invalid(
-            line,
-            format!("{what}: `before: install|setup` or `after: install|setup` is required"),
-        )),
+        (Some(_), Some(_)) => Err(ctx
+            .invalid(line, format!("{what}: specify only one of `before: install|setup` and `after: install|setup`"))),
+        (None, None) => {
+            Err(ctx.invalid(line, format!("{what}: `before: install|setup` or `after: install|setup` is required")))
+        }
     }
 }
 

@@ -77,14 +77,8 @@ pub(crate) fn convert_dockerfile_deps(
         .map(|s| {
             let line = ctx.line_of(&s);
             let r = s.value;
-            let imports = r
-                .imports
-                .into_iter()
-                .map(|i| DependencyImport {
-                    kind: i.kind,
-                    target: i.target_build_arg,
-                })
-                .collect();
+            let imports =
+                r.imports.into_iter().map(|i| DependencyImport { kind: i.kind, target: i.target_build_arg }).collect();
             finish(ctx, line, r.from, r.image, None, imports)
         })
         .collect::<Result<Vec<_>, _>>()
@@ -100,14 +94,8 @@ pub(crate) fn convert_stapel_deps(
             let line = ctx.line_of(&s);
             let r = s.value;
             let rel = relation(ctx, line, "dependency", r.before, r.after)?;
-            let imports = r
-                .imports
-                .into_iter()
-                .map(|i| DependencyImport {
-                    kind: i.kind,
-                    target: i.target_env,
-                })
-                .collect();
+            let imports =
+                r.imports.into_iter().map(|i| DependencyImport { kind: i.kind, target: i.target_env }).collect();
             finish(ctx, line, r.from, r.image, Some(rel), imports)
         })
         .collect::<Result<Vec<_>, _>>()
@@ -129,12 +117,7 @@ fn finish(
         }
         _ => return Err(ctx.invalid(line, "dependency: `from: IMAGE` is required")),
     };
-    Ok(Dependency {
-        line,
-        image,
-        relation,
-        imports,
-    })
+    Ok(Dependency { line, image, relation, imports })
 }
 
 /// Every target variable must be named and set by one import only.

@@ -79,19 +79,15 @@ pub(crate) fn parse_dockerfile(ctx: &Ctx<'_>, names: &[String]) -> Result<Parsed
     let raw: RawDockerfileImage = ctx.deserialize()?;
     let image_line = ctx.doc.key_line(&["image"]).unwrap_or(ctx.doc.first_content_line());
     if names.iter().any(String::is_empty) {
-        return Err(ctx.invalid(
-            image_line,
-            "a Dockerfile image needs a name: nameless images (`image: ~`) are Stapel-only",
-        ));
+        return Err(
+            ctx.invalid(image_line, "a Dockerfile image needs a name: nameless images (`image: ~`) are Stapel-only")
+        );
     }
 
     let context_add_files = match (raw.context_add_file.is_empty(), raw.context_add_files.is_empty()) {
         (false, false) => {
             let line = ctx.doc.key_line(&["contextAddFile"]).unwrap_or(image_line);
-            return Err(ctx.invalid(
-                line,
-                "use only one of `contextAddFiles` and the legacy `contextAddFile`",
-            ));
+            return Err(ctx.invalid(line, "use only one of `contextAddFiles` and the legacy `contextAddFile`"));
         }
         (false, true) => raw.context_add_file,
         _ => raw.context_add_files,
@@ -109,10 +105,9 @@ pub(crate) fn parse_dockerfile(ctx: &Ctx<'_>, names: &[String]) -> Result<Parsed
     let dependencies = convert_dockerfile_deps(ctx, raw.dependencies)?;
     for dep in &dependencies {
         if let Some(import) = dep.imports.iter().find(|i| args.contains_key(&i.target)) {
-            return Err(ctx.invalid(
-                dep.line,
-                format!("dependency: targetBuildArg {:?} is also set in `args`", import.target),
-            ));
+            return Err(
+                ctx.invalid(dep.line, format!("dependency: targetBuildArg {:?} is also set in `args`", import.target))
+            );
         }
     }
 

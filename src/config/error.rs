@@ -48,51 +48,23 @@ pub enum ConfigError {
 
     /// `project` is missing or does not fit werf's rules.
     #[error("{file}:{line}: bad project name {name:?}: {reason}")]
-    ProjectName {
-        file: String,
-        line: usize,
-        name: String,
-        reason: String,
-    },
+    ProjectName { file: String, line: usize, name: String, reason: String },
 
     /// A value the YAML types accept but werf's rules do not.
     #[error("{file}:{line}: {context}{message}")]
-    Invalid {
-        file: String,
-        line: usize,
-        context: String,
-        message: String,
-    },
+    Invalid { file: String, line: usize, context: String, message: String },
 
     /// Two images with the same name.
     #[error("{file}:{line}: {} is already defined at line {first}", ImageLabel(name))]
-    DuplicateImage {
-        file: String,
-        line: usize,
-        name: String,
-        first: usize,
-    },
+    DuplicateImage { file: String, line: usize, name: String, first: usize },
 
     /// A reference (`fromImage`, `import`, `dependencies`, …) to an image that is not defined.
-    #[error(
-        "{file}:{line}: {} refers to {what} {name:?}, which is not an image of this config",
-        ImageLabel(image)
-    )]
-    UnknownReference {
-        file: String,
-        line: usize,
-        image: String,
-        what: &'static str,
-        name: String,
-    },
+    #[error("{file}:{line}: {} refers to {what} {name:?}, which is not an image of this config", ImageLabel(image))]
+    UnknownReference { file: String, line: usize, image: String, what: &'static str, name: String },
 
     /// Images that depend on each other in a loop.
     #[error("{file}:{line}: images depend on each other in a cycle: {}", QuotedChain(chain))]
-    Cycle {
-        file: String,
-        line: usize,
-        chain: Vec<String>,
-    },
+    Cycle { file: String, line: usize, chain: Vec<String> },
 
     /// `select` was asked for a name the config does not define.
     #[error("image {name:?} is not defined in werf.yaml (defined: {known})")]
@@ -104,11 +76,7 @@ pub(crate) struct ImageLabel<'a>(pub &'a str);
 
 impl fmt::Display for ImageLabel<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            f.write_str("nameless image")
-        } else {
-            write!(f, "image {:?}", self.0)
-        }
+        if self.0.is_empty() { f.write_str("nameless image") } else { write!(f, "image {:?}", self.0) }
     }
 }
 

@@ -105,30 +105,21 @@ struct RawPassword {
 }
 
 pub(crate) fn convert_git(ctx: &Ctx<'_>, raw: Vec<Spanned<RawGit>>) -> Result<Vec<GitMapping>, ConfigError> {
-    raw.into_iter()
-        .map(|s| convert_one_git(ctx, ctx.line_of(&s), s.value))
-        .collect()
+    raw.into_iter().map(|s| convert_one_git(ctx, ctx.line_of(&s), s.value)).collect()
 }
 
 fn convert_one_git(ctx: &Ctx<'_>, line: usize, r: RawGit) -> Result<GitMapping, ConfigError> {
-    let refs: Vec<GitRef> = [
-        r.branch.map(GitRef::Branch),
-        r.tag.map(GitRef::Tag),
-        r.commit.map(GitRef::Commit),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let refs: Vec<GitRef> = [r.branch.map(GitRef::Branch), r.tag.map(GitRef::Tag), r.commit.map(GitRef::Commit)]
+        .into_iter()
+        .flatten()
+        .collect();
     if refs.len() > 1 {
         return Err(ctx.invalid(line, "git: specify only one of `branch`, `tag` and `commit`"));
     }
     let source = match r.url.filter(|u| !u.is_empty()) {
         None => {
             if !refs.is_empty() || r.basic_auth.is_some() {
-                return Err(ctx.invalid(
-                    line,
-                    "git: `branch`, `tag`, `commit` and `basicAuth` need a remote `url`",
-                ));
+                return Err(ctx.invalid(line, "git: `branch`, `tag`, `commit` and `basicAuth` need a remote `url`"));
             }
             GitSource::Local
         }
@@ -147,11 +138,7 @@ fn convert_one_git(ctx: &Ctx<'_>, line: usize, r: RawGit) -> Result<GitMapping, 
     require_relative(ctx, line, "git: `includePaths`", &r.include_paths)?;
     require_relative(ctx, line, "git: `excludePaths`", &r.exclude_paths)?;
     let stage_dependencies = r.stage_dependencies.unwrap_or_default();
-    for globs in [
-        &stage_dependencies.install,
-        &stage_dependencies.before_setup,
-        &stage_dependencies.setup,
-    ] {
+    for globs in [&stage_dependencies.install, &stage_dependencies.before_setup, &stage_dependencies.setup] {
         require_relative(ctx, line, "git: `stageDependencies`", globs)?;
     }
     Ok(GitMapping {
@@ -176,17 +163,11 @@ fn convert_auth(ctx: &Ctx<'_>, line: usize, raw: RawBasicAuth) -> Result<BasicAu
             (None, Some(src), None) => PasswordSource::File(src),
             (None, None, Some(value)) => PasswordSource::Value(value),
             _ => {
-                return Err(ctx.invalid(
-                    line,
-                    "git: basicAuth.password needs exactly one of `env`, `src` and `value`",
-                ));
+                return Err(ctx.invalid(line, "git: basicAuth.password needs exactly one of `env`, `src` and `value`"));
             }
         }),
     };
-    Ok(BasicAuth {
-        username: raw.username,
-        password,
-    })
+    Ok(BasicAuth { username: raw.username, password })
 }
 
 /// The four user stages, for `import[].stage` (the source image's stage to copy from).
@@ -245,9 +226,7 @@ pub(crate) struct RawImport {
 }
 
 pub(crate) fn convert_imports(ctx: &Ctx<'_>, raw: Vec<Spanned<RawImport>>) -> Result<Vec<Import>, ConfigError> {
-    raw.into_iter()
-        .map(|s| convert_one_import(ctx, ctx.line_of(&s), s.value))
-        .collect()
+    raw.into_iter().map(|s| convert_one_import(ctx, ctx.line_of(&s), s.value)).collect()
 }
 
 fn convert_one_import(ctx: &Ctx<'_>, line: usize, r: RawImport) -> Result<Import, ConfigError> {

@@ -72,15 +72,9 @@ fn check_cycles(file: &str, images: &[Image]) -> Result<(), ConfigError> {
         Open,
         Done,
     }
-    let index: HashMap<&str, usize> = images
-        .iter()
-        .enumerate()
-        .map(|(i, img)| (img.name.as_str(), i))
-        .collect();
-    let edges: Vec<Vec<usize>> = images
-        .iter()
-        .map(|img| img.depends_on().iter().filter_map(|n| index.get(n).copied()).collect())
-        .collect();
+    let index: HashMap<&str, usize> = images.iter().enumerate().map(|(i, img)| (img.name.as_str(), i)).collect();
+    let edges: Vec<Vec<usize>> =
+        images.iter().map(|img| img.depends_on().iter().filter_map(|n| index.get(n).copied()).collect()).collect();
     let mut marks = vec![Mark::New; images.len()];
 
     // Iterative DFS keeping the open path, so a back edge yields the cycle itself.
@@ -103,11 +97,7 @@ fn check_cycles(file: &str, images: &[Image]) -> Result<(), ConfigError> {
                         let mut chain: Vec<String> =
                             path[start..].iter().map(|&(n, _)| images[n].name.clone()).collect();
                         chain.push(images[target].name.clone());
-                        return Err(ConfigError::Cycle {
-                            file: file.to_owned(),
-                            line: images[target].line,
-                            chain,
-                        });
+                        return Err(ConfigError::Cycle { file: file.to_owned(), line: images[target].line, chain });
                     }
                     Mark::Done => {}
                 }

@@ -131,11 +131,7 @@ pub struct GitWorktree {
 
 impl Default for GitWorktree {
     fn default() -> Self {
-        GitWorktree {
-            force_shallow_clone: false,
-            allow_unshallow: true,
-            allow_fetch_origin_branches_and_tags: true,
-        }
+        GitWorktree { force_shallow_clone: false, allow_unshallow: true, allow_fetch_origin_branches_and_tags: true }
     }
 }
 
@@ -207,10 +203,7 @@ struct RawLimit {
 
 pub(crate) fn parse_meta(ctx: &Ctx<'_>) -> Result<Meta, ConfigError> {
     let raw: RawMeta = ctx.deserialize()?;
-    let version_line = ctx
-        .doc
-        .key_line(&["configVersion"])
-        .unwrap_or(ctx.doc.first_content_line());
+    let version_line = ctx.doc.key_line(&["configVersion"]).unwrap_or(ctx.doc.first_content_line());
     match raw.config_version {
         Some(1) => {}
         other => {
@@ -224,12 +217,7 @@ pub(crate) fn parse_meta(ctx: &Ctx<'_>) -> Result<Meta, ConfigError> {
     let project_line = ctx.doc.key_line(&["project"]).unwrap_or(version_line);
     let project = raw.project.unwrap_or_default();
     if let Err(reason) = validate_project(&project) {
-        return Err(ConfigError::ProjectName {
-            file: ctx.file.to_owned(),
-            line: project_line,
-            name: project,
-            reason,
-        });
+        return Err(ConfigError::ProjectName { file: ctx.file.to_owned(), line: project_line, name: project, reason });
     }
     let build = raw.build.map_or_else(MetaBuild::default, |b| MetaBuild {
         cache_version: b.cache_version,
@@ -265,10 +253,7 @@ pub fn validate_project(name: &str) -> Result<(), String> {
         return Err("`project` is required and must not be empty".to_owned());
     }
     if name.len() > MAX_PROJECT_NAME_LEN {
-        return Err(format!(
-            "must be at most {MAX_PROJECT_NAME_LEN} characters, got {}",
-            name.len()
-        ));
+        return Err(format!("must be at most {MAX_PROJECT_NAME_LEN} characters, got {}", name.len()));
     }
     let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
     if !name.chars().all(allowed) || name.starts_with('-') || name.ends_with('-') {
@@ -309,10 +294,7 @@ fn convert_cleanup(ctx: &Ctx<'_>, raw: RawCleanup) -> Result<MetaCleanup, Config
                 pattern,
                 limit: refs.limit.map(|l| convert_limit(ctx, line, l)).transpose()?,
             },
-            images_per_reference: policy
-                .images_per_reference
-                .map(|l| convert_limit(ctx, line, l))
-                .transpose()?,
+            images_per_reference: policy.images_per_reference.map(|l| convert_limit(ctx, line, l)).transpose()?,
         });
     }
     Ok(MetaCleanup {
@@ -328,31 +310,17 @@ fn convert_cleanup(ctx: &Ctx<'_>, raw: RawCleanup) -> Result<MetaCleanup, Config
 fn convert_limit(ctx: &Ctx<'_>, line: usize, raw: RawLimit) -> Result<Limit, ConfigError> {
     let within = match raw.within {
         Some(text) => Some(parse_go_duration(&text).ok_or_else(|| {
-            ctx.invalid(
-                line,
-                format!("cleanup keep policy: bad duration {text:?} (e.g. 24h, 90m, 1h30m)"),
-            )
+            ctx.invalid(line, format!("cleanup keep policy: bad duration {text:?} (e.g. 24h, 90m, 1h30m)"))
         })?),
         None => None,
     };
-    Ok(Limit {
-        last: raw.last,
-        within,
-        operator: raw.operator,
-    })
+    Ok(Limit { last: raw.last, within, operator: raw.operator })
 }
 
 /// Go's `time.ParseDuration` for non-negative values: `1h30m`, `1.5h`, `300ms`.
 pub(crate) fn parse_go_duration(text: &str) -> Option<Duration> {
-    const UNITS: &[(&str, f64)] = &[
-        ("ns", 1e-9),
-        ("us", 1e-6),
-        ("µs", 1e-6),
-        ("ms", 1e-3),
-        ("s", 1.0),
-        ("m", 60.0),
-        ("h", 3600.0),
-    ];
+    const UNITS: &[(&str, f64)] =
+        &[("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1.0), ("m", 60.0), ("h", 3600.0)];
     if text == "0" {
         return Some(Duration::ZERO);
     }
@@ -362,14 +330,10 @@ pub(crate) fn parse_go_duration(text: &str) -> Option<Duration> {
     }
     let mut total = 0.0_f64;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         let number: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let (_, scale) = UNITS.iter().find(|(u, _)| *u == &rest[..unit_len])?;
         rest = &rest[unit_len..];
         total += number * scale;

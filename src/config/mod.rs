@@ -140,21 +140,9 @@ impl WerfConfig {
             return Ok(self.images.iter().collect());
         }
         if let Some(missing) = names.iter().find(|n| !self.images.iter().any(|i| &i.name == *n)) {
-            let known: Vec<String> = self
-                .images
-                .iter()
-                .map(|i| {
-                    if i.is_nameless() {
-                        "~".to_owned()
-                    } else {
-                        i.name.clone()
-                    }
-                })
-                .collect();
-            return Err(ConfigError::UnknownImage {
-                name: missing.clone(),
-                known: known.join(", "),
-            });
+            let known: Vec<String> =
+                self.images.iter().map(|i| if i.is_nameless() { "~".to_owned() } else { i.name.clone() }).collect();
+            return Err(ConfigError::UnknownImage { name: missing.clone(), known: known.join(", ") });
         }
         Ok(self.images.iter().filter(|i| names.contains(&i.name)).collect())
     }
@@ -179,11 +167,7 @@ pub fn parse(file: &str, text: &str) -> Result<WerfConfig, ConfigError> {
     let mut images: Vec<(Image, Option<bool>)> = Vec::new();
 
     for doc in split::split_docs(text) {
-        let probe_ctx = Ctx {
-            file,
-            doc,
-            context: String::new(),
-        };
+        let probe_ctx = Ctx { file, doc, context: String::new() };
         let probe: Probe = probe_ctx.deserialize()?;
         if probe.has("configVersion") {
             if let Some(first) = &meta {
@@ -196,46 +180,26 @@ pub fn parse(file: &str, text: &str) -> Result<WerfConfig, ConfigError> {
             meta = Some(meta::parse_meta(&probe_ctx)?);
         } else if probe.has("dockerfile") {
             let names = image_names(&probe_ctx, &probe, false)?;
-            let ctx = Ctx {
-                file,
-                doc,
-                context: context_for(&names, false),
-            };
+            let ctx = Ctx { file, doc, context: context_for(&names, false) };
             let parsed = dockerfile::parse_dockerfile(&ctx, &names)?;
             let line = name_line(doc);
             for name in names {
-                let image = Image {
-                    name,
-                    line,
-                    final_: parsed.final_,
-                    kind: ImageKind::Dockerfile(parsed.image.clone()),
-                };
+                let image =
+                    Image { name, line, final_: parsed.final_, kind: ImageKind::Dockerfile(parsed.image.clone()) };
                 images.push((image, parsed.staged));
             }
         } else if probe.image.is_some() || probe.artifact.is_some() {
             let artifact = probe.artifact.is_some();
             let names = image_names(&probe_ctx, &probe, artifact)?;
-            let ctx = Ctx {
-                file,
-                doc,
-                context: context_for(&names, artifact),
-            };
+            let ctx = Ctx { file, doc, context: context_for(&names, artifact) };
             let parsed = stapel::parse_stapel(&ctx, artifact)?;
             let line = name_line(doc);
             for name in names {
-                let image = Image {
-                    name,
-                    line,
-                    final_: parsed.final_,
-                    kind: ImageKind::Stapel(parsed.image.clone()),
-                };
+                let image = Image { name, line, final_: parsed.final_, kind: ImageKind::Stapel(parsed.image.clone()) };
                 images.push((image, None));
             }
         } else {
-            return Err(ConfigError::UnknownDocument {
-                file: file.to_owned(),
-                line: doc.first_content_line(),
-            });
+            return Err(ConfigError::UnknownDocument { file: file.to_owned(), line: doc.first_content_line() });
         }
     }
 

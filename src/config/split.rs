@@ -28,8 +28,7 @@ impl Doc<'_> {
         self.text.lines().enumerate().find_map(|(i, line)| {
             keys.iter()
                 .any(|key| {
-                    line.strip_prefix(key)
-                        .is_some_and(|rest| rest.trim_start_matches([' ', '\t']).starts_with(':'))
+                    line.strip_prefix(key).is_some_and(|rest| rest.trim_start_matches([' ', '\t']).starts_with(':'))
                 })
                 .then_some(self.start_line + i)
         })
@@ -37,10 +36,7 @@ impl Doc<'_> {
 
     /// The file line of the first line holding something other than blanks and comments.
     pub fn first_content_line(&self) -> usize {
-        self.text
-            .lines()
-            .position(|l| !is_blank_or_comment(l))
-            .map_or(self.start_line, |i| self.start_line + i)
+        self.text.lines().position(|l| !is_blank_or_comment(l)).map_or(self.start_line, |i| self.start_line + i)
     }
 }
 
@@ -85,10 +81,7 @@ fn is_blank_or_comment(line: &str) -> bool {
 /// Refuses Go template syntax, naming the line of the first `{{`.
 pub(crate) fn reject_templates(file: &str, text: &str) -> Result<(), ConfigError> {
     match text.find("{{") {
-        Some(at) => Err(ConfigError::Template {
-            file: file.to_owned(),
-            line: text[..at].matches('\n').count() + 1,
-        }),
+        Some(at) => Err(ConfigError::Template { file: file.to_owned(), line: text[..at].matches('\n').count() + 1 }),
         None => Ok(()),
     }
 }
@@ -125,10 +118,7 @@ mod tests {
 
     #[test]
     fn finds_key_lines() {
-        let doc = Doc {
-            start_line: 10,
-            text: "# c\n\nfinal: false\nimage : x\n",
-        };
+        let doc = Doc { start_line: 10, text: "# c\n\nfinal: false\nimage : x\n" };
         assert_eq!(doc.key_line(&["image", "artifact"]), Some(13));
         assert_eq!(doc.key_line(&["imageSpec"]), None);
         assert_eq!(doc.first_content_line(), 12);
@@ -139,10 +129,7 @@ mod tests {
     fn rejects_templates_at_their_line() {
         assert_eq!(
             reject_templates("werf.yaml", "a: 1\nb: {{ .Env }}\n"),
-            Err(ConfigError::Template {
-                file: "werf.yaml".into(),
-                line: 2
-            })
+            Err(ConfigError::Template { file: "werf.yaml".into(), line: 2 })
         );
         assert_eq!(reject_templates("werf.yaml", "a: '{ {'\n"), Ok(()));
     }

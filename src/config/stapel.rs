@@ -213,10 +213,7 @@ pub(crate) struct ParsedStapel {
 
 pub(crate) fn parse_stapel(ctx: &Ctx<'_>, artifact: bool) -> Result<ParsedStapel, ConfigError> {
     let raw: RawStapelImage = ctx.deserialize()?;
-    let name_line = ctx
-        .doc
-        .key_line(&["image", "artifact"])
-        .unwrap_or(ctx.doc.first_content_line());
+    let name_line = ctx.doc.key_line(&["image", "artifact"]).unwrap_or(ctx.doc.first_content_line());
     let key_line = |key: &str| ctx.doc.key_line(&[key]).unwrap_or(name_line);
 
     if artifact {
@@ -235,10 +232,7 @@ pub(crate) fn parse_stapel(ctx: &Ctx<'_>, artifact: bool) -> Result<ParsedStapel
         }
     }
     if raw.docker.is_some() && raw.image_spec.is_some() {
-        return Err(ctx.invalid(
-            key_line("docker"),
-            "`docker` is deprecated and cannot be combined with `imageSpec`",
-        ));
+        return Err(ctx.invalid(key_line("docker"), "`docker` is deprecated and cannot be combined with `imageSpec`"));
     }
 
     let from = match (raw.from, raw.from_image, raw.from_artifact) {
@@ -255,18 +249,12 @@ pub(crate) fn parse_stapel(ctx: &Ctx<'_>, artifact: bool) -> Result<ParsedStapel
             return Err(ctx.invalid(key_line("from"), "the base image name must not be empty"));
         }
         _ => {
-            return Err(ctx.invalid(
-                key_line("from"),
-                "specify only one of `from`, `fromImage` and `fromArtifact`",
-            ));
+            return Err(ctx.invalid(key_line("from"), "specify only one of `from`, `fromImage` and `fromArtifact`"));
         }
     };
     let from_latest = raw.from_latest.unwrap_or(false);
     if from_latest && from == BaseImage::Scratch {
-        return Err(ctx.invalid(
-            key_line("fromLatest"),
-            "`fromLatest` cannot be used with `from: scratch`",
-        ));
+        return Err(ctx.invalid(key_line("fromLatest"), "`fromLatest` cannot be used with `from: scratch`"));
     }
 
     let mut mounts = Vec::with_capacity(raw.mount.len());
@@ -278,10 +266,9 @@ pub(crate) fn parse_stapel(ctx: &Ctx<'_>, artifact: bool) -> Result<ParsedStapel
             (Some(ServiceDir::BuildDir), None) => MountSource::BuildDir,
             (None, Some(path)) if !path.is_empty() => MountSource::Path(path),
             _ => {
-                return Err(ctx.invalid(
-                    line,
-                    "mount: specify exactly one of `from: tmp_dir|build_dir` and `fromPath: PATH`",
-                ));
+                return Err(
+                    ctx.invalid(line, "mount: specify exactly one of `from: tmp_dir|build_dir` and `fromPath: PATH`")
+                );
             }
         };
         let Some(to) = m.to else {
@@ -312,8 +299,5 @@ pub(crate) fn parse_stapel(ctx: &Ctx<'_>, artifact: bool) -> Result<ParsedStapel
         network: raw.network,
         secrets: convert_secrets(ctx, raw.secrets)?,
     };
-    Ok(ParsedStapel {
-        final_: !artifact && raw.final_.unwrap_or(true),
-        image,
-    })
+    Ok(ParsedStapel { final_: !artifact && raw.final_.unwrap_or(true), image })
 }

@@ -29,10 +29,7 @@ pub fn render(file: &str, text: &str, input: &TemplateInput) -> Result<String, C
     if !text.contains("{{") {
         return Ok(text.to_owned());
     }
-    let fail = |e: TemplateError| ConfigError::Render {
-        file: file.to_owned(),
-        message: e.to_string(),
-    };
+    let fail = |e: TemplateError| ConfigError::Render { file: file.to_owned(), message: e.to_string() };
     let vars = Arc::new(input.vars.clone());
     let template = Template::new(file)
         .func("env", move |args: &[Value]| env_func(&vars, args))
@@ -52,16 +49,10 @@ pub fn render(file: &str, text: &str, input: &TemplateInput) -> Result<String, C
         .func("lower", |args: &[Value]| one(args, |s| s.to_lowercase()))
         .func("upper", |args: &[Value]| one(args, |s| s.to_uppercase()))
         .func("trim", |args: &[Value]| one(args, |s| s.trim().to_owned()))
-        .func("trimPrefix", |args: &[Value]| {
-            two(args, |p, s| s.strip_prefix(p).unwrap_or(s).to_owned())
-        })
-        .func("trimSuffix", |args: &[Value]| {
-            two(args, |p, s| s.strip_suffix(p).unwrap_or(s).to_owned())
-        })
+        .func("trimPrefix", |args: &[Value]| two(args, |p, s| s.strip_prefix(p).unwrap_or(s).to_owned()))
+        .func("trimSuffix", |args: &[Value]| two(args, |p, s| s.strip_suffix(p).unwrap_or(s).to_owned()))
         .func("replace", |args: &[Value]| match args {
-            [old, new, s] => Ok(Value::from(
-                s.to_string().replace(&old.to_string(), &new.to_string()).as_str(),
-            )),
+            [old, new, s] => Ok(Value::from(s.to_string().replace(&old.to_string(), &new.to_string()).as_str())),
             _ => Err(exec("replace: wants OLD NEW STRING")),
         })
         .parse(text)
@@ -82,9 +73,7 @@ fn env_func(vars: &BTreeMap<String, String>, args: &[Value]) -> Result<Value, Te
         (Some(v), Some(d)) if v.is_empty() => Ok(Value::from(d.as_str())),
         (Some(v), _) => Ok(Value::from(v.as_str())),
         (None, Some(d)) => Ok(Value::from(d.as_str())),
-        (None, None) => Err(exec(format!(
-            "the environment variable {name:?} must be set or default must be provided"
-        ))),
+        (None, None) => Err(exec(format!("the environment variable {name:?} must be set or default must be provided"))),
     }
 }
 
@@ -122,10 +111,7 @@ mod tests {
     #[test]
     fn renders_the_supported_subset() {
         let input = TemplateInput {
-            vars: BTreeMap::from([
-                ("TAG".to_owned(), "1.2".to_owned()),
-                ("EMPTY".to_owned(), String::new()),
-            ]),
+            vars: BTreeMap::from([("TAG".to_owned(), "1.2".to_owned()), ("EMPTY".to_owned(), String::new())]),
             env: "production".to_owned(),
         };
         // (template, rendered or error)
@@ -135,15 +121,9 @@ mod tests {
             ("tag: {{ env \"NOPE\" \"latest\" }}\n", Ok("tag: latest\n")),
             ("tag: {{ env \"EMPTY\" \"dflt\" }}\n", Ok("tag: dflt\n")),
             ("env: {{ .Env }}\n", Ok("env: production\n")),
-            (
-                "{{ if eq .Env \"production\" }}replicas: 3{{ else }}replicas: 1{{ end }}\n",
-                Ok("replicas: 3\n"),
-            ),
+            ("{{ if eq .Env \"production\" }}replicas: 3{{ else }}replicas: 1{{ end }}\n", Ok("replicas: 3\n")),
             ("{{- range $i, $n := list }}{{ end -}}x", Err("function")),
-            (
-                "v: {{ env \"NOPE\" | default \"d\" | upper | quote }}",
-                Err("must be set"),
-            ),
+            ("v: {{ env \"NOPE\" | default \"d\" | upper | quote }}", Err("must be set")),
             ("v: {{ \"\" | default \"d\" | upper | quote }}", Ok("v: \"D\"")),
             ("v: {{ required \"TAG needed\" (env \"EMPTY\") }}", Err("TAG needed")),
             ("v: {{ \"v1.2\" | trimPrefix \"v\" }}", Ok("v: 1.2")),

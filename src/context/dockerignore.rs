@@ -37,12 +37,7 @@ pub enum DockerIgnoreError {
     LoneExclamation { file: String, line: usize },
     /// A pattern Go's `filepath.Match` calls malformed (unclosed `[`, trailing `\`, …).
     #[error("{file}:{line}: syntax error in pattern {pattern:?}: {reason}")]
-    BadPattern {
-        file: String,
-        line: usize,
-        pattern: String,
-        reason: &'static str,
-    },
+    BadPattern { file: String, line: usize, pattern: String, reason: &'static str },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,10 +113,7 @@ impl DockerIgnore {
             };
             if body.is_empty() {
                 if exclusion {
-                    return Err(DockerIgnoreError::LoneExclamation {
-                        file: file.to_owned(),
-                        line,
-                    });
+                    return Err(DockerIgnoreError::LoneExclamation { file: file.to_owned(), line });
                 }
                 continue;
             }
@@ -135,11 +127,7 @@ impl DockerIgnore {
                 pattern: raw.trim().to_owned(),
                 reason,
             })?;
-            patterns.push(Pattern {
-                text,
-                exclusion,
-                matcher,
-            });
+            patterns.push(Pattern { text, exclusion, matcher });
         }
         Ok(DockerIgnore { patterns })
     }
@@ -163,11 +151,7 @@ impl DockerIgnore {
             return false;
         }
         let parents: Vec<&str> = match path.rfind('/') {
-            Some(end) => path[..end]
-                .match_indices('/')
-                .map(|(i, _)| &path[..i])
-                .chain([&path[..end]])
-                .collect(),
+            Some(end) => path[..end].match_indices('/').map(|(i, _)| &path[..i]).chain([&path[..end]]).collect(),
             None => Vec::new(),
         };
         let mut excluded = false;
@@ -190,11 +174,7 @@ impl DockerIgnore {
     pub fn may_include_below(&self, dir: &str) -> bool {
         let dir = clean(dir);
         let dir = dir.trim_start_matches('/');
-        let dir_parts: Vec<&str> = if dir.is_empty() || dir == "." {
-            Vec::new()
-        } else {
-            dir.split('/').collect()
-        };
+        let dir_parts: Vec<&str> = if dir.is_empty() || dir == "." { Vec::new() } else { dir.split('/').collect() };
         self.patterns
             .iter()
             .filter(|p| p.exclusion)
@@ -461,36 +441,18 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             ("a\n!\n", ".dockerignore:2: illegal exclusion pattern \"!\""),
             ("a\n  !   \n", ".dockerignore:2: illegal exclusion pattern \"!\""),
-            (
-                "[a\n",
-                ".dockerignore:1: syntax error in pattern \"[a\": unclosed character class",
-            ),
-            (
-                "x[]\n",
-                ".dockerignore:1: syntax error in pattern \"x[]\": bad character class",
-            ),
-            (
-                "[-a]\n",
-                ".dockerignore:1: syntax error in pattern \"[-a]\": bad character class",
-            ),
-            (
-                "[z-a]\n",
-                ".dockerignore:1: syntax error in pattern \"[z-a]\": character range out of order",
-            ),
-            (
-                "# ok\nfoo\\\n",
-                ".dockerignore:2: syntax error in pattern \"foo\\\\\": trailing backslash",
-            ),
+            ("[a\n", ".dockerignore:1: syntax error in pattern \"[a\": unclosed character class"),
+            ("x[]\n", ".dockerignore:1: syntax error in pattern \"x[]\": bad character class"),
+            ("[-a]\n", ".dockerignore:1: syntax error in pattern \"[-a]\": bad character class"),
+            ("[z-a]\n", ".dockerignore:1: syntax error in pattern \"[z-a]\": character range out of order"),
+            ("# ok\nfoo\\\n", ".dockerignore:2: syntax error in pattern \"foo\\\\\": trailing backslash"),
         ];
         for (text, want) in cases {
             let err = DockerIgnore::parse(text).expect_err(text);
             assert_eq!(err.to_string(), *want, "{text:?}");
         }
         let err = DockerIgnore::parse_named("Dockerfile.dockerignore", "!").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "Dockerfile.dockerignore:1: illegal exclusion pattern \"!\""
-        );
+        assert_eq!(err.to_string(), "Dockerfile.dockerignore:1: illegal exclusion pattern \"!\"");
     }
 
     #[test]
@@ -545,11 +507,7 @@ mod tests {
             ("a(b)c/def", "a(b)c/def", true),
             ("a(b)c/def", "a(b)c/xyz", false),
             ("a.|)$(}+{bc", "a.|)$(}+{bc", true),
-            (
-                "dist/*.whl",
-                "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
-                true,
-            ),
+            ("dist/*.whl", "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", true),
             ("*.go", "main.go", true),
             ("*.go", "cmd/main.go", false),
             ("**/*.go", "cmd/tool/main.go", true),

@@ -43,11 +43,7 @@ impl BuildContext {
             .into_iter()
             .filter(|e| e.kind != EntryKind::Submodule && !ignore.is_excluded(&e.path))
             .collect();
-        let uncommitted = repo
-            .uncommitted(rel)?
-            .into_iter()
-            .filter(|p| !ignore.is_excluded(p))
-            .collect();
+        let uncommitted = repo.uncommitted(rel)?.into_iter().filter(|p| !ignore.is_excluded(p)).collect();
         Ok(BuildContext {
             repo: repo.clone(),
             rel: rel.to_string(),
@@ -66,10 +62,7 @@ impl BuildContext {
             return Ok(vec![String::new()]);
         }
         if !glob::has_meta(&src) {
-            let exists = self
-                .entries
-                .iter()
-                .any(|e| e.path == src || e.path.starts_with(&format!("{src}/")));
+            let exists = self.entries.iter().any(|e| e.path == src || e.path.starts_with(&format!("{src}/")));
             return Ok(if exists { vec![src] } else { Vec::new() });
         }
         let mut candidates: Vec<&str> = Vec::new();
@@ -95,11 +88,7 @@ impl BuildContext {
     /// Why `source` selects nothing, for the error message.
     pub fn explain_missing(&self, source: &str) -> String {
         let src = clean(source).unwrap_or_default();
-        if self
-            .uncommitted
-            .iter()
-            .any(|u| *u == src || u.starts_with(&format!("{src}/")))
-        {
+        if self.uncommitted.iter().any(|u| *u == src || u.starts_with(&format!("{src}/"))) {
             format!(
                 "{source} is only in the working tree, not in commit {}: commit it (slipway builds from git HEAD)",
                 &self.commit.id[..12]
@@ -107,10 +96,7 @@ impl BuildContext {
         } else if self.ignore.is_excluded(&src) {
             format!("{source} is excluded by .dockerignore")
         } else {
-            format!(
-                "{source} not found in the build context ({})",
-                if self.rel.is_empty() { "." } else { &self.rel }
-            )
+            format!("{source} not found in the build context ({})", if self.rel.is_empty() { "." } else { &self.rel })
         }
     }
 

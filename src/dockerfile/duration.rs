@@ -56,23 +56,15 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         if int_part.is_empty() && frac_part.is_empty() {
             return Err(invalid());
         }
-        let unit_len = rest
-            .find(|c: char| c == '.' || c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c == '.' || c.is_ascii_digit()).unwrap_or(rest.len());
         if unit_len == 0 {
             return Err(DurationError::MissingUnit(input.to_owned()));
         }
         let (unit, rest) = rest.split_at(unit_len);
-        let nanos = unit_nanos(unit).ok_or_else(|| DurationError::UnknownUnit {
-            unit: unit.to_owned(),
-            input: input.to_owned(),
-        })?;
+        let nanos = unit_nanos(unit)
+            .ok_or_else(|| DurationError::UnknownUnit { unit: unit.to_owned(), input: input.to_owned() })?;
         let overflow = || DurationError::Overflow(input.to_owned());
-        let whole: u128 = if int_part.is_empty() {
-            0
-        } else {
-            int_part.parse().map_err(|_| overflow())?
-        };
+        let whole: u128 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| overflow())? };
         let mut value = whole.checked_mul(nanos).ok_or_else(overflow)?;
         // Fraction digits beyond nanosecond precision change nothing.
         let frac = &frac_part[..frac_part.len().min(18)];

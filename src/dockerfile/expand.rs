@@ -53,10 +53,7 @@ pub fn expand_words(word: &str, lookup: Lookup<'_>, escape: char) -> Result<Vec<
 /// is file content or a script rather than a Dockerfile word. BuildKit always
 /// uses `\` here, whatever the escape directive says.
 pub fn expand_heredoc(content: &str, lookup: Lookup<'_>) -> Result<String, ExpandError> {
-    let lexer = Lexer {
-        skip_quotes: true,
-        ..Lexer::new('\\')
-    };
+    let lexer = Lexer { skip_quotes: true, ..Lexer::new('\\') };
     lexer.process(content, lookup).map(|(w, _)| w)
 }
 
@@ -76,23 +73,12 @@ pub(crate) struct Lexer {
 
 impl Lexer {
     pub fn new(escape: char) -> Self {
-        Lexer {
-            escape,
-            raw_quotes: false,
-            raw_escapes: false,
-            skip_unset: false,
-            skip_quotes: false,
-        }
+        Lexer { escape, raw_quotes: false, raw_escapes: false, skip_unset: false, skip_quotes: false }
     }
 
     /// Returns the single-word result and the whitespace-split words.
     pub fn process(&self, word: &str, lookup: Lookup<'_>) -> Result<(String, Vec<String>), ExpandError> {
-        let mut scan = Scan {
-            chars: word.chars().collect(),
-            pos: 0,
-            lookup,
-            opts: *self,
-        };
+        let mut scan = Scan { chars: word.chars().collect(), pos: 0, lookup, opts: *self };
         scan.process_stop_on(None, self.raw_escapes)
     }
 }
@@ -332,9 +318,8 @@ impl Scan<'_> {
         if null_is_unset && pattern_op {
             return Err(ExpandError::UnsupportedModifier(chs));
         }
-        let (word, _) = self
-            .process_stop_on(Some('}'), pattern_op)
-            .map_err(|e| self.at_eof_or(e, ExpandError::MissingBrace))?;
+        let (word, _) =
+            self.process_stop_on(Some('}'), pattern_op).map_err(|e| self.at_eof_or(e, ExpandError::MissingBrace))?;
         let value = self.get_env(&name);
         if self.opts.skip_unset && value.is_none() {
             return Ok(format!("${{{name}{chs}{word}}}"));
@@ -347,11 +332,8 @@ impl Scan<'_> {
             '?' => match value {
                 Some(v) if !missing => Ok(v),
                 _ => {
-                    let default = if value.is_none() {
-                        "is not allowed to be unset"
-                    } else {
-                        "is not allowed to be empty"
-                    };
+                    let default =
+                        if value.is_none() { "is not allowed to be unset" } else { "is not allowed to be empty" };
                     let message = if word.is_empty() { default.to_owned() } else { word };
                     Err(ExpandError::Required { name, message })
                 }
@@ -363,11 +345,7 @@ impl Scan<'_> {
                     None => (false, word.as_str()),
                 };
                 let pattern = compile(pat)?;
-                Ok(if op == '#' {
-                    pattern.trim_prefix(&value, greedy)
-                } else {
-                    pattern.trim_suffix(&value, greedy)
-                })
+                Ok(if op == '#' { pattern.trim_prefix(&value, greedy) } else { pattern.trim_suffix(&value, greedy) })
             }
             _ => Err(ExpandError::UnsupportedModifier(chs)),
         }
@@ -379,12 +357,10 @@ impl Scan<'_> {
         if all {
             self.next();
         }
-        let (pat, _) = self
-            .process_stop_on(Some('/'), true)
-            .map_err(|e| self.at_eof_or(e, ExpandError::MissingSlash))?;
-        let (replacement, _) = self
-            .process_stop_on(Some('}'), true)
-            .map_err(|e| self.at_eof_or(e, ExpandError::MissingBrace))?;
+        let (pat, _) =
+            self.process_stop_on(Some('/'), true).map_err(|e| self.at_eof_or(e, ExpandError::MissingSlash))?;
+        let (replacement, _) =
+            self.process_stop_on(Some('}'), true).map_err(|e| self.at_eof_or(e, ExpandError::MissingBrace))?;
         let Some(value) = self.get_env(&name) else {
             if self.opts.skip_unset {
                 return Ok(format!("${{{name}/{pat}/{replacement}}}"));
@@ -426,8 +402,5 @@ impl Scan<'_> {
 }
 
 fn compile(pattern: &str) -> Result<Pattern, ExpandError> {
-    Pattern::parse(pattern).map_err(|error| ExpandError::InvalidPattern {
-        pattern: pattern.to_owned(),
-        error,
-    })
+    Pattern::parse(pattern).map_err(|error| ExpandError::InvalidPattern { pattern: pattern.to_owned(), error })
 }

@@ -66,17 +66,9 @@ pub(crate) fn lex(text: &str) -> Result<Lexed, (usize, ErrorKind)> {
         for word in heredoc_words(&text) {
             heredocs.push(read_heredoc(word, &physical, &mut next).map_err(|k| (start, k))?);
         }
-        lines.push(LogicalLine {
-            line: start,
-            text,
-            heredocs,
-        });
+        lines.push(LogicalLine { line: start, text, heredocs });
     }
-    Ok(Lexed {
-        escape: directives.escape,
-        syntax: directives.syntax,
-        lines,
-    })
+    Ok(Lexed { escape: directives.escape, syntax: directives.syntax, lines })
 }
 
 fn is_comment(line: &str) -> bool {
@@ -103,12 +95,7 @@ struct Directives {
 
 impl Default for Directives {
     fn default() -> Self {
-        Directives {
-            done: false,
-            seen: Vec::new(),
-            escape: '\\',
-            syntax: None,
-        }
+        Directives { done: false, seen: Vec::new(), escape: '\\', syntax: None }
     }
 }
 
@@ -152,10 +139,7 @@ fn match_directive(line: &str) -> Option<(&str, &str)> {
     if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
         return None;
     }
-    let value = rest
-        .trim_start_matches([' ', '\t'])
-        .strip_prefix('=')?
-        .trim_matches([' ', '\t']);
+    let value = rest.trim_start_matches([' ', '\t']).strip_prefix('=')?.trim_matches([' ', '\t']);
     (!value.is_empty()).then_some((name, value))
 }
 
@@ -179,11 +163,7 @@ fn heredoc_words(line: &str) -> Vec<HeredocWord> {
     if !matches!(keyword.as_str(), "run" | "copy" | "add") || !line.contains("<<") {
         return Vec::new();
     }
-    let lexer = Lexer {
-        raw_quotes: true,
-        raw_escapes: true,
-        ..Lexer::new('\\')
-    };
+    let lexer = Lexer { raw_quotes: true, raw_escapes: true, ..Lexer::new('\\') };
     // BuildKit ignores a line it cannot split: such a line has no heredocs.
     let Ok((_, words)) = lexer.process(line, &|_| None) else {
         return Vec::new();
@@ -204,25 +184,14 @@ pub(crate) fn parse_heredoc_word(word: &str) -> Option<HeredocWord> {
     if rest.is_empty() || rest.contains('<') {
         return None;
     }
-    let lexer = Lexer {
-        skip_unset: true,
-        ..Lexer::new('\\')
-    };
+    let lexer = Lexer { skip_unset: true, ..Lexer::new('\\') };
     let (_, words) = lexer.process(rest, &|_| None).ok()?;
     let [name] = <[String; 1]>::try_from(words).ok()?;
-    let raw = Lexer {
-        raw_quotes: true,
-        ..lexer
-    };
+    let raw = Lexer { raw_quotes: true, ..lexer };
     let (_, raw_words) = raw.process(rest, &|_| None).ok()?;
     let quotes = |s: &str| s.chars().filter(|c| matches!(c, '\'' | '"')).count();
     let expand = raw_words.first().is_some_and(|raw| quotes(raw) == quotes(&name));
-    Some(HeredocWord {
-        name,
-        expand,
-        chomp,
-        fd: fd.parse().unwrap_or(0),
-    })
+    Some(HeredocWord { name, expand, chomp, fd: fd.parse().unwrap_or(0) })
 }
 
 /// Reads a heredoc body up to its delimiter line; `next` is the index of the
@@ -236,13 +205,7 @@ fn read_heredoc(word: HeredocWord, physical: &[&str], next: &mut usize) -> Resul
             if word.chomp {
                 content = chomp(&content);
             }
-            return Ok(Heredoc {
-                name: word.name,
-                content,
-                expand: word.expand,
-                chomp: word.chomp,
-                fd: word.fd,
-            });
+            return Ok(Heredoc { name: word.name, content, expand: word.expand, chomp: word.chomp, fd: word.fd });
         }
         content.push_str(raw);
         content.push('\n');
@@ -252,10 +215,7 @@ fn read_heredoc(word: HeredocWord, physical: &[&str], next: &mut usize) -> Resul
 
 /// `<<-`: leading tabs go from every line of the body.
 fn chomp(content: &str) -> String {
-    content
-        .split_inclusive('\n')
-        .map(|l| l.trim_start_matches('\t'))
-        .collect()
+    content.split_inclusive('\n').map(|l| l.trim_start_matches('\t')).collect()
 }
 
 #[cfg(test)]
@@ -274,10 +234,7 @@ mod tests {
             ("\n\n  # c\n  FROM a  \n", &[(4, "FROM a")]),
             ("RUN a \\\n  b\n", &[(1, "RUN a   b")]),
             ("RUN a\\\nb\\  \nc\n", &[(1, "RUN abc")]),
-            (
-                "RUN a \\\n# comment\n\n   \n  b\nRUN c",
-                &[(1, "RUN a   b"), (6, "RUN c")],
-            ),
+            ("RUN a \\\n# comment\n\n   \n  b\nRUN c", &[(1, "RUN a   b"), (6, "RUN c")]),
             ("RUN a \\\n  # indented comment\n b\n", &[(1, "RUN a  b")]),
             ("RUN a \\", &[(1, "RUN a")]),
             ("\\\nRUN a\n", &[(1, "RUN a")]),
@@ -313,11 +270,7 @@ mod tests {
     fn directive_errors() {
         let cases: &[(&str, usize, &str)] = &[
             ("# escape=x\n", 1, "invalid escape token 'x' does not match ` or \\"),
-            (
-                "# escape=`\n# escape=\\\n",
-                2,
-                "only one escape parser directive can be used",
-            ),
+            ("# escape=`\n# escape=\\\n", 2, "only one escape parser directive can be used"),
         ];
         for (input, line, msg) in cases {
             let (got_line, kind) = lex(input).unwrap_err();
@@ -335,10 +288,7 @@ mod tests {
             ("RUN <<\"EOF\"", &[("EOF", false, false, 0)]),
             ("RUN <<'E'OF", &[("EOF", false, false, 0)]),
             ("RUN cat <<A 3<<B > /x", &[("A", true, false, 0), ("B", true, false, 3)]),
-            (
-                "COPY --chmod=755 <<a <<b /dst/",
-                &[("a", true, false, 0), ("b", true, false, 0)],
-            ),
+            ("COPY --chmod=755 <<a <<b /dst/", &[("a", true, false, 0), ("b", true, false, 0)]),
             ("onbuild run <<X", &[("X", true, false, 0)]),
             ("RUN echo '<<EOF'", &[]),
             ("RUN echo a<<EOF", &[]),
@@ -346,10 +296,7 @@ mod tests {
             ("RUN <<", &[]),
         ];
         for (line, want) in cases {
-            let got: Vec<_> = heredoc_words(line)
-                .into_iter()
-                .map(|h| (h.name, h.expand, h.chomp, h.fd))
-                .collect();
+            let got: Vec<_> = heredoc_words(line).into_iter().map(|h| (h.name, h.expand, h.chomp, h.fd)).collect();
             let want: Vec<_> = want.iter().map(|(n, e, c, f)| ((*n).to_owned(), *e, *c, *f)).collect();
             assert_eq!(got, want, "{line:?}");
         }
@@ -360,15 +307,7 @@ mod tests {
         let input = "FROM a\nRUN <<EOF\n# not a comment \\\n  echo $A\nEOF\nCOPY <<-X <<Y /d/\n\tone\n\t\ttwo\n\tX\nthree\nY\nRUN after\n";
         let lexed = lex(input).unwrap();
         let lines: Vec<_> = lexed.lines.iter().map(|l| (l.line, l.text.as_str())).collect();
-        assert_eq!(
-            lines,
-            [
-                (1, "FROM a"),
-                (2, "RUN <<EOF"),
-                (6, "COPY <<-X <<Y /d/"),
-                (12, "RUN after")
-            ]
-        );
+        assert_eq!(lines, [(1, "FROM a"), (2, "RUN <<EOF"), (6, "COPY <<-X <<Y /d/"), (12, "RUN after")]);
         let run = &lexed.lines[1].heredocs;
         assert_eq!(run.len(), 1);
         assert_eq!(run[0].content, "# not a comment \\\n  echo $A\n");

@@ -193,20 +193,12 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// Locates the error at a line of `file`.
     pub fn at(self, file: &str, line: usize) -> DockerfileError {
-        DockerfileError {
-            file: file.to_owned(),
-            line: Some(line),
-            kind: self,
-        }
+        DockerfileError { file: file.to_owned(), line: Some(line), kind: self }
     }
 
     /// Locates the error in `file` as a whole.
     pub fn in_file(self, file: &str) -> DockerfileError {
-        DockerfileError {
-            file: file.to_owned(),
-            line: None,
-            kind: self,
-        }
+        DockerfileError { file: file.to_owned(), line: None, kind: self }
     }
 }
 
@@ -247,16 +239,11 @@ pub fn parse(file: &str, text: &str) -> Result<Dockerfile, DockerfileError> {
                 });
             }
             parse::Parsed::Instruction(instruction) => match stages.last_mut() {
-                Some(stage) => stage.steps.push(Step {
-                    line: logical.line,
-                    original,
-                    instruction,
-                }),
+                Some(stage) => stage.steps.push(Step { line: logical.line, original, instruction }),
                 None => match instruction {
-                    Instruction::Arg(args) => meta_args.extend(args.into_iter().map(|arg| MetaArg {
-                        line: logical.line,
-                        arg,
-                    })),
+                    Instruction::Arg(args) => {
+                        meta_args.extend(args.into_iter().map(|arg| MetaArg { line: logical.line, arg }))
+                    }
                     other => {
                         return Err(ErrorKind::NoFrom(other.keyword()).at(file, logical.line));
                     }
@@ -267,13 +254,7 @@ pub fn parse(file: &str, text: &str) -> Result<Dockerfile, DockerfileError> {
     if stages.is_empty() {
         return Err(ErrorKind::NoStages.in_file(file));
     }
-    Ok(Dockerfile {
-        file: file.to_owned(),
-        escape: lexed.escape,
-        syntax: lexed.syntax,
-        meta_args,
-        stages,
-    })
+    Ok(Dockerfile { file: file.to_owned(), escape: lexed.escape, syntax: lexed.syntax, meta_args, stages })
 }
 
 /// Parses an ONBUILD trigger recorded in a base image's config, as the child

@@ -30,11 +30,7 @@ pub(crate) fn parse_line(text: &str, heredocs: Vec<Heredoc>, escape: char) -> Re
     let (command, rest) = split_command(text);
     let (flags, args) = extract_flags(rest);
     let keyword = command.to_ascii_lowercase();
-    let line = Line {
-        flags: &flags,
-        args,
-        escape,
-    };
+    let line = Line { flags: &flags, args, escape };
     Ok(Parsed::Instruction(match keyword.as_str() {
         "from" => return parse_from(&line).map(Parsed::From),
         "run" => parse_run(&line, heredocs)?,
@@ -146,10 +142,7 @@ fn parse_flags(
             None => (arg.as_str(), None),
         };
         let Some(&(key, kind)) = spec.iter().find(|(n, _)| *n == name) else {
-            return Err(ErrorKind::UnknownFlag {
-                instruction,
-                flag: name.to_owned(),
-            });
+            return Err(ErrorKind::UnknownFlag { instruction, flag: name.to_owned() });
         };
         let value = match (kind, value) {
             (FlagKind::Bool, None) => "true".to_owned(),
@@ -159,10 +152,7 @@ fn parse_flags(
                 return Err(ErrorKind::MissingFlagValue(name.to_owned()));
             }
             (FlagKind::Bool, Some(v)) => {
-                return Err(ErrorKind::BadBoolFlag {
-                    flag: name.to_owned(),
-                    value: v.to_owned(),
-                });
+                return Err(ErrorKind::BadBoolFlag { flag: name.to_owned(), value: v.to_owned() });
             }
             (_, Some(v)) => v.to_owned(),
         };
@@ -212,22 +202,14 @@ fn parse_from(line: &Line<'_>) -> Result<From, ErrorKind> {
         _ => return Err(ErrorKind::FromArguments),
     };
     let flags = parse_flags("FROM", line.flags, &[("platform", FlagKind::String)])?;
-    Ok(From {
-        base: args[0].clone(),
-        name,
-        platform: flags.string("platform"),
-    })
+    Ok(From { base: args[0].clone(), name, platform: flags.string("platform") })
 }
 
 fn parse_run(line: &Line<'_>, heredocs: Vec<Heredoc>) -> Result<Instruction, ErrorKind> {
     let flags = parse_flags(
         "RUN",
         line.flags,
-        &[
-            ("mount", FlagKind::Strings),
-            ("network", FlagKind::String),
-            ("security", FlagKind::String),
-        ],
+        &[("mount", FlagKind::Strings), ("network", FlagKind::String), ("security", FlagKind::String)],
     )?;
     Ok(Instruction::Run(Run {
         mounts: flags.strings("mount"),
@@ -258,20 +240,13 @@ fn transfer(instruction: &'static str, mut args: Vec<String>, heredocs: Vec<Here
             None => sources.push(source),
         }
     }
-    Ok(Transfer {
-        sources,
-        dest,
-        heredocs: inline,
-    })
+    Ok(Transfer { sources, dest, heredocs: inline })
 }
 
 fn at_least_two(instruction: &'static str, args: &str) -> Result<Vec<String>, ErrorKind> {
     let args = list(args)?;
     if args.len() < 2 {
-        return Err(ErrorKind::AtLeastTwoArguments {
-            instruction,
-            got: args.len(),
-        });
+        return Err(ErrorKind::AtLeastTwoArguments { instruction, got: args.len() });
     }
     Ok(args)
 }
@@ -345,10 +320,7 @@ fn key_values(line: &Line<'_>, instruction: &'static str) -> Result<Vec<KeyValue
         words
             .iter()
             .map(|w| match w.split_once('=') {
-                Some((k, v)) => Ok(KeyValue {
-                    key: k.to_owned(),
-                    value: v.to_owned(),
-                }),
+                Some((k, v)) => Ok(KeyValue { key: k.to_owned(), value: v.to_owned() }),
                 None => Err(ErrorKind::MissingEquals(w.clone())),
             })
             .collect::<Result<Vec<_>, _>>()?
@@ -376,10 +348,7 @@ fn parse_arg(line: &Line<'_>) -> Result<Instruction, ErrorKind> {
     let defs: Vec<ArgDef> = words
         .into_iter()
         .map(|w| match w.split_once('=') {
-            Some((name, default)) => ArgDef {
-                name: name.to_owned(),
-                default: Some(default.to_owned()),
-            },
+            Some((name, default)) => ArgDef { name: name.to_owned(), default: Some(default.to_owned()) },
             None => ArgDef { name: w, default: None },
         })
         .collect();
@@ -410,11 +379,7 @@ fn parse_volume(line: &Line<'_>) -> Result<Instruction, ErrorKind> {
         .into_iter()
         .map(|v| {
             let v = v.trim();
-            if v.is_empty() {
-                Err(ErrorKind::EmptyVolume)
-            } else {
-                Ok(v.to_owned())
-            }
+            if v.is_empty() { Err(ErrorKind::EmptyVolume) } else { Ok(v.to_owned()) }
         })
         .collect::<Result<_, _>>()
         .map(Instruction::Volume)
@@ -462,12 +427,7 @@ fn parse_healthcheck(line: &Line<'_>) -> Result<Instruction, ErrorKind> {
     };
     let retries = match flags.string("retries").filter(|v| !v.is_empty()) {
         None => None,
-        Some(v) => Some(
-            v.parse::<i32>()
-                .ok()
-                .and_then(|n| u32::try_from(n).ok())
-                .ok_or(ErrorKind::BadRetries(v))?,
-        ),
+        Some(v) => Some(v.parse::<i32>().ok().and_then(|n| u32::try_from(n).ok()).ok_or(ErrorKind::BadRetries(v))?),
     };
     Ok(Instruction::Healthcheck(Healthcheck::Check(HealthcheckCommand {
         test,
@@ -498,10 +458,9 @@ fn parse_onbuild(text: &str, line: &Line<'_>, heredocs: Vec<Heredoc>) -> Result<
         expression.push_str(&h.name);
     }
     match parse_line(line.args, heredocs, line.escape)? {
-        Parsed::Instruction(instruction) => Ok(Instruction::Onbuild(Onbuild {
-            expression,
-            instruction: Box::new(instruction),
-        })),
+        Parsed::Instruction(instruction) => {
+            Ok(Instruction::Onbuild(Onbuild { expression, instruction: Box::new(instruction) }))
+        }
         Parsed::From(_) => Err(ErrorKind::OnbuildTrigger("FROM".into())),
     }
 }

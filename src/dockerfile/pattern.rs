@@ -74,11 +74,7 @@ impl Pattern {
     }
 
     fn pick(ends: &[usize], longest: bool) -> Option<usize> {
-        if longest {
-            ends.last().copied()
-        } else {
-            ends.first().copied()
-        }
+        if longest { ends.last().copied() } else { ends.first().copied() }
     }
 
     /// `${VAR#pat}` (shortest) and `${VAR##pat}` (longest).
@@ -93,9 +89,7 @@ impl Pattern {
     /// `${VAR%pat}` (shortest) and `${VAR%%pat}` (longest), done as a prefix
     /// trim of the reversed value, as BuildKit does.
     pub fn trim_suffix(&self, value: &str, longest: bool) -> String {
-        let reversed = Pattern {
-            tokens: self.tokens.iter().rev().copied().collect(),
-        };
+        let reversed = Pattern { tokens: self.tokens.iter().rev().copied().collect() };
         let text: Vec<char> = value.chars().rev().collect();
         match Self::pick(&reversed.ends_from(&text, 0), longest) {
             Some(end) => text[end..].iter().rev().collect(),

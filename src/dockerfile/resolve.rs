@@ -16,12 +16,8 @@ pub fn expand_instruction(
     lookup: Lookup<'_>,
     escape: char,
 ) -> Result<Instruction, ErrorKind> {
-    let word = |w: &str| {
-        expand_word(w, lookup, escape).map_err(|error| ErrorKind::Expand {
-            word: w.to_owned(),
-            error,
-        })
-    };
+    let word =
+        |w: &str| expand_word(w, lookup, escape).map_err(|error| ErrorKind::Expand { word: w.to_owned(), error });
     let opt = |w: &Option<String>| w.as_deref().map(word).transpose();
     let all = |ws: &[String]| ws.iter().map(|w| word(w)).collect::<Result<Vec<_>, _>>();
     let docs = |hs: &[Heredoc]| {
@@ -29,10 +25,8 @@ pub fn expand_instruction(
             .map(|h| {
                 let mut h = h.clone();
                 if h.expand {
-                    h.content = expand_heredoc(&h.content, lookup).map_err(|error| ErrorKind::Expand {
-                        word: format!("<<{}", h.name),
-                        error,
-                    })?;
+                    h.content = expand_heredoc(&h.content, lookup)
+                        .map_err(|error| ErrorKind::Expand { word: format!("<<{}", h.name), error })?;
                 }
                 Ok(h)
             })
@@ -40,12 +34,7 @@ pub fn expand_instruction(
     };
     let pairs = |kvs: &[KeyValue]| {
         kvs.iter()
-            .map(|kv| {
-                Ok(KeyValue {
-                    key: word(&kv.key)?,
-                    value: word(&kv.value)?,
-                })
-            })
+            .map(|kv| Ok(KeyValue { key: word(&kv.key)?, value: word(&kv.value)? }))
             .collect::<Result<Vec<_>, ErrorKind>>()
     };
     Ok(match instruction {
@@ -76,12 +65,7 @@ pub fn expand_instruction(
         Instruction::Label(kvs) => Instruction::Label(pairs(kvs)?),
         Instruction::Arg(defs) => Instruction::Arg(
             defs.iter()
-                .map(|d| {
-                    Ok(ArgDef {
-                        name: d.name.clone(),
-                        default: opt(&d.default)?,
-                    })
-                })
+                .map(|d| Ok(ArgDef { name: d.name.clone(), default: opt(&d.default)? }))
                 .collect::<Result<_, ErrorKind>>()?,
         ),
         Instruction::Workdir(w) => Instruction::Workdir(word(w)?),
@@ -169,15 +153,10 @@ impl Dockerfile {
         for m in &self.meta_args {
             let value = match (build_arg(&m.arg.name), &m.arg.default) {
                 (Some(v), _) => Some(v),
-                (None, Some(default)) => {
-                    Some(expand_word(default, &|n| meta.lookup(n), self.escape).map_err(|error| {
-                        ErrorKind::Expand {
-                            word: default.clone(),
-                            error,
-                        }
-                        .at(&self.file, m.line)
-                    })?)
-                }
+                (None, Some(default)) => Some(
+                    expand_word(default, &|n| meta.lookup(n), self.escape)
+                        .map_err(|error| ErrorKind::Expand { word: default.clone(), error }.at(&self.file, m.line))?,
+                ),
                 (None, None) => None,
             };
             meta.define(m.arg.name.clone(), value);
@@ -190,22 +169,14 @@ impl Dockerfile {
         let stage = &self.stages[index];
         let at = |k: ErrorKind| k.at(&self.file, stage.line);
         let word = |w: &str| {
-            expand_word(w, &|n| meta.lookup(n), self.escape).map_err(|error| {
-                at(ErrorKind::Expand {
-                    word: w.to_owned(),
-                    error,
-                })
-            })
+            expand_word(w, &|n| meta.lookup(n), self.escape)
+                .map_err(|error| at(ErrorKind::Expand { word: w.to_owned(), error }))
         };
         let base = word(&stage.base)?;
         if base.is_empty() {
             return Err(at(ErrorKind::BlankBase(stage.base.clone())));
         }
         let platform = stage.platform.as_deref().map(word).transpose()?;
-        Ok(ExpandedFrom {
-            stage: self.stage_by_name(&base),
-            base,
-            platform,
-        })
+        Ok(ExpandedFrom { stage: self.stage_by_name(&base), base, platform })
     }
 }

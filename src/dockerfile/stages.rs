@@ -21,18 +21,14 @@ impl Dockerfile {
     /// The stage named `name` (stage names are case-insensitive).
     pub fn stage_by_name(&self, name: &str) -> Option<usize> {
         let name = name.to_lowercase();
-        self.stages
-            .iter()
-            .position(|s| s.name.as_deref() == Some(name.as_str()))
+        self.stages.iter().position(|s| s.name.as_deref() == Some(name.as_str()))
     }
 
     /// The stage to build: the one named `target`, or the last one.
     pub fn stage_by_target(&self, target: Option<&str>) -> Result<usize, DockerfileError> {
         match target {
             None => Ok(self.stages.len() - 1),
-            Some(t) => self
-                .stage_by_name(t)
-                .ok_or_else(|| ErrorKind::TargetNotFound(t.to_owned()).in_file(&self.file)),
+            Some(t) => self.stage_by_name(t).ok_or_else(|| ErrorKind::TargetNotFound(t.to_owned()).in_file(&self.file)),
         }
     }
 
@@ -60,12 +56,8 @@ impl Dockerfile {
         for step in &stage.steps {
             let at = |kind: ErrorKind| kind.at(&self.file, step.line);
             let expand = |w: &str| {
-                expand_word(w, &|n| meta.lookup(n), self.escape).map_err(|error| {
-                    at(ErrorKind::Expand {
-                        word: w.to_owned(),
-                        error,
-                    })
-                })
+                expand_word(w, &|n| meta.lookup(n), self.escape)
+                    .map_err(|error| at(ErrorKind::Expand { word: w.to_owned(), error }))
             };
             match &step.instruction {
                 Instruction::Copy(c) => {

@@ -24,10 +24,7 @@ pub(crate) fn split_command(line: &str) -> (&str, &str) {
 
 /// Splits on runs of blanks, ignoring quotes (FROM, EXPOSE, COPY's shell form).
 pub(crate) fn split_blank(rest: &str) -> Vec<String> {
-    rest.split(is_blank)
-        .filter(|w| !w.is_empty())
-        .map(str::to_owned)
-        .collect()
+    rest.split(is_blank).filter(|w| !w.is_empty()).map(str::to_owned).collect()
 }
 
 /// Takes the leading `--name[=value]` words off `rest`; returns them without
@@ -171,11 +168,8 @@ mod tests {
 
     #[test]
     fn split_command_cases() {
-        let cases: &[(&str, (&str, &str))] = &[
-            ("RUN echo hi", ("RUN", "echo hi")),
-            ("  run \t echo  hi  ", ("run", "echo  hi")),
-            ("CMD", ("CMD", "")),
-        ];
+        let cases: &[(&str, (&str, &str))] =
+            &[("RUN echo hi", ("RUN", "echo hi")), ("  run \t echo  hi  ", ("run", "echo  hi")), ("CMD", ("CMD", ""))];
         for (input, want) in cases {
             assert_eq!(split_command(input), *want, "{input:?}");
         }
@@ -188,11 +182,7 @@ mod tests {
             ("--from=x a b", &["from=x"], "a b"),
             ("--link --chmod=755  a b ", &["link", "chmod=755"], "a b"),
             ("--chown=\"a b\" x y", &["chown=a b"], "x y"),
-            (
-                "--mount=type=cache,target=/c\\ d x",
-                &["mount=type=cache,target=/c d"],
-                "x",
-            ),
+            ("--mount=type=cache,target=/c\\ d x", &["mount=type=cache,target=/c d"], "x"),
             ("-- --not-a-flag x", &[], "--not-a-flag x"),
             ("--link", &["link"], ""),
             ("-x --y", &[], "-x --y"),

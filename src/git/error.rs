@@ -73,11 +73,7 @@ pub enum GitError {
     },
 
     #[error("git object {id} is a {found}, not a {expected}")]
-    WrongObjectKind {
-        id: String,
-        expected: &'static str,
-        found: String,
-    },
+    WrongObjectKind { id: String, expected: &'static str, found: String },
 
     #[error("{path:?} does not exist in commit {commit}")]
     PathNotFound { commit: String, path: String },
@@ -89,11 +85,7 @@ pub enum GitError {
     NotAFile { commit: String, path: String },
 
     #[error("{path:?} in commit {commit} is a symlink pointing outside the repository ({target:?})")]
-    SymlinkOutsideRepo {
-        commit: String,
-        path: String,
-        target: String,
-    },
+    SymlinkOutsideRepo { commit: String, path: String, target: String },
 
     #[error("{path:?} in commit {commit}: too many levels of symbolic links")]
     SymlinkLoop { commit: String, path: String },

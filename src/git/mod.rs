@@ -66,30 +66,21 @@ impl Repo {
     /// Opens the repository whose working tree contains `dir` (searching upwards, as
     /// `git` does). Fails unless there is a working tree and HEAD points to a commit.
     pub fn discover(dir: &Path) -> Result<Repo, GitError> {
-        let dir = std::fs::canonicalize(dir).map_err(|source| GitError::ResolveDir {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
+        let dir =
+            std::fs::canonicalize(dir).map_err(|source| GitError::ResolveDir { dir: dir.to_path_buf(), source })?;
         let mut inner = gix::discover(&dir).map_err(|source| {
             if source.dominant_class() == Some(gix::error::Class::NotFound) {
                 GitError::NotARepository { dir: dir.clone() }
             } else {
-                GitError::Open {
-                    dir: dir.clone(),
-                    source,
-                }
+                GitError::Open { dir: dir.clone(), source }
             }
         })?;
         inner.object_cache_size_if_unset(OBJECT_CACHE_BYTES);
         let Some(workdir) = inner.workdir() else {
-            return Err(GitError::Bare {
-                git_dir: inner.git_dir().to_path_buf(),
-            });
+            return Err(GitError::Bare { git_dir: inner.git_dir().to_path_buf() });
         };
-        let workdir = std::fs::canonicalize(workdir).map_err(|source| GitError::ResolveDir {
-            dir: workdir.to_path_buf(),
-            source,
-        })?;
+        let workdir = std::fs::canonicalize(workdir)
+            .map_err(|source| GitError::ResolveDir { dir: workdir.to_path_buf(), source })?;
         let repo = Repo { inner, workdir };
         repo.head_id()?;
         Ok(repo)
@@ -104,35 +95,22 @@ impl Repo {
     pub fn head_commit(&self) -> Result<CommitInfo, GitError> {
         let id = self.head_id()?;
         let commit = self.find_commit(id, &id.to_string())?;
-        let time = commit.time().map_err(|source| GitError::Object {
-            what: "commit",
-            id: id.to_string(),
-            source,
-        })?;
-        Ok(CommitInfo {
-            id: id.to_string(),
-            time_unix: time.seconds,
-        })
+        let time = commit.time().map_err(|source| GitError::Object { what: "commit", id: id.to_string(), source })?;
+        Ok(CommitInfo { id: id.to_string(), time_unix: time.seconds })
     }
 
     /// Path of `dir` relative to the working tree root, `/`-separated, `""` for the root.
     /// Both sides are canonicalized, so symlinked directories (like macOS' `/tmp`) agree.
     pub fn rel_path(&self, dir: &Path) -> Result<String, GitError> {
-        let canonical = std::fs::canonicalize(dir).map_err(|source| GitError::ResolveDir {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
+        let canonical =
+            std::fs::canonicalize(dir).map_err(|source| GitError::ResolveDir { dir: dir.to_path_buf(), source })?;
         let rel = canonical
             .strip_prefix(&self.workdir)
-            .map_err(|_| GitError::OutsideWorktree {
-                path: dir.to_path_buf(),
-                workdir: self.workdir.clone(),
-            })?;
+            .map_err(|_| GitError::OutsideWorktree { path: dir.to_path_buf(), workdir: self.workdir.clone() })?;
         let mut parts = Vec::new();
         for component in rel.components() {
-            let part = component.as_os_str().to_str().ok_or_else(|| GitError::NonUtf8FsPath {
-                path: dir.to_path_buf(),
-            })?;
+            let part =
+                component.as_os_str().to_str().ok_or_else(|| GitError::NonUtf8FsPath { path: dir.to_path_buf() })?;
             parts.push(part);
         }
         Ok(parts.join("/"))
@@ -178,15 +156,10 @@ impl Repo {
     }
 
     fn head_id(&self) -> Result<ObjectId, GitError> {
-        let head_error = |source| GitError::Head {
-            workdir: self.workdir.clone(),
-            source,
-        };
+        let head_error = |source| GitError::Head { workdir: self.workdir.clone(), source };
         let mut head = self.inner.head().map_err(head_error)?;
         if head.is_unborn() {
-            return Err(GitError::NoCommits {
-                workdir: self.workdir.clone(),
-            });
+            return Err(GitError::NoCommits { workdir: self.workdir.clone() });
         }
         let commit = head.peel_to_commit().map_err(head_error)?;
         Ok(commit.id)
@@ -200,10 +173,7 @@ impl Repo {
         } else {
             self.inner
                 .rev_parse_single(rev)
-                .map_err(|source| GitError::UnknownRevision {
-                    rev: rev.to_string(),
-                    source,
-                })?
+                .map_err(|source| GitError::UnknownRevision { rev: rev.to_string(), source })?
                 .detach()
         };
         self.find_commit(id, rev)
@@ -218,17 +188,12 @@ impl Repo {
         if !matches!(object.kind, gix::objs::Kind::Commit | gix::objs::Kind::Tag) {
             return Err(GitError::NotACommit { rev: rev.to_string() });
         }
-        object
-            .peel_to_commit()
-            .map_err(|_| GitError::NotACommit { rev: rev.to_string() })
+        object.peel_to_commit().map_err(|_| GitError::NotACommit { rev: rev.to_string() })
     }
 }
 
 fn parse_oid(hex: &str) -> Result<ObjectId, GitError> {
-    ObjectId::from_hex(hex.as_bytes()).map_err(|source| GitError::BadObjectId {
-        id: hex.to_string(),
-        source,
-    })
+    ObjectId::from_hex(hex.as_bytes()).map_err(|source| GitError::BadObjectId { id: hex.to_string(), source })
 }
 
 /// Splits a repository-relative path into its components, dropping empty and `.` parts

@@ -46,30 +46,15 @@ impl Repo {
             }
         }
 
-        let index = self.inner.index_or_empty().map_err(|source| GitError::Index {
-            workdir: self.workdir.clone(),
-            source,
-        })?;
+        let index =
+            self.inner.index_or_empty().map_err(|source| GitError::Index { workdir: self.workdir.clone(), source })?;
         let excludes = self
             .inner
-            .excludes(
-                &index,
-                None,
-                gix::worktree::stack::state::ignore::Source::WorktreeThenIdMappingIfNotSkipped,
-            )
-            .map_err(|source| GitError::Excludes {
-                workdir: self.workdir.clone(),
-                source,
-            })?;
-        let stat_options = self.inner.stat_options().map_err(|source| GitError::Index {
-            workdir: self.workdir.clone(),
-            source,
-        })?;
-        let executable_bit = self
-            .inner
-            .filesystem_options()
-            .map(|caps| caps.executable_bit)
-            .unwrap_or(true);
+            .excludes(&index, None, gix::worktree::stack::state::ignore::Source::WorktreeThenIdMappingIfNotSkipped)
+            .map_err(|source| GitError::Excludes { workdir: self.workdir.clone(), source })?;
+        let stat_options =
+            self.inner.stat_options().map_err(|source| GitError::Index { workdir: self.workdir.clone(), source })?;
+        let executable_bit = self.inner.filesystem_options().map(|caps| caps.executable_bit).unwrap_or(true);
 
         let mut walker = Walker {
             workdir: &self.workdir,
@@ -148,10 +133,7 @@ impl Walker<'_> {
 
     fn visit_dir(&mut self, rel: String, abs: &Path, ignored: bool) -> Result<(), GitError> {
         let is_submodule = matches!(self.committed.get(&rel), Some((EntryKind::Submodule, _)))
-            || self
-                .index
-                .entry_by_path(bstr(&rel))
-                .is_some_and(|e| e.mode == Mode::COMMIT);
+            || self.index.entry_by_path(bstr(&rel)).is_some_and(|e| e.mode == Mode::COMMIT);
         if is_submodule {
             return Ok(());
         }
@@ -245,10 +227,7 @@ impl Walker<'_> {
     /// The blob id git would give the file (or the symlink's target), streaming the
     /// content so a large file is never held in memory.
     fn hash_file(&self, abs: &Path, kind: EntryKind) -> Result<ObjectId, GitError> {
-        let hash_error = |source| GitError::Hash {
-            path: abs.to_path_buf(),
-            source,
-        };
+        let hash_error = |source| GitError::Hash { path: abs.to_path_buf(), source };
         if kind == EntryKind::Symlink {
             let target = fs::read_link(abs).map_err(|source| io_error(abs.into(), source))?;
             return gix::objs::compute_hash(
@@ -282,16 +261,8 @@ impl Walker<'_> {
     /// Whether HEAD or the index has anything under directory `rel`.
     fn tracked_under(&self, rel: &str) -> bool {
         let prefix = format!("{rel}/");
-        let in_head = self
-            .committed
-            .range(prefix.clone()..)
-            .next()
-            .is_some_and(|(path, _)| path.starts_with(&prefix));
-        in_head
-            || self
-                .index
-                .prefixed_entries(bstr(&prefix))
-                .is_some_and(|entries| !entries.is_empty())
+        let in_head = self.committed.range(prefix.clone()..).next().is_some_and(|(path, _)| path.starts_with(&prefix));
+        in_head || self.index.prefixed_entries(bstr(&prefix)).is_some_and(|entries| !entries.is_empty())
     }
 
     fn excluded(&mut self, rel: &str, is_dir: bool) -> Result<bool, GitError> {
@@ -299,10 +270,7 @@ impl Walker<'_> {
         let platform = self
             .excludes
             .at_entry(bstr(rel), Some(mode))
-            .map_err(|source| GitError::Excludes {
-                workdir: self.workdir.to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| GitError::Excludes { workdir: self.workdir.to_path_buf(), source })?;
         Ok(platform.is_excluded())
     }
 }
@@ -312,11 +280,7 @@ fn bstr(s: &str) -> &BStr {
 }
 
 fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_string()
-    } else {
-        format!("{dir}/{name}")
-    }
+    if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") }
 }
 
 fn io_error(path: PathBuf, source: std::io::Error) -> GitError {

@@ -37,11 +37,7 @@ impl TestRepo {
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .output()
             .expect("running git");
-        assert!(
-            out.status.success(),
-            "git {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
@@ -153,11 +149,7 @@ fn tree_of_subdir_is_relative_to_it() {
     let repo = t.open();
     for subdir in ["dir", "dir/", "./dir", "a/../dir"] {
         let entries = repo.tree("HEAD", subdir).unwrap();
-        assert_eq!(
-            kinds(&entries),
-            vec![("b.txt", EntryKind::File), ("nested/deep.txt", EntryKind::File)],
-            "{subdir}"
-        );
+        assert_eq!(kinds(&entries), vec![("b.txt", EntryKind::File), ("nested/deep.txt", EntryKind::File)], "{subdir}");
     }
     let err = repo.tree("HEAD", "nope").unwrap_err();
     assert!(matches!(err, GitError::PathNotFound { .. }), "{err}");
@@ -354,10 +346,7 @@ fn not_a_repository_says_how_to_fix_it() {
     let err = Repo::discover(tmp.path()).unwrap_err();
     assert!(matches!(err, GitError::NotARepository { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(
-        msg.contains(&*fs::canonicalize(tmp.path()).unwrap().to_string_lossy()),
-        "{msg}"
-    );
+    assert!(msg.contains(&*fs::canonicalize(tmp.path()).unwrap().to_string_lossy()), "{msg}");
     assert!(msg.contains("git init"), "{msg}");
 
     let err = Repo::discover(&tmp.path().join("missing")).unwrap_err();
@@ -400,11 +389,7 @@ fn submodules_are_listed_not_entered() {
     let entries = repo.tree("HEAD", "").unwrap();
     assert_eq!(
         kinds(&entries),
-        vec![
-            (".gitmodules", EntryKind::File),
-            ("mod", EntryKind::Submodule),
-            ("top.txt", EntryKind::File),
-        ]
+        vec![(".gitmodules", EntryKind::File), ("mod", EntryKind::Submodule), ("top.txt", EntryKind::File),]
     );
     assert_eq!(entries[1].oid, inner.git(&["rev-parse", "HEAD"]));
     assert_eq!(repo.uncommitted("").unwrap(), Vec::<String>::new());
@@ -420,10 +405,7 @@ fn submodules_are_listed_not_entered() {
 fn five_thousand_files_are_quick() {
     let t = TestRepo::new();
     for i in 0..5000 {
-        t.write(
-            &format!("d{}/sub{}/file{i}.txt", i % 50, i % 7),
-            &format!("content {i}\n"),
-        );
+        t.write(&format!("d{}/sub{}/file{i}.txt", i % 50, i % 7), &format!("content {i}\n"));
     }
     t.commit_all("many");
     for packed in [false, true] {
@@ -457,10 +439,7 @@ fn errors_name_what_failed() {
     let repo = t.open();
     let err = repo.tree("HEAD", "dir/b.txt").unwrap_err();
     let commit = t.git(&["rev-parse", "HEAD"]);
-    assert_eq!(
-        err.to_string(),
-        format!("\"dir/b.txt\" in commit {commit} is not a directory")
-    );
+    assert_eq!(err.to_string(), format!("\"dir/b.txt\" in commit {commit} is not a directory"));
 }
 
 #[test]
@@ -470,8 +449,6 @@ fn repo_can_move_to_another_thread() {
     let t = sample();
     let repo = t.open();
     let clone = repo.clone();
-    let id = std::thread::spawn(move || clone.head_commit().unwrap().id)
-        .join()
-        .unwrap();
+    let id = std::thread::spawn(move || clone.head_commit().unwrap().id).join().unwrap();
     assert_eq!(id, repo.head_commit().unwrap().id);
 }

@@ -52,19 +52,12 @@ impl Repo {
         let commit = self.resolve_commit(rev)?;
         let commit_id = commit.id.to_string();
         let Some(tree) = self.subtree(&commit, subdir)? else {
-            return Err(GitError::PathNotFound {
-                commit: commit_id,
-                path: subdir.to_string(),
-            });
+            return Err(GitError::PathNotFound { commit: commit_id, path: subdir.to_string() });
         };
         let mut entries: Vec<TreeEntry> = self
             .list(&commit_id, &tree)?
             .into_iter()
-            .map(|(path, kind, oid)| TreeEntry {
-                path,
-                kind,
-                oid: oid.to_string(),
-            })
+            .map(|(path, kind, oid)| TreeEntry { path, kind, oid: oid.to_string() })
             .collect();
         entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
         Ok(entries)
@@ -78,13 +71,11 @@ impl Repo {
         tree: &gix::Tree<'_>,
     ) -> Result<Vec<(String, EntryKind, gix::ObjectId)>, GitError> {
         let mut recorder = gix::traverse::tree::Recorder::default();
-        tree.traverse()
-            .breadthfirst(&mut recorder)
-            .map_err(|source| GitError::Object {
-                what: "tree",
-                id: tree.id.to_string(),
-                source,
-            })?;
+        tree.traverse().breadthfirst(&mut recorder).map_err(|source| GitError::Object {
+            what: "tree",
+            id: tree.id.to_string(),
+            source,
+        })?;
         let mut entries = Vec::with_capacity(recorder.records.len());
         for record in recorder.records {
             let Some(kind) = EntryKind::from_gix(record.mode.kind()) else {
@@ -106,10 +97,7 @@ impl Repo {
     pub fn read_file(&self, rev: &str, path: &str) -> Result<Option<Vec<u8>>, GitError> {
         let commit = self.resolve_commit(rev)?;
         let commit_id = commit.id.to_string();
-        let not_a_file = || GitError::NotAFile {
-            commit: commit_id.clone(),
-            path: path.to_string(),
-        };
+        let not_a_file = || GitError::NotAFile { commit: commit_id.clone(), path: path.to_string() };
         let root = self.commit_tree(&commit)?;
         let mut parts: Vec<String> = clean_rel_path(path)?.into_iter().map(str::to_string).collect();
         if parts.is_empty() {
@@ -141,10 +129,7 @@ impl Repo {
                     GixKind::Link => {
                         hops += 1;
                         if hops > MAX_SYMLINK_HOPS {
-                            return Err(GitError::SymlinkLoop {
-                                commit: commit_id,
-                                path: path.to_string(),
-                            });
+                            return Err(GitError::SymlinkLoop { commit: commit_id, path: path.to_string() });
                         }
                         let target = self.blob(&oid.to_string())?;
                         let target = String::from_utf8(target).map_err(|e| GitError::NonUtf8Path {
@@ -200,27 +185,17 @@ impl Repo {
             return Ok(None);
         };
         if !entry.mode().is_tree() {
-            return Err(GitError::NotADirectory {
-                commit: commit.id.to_string(),
-                path: subdir.to_string(),
-            });
+            return Err(GitError::NotADirectory { commit: commit.id.to_string(), path: subdir.to_string() });
         }
-        let tree = self
-            .inner
-            .find_tree(entry.object_id())
-            .map_err(|source| GitError::Object {
-                what: "tree",
-                id: entry.object_id().to_string(),
-                source,
-            })?;
+        let tree = self.inner.find_tree(entry.object_id()).map_err(|source| GitError::Object {
+            what: "tree",
+            id: entry.object_id().to_string(),
+            source,
+        })?;
         Ok(Some(tree))
     }
 
     fn commit_tree<'r>(&'r self, commit: &gix::Commit<'r>) -> Result<gix::Tree<'r>, GitError> {
-        commit.tree().map_err(|source| GitError::Object {
-            what: "commit",
-            id: commit.id.to_string(),
-            source,
-        })
+        commit.tree().map_err(|source| GitError::Object { what: "commit", id: commit.id.to_string(), source })
     }
 }

@@ -41,18 +41,12 @@ impl BlobStore {
 
     pub fn read(&self, d: &Digest) -> Result<Vec<u8>> {
         let mut v = Vec::new();
-        self.open(d)?
-            .read_to_end(&mut v)
-            .map_err(StorageError::io("reading blob", self.path(d)))?;
+        self.open(d)?.read_to_end(&mut v).map_err(StorageError::io("reading blob", self.path(d)))?;
         Ok(v)
     }
 
     pub fn size(&self, d: &Digest) -> Result<u64> {
-        Ok(self
-            .open(d)?
-            .metadata()
-            .map_err(StorageError::io("stat", self.path(d)))?
-            .len())
+        Ok(self.open(d)?.metadata().map_err(StorageError::io("stat", self.path(d)))?.len())
     }
 
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest> {
@@ -74,11 +68,7 @@ impl BlobStore {
     pub fn writer(&self) -> Result<BlobWriter> {
         std::fs::create_dir_all(&self.tmp).map_err(StorageError::io("creating", &self.tmp))?;
         let tmp = tempfile_in(&self.tmp)?;
-        Ok(BlobWriter {
-            store: self.clone(),
-            inner: HashingWriter::new(tmp.1),
-            temp: tmp.0,
-        })
+        Ok(BlobWriter { store: self.clone(), inner: HashingWriter::new(tmp.1), temp: tmp.0 })
     }
 }
 
@@ -91,25 +81,15 @@ fn tempfile_in(dir: &Path) -> Result<(PathBuf, File)> {
             Err(e) => return Err(StorageError::io("creating temp file", p)(e)),
         }
     }
-    Err(StorageError::Other(format!(
-        "cannot create a temp file in {}",
-        dir.display()
-    )))
+    Err(StorageError::Other(format!("cannot create a temp file in {}", dir.display())))
 }
 
 /// A short random-enough suffix for temp names (pid + time + counter).
 pub fn random_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!(
-        "{}-{}-{}",
-        std::process::id(),
-        t.as_nanos(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("{}-{}-{}", std::process::id(), t.as_nanos(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 pub struct BlobWriter {
@@ -131,11 +111,7 @@ impl BlobWriter {
         if let Some(exp) = expected
             && *exp != digest
         {
-            return Err(StorageError::DigestMismatch {
-                what: "blob".into(),
-                expected: exp.clone(),
-                found: digest,
-            });
+            return Err(StorageError::DigestMismatch { what: "blob".into(), expected: exp.clone(), found: digest });
         }
         file.sync_all().map_err(StorageError::io("fsync", &temp))?;
         drop(file);
@@ -188,11 +164,7 @@ mod tests {
         let e = s.put_stream(&mut &b"hello"[..], Some(&wrong)).unwrap_err();
         assert!(matches!(e, StorageError::DigestMismatch { .. }), "{e}");
         assert!(!s.exists(&wrong));
-        assert_eq!(
-            std::fs::read_dir(t.path().join("tmp")).unwrap().count(),
-            0,
-            "temp file left behind"
-        );
+        assert_eq!(std::fs::read_dir(t.path().join("tmp")).unwrap().count(), 0, "temp file left behind");
         assert!(matches!(s.open(&wrong), Err(StorageError::MissingBlob(_))));
     }
 }

@@ -39,28 +39,14 @@ pub fn commit_dir(dir: &Path, blobs: &BlobStore) -> Result<Committed> {
     let tar_out = HashingWriter::new(std::io::BufWriter::with_capacity(256 * 1024, gz));
     let mut builder = tar::Builder::new(tar_out);
     builder.mode(tar::HeaderMode::Complete);
-    let mut w = Walker {
-        builder,
-        links: HashMap::new(),
-        root: dir,
-    };
+    let mut w = Walker { builder, links: HashMap::new(), root: dir };
     w.walk(dir, b"")?;
-    let tar_out = w
-        .builder
-        .into_inner()
-        .map_err(StorageError::io("finishing tar of", dir))?;
+    let tar_out = w.builder.into_inner().map_err(StorageError::io("finishing tar of", dir))?;
     let (diff_id, uncompressed_size, buffered) = tar_out.finish();
-    let gz = buffered
-        .into_inner()
-        .map_err(|e| StorageError::io("flushing", dir)(e.into_error()))?;
+    let gz = buffered.into_inner().map_err(|e| StorageError::io("flushing", dir)(e.into_error()))?;
     let blob = gz.finish().map_err(StorageError::io("compressing", dir))?;
     let (digest, size) = blob.commit(None)?;
-    Ok(Committed {
-        diff_id,
-        digest,
-        size,
-        uncompressed_size,
-    })
+    Ok(Committed { diff_id, digest, size, uncompressed_size })
 }
 
 struct Walker<'a, W: Write> {

@@ -12,9 +12,7 @@ pub struct Digest(String);
 
 impl Digest {
     pub fn parse(s: &str) -> Result<Self, StorageError> {
-        let hex = s
-            .strip_prefix("sha256:")
-            .ok_or_else(|| StorageError::InvalidDigest(s.into()))?;
+        let hex = s.strip_prefix("sha256:").ok_or_else(|| StorageError::InvalidDigest(s.into()))?;
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return Err(StorageError::InvalidDigest(s.into()));
         }
@@ -72,11 +70,7 @@ pub struct HashingReader<R> {
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: Sha256::new(),
-            count: 0,
-        }
+        HashingReader { inner, hasher: Sha256::new(), count: 0 }
     }
 
     /// Read the rest of the stream (so the digest covers all of it), then finish.
@@ -104,11 +98,7 @@ pub struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        HashingWriter {
-            inner,
-            hasher: Sha256::new(),
-            count: 0,
-        }
+        HashingWriter { inner, hasher: Sha256::new(), count: 0 }
     }
 
     pub fn finish(self) -> (Digest, u64, W) {
@@ -136,10 +126,7 @@ mod tests {
     #[test]
     fn parses_and_rejects() {
         let d = Digest::of(b"");
-        assert_eq!(
-            d.as_str(),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(d.as_str(), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
         assert_eq!(Digest::parse(d.as_str()).unwrap(), d);
         for bad in [
             "e3b0",

@@ -20,21 +20,13 @@ pub enum StorageError {
         source: nix::Error,
     },
     #[error("digest mismatch for {what}: expected {expected}, found {found}")]
-    DigestMismatch {
-        what: String,
-        expected: Digest,
-        found: Digest,
-    },
+    DigestMismatch { what: String, expected: Digest, found: Digest },
     #[error("invalid digest {0:?}: expected sha256:<64 lowercase hex digits>")]
     InvalidDigest(String),
     #[error(
         "refusing layer entry {entry:?} of layer {layer}: {reason}; the image is broken or hostile, nothing was written outside the layer"
     )]
-    UnsafeEntry {
-        layer: String,
-        entry: String,
-        reason: String,
-    },
+    UnsafeEntry { layer: String, entry: String, reason: String },
     #[error("reading layer {layer}: {message}")]
     BadLayer { layer: String, message: String },
     #[error("blob {0} is not in the local store")]

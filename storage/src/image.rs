@@ -81,10 +81,7 @@ pub struct RootFs {
 
 impl Default for RootFs {
     fn default() -> Self {
-        RootFs {
-            kind: "layers".into(),
-            diff_ids: Vec::new(),
-        }
+        RootFs { kind: "layers".into(), diff_ids: Vec::new() }
     }
 }
 
@@ -135,21 +132,14 @@ pub struct ContainerConfig {
 impl ContainerConfig {
     /// The value of `key` in `Env`.
     pub fn env_var(&self, key: &str) -> Option<&str> {
-        self.env
-            .as_ref()?
-            .iter()
-            .rev()
-            .find_map(|e| e.strip_prefix(key)?.strip_prefix('='))
+        self.env.as_ref()?.iter().rev().find_map(|e| e.strip_prefix(key)?.strip_prefix('='))
     }
 
     /// Set `key=value` in `Env`, replacing an earlier value in place.
     pub fn set_env(&mut self, key: &str, value: &str) {
         let env = self.env.get_or_insert_with(Vec::new);
         let item = format!("{key}={value}");
-        match env
-            .iter_mut()
-            .find(|e| e.split_once('=').map_or(e.as_str() == key, |(k, _)| k == key))
-        {
+        match env.iter_mut().find(|e| e.split_once('=').map_or(e.as_str() == key, |(k, _)| k == key)) {
             Some(slot) => *slot = item,
             None => env.push(item),
         }

@@ -65,11 +65,7 @@ pub enum ReferenceError {
     )]
     InvalidTag { reference: String, tag: String },
     #[error("invalid image reference \"{reference}\": invalid digest \"{digest}\": {reason}")]
-    InvalidDigest {
-        reference: String,
-        digest: String,
-        reason: &'static str,
-    },
+    InvalidDigest { reference: String, digest: String, reason: &'static str },
     #[error("invalid image reference \"{reference}\": name is {len} characters, at most 255 allowed")]
     TooLong { reference: String, len: usize },
 }
@@ -96,41 +92,26 @@ impl Reference {
             Some(colon) if last_slash.is_none_or(|slash| colon > slash) => {
                 let tag = &rest[colon + 1..];
                 if !is_valid_tag(tag) {
-                    return Err(ReferenceError::InvalidTag {
-                        reference: input.to_owned(),
-                        tag: tag.to_owned(),
-                    });
+                    return Err(ReferenceError::InvalidTag { reference: input.to_owned(), tag: tag.to_owned() });
                 }
                 (&rest[..colon], Some(tag.to_owned()))
             }
             _ => (rest, None),
         };
         if name.is_empty() {
-            return Err(ReferenceError::InvalidRepository {
-                reference: input.to_owned(),
-                component: String::new(),
-            });
+            return Err(ReferenceError::InvalidRepository { reference: input.to_owned(), component: String::new() });
         }
         if name.len() > MAX_NAME_LEN {
-            return Err(ReferenceError::TooLong {
-                reference: input.to_owned(),
-                len: name.len(),
-            });
+            return Err(ReferenceError::TooLong { reference: input.to_owned(), len: name.len() });
         }
         let (registry, remainder) = split_registry(name);
         if !is_valid_registry(registry) {
-            return Err(ReferenceError::InvalidRegistry {
-                reference: input.to_owned(),
-                registry: registry.to_owned(),
-            });
+            return Err(ReferenceError::InvalidRegistry { reference: input.to_owned(), registry: registry.to_owned() });
         }
         validate_repository(input, remainder)?;
         let (registry, repository) = if registry == DOCKER_HUB || registry == "index.docker.io" {
-            let repository = if remainder.contains('/') {
-                remainder.to_owned()
-            } else {
-                format!("library/{remainder}")
-            };
+            let repository =
+                if remainder.contains('/') { remainder.to_owned() } else { format!("library/{remainder}") };
             (DOCKER_HUB.to_owned(), repository)
         } else {
             (registry.to_owned(), remainder.to_owned())
@@ -139,12 +120,7 @@ impl Reference {
             (None, None) => Some(DEFAULT_TAG.to_owned()),
             _ => tag,
         };
-        Ok(Reference {
-            registry,
-            repository,
-            tag,
-            digest,
-        })
+        Ok(Reference { registry, repository, tag, digest })
     }
 
     /// `registry/repository`, without tag or digest.
@@ -160,11 +136,7 @@ impl Reference {
 
     /// The host that serves this registry's API (Docker Hub's differs from its name).
     pub fn api_host(&self) -> &str {
-        if self.registry == DOCKER_HUB {
-            DOCKER_HUB_API
-        } else {
-            &self.registry
-        }
+        if self.registry == DOCKER_HUB { DOCKER_HUB_API } else { &self.registry }
     }
 
     /// The same repository with `tag` and no digest.
@@ -175,11 +147,7 @@ impl Reference {
                 tag: tag.to_owned(),
             });
         }
-        Ok(Reference {
-            tag: Some(tag.to_owned()),
-            digest: None,
-            ..self.clone()
-        })
+        Ok(Reference { tag: Some(tag.to_owned()), digest: None, ..self.clone() })
     }
 
     /// The same repository pinned to `digest`, without a tag.
@@ -189,21 +157,14 @@ impl Reference {
             digest: digest.to_owned(),
             reason,
         })?;
-        Ok(Reference {
-            tag: None,
-            digest: Some(digest.to_owned()),
-            ..self.clone()
-        })
+        Ok(Reference { tag: None, digest: Some(digest.to_owned()), ..self.clone() })
     }
 
     /// Another repository on the same registry, tagged `latest` (e.g. a mount source).
     pub fn with_repository(&self, repository: &str) -> Result<Self, ReferenceError> {
         let shown = format!("{}/{repository}", self.registry);
         if shown.len() > MAX_NAME_LEN {
-            return Err(ReferenceError::TooLong {
-                len: shown.len(),
-                reference: shown,
-            });
+            return Err(ReferenceError::TooLong { len: shown.len(), reference: shown });
         }
         validate_repository(&shown, repository)?;
         Ok(Reference {
@@ -251,9 +212,7 @@ fn validate_repository(reference: &str, repository: &str) -> Result<(), Referenc
     for component in repository.split('/') {
         if !is_valid_path_component(component) {
             if component.bytes().any(|b| b.is_ascii_uppercase()) {
-                return Err(ReferenceError::Uppercase {
-                    reference: reference.to_owned(),
-                });
+                return Err(ReferenceError::Uppercase { reference: reference.to_owned() });
             }
             return Err(ReferenceError::InvalidRepository {
                 reference: reference.to_owned(),
@@ -442,12 +401,7 @@ mod tests {
             assert!(err.contains(want), "{input}: got {err:?}, want {want:?}");
         }
         let upper_digest = format!("busybox@{}", D.to_uppercase().replace("SHA256", "sha256"));
-        assert!(
-            Reference::parse(&upper_digest)
-                .unwrap_err()
-                .to_string()
-                .contains("lowercase hex")
-        );
+        assert!(Reference::parse(&upper_digest).unwrap_err().to_string().contains("lowercase hex"));
         let tag = "t".repeat(129);
         assert!(Reference::parse(&format!("busybox:{tag}")).is_err());
         assert!(Reference::parse(&format!("busybox:{}", &tag[1..])).is_ok());

@@ -73,15 +73,7 @@ impl Store {
     /// Open (creating) the store at `root`, claim a private temp directory and remove
     /// temp directories left by dead processes.
     pub fn open(root: &Path) -> Result<Store> {
-        for d in [
-            "blobs/sha256",
-            "layers",
-            "layers-by-blob",
-            "images",
-            "stages",
-            "locks",
-            "tmp",
-        ] {
+        for d in ["blobs/sha256", "layers", "layers-by-blob", "images", "stages", "locks", "tmp"] {
             let p = root.join(d);
             std::fs::create_dir_all(&p).map_err(StorageError::io("creating", &p))?;
         }
@@ -135,10 +127,7 @@ impl Store {
         match std::fs::read(&p) {
             Ok(b) => serde_json::from_slice(&b)
                 .map(Some)
-                .map_err(|source| StorageError::Json {
-                    what: p.display().to_string(),
-                    source,
-                }),
+                .map_err(|source| StorageError::Json { what: p.display().to_string(), source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StorageError::io("reading", p)(e)),
         }
@@ -162,10 +151,7 @@ impl Store {
         let staging = self.scratch_dir("layer")?;
         let diff = staging.join("diff");
         std::fs::rename(tree, &diff).map_err(StorageError::io("moving layer tree to", &diff))?;
-        write_atomic(
-            &staging.join("meta.json"),
-            &serde_json::to_vec_pretty(meta).expect("layer meta serializes"),
-        )?;
+        write_atomic(&staging.join("meta.json"), &serde_json::to_vec_pretty(meta).expect("layer meta serializes"))?;
         let dest = self.layer_path(&meta.diff_id);
         match std::fs::rename(&staging, &dest) {
             Ok(()) => sync_dir(&self.root.join("layers")),
@@ -175,35 +161,24 @@ impl Store {
             }
             Err(e) => return Err(StorageError::io("storing layer at", dest)(e)),
         }
-        write_atomic(
-            &self.root.join("layers-by-blob").join(meta.digest.hex()),
-            meta.diff_id.as_str().as_bytes(),
-        )?;
+        write_atomic(&self.root.join("layers-by-blob").join(meta.digest.hex()), meta.diff_id.as_str().as_bytes())?;
         Ok(())
     }
 
     pub fn manifest(&self, d: &Digest) -> Result<Manifest> {
         let bytes = self.blobs.read(d)?;
-        serde_json::from_slice(&bytes).map_err(|source| StorageError::Json {
-            what: format!("manifest {d}"),
-            source,
-        })
+        serde_json::from_slice(&bytes).map_err(|source| StorageError::Json { what: format!("manifest {d}"), source })
     }
 
     pub fn config(&self, d: &Digest) -> Result<ImageConfig> {
         let bytes = self.blobs.read(d)?;
-        serde_json::from_slice(&bytes).map_err(|source| StorageError::Json {
-            what: format!("image config {d}"),
-            source,
-        })
+        serde_json::from_slice(&bytes)
+            .map_err(|source| StorageError::Json { what: format!("image config {d}"), source })
     }
 
     /// Record that reference `name` (a pulled image) resolved to `manifest`.
     pub fn set_image_ref(&self, name: &str, manifest: &Digest) -> Result<()> {
-        write_atomic(
-            &self.root.join("images").join(escape(name)),
-            manifest.as_str().as_bytes(),
-        )
+        write_atomic(&self.root.join("images").join(escape(name)), manifest.as_str().as_bytes())
     }
 
     pub fn image_ref(&self, name: &str) -> Result<Option<Digest>> {
@@ -226,11 +201,7 @@ impl Store {
             &dir.join(format!("{digest}-{timestamp_ms}")),
             &serde_json::to_vec(record).expect("stage record serializes"),
         )?;
-        Ok(StageRef {
-            digest: digest.to_string(),
-            timestamp_ms,
-            record: record.clone(),
-        })
+        Ok(StageRef { digest: digest.to_string(), timestamp_ms, record: record.clone() })
     }
 
     /// All stages of `project`, optionally only those with `digest`, oldest first.
@@ -251,15 +222,9 @@ impl Store {
                 continue;
             }
             let bytes = std::fs::read(e.path()).map_err(StorageError::io("reading", e.path()))?;
-            let record = serde_json::from_slice(&bytes).map_err(|source| StorageError::Json {
-                what: e.path().display().to_string(),
-                source,
-            })?;
-            out.push(StageRef {
-                digest: d.to_string(),
-                timestamp_ms: ts,
-                record,
-            });
+            let record = serde_json::from_slice(&bytes)
+                .map_err(|source| StorageError::Json { what: e.path().display().to_string(), source })?;
+            out.push(StageRef { digest: d.to_string(), timestamp_ms: ts, record });
         }
         out.sort_by(|a, b| (a.timestamp_ms, &a.digest).cmp(&(b.timestamp_ms, &b.digest)));
         Ok(out)
@@ -284,6 +249,20 @@ impl Drop for Store {
         let _ = std::fs::remove_dir_all(&self.run_dir);
         let _ = std::fs::remove_file(self.run_dir.with_extension("lock"));
     }
+}
+
+/// An exclusive flock on `dir/<name escaped>`, held until the file is dropped.
+pub fn lock_in(dir: &Path, name: &str) -> Result<File> {
+    std::fs::create_dir_all(dir).map_err(StorageError::io("creating", dir))?;
+    let p = dir.join(escape(name));
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(StorageError::io("opening lock", &p))?;
+    f.lock().map_err(StorageError::io("locking", &p))?;
+    Ok(f)
 }
 
 /// Remove `tmp/run-*` directories whose lock file no live process holds.
@@ -316,9 +295,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().expect("path has a parent");
     let tmp = dir.join(format!(".tmp-{}", random_suffix()));
     let mut f = File::create(&tmp).map_err(StorageError::io("creating", &tmp))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(StorageError::io("writing", &tmp))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(StorageError::io("writing", &tmp))?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         StorageError::io("renaming into", path)(e)
@@ -345,10 +322,7 @@ mod tests {
     fn stages_sorted_and_filtered() {
         let t = tempfile::tempdir().unwrap();
         let s = Store::open(t.path()).unwrap();
-        let rec = StageRecord {
-            manifest: Digest::of(b"m"),
-            git_commit: None,
-        };
+        let rec = StageRecord { manifest: Digest::of(b"m"), git_commit: None };
         s.put_stage("p", "aaa", 20, &rec).unwrap();
         s.put_stage("p", "aaa", 10, &rec).unwrap();
         s.put_stage("p", "bbb", 5, &rec).unwrap();
@@ -374,9 +348,6 @@ mod tests {
 
     #[test]
     fn escape_is_flat() {
-        assert_eq!(
-            escape("127.0.0.1:5000/base/busybox:latest"),
-            "127.0.0.1%3a5000%2fbase%2fbusybox%3alatest"
-        );
+        assert_eq!(escape("127.0.0.1:5000/base/busybox:latest"), "127.0.0.1%3a5000%2fbase%2fbusybox%3alatest");
     }
 }

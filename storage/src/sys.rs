@@ -14,15 +14,7 @@ fn cstring(b: &[u8]) -> nix::Result<CString> {
 pub(crate) fn fsetxattr(fd: impl AsFd, name: &str, value: &[u8]) -> nix::Result<()> {
     let n = cstring(name.as_bytes())?;
     // SAFETY: `n` is NUL-terminated and `value` is a valid slice for the call's duration.
-    let rc = unsafe {
-        libc::fsetxattr(
-            fd.as_fd().as_raw_fd(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
+    let rc = unsafe { libc::fsetxattr(fd.as_fd().as_raw_fd(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
     nix::errno::Errno::result(rc).map(drop)
 }
 
@@ -36,11 +28,7 @@ pub(crate) fn llistxattr(path: &Path) -> nix::Result<Vec<Vec<u8>>> {
         match nix::errno::Errno::result(rc) {
             Ok(n) => {
                 buf.truncate(n as usize);
-                return Ok(buf
-                    .split(|b| *b == 0)
-                    .filter(|s| !s.is_empty())
-                    .map(<[u8]>::to_vec)
-                    .collect());
+                return Ok(buf.split(|b| *b == 0).filter(|s| !s.is_empty()).map(<[u8]>::to_vec).collect());
             }
             Err(nix::errno::Errno::ERANGE) => buf.resize(buf.len() * 4, 0),
             Err(nix::errno::Errno::ENOTSUP) => return Ok(Vec::new()),

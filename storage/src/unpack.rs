@@ -56,12 +56,7 @@ pub fn unpack(reader: impl Read, compression: Compression, dest: &Path, layer: &
     };
     let mut hashed = HashingReader::new(decoded);
     let root = open_dir_at(None, dest).map_err(StorageError::sys("opening", dest.display().to_string()))?;
-    let mut u = Unpacker {
-        root,
-        layer,
-        out: Unpacked::default(),
-        dir_times: Vec::new(),
-    };
+    let mut u = Unpacker { root, layer, out: Unpacked::default(), dir_times: Vec::new() };
     {
         let mut archive = tar::Archive::new(&mut hashed);
         let entries = archive.entries().map_err(|e| u.bad(format!("reading tar: {e}")))?;
@@ -70,9 +65,7 @@ pub fn unpack(reader: impl Read, compression: Compression, dest: &Path, layer: &
             u.apply(&mut entry)?;
         }
     }
-    let (diff_id, size, _) = hashed
-        .drain_and_finish()
-        .map_err(|e| u.bad(format!("reading tar: {e}")))?;
+    let (diff_id, size, _) = hashed.drain_and_finish().map_err(|e| u.bad(format!("reading tar: {e}")))?;
     u.apply_dir_times();
     u.out.diff_id = Some(diff_id);
     u.out.size = size;
@@ -113,10 +106,7 @@ fn components(raw: &[u8]) -> std::result::Result<Vec<Vec<u8>>, &'static str> {
 
 impl Unpacker<'_> {
     fn bad(&self, message: String) -> StorageError {
-        StorageError::BadLayer {
-            layer: self.layer.to_string(),
-            message,
-        }
+        StorageError::BadLayer { layer: self.layer.to_string(), message }
     }
 
     fn unsafe_entry(&self, entry: &[u8], reason: impl Into<String>) -> StorageError {
@@ -141,11 +131,7 @@ impl Unpacker<'_> {
                     open_dir_at(Some(&fd), name).map_err(|e| self.bad(format!("opening parent: {e}")))?
                 }
                 Err(e) => {
-                    let so_far = comps[..=i]
-                        .iter()
-                        .map(|c| String::from_utf8_lossy(c))
-                        .collect::<Vec<_>>()
-                        .join("/");
+                    let so_far = comps[..=i].iter().map(|c| String::from_utf8_lossy(c)).collect::<Vec<_>>().join("/");
                     let is_link = nix::sys::stat::fstatat(&fd, name, AtFlags::AT_SYMLINK_NOFOLLOW)
                         .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT) == SFlag::S_IFLNK);
                     let reason = if is_link {
@@ -240,14 +226,8 @@ impl Unpacker<'_> {
                 nix::unistd::symlinkat(OsStr::from_bytes(&target), &parent, name_os).map_err(what)?;
                 self.chown_at(&parent, name_os, uid, gid)?;
                 let t = TimeSpec::new(mtime, 0);
-                nix::sys::stat::utimensat(
-                    &parent,
-                    name_os,
-                    &t,
-                    &t,
-                    nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-                )
-                .map_err(what)?;
+                nix::sys::stat::utimensat(&parent, name_os, &t, &t, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
+                    .map_err(what)?;
             }
             T::Link => {
                 let target = entry
@@ -255,10 +235,7 @@ impl Unpacker<'_> {
                     .ok_or_else(|| self.unsafe_entry(&raw, "hardlink without a target"))?
                     .into_owned();
                 let tcomps = components(&target).map_err(|r| {
-                    self.unsafe_entry(
-                        &raw,
-                        format!("hardlink target {}: {r}", String::from_utf8_lossy(&target)),
-                    )
+                    self.unsafe_entry(&raw, format!("hardlink target {}: {r}", String::from_utf8_lossy(&target)))
                 })?;
                 let Some((tname, tparents)) = tcomps.split_last() else {
                     return Err(self.unsafe_entry(&raw, "hardlink to the layer root"));
@@ -268,10 +245,7 @@ impl Unpacker<'_> {
                 let st = nix::sys::stat::fstatat(&tparent, tname, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| {
                     self.unsafe_entry(
                         &raw,
-                        format!(
-                            "hardlink target {} is not in this layer: {e}",
-                            String::from_utf8_lossy(&target)
-                        ),
+                        format!("hardlink target {} is not in this layer: {e}", String::from_utf8_lossy(&target)),
                     )
                 })?;
                 if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
@@ -289,16 +263,11 @@ impl Unpacker<'_> {
             }
             T::Char | T::Block => {
                 tracing::warn!(layer = self.layer, entry = %String::from_utf8_lossy(&raw), "device nodes cannot be created in a user namespace; skipped");
-                self.out
-                    .skipped_devices
-                    .push(String::from_utf8_lossy(&raw).into_owned());
+                self.out.skipped_devices.push(String::from_utf8_lossy(&raw).into_owned());
             }
             T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => {}
             other => {
-                return Err(self.bad(format!(
-                    "entry {} has unsupported type {other:?}",
-                    String::from_utf8_lossy(&raw)
-                )));
+                return Err(self.bad(format!("entry {} has unsupported type {other:?}", String::from_utf8_lossy(&raw))));
             }
         }
         Ok(())
@@ -397,10 +366,7 @@ mod tests {
 
     #[test]
     fn components_refuse_escapes() {
-        assert_eq!(
-            components(b"./a//b/./c").unwrap(),
-            vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
-        );
+        assert_eq!(components(b"./a//b/./c").unwrap(), vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
         assert!(components(b"").unwrap().is_empty());
         assert!(components(b"../../escape").is_err());
         assert!(components(b"a/../../b").is_err());

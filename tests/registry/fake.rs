@@ -21,10 +21,7 @@ pub struct Seen {
 
 impl Seen {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -103,10 +100,7 @@ fn serve_one(n: usize, stream: TcpStream, handler: &Handler, seen: &Mutex<Vec<Se
 
 /// A complete response with `Connection: close`.
 pub fn respond(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    let mut out = format!("HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -130,17 +124,12 @@ fn retries_server_errors_then_succeeds() {
         _ => manifest_response(),
     });
     let client = server.client(AuthStore::empty());
-    let raw = client
-        .get_manifest(&server.reference("test/img:1"))
-        .expect("third attempt succeeds");
+    let raw = client.get_manifest(&server.reference("test/img:1")).expect("third attempt succeeds");
     assert_eq!(raw.bytes, MANIFEST);
     assert_eq!(raw.digest, sha256_digest(MANIFEST));
     let seen = server.requests();
     assert_eq!(seen.len(), 3);
-    assert!(
-        seen.iter()
-            .all(|r| r.method == "GET" && r.path == "/v2/test/img/manifests/1")
-    );
+    assert!(seen.iter().all(|r| r.method == "GET" && r.path == "/v2/test/img/manifests/1"));
     assert!(seen[0].header("accept").unwrap().contains(OCI_MANIFEST));
 }
 
@@ -170,29 +159,14 @@ fn gives_up_after_the_retry_budget_and_names_the_registry() {
 #[test]
 fn retries_connection_failures() {
     // A port with nothing listening: every attempt is refused.
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
-    let client = Client::new(
-        RegistryConfig::default().with_insecure([addr.clone()]),
-        AuthStore::empty(),
-    )
-    .with_retry_policy(RetryPolicy {
-        attempts: 2,
-        initial: Duration::from_millis(1),
-        max: Duration::from_millis(1),
-    });
-    let err = client
-        .get_manifest(&Reference::parse(&format!("{addr}/a:b")).unwrap())
-        .unwrap_err();
+    let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let client =
+        Client::new(RegistryConfig::default().with_insecure([addr.clone()]), AuthStore::empty()).with_retry_policy(
+            RetryPolicy { attempts: 2, initial: Duration::from_millis(1), max: Duration::from_millis(1) },
+        );
+    let err = client.get_manifest(&Reference::parse(&format!("{addr}/a:b")).unwrap()).unwrap_err();
     assert!(matches!(err, RegistryError::Transport { .. }), "{err:?}");
-    assert!(
-        err.to_string()
-            .starts_with(&format!("cannot reach registry {addr} (pulling manifest")),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with(&format!("cannot reach registry {addr} (pulling manifest")), "{err}");
 }
 
 #[test]
@@ -251,10 +225,7 @@ fn token_service_rejecting_credentials_is_a_clear_error() {
     });
     *addr.lock().unwrap() = server.addr.clone();
     let auth = AuthStore::empty().with_credentials(&server.addr, Credentials::new("alice", "wrong"));
-    let err = server
-        .client(auth)
-        .get_manifest(&server.reference("test/img:1"))
-        .unwrap_err();
+    let err = server.client(auth).get_manifest(&server.reference("test/img:1")).unwrap_err();
     assert_eq!(
         err.to_string(),
         format!(
@@ -270,19 +241,13 @@ fn schema1_manifests_are_refused_with_advice() {
     let server = FakeServer::start(1, |_, _| {
         respond(
             "200 OK",
-            &[(
-                "Content-Type",
-                "application/vnd.docker.distribution.manifest.v1+prettyjws",
-            )],
+            &[("Content-Type", "application/vnd.docker.distribution.manifest.v1+prettyjws")],
             br#"{"schemaVersion":1,"name":"old","fsLayers":[],"signatures":[]}"#,
         )
     });
     let client = server.client(AuthStore::empty());
     let err = client
-        .resolve_image(
-            &server.reference("old/img:1"),
-            &slipway_storage::registry::Platform::linux_amd64(),
-        )
+        .resolve_image(&server.reference("old/img:1"), &slipway_storage::registry::Platform::linux_amd64())
         .unwrap_err();
     assert!(matches!(err, RegistryError::UnsupportedSchema1 { .. }), "{err:?}");
     assert!(err.to_string().contains("re-push the image"), "{err}");
@@ -310,11 +275,8 @@ fn broken_blob_download_resumes_with_range() {
     let server = FakeServer::start(2, |n, req| {
         if n == 0 {
             // Announce the whole blob, send half, hang up.
-            let mut out = format!(
-                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-                BLOB.len()
-            )
-            .into_bytes();
+            let mut out =
+                format!("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n", BLOB.len()).into_bytes();
             out.extend_from_slice(&BLOB[..10]);
             return out;
         }
@@ -325,9 +287,7 @@ fn broken_blob_download_resumes_with_range() {
     let client = server.client(AuthStore::empty());
     let digest = sha256_digest(BLOB);
     let mut out = Vec::new();
-    let n = client
-        .fetch_blob_to(&server.reference("test/img:1"), &digest, &mut out)
-        .unwrap();
+    let n = client.fetch_blob_to(&server.reference("test/img:1"), &digest, &mut out).unwrap();
     assert_eq!((n, out.as_slice()), (BLOB.len() as u64, BLOB));
     assert_eq!(server.requests().len(), 2);
 }
@@ -337,9 +297,7 @@ fn blob_with_wrong_content_is_a_digest_mismatch() {
     let server = FakeServer::start(2, |_, _| respond("200 OK", &[], b"tampered"));
     let client = server.client(AuthStore::empty());
     let digest = sha256_digest(BLOB);
-    let err = client
-        .fetch_blob_to(&server.reference("test/img:1"), &digest, &mut Vec::new())
-        .unwrap_err();
+    let err = client.fetch_blob_to(&server.reference("test/img:1"), &digest, &mut Vec::new()).unwrap_err();
     match &err {
         RegistryError::DigestMismatch { expected, found, .. } => {
             assert_eq!(expected, &digest);
@@ -365,41 +323,25 @@ fn blob_download_follows_redirects() {
     });
     let client = server.client(AuthStore::empty());
     let mut out = Vec::new();
-    client
-        .get_blob(&server.reference("test/img:1"), &sha256_digest(BLOB))
-        .unwrap()
-        .read_to_end(&mut out)
-        .unwrap();
+    client.get_blob(&server.reference("test/img:1"), &sha256_digest(BLOB)).unwrap().read_to_end(&mut out).unwrap();
     assert_eq!(out, BLOB);
 }
 
 #[test]
 fn upload_location_with_query_gets_digest_appended() {
     let server = FakeServer::start(2, |n, _| match n {
-        0 => respond(
-            "202 Accepted",
-            &[("Location", "/v2/test/img/blobs/uploads/abc?_state=xyz")],
-            b"",
-        ),
+        0 => respond("202 Accepted", &[("Location", "/v2/test/img/blobs/uploads/abc?_state=xyz")], b""),
         _ => respond("201 Created", &[("Docker-Content-Digest", &sha256_digest(BLOB))], b""),
     });
     let client = server.client(AuthStore::empty());
     let digest = sha256_digest(BLOB);
-    client
-        .push_blob(&server.reference("test/img:1"), &digest, BLOB.len() as u64, BLOB)
-        .unwrap();
+    client.push_blob(&server.reference("test/img:1"), &digest, BLOB.len() as u64, BLOB).unwrap();
     let seen = server.requests();
-    assert_eq!(
-        (seen[0].method.as_str(), seen[0].path.as_str()),
-        ("POST", "/v2/test/img/blobs/uploads/")
-    );
+    assert_eq!((seen[0].method.as_str(), seen[0].path.as_str()), ("POST", "/v2/test/img/blobs/uploads/"));
     assert_eq!(seen[1].method, "PUT");
     assert_eq!(
         seen[1].path,
-        format!(
-            "/v2/test/img/blobs/uploads/abc?_state=xyz&digest={}",
-            digest.replace(':', "%3A")
-        )
+        format!("/v2/test/img/blobs/uploads/abc?_state=xyz&digest={}", digest.replace(':', "%3A"))
     );
     assert_eq!(seen[1].header("content-length"), Some(BLOB.len().to_string().as_str()));
 }
@@ -408,18 +350,12 @@ fn upload_location_with_query_gets_digest_appended() {
 fn upload_of_short_content_is_a_size_mismatch() {
     let server = FakeServer::start(3, |n, _| match n {
         0 => respond("202 Accepted", &[("Location", "/v2/test/img/blobs/uploads/abc")], b""),
-        1 => respond(
-            "400 Bad Request",
-            &[],
-            br#"{"errors":[{"code":"SIZE_INVALID","message":"bad"}]}"#,
-        ),
+        1 => respond("400 Bad Request", &[], br#"{"errors":[{"code":"SIZE_INVALID","message":"bad"}]}"#),
         _ => respond("204 No Content", &[], b""),
     });
     let client = server.client(AuthStore::empty()).with_retry_policy(RetryPolicy::none());
     let digest = sha256_digest(BLOB);
-    let err = client
-        .push_blob(&server.reference("test/img:1"), &digest, BLOB.len() as u64 + 5, BLOB)
-        .unwrap_err();
+    let err = client.push_blob(&server.reference("test/img:1"), &digest, BLOB.len() as u64 + 5, BLOB).unwrap_err();
     assert!(
         matches!(err, RegistryError::SizeMismatch { expected, found, .. } if expected == BLOB.len() as u64 + 5 && found == BLOB.len() as u64),
         "{err:?}"
@@ -430,11 +366,8 @@ fn upload_of_short_content_is_a_size_mismatch() {
 fn resumed_download_copes_with_a_server_that_ignores_range() {
     let server = FakeServer::start(2, |n, _| {
         if n == 0 {
-            let mut out = format!(
-                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-                BLOB.len()
-            )
-            .into_bytes();
+            let mut out =
+                format!("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n", BLOB.len()).into_bytes();
             out.extend_from_slice(&BLOB[..7]);
             return out;
         }
@@ -442,8 +375,6 @@ fn resumed_download_copes_with_a_server_that_ignores_range() {
     });
     let client = server.client(AuthStore::empty());
     let mut out = Vec::new();
-    client
-        .fetch_blob_to(&server.reference("test/img:1"), &sha256_digest(BLOB), &mut out)
-        .unwrap();
+    client.fetch_blob_to(&server.reference("test/img:1"), &sha256_digest(BLOB), &mut out).unwrap();
     assert_eq!(out, BLOB, "the resent prefix is skipped, not written twice");
 }

@@ -75,47 +75,21 @@ imageSpec:
     assert_eq!(a.kind, b.kind, "list names share settings");
     assert!(!a.final_);
     let d = dockerfile(a);
-    assert_eq!(
-        (d.dockerfile.as_str(), d.context.as_str()),
-        ("docker/Dockerfile.prod", "backend")
-    );
+    assert_eq!((d.dockerfile.as_str(), d.context.as_str()), ("docker/Dockerfile.prod", "backend"));
     assert_eq!(d.context_add_files, strings(&["dist", ".env"]));
     assert_eq!(d.target.as_deref(), Some("production"));
     assert_eq!(d.cache_version.as_deref(), Some("2"));
     assert!(d.staged);
     let args: BTreeMap<&str, &str> = d.args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    assert_eq!(
-        args,
-        BTreeMap::from([
-            ("VERSION", "1.0"),
-            ("RETRIES", "3"),
-            ("DEBUG", "true"),
-            ("RATIO", "1.10")
-        ])
-    );
+    assert_eq!(args, BTreeMap::from([("VERSION", "1.0"), ("RETRIES", "3"), ("DEBUG", "true"), ("RATIO", "1.10")]));
     assert_eq!(d.add_host, strings(&["registry.local:10.0.0.1"]));
-    assert_eq!(
-        (d.network.as_deref(), d.ssh.as_deref()),
-        (Some("host"), Some("default"))
-    );
+    assert_eq!((d.network.as_deref(), d.ssh.as_deref()), (Some("host"), Some("default")));
     assert_eq!(
         d.secrets,
         vec![
-            Secret {
-                line: 25,
-                id: "GITHUB_TOKEN".into(),
-                source: SecretSource::Env("GITHUB_TOKEN".into())
-            },
-            Secret {
-                line: 26,
-                id: ".npmrc".into(),
-                source: SecretSource::File("~/.npmrc".into())
-            },
-            Secret {
-                line: 27,
-                id: "api-key".into(),
-                source: SecretSource::Value("secret".into())
-            },
+            Secret { line: 25, id: "GITHUB_TOKEN".into(), source: SecretSource::Env("GITHUB_TOKEN".into()) },
+            Secret { line: 26, id: ".npmrc".into(), source: SecretSource::File("~/.npmrc".into()) },
+            Secret { line: 27, id: "api-key".into(), source: SecretSource::Value("secret".into()) },
         ]
     );
     assert_eq!(
@@ -125,14 +99,8 @@ imageSpec:
             image: "base".into(),
             relation: None,
             imports: vec![
-                DependencyImport {
-                    kind: DependencyImportType::ImageName,
-                    target: "BASE_IMAGE".into()
-                },
-                DependencyImport {
-                    kind: DependencyImportType::ImageDigest,
-                    target: "BASE_DIGEST".into()
-                },
+                DependencyImport { kind: DependencyImportType::ImageName, target: "BASE_IMAGE".into() },
+                DependencyImport { kind: DependencyImportType::ImageDigest, target: "BASE_DIGEST".into() },
             ],
         }]
     );
@@ -266,10 +234,7 @@ imageSpec:
     let s = stapel(&cfg.images[1]);
     assert_eq!(s.from, BaseImage::External("alpine:3.20".into()));
     assert!(s.from_latest && s.disable_git_after_patch && !s.artifact);
-    assert_eq!(
-        (s.from_cache_version.as_deref(), s.cache_version.as_deref()),
-        (Some("3"), Some("1"))
-    );
+    assert_eq!((s.from_cache_version.as_deref(), s.cache_version.as_deref()), (Some("3"), Some("1")));
     assert_eq!(s.network.as_deref(), Some("host"));
     assert_eq!(s.git.len(), 3);
     assert_eq!(
@@ -311,10 +276,7 @@ imageSpec:
     assert!(shell.before_setup.is_empty());
     assert_eq!(shell.install_cache_version.as_deref(), Some("2"));
     assert_eq!(
-        s.mount
-            .iter()
-            .map(|m| (m.line, m.source.clone(), m.to.as_str()))
-            .collect::<Vec<_>>(),
+        s.mount.iter().map(|m| (m.line, m.source.clone(), m.to.as_str())).collect::<Vec<_>>(),
         vec![
             (46, MountSource::TmpDir, "/tmp"),
             (48, MountSource::BuildDir, "/root/.cache"),

@@ -49,21 +49,9 @@ fn names_lines_and_kinds() {
             with_meta("final: false\nimage:\n- x\n- y\nfrom: alpine\n"),
             vec![("x", 5, false, false), ("y", 5, false, false)],
         ),
-        (
-            "nameless stapel",
-            with_meta("image: ~\nfrom: alpine\n"),
-            vec![("", 4, true, false)],
-        ),
-        (
-            "nameless stapel, empty value",
-            with_meta("image:\nfrom: alpine\n"),
-            vec![("", 4, true, false)],
-        ),
-        (
-            "artifact",
-            with_meta("artifact: builder\nfrom: alpine\n"),
-            vec![("builder", 4, false, false)],
-        ),
+        ("nameless stapel", with_meta("image: ~\nfrom: alpine\n"), vec![("", 4, true, false)]),
+        ("nameless stapel, empty value", with_meta("image:\nfrom: alpine\n"), vec![("", 4, true, false)]),
+        ("artifact", with_meta("artifact: builder\nfrom: alpine\n"), vec![("builder", 4, false, false)]),
         (
             "separator with comment, empty documents, comments",
             format!(
@@ -71,35 +59,20 @@ fn names_lines_and_kinds() {
             ),
             vec![("a", 9, true, false), ("b", 13, true, false)],
         ),
-        (
-            "meta after images",
-            format!("image: a\nfrom: alpine\n---\n{META}"),
-            vec![("a", 1, true, false)],
-        ),
+        ("meta after images", format!("image: a\nfrom: alpine\n---\n{META}"), vec![("a", 1, true, false)]),
         (
             "crlf line ends",
             "configVersion: 1\r\nproject: demo\r\n---\r\nimage: a\r\nfrom: alpine\r\n".to_owned(),
             vec![("a", 4, true, false)],
         ),
-        (
-            "flow style document",
-            with_meta("{image: a, from: alpine}\n"),
-            vec![("a", 4, true, false)],
-        ),
+        ("flow style document", with_meta("{image: a, from: alpine}\n"), vec![("a", 4, true, false)]),
     ];
     for (name, text, want) in cases {
         let cfg = parse("werf.yaml", &text).unwrap_or_else(|e| panic!("{name}: {e}"));
         let got: Vec<Row> = cfg
             .images
             .iter()
-            .map(|i| {
-                (
-                    i.name.as_str(),
-                    i.line,
-                    i.final_,
-                    matches!(i.kind, ImageKind::Dockerfile(_)),
-                )
-            })
+            .map(|i| (i.name.as_str(), i.line, i.final_, matches!(i.kind, ImageKind::Dockerfile(_))))
             .collect();
         assert_eq!(got, want, "{name}");
     }
@@ -162,13 +135,7 @@ gitWorktree:
     assert_eq!(spec.remove_labels, strings(&["/^io\\.k8s\\..*/"]));
     assert_eq!(spec.labels.get("team").map(String::as_str), Some("backend"));
     assert_eq!(m.deploy.helm_chart_dir.as_deref(), Some(".helm"));
-    assert_eq!(
-        m.deploy
-            .helm_chart_config
-            .as_ref()
-            .and_then(|c| c.app_version.as_deref()),
-        Some("1.2")
-    );
+    assert_eq!(m.deploy.helm_chart_config.as_ref().and_then(|c| c.app_version.as_deref()), Some("1.2"));
     assert_eq!(m.deploy.helm_release_slug, Some(false));
     assert_eq!(m.deploy.namespace.as_deref(), Some("[[ project ]]"));
     let c = &m.cleanup;
@@ -190,21 +157,13 @@ gitWorktree:
     );
     assert_eq!(
         p.images_per_reference,
-        Some(Limit {
-            last: Some(2),
-            within: Some(Duration::from_secs(5400)),
-            operator: None
-        })
+        Some(Limit { last: Some(2), within: Some(Duration::from_secs(5400)), operator: None })
     );
     assert_eq!(c.keep_policies[1].references.kind, RefKind::Tag);
     assert_eq!(c.keep_policies[1].references.pattern, RefPattern::Exact("v1.0".into()));
     assert_eq!(
         m.git_worktree,
-        GitWorktree {
-            force_shallow_clone: true,
-            allow_unshallow: false,
-            allow_fetch_origin_branches_and_tags: true
-        }
+        GitWorktree { force_shallow_clone: true, allow_unshallow: false, allow_fetch_origin_branches_and_tags: true }
     );
 }
 
@@ -234,10 +193,7 @@ fn from_resolves_to_config_images() {
         "image: base\nfrom: alpine\n---\nimage: app\nfrom: base\n---\nimage: other\nfrom: registry.local:5000/base\n",
     ));
     assert_eq!(stapel(&cfg.images[1]).from, BaseImage::Werf("base".into()));
-    assert_eq!(
-        stapel(&cfg.images[2]).from,
-        BaseImage::External("registry.local:5000/base".into())
-    );
+    assert_eq!(stapel(&cfg.images[2]).from, BaseImage::External("registry.local:5000/base".into()));
 }
 
 #[test]
@@ -279,9 +235,7 @@ final: false
 
 #[test]
 fn select_images() {
-    let cfg = ok(&with_meta(
-        "image: [a, b]\nfrom: alpine\n---\nimage: c\ndockerfile: Dockerfile\n",
-    ));
+    let cfg = ok(&with_meta("image: [a, b]\nfrom: alpine\n---\nimage: c\ndockerfile: Dockerfile\n"));
     let names = |sel: Vec<&Image>| sel.iter().map(|i| i.name.clone()).collect::<Vec<_>>();
     assert_eq!(names(cfg.select(&[]).unwrap()), ["a", "b", "c"]);
     assert_eq!(names(cfg.select(&strings(&["c", "a", "c"])).unwrap()), ["a", "c"]);
@@ -307,24 +261,11 @@ fn templates_render_before_parsing() {
             "image: {{ env \"NOPE\" }}\n",
             "werf.yaml: rendering the Go template: execution error: the environment variable \"NOPE\" must be set or default must be provided",
         ),
-        (
-            "image: {{ .Env \n",
-            "werf.yaml: rendering the Go template: template: werf.yaml:2:1: unclosed action",
-        ),
-        (
-            "image: {{ include \"x\" . }}\n",
-            "werf.yaml: rendering the Go template: undefined function: include",
-        ),
+        ("image: {{ .Env \n", "werf.yaml: rendering the Go template: template: werf.yaml:2:1: unclosed action"),
+        ("image: {{ include \"x\" . }}\n", "werf.yaml: rendering the Go template: undefined function: include"),
     ];
     for (text, want) in errors {
-        assert_eq!(
-            parse_template("werf.yaml", text, &input).unwrap_err().to_string(),
-            want,
-            "{text:?}"
-        );
+        assert_eq!(parse_template("werf.yaml", text, &input).unwrap_err().to_string(), want, "{text:?}");
     }
-    assert!(matches!(
-        parse("werf.yaml", text),
-        Err(ConfigError::Template { line: 4, .. })
-    ));
+    assert!(matches!(parse("werf.yaml", text), Err(ConfigError::Template { line: 4, .. })));
 }

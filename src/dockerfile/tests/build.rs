@@ -18,34 +18,22 @@ fn env(name: &str) -> Option<String> {
 #[test]
 fn expand_instruction_fields() {
     let cases: Vec<(&str, Instruction)> = vec![
-        (
-            "ENV B=\"$A b\" C='$A' D=\\$A",
-            Instruction::Env(kv(&[("B", "a b"), ("C", "$A"), ("D", "$A")])),
-        ),
+        ("ENV B=\"$A b\" C='$A' D=\\$A", Instruction::Env(kv(&[("B", "a b"), ("C", "$A"), ("D", "$A")]))),
         ("ENV B x \"y  z\" $A", Instruction::Env(kv(&[("B", "x y  z a")]))),
         ("ENV $A=1", Instruction::Env(kv(&[("a", "1")]))),
         ("LABEL \"k\"=\"${SP}\"", Instruction::Label(kv(&[("k", "x y")]))),
         (
             "ARG X=${A:-d} Y",
             Instruction::Arg(vec![
-                ArgDef {
-                    name: s("X"),
-                    default: Some(s("a")),
-                },
-                ArgDef {
-                    name: s("Y"),
-                    default: None,
-                },
+                ArgDef { name: s("X"), default: Some(s("a")) },
+                ArgDef { name: s("Y"), default: None },
             ]),
         ),
         ("WORKDIR /src/${A}", Instruction::Workdir(s("/src/a"))),
         ("WORKDIR \"/a b/$A\"", Instruction::Workdir(s("/a b/a"))),
         ("USER ${ID}:${GID:-${ID}}", Instruction::User(s("1000:1000"))),
         ("STOPSIGNAL ${SIG:-SIGTERM}", Instruction::StopSignal(s("SIGTERM"))),
-        (
-            "EXPOSE $PORTS 8080/udp",
-            Instruction::Expose(strings(&["80", "443", "8080/udp"])),
-        ),
+        ("EXPOSE $PORTS 8080/udp", Instruction::Expose(strings(&["80", "443", "8080/udp"]))),
         ("EXPOSE \"$PORTS\"", Instruction::Expose(strings(&["80 443"]))),
         ("VOLUME /data/$A", Instruction::Volume(strings(&["/data/a"]))),
         (
@@ -60,10 +48,7 @@ fn expand_instruction_fields() {
         ),
         (
             "ADD --checksum=${SUM:-sha256:0} [\"$A\", \"/x\"]",
-            Instruction::Add(Add {
-                checksum: Some(s("sha256:0")),
-                ..add(&["a"], "/x")
-            }),
+            Instruction::Add(Add { checksum: Some(s("sha256:0")), ..add(&["a"], "/x") }),
         ),
         ("RUN echo $A", Instruction::Run(run(shell("echo $A")))),
         ("CMD [\"$A\"]", Instruction::Cmd(exec(&["$A"]))),
@@ -91,20 +76,14 @@ fn expand_errors_have_location() {
     let df = parse("Dockerfile", "FROM a\nRUN x\nWORKDIR ${A\nCOPY '$A b /\n").unwrap();
     let steps = &df.stages[0].steps;
     let err = df.expand_step(&steps[1], &env).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "Dockerfile:3: failed to process \"${A\": syntax error: missing '}'"
-    );
+    assert_eq!(err.to_string(), "Dockerfile:3: failed to process \"${A\": syntax error: missing '}'");
     let err = df.expand_step(&steps[2], &env).unwrap_err();
     assert_eq!(
         err.to_string(),
         "Dockerfile:4: failed to process \"'$A\": unexpected end of statement while looking for matching single-quote"
     );
     let err = expand_instruction(&one("WORKDIR ${NOPE:?must be set}"), &env, '\\').unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "failed to process \"${NOPE:?must be set}\": NOPE: must be set"
-    );
+    assert_eq!(err.to_string(), "failed to process \"${NOPE:?must be set}\": NOPE: must be set");
 }
 
 const MULTI: &str = "\
@@ -130,32 +109,11 @@ fn meta_args_and_from_expansion() {
     let build_args = |n: &str| (n == "V").then(|| s("3.19"));
     let meta = df.resolve_meta_args(builtins, &build_args).unwrap();
     let vars: Vec<_> = meta.iter().collect();
-    assert_eq!(
-        vars,
-        [
-            ("TARGETARCH", Some("amd64")),
-            ("BASE", Some("alpine")),
-            ("V", Some("3.19"))
-        ]
-    );
+    assert_eq!(vars, [("TARGETARCH", Some("amd64")), ("BASE", Some("alpine")), ("V", Some("3.19"))]);
     let from = df.expand_from(0, &meta).unwrap();
-    assert_eq!(
-        from,
-        ExpandedFrom {
-            base: s("alpine:3.19"),
-            platform: None,
-            stage: None
-        }
-    );
+    assert_eq!(from, ExpandedFrom { base: s("alpine:3.19"), platform: None, stage: None });
     let from = df.expand_from(1, &meta).unwrap();
-    assert_eq!(
-        from,
-        ExpandedFrom {
-            base: s("base"),
-            platform: None,
-            stage: Some(0)
-        }
-    );
+    assert_eq!(from, ExpandedFrom { base: s("base"), platform: None, stage: Some(0) });
 
     // Declared without a value: empty, not unset, so `:-` applies.
     let meta = df.resolve_meta_args(MetaArgs::new(), &|_| None).unwrap();
@@ -194,10 +152,7 @@ fn targets_and_dependencies() {
     }
     // Build order puts `tools` (2) before `deps` (1), which mounts it.
     assert_eq!(df.build_order(5, &meta).unwrap(), [0, 2, 1, 3, 5]);
-    assert_eq!(
-        df.resolve_from("busybox:latest"),
-        Ok(StageRef::Image(s("busybox:latest")))
-    );
+    assert_eq!(df.resolve_from("busybox:latest"), Ok(StageRef::Image(s("busybox:latest"))));
     assert_eq!(df.resolve_from("9"), Err(ErrorKind::InvalidStageIndex(9)));
 }
 

@@ -47,16 +47,10 @@ fn instruction_forms() {
                 ..add(&["https://x/y"], "/y")
             }),
         ),
-        (
-            "ENV A=1 B=\"x y\"",
-            Instruction::Env(kv(&[("A", "1"), ("B", "\"x y\"")])),
-        ),
+        ("ENV A=1 B=\"x y\"", Instruction::Env(kv(&[("A", "1"), ("B", "\"x y\"")]))),
         ("ENV A x  y \"z\"", Instruction::Env(kv(&[("A", "x  y \"z\"")]))),
         ("ENV A=a\\ b C=", Instruction::Env(kv(&[("A", "a\\ b"), ("C", "")]))),
-        (
-            "ENV A='$B' C=\"$D\"",
-            Instruction::Env(kv(&[("A", "'$B'"), ("C", "\"$D\"")])),
-        ),
+        ("ENV A='$B' C=\"$D\"", Instruction::Env(kv(&[("A", "'$B'"), ("C", "\"$D\"")]))),
         (
             "LABEL \"com.example.a\"=\"b c\" d=e",
             Instruction::Label(kv(&[("\"com.example.a\"", "\"b c\""), ("d", "e")])),
@@ -65,18 +59,9 @@ fn instruction_forms() {
         (
             "ARG A B=2 C=\"x y\"",
             Instruction::Arg(vec![
-                ArgDef {
-                    name: s("A"),
-                    default: None,
-                },
-                ArgDef {
-                    name: s("B"),
-                    default: Some(s("2")),
-                },
-                ArgDef {
-                    name: s("C"),
-                    default: Some(s("\"x y\"")),
-                },
+                ArgDef { name: s("A"), default: None },
+                ArgDef { name: s("B"), default: Some(s("2")) },
+                ArgDef { name: s("C"), default: Some(s("\"x y\"")) },
             ]),
         ),
         ("WORKDIR /a b", Instruction::Workdir(s("/a b"))),
@@ -88,19 +73,10 @@ fn instruction_forms() {
         ("CMD", Instruction::Cmd(shell(""))),
         ("ENTRYPOINT [\"/init\"]", Instruction::Entrypoint(exec(&["/init"]))),
         ("ENTRYPOINT exec app", Instruction::Entrypoint(shell("exec app"))),
-        (
-            "EXPOSE 80 443/tcp  $P",
-            Instruction::Expose(strings(&["80", "443/tcp", "$P"])),
-        ),
+        ("EXPOSE 80 443/tcp  $P", Instruction::Expose(strings(&["80", "443/tcp", "$P"]))),
         ("VOLUME /a /b", Instruction::Volume(strings(&["/a", "/b"]))),
-        (
-            "VOLUME [\"/a\", \"/b c\"]",
-            Instruction::Volume(strings(&["/a", "/b c"])),
-        ),
-        (
-            "SHELL [\"/bin/bash\", \"-c\"]",
-            Instruction::Shell(strings(&["/bin/bash", "-c"])),
-        ),
+        ("VOLUME [\"/a\", \"/b c\"]", Instruction::Volume(strings(&["/a", "/b c"]))),
+        ("SHELL [\"/bin/bash\", \"-c\"]", Instruction::Shell(strings(&["/bin/bash", "-c"]))),
         ("HEALTHCHECK NONE", Instruction::Healthcheck(Healthcheck::None)),
         (
             "HEALTHCHECK CMD curl -f http://x/",
@@ -128,10 +104,7 @@ fn instruction_forms() {
             "onbuild copy --from=x a b",
             Instruction::Onbuild(Onbuild {
                 expression: s("copy --from=x a b"),
-                instruction: Box::new(Instruction::Copy(Copy {
-                    from: Some(s("x")),
-                    ..copy(&["a"], "b")
-                })),
+                instruction: Box::new(Instruction::Copy(Copy { from: Some(s("x")), ..copy(&["a"], "b") })),
             }),
         ),
     ];
@@ -156,47 +129,20 @@ COPY --from=build /out /
     assert_eq!(
         df.meta_args,
         vec![
-            MetaArg {
-                line: 2,
-                arg: ArgDef {
-                    name: s("REG"),
-                    default: Some(s("docker.io"))
-                }
-            },
-            MetaArg {
-                line: 2,
-                arg: ArgDef {
-                    name: s("TAG"),
-                    default: None
-                }
-            },
+            MetaArg { line: 2, arg: ArgDef { name: s("REG"), default: Some(s("docker.io")) } },
+            MetaArg { line: 2, arg: ArgDef { name: s("TAG"), default: None } },
         ]
     );
     let summary: Vec<_> = df
         .stages
         .iter()
-        .map(|st| {
-            (
-                st.index,
-                st.name.as_deref(),
-                st.base.as_str(),
-                st.platform.as_deref(),
-                st.line,
-                st.steps.len(),
-            )
-        })
+        .map(|st| (st.index, st.name.as_deref(), st.base.as_str(), st.platform.as_deref(), st.line, st.steps.len()))
         .collect();
     assert_eq!(
         summary,
-        [
-            (0, Some("build"), "$REG/golang:${TAG}", Some("$BUILDPLATFORM"), 3, 1),
-            (1, None, "scratch", None, 6, 1),
-        ]
+        [(0, Some("build"), "$REG/golang:${TAG}", Some("$BUILDPLATFORM"), 3, 1), (1, None, "scratch", None, 6, 1),]
     );
-    assert_eq!(
-        df.stages[0].original,
-        "FROM --platform=$BUILDPLATFORM $REG/golang:${TAG} AS Build"
-    );
+    assert_eq!(df.stages[0].original, "FROM --platform=$BUILDPLATFORM $REG/golang:${TAG} AS Build");
     assert_eq!(df.stages[1].steps[0].line, 7);
 }
 
@@ -205,22 +151,9 @@ fn original_text_and_lines() {
     let text =
         "FROM a\n\nRUN apt-get update && \\\n    # comment inside\n    apt-get install -y x\nENV A=1 \\\n\n    B=2\n";
     let df = parse("Dockerfile", text).unwrap();
-    let got: Vec<_> = df.stages[0]
-        .steps
-        .iter()
-        .map(|s| (s.line, s.original.as_str()))
-        .collect();
-    assert_eq!(
-        got,
-        [
-            (3, "RUN apt-get update &&     apt-get install -y x"),
-            (6, "ENV A=1     B=2")
-        ]
-    );
-    assert_eq!(
-        df.stages[0].steps[1].instruction,
-        Instruction::Env(kv(&[("A", "1"), ("B", "2")]))
-    );
+    let got: Vec<_> = df.stages[0].steps.iter().map(|s| (s.line, s.original.as_str())).collect();
+    assert_eq!(got, [(3, "RUN apt-get update &&     apt-get install -y x"), (6, "ENV A=1     B=2")]);
+    assert_eq!(df.stages[0].steps[1].instruction, Instruction::Env(kv(&[("A", "1"), ("B", "2")])));
 }
 
 #[test]
@@ -229,23 +162,13 @@ fn escape_directive_backtick() {
     let df = parse("Dockerfile", text).unwrap();
     assert_eq!(df.escape, '`');
     let got: Vec<_> = df.stages[0].steps.iter().map(|s| s.instruction.clone()).collect();
-    assert_eq!(
-        got,
-        [
-            Instruction::Copy(copy(&["C:\\src"], "C:\\dst")),
-            Instruction::Run(run(shell("dir C:\\"))),
-        ]
-    );
+    assert_eq!(got, [Instruction::Copy(copy(&["C:\\src"], "C:\\dst")), Instruction::Run(run(shell("dir C:\\"))),]);
 }
 
 #[test]
 fn heredoc_bodies_are_part_of_the_original_text() {
     let df = parse("Dockerfile", "FROM a\nCOPY <<-A <<B /d/\n\tx\n\tA\ny\nB\nRUN z\n").unwrap();
-    let got: Vec<_> = df.stages[0]
-        .steps
-        .iter()
-        .map(|s| (s.line, s.original.as_str()))
-        .collect();
+    let got: Vec<_> = df.stages[0].steps.iter().map(|s| (s.line, s.original.as_str())).collect();
     assert_eq!(got, [(2, "COPY <<-A <<B /d/\nx\nA\ny\nB"), (7, "RUN z")]);
 }
 
@@ -254,44 +177,17 @@ fn heredoc_instructions() {
     let got = steps(
         "RUN <<EOF\nset -e\necho $A\nEOF\nCOPY <<-\"CONF\" /etc/app.conf\n\tkey=$V\n\tCONF\nONBUILD RUN <<X\nhi\nX",
     );
-    let run_doc = Heredoc {
-        name: s("EOF"),
-        content: s("set -e\necho $A\n"),
-        expand: true,
-        chomp: false,
-        fd: 0,
-    };
-    let conf = Heredoc {
-        name: s("CONF"),
-        content: s("key=$V\n"),
-        expand: false,
-        chomp: true,
-        fd: 0,
-    };
-    let x = Heredoc {
-        name: s("X"),
-        content: s("hi\n"),
-        expand: true,
-        chomp: false,
-        fd: 0,
-    };
+    let run_doc = Heredoc { name: s("EOF"), content: s("set -e\necho $A\n"), expand: true, chomp: false, fd: 0 };
+    let conf = Heredoc { name: s("CONF"), content: s("key=$V\n"), expand: false, chomp: true, fd: 0 };
+    let x = Heredoc { name: s("X"), content: s("hi\n"), expand: true, chomp: false, fd: 0 };
     assert_eq!(
         got,
         [
-            Instruction::Run(Run {
-                heredocs: vec![run_doc],
-                ..run(shell("<<EOF"))
-            }),
-            Instruction::Copy(Copy {
-                heredocs: vec![conf],
-                ..copy(&[], "/etc/app.conf")
-            }),
+            Instruction::Run(Run { heredocs: vec![run_doc], ..run(shell("<<EOF")) }),
+            Instruction::Copy(Copy { heredocs: vec![conf], ..copy(&[], "/etc/app.conf") }),
             Instruction::Onbuild(Onbuild {
                 expression: s("RUN <<X\nhi\nX"),
-                instruction: Box::new(Instruction::Run(Run {
-                    heredocs: vec![x],
-                    ..run(shell("<<X"))
-                })),
+                instruction: Box::new(Instruction::Run(Run { heredocs: vec![x], ..run(shell("<<X")) })),
             }),
         ]
     );
@@ -305,21 +201,12 @@ fn onbuild_triggers_from_an_image() {
         (
             "RUN <<X\nhi\nX",
             Ok(Instruction::Run(Run {
-                heredocs: vec![Heredoc {
-                    name: s("X"),
-                    content: s("hi\n"),
-                    expand: true,
-                    chomp: false,
-                    fd: 0,
-                }],
+                heredocs: vec![Heredoc { name: s("X"), content: s("hi\n"), expand: true, chomp: false, fd: 0 }],
                 ..run(shell("<<X"))
             })),
         ),
         ("FROM x", Err("base:1: FROM isn't allowed as an ONBUILD trigger")),
-        (
-            "RUN a\nRUN b",
-            Err("base: ONBUILD trigger is not one instruction: \"RUN a\nRUN b\""),
-        ),
+        ("RUN a\nRUN b", Err("base: ONBUILD trigger is not one instruction: \"RUN a\nRUN b\"")),
         ("COPY a", Err("base:1: COPY requires at least two arguments, but got 1")),
     ];
     for (expression, want) in cases {

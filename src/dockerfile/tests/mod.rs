@@ -33,13 +33,7 @@ fn one(body: &str) -> Instruction {
 }
 
 fn run(command: CommandLine) -> Run {
-    Run {
-        mounts: vec![],
-        network: None,
-        security: None,
-        command,
-        heredocs: vec![],
-    }
+    Run { mounts: vec![], network: None, security: None, command, heredocs: vec![] }
 }
 
 fn copy(sources: &[&str], dest: &str) -> Copy {
@@ -80,12 +74,5 @@ fn exec(words: &[&str]) -> CommandLine {
 }
 
 fn check(test: CommandLine) -> HealthcheckCommand {
-    HealthcheckCommand {
-        test,
-        interval: None,
-        timeout: None,
-        start_period: None,
-        start_interval: None,
-        retries: None,
-    }
+    HealthcheckCommand { test, interval: None, timeout: None, start_period: None, start_interval: None, retries: None }
 }

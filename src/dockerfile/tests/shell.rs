@@ -86,13 +86,8 @@ fn expand_word_cases() {
 
 #[test]
 fn backtick_escape() {
-    let cases: &[(&str, &str)] = &[
-        ("`$A", "$A"),
-        ("C:\\dir", "C:\\dir"),
-        ("a` b", "a b"),
-        ("\"`\"\"", "\""),
-        ("\"\\$A\"", "\\a"),
-    ];
+    let cases: &[(&str, &str)] =
+        &[("`$A", "$A"), ("C:\\dir", "C:\\dir"), ("a` b", "a b"), ("\"`\"\"", "\""), ("\"\\$A\"", "\\a")];
     for (input, want) in cases {
         assert_eq!(expand_word(input, &env, '`').as_deref(), Ok(*want), "input {input:?}");
     }
@@ -122,14 +117,8 @@ fn expand_words_cases() {
 #[test]
 fn expand_errors() {
     let cases: &[(&str, &str)] = &[
-        (
-            "'abc",
-            "unexpected end of statement while looking for matching single-quote",
-        ),
-        (
-            "\"abc",
-            "unexpected end of statement while looking for matching double-quote",
-        ),
+        ("'abc", "unexpected end of statement while looking for matching single-quote"),
+        ("\"abc", "unexpected end of statement while looking for matching double-quote"),
         ("${A", "syntax error: missing '}'"),
         ("${A:-x", "syntax error: missing '}'"),
         ("${", "syntax error: missing '}'"),
@@ -145,10 +134,7 @@ fn expand_errors() {
         ("${UNSET?set UNSET please}", "UNSET: set UNSET please"),
         ("${P/x", "syntax error: missing '/' in ${}"),
         ("${P/x/y", "syntax error: missing '}'"),
-        (
-            "${F%a\\b}",
-            "invalid pattern (a\\b) in substitution: invalid escape '\\b'",
-        ),
+        ("${F%a\\b}", "invalid pattern (a\\b) in substitution: invalid escape '\\b'"),
     ];
     for (input, want) in cases {
         let err = expand_word(input, &env, '\\').unwrap_err();
@@ -164,12 +150,7 @@ fn heredoc_body_keeps_quotes() {
 
 #[test]
 fn raw_lexer_keeps_quotes_and_escapes() {
-    let lexer = Lexer {
-        raw_quotes: true,
-        raw_escapes: true,
-        skip_unset: true,
-        ..Lexer::new('\\')
-    };
+    let lexer = Lexer { raw_quotes: true, raw_escapes: true, skip_unset: true, ..Lexer::new('\\') };
     let (_, words) = lexer.process("cat <<\"EOF\" a\\ b $X", &env).unwrap();
     assert_eq!(words, ["cat", "<<\"EOF\"", "a\\ b", "$X"]);
 }
@@ -180,33 +161,13 @@ fn raw_lexer_keeps_quotes_and_escapes() {
 fn buildkit_pattern_cases() {
     type Vars = &'static [(&'static str, &'static str)];
     let cases: &[(&str, Vars, Option<&str>)] = &[
-        (
-            "${FOO-aaa} ${BAR-bbb} ${BAZ-ccc}",
-            &[("FOO", "xxx"), ("BAR", "")],
-            Some("xxx  ccc"),
-        ),
-        (
-            "${FOO:-aaa} ${BAR:-bbb} ${BAZ:-ccc}",
-            &[("FOO", "xxx"), ("BAR", "")],
-            Some("xxx bbb ccc"),
-        ),
-        (
-            "${FOO+aaa} ${BAR+bbb} ${BAZ+ccc}",
-            &[("FOO", "xxx"), ("BAR", "")],
-            Some("aaa bbb "),
-        ),
-        (
-            "${FOO:+aaa} ${BAR:+bbb} ${BAZ:+ccc}",
-            &[("FOO", "xxx"), ("BAR", "")],
-            Some("aaa  "),
-        ),
+        ("${FOO-aaa} ${BAR-bbb} ${BAZ-ccc}", &[("FOO", "xxx"), ("BAR", "")], Some("xxx  ccc")),
+        ("${FOO:-aaa} ${BAR:-bbb} ${BAZ:-ccc}", &[("FOO", "xxx"), ("BAR", "")], Some("xxx bbb ccc")),
+        ("${FOO+aaa} ${BAR+bbb} ${BAZ+ccc}", &[("FOO", "xxx"), ("BAR", "")], Some("aaa bbb ")),
+        ("${FOO:+aaa} ${BAR:+bbb} ${BAZ:+ccc}", &[("FOO", "xxx"), ("BAR", "")], Some("aaa  ")),
         ("${VAR:?message here$ARG}", &[("VAR", ""), ("ARG", "x")], None),
         ("${FOO=aaa}", &[("FOO", "xxx")], None),
-        (
-            "${FOO#()[]{\\}^$.\\*\\?|\\\\}",
-            &[("FOO", "()[]{}^$.*?|\\x")],
-            Some("x"),
-        ),
+        ("${FOO#()[]{\\}^$.\\*\\?|\\\\}", &[("FOO", "()[]{}^$.*?|\\x")], Some("x")),
         ("${FOO%%\\**}", &[("FOO", "xx**")], Some("xx")),
         ("${FOO#*x*y}", &[("FOO", "xxyy")], Some("y")),
         ("${FOO#*}", &[("FOO", "xxyy")], Some("xxyy")),

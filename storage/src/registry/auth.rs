@@ -33,19 +33,13 @@ pub struct Credentials {
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
+        f.debug_struct("Credentials").field("username", &self.username).field("password", &"<redacted>").finish()
     }
 }
 
 impl Credentials {
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
-        Credentials {
-            username: username.into(),
-            password: password.into(),
-        }
+        Credentials { username: username.into(), password: password.into() }
     }
 
     /// The value of an `Authorization: Basic …` header.
@@ -113,17 +107,13 @@ struct RawEntry {
 /// Parses the text of an auth.json or docker config.json. `source` is only used in
 /// errors and warnings.
 pub fn parse_auth_file(source: &Path, text: &str) -> Result<AuthFile, AuthError> {
-    let raw: RawFile = serde_json::from_str(text).map_err(|e| AuthError::Json {
-        path: source.to_owned(),
-        source: e,
-    })?;
+    let raw: RawFile =
+        serde_json::from_str(text).map_err(|e| AuthError::Json { path: source.to_owned(), source: e })?;
     let mut entries = BTreeMap::new();
     for (key, entry) in raw.auths {
         let creds = match (entry.auth.as_deref().filter(|a| !a.is_empty()), entry.username) {
-            (Some(auth), _) => decode_auth(auth).ok_or_else(|| AuthError::BadAuthField {
-                path: source.to_owned(),
-                key: key.clone(),
-            })?,
+            (Some(auth), _) => decode_auth(auth)
+                .ok_or_else(|| AuthError::BadAuthField { path: source.to_owned(), key: key.clone() })?,
             (None, Some(username)) if !username.is_empty() => {
                 Credentials::new(username, entry.password.unwrap_or_default())
             }
@@ -157,10 +147,7 @@ fn decode_auth(auth: &str) -> Option<Credentials> {
 /// `https://index.docker.io/v1/` → `docker.io`; `http://host:5000/` → `host:5000`;
 /// `quay.io/org` stays.
 pub fn normalize_key(key: &str) -> String {
-    let key = key
-        .strip_prefix("https://")
-        .or_else(|| key.strip_prefix("http://"))
-        .unwrap_or(key);
+    let key = key.strip_prefix("https://").or_else(|| key.strip_prefix("http://")).unwrap_or(key);
     let mut key = key.trim_end_matches('/');
     for suffix in ["/v1", "/v2"] {
         if let Some(stripped) = key.strip_suffix(suffix) {
@@ -207,10 +194,7 @@ impl AuthStore {
                 Ok(text) => text,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => {
-                    return Err(AuthError::Read {
-                        path: path.clone(),
-                        source: e,
-                    });
+                    return Err(AuthError::Read { path: path.clone(), source: e });
                 }
             };
             let file = parse_auth_file(path, &text)?;
@@ -238,14 +222,7 @@ impl AuthStore {
     pub fn with_credentials(mut self, registry: &str, credentials: Credentials) -> Self {
         let mut entries = BTreeMap::new();
         entries.insert(normalize_key(registry), credentials);
-        self.files.insert(
-            0,
-            AuthFile {
-                source: PathBuf::from("<explicit>"),
-                entries,
-                ..AuthFile::default()
-            },
-        );
+        self.files.insert(0, AuthFile { source: PathBuf::from("<explicit>"), entries, ..AuthFile::default() });
         self
     }
 
@@ -322,11 +299,7 @@ mod tests {
             org = b64("o:op"),
         );
         let file = parse_auth_file(Path::new("/a.json"), &text).unwrap();
-        let got: Vec<_> = file
-            .entries
-            .iter()
-            .map(|(k, c)| format!("{k}={}:{}", c.username, c.password))
-            .collect();
+        let got: Vec<_> = file.entries.iter().map(|(k, c)| format!("{k}={}:{}", c.username, c.password)).collect();
         assert_eq!(
             got,
             [
@@ -383,11 +356,8 @@ mod tests {
         )
         .unwrap();
         let store = AuthStore::from_files(vec![first, second]);
-        let user = |reg: &str, repo: &str| {
-            store
-                .lookup(reg, repo)
-                .map(|(c, p)| format!("{}@{}", c.username, p.display()))
-        };
+        let user =
+            |reg: &str, repo: &str| store.lookup(reg, repo).map(|(c, p)| format!("{}@{}", c.username, p.display()));
         assert_eq!(user("quay.io", "org/app").as_deref(), Some("b@/first"));
         assert_eq!(user("quay.io", "other/app").as_deref(), Some("a@/first"));
         assert_eq!(user("docker.io", "library/busybox").as_deref(), Some("d@/second"));
@@ -424,10 +394,7 @@ mod tests {
         let home_only = default_auth_paths(env(&[("HOME", "/home/u")]));
         assert_eq!(
             home_only,
-            [
-                PathBuf::from("/home/u/.config/containers/auth.json"),
-                PathBuf::from("/home/u/.docker/config.json"),
-            ]
+            [PathBuf::from("/home/u/.config/containers/auth.json"), PathBuf::from("/home/u/.docker/config.json"),]
         );
     }
 

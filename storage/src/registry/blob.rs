@@ -74,23 +74,14 @@ impl Client {
 
     fn blob_request<'a>(&self, reference: &'a Reference, method: Method, digest: &str, action: &str) -> Request<'a> {
         let url = self.url(reference, &format!("{}/blobs/{digest}", reference.repository));
-        self.request(
-            reference,
-            method,
-            url,
-            Scope::pull(&reference.repository),
-            format!("{action} blob {digest}"),
-        )
+        self.request(reference, method, url, Scope::pull(&reference.repository), format!("{action} blob {digest}"))
     }
 
     /// Opens a blob for streaming, following redirects (e.g. to object storage). The
     /// reader verifies the digest when read to the end.
     pub fn get_blob(&self, reference: &Reference, digest: &str) -> Result<BlobReader, RegistryError> {
         let (response, _) = self.open_blob(reference, digest, 0)?;
-        let content_length = response
-            .headers()
-            .get("content-length")
-            .and_then(|v| v.to_str().ok()?.parse().ok());
+        let content_length = response.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse().ok());
         Ok(BlobReader {
             body: response.into_body().into_reader(),
             hasher: Some(DigestHasher::for_digest(digest)),
@@ -214,11 +205,7 @@ impl Client {
         let req = self.blob_request(reference, Method::HEAD, digest, "checking");
         let response = self.send(&req, Body::Empty)?;
         match response.status().as_u16() {
-            200 => Ok(Some(
-                header(&response, "content-length")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
-            )),
+            200 => Ok(Some(header(&response, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0))),
             404 => Ok(None),
             _ => Err(self.error_for(&req, response)),
         }
@@ -286,8 +273,7 @@ impl Client {
             Scope::push(&reference.repository),
             format!("uploading blob {digest}"),
         );
-        req.headers
-            .push(("Content-Type", "application/octet-stream".to_owned()));
+        req.headers.push(("Content-Type", "application/octet-stream".to_owned()));
         let mut hashing = HashingReader {
             inner: reader.take(size),
             size: Some(size),
@@ -314,11 +300,7 @@ impl Client {
         // A short or wrong body explains a refusal better than the registry's words.
         let HashingReader { count, hasher, eof, .. } = hashing;
         if eof && count < size {
-            return Err(RegistryError::SizeMismatch {
-                digest: digest.to_owned(),
-                expected: size,
-                found: count,
-            });
+            return Err(RegistryError::SizeMismatch { digest: digest.to_owned(), expected: size, found: count });
         }
         if count == size {
             let found = hasher.finish();

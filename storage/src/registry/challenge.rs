@@ -13,11 +13,7 @@ pub enum Challenge {
     /// Send `Authorization: Basic` with the user's credentials on every request.
     Basic { realm: Option<String> },
     /// Get a token from `realm` for `service` and `scope`, then send it as `Bearer`.
-    Bearer {
-        realm: String,
-        service: Option<String>,
-        scope: Option<String>,
-    },
+    Bearer { realm: String, service: Option<String>, scope: Option<String> },
 }
 
 /// Parses one or more `WWW-Authenticate` header values. Bearer is preferred over
@@ -26,19 +22,10 @@ pub fn parse_challenges<'a>(headers: impl IntoIterator<Item = &'a str>) -> Optio
     let mut basic = None;
     for header in headers {
         for (scheme, params) in split_challenges(header) {
-            let get = |name: &str| {
-                params
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v.clone())
-            };
+            let get = |name: &str| params.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
             if scheme.eq_ignore_ascii_case("bearer") {
                 if let Some(realm) = get("realm") {
-                    return Some(Challenge::Bearer {
-                        realm,
-                        service: get("service"),
-                        scope: get("scope"),
-                    });
+                    return Some(Challenge::Bearer { realm, service: get("service"), scope: get("scope") });
                 }
             } else if scheme.eq_ignore_ascii_case("basic") && basic.is_none() {
                 basic = Some(Challenge::Basic { realm: get("realm") });
@@ -139,10 +126,7 @@ pub fn parse_token_response(body: &str) -> Result<Token, String> {
         .filter(|t| !t.is_empty())
         .or(raw.access_token.filter(|t| !t.is_empty()))
         .ok_or("response has neither \"token\" nor \"access_token\"")?;
-    Ok(Token {
-        token,
-        expires_in: Duration::from_secs(raw.expires_in.unwrap_or(60).max(1)),
-    })
+    Ok(Token { token, expires_in: Duration::from_secs(raw.expires_in.unwrap_or(60).max(1)) })
 }
 
 /// Bearer tokens per (registry, scope), dropped shortly before they expire.
@@ -163,10 +147,7 @@ impl TokenCache {
 
     pub(crate) fn insert(&mut self, registry: &str, scope: &str, token: &Token, now: Instant) {
         let life = token.expires_in.saturating_sub(EXPIRY_MARGIN).max(token.expires_in / 2);
-        self.tokens.insert(
-            (registry.to_owned(), scope.to_owned()),
-            (token.token.clone(), now + life),
-        );
+        self.tokens.insert((registry.to_owned(), scope.to_owned()), (token.token.clone(), now + life));
     }
 
     pub(crate) fn remove(&mut self, registry: &str, scope: &str) {
@@ -179,11 +160,7 @@ mod tests {
     use super::*;
 
     fn bearer(realm: &str, service: Option<&str>, scope: Option<&str>) -> Challenge {
-        Challenge::Bearer {
-            realm: realm.into(),
-            service: service.map(Into::into),
-            scope: scope.map(Into::into),
-        }
+        Challenge::Bearer { realm: realm.into(), service: service.map(Into::into), scope: scope.map(Into::into) }
     }
 
     #[test]
@@ -201,31 +178,16 @@ mod tests {
             ),
             (
                 vec![r#"Bearer realm="https://r.io/token", scope="repository:a/b:pull,push", service="r.io""#],
-                Some(bearer(
-                    "https://r.io/token",
-                    Some("r.io"),
-                    Some("repository:a/b:pull,push"),
-                )),
+                Some(bearer("https://r.io/token", Some("r.io"), Some("repository:a/b:pull,push"))),
             ),
-            (
-                vec![r#"bearer Realm=https://r.io/t,Service=svc"#],
-                Some(bearer("https://r.io/t", Some("svc"), None)),
-            ),
-            (
-                vec![r#"Basic realm="scratch""#],
-                Some(Challenge::Basic {
-                    realm: Some("scratch".into()),
-                }),
-            ),
+            (vec![r#"bearer Realm=https://r.io/t,Service=svc"#], Some(bearer("https://r.io/t", Some("svc"), None))),
+            (vec![r#"Basic realm="scratch""#], Some(Challenge::Basic { realm: Some("scratch".into()) })),
             (vec!["Basic"], Some(Challenge::Basic { realm: None })),
             (
                 vec![r#"Basic realm="a, \"b\"", Bearer realm="https://t",service="s""#],
                 Some(bearer("https://t", Some("s"), None)),
             ),
-            (
-                vec![r#"Basic realm="x""#, r#"Bearer realm="https://t""#],
-                Some(bearer("https://t", None, None)),
-            ),
+            (vec![r#"Basic realm="x""#, r#"Bearer realm="https://t""#], Some(bearer("https://t", None, None))),
             (vec![r#"Negotiate abc"#], None),
             (vec![r#"Bearer service="no-realm""#], None),
             (vec![""], None),
@@ -238,28 +200,12 @@ mod tests {
     #[test]
     fn parses_token_responses() {
         let t = parse_token_response(r#"{"token":"abc","expires_in":300,"issued_at":"2024-01-01T00:00:00Z"}"#).unwrap();
-        assert_eq!(
-            t,
-            Token {
-                token: "abc".into(),
-                expires_in: Duration::from_secs(300)
-            }
-        );
+        assert_eq!(t, Token { token: "abc".into(), expires_in: Duration::from_secs(300) });
         let t = parse_token_response(r#"{"access_token":"xyz"}"#).unwrap();
-        assert_eq!(
-            t,
-            Token {
-                token: "xyz".into(),
-                expires_in: Duration::from_secs(60)
-            }
-        );
+        assert_eq!(t, Token { token: "xyz".into(), expires_in: Duration::from_secs(60) });
         let t = parse_token_response(r#"{"token":"","access_token":"xyz"}"#).unwrap();
         assert_eq!(t.token, "xyz");
-        assert!(
-            parse_token_response(r#"{"expires_in":1}"#)
-                .unwrap_err()
-                .contains("neither")
-        );
+        assert!(parse_token_response(r#"{"expires_in":1}"#).unwrap_err().contains("neither"));
         assert!(parse_token_response("<html>").unwrap_err().starts_with("invalid JSON"));
     }
 
@@ -267,23 +213,12 @@ mod tests {
     fn token_cache_expires() {
         let mut cache = TokenCache::default();
         let now = Instant::now();
-        let token = Token {
-            token: "t".into(),
-            expires_in: Duration::from_secs(60),
-        };
+        let token = Token { token: "t".into(), expires_in: Duration::from_secs(60) };
         cache.insert("r.io", "repository:a:pull", &token, now);
         assert_eq!(cache.get("r.io", "repository:a:pull", now).as_deref(), Some("t"));
         assert_eq!(cache.get("r.io", "repository:b:pull", now), None);
-        assert_eq!(
-            cache
-                .get("r.io", "repository:a:pull", now + Duration::from_secs(49))
-                .as_deref(),
-            Some("t")
-        );
-        assert_eq!(
-            cache.get("r.io", "repository:a:pull", now + Duration::from_secs(51)),
-            None
-        );
+        assert_eq!(cache.get("r.io", "repository:a:pull", now + Duration::from_secs(49)).as_deref(), Some("t"));
+        assert_eq!(cache.get("r.io", "repository:a:pull", now + Duration::from_secs(51)), None);
         cache.remove("r.io", "repository:a:pull");
         assert_eq!(cache.get("r.io", "repository:a:pull", now), None);
     }

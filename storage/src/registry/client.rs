@@ -39,10 +39,7 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("config", &self.config)
-            .field("retry", &self.retry)
-            .finish_non_exhaustive()
+        f.debug_struct("Client").field("config", &self.config).field("retry", &self.retry).finish_non_exhaustive()
     }
 }
 
@@ -125,11 +122,7 @@ impl Client {
 
     /// `scheme://host/v2/` plus `path` for the reference's registry.
     pub(crate) fn url(&self, reference: &Reference, path: &str) -> String {
-        format!(
-            "{}://{}/v2/{path}",
-            self.config.scheme(&reference.registry),
-            reference.api_host()
-        )
+        format!("{}://{}/v2/{path}", self.config.scheme(&reference.registry), reference.api_host())
     }
 
     fn agent_for(&self, registry: &str) -> &Agent {
@@ -380,14 +373,7 @@ impl Client {
         scope: Scope,
         action: String,
     ) -> Request<'a> {
-        Request {
-            method,
-            url,
-            headers: Vec::new(),
-            reference,
-            scope,
-            action,
-        }
+        Request { method, url, headers: Vec::new(), reference, scope, action }
     }
 
     pub(crate) fn invalid_response(&self, req: &Request<'_>, detail: impl Into<String>) -> RegistryError {
@@ -415,22 +401,14 @@ fn build_agent(skip_tls_verify: bool) -> Agent {
 
 /// A header's value as text, if present and printable.
 pub(crate) fn header(response: &Response<ureq::Body>, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 /// Reads at most [`SMALL_BODY_LIMIT`] of a body as text; errors give an empty string
 /// (the status code already says what happened).
 pub(crate) fn read_small(response: &mut Response<ureq::Body>) -> String {
     let mut bytes = Vec::new();
-    let _ = response
-        .body_mut()
-        .as_reader()
-        .take(SMALL_BODY_LIMIT)
-        .read_to_end(&mut bytes);
+    let _ = response.body_mut().as_reader().take(SMALL_BODY_LIMIT).read_to_end(&mut bytes);
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -450,19 +428,10 @@ pub(crate) fn error_summary(body: &str) -> String {
     if let Ok(parsed) = serde_json::from_str::<Errors>(body)
         && !parsed.errors.is_empty()
     {
-        return parsed
-            .errors
-            .iter()
-            .map(|e| format!("{}: {}", e.code, e.message))
-            .collect::<Vec<_>>()
-            .join("; ");
+        return parsed.errors.iter().map(|e| format!("{}: {}", e.code, e.message)).collect::<Vec<_>>().join("; ");
     }
     let trimmed: String = body.trim().chars().take(200).collect();
-    if trimmed.is_empty() {
-        "no details given".to_owned()
-    } else {
-        trimmed.replace('\n', " ")
-    }
+    if trimmed.is_empty() { "no details given".to_owned() } else { trimmed.replace('\n', " ") }
 }
 
 /// Percent-encodes a query value (RFC 3986 unreserved characters pass through).
@@ -489,10 +458,7 @@ pub(crate) fn resolve_url(base: &str, location: &str) -> String {
     if let Some(rest) = location.strip_prefix("//") {
         return format!("{}{rest}", &base[..scheme_end]);
     }
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map(|i| scheme_end + i)
-        .unwrap_or(base.len());
+    let host_end = base[scheme_end..].find('/').map(|i| scheme_end + i).unwrap_or(base.len());
     if location.starts_with('/') {
         return format!("{}{location}", &base[..host_end]);
     }
@@ -522,37 +488,25 @@ mod tests {
         let base = "http://r:5000/v2/a/b/blobs/uploads/";
         let table = [
             ("https://s3.example/bucket/x?sig=1", "https://s3.example/bucket/x?sig=1"),
-            (
-                "/v2/a/b/blobs/uploads/uuid?_state=x",
-                "http://r:5000/v2/a/b/blobs/uploads/uuid?_state=x",
-            ),
+            ("/v2/a/b/blobs/uploads/uuid?_state=x", "http://r:5000/v2/a/b/blobs/uploads/uuid?_state=x"),
             ("uuid", "http://r:5000/v2/a/b/blobs/uploads/uuid"),
             ("//other:1/p", "http://other:1/p"),
         ];
         for (loc, want) in table {
             assert_eq!(resolve_url(base, loc), want, "{loc}");
         }
-        assert_eq!(
-            resolve_url("http://r/v2/x/tags/list?n=1", "list?last=a"),
-            "http://r/v2/x/tags/list?last=a"
-        );
+        assert_eq!(resolve_url("http://r/v2/x/tags/list?n=1", "list?last=a"), "http://r/v2/x/tags/list?last=a");
         assert_eq!(resolve_url("http://r", "/v2/"), "http://r/v2/");
     }
 
     #[test]
     fn appends_queries_and_encodes() {
-        assert_eq!(
-            append_query("http://r/u", "digest", "sha256:ab"),
-            "http://r/u?digest=sha256%3Aab"
-        );
+        assert_eq!(append_query("http://r/u", "digest", "sha256:ab"), "http://r/u?digest=sha256%3Aab");
         assert_eq!(
             append_query("http://r/u?_state=x", "digest", "sha256:ab"),
             "http://r/u?_state=x&digest=sha256%3Aab"
         );
-        assert_eq!(
-            encode_query("repository:a/b:pull,push"),
-            "repository%3Aa%2Fb%3Apull%2Cpush"
-        );
+        assert_eq!(encode_query("repository:a/b:pull,push"), "repository%3Aa%2Fb%3Apull%2Cpush");
     }
 
     #[test]

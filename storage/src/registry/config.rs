@@ -106,10 +106,7 @@ impl RegistryConfig {
                 Ok(text) => text,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => {
-                    return Err(ConfigError::Read {
-                        path: path.clone(),
-                        source: e,
-                    });
+                    return Err(ConfigError::Read { path: path.clone(), source: e });
                 }
             };
             config.merge(RegistryConfig::parse_registries_conf(path, &text)?);
@@ -132,10 +129,7 @@ impl RegistryConfig {
         if let Some(list) = raw.registries.and_then(|v1| v1.insecure) {
             insecure.extend(list.registries.iter().map(|l| host_of_location(l)));
         }
-        Ok(RegistryConfig {
-            insecure,
-            skip_tls_verify: Vec::new(),
-        })
+        Ok(RegistryConfig { insecure, skip_tls_verify: Vec::new() })
     }
 
     /// Adds the other config's entries to this one.
@@ -170,10 +164,7 @@ impl RegistryConfig {
 
 /// `host:5000/ns/repo` → `host:5000`; `http://host` → `host`.
 fn host_of_location(location: &str) -> String {
-    let location = location
-        .strip_prefix("https://")
-        .or_else(|| location.strip_prefix("http://"))
-        .unwrap_or(location);
+    let location = location.strip_prefix("https://").or_else(|| location.strip_prefix("http://")).unwrap_or(location);
     location.split('/').next().unwrap_or(location).to_owned()
 }
 
@@ -200,9 +191,7 @@ fn host_matches(entry: &str, registry: &str) -> bool {
         return false;
     }
     match entry_host.strip_prefix("*.") {
-        Some(suffix) => host
-            .to_ascii_lowercase()
-            .ends_with(&format!(".{}", suffix.to_ascii_lowercase())),
+        Some(suffix) => host.to_ascii_lowercase().ends_with(&format!(".{}", suffix.to_ascii_lowercase())),
         None => entry_host.eq_ignore_ascii_case(host),
     }
 }
@@ -214,9 +203,8 @@ pub fn default_registries_conf_paths(env: impl Fn(&str) -> Option<PathBuf>) -> V
         return vec![path];
     }
     let mut paths = vec![PathBuf::from("/etc/containers/registries.conf")];
-    let config_home = env("XDG_CONFIG_HOME")
-        .filter(|p| !p.as_os_str().is_empty())
-        .or_else(|| env("HOME").map(|h| h.join(".config")));
+    let config_home =
+        env("XDG_CONFIG_HOME").filter(|p| !p.as_os_str().is_empty()).or_else(|| env("HOME").map(|h| h.join(".config")));
     if let Some(dir) = config_home {
         paths.push(dir.join("containers/registries.conf"));
     }
@@ -263,13 +251,9 @@ mod tests {
 
     #[test]
     fn invalid_toml_names_the_file() {
-        let err = RegistryConfig::parse_registries_conf(Path::new("/etc/x.conf"), "[[registry]\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("registries config /etc/x.conf is not valid TOML"),
-            "{err}"
-        );
+        let err =
+            RegistryConfig::parse_registries_conf(Path::new("/etc/x.conf"), "[[registry]\n").unwrap_err().to_string();
+        assert!(err.starts_with("registries config /etc/x.conf is not valid TOML"), "{err}");
         assert!(!err.contains('\n'));
     }
 
@@ -300,9 +284,7 @@ mod tests {
         let user = dir.path().join("user.conf");
         std::fs::write(&sys, "[[registry]]\nlocation=\"a:1\"\ninsecure=true\n").unwrap();
         std::fs::write(&user, "[registries.insecure]\nregistries=[\"a:1\",\"b\"]\n").unwrap();
-        let c = RegistryConfig::load_from(&[sys, dir.path().join("none"), user])
-            .unwrap()
-            .with_insecure(["c:2"]);
+        let c = RegistryConfig::load_from(&[sys, dir.path().join("none"), user]).unwrap().with_insecure(["c:2"]);
         assert_eq!(c.insecure, ["a:1", "b", "c:2"]);
     }
 

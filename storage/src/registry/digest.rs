@@ -81,10 +81,7 @@ mod tests {
 
     #[test]
     fn hashes_like_sha256sum() {
-        assert_eq!(
-            sha256_digest(b""),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(sha256_digest(b""), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
         let mut r = HashingReader {
             inner: &b"abc"[..],
             size: None,
@@ -103,10 +100,7 @@ mod tests {
         };
         let err = io::copy(&mut short, &mut io::sink()).unwrap_err();
         assert_eq!(err.to_string(), "content ended after 2 of 3 bytes");
-        assert_eq!(
-            r.hasher.finish(),
-            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(r.hasher.finish(), "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         let mut h = DigestHasher::for_digest("sha512:x");
         h.update(b"abc");
         assert!(h.finish().starts_with("sha512:ddaf35a193617aba"));

@@ -27,62 +27,31 @@ pub enum RegistryError {
         "registry {registry} rejected the credentials for user \"{username}\" on \
          {repository}: check the username and password (or token) in your auth file"
     )]
-    CredentialsRejected {
-        registry: String,
-        repository: String,
-        username: String,
-    },
+    CredentialsRejected { registry: String, repository: String, username: String },
 
     #[error(
         "registry {registry} denied {action} on {repository}: {message}; check that the \
          account may access this repository"
     )]
-    Denied {
-        registry: String,
-        repository: String,
-        action: String,
-        message: String,
-    },
+    Denied { registry: String, repository: String, action: String, message: String },
 
     #[error("token service {realm} for registry {registry} failed: {detail}")]
-    TokenService {
-        registry: String,
-        realm: String,
-        detail: String,
-    },
+    TokenService { registry: String, realm: String, detail: String },
 
     #[error("manifest {reference} not found: check the repository name and the tag or digest")]
     ManifestNotFound { reference: String },
 
     #[error("blob {digest} not found in {registry}/{repository}")]
-    BlobNotFound {
-        registry: String,
-        repository: String,
-        digest: String,
-    },
+    BlobNotFound { registry: String, repository: String, digest: String },
 
     #[error("registry {registry} answered {status} to {action} on {repository}: {message}")]
-    Status {
-        registry: String,
-        repository: String,
-        action: String,
-        status: u16,
-        message: String,
-    },
+    Status { registry: String, repository: String, action: String, status: u16, message: String },
 
     #[error("registry {registry} sent an invalid response to {action}: {detail}")]
-    InvalidResponse {
-        registry: String,
-        action: String,
-        detail: String,
-    },
+    InvalidResponse { registry: String, action: String, detail: String },
 
     #[error("content of {what} does not match its digest: expected {expected}, found {found}")]
-    DigestMismatch {
-        what: String,
-        expected: String,
-        found: String,
-    },
+    DigestMismatch { what: String, expected: String, found: String },
 
     #[error("blob {digest} has the wrong size: expected {expected} bytes, got {found}")]
     SizeMismatch { digest: String, expected: u64, found: u64 },
@@ -111,11 +80,7 @@ pub enum RegistryError {
         "image {reference} has no {wanted} variant; it offers: {}",
         if available.is_empty() { "nothing".to_owned() } else { available.join(", ") }
     )]
-    NoMatchingPlatform {
-        reference: String,
-        wanted: String,
-        available: Vec<String>,
-    },
+    NoMatchingPlatform { reference: String, wanted: String, available: Vec<String> },
 
     #[error("{action} for {digest}: {source}")]
     Io {

@@ -55,16 +55,12 @@ impl Client {
             match response.status().as_u16() {
                 200 => {}
                 404 => {
-                    return Err(RegistryError::ManifestNotFound {
-                        reference: reference.to_string(),
-                    });
+                    return Err(RegistryError::ManifestNotFound { reference: reference.to_string() });
                 }
                 _ => return Err(self.error_for(&req, response)),
             }
-            let too_large = || RegistryError::ManifestTooLarge {
-                reference: reference.to_string(),
-                limit: MAX_MANIFEST_SIZE,
-            };
+            let too_large =
+                || RegistryError::ManifestTooLarge { reference: reference.to_string(), limit: MAX_MANIFEST_SIZE };
             if header(&response, "content-length")
                 .and_then(|v| v.parse::<u64>().ok())
                 .is_some_and(|len| len > MAX_MANIFEST_SIZE)
@@ -74,12 +70,7 @@ impl Client {
             let content_type = header(&response, "content-type");
             let announced = header(&response, "docker-content-digest");
             let mut bytes = Vec::new();
-            match response
-                .into_body()
-                .into_reader()
-                .take(MAX_MANIFEST_SIZE + 1)
-                .read_to_end(&mut bytes)
-            {
+            match response.into_body().into_reader().take(MAX_MANIFEST_SIZE + 1).read_to_end(&mut bytes) {
                 Ok(_) if bytes.len() as u64 > MAX_MANIFEST_SIZE => return Err(too_large()),
                 Ok(_) => break (bytes, content_type, announced),
                 Err(e) if is_transient_io(&e) && attempt < self.retry_policy().attempts => {
@@ -117,11 +108,7 @@ impl Client {
             tracing::debug!(%reference, %announced, computed = %digest, "registry announced another manifest digest");
         }
         let media_type = detect_media_type(content_type.as_deref(), &bytes);
-        Ok(RawManifest {
-            bytes,
-            media_type,
-            digest,
-        })
+        Ok(RawManifest { bytes, media_type, digest })
     }
 
     /// Pulls the image manifest for `platform`: the manifest itself if the reference
@@ -131,30 +118,20 @@ impl Client {
         let raw = self.get_manifest(reference)?;
         let index = match raw.parse(&shown)? {
             Manifest::Image(manifest) => {
-                return Ok(ResolvedImage {
-                    manifest,
-                    raw,
-                    index: None,
-                });
+                return Ok(ResolvedImage { manifest, raw, index: None });
             }
             Manifest::Index(index) => index,
         };
-        let entry = index
-            .select(platform)
-            .map_err(|available| RegistryError::NoMatchingPlatform {
-                reference: shown.clone(),
-                wanted: platform.to_string(),
-                available,
-            })?;
+        let entry = index.select(platform).map_err(|available| RegistryError::NoMatchingPlatform {
+            reference: shown.clone(),
+            wanted: platform.to_string(),
+            available,
+        })?;
         let child = reference.with_digest(&entry.digest)?;
         tracing::debug!(%reference, %platform, digest = %entry.digest, "selected platform from index");
         let child_raw = self.get_manifest(&child)?;
         match child_raw.parse(&child.to_string())? {
-            Manifest::Image(manifest) => Ok(ResolvedImage {
-                manifest,
-                raw: child_raw,
-                index: Some(raw),
-            }),
+            Manifest::Image(manifest) => Ok(ResolvedImage { manifest, raw: child_raw, index: Some(raw) }),
             Manifest::Index(_) => Err(RegistryError::UnsupportedMediaType {
                 reference: child.to_string(),
                 media_type: format!("{} nested in an index", child_raw.media_type),
@@ -167,10 +144,7 @@ impl Client {
     /// refuse a manifest whose blobs are missing.
     pub fn put_manifest(&self, reference: &Reference, media_type: &str, bytes: &[u8]) -> Result<String, RegistryError> {
         if bytes.len() as u64 > MAX_MANIFEST_SIZE {
-            return Err(RegistryError::ManifestTooLarge {
-                reference: reference.to_string(),
-                limit: MAX_MANIFEST_SIZE,
-            });
+            return Err(RegistryError::ManifestTooLarge { reference: reference.to_string(), limit: MAX_MANIFEST_SIZE });
         }
         let digest = match &reference.digest {
             Some(expected) => {
@@ -189,13 +163,8 @@ impl Client {
             None => super::digest::sha256_digest(bytes),
         };
         let target = reference.tag.as_deref().unwrap_or(&digest);
-        let mut req = self.manifest_request(
-            reference,
-            Method::PUT,
-            target,
-            Scope::push(&reference.repository),
-            "pushing",
-        );
+        let mut req =
+            self.manifest_request(reference, Method::PUT, target, Scope::push(&reference.repository), "pushing");
         req.headers.retain(|(name, _)| *name != "Accept");
         req.headers.push(("Content-Type", media_type.to_owned()));
         let response = self.send(&req, Body::Bytes(bytes))?;
@@ -214,13 +183,8 @@ impl Client {
     pub fn manifest_digest(&self, reference: &Reference) -> Result<Option<String>, RegistryError> {
         if let Some(digest) = &reference.digest {
             // Only the registry knows whether it has it.
-            let req = self.manifest_request(
-                reference,
-                Method::HEAD,
-                digest,
-                Scope::pull(&reference.repository),
-                "checking",
-            );
+            let req =
+                self.manifest_request(reference, Method::HEAD, digest, Scope::pull(&reference.repository), "checking");
             let response = self.send(&req, Body::Empty)?;
             return match response.status().as_u16() {
                 200 => Ok(Some(digest.clone())),
@@ -257,23 +221,14 @@ impl Client {
             Some(digest) => digest.clone(),
             None => self
                 .manifest_digest(reference)?
-                .ok_or_else(|| RegistryError::ManifestNotFound {
-                    reference: reference.to_string(),
-                })?,
+                .ok_or_else(|| RegistryError::ManifestNotFound { reference: reference.to_string() })?,
         };
-        let req = self.manifest_request(
-            reference,
-            Method::DELETE,
-            &digest,
-            Scope::delete(&reference.repository),
-            "deleting",
-        );
+        let req =
+            self.manifest_request(reference, Method::DELETE, &digest, Scope::delete(&reference.repository), "deleting");
         let response = self.send(&req, Body::Empty)?;
         match response.status().as_u16() {
             200..=299 => Ok(()),
-            404 => Err(RegistryError::ManifestNotFound {
-                reference: reference.to_string(),
-            }),
+            404 => Err(RegistryError::ManifestNotFound { reference: reference.to_string() }),
             _ => Err(self.error_for(&req, response)),
         }
     }

@@ -169,17 +169,14 @@ impl ImageIndex {
     /// The first entry for `wanted`, or the list of platforms the index does offer
     /// (attestation entries, `unknown/unknown`, left out).
     pub fn select(&self, wanted: &Platform) -> Result<&Descriptor, Vec<String>> {
-        self.manifests
-            .iter()
-            .find(|d| d.platform.as_ref().is_some_and(|p| p.satisfies(wanted)))
-            .ok_or_else(|| {
-                self.manifests
-                    .iter()
-                    .filter_map(|d| d.platform.as_ref())
-                    .filter(|p| p.os != "unknown")
-                    .map(Platform::to_string)
-                    .collect()
-            })
+        self.manifests.iter().find(|d| d.platform.as_ref().is_some_and(|p| p.satisfies(wanted))).ok_or_else(|| {
+            self.manifests
+                .iter()
+                .filter_map(|d| d.platform.as_ref())
+                .filter(|p| p.os != "unknown")
+                .map(Platform::to_string)
+                .collect()
+        })
     }
 }
 
@@ -210,15 +207,13 @@ impl RawManifest {
             source,
         };
         match self.media_type.as_str() {
-            OCI_MANIFEST | DOCKER_MANIFEST => serde_json::from_slice(&self.bytes)
-                .map(Manifest::Image)
-                .map_err(invalid),
-            OCI_INDEX | DOCKER_MANIFEST_LIST => serde_json::from_slice(&self.bytes)
-                .map(Manifest::Index)
-                .map_err(invalid),
-            DOCKER_SCHEMA1 | DOCKER_SCHEMA1_SIGNED => Err(RegistryError::UnsupportedSchema1 {
-                reference: reference.to_owned(),
-            }),
+            OCI_MANIFEST | DOCKER_MANIFEST => serde_json::from_slice(&self.bytes).map(Manifest::Image).map_err(invalid),
+            OCI_INDEX | DOCKER_MANIFEST_LIST => {
+                serde_json::from_slice(&self.bytes).map(Manifest::Index).map_err(invalid)
+            }
+            DOCKER_SCHEMA1 | DOCKER_SCHEMA1_SIGNED => {
+                Err(RegistryError::UnsupportedSchema1 { reference: reference.to_owned() })
+            }
             other => Err(RegistryError::UnsupportedMediaType {
                 reference: reference.to_owned(),
                 media_type: other.to_owned(),
@@ -246,9 +241,8 @@ struct Sniff {
 /// manifest type, else read from the JSON (`mediaType`, or the shape: OCI allows the
 /// field to be absent, and some registries answer `application/json`).
 pub fn detect_media_type(content_type: Option<&str>, bytes: &[u8]) -> String {
-    let header = content_type
-        .map(|c| c.split(';').next().unwrap_or(c).trim().to_ascii_lowercase())
-        .filter(|c| !c.is_empty());
+    let header =
+        content_type.map(|c| c.split(';').next().unwrap_or(c).trim().to_ascii_lowercase()).filter(|c| !c.is_empty());
     if let Some(ct) = &header
         && ct != "application/json"
         && ct != "text/plain"
@@ -291,14 +285,9 @@ mod tests {
 
     #[test]
     fn selects_platform_from_index() {
-        let raw = RawManifest {
-            bytes: INDEX.as_bytes().to_vec(),
-            media_type: OCI_INDEX.into(),
-            digest: "sha256:00".into(),
-        };
-        let Manifest::Index(index) = raw.parse("r").unwrap() else {
-            panic!("not an index")
-        };
+        let raw =
+            RawManifest { bytes: INDEX.as_bytes().to_vec(), media_type: OCI_INDEX.into(), digest: "sha256:00".into() };
+        let Manifest::Index(index) = raw.parse("r").unwrap() else { panic!("not an index") };
         assert_eq!(index.select(&Platform::linux_amd64()).unwrap().digest, "sha256:bb");
         let arm = Platform::parse("linux/aarch64/v8").unwrap();
         assert_eq!(index.select(&arm).unwrap().digest, "sha256:aa");
@@ -345,28 +334,13 @@ mod tests {
 
     #[test]
     fn schema1_and_unknown_types_are_clear_errors() {
-        let raw = RawManifest {
-            bytes: b"{}".to_vec(),
-            media_type: DOCKER_SCHEMA1_SIGNED.into(),
-            digest: "sha256:00".into(),
-        };
+        let raw =
+            RawManifest { bytes: b"{}".to_vec(), media_type: DOCKER_SCHEMA1_SIGNED.into(), digest: "sha256:00".into() };
         let err = raw.parse("r.io/a:1").unwrap_err().to_string();
         assert!(err.contains("schema 1") && err.contains("re-push"), "{err}");
-        let raw = RawManifest {
-            media_type: "text/html".into(),
-            ..raw
-        };
+        let raw = RawManifest { media_type: "text/html".into(), ..raw };
         assert!(raw.parse("r.io/a:1").unwrap_err().to_string().contains("\"text/html\""));
-        let raw = RawManifest {
-            media_type: OCI_MANIFEST.into(),
-            bytes: b"{\"layers\":1}".to_vec(),
-            ..raw
-        };
-        assert!(
-            raw.parse("r.io/a:1")
-                .unwrap_err()
-                .to_string()
-                .starts_with("manifest r.io/a:1 is not valid JSON")
-        );
+        let raw = RawManifest { media_type: OCI_MANIFEST.into(), bytes: b"{\"layers\":1}".to_vec(), ..raw };
+        assert!(raw.parse("r.io/a:1").unwrap_err().to_string().starts_with("manifest r.io/a:1 is not valid JSON"));
     }
 }

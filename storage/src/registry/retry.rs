@@ -17,21 +17,14 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            attempts: 5,
-            initial: Duration::from_millis(200),
-            max: Duration::from_secs(3),
-        }
+        RetryPolicy { attempts: 5, initial: Duration::from_millis(200), max: Duration::from_secs(3) }
     }
 }
 
 impl RetryPolicy {
     /// A policy that never retries.
     pub fn none() -> Self {
-        RetryPolicy {
-            attempts: 1,
-            ..Default::default()
-        }
+        RetryPolicy { attempts: 1, ..Default::default() }
     }
 
     /// Wait before attempt number `attempt + 1`, where `attempt` counts from 1.
@@ -78,9 +71,7 @@ pub(crate) fn is_transient_io(err: &io::Error) -> bool {
     }
     // ureq wraps its own errors (timeouts, premature close) into io::Error when they
     // surface through a body reader.
-    err.get_ref()
-        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
-        .is_some_and(is_transient)
+    err.get_ref().and_then(|inner| inner.downcast_ref::<ureq::Error>()).is_some_and(is_transient)
 }
 
 #[cfg(test)]
@@ -107,9 +98,7 @@ mod tests {
     #[test]
     fn classifies_errors() {
         assert!(is_transient(&ureq::Error::ConnectionFailed));
-        assert!(is_transient(&ureq::Error::Io(io::Error::from(
-            io::ErrorKind::ConnectionReset
-        ))));
+        assert!(is_transient(&ureq::Error::Io(io::Error::from(io::ErrorKind::ConnectionReset))));
         assert!(!is_transient(&ureq::Error::HostNotFound));
         assert!(!is_transient(&ureq::Error::BadUri("x".into())));
         let wrapped = io::Error::other(ureq::Error::ConnectionFailed);

@@ -106,14 +106,8 @@ mod tests {
     #[test]
     fn parses_link_headers() {
         let table: &[(&str, Option<&str>)] = &[
-            (
-                r#"</v2/a/tags/list?last=b&n=2>; rel="next""#,
-                Some("/v2/a/tags/list?last=b&n=2"),
-            ),
-            (
-                r#"<https://r/v2/a/tags/list?last=b>;rel=next"#,
-                Some("https://r/v2/a/tags/list?last=b"),
-            ),
+            (r#"</v2/a/tags/list?last=b&n=2>; rel="next""#, Some("/v2/a/tags/list?last=b&n=2")),
+            (r#"<https://r/v2/a/tags/list?last=b>;rel=next"#, Some("https://r/v2/a/tags/list?last=b")),
             (r#"</p1>; rel="prev", </p3>; rel="next""#, Some("/p3")),
             (r#"</p3>; title="x"; rel="first next""#, Some("/p3")),
             (r#"</p1>; rel="prev""#, None),
