@@ -26,6 +26,9 @@ pub enum Command {
     Build(crate::cmd::build::BuildArgs),
     /// Build an image if needed and run a command in it (its CMD by default).
     Run(crate::cmd::run::RunArgs),
+    /// Inspect stages.
+    #[command(subcommand)]
+    Stages(crate::cmd::stages::StagesCommand),
     /// Plumbing for tests and debugging.
     #[command(hide = true, subcommand)]
     Internal(internal::Command),
@@ -36,6 +39,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Build(a) => crate::cmd::build::run(a, &storage_root(&cli.storage_root)?),
         Command::Run(a) => crate::cmd::run::run(a, &storage_root(&cli.storage_root)?),
+        Command::Stages(c) => crate::cmd::stages::run(c, &storage_root(&cli.storage_root)?),
         Command::Internal(c) => internal::run(c, &cli.storage_root),
     }
 }

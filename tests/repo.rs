@@ -128,6 +128,24 @@ fn repo_build_runs_in_podman_and_a_fresh_store_downloads_no_layer() {
     assert_eq!(inspect["Labels"]["werf"], "repotest");
     assert_eq!(inspect["Digest"], r["Images"]["app"]["DockerImageDigest"]);
 
+    // `stages list` shows the four stages, in the repo and in the local store alike.
+    let tag = r["Images"]["app"]["DockerTag"].as_str().unwrap();
+    for (store, extra) in
+        [("store1", vec!["--repo", repo.as_str(), "--insecure-registry", reg.as_str()]), ("store1", vec![])]
+    {
+        let out = run_ok(
+            env.slipway()
+                .env("XDG_DATA_HOME", env.path().join(store))
+                .args(["stages", "list", "--dir"])
+                .arg(&dir)
+                .args(&extra),
+        );
+        let text = stdout(&out);
+        assert_eq!(text.lines().count(), 5, "{text}");
+        assert!(text.lines().next().unwrap().starts_with("DIGEST"), "{text}");
+        assert!(text.lines().last().unwrap().ends_with(tag), "{text}");
+    }
+
     // A fresh store with the same repo: nothing rebuilt, no layer downloaded.
     let proxy = Proxy::start(&reg, 0);
     let via = repo.replacen(&reg, &proxy.addr, 1);

@@ -9,11 +9,11 @@ mod dockerfile_image;
 mod log;
 mod plan;
 pub mod pull;
-mod repo;
+pub mod repo;
 pub mod report;
 mod rootfs;
 mod stages;
-mod state;
+pub mod state;
 mod steps;
 mod users;
 

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod run;
+pub mod stages;
 
 use clap::Args;
 use std::path::PathBuf;
