@@ -3,8 +3,11 @@
 # As root: set up packages/user/registry/base images (unless --no-setup; the registry is
 # started either way), `cargo build --release`, write two benchmark projects. Then, as
 # $TEST_USER, time cold builds, fully cached rebuilds and a 500 MiB layer with both tools
-# (median of N runs, fresh stores as needed) and print a table, also written to
-# target/bench-results.txt. A failing slipway is reported in the table; buildah still runs.
+# (median of N runs, fresh stores as needed), then the registry rows: pushing the 500 MiB
+# layer, and a fully cached `--repo` rebuild on an empty store against `buildah pull`. Prints
+# a table, also written to target/bench-results.txt. A failing slipway is reported in the
+# table; buildah still runs. The registry repositories written (bench/<run id>/...) are
+# deleted at the end and the registry garbage-collected (stopped for that, then restarted).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_root
@@ -33,8 +36,10 @@ id -u "$TEST_USER" >/dev/null 2>&1 || die "no user $TEST_USER; run without --no-
 command -v buildah >/dev/null || die "buildah not installed (scripts/install-deps.sh installs it)"
 # GNU time measures peak RSS (the shell keyword cannot).
 [[ -x /usr/bin/time ]] || DEBIAN_FRONTEND=noninteractive apt-get install -y -q time
+own_registry=0
 if ! bash "$SCRIPTS_DIR/registry.sh" status >/dev/null; then
     bash "$SCRIPTS_DIR/registry.sh" start
+    own_registry=1
     trap 'bash "$SCRIPTS_DIR/registry.sh" stop || true' EXIT
 fi
 if ((setup)); then bash "$SCRIPTS_DIR/base-images.sh"; fi
@@ -134,35 +139,67 @@ slipway_build() { # LOG STORE PROJECT
     timed "$1" env XDG_DATA_HOME="$2" \
         "$slipway" build --dir "$B/$3" --insecure-registry "$REGISTRY_ADDR"
 }
+# The same with stages in REPO; GRACE sets SLIPWAY_PUBLISH_GRACE_MS ("" = slipway's default).
+slipway_repo_build() { # LOG STORE PROJECT REPO GRACE
+    timed "$1" env XDG_DATA_HOME="$2" ${5:+SLIPWAY_PUBLISH_GRACE_MS=$5} \
+        "$slipway" build --dir "$B/$3" --insecure-registry "$REGISTRY_ADDR" --repo "$4"
+}
+buildah_on() { # STORE: the buildah command line with its storage in STORE, in ${bah[@]}
+    bah=(buildah --root "$1/root" --runroot "$1/runroot" --storage-driver overlay)
+}
 buildah_build() { # LOG STORE PROJECT
-    timed "$1" buildah --root "$2/root" --runroot "$2/runroot" \
-        --storage-driver overlay bud --isolation chroot --layers --tls-verify=false \
+    buildah_on "$2"
+    timed "$1" "${bah[@]}" bud --isolation chroot --layers --tls-verify=false \
         --signature-policy "$B/policy.json" -f "$B/$3/Dockerfile" "$B/$3"
+}
+buildah_push() { # LOG STORE IMAGE REPO
+    buildah_on "$2"
+    timed "$1" "${bah[@]}" push --tls-verify=false --signature-policy "$B/policy.json" \
+        "$3" "docker://$4"
+}
+buildah_pull() { # LOG STORE REPO
+    buildah_on "$2"
+    timed "$1" "${bah[@]}" pull --tls-verify=false --signature-policy "$B/policy.json" \
+        "docker://$3"
 }
 
 # Per row key (e.g. cold.slipway): wall ms and peak RSS KiB of each run, or why it failed.
 declare -A ms rss fail
+last_ms=""   # wall ms of the latest `record`, empty if it failed
+
+# record KEY LOG FUNCTION ARGS...: time one run of a *_build/_push/_pull function (which
+# writes LOG) and keep it under KEY. Returns 1 (and remembers why) if it fails.
+record() {
+    local key=$1 log=$2 fn=$3 rc t m
+    shift 3
+    last_ms=""
+    [[ -z ${fail[$key]:-} ]] || return 1        # once failed, stop retrying this row
+    read -r rc t m < <("$fn" "$log" "$@")
+    if [[ ${rc:-x} != 0 ]]; then
+        fail[$key]="exit ${rc:-?}, see $log"
+        log "$key FAILED (exit ${rc:-?}): $(tail -n 3 "$log" 2>/dev/null | tr '\n' ' ')"
+        return 1
+    fi
+    ms[$key]+="$t " rss[$key]+="$m " last_ms=$t
+    log "$key: $(secs "$t") s, peak RSS $((m / 1024)) MiB"
+}
 
 # measure KEY TOOL PROJECT MODE RUN: one run; MODE cold = fresh store first, cached = reuse it.
 measure() {
-    local key=$1 tool=$2 proj=$3 mode=$4 store=$B/stores/$2-$3 log=$B/logs/$1.$5.log rc t m
-    [[ -n ${fail[$key]:-} ]] && return 0        # once failed, stop retrying this row
+    local key=$1 tool=$2 proj=$3 mode=$4 store=$B/stores/$2-$3
+    last_ms=""
+    [[ -n ${fail[$key]:-} ]] && return 0
     [[ $mode == cold ]] && fresh "$store"
-    read -r rc t m < <("${tool}_build" "$log" "$store" "$proj")
-    if [[ $rc != 0 ]]; then
-        fail[$key]="exit $rc, see $log"
-        log "$key FAILED (exit $rc): $(tail -n 3 "$log" | tr '\n' ' ')"
-        return 0
-    fi
-    ms[$key]+="$t " rss[$key]+="$m "
-    log "$key: $(secs "$t") s, peak RSS $((m / 1024)) MiB"
+    record "$key" "$B/logs/$1.$5.log" "${tool}_build" "$store" "$proj" || true
 }
 secs() { [[ -n $1 ]] && awk -v m="$1" 'BEGIN { printf "%.3f", m / 1000 }' || echo FAILED; }
 
 tools=(slipway buildah)
 if ((!slipway_ok)); then
     tools=(buildah)
-    for k in cold cached big; do fail[$k.slipway]="cargo build --release failed"; done
+    for k in cold cached big push push0 rebuild rebuild0; do
+        fail[$k.slipway]="cargo build --release failed"
+    done
 fi
 
 # Runs alternate between the tools so that machine noise hits both alike.
@@ -178,15 +215,105 @@ for ((i = 1; i <= runs; i++)); do
     log "run $i/$runs: fully cached rebuilds"
     for t in "${tools[@]}"; do measure "cached.$t" "$t" app cached "$i"; done
 done
-for ((i = 1; i <= runs; i++)); do
-    log "run $i/$runs: 500 MiB layer (fresh stores)"
-    for t in "${tools[@]}"; do measure "big.$t" "$t" big cold "$i"; done
-done
-rm -rf "$B/stores"   # several GiB of layers
+# --- registry rows ---------------------------------------------------------------------------
+# This run's repositories live under bench/<run id>/; they are deleted at the end.
+run_id=$(date -u +%Y%m%d-%H%M%S)-$$
+rpath=bench/$run_id R=$REGISTRY_ADDR/bench/$run_id
+reglog=$STATE_DIR/registry/registry.log
+log_size() { stat -c %s "$reglog" 2>/dev/null || echo 0; }
+# blobs_got OFFSET REPO: "<count> <bytes>" of blob downloads (GET, 2xx) from REPO in the
+# registry's access log after byte OFFSET.
+blobs_got() {
+    tail -c +"$(($1 + 1))" "$reglog" 2>/dev/null | awk -v p="\"GET /v2/$2/blobs/" '
+        index($0, p) && match($0, /HTTP\/[0-9.]+" 2[0-9][0-9] [0-9]+/) {
+            split(substr($0, RSTART, RLENGTH), f, " "); n++; b += f[3] }
+        END { printf "%d %d\n", n, b }'
+}
+buildah_image() { # LOG: the image ID that a successful `buildah bud` printed last
+    local id
+    id=$(tail -n1 "$1" 2>/dev/null) || return 1
+    [[ $id =~ ^[0-9a-f]{64}$ ]] && echo "$id"
+}
+now_ms() { date +%s%3N; }
+declare -A got   # TOOL -> "<blobs> <bytes>" downloaded by its latest --repo rebuild / pull
+ages=""          # age (ms) of slipway's final stage in the repo when each rebuild started
 
-# --- TODO: registry push rows (later issue; skipped, no numbers are made up) -------------------
-# Time `slipway build --repo $REGISTRY_ADDR/bench/...` (push included) against `buildah push`
-# to the same registry, for the app project and the 500 MiB layer, once slipway pushes.
+# Row "--repo rebuild, empty store". slipway: push the app once (a cold build with --repo),
+# then build it with new empty stores and the same --repo; every stage is found in the
+# repo, and only the final stage's manifest and config are downloaded. buildah's nearest
+# equivalent, fetching the built image: push its app image once, `buildah pull` it into new
+# empty storage. Rows with grace 0 set SLIPWAY_PUBLISH_GRACE_MS=0 (buildah: the same pulls).
+stage_ts=""
+if [[ -z ${fail[cold.slipway]:-} ]]; then
+    fresh "$B/stores/slipway-repo"
+    if record apppush.slipway "$B/logs/apppush.slipway.log" slipway_repo_build \
+        "$B/stores/slipway-repo" app "$R/slipway-app" ""; then
+        # The build's last line ends "→ REPO:DIGEST-TIMESTAMP_MS" (the final stage's tag).
+        stage_ts=$(grep -o -- '-[0-9]\{13\}$' "$B/logs/apppush.slipway.log" | tail -n1 | tr -d -)
+    fi
+fi
+buildah_app=""
+if [[ -z ${fail[cold.buildah]:-} ]] && id=$(buildah_image "$B/logs/cold.buildah.$runs.log") &&
+    record apppush.buildah "$B/logs/apppush.buildah.log" buildah_push \
+        "$B/stores/buildah-app" "$id" "$R/buildah-app"; then
+    buildah_app=1
+fi
+for ((i = 1; i <= runs; i++)); do
+    log "run $i/$runs: fully cached --repo rebuilds / pulls on empty stores"
+    if [[ -n $stage_ts ]]; then
+        for g in "" 0; do
+            fresh "$B/stores/slipway-repo"
+            off=$(log_size) age=$(($(now_ms) - stage_ts))
+            if record "rebuild$g.slipway" "$B/logs/rebuild$g.slipway.$i.log" slipway_repo_build \
+                "$B/stores/slipway-repo" app "$R/slipway-app" "$g"; then
+                got[slipway]=$(blobs_got "$off" "$rpath/slipway-app") ages+="$age "
+            fi
+        done
+    fi
+    if [[ -n $buildah_app ]]; then
+        fresh "$B/stores/buildah-pull"
+        off=$(log_size)
+        if record rebuild.buildah "$B/logs/rebuild.buildah.$i.log" buildah_pull \
+            "$B/stores/buildah-pull" "$R/buildah-app"; then
+            got[buildah]=$(blobs_got "$off" "$rpath/buildah-app")
+        fi
+    fi
+done
+[[ -n ${ms[rebuild.slipway]:-} || -n ${fail[rebuild.slipway]:-} ]] ||
+    fail[rebuild.slipway]="no app pushed with --repo (see the cold/apppush rows)"
+[[ -n ${ms[rebuild.buildah]:-} || -n ${fail[rebuild.buildah]:-} ]] ||
+    fail[rebuild.buildah]="no app image pushed (see the cold/apppush rows)"
+
+# Rows "500 MiB layer" and "push 500 MiB layer", run by run. slipway pushes while it builds
+# (and a build with --repo rebuilds stages that are only in the local store), so its push
+# time is the difference: a fresh-store `build --repo` (every stage pushed, then the settle
+# delay) minus the fresh-store build without --repo just before it, median of the
+# differences. buildah: `buildah push` of the image it has just built (it compresses the
+# layer while pushing).
+for ((i = 1; i <= runs; i++)); do
+    log "run $i/$runs: 500 MiB layer (fresh stores) and its push"
+    base_ms=""
+    for t in "${tools[@]}"; do
+        measure "big.$t" "$t" big cold "$i"
+        if [[ $t == slipway ]]; then base_ms=$last_ms; fi
+    done
+    if id=$(buildah_image "$B/logs/big.buildah.$i.log"); then
+        record push.buildah "$B/logs/push.buildah.$i.log" buildah_push \
+            "$B/stores/buildah-big" "$id" "$R/buildah-big-$i" || true
+    fi
+    [[ -n $base_ms ]] || continue
+    for g in "" 0; do
+        fresh "$B/stores/slipway-big"
+        if record "bigrepo$g.slipway" "$B/logs/bigrepo$g.slipway.$i.log" slipway_repo_build \
+            "$B/stores/slipway-big" big "$R/slipway-big$g-$i" "$g"; then
+            ms[push$g.slipway]+="$((last_ms - base_ms)) "
+            log "push$g.slipway: $(secs $((last_ms - base_ms))) s (with minus without --repo)"
+        fi
+    done
+done
+[[ -n ${ms[push.buildah]:-} || -n ${fail[push.buildah]:-} ]] ||
+    fail[push.buildah]="no 500 MiB image built (see the big rows)"
+rm -rf "$B/stores"   # several GiB of layers
 
 # --- report ------------------------------------------------------------------------------------
 median() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR] = $1}
@@ -198,21 +325,56 @@ mkdir -p "$(dirname "$results")"
 {
     echo "slipway vs rootless buildah $(buildah --version | awk '{print $3}'), median of $runs runs," \
         "$(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), slipway $(cd "$REPO_ROOT" && git rev-parse --short HEAD)$(cd "$REPO_ROOT" && git diff --quiet HEAD || echo +dirty)"
-    printf '%-22s | %11s | %11s | %15s | %s\n' scenario "slipway (s)" "buildah (s)" \
+    printf '%-32s | %11s | %11s | %15s | %s\n' scenario "slipway (s)" "buildah (s)" \
         "slipway/buildah" "target (ratio)"
+    # A "0" key (SLIPWAY_PUBLISH_GRACE_MS=0) compares with buildah's row without the 0.
     for row in "cold:cold build (app):<= 0.5" "cached:cached rebuild (app):<= 0.2" \
-        "big:500 MiB layer:-"; do
+        "big:500 MiB layer:-" "push:push 500 MiB layer (vs push):-" \
+        "push0:  same, grace 0:-" "rebuild:--repo rebuild, empty (vs pull):-" \
+        "rebuild0:  same, grace 0:-"; do
         IFS=: read -r k label target <<<"$row"
-        s=$(median <<<"${ms[$k.slipway]:-}") b=$(median <<<"${ms[$k.buildah]:-}")
+        s=$(median <<<"${ms[$k.slipway]:-}") b=$(median <<<"${ms[${k%0}.buildah]:-}")
         ratio=-
         [[ -n $s && -n $b ]] && ratio=$(awk -v s="$s" -v b="$b" 'BEGIN { printf "%.2f", s / b }')
-        printf '%-22s | %11s | %11s | %15s | %s\n' "$label" "$(secs "$s")" "$(secs "$b")" \
+        printf '%-32s | %11s | %11s | %15s | %s\n' "$label" "$(secs "$s")" "$(secs "$b")" \
             "$ratio" "$target"
     done
     s=$(maximum <<<"${rss[big.slipway]:-}") b=$(maximum <<<"${rss[big.buildah]:-}")
     echo "peak RSS, 500 MiB layer (max of runs): slipway $([[ -n $s ]] && echo "$((s / 1024)) MiB" \
         || echo FAILED) (target <= 64 MiB), buildah $([[ -n $b ]] && echo "$((b / 1024)) MiB" || echo FAILED)"
+    echo "push rows: slipway = fresh-store \`build --repo\` minus fresh-store \`build\` of the same" \
+        "run (median of the differences; slipway pushes while building); buildah = \`buildah push\`" \
+        "of the image it built (compresses the layer while pushing)."
+    echo "  500 MiB with --repo, build + push: slipway $(secs "$(median <<<"${ms[bigrepo.slipway]:-}")") s" \
+        "(grace 0: $(secs "$(median <<<"${ms[bigrepo0.slipway]:-}")") s); first app push: slipway cold" \
+        "build with --repo $(secs "${ms[apppush.slipway]:-}") s, buildah push $(secs "${ms[apppush.buildah]:-}") s"
+    echo "rebuild rows: slipway = build with a new empty store and the --repo a cold build pushed" \
+        "the app to; buildah = \`buildah pull\` of its pushed app image into new empty storage."
+    ages_s=$(tr ' ' '\n' <<<"$ages" | grep . | sort -n | sed -n '1p;$p' | awk '{ printf "%s%.1f", (NR > 1 ? "-" : ""), $1 / 1000 }')
+    echo "  final stage age at the rebuilds: ${ages_s:-?} s (older than the grace, so no settle" \
+        "sleep; younger than 60 s, so one tag listing)"
+    dl() { [[ -n ${got[$1]:-} ]] && awk -v n="${got[$1]% *}" -v b="${got[$1]#* }" \
+        'BEGIN { printf "%d blobs, %.1f KiB", n, b / 1024 }' || echo "?"; }
+    echo "  downloaded per rebuild (registry log): slipway $(dl slipway); buildah pull $(dl buildah)"
+    echo "SLIPWAY_PUBLISH_GRACE_MS: default 1000 ms (used unless a row says grace 0): settle delay" \
+        "after a build whose final stage is younger than that; it is inside the default push row."
     for k in "${!fail[@]}"; do echo "FAILED $k: ${fail[$k]}"; done | sort
-    echo "registry push rows: TODO, not measured yet (slipway does not push yet)"
 } | tee "$results"
 log "logs in $B/logs; results in $results"
+
+# --- clean up the registry ---------------------------------------------------------------------
+# Delete this run's repositories (GiBs of 500 MiB layers) and collect their blobs. The
+# registry must be stopped for garbage-collect; other scripts wait on our lock meanwhile.
+regdir=$STATE_DIR/registry
+repos=$regdir/storage/docker/registry/v2/repositories/$rpath
+if [[ -d $repos && -f $regdir/config.yml ]]; then
+    rm -rf "$repos"
+    rmdir "$(dirname "$repos")" 2>/dev/null || true
+    bash "$SCRIPTS_DIR/registry.sh" stop
+    if docker-registry garbage-collect "$regdir/config.yml" >"$B/logs/registry-gc.log" 2>&1; then
+        log "registry: deleted $rpath and garbage-collected ($(df -h --output=avail "$regdir" | tail -n1 | tr -d ' ') free)"
+    else
+        log "WARNING: registry garbage-collect failed, see $B/logs/registry-gc.log"
+    fi
+    ((own_registry)) || bash "$SCRIPTS_DIR/registry.sh" start
+fi

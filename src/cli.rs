@@ -26,6 +26,8 @@ pub enum Command {
     Build(crate::cmd::build::BuildArgs),
     /// Build an image if needed and run a command in it (its CMD by default).
     Run(crate::cmd::run::RunArgs),
+    /// Build if needed, then publish final images under the given tags, without werf's labels.
+    Export(crate::cmd::export::ExportArgs),
     /// Inspect stages.
     #[command(subcommand)]
     Stages(crate::cmd::stages::StagesCommand),
@@ -39,6 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Build(a) => crate::cmd::build::run(a, &storage_root(&cli.storage_root)?),
         Command::Run(a) => crate::cmd::run::run(a, &storage_root(&cli.storage_root)?),
+        Command::Export(a) => crate::cmd::export::run(a, &storage_root(&cli.storage_root)?),
         Command::Stages(c) => crate::cmd::stages::run(c, &storage_root(&cli.storage_root)?),
         Command::Internal(c) => internal::run(c, &cli.storage_root),
     }

@@ -13,6 +13,7 @@ mod dockerfile;
 mod git;
 mod internal;
 mod project;
+mod slug;
 
 use std::process::ExitCode;
 

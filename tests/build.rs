@@ -242,3 +242,57 @@ fn templates_and_env_report() {
     );
     assert!(std::fs::read_to_string(&report).unwrap().starts_with("WERF_FALLBACK_DOCKER_IMAGE_NAME=tpl:"));
 }
+
+#[test]
+fn copy_sources_stay_in_the_context_heredocs_and_archives() {
+    if !rootless_env("copy_sources_stay_in_the_context_heredocs_and_archives") {
+        return;
+    }
+    let Some(reg) = registry("copy_sources_stay_in_the_context_heredocs_and_archives") else { return };
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let werf = "project: copies\nconfigVersion: 1\n---\nimage: ok\ndockerfile: Dockerfile\n---\nimage: evil\ndockerfile: Dockerfile.evil\n";
+    let df = format!(
+        "FROM {reg}/base/busybox:latest\nCOPY link.txt /copied/\nCOPY <<EOF /etc/greeting\nhello from a heredoc\nEOF\nADD archive.tar.gz /unpacked/\nADD plain.gz /kept/\n"
+    );
+    git_project(
+        &dir,
+        &[
+            ("werf.yaml", werf),
+            ("Dockerfile", &df),
+            ("Dockerfile.evil", &format!("FROM {reg}/base/busybox:latest\nCOPY evil /stolen/\n")),
+            ("hello.txt", "hello\n"),
+        ],
+        &[],
+    );
+    std::os::unix::fs::symlink("hello.txt", dir.join("link.txt")).unwrap();
+    std::os::unix::fs::symlink("/etc", dir.join("evil")).unwrap();
+    // archive.tar.gz holds a/b.txt; plain.gz is gzip but not a tar.
+    let stage = env.path().join("arch");
+    write(&stage, "a/b.txt", "in the archive\n");
+    let tar = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(dir.join("archive.tar.gz"))
+        .arg("-C")
+        .arg(&stage)
+        .arg("a")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    write(&dir, "plain", "just gzip\n");
+    assert!(std::process::Command::new("gzip").arg(dir.join("plain")).status().unwrap().success());
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-q", "-m", "more"]);
+
+    let out = run_ok(env.slipway().args(["run", "ok", "--insecure-registry", &reg, "--dir"]).arg(&dir).args([
+        "--",
+        "/bin/sh",
+        "-c",
+        "cat /copied/link.txt /etc/greeting /unpacked/a/b.txt; ls /kept; test -L /copied/link.txt && echo symlink || echo file",
+    ]));
+    assert_eq!(stdout(&out), "hello\nhello from a heredoc\nin the archive\nplain.gz\nfile\n");
+
+    let out = env.slipway().args(["build", "evil", "--insecure-registry", &reg, "--dir"]).arg(&dir).output().unwrap();
+    assert!(!out.status.success(), "COPY through a symlink to /etc succeeded");
+    assert!(stderr(&out).contains("evil cannot be resolved inside the build context"), "{}", stderr(&out));
+}

@@ -14,7 +14,7 @@ fn dockerfile(reg: &str, extra: &str) -> String {
 }
 
 /// A repository name no other test uses.
-fn fresh_repo(reg: &str, name: &str) -> String {
+pub fn fresh_repo(reg: &str, name: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("{reg}/slipway-test/{name}-{}-{nanos}", std::process::id())
 }
@@ -55,7 +55,7 @@ fn image_name(r: &serde_json::Value) -> String {
     r["Images"]["app"]["DockerImageName"].as_str().unwrap_or_default().to_string()
 }
 
-fn curl(args: &[&str]) -> String {
+pub fn curl(args: &[&str]) -> String {
     let out = Command::new("curl").arg("-s").args(args).output().unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -85,20 +85,31 @@ fn assert_repo_consistent(repo: &str) -> usize {
     tags.len()
 }
 
-fn podman_run(env: &Env, image: &str) -> String {
+pub fn podman_run(env: &Env, image: &str) -> String {
     let home = env.path().join("podman");
     std::fs::create_dir_all(&home).unwrap();
-    // podman refuses a runroot path longer than 50 characters.
-    let runroot = tempfile::Builder::new().prefix("podman-run").tempdir_in("/tmp").unwrap();
+    // podman refuses a runroot path longer than 50 characters, and wants the same one
+    // for a given root: both live in a short directory of their own per call.
+    let dirs = tempfile::Builder::new().prefix("podman").tempdir_in("/tmp").unwrap();
     let out = Command::new("podman")
         .env("HOME", &home)
         .arg("--root")
-        .arg(home.join("root"))
+        .arg(dirs.path().join("root"))
         .arg("--runroot")
-        .arg(runroot.path())
+        .arg(dirs.path().join("run"))
         .args(["run", "--rm", "--tls-verify=false", "--network", "none", "--runtime", "runc", image])
         .output()
         .unwrap();
+    // The store holds files of subordinate ids: remove it from inside podman's namespace.
+    let _ = Command::new("podman")
+        .env("HOME", &home)
+        .arg("--root")
+        .arg(dirs.path().join("root"))
+        .arg("--runroot")
+        .arg(dirs.path().join("run"))
+        .args(["unshare", "rm", "-rf"])
+        .arg(dirs.path().join("root"))
+        .output();
     assert!(out.status.success(), "podman run {image}: {}", stderr(&out));
     stdout(&out)
 }
@@ -160,6 +171,14 @@ fn repo_build_runs_in_podman_and_a_fresh_store_downloads_no_layer() {
         proxy.requests().into_iter().filter(|l| l.starts_with("GET ") && l.contains("/blobs/")).collect();
     assert!(blob_gets.iter().all(|l| l.contains(config)), "layer blobs were downloaded: {blob_gets:?}");
     assert!(blob_gets.len() <= 1, "{blob_gets:?}");
+    // Without --repo, that store still knows where the stage's layers are.
+    let out = run_ok(
+        env.slipway()
+            .env("XDG_DATA_HOME", env.path().join("store2"))
+            .args(["run", "--insecure-registry", &proxy.addr, "--dir"])
+            .arg(&dir),
+    );
+    assert_eq!(stdout(&out), "built\nhello\n");
     assert_repo_consistent(&repo);
 }
 

@@ -8,6 +8,7 @@
 
 mod build;
 mod common;
+mod export;
 mod proxy;
 mod registry;
 mod repo;

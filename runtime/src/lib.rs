@@ -5,7 +5,7 @@
 //!
 //! - [`userns`]: re-executing the process inside a new user + mount namespace, mapped
 //!   with `newuidmap`/`newgidmap` from `/etc/subuid` and `/etc/subgid` ([`subid`]).
-//! - [`mount`]: assembling a rootfs from layer directories (native overlayfs or copies).
+//! - [`mount`]: assembling a rootfs from layer directories (native overlayfs).
 //! - [`sandbox`]: the per-step child in new pid/uts/ipc/mount namespaces, with `/proc`,
 //!   a minimal `/dev`, `pivot_root`, rlimits ([`rlimit`]), user, env and working dir.
 //!

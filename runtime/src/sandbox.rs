@@ -5,8 +5,8 @@
 //! `/proc/self/exe` with `_SLIPWAY_SANDBOX=<spec>`. That helper ([`helper_main`], entered
 //! from `main` before anything else) unshares mount/pid/uts/ipc namespaces and forks; the
 //! child is pid 1 of the new pid namespace: it mounts `/proc`, a tmpfs `/dev` with the
-//! usual devices bound from the host, `/sys` read-only, `/etc/hosts` and
-//! `/etc/resolv.conf`, pivots into the rootfs, sets hostname, rlimits, groups, gid, uid,
+//! usual devices bound from the host, `/sys` read-only, the caller's bind mounts (such
+//! as `/etc/hosts` and `/etc/resolv.conf`), pivots into the rootfs, sets hostname, rlimits, groups, gid, uid,
 //! `no_new_privs` and the working directory, and execs the command. The helper waits and
 //! exits with the command's status. Mount points that [`run`] had to create are removed
 //! again afterwards, so they do not end up in the committed layer.

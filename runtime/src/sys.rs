@@ -30,7 +30,8 @@ pub(crate) fn setrlimit(resource: i32, soft: u64, hard: u64) -> nix::Result<()> 
     nix::errno::Errno::result(rc).map(drop)
 }
 
-/// Adopt an fd number inherited from our parent.
+/// Adopt an fd number nothing else in this process owns (inherited from our parent, or
+/// just returned by a syscall).
 pub(crate) fn own_fd(fd: i32) -> std::os::fd::OwnedFd {
     use std::os::fd::FromRawFd;
     // SAFETY: the number comes from our parent (passed in the environment) and nothing

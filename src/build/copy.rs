@@ -73,9 +73,6 @@ impl Rootfs {
             match self.resolve(&cur, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
                 Ok(next) => fd = next,
                 Err(nix::errno::Errno::ENOENT) => {
-                    if comp == ".." {
-                        continue;
-                    }
                     nix::sys::stat::mkdirat(&fd, comp, Mode::from_bits_truncate(0o755))
                         .with_context(|| format!("creating directory {cur} in the image"))?;
                     let next = self.resolve(&cur, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
@@ -92,10 +89,23 @@ impl Rootfs {
         Ok(fd)
     }
 
-    /// Copy the host entry `src` to `dest` (an absolute path in the image). Directories
-    /// are copied recursively; symlinks are copied as symlinks.
+    /// Copy the host entry `src` to `dest` (an absolute path in the image). `src` itself
+    /// is followed if it is a symlink (it is usually a `/proc/self/fd` path of a source
+    /// already resolved inside its root, as COPY follows its sources); inside
+    /// directories, symlinks are copied as symlinks.
     pub fn copy_in(&self, src: &Path, dest: &str, attrs: &CopyAttrs, dir_owner: (u32, u32)) -> anyhow::Result<()> {
-        let meta = std::fs::symlink_metadata(src).with_context(|| format!("reading {}", src.display()))?;
+        let meta = std::fs::metadata(src).with_context(|| format!("reading {}", src.display()))?;
+        self.copy_entry(src, meta, dest, attrs, dir_owner)
+    }
+
+    fn copy_entry(
+        &self,
+        src: &Path,
+        meta: std::fs::Metadata,
+        dest: &str,
+        attrs: &CopyAttrs,
+        dir_owner: (u32, u32),
+    ) -> anyhow::Result<()> {
         if meta.is_dir() {
             let dfd = self.mkdir_all(dest, dir_owner)?;
             self.apply_attrs(&dfd, &meta, attrs, true)?;
@@ -106,7 +116,9 @@ impl Rootfs {
             names.sort();
             for n in names {
                 let child_dest = format!("{}/{}", dest.trim_end_matches('/'), n.to_string_lossy());
-                self.copy_in(&src.join(&n), &child_dest, attrs, dir_owner)?;
+                let child = src.join(&n);
+                let meta = std::fs::symlink_metadata(&child).with_context(|| format!("reading {}", child.display()))?;
+                self.copy_entry(&child, meta, &child_dest, attrs, dir_owner)?;
             }
             return Ok(());
         }

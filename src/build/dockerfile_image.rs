@@ -26,6 +26,8 @@ pub struct DockerfileBuild<'a> {
     pub plan: &'a Plan,
     pub context: &'a BuildContext,
     pub rlimits: &'a [Rlimit],
+    /// Fail instead of building a missing stage (`--require-built-images`).
+    pub require_built: bool,
     /// Results of Dockerfile stages already built in this run.
     pub built: RefCell<HashMap<usize, ImageState>>,
     pub report: RefCell<ImageReport>,
@@ -78,6 +80,15 @@ impl DockerfileBuild<'_> {
                 start = k + 1;
                 break;
             }
+        }
+        if self.require_built && start < ps.steps.len() {
+            let missing = &ps.steps[ps.steps.len() - 1];
+            anyhow::bail!(
+                "image {} is not built: stage {} ({}) is not in the stage storage; build it first or drop --require-built-images",
+                self.shown(),
+                self.stage_name(ps, &missing.name),
+                missing.digest
+            );
         }
         let df = &self.plan.dockerfile;
         for k in start..ps.steps.len() {

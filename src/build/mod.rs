@@ -22,6 +22,7 @@ pub use pull::Puller;
 pub use rootfs::Mutation;
 use stages::Stages;
 pub use state::ImageState;
+pub use steps::{Command, run_command};
 
 use crate::config::ImageKind;
 use crate::context::BuildContext;
@@ -43,6 +44,8 @@ pub struct BuildSettings {
     pub secondary_repos: Vec<String>,
     pub cache_repos: Vec<String>,
     pub final_repo: Option<String>,
+    /// Only look stages up; a missing one is an error.
+    pub require_built: bool,
 }
 
 /// Builds selected images; returns the report and each image's final state.
@@ -54,12 +57,7 @@ pub fn build(
     log: &Log,
 ) -> anyhow::Result<(BuildReport, BTreeMap<String, ImageState>)> {
     check_backend_env()?;
-    let rlimits = match std::env::var("WERF_BUILDAH_ULIMIT").ok().filter(|v| !v.is_empty()) {
-        Some(v) => {
-            slipway_runtime::rlimit::parse_list(&v, slipway_runtime::rlimit::current).context("WERF_BUILDAH_ULIMIT")?
-        }
-        None => Vec::new(),
-    };
+    let rlimits = rlimits_from_env()?;
     let client = registry_client(settings)?;
     let puller = Puller { client: &client, store, log };
     let stages = stage_storage(project, store, &client, &puller, settings, log)?;
@@ -110,6 +108,7 @@ pub fn build(
             plan: &plan,
             context: &context,
             rlimits: &rlimits,
+            require_built: settings.require_built,
             built: Default::default(),
             report: Default::default(),
         };
@@ -166,6 +165,17 @@ fn stage_storage<'a>(
         cache: parse_all(&settings.cache_repos, Role::Cache)?,
         final_repo: settings.final_repo.as_deref().map(|r| StageRepo::parse(r, Role::Final)).transpose()?,
     })
+}
+
+/// `WERF_BUILDAH_ULIMIT` for build steps and `slipway run`.
+pub fn rlimits_from_env() -> anyhow::Result<Vec<slipway_runtime::rlimit::Rlimit>> {
+    match std::env::var("WERF_BUILDAH_ULIMIT").ok().filter(|v| !v.is_empty()) {
+        Some(v) => {
+            Ok(slipway_runtime::rlimit::parse_list(&v, slipway_runtime::rlimit::current)
+                .context("WERF_BUILDAH_ULIMIT")?)
+        }
+        None => Ok(Vec::new()),
+    }
 }
 
 /// Resolve `user` against the passwd and group files of the rootfs at `root`.

@@ -138,6 +138,16 @@ fn plan_stage(
                 }
             }
             Instruction::Copy(_) | Instruction::Add(_) => {
+                let unsupported = match &step.instruction {
+                    Instruction::Copy(c) if c.parents => Some("COPY --parents"),
+                    Instruction::Copy(c) if !c.excludes.is_empty() => Some("COPY --exclude"),
+                    Instruction::Add(a) if !a.excludes.is_empty() => Some("ADD --exclude"),
+                    Instruction::Add(a) if a.checksum.is_some() => Some("ADD --checksum (ADD from URLs)"),
+                    _ => None,
+                };
+                if let Some(what) = unsupported {
+                    bail!("{}:{}: {what} is not supported yet", df.file, step.line);
+                }
                 let expanded = step.expand(&df.file, &lookup, df.escape)?;
                 let (from, sources) = match &expanded {
                     Instruction::Copy(c) => (c.from.clone(), c.sources.clone()),
@@ -177,8 +187,19 @@ fn plan_stage(
                     }
                 }
             }
-            Instruction::Run(r) if !r.mounts.is_empty() => {
-                bail!("{}:{}: RUN --mount is not supported yet", df.file, step.line);
+            Instruction::Run(r) => {
+                let unsupported = if !r.mounts.is_empty() {
+                    Some("RUN --mount")
+                } else if r.network.as_deref().is_some_and(|n| n != "default" && n != "host") {
+                    Some("RUN --network other than default or host")
+                } else if r.security.as_deref().is_some_and(|s| s != "sandbox") {
+                    Some("RUN --security=insecure")
+                } else {
+                    None
+                };
+                if let Some(what) = unsupported {
+                    bail!("{}:{}: {what} is not supported yet", df.file, step.line);
+                }
             }
             _ => {}
         }

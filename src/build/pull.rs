@@ -26,7 +26,7 @@ impl Puller<'_> {
         let started = std::time::Instant::now();
         let resolved = match self.client.resolve_image(&reference, &Platform::linux_amd64()) {
             Ok(r) => r,
-            Err(e) => {
+            Err(e) if e.is_transient() => {
                 // Offline or registry down: an earlier pull of the same reference will do.
                 if let Some(d) = self.store.image_ref(&reference.to_string())? {
                     self.log.warn(&format!(
@@ -38,6 +38,7 @@ impl Puller<'_> {
                 }
                 return Err(e).with_context(|| format!("pulling {reference}"));
             }
+            Err(e) => return Err(e).with_context(|| format!("pulling {reference}")),
         };
         let manifest_digest = Digest::parse(&resolved.raw.digest)?;
         if !self.store.blobs().exists(&manifest_digest) {

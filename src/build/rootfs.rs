@@ -34,11 +34,6 @@ impl<'s> Mutation<'s> {
         &self.dirs.target
     }
 
-    /// A private scratch directory next to the rootfs.
-    pub fn scratch(&self) -> &Path {
-        self.dirs.target.parent().expect("rootfs has a parent")
-    }
-
     fn unmount(&mut self) -> anyhow::Result<()> {
         if self.mounted {
             self.mounted = false;

@@ -106,7 +106,7 @@ impl Stages<'_> {
             self.store.blobs().put_stream(&mut &raw.bytes[..], Some(&digest))?;
         }
         let mut state = self.puller.local_image(&digest, Some(from.reference()))?;
-        let record = StageRecord { manifest: digest.clone(), git_commit: None };
+        let record = StageRecord { manifest: digest.clone(), git_commit: None, repo: Some(from.name.clone()) };
         state.stage = Some(self.store.put_stage(self.project, &tag.digest, tag.timestamp_ms, &record)?);
         let from_cache = from.role == Role::Cache;
         if !from_cache {
@@ -133,8 +133,12 @@ impl Stages<'_> {
                 ));
                 return Ok((ImageState::load(self.store, &existing)?, false));
             }
-            let stage =
-                self.store.put_stage(self.project, digest, now_ms(), &StageRecord { manifest, git_commit: None })?;
+            let stage = self.store.put_stage(
+                self.project,
+                digest,
+                now_ms(),
+                &StageRecord { manifest, git_commit: None, repo: None },
+            )?;
             return Ok((self.stored(built, config, stage), true));
         };
         let _lock = self.host_lock(primary, digest)?;
@@ -158,7 +162,7 @@ impl Stages<'_> {
             self.project,
             digest,
             tag.timestamp_ms,
-            &StageRecord { manifest: manifest.clone(), git_commit: None },
+            &StageRecord { manifest: manifest.clone(), git_commit: None, repo: Some(primary.name.clone()) },
         )?;
         self.fill_caches(&manifest, None, &tag);
         let mut state = self.stored(built, config, stage);

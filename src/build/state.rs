@@ -24,12 +24,14 @@ impl ImageState {
         ImageState { config, layers: Vec::new(), stage: None, source: None }
     }
 
-    /// Load a stored stage.
+    /// Load a stored stage; layers not in the local store can come from the
+    /// repository its record names.
     pub fn load(store: &Store, stage: &StageRef) -> anyhow::Result<Self> {
-        let manifest =
-            store.manifest(&stage.record.manifest).with_context(|| format!("loading stage {}", stage.id()))?;
-        let config = store.config(&manifest.config.digest).with_context(|| format!("loading stage {}", stage.id()))?;
-        Ok(ImageState { config, layers: manifest.layers, stage: Some(stage.clone()), source: None })
+        let what = || format!("loading stage {}", stage.id());
+        let manifest = store.manifest(&stage.record.manifest).with_context(what)?;
+        let config = store.config(&manifest.config.digest).with_context(what)?;
+        let source = stage.record.repo.as_deref().map(Reference::parse).transpose().with_context(what)?;
+        Ok(ImageState { config, layers: manifest.layers, stage: Some(stage.clone()), source })
     }
 
     pub fn diff_ids(&self) -> &[Digest] {

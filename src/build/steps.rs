@@ -115,12 +115,17 @@ pub fn execute(
                     run_env.push(format!("{k}={v}"));
                 }
             }
-            if !run_env.iter().any(|e| e.starts_with("PATH=")) {
-                run_env.push(format!("PATH={DEFAULT_PATH}"));
-            }
             let user = c.user.clone().unwrap_or_default();
             let cwd = c.working_dir.clone().unwrap_or_else(|| "/".into());
-            layer = with_rootfs(env.puller, state, |root| run_in(root, env, argv, run_env, &user, &cwd)).map_err(at)?;
+            layer = with_rootfs(env.puller, state, |root| {
+                let cmd = Command { args: argv, env: run_env, user: &user, cwd: &cwd, rlimits: env.rlimits };
+                let exit = run_command(root, cmd)?;
+                if !exit.success() {
+                    bail!("the command exited with code {}", exit.code);
+                }
+                Ok(())
+            })
+            .map_err(at)?;
         }
         Instruction::Copy(copy) => {
             let spec = CopySpec {
@@ -128,6 +133,7 @@ pub fn execute(
                 chown: copy.chown.clone(),
                 chmod: copy.chmod.clone(),
                 sources: copy.sources.clone(),
+                heredocs: copy.heredocs.clone(),
                 dest: copy.dest.clone(),
                 add: false,
             };
@@ -139,6 +145,7 @@ pub fn execute(
                 chown: add.chown.clone(),
                 chmod: add.chmod.clone(),
                 sources: add.sources.clone(),
+                heredocs: add.heredocs.clone(),
                 dest: add.dest.clone(),
                 add: add.unpack != Some(false),
             };
@@ -164,21 +171,31 @@ fn with_rootfs(
     m.finish()
 }
 
-fn run_in(
-    root: &std::path::Path,
-    env: &StepEnv<'_>,
-    args: Vec<String>,
-    mut run_env: Vec<String>,
-    user: &str,
-    cwd: &str,
-) -> anyhow::Result<()> {
+/// What to run in a rootfs: the command, its environment and who runs it where.
+pub struct Command<'a> {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    /// `USER` of the image (name or id, with an optional group).
+    pub user: &'a str,
+    /// Created (owned by the user) if missing.
+    pub cwd: &'a str,
+    pub rlimits: &'a [Rlimit],
+}
+
+/// Run `cmd` in the sandbox over the mounted rootfs `root`, with the host's
+/// `/etc/resolv.conf` and a minimal `/etc/hosts`, as a RUN step or `slipway run` does.
+pub fn run_command(root: &std::path::Path, cmd: Command<'_>) -> anyhow::Result<sandbox::Exit> {
     let fs = Rootfs::open(root)?;
-    let u = super::resolve_user_in(root, user)?;
-    if !run_env.iter().any(|e| e.starts_with("HOME=")) {
-        run_env.push(format!("HOME={}", u.home));
+    let u = super::resolve_user_in(root, cmd.user)?;
+    let mut env = cmd.env;
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push(format!("PATH={DEFAULT_PATH}"));
     }
-    if !fs.is_dir(cwd) {
-        fs.mkdir_all(cwd, (u.uid, u.gid))?;
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", u.home));
+    }
+    if !fs.is_dir(cmd.cwd) {
+        fs.mkdir_all(cmd.cwd, (u.uid, u.gid))?;
     }
     let scratch = root.parent().expect("rootfs has a parent").join("sandbox");
     std::fs::create_dir_all(&scratch)?;
@@ -188,24 +205,20 @@ fn run_in(
     std::fs::write(&resolv, std::fs::read("/etc/resolv.conf").unwrap_or_default())?;
     let spec = SandboxSpec {
         rootfs: root.to_path_buf(),
-        args,
-        env: run_env,
-        cwd: cwd.to_string(),
+        args: cmd.args,
+        env,
+        cwd: cmd.cwd.to_string(),
         uid: u.uid,
         gid: u.gid,
         groups: u.groups,
         hostname: "slipway".into(),
-        rlimits: env.rlimits.to_vec(),
+        rlimits: cmd.rlimits.to_vec(),
         binds: vec![
             Bind { source: hosts, dest: "/etc/hosts".into(), readonly: false },
             Bind { source: resolv, dest: "/etc/resolv.conf".into(), readonly: false },
         ],
     };
-    let exit = sandbox::run(&spec, &scratch)?;
-    if !exit.success() {
-        bail!("the command exited with code {}", exit.code);
-    }
-    Ok(())
+    Ok(sandbox::run(&spec, &scratch)?)
 }
 
 struct CopySpec {
@@ -213,6 +226,8 @@ struct CopySpec {
     chown: Option<String>,
     chmod: Option<String>,
     sources: Vec<String>,
+    /// Inline `<<EOF` sources: files named after the delimiter.
+    heredocs: Vec<crate::dockerfile::Heredoc>,
     dest: String,
     /// ADD: unpack local tar archives.
     add: bool,
@@ -248,28 +263,40 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
             for s in &spec.sources {
                 let fd = src_fs.open_path(s).with_context(|| format!("{s} not found in {from}"))?;
                 let name = s.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string();
-                sources.push((
-                    std::path::PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd))),
-                    name,
-                ));
+                sources.push((fd_path(&fd), name));
                 held_fds.push(fd);
             }
             source_mount = Some(m);
             mtime = None;
         }
         None => {
-            let dir = env.context.materialize(env.puller.store.scratch())?;
+            // Sources are resolved inside the context, so a committed symlink can
+            // never make COPY read a file of the host.
+            let context = Rootfs::open(env.context.materialize(env.puller.store.scratch())?)?;
             for s in &spec.sources {
                 let sel = env.context.select(s)?;
                 if sel.is_empty() {
                     bail!("{}", env.context.explain_missing(s));
                 }
                 for p in sel {
+                    let fd = context.open_path(&p).with_context(|| {
+                        format!("{p} cannot be resolved inside the build context (a symlink pointing outside it?)")
+                    })?;
                     let name = p.rsplit('/').next().unwrap_or("").to_string();
-                    sources.push((dir.join(&p), name));
+                    sources.push((fd_path(&fd), name));
+                    held_fds.push(fd);
                 }
             }
             mtime = Some(env.context.commit.time_unix);
+        }
+    }
+    if !spec.heredocs.is_empty() {
+        let dir = env.puller.store.scratch_dir("heredoc")?;
+        for h in &spec.heredocs {
+            let path = dir.join(&h.name);
+            std::fs::write(&path, &h.content).with_context(|| format!("writing heredoc {}", h.name))?;
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+            sources.push((path, h.name.clone()));
         }
     }
     if sources.len() > 1 && !spec.dest.ends_with('/') && !dest_is_dir {
@@ -303,13 +330,28 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
     Ok(())
 }
 
+/// A `/proc/self/fd` path for an fd opened inside a rootfs or the context.
+fn fd_path(fd: &std::os::fd::OwnedFd) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd)))
+}
+
+/// A tar archive, plain or gzipped (a gzipped file that is not a tar is copied as is).
 fn is_tar_archive(path: &std::path::Path) -> anyhow::Result<bool> {
     use std::io::Read;
     let mut head = [0u8; 512];
     let mut f = std::fs::File::open(path)?;
     let n = f.read(&mut head)?;
     if n >= 2 && head[..2] == [0x1f, 0x8b] {
-        return Ok(true);
+        let mut gz = flate2::read::GzDecoder::new(std::fs::File::open(path)?);
+        let mut inner = [0u8; 512];
+        let mut got = 0;
+        while got < inner.len() {
+            match gz.read(&mut inner[got..]) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => got += k,
+            }
+        }
+        return Ok(got >= 262 && &inner[257..262] == b"ustar");
     }
     Ok(n >= 262 && &head[257..262] == b"ustar")
 }
@@ -363,18 +405,8 @@ pub fn argv(cl: &CommandLine, shell: Option<&[String]>) -> Vec<String> {
 
 /// A path relative to the working directory, cleaned (`..` never above `/`).
 pub fn resolve_path(workdir: &str, p: &str) -> String {
-    let joined = if p.starts_with('/') { p.to_string() } else { format!("{workdir}/{p}") };
-    let mut parts: Vec<&str> = Vec::new();
-    for c in joined.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
+    let base = if p.starts_with('/') { "" } else { workdir };
+    format!("/{}", crate::project::join_rel(base, p))
 }
 
 fn healthcheck_json(h: &Healthcheck) -> serde_json::Value {

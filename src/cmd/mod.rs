@@ -1,6 +1,7 @@
 //! One module per user-facing command.
 
 pub mod build;
+pub mod export;
 pub mod run;
 pub mod stages;
 
@@ -72,12 +73,13 @@ impl ProjectArgs {
             secondary_repos: with_env_list(&self.secondary_repo, "WERF_SECONDARY_REPO_"),
             cache_repos: with_env_list(&self.cache_repo, "WERF_CACHE_REPO_"),
             final_repo: self.final_repo.clone().filter(|r| !r.is_empty()),
+            require_built: false,
         }
     }
 }
 
 /// Flag values plus werf's list-style environment: every `PREFIX*` variable is one value.
-fn with_env_list(flags: &[String], prefix: &str) -> Vec<String> {
+pub fn with_env_list(flags: &[String], prefix: &str) -> Vec<String> {
     let mut env: Vec<(String, String)> =
         std::env::vars().filter(|(k, v)| k.starts_with(prefix) && !v.is_empty()).collect();
     env.sort();

@@ -6,7 +6,6 @@ use crate::build::{self, Log, Mutation};
 use crate::project::Project;
 use anyhow::{Context, bail};
 use clap::Args;
-use slipway_runtime::sandbox::{self, Bind, SandboxSpec};
 use slipway_storage::store::Store;
 
 #[derive(Debug, Args)]
@@ -53,29 +52,16 @@ pub fn run(args: RunArgs, storage_root: &std::path::Path) -> anyhow::Result<u8> 
     }
     let client = build::registry_client(&settings)?;
     build::Puller { client: &client, store: &store, log: &log }.ensure_layers(state)?;
+    let rlimits = build::rlimits_from_env()?;
     let m = Mutation::begin(&store, state.diff_ids())?;
-    let fs = build::resolve_user_in(m.root(), c.user.as_deref().unwrap_or(""))?;
-    let mut env = c.env.clone().unwrap_or_default();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", fs.home));
-    }
-    let scratch = m.scratch().join("run");
-    std::fs::create_dir_all(&scratch)?;
-    let hosts = scratch.join("hosts");
-    std::fs::write(&hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost\n")?;
-    let spec = SandboxSpec {
-        rootfs: m.root().to_path_buf(),
+    let cmd = build::Command {
         args: argv,
-        env,
-        cwd: c.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()),
-        uid: fs.uid,
-        gid: fs.gid,
-        groups: fs.groups,
-        hostname: "slipway".into(),
-        rlimits: Vec::new(),
-        binds: vec![Bind { source: hosts, dest: "/etc/hosts".into(), readonly: false }],
+        env: c.env.clone().unwrap_or_default(),
+        user: c.user.as_deref().unwrap_or(""),
+        cwd: c.working_dir.as_deref().filter(|w| !w.is_empty()).unwrap_or("/"),
+        rlimits: &rlimits,
     };
-    let exit = sandbox::run(&spec, &scratch)?;
+    let exit = build::run_command(m.root(), cmd)?;
     drop(m);
     Ok(exit.code.clamp(0, 255) as u8)
 }

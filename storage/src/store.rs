@@ -45,6 +45,10 @@ pub struct StageRecord {
     pub manifest: Digest,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git_commit: Option<String>,
+    /// A repository holding every blob of the stage (`registry/repository`), for
+    /// stages whose layers were not downloaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
 }
 
 /// A stage reference with its parsed name.
@@ -80,9 +84,12 @@ impl Store {
         let tmp = root.join("tmp");
         clean_dead_runs(&tmp);
         let id = random_suffix();
+        // Locked before it gets its name, so no cleaner ever sees it unlocked.
         let lock_path = tmp.join(format!("run-{id}.lock"));
-        let lock = File::create(&lock_path).map_err(StorageError::io("creating", &lock_path))?;
-        lock.lock().map_err(StorageError::io("locking", &lock_path))?;
+        let pending = tmp.join(format!(".pending-{id}"));
+        let lock = File::create(&pending).map_err(StorageError::io("creating", &pending))?;
+        lock.lock().map_err(StorageError::io("locking", &pending))?;
+        std::fs::rename(&pending, &lock_path).map_err(StorageError::io("renaming", &lock_path))?;
         let run_dir = tmp.join(format!("run-{id}"));
         std::fs::create_dir(&run_dir).map_err(StorageError::io("creating", &run_dir))?;
         Ok(Store {
@@ -232,15 +239,7 @@ impl Store {
 
     /// An exclusive lock on `name` (e.g. `<project>.<digest>`), held until dropped.
     pub fn lock(&self, name: &str) -> Result<File> {
-        let p = self.root.join("locks").join(escape(name));
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(StorageError::io("opening lock", &p))?;
-        f.lock().map_err(StorageError::io("locking", &p))?;
-        Ok(f)
+        lock_in(&self.root.join("locks"), name)
     }
 }
 
@@ -270,13 +269,22 @@ fn clean_dead_runs(tmp: &Path) {
     let Ok(entries) = std::fs::read_dir(tmp) else { return };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(id) = name.strip_prefix("run-").and_then(|n| n.strip_suffix(".lock")) else {
-            continue;
+        // A pending lock is being created by a live process unless it is old.
+        let old = |e: &std::fs::DirEntry| {
+            e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|d| d.as_secs() > 60))
         };
+        let pending = name.starts_with(".pending-") && old(&e);
+        let id = name.strip_prefix("run-").and_then(|n| n.strip_suffix(".lock"));
+        if id.is_none() && !pending {
+            continue;
+        }
         let Ok(f) = File::options().write(true).open(e.path()) else {
             continue;
         };
-        if f.try_lock().is_ok() {
+        if f.try_lock().is_err() {
+            continue;
+        }
+        if let Some(id) = id {
             let dir = tmp.join(format!("run-{id}"));
             if let Err(err) = std::fs::remove_dir_all(&dir)
                 && err.kind() != std::io::ErrorKind::NotFound
@@ -284,8 +292,8 @@ fn clean_dead_runs(tmp: &Path) {
                 tracing::warn!(dir = %dir.display(), error = %err, "cannot remove a dead process's temp dir");
                 continue;
             }
-            let _ = std::fs::remove_file(e.path());
         }
+        let _ = std::fs::remove_file(e.path());
     }
 }
 
@@ -322,7 +330,7 @@ mod tests {
     fn stages_sorted_and_filtered() {
         let t = tempfile::tempdir().unwrap();
         let s = Store::open(t.path()).unwrap();
-        let rec = StageRecord { manifest: Digest::of(b"m"), git_commit: None };
+        let rec = StageRecord { manifest: Digest::of(b"m"), git_commit: None, repo: None };
         s.put_stage("p", "aaa", 20, &rec).unwrap();
         s.put_stage("p", "aaa", 10, &rec).unwrap();
         s.put_stage("p", "bbb", 5, &rec).unwrap();

@@ -8,7 +8,7 @@
 //! device 0/0 `x`; `.wh..wh..opq` → `user.overlay.opaque=y` on the directory).
 //!
 //! Devices cannot be created in a user namespace: they are skipped and listed in the
-//! result. `trusted.*` and `security.selinux` xattrs are dropped.
+//! result. `trusted.*`, `security.selinux` and `user.overlay.*` xattrs are dropped.
 
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Result, StorageError};

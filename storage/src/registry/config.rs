@@ -182,7 +182,8 @@ fn split_port(hostport: &str) -> (&str, Option<&str>) {
 }
 
 fn host_matches(entry: &str, registry: &str) -> bool {
-    if entry.eq_ignore_ascii_case(registry) {
+    // `*` is every registry (WERF_INSECURE_REGISTRY=1).
+    if entry == "*" || entry.eq_ignore_ascii_case(registry) {
         return true;
     }
     let (entry_host, entry_port) = split_port(entry);

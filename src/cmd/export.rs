@@ -1,0 +1,143 @@
+//! `slipway export [IMAGE...] --tag TEMPLATE...`: publish final images for software that
+//! knows nothing of werf — every `werf*` label removed, `--add-label`s added, layers
+//! identical to the stage's (mounted or streamed registry to registry, or pushed from
+//! the local store), under tags rendered from templates like
+//! `registry.example.com/app/%image%:%image_content_based_tag%`.
+
+use super::ProjectArgs;
+use crate::build::{self, Log, repo::push_image};
+use crate::project::Project;
+use crate::slug::{TagTemplate, render_all, validate_all};
+use anyhow::{Context, bail};
+use clap::Args;
+use slipway_storage::Digest;
+use slipway_storage::image::{self, Descriptor};
+use slipway_storage::reference::Reference;
+use slipway_storage::store::Store;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Images to export (default: all final images).
+    pub images: Vec<String>,
+
+    #[command(flatten)]
+    pub project: ProjectArgs,
+
+    /// Tag template, e.g. REG/app/%image%:%image_content_based_tag% (repeatable;
+    /// WERF_EXPORT_TAG_*). Placeholders: %image%, %image_slug%, %image_safe_slug%,
+    /// %image_content_based_tag%.
+    #[arg(long = "tag", value_name = "TEMPLATE")]
+    pub tags: Vec<String>,
+
+    /// Label for the exported images, key=value (repeatable; WERF_EXPORT_ADD_LABEL_*;
+    /// one value may hold several, split by --add-label-separator).
+    #[arg(long = "add-label", value_name = "KEY=VALUE")]
+    pub add_labels: Vec<String>,
+
+    /// Separator between several labels in one --add-label value.
+    #[arg(long, env = "WERF_EXPORT_ADD_LABEL_SEPARATOR", default_value = "\n")]
+    pub add_label_separator: String,
+
+    /// Do not build: fail if an image is not built yet.
+    #[arg(long, env = "WERF_REQUIRE_BUILT_IMAGES")]
+    pub require_built_images: bool,
+}
+
+pub fn run(args: ExportArgs, storage_root: &std::path::Path) -> anyhow::Result<u8> {
+    let templates: Vec<TagTemplate> = super::with_env_list(&args.tags, "WERF_EXPORT_TAG_")
+        .iter()
+        .map(|t| TagTemplate::parse(t))
+        .collect::<Result<_, _>>()?;
+    if templates.is_empty() {
+        bail!("no --tag given: say where to export, e.g. --tag REGISTRY/app/%image%:%image_content_based_tag%");
+    }
+    let labels =
+        parse_labels(&super::with_env_list(&args.add_labels, "WERF_EXPORT_ADD_LABEL_"), &args.add_label_separator)?;
+    let project = Project::load(&args.project.dir()?, args.project.config.as_deref(), &args.project.env)?;
+    let names: Vec<String> = if args.images.is_empty() {
+        project.config.images.iter().filter(|i| i.final_).map(|i| i.name.clone()).collect()
+    } else {
+        args.images.clone()
+    };
+    // Refuse bad or colliding templates before building anything.
+    validate_all(&templates, &names.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let store = Store::open(storage_root)?;
+    let log = Log::new(false);
+    let mut settings = args.project.settings();
+    settings.require_built = args.require_built_images;
+    let (report, states) = build::build(&project, &store, &names, &settings, &log)?;
+    let content_tags: Vec<(String, String)> =
+        names.iter().map(|n| (n.clone(), report.images[n].docker_tag.clone())).collect();
+    let pairs: Vec<(&str, &str)> = content_tags.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    let targets = render_all(&templates, &pairs)?;
+    let client = build::registry_client(&settings)?;
+    for (name, target) in targets {
+        let state = &states[&name];
+        let manifest = exported_manifest(&store, state, &labels)?;
+        let dest = Reference::parse(&target).with_context(|| format!("export tag {target:?}"))?;
+        let started = std::time::Instant::now();
+        push_image(&client, &store, &manifest, state.source.as_ref(), &dest, &log)
+            .with_context(|| format!("exporting image {name} to {dest}"))?;
+        println!("Exported {name} to {dest} ({manifest}) in {:.2}s", started.elapsed().as_secs_f64());
+    }
+    Ok(0)
+}
+
+/// `key=value` items; several per value when split by `separator`.
+fn parse_labels(values: &[String], separator: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for v in values {
+        for item in v.split(separator).map(str::trim).filter(|s| !s.is_empty()) {
+            let (k, val) = item.split_once('=').with_context(|| format!("--add-label {item:?}: expected key=value"))?;
+            if k.is_empty() {
+                bail!("--add-label {item:?}: the key is empty");
+            }
+            out.insert(k.to_string(), val.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// The stage image with a clean config: no `werf*` labels, the added ones in; the layers
+/// are the stage's own descriptors.
+fn exported_manifest(
+    store: &Store,
+    state: &build::ImageState,
+    add: &BTreeMap<String, String>,
+) -> anyhow::Result<Digest> {
+    let stage = state.stage.as_ref().context("the image has no stored stage")?;
+    let mut manifest = store.manifest(&stage.record.manifest)?;
+    let mut config = state.config.clone();
+    let labels = config.config.labels.get_or_insert_with(Default::default);
+    labels.retain(|k, _| !k.starts_with("werf"));
+    labels.extend(add.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let bytes = serde_json::to_vec(&config)?;
+    let digest = store.blobs().put_bytes(&bytes)?;
+    manifest.config = Descriptor {
+        media_type: image::OCI_CONFIG.into(),
+        digest,
+        size: bytes.len() as u64,
+        annotations: None,
+        platform: None,
+    };
+    Ok(store.blobs().put_bytes(&serde_json::to_vec(&manifest)?)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_labels;
+
+    #[test]
+    fn labels() {
+        let v = vec!["a=1".to_string(), "b=x=y\nc=".to_string()];
+        let got = parse_labels(&v, "\n").unwrap();
+        assert_eq!(
+            got.into_iter().collect::<Vec<_>>(),
+            [("a".into(), "1".into()), ("b".into(), "x=y".into()), ("c".into(), String::new())]
+        );
+        assert!(parse_labels(&["novalue".into()], "\n").is_err());
+        assert!(parse_labels(&["=v".into()], "\n").is_err());
+        assert_eq!(parse_labels(&["a=1;b=2".into()], ";").unwrap().len(), 2);
+    }
+}
