@@ -165,6 +165,58 @@ fn exports_from_the_local_store_to_a_registry_with_credentials() {
     let info = inspect(&format!("{dest}:app"), &["--creds", &creds]);
     assert_eq!(info["Labels"]["k"], "v");
     assert!(info["Labels"].as_object().unwrap().keys().all(|k| !k.starts_with("werf")));
+    // Registry to registry: stages in one registry, export to the other with its own
+    // credentials, from a fresh store — the layers never touch the local disk.
+    let repo = fresh_repo(&reg, "cross-stages");
+    run_ok(
+        env.slipway()
+            .env("XDG_DATA_HOME", env.path().join("builder"))
+            .args(["build", "app", "--insecure-registry", &reg, "--repo", &repo, "--dir"])
+            .arg(&dir),
+    );
+    let fresh = env.path().join("fresh");
+    let dest2 = fresh_repo(&auth_reg, "cross-export");
+    let out = env
+        .slipway()
+        .env("XDG_DATA_HOME", &fresh)
+        .env("DOCKER_CONFIG", &docker)
+        .args([
+            "export",
+            "app",
+            "--require-built-images",
+            "--repo",
+            &repo,
+            "--insecure-registry",
+            &reg,
+            "--insecure-registry",
+            &auth_reg,
+            "--dir",
+        ])
+        .arg(&dir)
+        .args(["--tag", &format!("{dest2}:%image_content_based_tag%")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let layers_dir = fresh.join("slipway/layers");
+    assert_eq!(std::fs::read_dir(&layers_dir).unwrap().count(), 0, "layers were unpacked locally");
+    for b in std::fs::read_dir(fresh.join("slipway/blobs/sha256")).unwrap().flatten() {
+        assert!(
+            b.metadata().unwrap().len() < 64 * 1024,
+            "a layer-sized blob went through the local disk: {:?}",
+            b.path()
+        );
+    }
+    let exported = stdout(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("Exported app to "))
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let info = inspect(&exported, &["--creds", &creds]);
+    assert!(info["Labels"].as_object().unwrap().keys().all(|k| !k.starts_with("werf")));
+
     // Without credentials the export fails and says why.
     let out = env
         .slipway()
