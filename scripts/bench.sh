@@ -6,8 +6,9 @@
 # (median of N runs, fresh stores as needed), then the registry rows: pushing the 500 MiB
 # layer, and a fully cached `--repo` rebuild on an empty store against `buildah pull`. Prints
 # a table, also written to target/bench-results.txt. A failing slipway is reported in the
-# table; buildah still runs. The registry repositories written (bench/<run id>/...) are
-# deleted at the end and the registry garbage-collected (stopped for that, then restarted).
+# table; buildah still runs. At exit the registry's bench/ repositories (this run's and any
+# left by an interrupted run) are deleted and the registry garbage-collected (it is stopped
+# for that, then restarted if it was running before).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_root
@@ -174,6 +175,7 @@ record() {
     shift 3
     last_ms=""
     [[ -z ${fail[$key]:-} ]] || return 1        # once failed, stop retrying this row
+    sync   # so the previous step's writeback (e.g. 500 MiB into the registry) is not timed here
     read -r rc t m < <("$fn" "$log" "$@")
     if [[ ${rc:-x} != 0 ]]; then
         fail[$key]="exit ${rc:-?}, see $log"
@@ -216,10 +218,27 @@ for ((i = 1; i <= runs; i++)); do
     for t in "${tools[@]}"; do measure "cached.$t" "$t" app cached "$i"; done
 done
 # --- registry rows ---------------------------------------------------------------------------
-# This run's repositories live under bench/<run id>/; they are deleted at the end.
+# This run's repositories live under bench/<run id>/. At exit, all of bench/ (which only this
+# script writes, under the run lock) is deleted and its blobs garbage-collected, which needs
+# the registry stopped; it is restarted unless this script started it.
 run_id=$(date -u +%Y%m%d-%H%M%S)-$$
 rpath=bench/$run_id R=$REGISTRY_ADDR/bench/$run_id
-reglog=$STATE_DIR/registry/registry.log
+regdir=$STATE_DIR/registry reglog=$STATE_DIR/registry/registry.log
+cleanup_registry() {
+    local repos=$regdir/storage/docker/registry/v2/repositories/bench
+    if [[ -d $repos && -f $regdir/config.yml ]]; then
+        rm -rf "$repos"
+        if bash "$SCRIPTS_DIR/registry.sh" stop &&
+            docker-registry garbage-collect "$regdir/config.yml" >"$regdir/gc.log" 2>&1; then
+            log "registry: deleted bench/ and garbage-collected ($(du -sh "$regdir/storage" | cut -f1) left)"
+        else
+            log "WARNING: registry clean-up failed, see $regdir/gc.log"
+        fi
+        ((own_registry)) || bash "$SCRIPTS_DIR/registry.sh" start || true
+    fi
+    if ((own_registry)); then bash "$SCRIPTS_DIR/registry.sh" stop || true; fi
+}
+trap cleanup_registry EXIT
 log_size() { stat -c %s "$reglog" 2>/dev/null || echo 0; }
 # blobs_got OFFSET REPO: "<count> <bytes>" of blob downloads (GET, 2xx) from REPO in the
 # registry's access log after byte OFFSET.
@@ -235,6 +254,16 @@ buildah_image() { # LOG: the image ID that a successful `buildah bud` printed la
     [[ $id =~ ^[0-9a-f]{64}$ ]] && echo "$id"
 }
 now_ms() { date +%s%3N; }
+# settle_ms LOG: what slipway's own report of a build says besides its stages: the build's
+# total minus the sum of the stages' "built in" times, in ms (for the push rows, the settle
+# delay after storing the final stage).
+settle_ms() {
+    awk '/ built in [0-9.]+s$/ { v = $NF; sub(/s$/, "", v); s += v }
+        /Building image .*\([0-9.]+s\)/ && match($0, /\([0-9.]+s\)/) {
+            t = substr($0, RSTART + 1, RLENGTH - 3) }
+        END { if (t != "") printf "%d\n", (t - s) * 1000 }' "$1"
+}
+declare -A settle   # d (default grace) / d0 (grace 0) -> settle_ms of each --repo 500 MiB build
 declare -A got   # TOOL -> "<blobs> <bytes>" downloaded by its latest --repo rebuild / pull
 ages=""          # age (ms) of slipway's final stage in the repo when each rebuild started
 
@@ -307,6 +336,7 @@ for ((i = 1; i <= runs; i++)); do
         if record "bigrepo$g.slipway" "$B/logs/bigrepo$g.slipway.$i.log" slipway_repo_build \
             "$B/stores/slipway-big" big "$R/slipway-big$g-$i" "$g"; then
             ms[push$g.slipway]+="$((last_ms - base_ms)) "
+            settle[d$g]+="$(settle_ms "$B/logs/bigrepo$g.slipway.$i.log") "
             log "push$g.slipway: $(secs $((last_ms - base_ms))) s (with minus without --repo)"
         fi
     done
@@ -348,33 +378,20 @@ mkdir -p "$(dirname "$results")"
     echo "  500 MiB with --repo, build + push: slipway $(secs "$(median <<<"${ms[bigrepo.slipway]:-}")") s" \
         "(grace 0: $(secs "$(median <<<"${ms[bigrepo0.slipway]:-}")") s); first app push: slipway cold" \
         "build with --repo $(secs "${ms[apppush.slipway]:-}") s, buildah push $(secs "${ms[apppush.buildah]:-}") s"
+    echo "  settle delay inside the 500 MiB --repo builds (slipway's report, total minus stages):" \
+        "$(secs "$(median <<<"${settle[d]:-}")") s default, $(secs "$(median <<<"${settle[d0]:-}")") s grace 0;" \
+        "the push rows' differences also carry the build's own run-to-run noise (~0.5-1 s)"
     echo "rebuild rows: slipway = build with a new empty store and the --repo a cold build pushed" \
         "the app to; buildah = \`buildah pull\` of its pushed app image into new empty storage."
     ages_s=$(tr ' ' '\n' <<<"$ages" | grep . | sort -n | sed -n '1p;$p' | awk '{ printf "%s%.1f", (NR > 1 ? "-" : ""), $1 / 1000 }')
     echo "  final stage age at the rebuilds: ${ages_s:-?} s (older than the grace, so no settle" \
         "sleep; younger than 60 s, so one tag listing)"
     dl() { [[ -n ${got[$1]:-} ]] && awk -v n="${got[$1]% *}" -v b="${got[$1]#* }" \
-        'BEGIN { printf "%d blobs, %.1f KiB", n, b / 1024 }' || echo "?"; }
+        'BEGIN { printf "%d blob%s, %.1f KiB", n, (n == 1 ? "" : "s"), b / 1024 }' || echo "?"; }
     echo "  downloaded per rebuild (registry log): slipway $(dl slipway); buildah pull $(dl buildah)"
     echo "SLIPWAY_PUBLISH_GRACE_MS: default 1000 ms (used unless a row says grace 0): settle delay" \
-        "after a build whose final stage is younger than that; it is inside the default push row."
+        "after a build whose final stage is younger than that; it is inside the default push row" \
+        "and the first app push, not in the rebuild rows (their final stage is older)."
     for k in "${!fail[@]}"; do echo "FAILED $k: ${fail[$k]}"; done | sort
 } | tee "$results"
 log "logs in $B/logs; results in $results"
-
-# --- clean up the registry ---------------------------------------------------------------------
-# Delete this run's repositories (GiBs of 500 MiB layers) and collect their blobs. The
-# registry must be stopped for garbage-collect; other scripts wait on our lock meanwhile.
-regdir=$STATE_DIR/registry
-repos=$regdir/storage/docker/registry/v2/repositories/$rpath
-if [[ -d $repos && -f $regdir/config.yml ]]; then
-    rm -rf "$repos"
-    rmdir "$(dirname "$repos")" 2>/dev/null || true
-    bash "$SCRIPTS_DIR/registry.sh" stop
-    if docker-registry garbage-collect "$regdir/config.yml" >"$B/logs/registry-gc.log" 2>&1; then
-        log "registry: deleted $rpath and garbage-collected ($(df -h --output=avail "$regdir" | tail -n1 | tr -d ' ') free)"
-    else
-        log "WARNING: registry garbage-collect failed, see $B/logs/registry-gc.log"
-    fi
-    ((own_registry)) || bash "$SCRIPTS_DIR/registry.sh" start
-fi

@@ -246,3 +246,48 @@ fn base64_encode(s: &str) -> String {
     }
     out
 }
+
+#[test]
+fn onbuild_triggers_of_an_exported_base_run_in_the_child() {
+    let t = "onbuild_triggers_of_an_exported_base_run_in_the_child";
+    if !rootless_env(t) {
+        return;
+    }
+    let Some(reg) = registry(t) else { return };
+    let env = Env::new();
+    let base_dir = env.path().join("base");
+    let werf = "project: onbuild\nconfigVersion: 1\n---\nimage: base\ndockerfile: Dockerfile\n---\nimage: copier\ndockerfile: Dockerfile.copy\n";
+    let df =
+        format!("FROM {reg}/base/busybox:latest\nONBUILD RUN echo triggered > /trig\nONBUILD ENV FROM_TRIGGER=yes\n");
+    let df_copy = format!("FROM {reg}/base/busybox:latest\nONBUILD COPY . /src\n");
+    git_project(&base_dir, &[("werf.yaml", werf), ("Dockerfile", &df), ("Dockerfile.copy", &df_copy)], &[]);
+    let dest = fresh_repo(&reg, "onbuild");
+    run_ok(
+        env.slipway()
+            .args(["export", "--insecure-registry", &reg, "--dir"])
+            .arg(&base_dir)
+            .args(["--tag", &format!("{dest}/%image%:latest")]),
+    );
+
+    let child = env.path().join("child");
+    let werf = "project: child\nconfigVersion: 1\n---\nimage: app\ndockerfile: Dockerfile\n---\nimage: bad\ndockerfile: Dockerfile.bad\n";
+    git_project(
+        &child,
+        &[
+            ("werf.yaml", werf),
+            ("Dockerfile", &format!("FROM {dest}/base:latest\nRUN cat /trig\n")),
+            ("Dockerfile.bad", &format!("FROM {dest}/copier:latest\n")),
+        ],
+        &[],
+    );
+    let out = run_ok(env.slipway().args(["run", "app", "--insecure-registry", &reg, "--dir"]).arg(&child).args([
+        "--",
+        "/bin/sh",
+        "-c",
+        "cat /trig; echo $FROM_TRIGGER",
+    ]));
+    assert_eq!(stdout(&out), "triggered\nyes\n");
+    let out = env.slipway().args(["build", "bad", "--insecure-registry", &reg, "--dir"]).arg(&child).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("COPY and ADD triggers are not supported yet"), "{}", stderr(&out));
+}

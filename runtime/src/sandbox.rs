@@ -56,6 +56,10 @@ pub struct SandboxSpec {
     pub hostname: String,
     pub rlimits: Vec<Rlimit>,
     pub binds: Vec<Bind>,
+    /// Send the command's stdout to our stderr (a build step while stdout is reserved
+    /// for something else, as in `slipway run`).
+    #[serde(skip)]
+    pub stdout_to_stderr: bool,
 }
 
 /// How the command ended.
@@ -88,10 +92,15 @@ fn spawn_helper(spec: &SandboxSpec, scratch: &Path) -> Result<Exit> {
     let json = serde_json::to_vec(spec).map_err(|e| RuntimeError::Other(format!("encoding sandbox spec: {e}")))?;
     std::fs::write(&spec_path, json).map_err(RuntimeError::io("writing", &spec_path))?;
     let exe = std::fs::read_link("/proc/self/exe").map_err(RuntimeError::io("reading", "/proc/self/exe"))?;
-    let status = std::process::Command::new(&exe)
-        .env(HELPER_ENV, &spec_path)
-        .status()
-        .map_err(RuntimeError::io("starting the sandbox helper", &exe))?;
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.env(HELPER_ENV, &spec_path);
+    if spec.stdout_to_stderr {
+        let err = std::os::fd::AsFd::as_fd(&std::io::stderr())
+            .try_clone_to_owned()
+            .map_err(RuntimeError::io("duplicating", "stderr"))?;
+        cmd.stdout(std::process::Stdio::from(err));
+    }
+    let status = cmd.status().map_err(RuntimeError::io("starting the sandbox helper", &exe))?;
     use std::os::unix::process::ExitStatusExt;
     let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
     if code == SETUP_FAILED

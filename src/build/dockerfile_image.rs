@@ -99,15 +99,19 @@ impl DockerfileBuild<'_> {
             let built = match &planned.step {
                 None => match &ps.base {
                     Base::Scratch => ImageState::scratch(),
-                    Base::Image(r) => self
-                        .puller
-                        .pull(r)
-                        .with_context(|| format!("{}:{}: FROM {r}", df.file, df.stages[ps.index].line))?,
+                    Base::Image(r) => {
+                        let base = self
+                            .puller
+                            .pull(r)
+                            .with_context(|| format!("{}:{}: FROM {r}", df.file, df.stages[ps.index].line))?;
+                        self.run_triggers(ps, planned, r, base)?
+                    }
                     Base::Stage(s) => self.stage(*s)?,
                 },
                 Some(step) => {
                     self.log.step_command(&step.original);
                     let env = StepEnv {
+                        stdout_to_stderr: self.log.to_stderr(),
                         puller: self.puller,
                         plan: self.plan,
                         context: self.context,
@@ -134,6 +138,45 @@ impl DockerfileBuild<'_> {
             state = Some(stored);
         }
         Ok(state.expect("a stage has at least its FROM step"))
+    }
+
+    /// Run the base image's ONBUILD triggers as part of the FROM step, as Docker does.
+    /// They belong to the base image, which the FROM digest names; COPY and ADD triggers
+    /// would read the build context, which that digest does not cover, so they are
+    /// refused.
+    fn run_triggers(
+        &self,
+        ps: &PlannedStage,
+        from: &super::plan::PlannedStep,
+        base_ref: &str,
+        mut state: ImageState,
+    ) -> anyhow::Result<ImageState> {
+        let Some(triggers) = state.config.config.on_build.take() else { return Ok(state) };
+        let df = &self.plan.dockerfile;
+        let line = df.stages[ps.index].line;
+        for expression in triggers {
+            let instruction = crate::dockerfile::parse_trigger(base_ref, &expression)?;
+            if matches!(instruction, crate::dockerfile::Instruction::Copy(_) | crate::dockerfile::Instruction::Add(_)) {
+                anyhow::bail!(
+                    "{}:{line}: base image {base_ref} has the ONBUILD trigger {expression:?}: COPY and ADD triggers are not supported yet",
+                    df.file
+                );
+            }
+            self.log.step_command(&format!("ONBUILD {expression}"));
+            let step = crate::dockerfile::Step { line, original: expression, instruction };
+            let planned = super::plan::PlannedStep { step: Some(step), ..from.clone() };
+            let env = StepEnv {
+                stdout_to_stderr: self.log.to_stderr(),
+                puller: self.puller,
+                plan: self.plan,
+                context: self.context,
+                rlimits: self.rlimits,
+                image_of: &|w| self.image_of(w),
+            };
+            state = steps::execute(&env, &state, &planned, false)
+                .with_context(|| format!("running ONBUILD triggers of {base_ref} for image {}", self.shown()))?;
+        }
+        Ok(state)
     }
 
     fn cached(&self, ps: &PlannedStage, step: &super::plan::PlannedStep, status: &str, source: &str) {

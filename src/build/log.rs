@@ -12,6 +12,11 @@ impl Log {
         Log { to_stderr }
     }
 
+    /// Whether progress (and so build step output) goes to stderr.
+    pub fn to_stderr(&self) -> bool {
+        self.to_stderr
+    }
+
     fn line(&self, s: &str) {
         if self.to_stderr {
             let _ = writeln!(std::io::stderr(), "{s}");

@@ -18,6 +18,8 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 
 /// What steps need from the build.
 pub struct StepEnv<'a> {
+    /// Step output to stderr: stdout belongs to someone else (`slipway run`).
+    pub stdout_to_stderr: bool,
     pub puller: &'a Puller<'a>,
     pub plan: &'a Plan,
     pub context: &'a BuildContext,
@@ -118,7 +120,14 @@ pub fn execute(
             let user = c.user.clone().unwrap_or_default();
             let cwd = c.working_dir.clone().unwrap_or_else(|| "/".into());
             layer = with_rootfs(env.puller, state, |root| {
-                let cmd = Command { args: argv, env: run_env, user: &user, cwd: &cwd, rlimits: env.rlimits };
+                let cmd = Command {
+                    args: argv,
+                    env: run_env,
+                    user: &user,
+                    cwd: &cwd,
+                    rlimits: env.rlimits,
+                    stdout_to_stderr: env.stdout_to_stderr,
+                };
                 let exit = run_command(root, cmd)?;
                 if !exit.success() {
                     bail!("the command exited with code {}", exit.code);
@@ -180,6 +189,8 @@ pub struct Command<'a> {
     /// Created (owned by the user) if missing.
     pub cwd: &'a str,
     pub rlimits: &'a [Rlimit],
+    /// See [`SandboxSpec::stdout_to_stderr`].
+    pub stdout_to_stderr: bool,
 }
 
 /// Run `cmd` in the sandbox over the mounted rootfs `root`, with the host's
@@ -213,6 +224,7 @@ pub fn run_command(root: &std::path::Path, cmd: Command<'_>) -> anyhow::Result<s
         groups: u.groups,
         hostname: "slipway".into(),
         rlimits: cmd.rlimits.to_vec(),
+        stdout_to_stderr: cmd.stdout_to_stderr,
         binds: vec![
             Bind { source: hosts, dest: "/etc/hosts".into(), readonly: false },
             Bind { source: resolv, dest: "/etc/resolv.conf".into(), readonly: false },

@@ -19,7 +19,6 @@
 //! The parser takes text; reading the file is the caller's job.
 
 // Parts of the API (e.g. `may_include_below`) the context walker does not call yet.
-#![allow(dead_code)]
 
 use std::fmt;
 
@@ -132,11 +131,13 @@ impl DockerIgnore {
         Ok(DockerIgnore { patterns })
     }
 
+    #[cfg(test)]
     /// No patterns at all: nothing is excluded.
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }
 
+    #[cfg(test)]
     /// Whether any pattern is an exception (`!…`).
     pub fn has_exceptions(&self) -> bool {
         self.patterns.iter().any(|p| p.exclusion)
@@ -171,6 +172,7 @@ impl DockerIgnore {
     /// Whether some exception pattern could re-include a path inside directory `dir`
     /// (or `dir` itself). A walker may skip an excluded directory only when this is
     /// false. Conservative: `true` whenever a pattern's wildcards make it unclear.
+    #[allow(dead_code)] // for walking working-tree files (contextAddFiles), next
     pub fn may_include_below(&self, dir: &str) -> bool {
         let dir = clean(dir);
         let dir = dir.trim_start_matches('/');
@@ -194,6 +196,7 @@ impl fmt::Display for DockerIgnore {
 
 /// Could a pattern (split into path elements) match `dir`, something inside it, or one of
 /// its ancestors (which re-includes everything below)?
+#[allow(dead_code)] // see may_include_below
 fn could_match_within(pattern: &[&str], dir: &[&str]) -> bool {
     match (pattern.split_first(), dir.split_first()) {
         // The pattern matched an ancestor of (or exactly) `dir`.

@@ -16,7 +16,6 @@
 //! ENV and ARG state of the stage when the build reaches them.
 
 // Parts of the API wait for the engine to use them.
-#![allow(dead_code)]
 
 mod duration;
 mod expand;
@@ -33,20 +32,20 @@ mod tests;
 
 use std::fmt;
 
-// Re-exported for the engine; unused until it is wired into the binary.
-#[allow(unused_imports)]
+// Re-exported: the whole public surface of the module.
+#[allow(unused_imports)] // public surface: the engine uses part of it, the tests all
 pub use duration::DurationError;
-#[allow(unused_imports)]
+#[allow(unused_imports)] // public surface: the engine uses part of it, the tests all
 pub use expand::{ExpandError, Lookup, expand_heredoc, expand_word, expand_words};
-#[allow(unused_imports)]
+#[allow(unused_imports)] // public surface: the engine uses part of it, the tests all
 pub use instruction::{
     Add, ArgDef, CommandLine, Copy, Healthcheck, HealthcheckCommand, Heredoc, Instruction, KeyValue, Onbuild, Run, Step,
 };
-#[allow(unused_imports)]
+#[allow(unused_imports)] // public surface: the engine uses part of it, the tests all
 pub use pattern::PatternError;
-#[allow(unused_imports)]
+#[allow(unused_imports)] // public surface: the engine uses part of it, the tests all
 pub use resolve::{ExpandedFrom, MetaArgs, expand_instruction};
-#[allow(unused_imports)]
+#[allow(unused_imports)] // public surface: the engine uses part of it, the tests all
 pub use stages::StageRef;
 
 /// A parsed Dockerfile.

@@ -125,6 +125,7 @@ impl MetaArgs {
         self.get(name).map(|v| v.unwrap_or_default().to_owned())
     }
 
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
         self.vars.iter().map(|(n, v)| (n.as_str(), v.as_deref()))
     }
@@ -140,6 +141,7 @@ pub struct ExpandedFrom {
 }
 
 impl Dockerfile {
+    #[cfg(test)]
     /// [`expand_instruction`] with this file's escape character, and the
     /// step's location on errors.
     pub fn expand_step(&self, step: &Step, lookup: Lookup<'_>) -> Result<Instruction, DockerfileError> {

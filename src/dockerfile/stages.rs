@@ -84,6 +84,7 @@ impl Dockerfile {
         Ok(deps)
     }
 
+    #[cfg(test)]
     /// Every stage `target` needs, itself included, in index order (an order
     /// in which they can be built only if no stage refers forward; use
     /// [`Dockerfile::build_order`] for that).

@@ -131,6 +131,7 @@ pub enum GitError {
     },
 
     #[error("checking whether {ancestor} is an ancestor of {descendant}")]
+    #[allow(dead_code)] // see Repo::is_ancestor
     Ancestry {
         ancestor: String,
         descendant: String,

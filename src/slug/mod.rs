@@ -14,17 +14,15 @@
 //!                                                            that slugify alike still differ
 //! ```
 
-#![allow(dead_code)] // until every caller (cleanup, helm values) exists
-
 mod table;
 mod template;
 
-#[allow(unused_imports)] // until export checks templates before building (validate_all)
-pub use template::{TagError, TagTemplate, render_all, validate_all};
+pub use template::{TagTemplate, render_all, validate_all};
 
 /// Longest Docker tag, the cap of [`docker_tag_slug`].
 pub const DOCKER_TAG_MAX_LEN: usize = 128;
 /// werf's legacy default cap for [`limited_slug`].
+#[allow(dead_code)] // werf's LimitedSlug, for helm values and mount dirs (later issues)
 pub const DEFAULT_SLUG_MAX_LEN: usize = 42;
 
 /// MurmurHash3, x86 32-bit variant.
@@ -104,10 +102,12 @@ pub fn docker_tag_slug(s: &str) -> String {
 /// most `max` bytes with exactly one `--` that becomes a slug when that `--` is made `-` is
 /// also returned unchanged. (`--` is counted without overlap: `a---b` has one, but turns
 /// into `a--b`, which is no slug, so it is hashed.)
+#[allow(dead_code)] // see DEFAULT_SLUG_MAX_LEN
 pub fn limited_slug(s: &str, max: usize) -> String {
     if is_limited_slug(s, max) { s.to_owned() } else { hashed_slug(s, max) }
 }
 
+#[allow(dead_code)] // see DEFAULT_SLUG_MAX_LEN
 fn is_limited_slug(s: &str, max: usize) -> bool {
     if s.is_empty() {
         return true;

@@ -115,6 +115,7 @@ impl TagTemplate {
         Ok(TagTemplate { source: template.to_owned(), parts })
     }
 
+    #[cfg(test)]
     /// The template as the user wrote it.
     pub fn as_str(&self) -> &str {
         &self.source
