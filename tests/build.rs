@@ -296,3 +296,45 @@ fn copy_sources_stay_in_the_context_heredocs_and_archives() {
     assert!(!out.status.success(), "COPY through a symlink to /etc succeeded");
     assert!(stderr(&out).contains("evil cannot be resolved inside the build context"), "{}", stderr(&out));
 }
+
+#[test]
+fn kill_9_mid_build_leaves_the_store_consistent() {
+    if !rootless_env("kill_9_mid_build_leaves_the_store_consistent") {
+        return;
+    }
+    let Some(reg) = registry("kill_9_mid_build_leaves_the_store_consistent") else { return };
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let df = format!(
+        "FROM {reg}/base/busybox:latest\nRUN head -c 20000000 /dev/urandom > /blob && sleep 3\nRUN echo done > /done\n"
+    );
+    git_project(
+        &dir,
+        &[
+            ("werf.yaml", "project: killed\nconfigVersion: 1\n---\nimage: x\ndockerfile: Dockerfile\n"),
+            ("Dockerfile", &df),
+        ],
+        &[],
+    );
+    let mut child = env
+        .slipway()
+        .args(["build", "--insecure-registry", &reg, "--dir"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = run_ok(env.slipway().args(["run", "--insecure-registry", &reg, "--dir"]).arg(&dir).args([
+        "--",
+        "/bin/sh",
+        "-c",
+        "cat /done; wc -c < /blob",
+    ]));
+    assert_eq!(stdout(&out), "done\n20000000\n");
+    let tmp = env.path().join("data/slipway/tmp");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "the killed build's temp files were not cleaned up: {left:?}");
+}

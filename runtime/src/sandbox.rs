@@ -211,6 +211,8 @@ pub fn helper_main_if_requested() {
         Ok(s) => s,
         Err(e) => fail(format!("reading {}: {e}", spec_path.display())),
     };
+    // Die with the slipway process that started us (a killed build leaves no step running).
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     let flags =
         CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     if let Err(e) = nix::sched::unshare(flags) {
