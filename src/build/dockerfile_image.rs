@@ -51,10 +51,14 @@ impl DockerfileBuild<'_> {
         Ok(state)
     }
 
-    fn image_of(&self, which: &StageRef) -> anyhow::Result<ImageState> {
-        match which {
-            StageRef::Stage(i) => self.stage(*i),
-            StageRef::Image(r) => self.puller.pull(r),
+    fn step_env(&self) -> StepEnv<'_> {
+        StepEnv {
+            stdout_to_stderr: self.log.to_stderr(),
+            puller: self.puller,
+            plan: self.plan,
+            context: self.context,
+            rlimits: self.rlimits,
+            images: self,
         }
     }
 
@@ -110,16 +114,8 @@ impl DockerfileBuild<'_> {
                 },
                 Some(step) => {
                     self.log.step_command(&step.original);
-                    let env = StepEnv {
-                        stdout_to_stderr: self.log.to_stderr(),
-                        puller: self.puller,
-                        plan: self.plan,
-                        context: self.context,
-                        rlimits: self.rlimits,
-                        image_of: &|w| self.image_of(w),
-                    };
                     let cmd_set = steps::cmd_set_before(&ps.steps[1..k]);
-                    steps::execute(&env, state.as_ref().expect("FROM comes first"), planned, cmd_set)
+                    steps::execute(&self.step_env(), state.as_ref().expect("FROM comes first"), planned, cmd_set)
                         .with_context(|| format!("building image {}", self.shown()))?
                 }
             };
@@ -165,15 +161,7 @@ impl DockerfileBuild<'_> {
             self.log.step_command(&format!("ONBUILD {expression}"));
             let step = crate::dockerfile::Step { line, original: expression, instruction };
             let planned = super::plan::PlannedStep { step: Some(step), ..from.clone() };
-            let env = StepEnv {
-                stdout_to_stderr: self.log.to_stderr(),
-                puller: self.puller,
-                plan: self.plan,
-                context: self.context,
-                rlimits: self.rlimits,
-                image_of: &|w| self.image_of(w),
-            };
-            state = steps::execute(&env, &state, &planned, false)
+            state = steps::execute(&self.step_env(), &state, &planned, false)
                 .with_context(|| format!("running ONBUILD triggers of {base_ref} for image {}", self.shown()))?;
         }
         Ok(state)
@@ -183,5 +171,14 @@ impl DockerfileBuild<'_> {
         let name = self.stage_name(ps, &step.name);
         self.log.stage(self.image, &name, &step.digest, status);
         self.report.borrow_mut().stages.insert(name, StageReport::cached(&step.digest, source));
+    }
+}
+
+impl steps::Images for DockerfileBuild<'_> {
+    fn image_of(&self, which: &StageRef) -> anyhow::Result<ImageState> {
+        match which {
+            StageRef::Stage(i) => self.stage(*i),
+            StageRef::Image(r) => self.puller.pull(r),
+        }
     }
 }

@@ -24,8 +24,13 @@ pub struct StepEnv<'a> {
     pub plan: &'a Plan,
     pub context: &'a BuildContext,
     pub rlimits: &'a [Rlimit],
-    /// Resolve another Dockerfile stage or an external image (for COPY --from).
-    pub image_of: &'a dyn Fn(&StageRef) -> anyhow::Result<ImageState>,
+    /// Resolves other Dockerfile stages and external images (for COPY --from).
+    pub images: &'a dyn Images,
+}
+
+/// Where COPY --from finds its source image.
+pub trait Images {
+    fn image_of(&self, which: &StageRef) -> anyhow::Result<ImageState>;
 }
 
 /// Apply `planned` (not FROM) to `state`. `cmd_set` tells whether CMD was set earlier in
@@ -268,7 +273,7 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
         Some(from) => {
             let df = &env.plan.dockerfile;
             let which = df.resolve_from(from).map_err(|k| anyhow::anyhow!("{k}"))?;
-            let src_state = (env.image_of)(&which)?;
+            let src_state = env.images.image_of(&which)?;
             env.puller.ensure_layers(&src_state)?;
             let m = Mutation::begin(env.puller.store, src_state.diff_ids())?;
             let src_fs = Rootfs::open(m.root())?;
