@@ -254,6 +254,38 @@ buildah_image() { # LOG: the image ID that a successful `buildah bud` printed la
     [[ $id =~ ^[0-9a-f]{64}$ ]] && echo "$id"
 }
 now_ms() { date +%s%3N; }
+# busy_ms OFFSET REPO: ms during which at least one request other than GET to REPO was in
+# flight, from the registry's log after byte OFFSET ("response completed" lines: end time
+# and duration of each request). The push as the registry sees it, without build noise.
+busy_ms() {
+    tail -c +"$(($1 + 1))" "$reglog" 2>/dev/null | awk -v p="/v2/$2/" '
+        function dur_ms(d,   t, n) {
+            gsub(/"/, "", d); t = 0
+            while (match(d, /^[0-9.]+/)) {
+                n = substr(d, 1, RLENGTH) + 0; d = substr(d, RLENGTH + 1)
+                if (d ~ /^ms/) { t += n; d = substr(d, 3) }
+                else if (d ~ /^ns/) { t += n / 1e6; d = substr(d, 3) }
+                else if (d ~ /^us/) { t += n / 1e3; d = substr(d, 3) }
+                else if (d ~ /^µs/) { t += n / 1e3; d = substr(d, length("µs") + 1) }
+                else if (d ~ /^h/) { t += n * 3600000; d = substr(d, 2) }
+                else if (d ~ /^m/) { t += n * 60000; d = substr(d, 2) }
+                else if (d ~ /^s/) { t += n * 1000; d = substr(d, 2) }
+                else break
+            }
+            return t
+        }
+        /msg="response completed"/ && index($0, p) && !/http\.request\.method=GET/ &&
+            match($0, /^time="[0-9-]+T[0-9:.]+/) && match($0, /http\.response\.duration=[^ ]+/) {
+            d = substr($0, RSTART + 23, RLENGTH - 23)
+            match($0, /^time="[0-9-]+T[0-9:.]+/); ts = substr($0, 7, RLENGTH - 6)
+            split(ts, a, "T"); split(a[2], h, ":")
+            if (day == "") day = a[1]
+            end = ((h[1] * 60 + h[2]) * 60 + h[3]) * 1000 + (a[1] != day ? 86400000 : 0)
+            printf "%.3f %.3f\n", end - dur_ms(d), end
+        }' | sort -n | awk '
+        { if (NR == 1 || $1 > e) { if (NR > 1) t += e - s; s = $1; e = $2 } else if ($2 > e) e = $2 }
+        END { if (NR) t += e - s; printf "%d\n", t }'
+}
 # settle_ms LOG: what slipway's own report of a build says besides its stages: the build's
 # total minus the sum of the stages' "built in" times, in ms (for the push rows, the settle
 # delay after storing the final stage).
@@ -326,17 +358,21 @@ for ((i = 1; i <= runs; i++)); do
         measure "big.$t" "$t" big cold "$i"
         if [[ $t == slipway ]]; then base_ms=$last_ms; fi
     done
-    if id=$(buildah_image "$B/logs/big.buildah.$i.log"); then
+    off=$(log_size)
+    if id=$(buildah_image "$B/logs/big.buildah.$i.log") &&
         record push.buildah "$B/logs/push.buildah.$i.log" buildah_push \
-            "$B/stores/buildah-big" "$id" "$R/buildah-big-$i" || true
+            "$B/stores/buildah-big" "$id" "$R/buildah-big-$i"; then
+        ms[reg.buildah]+="$(busy_ms "$off" "$rpath/buildah-big-$i") "
     fi
     [[ -n $base_ms ]] || continue
     for g in "" 0; do
         fresh "$B/stores/slipway-big"
+        off=$(log_size)
         if record "bigrepo$g.slipway" "$B/logs/bigrepo$g.slipway.$i.log" slipway_repo_build \
             "$B/stores/slipway-big" big "$R/slipway-big$g-$i" "$g"; then
             ms[push$g.slipway]+="$((last_ms - base_ms)) "
             settle[d$g]+="$(settle_ms "$B/logs/bigrepo$g.slipway.$i.log") "
+            ms[reg.slipway]+="$(busy_ms "$off" "$rpath/slipway-big$g-$i") "
             log "push$g.slipway: $(secs $((last_ms - base_ms))) s (with minus without --repo)"
         fi
     done
@@ -360,7 +396,7 @@ mkdir -p "$(dirname "$results")"
     # A "0" key (SLIPWAY_PUBLISH_GRACE_MS=0) compares with buildah's row without the 0.
     for row in "cold:cold build (app):<= 0.5" "cached:cached rebuild (app):<= 0.2" \
         "big:500 MiB layer:-" "push:push 500 MiB layer (vs push):-" \
-        "push0:  same, grace 0:-" "rebuild:--repo rebuild, empty (vs pull):-" \
+        "push0:  same, grace 0:-" "reg:  registry-side request time:-" "rebuild:--repo rebuild, empty (vs pull):-" \
         "rebuild0:  same, grace 0:-"; do
         IFS=: read -r k label target <<<"$row"
         s=$(median <<<"${ms[$k.slipway]:-}") b=$(median <<<"${ms[${k%0}.buildah]:-}")
@@ -374,13 +410,17 @@ mkdir -p "$(dirname "$results")"
         || echo FAILED) (target <= 64 MiB), buildah $([[ -n $b ]] && echo "$((b / 1024)) MiB" || echo FAILED)"
     echo "push rows: slipway = fresh-store \`build --repo\` minus fresh-store \`build\` of the same" \
         "run (median of the differences; slipway pushes while building); buildah = \`buildah push\`" \
-        "of the image it built (compresses the layer while pushing)."
+        "of the image it built (compresses the layer while pushing). Registry-side: time with one of" \
+        "the tool's non-GET requests to the repo in flight, from the registry log (slipway: both" \
+        "grace settings; no build noise, no settle delay, no client work between requests)."
     echo "  500 MiB with --repo, build + push: slipway $(secs "$(median <<<"${ms[bigrepo.slipway]:-}")") s" \
         "(grace 0: $(secs "$(median <<<"${ms[bigrepo0.slipway]:-}")") s); first app push: slipway cold" \
         "build with --repo $(secs "${ms[apppush.slipway]:-}") s, buildah push $(secs "${ms[apppush.buildah]:-}") s"
     echo "  settle delay inside the 500 MiB --repo builds (slipway's report, total minus stages):" \
-        "$(secs "$(median <<<"${settle[d]:-}")") s default, $(secs "$(median <<<"${settle[d0]:-}")") s grace 0;" \
-        "the push rows' differences also carry the build's own run-to-run noise (~0.5-1 s)"
+        "$(secs "$(median <<<"${settle[d]:-}")") s default, $(secs "$(median <<<"${settle[d0]:-}")") s grace 0"
+    each() { local v out=""; for v in $1; do out+="$(secs "$v") "; done; echo "${out% }"; }
+    echo "  the differences carry the 500 MiB build's own run-to-run noise; per run (s):" \
+        "default $(each "${ms[push.slipway]:-}"), grace 0 $(each "${ms[push0.slipway]:-}")"
     echo "rebuild rows: slipway = build with a new empty store and the --repo a cold build pushed" \
         "the app to; buildah = \`buildah pull\` of its pushed app image into new empty storage."
     ages_s=$(tr ' ' '\n' <<<"$ages" | grep . | sort -n | sed -n '1p;$p' | awk '{ printf "%s%.1f", (NR > 1 ? "-" : ""), $1 / 1000 }')
