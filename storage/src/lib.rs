@@ -11,6 +11,7 @@ pub mod commit;
 pub mod digest;
 pub mod error;
 pub mod image;
+pub mod pgzip;
 pub mod reference;
 pub mod registry;
 pub mod store;
