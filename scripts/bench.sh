@@ -145,6 +145,14 @@ slipway_repo_build() { # LOG STORE PROJECT REPO GRACE
     timed "$1" env XDG_DATA_HOME="$2" ${5:+SLIPWAY_PUBLISH_GRACE_MS=$5} \
         "$slipway" build --dir "$B/$3" --insecure-registry "$REGISTRY_ADDR" --repo "$4"
 }
+# Export the final image of PROJECT, whose stages are in REPO, to DEST from an empty store.
+slipway_export() { # LOG STORE PROJECT REPO DEST
+    timed "$1" env XDG_DATA_HOME="$2" "$slipway" export --require-built-images --dir "$B/$3" \
+        --insecure-registry "$REGISTRY_ADDR" --repo "$4" --tag "$5:%image_content_based_tag%" --add-label bench=1
+}
+skopeo_copy() { # LOG SRC DEST
+    timed "$1" skopeo copy --src-tls-verify=false --dest-tls-verify=false "docker://$2" "docker://$3"
+}
 buildah_on() { # STORE: the buildah command line with its storage in STORE, in ${bah[@]}
     bah=(buildah --root "$1/root" --runroot "$1/runroot" --storage-driver overlay)
 }
@@ -296,6 +304,7 @@ settle_ms() {
         END { if (t != "") printf "%d\n", (t - s) * 1000 }' "$1"
 }
 declare -A settle   # d (default grace) / d0 (grace 0) -> settle_ms of each --repo 500 MiB build
+declare -A disk  # export -> KiB the export's store took, per run
 declare -A got   # TOOL -> "<blobs> <bytes>" downloaded by its latest --repo rebuild / pull
 ages=""          # age (ms) of slipway's final stage in the repo when each rebuild started
 
@@ -376,6 +385,18 @@ for ((i = 1; i <= runs; i++)); do
             log "push$g.slipway: $(secs $((last_ms - base_ms))) s (with minus without --repo)"
         fi
     done
+    # Row "export 500 MiB image": from the stages just pushed, to another repository, from
+    # an empty store (nothing may go through the local disk), beside `skopeo copy` of the
+    # same image between the same repositories.
+    tag=$(grep -o -- '[0-9a-f]\{56\}-[0-9]\{13\}$' "$B/logs/bigrepo.slipway.$i.log" 2>/dev/null | tail -n1)
+    [[ -n $tag ]] || continue
+    fresh "$B/stores/slipway-export"
+    if record export.slipway "$B/logs/export.slipway.$i.log" slipway_export \
+        "$B/stores/slipway-export" big "$R/slipway-big-$i" "$R/exported-$i"; then
+        disk[export]+="$(du -sk "$B/stores/slipway-export" | cut -f1) "
+    fi
+    record export.skopeo "$B/logs/export.skopeo.$i.log" skopeo_copy \
+        "$R/slipway-big-$i:$tag" "$R/skopeo-copy-$i:$tag" || true
 done
 [[ -n ${ms[push.buildah]:-} || -n ${fail[push.buildah]:-} ]] ||
     fail[push.buildah]="no 500 MiB image built (see the big rows)"
@@ -405,6 +426,13 @@ mkdir -p "$(dirname "$results")"
         printf '%-32s | %11s | %11s | %15s | %s\n' "$label" "$(secs "$s")" "$(secs "$b")" \
             "$ratio" "$target"
     done
+    s=$(median <<<"${ms[export.slipway]:-}") b=$(median <<<"${ms[export.skopeo]:-}")
+    ratio=-
+    [[ -n $s && -n $b ]] && ratio=$(awk -v s="$s" -v b="$b" 'BEGIN { printf "%.2f", s / b }')
+    printf '%-32s | %11s | %11s | %15s | %s\n' "export 500 MiB (vs skopeo copy)" "$(secs "$s")" \
+        "$(secs "$b")" "$ratio" "skopeo copy in the buildah column"
+    echo "  export: slipway export --require-built-images from an empty store, stages in one repo," \
+        "exported to another; local store afterwards: $(maximum <<<"${disk[export]:-}") KiB (max of runs)"
     s=$(maximum <<<"${rss[big.slipway]:-}") b=$(maximum <<<"${rss[big.buildah]:-}")
     echo "peak RSS, 500 MiB layer (max of runs): slipway $([[ -n $s ]] && echo "$((s / 1024)) MiB" \
         || echo FAILED) (target <= 64 MiB), buildah $([[ -n $b ]] && echo "$((b / 1024)) MiB" || echo FAILED)"
