@@ -9,7 +9,7 @@ const WERF_YAML: &str = "project: repotest\nconfigVersion: 1\n---\nimage: app\nd
 
 fn dockerfile(reg: &str, extra: &str) -> String {
     format!(
-        "FROM {reg}/base/busybox:latest\nRUN echo built > /built.txt && mkdir /d && echo x > /d/x\n{extra}COPY hello.txt /app/hello.txt\nCMD [\"/bin/sh\", \"-c\", \"cat /built.txt /app/hello.txt\"]\n"
+        "FROM {reg}/base/busybox:latest\nRUN echo built > /built.txt && mkdir /d && echo x > /d/x && chown 1234:5678 /d/x && chmod 640 /d/x && ln -s /d/x /d/link && ln /d/x /d/hard\nRUN rm /etc/os-release\n{extra}COPY hello.txt /app/hello.txt\nCMD [\"/bin/sh\", \"-c\", \"cat /built.txt /app/hello.txt\"]\n"
     )
 }
 
@@ -152,7 +152,7 @@ fn repo_build_runs_in_podman_and_a_fresh_store_downloads_no_layer() {
                 .args(&extra),
         );
         let text = stdout(&out);
-        assert_eq!(text.lines().count(), 5, "{text}");
+        assert_eq!(text.lines().count(), 6, "{text}");
         assert!(text.lines().next().unwrap().starts_with("DIGEST"), "{text}");
         assert!(text.lines().last().unwrap().ends_with(tag), "{text}");
     }
@@ -179,6 +179,21 @@ fn repo_build_runs_in_podman_and_a_fresh_store_downloads_no_layer() {
             .arg(&dir),
     );
     assert_eq!(stdout(&out), "built\nhello\n");
+    // Those layers came from the registry and were unpacked here: owners, modes,
+    // hardlinks, symlinks and whiteouts survived commit, push, pull and unpack.
+    let out = run_ok(
+        env.slipway()
+            .env("XDG_DATA_HOME", env.path().join("store2"))
+            .args(["run", "--insecure-registry", &proxy.addr, "--dir"])
+            .arg(&dir)
+            .args([
+                "--",
+                "/bin/sh",
+                "-c",
+                "stat -c '%n %u:%g %a %h' /d/x /d/hard; readlink /d/link; test -e /etc/os-release || echo whiteout",
+            ]),
+    );
+    assert_eq!(stdout(&out), "/d/x 1234:5678 640 2\n/d/hard 1234:5678 640 2\n/d/x\nwhiteout\n");
     assert_repo_consistent(&repo);
 }
 

@@ -201,7 +201,6 @@ pub fn helper_main_if_requested() {
     let err_path = spec_path.with_file_name("sandbox.err");
     let fail = |msg: String| -> ! {
         let _ = std::fs::write(&err_path, &msg);
-        eprintln!("slipway: sandbox: {msg}");
         std::process::exit(SETUP_FAILED)
     };
     let spec: SandboxSpec = match std::fs::read(&spec_path)
