@@ -50,13 +50,23 @@ made by 1000:1000 in /app/work
 
 #[test]
 fn builds_runs_and_rebuilds_from_cache() {
-    if !rootless_env("builds_runs_and_rebuilds_from_cache") {
+    build_run_rebuild("builds_runs_and_rebuilds_from_cache", Env::new());
+}
+
+/// The same project with layers copied instead of mounted (`vfs`, the fallback where
+/// overlayfs cannot be mounted): the same image content must come out.
+#[test]
+fn builds_with_the_vfs_driver() {
+    build_run_rebuild("builds_with_the_vfs_driver", Env::new().with_var("WERF_BUILDAH_STORAGE_DRIVER", "vfs"));
+}
+
+fn build_run_rebuild(test: &str, env: Env) {
+    if !rootless_env(test) {
         return;
     }
-    let Some(reg) = registry("builds_runs_and_rebuilds_from_cache") else {
+    let Some(reg) = registry(test) else {
         return;
     };
-    let env = Env::new();
     let dir = env.path().join("project");
     git_project(
         &dir,

@@ -58,13 +58,21 @@ pub fn which(bin: &str) -> Option<PathBuf> {
 /// A fresh per-test directory with its own store and home.
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// Environment for every `slipway` this test runs.
+    vars: Vec<(String, String)>,
 }
 
 impl Env {
     pub fn new() -> Env {
         let dir = tempfile::Builder::new().prefix("slipway-test-").tempdir().expect("creating test dir");
         std::fs::create_dir_all(dir.path().join("home")).unwrap();
-        Env { dir }
+        Env { dir, vars: Vec::new() }
+    }
+
+    /// Run every `slipway` of this test with `key=value` set.
+    pub fn with_var(mut self, key: &str, value: &str) -> Env {
+        self.vars.push((key.into(), value.into()));
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -77,7 +85,8 @@ impl Env {
         c.env("XDG_DATA_HOME", self.path().join("data"))
             .env("HOME", self.path().join("home"))
             .env_remove("SLIPWAY_STORAGE_ROOT")
-            .env_remove("WERF_REPO");
+            .env_remove("WERF_REPO")
+            .envs(self.vars.iter().map(|(k, v)| (k, v)));
         c
     }
 

@@ -33,7 +33,7 @@ pub enum RuntimeError {
     IdMap { tool: &'static str, pid: i32, message: String },
     #[error(
         "mounting overlayfs at {target}: {source}; native rootless overlayfs needs Linux >= 5.11 \
-         (with userxattr); slipway has no vfs or fuse-overlayfs fallback yet"
+         (with userxattr); or use WERF_BUILDAH_STORAGE_DRIVER=vfs (plain copies)"
     )]
     Overlay {
         target: PathBuf,

@@ -199,8 +199,12 @@ pub fn helper_main_if_requested() {
     };
     let spec_path = PathBuf::from(spec_path);
     let err_path = spec_path.with_file_name("sandbox.err");
+    // Opened now: after pivot_root the path is out of reach, the open file is not.
+    let err_file = std::fs::File::create(&err_path).ok();
     let fail = |msg: String| -> ! {
-        let _ = std::fs::write(&err_path, &msg);
+        if let Some(mut f) = err_file.as_ref() {
+            let _ = std::io::Write::write_all(&mut f, msg.as_bytes());
+        }
         std::process::exit(SETUP_FAILED)
     };
     let spec: SandboxSpec = match std::fs::read(&spec_path)

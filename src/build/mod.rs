@@ -203,10 +203,7 @@ fn check_backend_env() -> anyhow::Result<()> {
         other => bail!("WERF_BUILDAH_MODE={other:?} is not one of auto, native-chroot, native-rootless"),
     }
     match std::env::var("WERF_BUILDAH_STORAGE_DRIVER").unwrap_or_default().as_str() {
-        "" | "auto" | "default" | "overlay" => Ok(()),
-        "vfs" => bail!(
-            "WERF_BUILDAH_STORAGE_DRIVER=vfs is not supported yet; slipway needs native overlayfs (Linux >= 5.11)"
-        ),
+        "" | "auto" | "default" | "overlay" | "vfs" => Ok(()),
         other => bail!("WERF_BUILDAH_STORAGE_DRIVER={other:?} is not one of overlay, vfs"),
     }
 }

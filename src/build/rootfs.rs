@@ -1,5 +1,11 @@
-//! A stage's rootfs while it is being changed: an overlay of the parent's layers plus a
-//! fresh upper directory, committed as a new layer when the step is done.
+//! A stage's rootfs while it is being changed: the parent's layers plus a fresh upper
+//! directory, committed as a new layer when the step is done.
+//!
+//! With native overlayfs the layers are mounted as lower directories. With the vfs
+//! driver (`WERF_BUILDAH_STORAGE_DRIVER=vfs`, or automatically where overlayfs cannot be
+//! mounted) they are copied into a plain directory and the changes are worked out
+//! afterwards (`slipway_storage::vfs`). Either way the upper directory comes out in
+//! overlayfs format, so committing is the same.
 
 use anyhow::Context;
 use slipway_runtime::mount::{NativeOverlay, RootfsDirs, RootfsMounter};
@@ -7,16 +13,33 @@ use slipway_storage::Digest;
 use slipway_storage::commit::commit_dir;
 use slipway_storage::image::OCI_LAYER_GZIP;
 use slipway_storage::store::{LayerMeta, Store};
+use slipway_storage::vfs;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// How layers become a rootfs.
+enum Driver {
+    /// Mounted overlay (true while mounted).
+    Overlay(bool),
+    /// Copies, with what the rootfs held before the step.
+    Vfs(Option<vfs::Snapshot>),
+}
 
 pub struct Mutation<'s> {
     store: &'s Store,
     dirs: RootfsDirs,
-    mounted: bool,
+    driver: Driver,
+}
+
+/// Set once overlayfs failed under the automatic driver choice: use copies from then on.
+static OVERLAY_FAILED: AtomicBool = AtomicBool::new(false);
+
+fn want_vfs() -> bool {
+    std::env::var("WERF_BUILDAH_STORAGE_DRIVER").is_ok_and(|v| v == "vfs") || OVERLAY_FAILED.load(Ordering::Relaxed)
 }
 
 impl<'s> Mutation<'s> {
-    /// Mount the layers `diff_ids` (bottom first) with an empty upper directory.
+    /// The layers `diff_ids` (bottom first) as a rootfs with an empty upper directory.
     pub fn begin(store: &'s Store, diff_ids: &[Digest]) -> anyhow::Result<Self> {
         let scratch = store.scratch_dir("rootfs")?;
         let dirs = RootfsDirs {
@@ -25,26 +48,48 @@ impl<'s> Mutation<'s> {
             work: scratch.join("work"),
             target: scratch.join("merged"),
         };
-        NativeOverlay.mount(&dirs)?;
-        Ok(Mutation { store, dirs, mounted: true })
+        if !want_vfs() {
+            match NativeOverlay.mount(&dirs) {
+                Ok(()) => return Ok(Mutation { store, dirs, driver: Driver::Overlay(true) }),
+                Err(e @ slipway_runtime::RuntimeError::Overlay { .. }) => {
+                    if std::env::var("WERF_BUILDAH_STORAGE_DRIVER").is_ok_and(|v| v == "overlay") {
+                        return Err(e.into());
+                    }
+                    eprintln!("Warning: {e}; falling back to the vfs driver (plain copies: slower, more disk)");
+                    OVERLAY_FAILED.store(true, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for d in [&dirs.upper, &dirs.target] {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        let snapshot = vfs::materialize(&dirs.lowers, &dirs.target)
+            .with_context(|| format!("copying layers into {}", dirs.target.display()))?;
+        Ok(Mutation { store, dirs, driver: Driver::Vfs(Some(snapshot)) })
     }
 
-    /// The merged rootfs (host path).
+    /// The rootfs (host path).
     pub fn root(&self) -> &Path {
         &self.dirs.target
     }
 
     fn unmount(&mut self) -> anyhow::Result<()> {
-        if self.mounted {
-            self.mounted = false;
+        if let Driver::Overlay(mounted @ true) = &mut self.driver {
+            *mounted = false;
             NativeOverlay.unmount(&self.dirs)?;
         }
         Ok(())
     }
 
-    /// Unmount and commit the changes as a layer; `None` when nothing changed.
+    /// Commit the changes as a layer; `None` when nothing changed.
     pub fn finish(mut self) -> anyhow::Result<Option<LayerMeta>> {
         self.unmount()?;
+        if let Driver::Vfs(snapshot) = &mut self.driver {
+            let snapshot = snapshot.take().expect("finish runs once");
+            vfs::diff(&self.dirs.target, &snapshot, &self.dirs.upper)
+                .with_context(|| format!("finding the changes in {}", self.dirs.target.display()))?;
+        }
         let upper = &self.dirs.upper;
         let empty = std::fs::read_dir(upper).with_context(|| format!("reading {}", upper.display()))?.next().is_none();
         if empty {

@@ -17,6 +17,7 @@ pub mod registry;
 pub mod store;
 mod sys;
 pub mod unpack;
+pub mod vfs;
 
 pub use digest::Digest;
 pub use error::StorageError;

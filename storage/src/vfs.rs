@@ -1,0 +1,286 @@
+//! Plain copies instead of overlayfs (`WERF_BUILDAH_STORAGE_DRIVER=vfs`, and the fallback
+//! where overlayfs cannot be mounted, e.g. a store on overlayfs itself).
+//!
+//! [`materialize`] copies the layers (overlayfs format: whiteouts are 0/0 character
+//! devices, opaque directories carry `user.overlay.opaque=y`) into an empty directory
+//! and takes a [`Snapshot`] of it. After the step, [`diff`] writes what changed into an
+//! upper directory in the same overlayfs format — new or changed entries (found by inode
+//! and ctime, which no step can fake), and a whiteout for each removed path — so
+//! committing and storing the layer is the same as with overlayfs.
+
+use crate::error::{Result, StorageError};
+use crate::unpack::{OPAQUE_XATTR, keep_xattr};
+use nix::sys::stat::{Mode, SFlag};
+use nix::sys::time::TimeSpec;
+use std::collections::HashMap;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Identity of every entry of a materialized rootfs, by path relative to it.
+pub struct Snapshot {
+    entries: HashMap<PathBuf, (u64, i64, i64)>,
+}
+
+/// Copy `lowers` (bottom first) into the empty directory `target`.
+pub fn materialize(lowers: &[PathBuf], target: &Path) -> Result<Snapshot> {
+    for lower in lowers {
+        apply_layer(lower, target, &mut HashMap::new())?;
+    }
+    let mut entries = HashMap::new();
+    snapshot(target, Path::new(""), &mut entries)?;
+    Ok(Snapshot { entries })
+}
+
+fn io(action: &'static str, p: &Path) -> impl FnOnce(std::io::Error) -> StorageError {
+    StorageError::io(action, p)
+}
+
+fn sorted_names(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io("reading directory", dir))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<std::io::Result<_>>()
+        .map_err(io("reading directory", dir))?;
+    names.sort();
+    Ok(names)
+}
+
+fn is_whiteout(m: &std::fs::Metadata) -> bool {
+    m.file_type().is_char_device() && m.rdev() == 0
+}
+
+/// Remove whatever is at `p`, never following a symlink.
+fn remove_any(p: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(p).map_err(io("removing", p)),
+        Ok(_) => std::fs::remove_file(p).map_err(io("removing", p)),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Lay one layer over `dst`. `links` maps (dev, inode) of the layer's files to their copy.
+fn apply_layer(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) -> Result<()> {
+    for name in sorted_names(src)? {
+        let (s, d) = (src.join(&name), dst.join(&name));
+        let meta = std::fs::symlink_metadata(&s).map_err(io("stat", &s))?;
+        if is_whiteout(&meta) {
+            remove_any(&d)?;
+            continue;
+        }
+        if meta.is_dir() {
+            let existing = std::fs::symlink_metadata(&d).ok();
+            if existing.as_ref().is_some_and(|m| !m.is_dir()) {
+                remove_any(&d)?;
+            }
+            let opaque = crate::sys::lgetxattr(&s, OPAQUE_XATTR.as_bytes()).is_ok_and(|v| v == b"y");
+            if opaque && existing.as_ref().is_some_and(|m| m.is_dir()) {
+                remove_any(&d)?;
+            }
+            if std::fs::symlink_metadata(&d).is_err() {
+                std::fs::create_dir(&d).map_err(io("creating", &d))?;
+            }
+            apply_layer(&s, &d, links)?;
+            copy_metadata(&s, &meta, &d)?;
+        } else {
+            remove_any(&d)?;
+            copy_entry(&s, &meta, &d, links)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copy a non-directory entry (file, symlink, fifo), as a hardlink to an earlier copy of
+/// the same inode when there is one.
+fn copy_entry(s: &Path, meta: &std::fs::Metadata, d: &Path, links: &mut HashMap<(u64, u64), PathBuf>) -> Result<()> {
+    let ft = meta.file_type();
+    if ft.is_file() && meta.nlink() > 1 {
+        if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
+            return std::fs::hard_link(first, d).map_err(io("linking", d));
+        }
+        links.insert((meta.dev(), meta.ino()), d.to_path_buf());
+    }
+    if ft.is_symlink() {
+        let target = std::fs::read_link(s).map_err(io("reading symlink", s))?;
+        std::os::unix::fs::symlink(target, d).map_err(io("creating symlink", d))?;
+    } else if ft.is_file() {
+        std::fs::copy(s, d).map_err(io("copying to", d))?;
+    } else if ft.is_fifo() {
+        nix::unistd::mkfifo(d, Mode::from_bits_truncate(0o600))
+            .map_err(StorageError::sys("mkfifo", d.display().to_string()))?;
+    } else {
+        tracing::warn!(path = %s.display(), "skipping a device or socket");
+        return Ok(());
+    }
+    copy_metadata(s, meta, d)
+}
+
+/// Owner, mode, xattrs and times of `s` onto `d` (not following symlinks).
+fn copy_metadata(s: &Path, meta: &std::fs::Metadata, d: &Path) -> Result<()> {
+    match std::os::unix::fs::lchown(d, Some(meta.uid()), Some(meta.gid())) {
+        Ok(()) => {}
+        // A single-id user namespace cannot give files other owners (unpack says so too).
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+        Err(e) => return Err(io("chown", d)(e)),
+    }
+    let symlink = meta.file_type().is_symlink();
+    if !symlink {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(io("chmod", d))?;
+        for name in crate::sys::llistxattr(s).unwrap_or_default() {
+            let n = String::from_utf8_lossy(&name);
+            if !keep_xattr(&n) {
+                continue;
+            }
+            if let Ok(v) = crate::sys::lgetxattr(s, &name) {
+                let _ = crate::sys::lsetxattr(d, &name, &v);
+            }
+        }
+    }
+    let atime = TimeSpec::new(meta.atime(), meta.atime_nsec());
+    let mtime = TimeSpec::new(meta.mtime(), meta.mtime_nsec());
+    nix::sys::stat::utimensat(nix::fcntl::AT_FDCWD, d, &atime, &mtime, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
+        .map_err(StorageError::sys("setting times of", d.display().to_string()))
+}
+
+fn snapshot(root: &Path, rel: &Path, out: &mut HashMap<PathBuf, (u64, i64, i64)>) -> Result<()> {
+    let dir = root.join(rel);
+    for name in sorted_names(&dir)? {
+        let r = rel.join(&name);
+        let meta = std::fs::symlink_metadata(root.join(&r)).map_err(io("stat", &root.join(&r)))?;
+        out.insert(r.clone(), (meta.ino(), meta.ctime(), meta.ctime_nsec()));
+        if meta.is_dir() {
+            snapshot(root, &r, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Write the changes of `target` since `before` into the empty directory `upper`, in
+/// overlayfs format.
+pub fn diff(target: &Path, before: &Snapshot, upper: &Path) -> Result<()> {
+    let mut links = HashMap::new();
+    diff_dir(target, Path::new(""), before, upper, &mut links)?;
+    // Removed paths: a whiteout for each one whose parent still exists.
+    let mut removed: Vec<&PathBuf> = before
+        .entries
+        .keys()
+        .filter(|p| std::fs::symlink_metadata(target.join(p)).is_err())
+        .filter(|p| p.parent().is_none_or(|parent| parent.as_os_str().is_empty() || target.join(parent).is_dir()))
+        .collect();
+    removed.sort();
+    for p in removed {
+        ensure_upper_dirs(target, upper, p.parent().unwrap_or(Path::new("")))?;
+        let w = upper.join(p);
+        nix::sys::stat::mknod(&w, SFlag::S_IFCHR, Mode::empty(), 0)
+            .map_err(StorageError::sys("creating whiteout", w.display().to_string()))?;
+    }
+    Ok(())
+}
+
+fn diff_dir(
+    target: &Path,
+    rel: &Path,
+    before: &Snapshot,
+    upper: &Path,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+) -> Result<()> {
+    for name in sorted_names(&target.join(rel))? {
+        let r = rel.join(&name);
+        let t = target.join(&r);
+        let meta = std::fs::symlink_metadata(&t).map_err(io("stat", &t))?;
+        let changed = before.entries.get(&r) != Some(&(meta.ino(), meta.ctime(), meta.ctime_nsec()));
+        if meta.is_dir() {
+            if changed {
+                ensure_upper_dirs(target, upper, &r)?;
+            }
+            diff_dir(target, &r, before, upper, links)?;
+        } else if changed {
+            ensure_upper_dirs(target, upper, rel)?;
+            copy_entry(&t, &meta, &upper.join(&r), links)?;
+        }
+    }
+    Ok(())
+}
+
+/// Create `rel` and its parents in `upper`, with the metadata they have in `target`.
+fn ensure_upper_dirs(target: &Path, upper: &Path, rel: &Path) -> Result<()> {
+    let mut cur = PathBuf::new();
+    for c in rel.components() {
+        cur.push(c);
+        let u = upper.join(&cur);
+        if std::fs::symlink_metadata(&u).is_ok() {
+            continue;
+        }
+        std::fs::create_dir(&u).map_err(io("creating", &u))?;
+        let t = target.join(&cur);
+        let meta = std::fs::symlink_metadata(&t).map_err(io("stat", &t))?;
+        copy_metadata(&t, &meta, &u)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_and_changes_come_back_as_an_upper_dir() {
+        let t = tempfile::tempdir().unwrap();
+        let (l1, l2, target, upper) =
+            (t.path().join("l1"), t.path().join("l2"), t.path().join("m"), t.path().join("u"));
+        for d in [&l1, &l2, &target, &upper] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::create_dir_all(l1.join("dir/sub")).unwrap();
+        std::fs::write(l1.join("dir/sub/f"), "1").unwrap();
+        std::fs::write(l1.join("keep"), "k").unwrap();
+        std::fs::write(l1.join("gone"), "g").unwrap();
+        std::fs::hard_link(l1.join("keep"), l1.join("keep2")).unwrap();
+        std::os::unix::fs::symlink("keep", l1.join("link")).unwrap();
+        // Layer 2 deletes "gone" with a whiteout, if this user may create one.
+        let whiteouts = nix::sys::stat::mknod(&l2.join("gone"), SFlag::S_IFCHR, Mode::empty(), 0).is_ok();
+        std::fs::write(l2.join("new"), "n").unwrap();
+
+        let snap = materialize(&[l1.clone(), l2.clone()], &target).unwrap();
+        assert_eq!(std::fs::read_to_string(target.join("dir/sub/f")).unwrap(), "1");
+        assert_eq!(target.join("gone").exists(), !whiteouts);
+        assert_eq!(
+            std::fs::metadata(target.join("keep")).unwrap().ino(),
+            std::fs::metadata(target.join("keep2")).unwrap().ino()
+        );
+        assert_eq!(std::fs::read_link(target.join("link")).unwrap(), Path::new("keep"));
+
+        // A step: change a file, add one, remove a file and a directory.
+        std::fs::write(target.join("keep"), "changed").unwrap();
+        std::fs::write(target.join("dir/added"), "a").unwrap();
+        std::fs::remove_dir_all(target.join("dir/sub")).unwrap();
+        std::fs::remove_file(target.join("link")).unwrap();
+        if !whiteouts {
+            return; // the rest needs whiteouts in `upper`
+        }
+        diff(&target, &snap, &upper).unwrap();
+        let mut got: Vec<String> = walk(&upper);
+        got.sort();
+        assert_eq!(got, ["dir/", "dir/added", "dir/sub (whiteout)", "keep", "keep2", "link (whiteout)"]);
+    }
+
+    fn walk(root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        fn go(root: &Path, rel: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(root.join(rel)).unwrap().flatten() {
+                let r = rel.join(e.file_name());
+                let m = std::fs::symlink_metadata(root.join(&r)).unwrap();
+                let s = r.display().to_string();
+                if m.is_dir() {
+                    out.push(format!("{s}/"));
+                    go(root, &r, out);
+                } else if is_whiteout(&m) {
+                    out.push(format!("{s} (whiteout)"));
+                } else {
+                    out.push(s);
+                }
+            }
+        }
+        go(root, Path::new(""), &mut out);
+        out
+    }
+}
