@@ -14,6 +14,10 @@ pub struct Project {
     pub config: WerfConfig,
     /// The project name (werf.yaml `project`, or `$WERF_PROJECT_NAME`).
     pub name: String,
+    /// `config.dockerfile.allowContextAddFiles` of `werf-giterminism.yaml`: paths
+    /// (relative to the project directory) that `contextAddFiles` may take from the
+    /// working tree.
+    pub allow_context_add_files: Vec<String>,
 }
 
 impl Project {
@@ -52,7 +56,12 @@ impl Project {
             tracing::warn!("{file_name} has uncommitted changes: building from the committed version");
             eprintln!("Warning: {file_name} has uncommitted changes; the committed version is used (giterminism)");
         }
-        let allowed = allowed_env_vars(&repo, &commit, &dir_rel)?;
+        let giterminism = giterminism(&repo, &commit, &dir_rel)?;
+        let mut allowed = vec![AllowedVar("WERF_*".into())];
+        allowed.extend(
+            strings_at(&giterminism, "/config/goTemplateRendering/allowEnvVariables")
+                .map(|s| AllowedVar(s.trim_matches('/').to_string())),
+        );
         let vars = std::env::vars().filter(|(k, _)| allowed.iter().any(|a| a.matches(k))).collect();
         let config =
             config::parse_template(&file_name, &text, &config::TemplateInput { vars, env: env_name.to_string() })?;
@@ -63,7 +72,8 @@ impl Project {
             }
             None => config.meta.project.clone(),
         };
-        Ok(Project { repo, commit, dir_rel, config, name })
+        let allow_context_add_files = strings_at(&giterminism, "/config/dockerfile/allowContextAddFiles").collect();
+        Ok(Project { repo, commit, dir_rel, config, name, allow_context_add_files })
     }
 }
 
@@ -79,21 +89,18 @@ impl AllowedVar {
     }
 }
 
-/// Environment variables werf.yaml templates may read: those allowed in the committed
-/// `werf-giterminism.yaml` (`config.goTemplateRendering.allowEnvVariables`), plus the
-/// `WERF_*` ones werf always allows.
-fn allowed_env_vars(repo: &Repo, commit: &CommitInfo, dir_rel: &str) -> anyhow::Result<Vec<AllowedVar>> {
-    let mut out = vec![AllowedVar("WERF_*".into())];
+/// The committed `werf-giterminism.yaml` of the project (null if there is none): what
+/// may come from outside the commit — env vars for templates
+/// (`config.goTemplateRendering.allowEnvVariables`, plus the `WERF_*` ones werf always
+/// allows) and working-tree files (`config.dockerfile.allowContextAddFiles`).
+fn giterminism(repo: &Repo, commit: &CommitInfo, dir_rel: &str) -> anyhow::Result<serde_json::Value> {
     let rel = join_rel(dir_rel, "werf-giterminism.yaml");
-    let Some(bytes) = repo.read_file(&commit.id, &rel)? else {
-        return Ok(out);
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    let doc: serde_json::Value = serde_saphyr::from_str(&text).with_context(|| format!("parsing {rel}"))?;
-    if let Some(list) = doc.pointer("/config/goTemplateRendering/allowEnvVariables").and_then(|v| v.as_array()) {
-        out.extend(list.iter().filter_map(|v| v.as_str()).map(|s| AllowedVar(s.trim_matches('/').to_string())));
-    }
-    Ok(out)
+    let Some(bytes) = repo.read_file(&commit.id, &rel)? else { return Ok(serde_json::Value::Null) };
+    serde_saphyr::from_str(&String::from_utf8_lossy(&bytes)).with_context(|| format!("parsing {rel}"))
+}
+
+fn strings_at<'a>(doc: &'a serde_json::Value, pointer: &str) -> impl Iterator<Item = String> + 'a {
+    doc.pointer(pointer).and_then(|v| v.as_array()).into_iter().flatten().filter_map(|v| v.as_str()).map(str::to_string)
 }
 
 /// Join repository-relative paths ("" is the root); `.` components are dropped.

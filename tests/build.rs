@@ -348,3 +348,42 @@ fn kill_9_mid_build_leaves_the_store_consistent() {
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(left.is_empty(), "the killed build's temp files were not cleaned up: {left:?}");
 }
+
+#[test]
+fn context_add_files_need_giterminism_and_track_content() {
+    let t = "context_add_files_need_giterminism_and_track_content";
+    if !rootless_env(t) {
+        return;
+    }
+    let Some(reg) = registry(t) else { return };
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let werf = "project: addfiles\nconfigVersion: 1\n---\nimage: app\ndockerfile: Dockerfile\ncontextAddFiles:\n- generated.txt\n- gen\n";
+    let df = format!("FROM {reg}/base/busybox:latest\nCOPY generated.txt gen/ /app/\n");
+    git_project(
+        &dir,
+        &[("werf.yaml", werf), ("Dockerfile", &df)],
+        &[("generated.txt", "v1\n"), ("gen/a.txt", "a\n"), ("gen/sub/b.txt", "b\n")],
+    );
+    let out = env.slipway().args(["build", "--insecure-registry", &reg, "--dir"]).arg(&dir).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("allowContextAddFiles"), "{}", stderr(&out));
+
+    write(
+        &dir,
+        "werf-giterminism.yaml",
+        "giterminismConfigVersion: 1\nconfig:\n  dockerfile:\n    allowContextAddFiles:\n    - generated.txt\n    - gen\n",
+    );
+    git(&dir, &["add", "werf-giterminism.yaml"]);
+    git(&dir, &["commit", "-q", "-m", "allow"]);
+    let show = ["--", "/bin/sh", "-c", "cat /app/generated.txt /app/a.txt /app/sub/b.txt"];
+    let out = run_ok(env.slipway().args(["run", "--insecure-registry", &reg, "--dir"]).arg(&dir).args(show));
+    assert_eq!(stdout(&out), "v1\na\nb\n");
+    assert!(!stderr(&out).contains("are not committed"), "added files are not 'uncommitted': {}", stderr(&out));
+
+    // The working-tree content is part of the digest.
+    write(&dir, "generated.txt", "v2\n");
+    let out = run_ok(env.slipway().args(["run", "--insecure-registry", &reg, "--dir"]).arg(&dir).args(show));
+    assert_eq!(stdout(&out), "v2\na\nb\n");
+    assert!(stderr(&out).contains("2-COPY") && stderr(&out).contains("built in"), "{}", stderr(&out));
+}

@@ -75,7 +75,9 @@ pub fn build(
         };
         log.image_header(&shown);
         let context_rel = join_rel(&project.dir_rel, &d.context);
-        let context = BuildContext::load(&project.repo, &project.commit, &context_rel)?;
+        let allowed: Vec<String> =
+            project.allow_context_add_files.iter().map(|a| join_rel(&project.dir_rel, a)).collect();
+        let context = BuildContext::load(&project.repo, &project.commit, &context_rel, &d.context_add_files, &allowed)?;
         if !context.uncommitted.is_empty() {
             log.warn(&format!(
                 "image {shown}: {} file(s) in the context directory are not committed and not in the build context (giterminism): {}",

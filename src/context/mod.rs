@@ -4,6 +4,10 @@
 //! Content identity comes for free from git: a file's blob id is a hash of its content,
 //! so checksums for stage digests never read file data. Files are written out
 //! (materialized) only when a COPY or ADD actually has to run.
+//!
+//! The one way in for working-tree files is werf's `contextAddFiles`, each of which must
+//! be allowed by `config.dockerfile.allowContextAddFiles` in the committed
+//! `werf-giterminism.yaml`; their content is hashed (sha256) for the digests.
 
 pub mod dockerignore;
 mod glob;
@@ -23,13 +27,24 @@ pub struct BuildContext {
     /// Files in the context (not excluded), sorted by path.
     pub entries: Vec<TreeEntry>,
     ignore: DockerIgnore,
+    /// Entries taken from the working tree (`contextAddFiles`): path → file on disk.
+    worktree: std::collections::HashMap<String, PathBuf>,
     /// Files that exist only in the working tree (untracked or modified), not excluded.
     pub uncommitted: Vec<String>,
     materialized: OnceCell<PathBuf>,
 }
 
 impl BuildContext {
-    pub fn load(repo: &Repo, commit: &CommitInfo, rel: &str) -> anyhow::Result<BuildContext> {
+    /// The context directory `rel` (relative to the repository root) of `commit`, plus
+    /// `add_files` (relative to the context) from the working tree, each of which must be
+    /// under one of `allowed` (relative to the repository root).
+    pub fn load(
+        repo: &Repo,
+        commit: &CommitInfo,
+        rel: &str,
+        add_files: &[String],
+        allowed: &[String],
+    ) -> anyhow::Result<BuildContext> {
         let ignore_rel = crate::project::join_rel(rel, ".dockerignore");
         let ignore = match repo.read_file(&commit.id, &ignore_rel)? {
             Some(b) => {
@@ -37,14 +52,36 @@ impl BuildContext {
             }
             None => DockerIgnore::parse("")?,
         };
-        let entries = repo
+        let mut entries: Vec<TreeEntry> = repo
             .tree(&commit.id, rel)
             .with_context(|| format!("reading context directory {:?} of commit {}", rel, &commit.id[..12]))?
             .into_iter()
             .filter(|e| e.kind != EntryKind::Submodule && !ignore.is_excluded(&e.path))
             .collect();
-        let uncommitted = repo.uncommitted(rel)?.into_iter().filter(|p| !ignore.is_excluded(p)).collect();
+        let mut worktree = std::collections::HashMap::new();
+        for add in add_files {
+            let add = clean(add).with_context(|| format!("contextAddFiles {add:?}"))?;
+            let in_repo = crate::project::join_rel(rel, &add);
+            if !allowed.iter().any(|a| {
+                let a = crate::project::join_rel("", a);
+                in_repo == a || in_repo.starts_with(&format!("{a}/")) || a.is_empty()
+            }) {
+                bail!(
+                    "contextAddFiles {add:?} takes files from the working tree, which giterminism forbids unless werf-giterminism.yaml allows it (config.dockerfile.allowContextAddFiles)"
+                );
+            }
+            let disk = repo.workdir().join(&in_repo);
+            entries.retain(|e| e.path != add && !e.path.starts_with(&format!("{add}/")));
+            add_worktree(&disk, &add, &mut entries, &mut worktree)?;
+        }
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        let uncommitted = repo
+            .uncommitted(rel)?
+            .into_iter()
+            .filter(|p| !ignore.is_excluded(p) && !worktree.contains_key(p))
+            .collect();
         Ok(BuildContext {
+            worktree,
             repo: repo.clone(),
             rel: rel.to_string(),
             commit: commit.clone(),
@@ -127,6 +164,14 @@ impl BuildContext {
             if let Some(parent) = dest.parent() {
                 std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
             }
+            if let Some(src) = self.worktree.get(&e.path) {
+                if e.kind == EntryKind::Symlink {
+                    std::os::unix::fs::symlink(std::fs::read_link(src)?, &dest)?;
+                } else {
+                    std::fs::copy(src, &dest).with_context(|| format!("copying {}", src.display()))?;
+                }
+                continue;
+            }
             let data = self.repo.blob(&e.oid)?;
             match e.kind {
                 EntryKind::Symlink => {
@@ -145,6 +190,39 @@ impl BuildContext {
         }
         Ok(self.materialized.get_or_init(|| dir))
     }
+}
+
+/// Add the working-tree file or directory `disk` as context path `path`; the id of each
+/// file is the sha256 of its content (or symlink target).
+fn add_worktree(
+    disk: &Path,
+    path: &str,
+    entries: &mut Vec<TreeEntry>,
+    worktree: &mut std::collections::HashMap<String, PathBuf>,
+) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(disk)
+        .with_context(|| format!("contextAddFiles: {} does not exist in the working tree", disk.display()))?;
+    if meta.is_dir() {
+        let mut names: Vec<_> = std::fs::read_dir(disk)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
+        names.sort();
+        for n in names {
+            add_worktree(&disk.join(&n), &format!("{path}/{}", n.to_string_lossy()), entries, worktree)?;
+        }
+        return Ok(());
+    }
+    let (kind, content) = if meta.file_type().is_symlink() {
+        (EntryKind::Symlink, std::fs::read_link(disk)?.into_os_string().into_encoded_bytes())
+    } else if meta.is_file() {
+        let kind = if meta.permissions().mode() & 0o111 != 0 { EntryKind::Executable } else { EntryKind::File };
+        (kind, std::fs::read(disk).with_context(|| format!("reading {}", disk.display()))?)
+    } else {
+        bail!("contextAddFiles: {} is not a file, directory or symlink", disk.display());
+    };
+    let oid = format!("worktree-sha256-{}", hex::encode(Sha256::digest(&content)));
+    entries.push(TreeEntry { path: path.to_string(), kind, oid });
+    worktree.insert(path.to_string(), disk.to_path_buf());
+    Ok(())
 }
 
 /// A context-relative source path: no leading `/`, no `.`, never above the context.

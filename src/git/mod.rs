@@ -85,7 +85,6 @@ impl Repo {
         Ok(repo)
     }
 
-    #[cfg(test)]
     /// Canonical path of the working tree root.
     pub fn workdir(&self) -> &Path {
         &self.workdir
