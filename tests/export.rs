@@ -291,3 +291,47 @@ fn onbuild_triggers_of_an_exported_base_run_in_the_child() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("COPY and ADD triggers are not supported yet"), "{}", stderr(&out));
 }
+
+#[test]
+fn image_spec_rewrites_the_final_config() {
+    let t = "image_spec_rewrites_the_final_config";
+    if !rootless_env(t) {
+        return;
+    }
+    let Some(reg) = registry(t) else { return };
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let werf = "project: imgspec\nconfigVersion: 1\n---\nimage: app\ndockerfile: Dockerfile\nimageSpec:\n  author: Someone\n  clearHistory: true\n  config:\n    labels:\n      team: \"%project%-%image%\"\n    removeLabels: [remove.me, /^tmp\\./]\n    env:\n      MODE: prod\n    removeEnv: [SECRET]\n    user: \"1000\"\n    workingDir: /tmp\n    expose: [\"8080\"]\n";
+    let df = format!("FROM {reg}/base/busybox:latest\nLABEL remove.me=1 tmp.x=2 keep=3\nENV SECRET=s\n");
+    git_project(&dir, &[("werf.yaml", werf), ("Dockerfile", &df)], &[]);
+    let out = run_ok(env.slipway().args(["run", "--insecure-registry", &reg, "--dir"]).arg(&dir).args([
+        "--",
+        "/bin/sh",
+        "-c",
+        "id -u; pwd; echo \"$MODE/$SECRET\"",
+    ]));
+    assert_eq!(stdout(&out), "1000\n/tmp\nprod/\n");
+    assert!(stderr(&out).contains("imageSpec"), "{}", stderr(&out));
+    let dest = fresh_repo(&reg, "imgspec");
+    run_ok(
+        env.slipway()
+            .args(["export", "--insecure-registry", &reg, "--dir"])
+            .arg(&dir)
+            .args(["--tag", &format!("{dest}:latest")]),
+    );
+    let info = inspect(&format!("{dest}:latest"), &[]);
+    let labels = info["Labels"].as_object().unwrap();
+    let mut keys: Vec<&String> = labels.keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["keep", "team"], "{labels:?}");
+    assert_eq!(labels["team"], "imgspec-app");
+    let raw = Command::new("skopeo")
+        .args(["inspect", "--config", "--tls-verify=false"])
+        .arg(format!("docker://{dest}:latest"))
+        .output()
+        .unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(config["author"], "Someone");
+    assert!(config["history"].as_array().is_none_or(|h| h.is_empty()), "{config}");
+    assert!(config["config"]["ExposedPorts"].as_object().unwrap().contains_key("8080/tcp"));
+}

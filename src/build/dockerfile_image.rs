@@ -28,6 +28,9 @@ pub struct DockerfileBuild<'a> {
     pub rlimits: &'a [Rlimit],
     /// Fail instead of building a missing stage (`--require-built-images`).
     pub require_built: bool,
+    /// werf's `imageSpec` (merged with `build.imageSpec` for final images): one more
+    /// stage after the Dockerfile's.
+    pub image_spec: Option<&'a crate::config::ImageSpec>,
     /// Results of Dockerfile stages already built in this run.
     pub built: RefCell<HashMap<usize, ImageState>>,
     pub report: RefCell<ImageReport>,
@@ -37,8 +40,50 @@ impl DockerfileBuild<'_> {
     /// Build (or find) the target stage; returns its final state.
     pub fn run(&self) -> anyhow::Result<ImageState> {
         let state = self.stage(self.plan.target)?;
-        let digest = &self.plan.stages[&self.plan.target].steps.last().expect("FROM step").digest;
-        self.stages.settle(state, digest)
+        let last = &self.plan.stages[&self.plan.target].steps.last().expect("FROM step").digest;
+        let (state, digest) = match self.image_spec {
+            Some(spec) => self.image_spec_stage(state, last, spec)?,
+            None => (state, last.clone()),
+        };
+        self.stages.settle(state, &digest)
+    }
+
+    /// The imageSpec stage: the config rewritten, no layer.
+    fn image_spec_stage(
+        &self,
+        state: ImageState,
+        prev: &str,
+        spec: &crate::config::ImageSpec,
+    ) -> anyhow::Result<(ImageState, String)> {
+        use super::digest::{CACHE_VERSION, sha3_224};
+        let digest = sha3_224(&[CACHE_VERSION, "imageSpec", prev, &super::image_spec::digest_input(spec)]);
+        let name = "imageSpec".to_string();
+        if let Some(found) = self.stages.lookup(&digest)? {
+            self.log.stage(self.image, &name, &digest, &format!("cached ({})", found.source));
+            self.report.borrow_mut().stages.insert(name, StageReport::cached(&digest, found.source));
+            return Ok((found.state, digest));
+        }
+        if self.require_built {
+            anyhow::bail!(
+                "image {} is not built: its imageSpec stage ({digest}) is not in the stage storage",
+                self.shown()
+            );
+        }
+        let t = Instant::now();
+        let mut built = state.clone();
+        super::image_spec::apply(spec, &mut built.config, self.project, self.shown())?;
+        let labels = StageLabels {
+            project: self.project,
+            commit: self.commit,
+            parent_stage_id: state.stage.as_ref().map(|s| s.id()),
+        };
+        let (stored, _) = self.stages.publish(&built, &digest, &name, &labels)?;
+        let secs = t.elapsed().as_secs_f64();
+        self.log.stage(self.image, &name, &digest, &format!("built in {secs:.2}s"));
+        let mut report = self.report.borrow_mut();
+        report.stages.insert(name, StageReport::built(&digest, secs, 0, false));
+        report.rebuilt = true;
+        Ok((stored, digest))
     }
 
     fn stage(&self, index: usize) -> anyhow::Result<ImageState> {

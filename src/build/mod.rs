@@ -6,6 +6,7 @@
 mod copy;
 mod digest;
 mod dockerfile_image;
+mod image_spec;
 mod log;
 mod plan;
 pub mod pull;
@@ -111,6 +112,7 @@ pub fn build(
             context: &context,
             rlimits: &rlimits,
             require_built: settings.require_built,
+            image_spec: d.image_spec.as_ref(),
             built: Default::default(),
             report: Default::default(),
         };

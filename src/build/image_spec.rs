@@ -1,0 +1,156 @@
+//! werf's `imageSpec`: the final image's config rewritten after the last Dockerfile step
+//! (its own stage, with no layer), as werf's imageSpec stage does.
+
+use crate::config::ImageSpec;
+use anyhow::Context;
+use slipway_storage::image::ImageConfig;
+
+/// What the stage digest covers: every field of the spec (maps are sorted).
+pub fn digest_input(spec: &ImageSpec) -> String {
+    format!("{spec:?}")
+}
+
+/// `%project%` and `%image%` in label and env values, as werf expands them.
+fn expand(value: &str, project: &str, image: &str) -> String {
+    value.replace("%project%", project).replace("%image%", image)
+}
+
+/// A `removeLabels`/`removeVolumes`/`removeEnv` item: a name, or `/regex/`.
+enum Matcher {
+    Name(String),
+    Regex(regex_lite::Regex),
+}
+
+impl Matcher {
+    fn parse(item: &str) -> anyhow::Result<Self> {
+        Ok(match item.strip_prefix('/').and_then(|r| r.strip_suffix('/')) {
+            Some(re) => Matcher::Regex(
+                regex_lite::Regex::new(re).with_context(|| format!("imageSpec: invalid regex {item:?}"))?,
+            ),
+            None => Matcher::Name(item.to_string()),
+        })
+    }
+
+    fn is_match(&self, s: &str) -> bool {
+        match self {
+            Matcher::Name(n) => n == s,
+            Matcher::Regex(r) => r.is_match(s),
+        }
+    }
+}
+
+fn any_of(items: &[String]) -> anyhow::Result<impl Fn(&str) -> bool> {
+    let ms = items.iter().map(|i| Matcher::parse(i)).collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(move |s: &str| ms.iter().any(|m| m.is_match(s)))
+}
+
+/// Apply `spec` to `config`. werf's own labels are written again when the stage is
+/// stored, so removing them here cannot lose them (they are essential).
+pub fn apply(spec: &ImageSpec, config: &mut ImageConfig, project: &str, image: &str) -> anyhow::Result<()> {
+    if let Some(a) = &spec.author {
+        config.author = Some(a.clone());
+    }
+    if spec.clear_history {
+        config.history.clear();
+    }
+    let c = &mut config.config;
+    let remove_label = any_of(&spec.remove_labels)?;
+    if let Some(labels) = c.labels.as_mut() {
+        labels.retain(|k, _| !remove_label(k));
+    }
+    for (k, v) in &spec.labels {
+        c.labels.get_or_insert_with(Default::default).insert(k.clone(), expand(v, project, image));
+    }
+    let remove_volume = any_of(&spec.remove_volumes)?;
+    if let Some(v) = c.volumes.as_mut() {
+        v.retain(|k, _| !remove_volume(k));
+    }
+    for v in &spec.volumes {
+        c.volumes.get_or_insert_with(Default::default).insert(v.clone(), serde_json::json!({}));
+    }
+    let remove_env = any_of(&spec.remove_env)?;
+    if let Some(env) = c.env.as_mut() {
+        env.retain(|e| !remove_env(e.split_once('=').map_or(e.as_str(), |(k, _)| k)));
+    }
+    for (k, v) in &spec.env {
+        c.set_env(k, &expand(v, project, image));
+    }
+    if spec.clear_cmd {
+        c.cmd = None;
+    }
+    if spec.clear_entrypoint {
+        c.entrypoint = None;
+    }
+    if spec.clear_user {
+        c.user = None;
+    }
+    if spec.clear_working_dir {
+        c.working_dir = None;
+    }
+    if let Some(u) = &spec.user {
+        c.user = Some(u.clone());
+    }
+    if let Some(cmd) = &spec.cmd {
+        c.cmd = Some(cmd.clone());
+    }
+    if let Some(e) = &spec.entrypoint {
+        c.entrypoint = Some(e.clone());
+    }
+    if let Some(w) = &spec.working_dir {
+        c.working_dir = Some(w.clone());
+    }
+    if let Some(s) = &spec.stop_signal {
+        c.stop_signal = Some(s.clone());
+    }
+    for p in &spec.expose {
+        let p = if p.contains('/') { p.clone() } else { format!("{p}/tcp") };
+        c.exposed_ports.get_or_insert_with(Default::default).insert(p, serde_json::json!({}));
+    }
+    if let Some(h) = &spec.healthcheck {
+        let ns = |s: u64| s * 1_000_000_000;
+        c.healthcheck = Some(serde_json::json!({
+            "Test": h.test, "Interval": ns(h.interval), "Timeout": ns(h.timeout),
+            "StartPeriod": ns(h.start_period), "Retries": h.retries,
+        }));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_the_config() {
+        let mut config: ImageConfig = serde_json::from_str(
+            r#"{"config":{"Env":["A=1","SECRET_X=2","PATH=/bin"],"Labels":{"keep":"1","drop.me":"2","tmp-a":"3"},"Cmd":["x"],"User":"app"},"rootfs":{"type":"layers","diff_ids":[]},"history":[{"created_by":"x"}]}"#,
+        )
+        .unwrap();
+        let spec = ImageSpec {
+            author: Some("me".into()),
+            clear_history: true,
+            remove_labels: vec!["drop.me".into(), "/^tmp-/".into()],
+            remove_env: vec!["/^SECRET_/".into()],
+            labels: [("app".to_string(), "%project%/%image%".to_string())].into(),
+            env: [("B".to_string(), "%image%".to_string())].into(),
+            clear_cmd: true,
+            clear_user: true,
+            expose: vec!["80".into()],
+            ..Default::default()
+        };
+        apply(&spec, &mut config, "proj", "web").unwrap();
+        let c = &config.config;
+        assert_eq!(config.author.as_deref(), Some("me"));
+        assert!(config.history.is_empty());
+        let labels: Vec<(&str, &str)> =
+            c.labels.as_ref().unwrap().iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(labels, [("app", "proj/web"), ("keep", "1")]);
+        assert_eq!(c.env.as_deref().unwrap(), ["A=1", "PATH=/bin", "B=web"]);
+        assert!(c.cmd.is_none() && c.user.is_none());
+        assert!(c.exposed_ports.as_ref().unwrap().contains_key("80/tcp"));
+        assert!(
+            apply(&ImageSpec { remove_labels: vec!["/(/".into()], ..Default::default() }, &mut config, "p", "i")
+                .is_err()
+        );
+    }
+}
