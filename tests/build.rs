@@ -387,3 +387,46 @@ fn context_add_files_need_giterminism_and_track_content() {
     assert_eq!(stdout(&out), "v2\na\nb\n");
     assert!(stderr(&out).contains("2-COPY") && stderr(&out).contains("built in"), "{}", stderr(&out));
 }
+
+#[test]
+fn dependencies_build_first_and_pass_build_args() {
+    let t = "dependencies_build_first_and_pass_build_args";
+    if !rootless_env(t) {
+        return;
+    }
+    let Some(reg) = registry(t) else { return };
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let werf = "project: deps\nconfigVersion: 1\n---\nimage: app\ndockerfile: Dockerfile\ndependencies:\n- image: base\n  imports:\n  - type: ImageName\n    targetBuildArg: BASE_IMAGE\n  - type: ImageTag\n    targetBuildArg: BASE_TAG\n---\nimage: base\ndockerfile: Dockerfile.base\n";
+    git_project(
+        &dir,
+        &[
+            ("werf.yaml", werf),
+            ("Dockerfile.base", &format!("FROM {reg}/base/busybox:latest\nRUN echo from-base > /base.txt\n")),
+            (
+                "Dockerfile",
+                "ARG BASE_IMAGE\nFROM $BASE_IMAGE\nARG BASE_TAG\nRUN cat /base.txt > /copied && echo \"$BASE_TAG\" > /tag\n",
+            ),
+        ],
+        &[],
+    );
+    let report = env.path().join("r.json");
+    let out = run_ok(
+        env.slipway()
+            .args(["build", "app", "--insecure-registry", &reg, "--dir"])
+            .arg(&dir)
+            .arg("--build-report-path")
+            .arg(&report),
+    );
+    let log = stdout(&out);
+    assert!(log.find("Building image base").unwrap() < log.find("Building image app").unwrap(), "{log}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let base_tag = r["Images"]["base"]["DockerTag"].as_str().unwrap().to_string();
+    let out = run_ok(
+        env.slipway()
+            .args(["run", "app", "--insecure-registry", &reg, "--dir"])
+            .arg(&dir)
+            .args(["--", "cat", "/copied", "/tag"]),
+    );
+    assert_eq!(stdout(&out), format!("from-base\n{base_tag}\n"));
+}

@@ -96,6 +96,15 @@ impl DockerfileBuild<'_> {
         Ok(state)
     }
 
+    /// An image named outside this Dockerfile: another werf image's stage in the local
+    /// store (`PROJECT:DIGEST-TS`), else pulled from its registry.
+    fn external_image(&self, reference: &str) -> anyhow::Result<ImageState> {
+        match self.stages.local_image(reference)? {
+            Some(state) => Ok(state),
+            None => self.puller.pull(reference),
+        }
+    }
+
     fn step_env(&self) -> StepEnv<'_> {
         StepEnv {
             stdout_to_stderr: self.log.to_stderr(),
@@ -150,8 +159,7 @@ impl DockerfileBuild<'_> {
                     Base::Scratch => ImageState::scratch(),
                     Base::Image(r) => {
                         let base = self
-                            .puller
-                            .pull(r)
+                            .external_image(r)
                             .with_context(|| format!("{}:{}: FROM {r}", df.file, df.stages[ps.index].line))?;
                         self.run_triggers(ps, planned, r, base)?
                     }
@@ -223,7 +231,7 @@ impl steps::Images for DockerfileBuild<'_> {
     fn image_of(&self, which: &StageRef) -> anyhow::Result<ImageState> {
         match which {
             StageRef::Stage(i) => self.stage(*i),
-            StageRef::Image(r) => self.puller.pull(r),
+            StageRef::Image(r) => self.external_image(r),
         }
     }
 }

@@ -25,7 +25,7 @@ use stages::Stages;
 pub use state::ImageState;
 pub use steps::{Command, run_command};
 
-use crate::config::ImageKind;
+use crate::config::{Image, ImageKind, WerfConfig};
 use crate::context::BuildContext;
 use crate::project::{Project, join_rel};
 use anyhow::{Context, bail};
@@ -62,7 +62,7 @@ pub fn build(
     let client = registry_client(settings)?;
     let puller = Puller { client: &client, store, log };
     let stages = stage_storage(project, store, &client, &puller, settings, log)?;
-    let selected = project.config.select(images)?;
+    let selected = build_order(&project.config, &project.config.select(images)?);
     let mut report = BuildReport::default();
     let mut states = BTreeMap::new();
     for image in selected {
@@ -96,7 +96,7 @@ pub fn build(
             dockerfile,
             &plan::PlanInput {
                 target: d.target.as_deref(),
-                build_args: &d.args,
+                build_args: &dependency_args(d, &report)?,
                 context: &context,
                 cache_version: d.cache_version.as_deref().or(project.config.meta.build.cache_version.as_deref()),
             },
@@ -139,6 +139,54 @@ pub fn build(
         states.insert(image.name.clone(), state);
     }
     Ok((report, states))
+}
+
+/// The selected images and the images they depend on, each after its dependencies.
+fn build_order<'c>(config: &'c WerfConfig, selected: &[&'c Image]) -> Vec<&'c Image> {
+    fn visit<'c>(config: &'c WerfConfig, image: &'c Image, out: &mut Vec<&'c Image>) {
+        if out.iter().any(|i| std::ptr::eq(*i, image)) {
+            return;
+        }
+        for dep in image.depends_on() {
+            if let Some(d) = config.images.iter().find(|i| i.name == dep) {
+                visit(config, d, out);
+            }
+        }
+        out.push(image);
+    }
+    // werf.yaml was checked for cycles when it was parsed.
+    let mut out = Vec::new();
+    for image in selected {
+        visit(config, image, &mut out);
+    }
+    out
+}
+
+/// `args` of a Dockerfile image plus its `dependencies` imports (`targetBuildArg`), taken
+/// from the report of the images built before it.
+fn dependency_args(
+    d: &crate::config::DockerfileImage,
+    report: &BuildReport,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    use crate::config::DependencyImportType as T;
+    let mut args = d.args.clone();
+    for dep in &d.dependencies {
+        let r = report
+            .images
+            .get(&dep.image)
+            .with_context(|| format!("werf.yaml:{}: dependency {} was not built first", dep.line, dep.image))?;
+        for imp in &dep.imports {
+            let value = match imp.kind {
+                T::ImageName => &r.docker_image_name,
+                T::ImageID => &r.docker_image_id,
+                T::ImageRepo => &r.docker_repo,
+                T::ImageTag => &r.docker_tag,
+                T::ImageDigest => &r.docker_image_digest,
+            };
+            args.insert(imp.target.clone(), value.clone());
+        }
+    }
+    Ok(args)
 }
 
 fn stage_storage<'a>(

@@ -82,6 +82,23 @@ impl Stages<'_> {
         Ok(None)
     }
 
+    /// An image named `PROJECT:DIGEST-TS` (a dependency's `ImageName` without `--repo`):
+    /// that stage of the local store.
+    pub fn local_image(&self, reference: &str) -> anyhow::Result<Option<ImageState>> {
+        let Some(tag) = reference.strip_prefix(&format!("{}:", self.project)).and_then(StageTag::parse) else {
+            return Ok(None);
+        };
+        match self
+            .store
+            .stages(self.project, Some(&tag.digest))?
+            .into_iter()
+            .find(|s| s.timestamp_ms == tag.timestamp_ms)
+        {
+            Some(s) => Ok(Some(ImageState::load(self.store, &s)?)),
+            None => Ok(None),
+        }
+    }
+
     /// A stage of `repo`: from the local store if it was fetched before, else its
     /// manifest and config (never its layers) from a cache repo that has it or `repo`.
     /// Returns the state and whether a cache repo served it.
