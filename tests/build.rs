@@ -430,3 +430,36 @@ fn dependencies_build_first_and_pass_build_args() {
     );
     assert_eq!(stdout(&out), format!("from-base\n{base_tag}\n"));
 }
+
+#[test]
+fn run_mounts_cache_secret_bind_tmpfs() {
+    let t = "run_mounts_cache_secret_bind_tmpfs";
+    if !rootless_env(t) {
+        return;
+    }
+    let Some(reg) = registry(t) else { return };
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let werf = "project: mounts\nconfigVersion: 1\n---\nimage: app\ndockerfile: Dockerfile\nsecrets:\n- id: token\n  value: s3cr3t\n";
+    let df = |v: &str| {
+        format!(
+            "FROM {reg}/base/busybox:latest\n\
+             RUN --mount=type=cache,target=/cache,id=c1 echo {v} >> /cache/log && wc -l < /cache/log > /count\n\
+             RUN --mount=type=secret,id=token cat /run/secrets/token > /token-copy\n\
+             RUN --mount=type=bind,source=data,target=/mnt/data cat /mnt/data/x > /bound\n\
+             RUN --mount=type=tmpfs,target=/scratch touch /scratch/f && ls /scratch > /tmpls\n\
+             RUN test ! -e /cache/log && test ! -e /run/secrets/token && test ! -e /mnt/data/x && echo clean > /clean\n"
+        )
+    };
+    git_project(&dir, &[("werf.yaml", werf), ("Dockerfile", &df("v1")), ("data/x", "x-data\n")], &[]);
+    let show = ["--", "cat", "/count", "/token-copy", "/bound", "/tmpls", "/clean"];
+    let out = run_ok(env.slipway().args(["run", "--insecure-registry", &reg, "--dir"]).arg(&dir).args(show));
+    assert_eq!(stdout(&out), "1\ns3cr3tx-data\nf\nclean\n");
+
+    // The cache survives builds; the bind source's content is part of its step's digest.
+    write(&dir, "Dockerfile", &df("v2"));
+    write(&dir, "data/x", "changed\n");
+    git(&dir, &["commit", "-q", "-am", "v2"]);
+    let out = run_ok(env.slipway().args(["run", "--insecure-registry", &reg, "--dir"]).arg(&dir).args(show));
+    assert_eq!(stdout(&out), "2\ns3cr3tchanged\nf\nclean\n");
+}

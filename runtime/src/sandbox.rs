@@ -345,7 +345,9 @@ fn setup(spec: &SandboxSpec) -> Result<Never> {
         let src = b.source.to_string_lossy();
         mnt(Some(&src), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, &b.dest)?;
         if b.readonly {
-            mnt(None, &target, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None, &b.dest)?;
+            // Resolve again: the old fd names the directory under the new mount.
+            let mounted = resolve_in_root(&root, rel, OFlag::O_PATH)?;
+            remount_readonly(&fd_path(&mounted)).map_err(RuntimeError::sys(format!("making {} read-only", b.dest)))?;
         }
     }
     drop((proc_fd, dev_fd, dev_tmpfs, sys_fd));
@@ -387,6 +389,32 @@ fn setup(spec: &SandboxSpec) -> Result<Never> {
     let envp = spec.env.iter().map(|a| cstr(a)).collect::<Result<Vec<_>>>()?;
     let e = nix::unistd::execve(&cstr(&program)?, &argv, &envp).unwrap_err();
     Err(RuntimeError::Other(format!("executing {program}: {e}")))
+}
+
+/// Remount a bind mount read-only. In a user namespace the flags the mount already has
+/// (nosuid, nodev, noexec, atime) are locked and must be kept, so retry with them.
+fn remount_readonly(target: &str) -> nix::Result<()> {
+    let base = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    let first = nix::mount::mount(None::<&str>, target, None::<&str>, base, None::<&str>);
+    if first.is_ok() {
+        return first;
+    }
+    let st = nix::sys::statvfs::statvfs(target)?;
+    use nix::sys::statvfs::FsFlags;
+    let mut flags = base;
+    for (f, m) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if st.flags().contains(f) {
+            flags |= m;
+        }
+    }
+    nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
 }
 
 /// Find `args[0]` in the `PATH` of the step's environment (inside the new root).

@@ -31,6 +31,8 @@ pub struct DockerfileBuild<'a> {
     /// werf's `imageSpec` (merged with `build.imageSpec` for final images): one more
     /// stage after the Dockerfile's.
     pub image_spec: Option<&'a crate::config::ImageSpec>,
+    /// werf.yaml `secrets` for `RUN --mount=type=secret`.
+    pub secrets: &'a [crate::config::Secret],
     /// Results of Dockerfile stages already built in this run.
     pub built: RefCell<HashMap<usize, ImageState>>,
     pub report: RefCell<ImageReport>,
@@ -107,6 +109,7 @@ impl DockerfileBuild<'_> {
 
     fn step_env(&self) -> StepEnv<'_> {
         StepEnv {
+            secrets: self.secrets,
             stdout_to_stderr: self.log.to_stderr(),
             puller: self.puller,
             plan: self.plan,

@@ -8,6 +8,7 @@ mod digest;
 mod dockerfile_image;
 mod image_spec;
 mod log;
+mod mounts;
 mod plan;
 pub mod pull;
 pub mod repo;
@@ -113,6 +114,7 @@ pub fn build(
             rlimits: &rlimits,
             require_built: settings.require_built,
             image_spec: d.image_spec.as_ref(),
+            secrets: &d.secrets,
             built: Default::default(),
             report: Default::default(),
         };

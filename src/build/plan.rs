@@ -188,9 +188,36 @@ fn plan_stage(
                 }
             }
             Instruction::Run(r) => {
-                let unsupported = if !r.mounts.is_empty() {
-                    Some("RUN --mount")
-                } else if r.network.as_deref().is_some_and(|n| n != "default" && n != "host") {
+                // What bind mounts read is part of the step's input (werf #6823).
+                for m in &r.mounts {
+                    let mount = super::mounts::parse(m).with_context(|| format!("{}:{}", df.file, step.line))?;
+                    if let super::mounts::RunMount::Bind { source, from, .. } = mount {
+                        match from.map(|f| df.resolve_from(&f).map_err(|k| k.at(&df.file, step.line))).transpose()? {
+                            Some(StageRef::Stage(s)) => {
+                                let d = done.get(&s).with_context(|| {
+                                    format!(
+                                        "{}:{}: --mount from a stage that is not built before this one",
+                                        df.file, step.line
+                                    )
+                                })?;
+                                extra.push_str(&format!("stage:{}:{source};", d.last_digest()));
+                            }
+                            Some(StageRef::Image(r)) => extra.push_str(&format!("image:{r}:{source};")),
+                            None => {
+                                let sel = input
+                                    .context
+                                    .select(&source)
+                                    .with_context(|| format!("{}:{}", df.file, step.line))?;
+                                if sel.is_empty() {
+                                    bail!("{}:{}: {}", df.file, step.line, input.context.explain_missing(&source));
+                                }
+                                extra.push_str(&input.context.checksum(&sel));
+                                extra.push(';');
+                            }
+                        }
+                    }
+                }
+                let unsupported = if r.network.as_deref().is_some_and(|n| n != "default" && n != "host") {
                     Some("RUN --network other than default or host")
                 } else if r.security.as_deref().is_some_and(|s| s != "sandbox") {
                     Some("RUN --security=insecure")

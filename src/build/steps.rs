@@ -18,6 +18,8 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 
 /// What steps need from the build.
 pub struct StepEnv<'a> {
+    /// werf.yaml `secrets` of the image, for `RUN --mount=type=secret`.
+    pub secrets: &'a [crate::config::Secret],
     /// Step output to stderr: stdout belongs to someone else (`slipway run`).
     pub stdout_to_stderr: bool,
     pub puller: &'a Puller<'a>,
@@ -124,7 +126,10 @@ pub fn execute(
             }
             let user = c.user.clone().unwrap_or_default();
             let cwd = c.working_dir.clone().unwrap_or_else(|| "/".into());
+            let mounts =
+                run.mounts.iter().map(|m| super::mounts::parse(m)).collect::<anyhow::Result<Vec<_>>>().map_err(at)?;
             layer = with_rootfs(env.puller, state, |root| {
+                let prepared = prepare_mounts(env, &mounts)?;
                 let cmd = Command {
                     args: argv,
                     env: run_env,
@@ -132,6 +137,7 @@ pub fn execute(
                     cwd: &cwd,
                     rlimits: env.rlimits,
                     stdout_to_stderr: env.stdout_to_stderr,
+                    binds: prepared.binds.clone(),
                 };
                 let exit = run_command(root, cmd)?;
                 if !exit.success() {
@@ -196,6 +202,8 @@ pub struct Command<'a> {
     pub rlimits: &'a [Rlimit],
     /// See [`SandboxSpec::stdout_to_stderr`].
     pub stdout_to_stderr: bool,
+    /// Mounts of the step (`RUN --mount`), besides `/etc/hosts` and `/etc/resolv.conf`.
+    pub binds: Vec<Bind>,
 }
 
 /// Run `cmd` in the sandbox over the mounted rootfs `root`, with the host's
@@ -230,12 +238,104 @@ pub fn run_command(root: &std::path::Path, cmd: Command<'_>) -> anyhow::Result<s
         hostname: "slipway".into(),
         rlimits: cmd.rlimits.to_vec(),
         stdout_to_stderr: cmd.stdout_to_stderr,
-        binds: vec![
+        binds: [
             Bind { source: hosts, dest: "/etc/hosts".into(), readonly: false },
             Bind { source: resolv, dest: "/etc/resolv.conf".into(), readonly: false },
-        ],
+        ]
+        .into_iter()
+        .chain(cmd.binds)
+        .collect(),
     };
     Ok(sandbox::run(&spec, &scratch)?)
+}
+
+/// The sources of a step's `RUN --mount`s, kept alive while the step runs.
+struct PreparedMounts<'s> {
+    binds: Vec<Bind>,
+    /// Other stages or images mounted for `--mount=from=…`.
+    _sources: Vec<Mutation<'s>>,
+}
+
+fn prepare_mounts<'s>(env: &StepEnv<'s>, mounts: &[super::mounts::RunMount]) -> anyhow::Result<PreparedMounts<'s>> {
+    use super::mounts::RunMount as M;
+    let store = env.puller.store;
+    let mut binds = Vec::new();
+    let mut sources = Vec::new();
+    for m in mounts {
+        match m {
+            M::Cache { target, id, uid, gid, mode, readonly } => {
+                use sha2::Digest as _;
+                let dir = store.root().join("cache").join(hex::encode(sha2::Sha256::digest(id.as_bytes())));
+                if !dir.is_dir() {
+                    std::fs::create_dir_all(&dir).with_context(|| format!("creating cache {}", dir.display()))?;
+                    std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid))
+                        .with_context(|| format!("chown of cache {id} to {uid}:{gid}"))?;
+                    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(*mode))?;
+                }
+                binds.push(Bind { source: dir, dest: target.clone(), readonly: *readonly });
+            }
+            M::Secret { id, target, required, mode } => {
+                let Some(secret) = env.secrets.iter().find(|s| s.id == *id) else {
+                    if *required {
+                        bail!("secret {id} is required by --mount but werf.yaml does not define it (secrets:)");
+                    }
+                    continue;
+                };
+                let value = secret_value(secret)?;
+                let dir = store.scratch_dir("secret")?;
+                let file = dir.join("secret");
+                std::fs::write(&file, value)?;
+                std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(*mode))?;
+                binds.push(Bind { source: file, dest: target.clone(), readonly: true });
+            }
+            M::Bind { target, source, from, readonly } => {
+                let root = match from {
+                    None => env.context.materialize(store.scratch())?.to_path_buf(),
+                    Some(f) => {
+                        let which = env.plan.dockerfile.resolve_from(f).map_err(|k| anyhow::anyhow!("{k}"))?;
+                        let image = env.images.image_of(&which)?;
+                        env.puller.ensure_layers(&image)?;
+                        let m = Mutation::begin(store, image.diff_ids())?;
+                        let root = m.root().to_path_buf();
+                        sources.push(m);
+                        root
+                    }
+                };
+                // Resolved inside its root, then named by its real path for the helper.
+                let fd = Rootfs::open(&root)?
+                    .open_path(source)
+                    .with_context(|| format!("--mount source {source} cannot be resolved inside its root"))?;
+                let real = std::fs::read_link(fd_path(&fd))?;
+                binds.push(Bind { source: real, dest: target.clone(), readonly: *readonly });
+            }
+            M::Tmpfs { target } => {
+                binds.push(Bind { source: store.scratch_dir("tmpfs")?, dest: target.clone(), readonly: false });
+            }
+        }
+    }
+    Ok(PreparedMounts { binds, _sources: sources })
+}
+
+/// The value of a werf.yaml secret: a host env var, a host file, or a literal.
+fn secret_value(secret: &crate::config::Secret) -> anyhow::Result<Vec<u8>> {
+    use crate::config::SecretSource as S;
+    Ok(match &secret.source {
+        S::Env(name) => std::env::var(name)
+            .with_context(|| {
+                format!("secret {}: environment variable {name} is not set (werf.yaml:{})", secret.id, secret.line)
+            })?
+            .into_bytes(),
+        S::File(path) => {
+            let path = match path.strip_prefix("~/") {
+                Some(rest) => std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(rest),
+                None => std::path::PathBuf::from(path),
+            };
+            std::fs::read(&path).with_context(|| {
+                format!("secret {}: reading {} (werf.yaml:{})", secret.id, path.display(), secret.line)
+            })?
+        }
+        S::Value(v) => v.clone().into_bytes(),
+    })
 }
 
 struct CopySpec {

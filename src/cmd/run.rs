@@ -61,6 +61,7 @@ pub fn run(args: RunArgs, storage_root: &std::path::Path) -> anyhow::Result<u8> 
         cwd: c.working_dir.as_deref().filter(|w| !w.is_empty()).unwrap_or("/"),
         rlimits: &rlimits,
         stdout_to_stderr: false,
+        binds: Vec::new(),
     };
     let exit = build::run_command(m.root(), cmd)?;
     drop(m);
