@@ -60,6 +60,12 @@ fn builds_with_the_vfs_driver() {
     build_run_rebuild("builds_with_the_vfs_driver", Env::new().with_var("WERF_BUILDAH_STORAGE_DRIVER", "vfs"));
 }
 
+/// The same project with steps run by runc (`WERF_BUILDAH_MODE=native-rootless`).
+#[test]
+fn builds_with_runc_isolation() {
+    build_run_rebuild("builds_with_runc_isolation", Env::new().with_var("WERF_BUILDAH_MODE", "native-rootless"));
+}
+
 fn build_run_rebuild(test: &str, env: Env) {
     if !rootless_env(test) {
         return;

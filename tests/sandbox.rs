@@ -33,7 +33,7 @@ fn runs_sh_id_in_busybox_rootfs() {
         "--",
         "/bin/sh",
         "-c",
-        "id; echo pid=$$; hostname; ls /dev; test -r /proc/self/status && echo proc-ok",
+        "id; echo pid=$$; hostname; ls /dev; test -r /proc/self/status && echo proc-ok; grep CapBnd /proc/self/status",
     ]));
     let text = stdout(&out);
     assert!(text.starts_with("uid=0(root) gid=0(root)"), "{text}");
@@ -43,6 +43,8 @@ fn runs_sh_id_in_busybox_rootfs() {
         assert!(text.lines().any(|l| l == dev), "/dev/{dev} missing:\n{text}");
     }
     assert!(text.contains("proc-ok"), "{text}");
+    // Docker's default capability set, not everything root of the namespace has.
+    assert!(text.contains("CapBnd:\t00000000a80425fb"), "{text}");
     // Mount points the sandbox created are gone again.
     assert!(!root.join("proc").exists() && !root.join("dev").exists() && !root.join("sys").exists());
 }

@@ -13,6 +13,7 @@
 
 pub mod error;
 pub mod mount;
+pub mod oci;
 pub mod rlimit;
 pub mod sandbox;
 pub mod subid;

@@ -28,6 +28,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 const HELPER_ENV: &str = "_SLIPWAY_SANDBOX";
+/// The capabilities a step keeps (Docker's and buildah's default set: chown, dac_override,
+/// fowner, fsetid, kill, setgid, setuid, setpcap, net_bind_service, net_raw, sys_chroot,
+/// mknod, audit_write, setfcap); the same set the OCI isolation asks runc for.
+const DEFAULT_CAPS: u64 = 0xa80425fb;
 /// Exit status of the helper when the sandbox could not be set up (details in the error file).
 const SETUP_FAILED: i32 = 125;
 
@@ -78,9 +82,25 @@ impl Exit {
 /// Run `spec` in a fresh sandbox and wait for it. `scratch` is a private directory for
 /// the spec and error files.
 pub fn run(spec: &SandboxSpec, scratch: &Path) -> Result<Exit> {
+    run_with(spec, scratch, &Isolation::Builtin)
+}
+
+/// Who isolates the step: slipway's own sandbox (werf's `native-chroot`) or an OCI
+/// runtime such as runc given the same spec as a bundle (werf's `native-rootless`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Isolation {
+    Builtin,
+    Oci { runtime: PathBuf },
+}
+
+/// [`run`] with the given isolation.
+pub fn run_with(spec: &SandboxSpec, scratch: &Path, isolation: &Isolation) -> Result<Exit> {
     std::fs::create_dir_all(scratch).map_err(RuntimeError::io("creating", scratch))?;
     let created = create_mount_points(spec)?;
-    let result = spawn_helper(spec, scratch);
+    let result = match isolation {
+        Isolation::Builtin => spawn_helper(spec, scratch),
+        Isolation::Oci { runtime } => crate::oci::run(spec, scratch, runtime),
+    };
     remove_created(&spec.rootfs, &created);
     result
 }
@@ -366,6 +386,7 @@ fn setup(spec: &SandboxSpec) -> Result<Never> {
             r.hard
         )))?;
     }
+    crate::sys::drop_bounding_caps(DEFAULT_CAPS).map_err(RuntimeError::sys("dropping capabilities"))?;
     let groups: Vec<Gid> = spec.groups.iter().copied().map(Gid::from_raw).collect();
     if let Err(e) = nix::unistd::setgroups(&groups) {
         // A single-id namespace denies setgroups; that only matters if groups were asked for.

@@ -129,3 +129,19 @@ pub(crate) fn mount_overlay_fsconfig(
     };
     Errno::result(rc).map(drop)
 }
+
+/// Drop every capability not in `keep` (bit numbers) from the bounding set, so the
+/// command exec'd next runs with at most those (Docker's default set for build steps).
+pub(crate) fn drop_bounding_caps(keep: u64) -> nix::Result<()> {
+    let last: u32 =
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40);
+    for cap in 0..=last {
+        if keep & (1u64 << cap) != 0 {
+            continue;
+        }
+        // SAFETY: PR_CAPBSET_DROP takes a capability number and no pointers.
+        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
+        nix::errno::Errno::result(rc)?;
+    }
+    Ok(())
+}

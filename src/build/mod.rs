@@ -246,16 +246,29 @@ pub fn registry_client(settings: &BuildSettings) -> anyhow::Result<Client> {
     Ok(Client::new(config, auth))
 }
 
-/// werf's backend variables: say clearly what is not implemented instead of ignoring it.
-fn check_backend_env() -> anyhow::Result<()> {
+/// How steps are isolated, from `WERF_BUILDAH_MODE`: slipway's own sandbox for
+/// `auto`/`native-chroot` (werf's default too), runc for `native-rootless`.
+pub fn isolation() -> anyhow::Result<slipway_runtime::sandbox::Isolation> {
+    use slipway_runtime::sandbox::Isolation;
     match std::env::var("WERF_BUILDAH_MODE").unwrap_or_default().as_str() {
-        "" | "auto" | "default" | "native-chroot" => {}
-        "native-rootless" => bail!(
-            "WERF_BUILDAH_MODE=native-rootless (runc/crun isolation) is not supported yet; use native-chroot or auto"
-        ),
+        "" | "auto" | "default" | "native-chroot" => Ok(Isolation::Builtin),
+        "native-rootless" => {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let runtime = std::env::split_paths(&path)
+                .chain(["/usr/sbin".into(), "/usr/bin".into()])
+                .map(|d| d.join("runc"))
+                .find(|p| p.is_file())
+                .context("WERF_BUILDAH_MODE=native-rootless runs steps with runc, which is not installed (Debian package runc)")?;
+            Ok(Isolation::Oci { runtime })
+        }
         "docker" => bail!("WERF_BUILDAH_MODE=docker: slipway has no Docker backend; unset it or use auto"),
         other => bail!("WERF_BUILDAH_MODE={other:?} is not one of auto, native-chroot, native-rootless"),
     }
+}
+
+/// werf's backend variables: say clearly what is not implemented instead of ignoring it.
+fn check_backend_env() -> anyhow::Result<()> {
+    isolation()?;
     match std::env::var("WERF_BUILDAH_STORAGE_DRIVER").unwrap_or_default().as_str() {
         "" | "auto" | "default" | "overlay" | "vfs" => Ok(()),
         other => bail!("WERF_BUILDAH_STORAGE_DRIVER={other:?} is not one of overlay, vfs"),

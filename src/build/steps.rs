@@ -246,7 +246,7 @@ pub fn run_command(root: &std::path::Path, cmd: Command<'_>) -> anyhow::Result<s
         .chain(cmd.binds)
         .collect(),
     };
-    Ok(sandbox::run(&spec, &scratch)?)
+    Ok(sandbox::run_with(&spec, &scratch, &super::isolation()?)?)
 }
 
 /// The sources of a step's `RUN --mount`s, kept alive while the step runs.

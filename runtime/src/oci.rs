@@ -1,0 +1,106 @@
+//! Running a step with an OCI runtime (runc): the same [`SandboxSpec`] written as a
+//! bundle's `config.json`. slipway is already root of its own user namespace, so the
+//! spec asks for no user namespace of its own and sets no cgroup resources (there is no
+//! cgroup delegation to users on these hosts).
+
+use crate::error::{Result, RuntimeError};
+use crate::rlimit;
+use crate::sandbox::{Exit, SandboxSpec};
+use serde_json::json;
+use std::path::Path;
+
+/// Docker's default capabilities: what build steps usually need (chown, setuid, …).
+const CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// The bundle configuration for `spec`.
+pub fn config(spec: &SandboxSpec) -> serde_json::Value {
+    let rlimits: Vec<_> = spec
+        .rlimits
+        .iter()
+        .map(|r| json!({"type": format!("RLIMIT_{}", rlimit::name_of(r.resource).to_uppercase()), "soft": r.soft, "hard": r.hard}))
+        .collect();
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}),
+    ];
+    for b in &spec.binds {
+        let mut options = vec!["rbind"];
+        if b.readonly {
+            options.push("ro");
+        }
+        mounts.push(json!({"destination": b.dest, "type": "none", "source": b.source, "options": options}));
+    }
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": spec.uid, "gid": spec.gid, "additionalGids": spec.groups},
+            "args": spec.args,
+            "env": spec.env,
+            "cwd": spec.cwd,
+            "capabilities": {"bounding": CAPS, "effective": CAPS, "permitted": CAPS},
+            "rlimits": rlimits,
+            "noNewPrivileges": true
+        },
+        "root": {"path": spec.rootfs, "readonly": false},
+        "hostname": spec.hostname,
+        "mounts": mounts,
+        "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+        }
+    })
+}
+
+/// Run `spec` with the OCI runtime binary `runtime` and wait for it.
+pub fn run(spec: &SandboxSpec, scratch: &Path, runtime: &Path) -> Result<Exit> {
+    let bundle = scratch.join("bundle");
+    std::fs::create_dir_all(&bundle).map_err(RuntimeError::io("creating", &bundle))?;
+    let config_path = bundle.join("config.json");
+    let bytes = serde_json::to_vec_pretty(&config(spec))
+        .map_err(|e| RuntimeError::Other(format!("encoding config.json: {e}")))?;
+    std::fs::write(&config_path, bytes).map_err(RuntimeError::io("writing", &config_path))?;
+    // The runtime's state lives with the step and goes away with it.
+    let state = scratch.join("runtime-state");
+    let id = format!(
+        "slipway-{}-{}",
+        std::process::id(),
+        scratch.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    );
+    let mut cmd = std::process::Command::new(runtime);
+    cmd.arg("--root").arg(&state).arg("run").arg("--bundle").arg(&bundle).arg(&id);
+    if spec.stdout_to_stderr {
+        let err = std::os::fd::AsFd::as_fd(&std::io::stderr())
+            .try_clone_to_owned()
+            .map_err(RuntimeError::io("duplicating", "stderr"))?;
+        cmd.stdout(std::process::Stdio::from(err));
+    }
+    let status = cmd.status().map_err(|e| {
+        RuntimeError::Other(format!(
+            "starting the OCI runtime {}: {e}; install runc or use WERF_BUILDAH_MODE=native-chroot",
+            runtime.display()
+        ))
+    })?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(Exit { code: status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)) })
+}
