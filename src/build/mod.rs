@@ -48,6 +48,8 @@ pub struct BuildSettings {
     pub final_repo: Option<String>,
     /// Only look stages up; a missing one is an error.
     pub require_built: bool,
+    /// How many images may build at once (`-p`, `--parallel-tasks-limit`); 1: one by one.
+    pub parallel: usize,
 }
 
 /// Builds selected images; returns the report and each image's final state.
@@ -59,14 +61,83 @@ pub fn build(
     log: &Log,
 ) -> anyhow::Result<(BuildReport, BTreeMap<String, ImageState>)> {
     check_backend_env()?;
-    let rlimits = rlimits_from_env()?;
-    let client = registry_client(settings)?;
-    let puller = Puller { client: &client, store, log };
-    let stages = stage_storage(project, store, &client, &puller, settings, log)?;
-    let selected = build_order(&project.config, &project.config.select(images)?);
+    let run = Run {
+        name: &project.name,
+        dir_rel: &project.dir_rel,
+        commit: &project.commit,
+        config: &project.config,
+        allow_context_add_files: &project.allow_context_add_files,
+        store,
+        settings,
+        log,
+        rlimits: rlimits_from_env()?,
+        client: registry_client(settings)?,
+    };
+    let mut pending = build_order(&project.config, &project.config.select(images)?);
     let mut report = BuildReport::default();
     let mut states = BTreeMap::new();
-    for image in selected {
+    // In waves: every image whose dependencies are built, several at a time (werf's -p).
+    while !pending.is_empty() {
+        let (ready, rest): (Vec<&Image>, Vec<&Image>) = pending.iter().partition(|i| {
+            i.depends_on().iter().all(|d| report.images.contains_key(*d) || !pending.iter().any(|p| p.name == *d))
+        });
+        pending = rest;
+        for chunk in ready.chunks(settings.parallel.max(1)) {
+            let results: Vec<anyhow::Result<(ImageReport, ImageState)>> = if chunk.len() == 1 {
+                vec![run.image(&project.repo, chunk[0], &report)]
+            } else {
+                std::thread::scope(|s| {
+                    // A git handle is not shared between threads: each build gets a clone.
+                    let handles: Vec<_> = chunk
+                        .iter()
+                        .map(|image| {
+                            let repo = project.repo.clone();
+                            let (run, report) = (&run, &report);
+                            s.spawn(move || run.image(&repo, image, report))
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("an image build panicked"))))
+                        .collect()
+                })
+            };
+            for (image, result) in chunk.iter().zip(results) {
+                let (r, state) = result?;
+                report.images.insert(image.name.clone(), r);
+                states.insert(image.name.clone(), state);
+            }
+        }
+    }
+    Ok((report, states))
+}
+
+/// What every image build of one run shares (the project without its git handle,
+/// which cannot be shared between threads).
+struct Run<'a> {
+    name: &'a str,
+    dir_rel: &'a str,
+    commit: &'a crate::git::CommitInfo,
+    config: &'a WerfConfig,
+    allow_context_add_files: &'a [String],
+    store: &'a Store,
+    settings: &'a BuildSettings,
+    log: &'a Log,
+    rlimits: Vec<slipway_runtime::rlimit::Rlimit>,
+    client: Client,
+}
+
+impl Run<'_> {
+    /// Build one image whose dependencies are in `done`.
+    fn image(
+        &self,
+        repo: &crate::git::Repo,
+        image: &Image,
+        done: &BuildReport,
+    ) -> anyhow::Result<(ImageReport, ImageState)> {
+        let (store, log, settings) = (self.store, self.log, self.settings);
+        let puller = Puller { client: &self.client, store, log };
+        let stages = stage_storage(self.name, store, &self.client, &puller, settings, log)?;
         let started = Instant::now();
         let shown = if image.name.is_empty() { "~".to_string() } else { image.name.clone() };
         let d = match &image.kind {
@@ -76,10 +147,9 @@ pub fn build(
             }
         };
         log.image_header(&shown);
-        let context_rel = join_rel(&project.dir_rel, &d.context);
-        let allowed: Vec<String> =
-            project.allow_context_add_files.iter().map(|a| join_rel(&project.dir_rel, a)).collect();
-        let context = BuildContext::load(&project.repo, &project.commit, &context_rel, &d.context_add_files, &allowed)?;
+        let context_rel = join_rel(self.dir_rel, &d.context);
+        let allowed: Vec<String> = self.allow_context_add_files.iter().map(|a| join_rel(self.dir_rel, a)).collect();
+        let context = BuildContext::load(repo, self.commit, &context_rel, &d.context_add_files, &allowed)?;
         if !context.uncommitted.is_empty() {
             log.warn(&format!(
                 "image {shown}: {} file(s) in the context directory are not committed and not in the build context (giterminism): {}",
@@ -88,8 +158,8 @@ pub fn build(
             ));
         }
         let df_rel = join_rel(&context_rel, &d.dockerfile);
-        let df_bytes = project.repo.read_file(&project.commit.id, &df_rel)?.with_context(|| {
-            format!("image {shown}: {df_rel} is not in commit {} (werf.yaml:{})", &project.commit.id[..12], image.line)
+        let df_bytes = repo.read_file(&self.commit.id, &df_rel)?.with_context(|| {
+            format!("image {shown}: {df_rel} is not in commit {} (werf.yaml:{})", &self.commit.id[..12], image.line)
         })?;
         let df_text = String::from_utf8(df_bytes).with_context(|| format!("{df_rel} is not UTF-8"))?;
         let dockerfile = crate::dockerfile::parse(&df_rel, &df_text)?;
@@ -97,21 +167,21 @@ pub fn build(
             dockerfile,
             &plan::PlanInput {
                 target: d.target.as_deref(),
-                build_args: &dependency_args(d, &report)?,
+                build_args: &dependency_args(d, done)?,
                 context: &context,
-                cache_version: d.cache_version.as_deref().or(project.config.meta.build.cache_version.as_deref()),
+                cache_version: d.cache_version.as_deref().or(self.config.meta.build.cache_version.as_deref()),
             },
         )?;
         let b = dockerfile_image::DockerfileBuild {
             stages: &stages,
             puller: &puller,
             log,
-            project: &project.name,
-            commit: &project.commit.id,
+            project: self.name,
+            commit: &self.commit.id,
             image: &shown,
             plan: &plan,
             context: &context,
-            rlimits: &rlimits,
+            rlimits: &self.rlimits,
             require_built: settings.require_built,
             image_spec: d.image_spec.as_ref(),
             secrets: &d.secrets,
@@ -126,7 +196,7 @@ pub fn build(
             match (image.final_.then(|| stages.to_final_repo(&state)).transpose()?.flatten(), &stages.primary) {
                 (Some(fr), _) => fr.name.clone(),
                 (None, Some(p)) => p.name.clone(),
-                (None, None) => project.name.clone(),
+                (None, None) => self.name.to_string(),
             };
         let mut r: ImageReport = b.report.into_inner();
         r.werf_image_name = image.name.clone();
@@ -137,10 +207,8 @@ pub fn build(
         r.docker_repo = repo_name;
         r.final_ = image.final_;
         log.image_footer(&shown, started.elapsed().as_secs_f64(), &r.docker_image_name);
-        report.images.insert(image.name.clone(), r);
-        states.insert(image.name.clone(), state);
+        Ok((r, state))
     }
-    Ok((report, states))
 }
 
 /// The selected images and the images they depend on, each after its dependencies.
@@ -192,7 +260,7 @@ fn dependency_args(
 }
 
 fn stage_storage<'a>(
-    project: &'a Project,
+    project: &'a str,
     store: &'a Store,
     client: &'a Client,
     puller: &'a Puller<'a>,
@@ -213,7 +281,7 @@ fn stage_storage<'a>(
         client,
         puller,
         log,
-        project: &project.name,
+        project,
         primary,
         secondary: parse_all(&settings.secondary_repos, Role::Secondary)?,
         cache: parse_all(&settings.cache_repos, Role::Cache)?,

@@ -117,7 +117,8 @@ impl Stages<'_> {
             }
         }
         let reference = from.tagged(&tag.tag())?;
-        let raw = self.client.get_manifest(&reference).with_context(|| format!("fetching stage {reference}"))?;
+        let raw =
+            get_listed_manifest(self.client, &reference).with_context(|| format!("fetching stage {reference}"))?;
         let digest = Digest::parse(&raw.digest)?;
         if !self.store.blobs().exists(&digest) {
             self.store.blobs().put_stream(&mut &raw.bytes[..], Some(&digest))?;
@@ -244,6 +245,27 @@ impl Stages<'_> {
     fn host_lock(&self, repo: &StageRepo, digest: &str) -> anyhow::Result<std::fs::File> {
         Ok(lock_in(&host_lock_dir(), &format!("{}.{digest}", repo.name))?)
     }
+}
+
+/// The manifest of a tag that was just listed. A registry lists a tag while another
+/// builder's manifest PUT is still linking it, and then answers 404 for a moment: retry
+/// briefly before calling it missing.
+fn get_listed_manifest(
+    client: &Client,
+    reference: &slipway_storage::reference::Reference,
+) -> Result<slipway_storage::registry::RawManifest, slipway_storage::registry::RegistryError> {
+    use slipway_storage::registry::RegistryError;
+    let mut delay = std::time::Duration::from_millis(50);
+    for _ in 0..8 {
+        match client.get_manifest(reference) {
+            Err(RegistryError::ManifestNotFound { .. }) => {
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(std::time::Duration::from_millis(800));
+            }
+            other => return other,
+        }
+    }
+    client.get_manifest(reference)
 }
 
 fn host_lock_dir() -> PathBuf {

@@ -44,6 +44,14 @@ pub struct ProjectArgs {
     #[arg(long, env = "WERF_FINAL_REPO")]
     pub final_repo: Option<String>,
 
+    /// Build independent images at the same time.
+    #[arg(short = 'p', long, env = "WERF_PARALLEL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub parallel: bool,
+
+    /// How many images build at once with --parallel.
+    #[arg(long, env = "WERF_PARALLEL_TASKS_LIMIT", default_value_t = 5)]
+    pub parallel_tasks_limit: usize,
+
     /// Registries whose TLS certificates are not verified (repeatable).
     #[arg(long = "skip-tls-verify-registry", value_name = "REGISTRY")]
     pub skip_tls_verify_registry: Vec<String>,
@@ -74,6 +82,7 @@ impl ProjectArgs {
             cache_repos: with_env_list(&self.cache_repo, "WERF_CACHE_REPO_"),
             final_repo: self.final_repo.clone().filter(|r| !r.is_empty()),
             require_built: false,
+            parallel: if self.parallel { self.parallel_tasks_limit.max(1) } else { 1 },
         }
     }
 }
