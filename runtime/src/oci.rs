@@ -89,18 +89,10 @@ pub fn run(spec: &SandboxSpec, scratch: &Path, runtime: &Path) -> Result<Exit> {
     );
     let mut cmd = std::process::Command::new(runtime);
     cmd.arg("--root").arg(&state).arg("run").arg("--bundle").arg(&bundle).arg(&id);
-    if spec.stdout_to_stderr {
-        let err = std::os::fd::AsFd::as_fd(&std::io::stderr())
-            .try_clone_to_owned()
-            .map_err(RuntimeError::io("duplicating", "stderr"))?;
-        cmd.stdout(std::process::Stdio::from(err));
-    }
-    let status = cmd.status().map_err(|e| {
+    crate::sandbox::wait_step(cmd, spec).map_err(|e| {
         RuntimeError::Other(format!(
             "starting the OCI runtime {}: {e}; install runc or use WERF_BUILDAH_MODE=native-chroot",
             runtime.display()
         ))
-    })?;
-    use std::os::unix::process::ExitStatusExt;
-    Ok(Exit { code: status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)) })
+    })
 }

@@ -114,15 +114,7 @@ fn spawn_helper(spec: &SandboxSpec, scratch: &Path) -> Result<Exit> {
     let exe = std::fs::read_link("/proc/self/exe").map_err(RuntimeError::io("reading", "/proc/self/exe"))?;
     let mut cmd = std::process::Command::new(&exe);
     cmd.env(HELPER_ENV, &spec_path);
-    if spec.stdout_to_stderr {
-        let err = std::os::fd::AsFd::as_fd(&std::io::stderr())
-            .try_clone_to_owned()
-            .map_err(RuntimeError::io("duplicating", "stderr"))?;
-        cmd.stdout(std::process::Stdio::from(err));
-    }
-    let status = cmd.status().map_err(RuntimeError::io("starting the sandbox helper", &exe))?;
-    use std::os::unix::process::ExitStatusExt;
-    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    let code = wait_step(cmd, spec).map_err(RuntimeError::io("starting the sandbox helper", &exe))?.code;
     if code == SETUP_FAILED
         && let Ok(msg) = std::fs::read_to_string(&err_path)
         && !msg.is_empty()
@@ -130,6 +122,19 @@ fn spawn_helper(spec: &SandboxSpec, scratch: &Path) -> Result<Exit> {
         return Err(RuntimeError::Other(format!("setting up the sandbox: {}", msg.trim())));
     }
     Ok(Exit { code })
+}
+
+/// Run the process that runs a step (the helper, or the OCI runtime) and wait for it:
+/// stdout goes to our stderr when the spec asks, the exit code is the step's (or 128 +
+/// the signal that ended it).
+pub(crate) fn wait_step(mut cmd: std::process::Command, spec: &SandboxSpec) -> std::io::Result<Exit> {
+    if spec.stdout_to_stderr {
+        let err = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?;
+        cmd.stdout(std::process::Stdio::from(err));
+    }
+    let status = cmd.status()?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(Exit { code: status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)) })
 }
 
 /// Mount points the sandbox needs inside the rootfs: (path, is_dir).
