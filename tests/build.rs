@@ -214,6 +214,16 @@ fn malformed_inputs_give_one_line_errors() {
             "FROM scratch\nCOPY missing.txt /x\n",
             "Dockerfile:2: missing.txt not found in the build context",
         ),
+        (
+            "project: p\nconfigVersion: 1\n---\nimage: x\ndockerfile: Dockerfile\n",
+            "FROM --platform=linux/arm64 scratch\n",
+            "Dockerfile:1: FROM --platform=linux/arm64: slipway builds linux/amd64 only",
+        ),
+        (
+            "project: p\nconfigVersion: 1\n---\nimage: x\ndockerfile: Dockerfile\nplatform: [linux/arm64]\n",
+            "FROM scratch\n",
+            "platform linux/arm64: slipway builds linux/amd64 only",
+        ),
     ];
     for (werf, df, needle) in cases {
         let env = Env::new();

@@ -146,6 +146,9 @@ impl Run<'_> {
                 bail!("image {shown} (werf.yaml:{}): Stapel images are not supported yet", image.line)
             }
         };
+        if let Some(p) = d.platform.iter().chain(&self.config.meta.build.platform).find(|p| !plan::is_linux_amd64(p)) {
+            bail!("image {shown} (werf.yaml:{}): platform {p}: slipway builds linux/amd64 only so far", image.line);
+        }
         log.image_header(&shown);
         let context_rel = join_rel(self.dir_rel, &d.context);
         let allowed: Vec<String> = self.allow_context_add_files.iter().map(|a| join_rel(self.dir_rel, a)).collect();

@@ -93,6 +93,9 @@ fn plan_stage(
 ) -> anyhow::Result<PlannedStage> {
     let stage = &df.stages[index];
     let from = df.expand_from(index, meta)?;
+    if let Some(p) = from.platform.as_deref().filter(|p| !is_linux_amd64(p)) {
+        bail!("{}:{}: FROM --platform={p}: slipway builds linux/amd64 only so far", df.file, df.stages[index].line);
+    }
     let base = match from.stage {
         Some(s) => Base::Stage(s),
         None if from.base.eq_ignore_ascii_case("scratch") => Base::Scratch,
@@ -246,4 +249,10 @@ fn plan_stage(
 
 fn lookup_in(env: &BTreeMap<String, String>, args: &[(String, String)], name: &str) -> Option<String> {
     env.get(name).cloned().or_else(|| args.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+}
+
+/// `linux/amd64` in any of the spellings BuildKit accepts (and `$BUILDPLATFORM` etc.
+/// expand to it).
+pub fn is_linux_amd64(platform: &str) -> bool {
+    matches!(platform.trim().to_ascii_lowercase().as_str(), "linux/amd64" | "linux/x86_64" | "linux/amd64/v1" | "amd64")
 }

@@ -11,7 +11,7 @@ use slipway_storage::image::{Compression, Descriptor, Manifest};
 use slipway_storage::reference::Reference;
 use slipway_storage::registry::{Client, Platform};
 use slipway_storage::store::{LayerMeta, Store};
-use slipway_storage::unpack::unpack;
+use slipway_storage::unpack::{Limits, unpack_limited};
 
 pub struct Puller<'a> {
     pub client: &'a Client,
@@ -113,7 +113,8 @@ impl Puller<'_> {
         std::fs::create_dir(&tree)?;
         let blob = self.store.blobs().open(&layer.digest)?;
         let what = layer.digest.to_string();
-        let unpacked = unpack(std::io::BufReader::with_capacity(256 * 1024, blob), compression, &tree, &what)?;
+        let unpacked =
+            unpack_limited(std::io::BufReader::with_capacity(256 * 1024, blob), compression, &tree, &what, limits()?)?;
         let got = unpacked.diff_id.expect("unpack sets the diffID");
         if got != *diff_id {
             bail!("layer {what} does not match the image config: diffID {got}, config says {diff_id}");
@@ -135,4 +136,14 @@ impl Puller<'_> {
         self.store.add_layer(&tree, &meta)?;
         Ok(())
     }
+}
+
+/// Unpack limits; `SLIPWAY_MAX_LAYER_SIZE` (bytes, uncompressed) raises or lowers the
+/// default 64 GiB.
+fn limits() -> anyhow::Result<Limits> {
+    let mut l = Limits::default();
+    if let Some(v) = std::env::var("SLIPWAY_MAX_LAYER_SIZE").ok().filter(|v| !v.is_empty()) {
+        l.max_size = v.parse().with_context(|| format!("SLIPWAY_MAX_LAYER_SIZE={v:?}: expected a number of bytes"))?;
+    }
+    Ok(l)
 }

@@ -43,7 +43,34 @@ pub struct Unpacked {
 
 /// Unpack `reader` (compressed as `compression`) into `dest`, an empty directory.
 /// `layer` names the layer in errors.
+/// Bounds on what one layer may unpack to: a small hostile blob can decompress to more
+/// than any disk holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Uncompressed tar bytes.
+    pub max_size: u64,
+    pub max_entries: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_size: 64 << 30, max_entries: 10_000_000 }
+    }
+}
+
+/// Unpack with the default [`Limits`].
 pub fn unpack(reader: impl Read, compression: Compression, dest: &Path, layer: &str) -> Result<Unpacked> {
+    unpack_limited(reader, compression, dest, layer, Limits::default())
+}
+
+/// Unpack `reader` into `dest`, refusing a layer beyond `limits`.
+pub fn unpack_limited(
+    reader: impl Read,
+    compression: Compression,
+    dest: &Path,
+    layer: &str,
+    limits: Limits,
+) -> Result<Unpacked> {
     let decoded: Box<dyn Read + '_> = match compression {
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
         Compression::None => Box::new(reader),
@@ -54,13 +81,16 @@ pub fn unpack(reader: impl Read, compression: Compression, dest: &Path, layer: &
             });
         }
     };
-    let mut hashed = HashingReader::new(decoded);
+    let mut hashed = HashingReader::new(Bounded { inner: decoded, left: limits.max_size });
     let root = open_dir_at(None, dest).map_err(StorageError::sys("opening", dest.display().to_string()))?;
     let mut u = Unpacker { root, layer, out: Unpacked::default(), dir_times: Vec::new() };
     {
         let mut archive = tar::Archive::new(&mut hashed);
         let entries = archive.entries().map_err(|e| u.bad(format!("reading tar: {e}")))?;
-        for entry in entries {
+        for (n, entry) in entries.enumerate() {
+            if n as u64 >= limits.max_entries {
+                return Err(u.bad(format!("more than {} entries: refusing it", limits.max_entries)));
+            }
             let mut entry = entry.map_err(|e| u.bad(format!("reading tar: {e}")))?;
             u.apply(&mut entry)?;
         }
@@ -70,6 +100,22 @@ pub fn unpack(reader: impl Read, compression: Compression, dest: &Path, layer: &
     u.out.diff_id = Some(diff_id);
     u.out.size = size;
     Ok(u.out)
+}
+
+/// A reader that fails once more than `left` bytes have come through.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.left = self.left.checked_sub(n as u64).ok_or_else(|| {
+            std::io::Error::other("the layer unpacks to more than the size limit (a decompression bomb?); refusing it")
+        })?;
+        Ok(n)
+    }
 }
 
 struct Unpacker<'a> {
@@ -363,6 +409,24 @@ pub fn keep_xattr(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decompression_bombs_are_refused() {
+        use std::io::Write;
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(50 << 20);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "zeros", std::io::repeat(0).take(50 << 20)).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&b.into_inner().unwrap()).unwrap();
+        let blob = gz.finish().unwrap();
+        assert!(blob.len() < 1 << 20, "the test blob should be small");
+        let t = tempfile::tempdir().unwrap();
+        let limits = Limits { max_size: 10 << 20, max_entries: 100 };
+        let e = unpack_limited(&blob[..], Compression::Gzip, t.path(), "bomb", limits).unwrap_err().to_string();
+        assert!(e.contains("size limit"), "{e}");
+    }
 
     #[test]
     fn components_refuse_escapes() {
