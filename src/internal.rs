@@ -1,6 +1,5 @@
 //! `slipway internal …`: plumbing that exercises the runtime directly (tests, debugging).
 
-use anyhow::Context;
 use clap::Subcommand;
 use slipway_runtime::mount::{NativeOverlay, RootfsDirs, RootfsMounter};
 use slipway_runtime::sandbox::{self, SandboxSpec};
@@ -46,9 +45,10 @@ pub fn run(cmd: Command, storage_root: &Option<PathBuf>) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Sandbox { rootfs, lower, upper, uid, gid, cwd, ulimit, args } => {
-            let scratch =
-                crate::cli::storage_root(storage_root)?.join("tmp").join(format!("internal-{}", std::process::id()));
-            std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+            // The store's per-process temp dir: removed with the store, or by the next
+            // process if this one is killed.
+            let store = slipway_storage::store::Store::open(&crate::cli::storage_root(storage_root)?)?;
+            let scratch = store.scratch_dir("internal")?;
             let mut mounted = None;
             let rootfs = match rootfs {
                 Some(r) => r,

@@ -53,15 +53,13 @@ impl Project {
         let file_name = shown.to_string_lossy().into_owned();
         let text = String::from_utf8(bytes).with_context(|| format!("{file_name} is not UTF-8"))?;
         if repo.uncommitted(&dir_rel)?.iter().any(|f| join_rel(&dir_rel, f) == rel) {
-            tracing::warn!("{file_name} has uncommitted changes: building from the committed version");
             eprintln!("Warning: {file_name} has uncommitted changes; the committed version is used (giterminism)");
         }
         let giterminism = giterminism(&repo, &commit, &dir_rel)?;
-        let mut allowed = vec![AllowedVar("WERF_*".into())];
-        allowed.extend(
-            strings_at(&giterminism, "/config/goTemplateRendering/allowEnvVariables")
-                .map(|s| AllowedVar(s.trim_matches('/').to_string())),
-        );
+        let mut allowed = vec![AllowedVar::parse("WERF_*")?];
+        for s in strings_at(&giterminism, "/config/goTemplateRendering/allowEnvVariables") {
+            allowed.push(AllowedVar::parse(&s)?);
+        }
         let vars = std::env::vars().filter(|(k, _)| allowed.iter().any(|a| a.matches(k))).collect();
         let config =
             config::parse_template(&file_name, &text, &config::TemplateInput { vars, env: env_name.to_string() })?;
@@ -77,14 +75,32 @@ impl Project {
     }
 }
 
-/// A name or `/regex/`-free glob from `config.goTemplateRendering.allowEnvVariables`.
-struct AllowedVar(String);
+/// An entry of `config.goTemplateRendering.allowEnvVariables`: a name, `PREFIX*`, or
+/// `/regex/`.
+enum AllowedVar {
+    Name(String),
+    Prefix(String),
+    Regex(regex_lite::Regex),
+}
 
 impl AllowedVar {
+    fn parse(s: &str) -> anyhow::Result<Self> {
+        if let Some(re) = s.strip_prefix('/').and_then(|r| r.strip_suffix('/')) {
+            let re = regex_lite::Regex::new(re)
+                .with_context(|| format!("werf-giterminism.yaml: allowEnvVariables: invalid regex {s:?}"))?;
+            return Ok(AllowedVar::Regex(re));
+        }
+        Ok(match s.strip_suffix('*') {
+            Some(prefix) => AllowedVar::Prefix(prefix.to_string()),
+            None => AllowedVar::Name(s.to_string()),
+        })
+    }
+
     fn matches(&self, name: &str) -> bool {
-        match self.0.strip_suffix('*') {
-            Some(prefix) => name.starts_with(prefix),
-            None => self.0 == name,
+        match self {
+            AllowedVar::Name(n) => n == name,
+            AllowedVar::Prefix(p) => name.starts_with(p.as_str()),
+            AllowedVar::Regex(r) => r.is_match(name),
         }
     }
 }
@@ -121,6 +137,21 @@ pub fn join_rel(base: &str, rel: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::join_rel;
+
+    #[test]
+    fn allowed_env_vars() {
+        let cases = [
+            ("CI_COMMIT", "CI_COMMIT", true),
+            ("CI_*", "CI_JOB", true),
+            ("CI_*", "XCI", false),
+            ("/^APP_[0-9]+$/", "APP_12", true),
+            ("/^APP_[0-9]+$/", "APP_X", false),
+        ];
+        for (pattern, name, want) in cases {
+            assert_eq!(super::AllowedVar::parse(pattern).unwrap().matches(name), want, "{pattern} {name}");
+        }
+        assert!(super::AllowedVar::parse("/(/").is_err());
+    }
 
     #[test]
     fn joins() {
