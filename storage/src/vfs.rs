@@ -159,12 +159,14 @@ fn snapshot(root: &Path, rel: &Path, out: &mut HashMap<PathBuf, (u64, i64, i64)>
 pub fn diff(target: &Path, before: &Snapshot, upper: &Path) -> Result<()> {
     let mut links = HashMap::new();
     diff_dir(target, Path::new(""), before, upper, &mut links)?;
-    // Removed paths: a whiteout for each one whose parent still exists.
+    // Removed paths: a whiteout for each one whose parent is still a directory. Parents
+    // are checked component by component, never through a symlink the step may have put
+    // in place of a directory (it could point anywhere on the host).
     let mut removed: Vec<&PathBuf> = before
         .entries
         .keys()
+        .filter(|p| real_dir(target, p.parent().unwrap_or(Path::new(""))))
         .filter(|p| std::fs::symlink_metadata(target.join(p)).is_err())
-        .filter(|p| p.parent().is_none_or(|parent| parent.as_os_str().is_empty() || target.join(parent).is_dir()))
         .collect();
     removed.sort();
     for p in removed {
@@ -174,6 +176,15 @@ pub fn diff(target: &Path, before: &Snapshot, upper: &Path) -> Result<()> {
             .map_err(StorageError::sys("creating whiteout", w.display().to_string()))?;
     }
     Ok(())
+}
+
+/// Whether `rel` is a directory of `target` reached through directories only.
+fn real_dir(target: &Path, rel: &Path) -> bool {
+    let mut cur = target.to_path_buf();
+    rel.components().all(|c| {
+        cur.push(c);
+        std::fs::symlink_metadata(&cur).is_ok_and(|m| m.is_dir())
+    })
 }
 
 fn diff_dir(
@@ -261,6 +272,25 @@ mod tests {
         let mut got: Vec<String> = walk(&upper);
         got.sort();
         assert_eq!(got, ["dir/", "dir/added", "dir/sub (whiteout)", "keep", "keep2", "link (whiteout)"]);
+    }
+
+    #[test]
+    fn a_directory_replaced_by_a_symlink_is_not_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let (l1, target, upper, outside) =
+            (t.path().join("l1"), t.path().join("m"), t.path().join("u"), t.path().join("outside"));
+        for d in [&l1, &target, &upper, &outside] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::create_dir_all(l1.join("dir")).unwrap();
+        std::fs::write(l1.join("dir/gone"), "x").unwrap();
+        let snap = materialize(std::slice::from_ref(&l1), &target).unwrap();
+        // The step replaces the directory with a symlink to somewhere else.
+        std::fs::remove_dir_all(target.join("dir")).unwrap();
+        std::os::unix::fs::symlink(&outside, target.join("dir")).unwrap();
+        diff(&target, &snap, &upper).unwrap();
+        assert_eq!(walk(&upper), ["dir"]);
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "a whiteout was written through the symlink");
     }
 
     fn walk(root: &Path) -> Vec<String> {
