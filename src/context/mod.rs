@@ -161,9 +161,7 @@ impl BuildContext {
         std::fs::create_dir_all(&dir)?;
         for e in &self.entries {
             let dest = dir.join(&e.path);
-            if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-            }
+            real_parents(&dir, &e.path)?;
             if let Some(src) = self.worktree.get(&e.path) {
                 if e.kind == EntryKind::Symlink {
                     std::os::unix::fs::symlink(std::fs::read_link(src)?, &dest)?;
@@ -190,6 +188,23 @@ impl BuildContext {
         }
         Ok(self.materialized.get_or_init(|| dir))
     }
+}
+
+/// Create the parent directories of `path` under `dir`, refusing to go through a
+/// symlink (an earlier entry could be one, e.g. a committed `x -> /etc` and an added
+/// `x/y`): nothing is ever written outside `dir`.
+fn real_parents(dir: &Path, path: &str) -> anyhow::Result<()> {
+    let mut cur = dir.to_path_buf();
+    let parts: Vec<&str> = path.split('/').collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        cur.push(part);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => bail!("context entry {path}: its parent {} is not a directory (a symlink?)", cur.display()),
+            Err(_) => std::fs::create_dir(&cur).with_context(|| format!("creating {}", cur.display()))?,
+        }
+    }
+    Ok(())
 }
 
 /// Add the working-tree file or directory `disk` as context path `path`; the id of each
