@@ -81,6 +81,13 @@ pub fn build(
         let (ready, rest): (Vec<&Image>, Vec<&Image>) = pending.iter().partition(|i| {
             i.depends_on().iter().all(|d| report.images.contains_key(*d) || !pending.iter().any(|p| p.name == *d))
         });
+        if ready.is_empty() {
+            // werf.yaml is checked for cycles when parsed; never spin if one slips through.
+            bail!(
+                "images {} depend on each other",
+                rest.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+            );
+        }
         pending = rest;
         for chunk in ready.chunks(settings.parallel.max(1)) {
             let results: Vec<anyhow::Result<(ImageReport, ImageState)>> = if chunk.len() == 1 {
