@@ -13,3 +13,4 @@ mod proxy;
 mod registry;
 mod repo;
 mod sandbox;
+mod security;

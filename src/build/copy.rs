@@ -6,11 +6,15 @@
 
 use anyhow::{Context, bail};
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::FileStat;
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
+
+/// How deep a copied directory tree may be (one open fd per level while copying).
+const MAX_COPY_DEPTH: usize = 512;
 
 /// Owner, mode and time for copied files.
 #[derive(Debug, Clone, Copy, Default)]
@@ -89,36 +93,64 @@ impl Rootfs {
         Ok(fd)
     }
 
-    /// Copy the host entry `src` to `dest` (an absolute path in the image). `src` itself
-    /// is followed if it is a symlink (it is usually a `/proc/self/fd` path of a source
-    /// already resolved inside its root, as COPY follows its sources); inside
-    /// directories, symlinks are copied as symlinks.
-    pub fn copy_in(&self, src: &Path, dest: &str, attrs: &CopyAttrs, dir_owner: (u32, u32)) -> anyhow::Result<()> {
-        let meta = std::fs::metadata(src).with_context(|| format!("reading {}", src.display()))?;
-        self.copy_entry(src, meta, dest, attrs, dir_owner)
-    }
-
-    fn copy_entry(
+    /// Copy the source `src` to `dest` (an absolute path in the image). `src` is an fd
+    /// already resolved inside its root (the context, a stage's rootfs, a scratch dir);
+    /// below it nothing is followed: symlinks are copied as symlinks and every entry is
+    /// opened relative to its parent directory with `O_NOFOLLOW`, so neither a committed
+    /// symlink nor one a build step made can make COPY read a file of the host.
+    /// `shown` names the source in errors.
+    pub fn copy_in(
         &self,
-        src: &Path,
-        meta: std::fs::Metadata,
+        src: &OwnedFd,
+        shown: &str,
         dest: &str,
         attrs: &CopyAttrs,
         dir_owner: (u32, u32),
     ) -> anyhow::Result<()> {
-        if meta.is_dir() {
+        let node = Node::top(src, shown)?;
+        self.copy_node(&node, dest, attrs, dir_owner, 0)
+    }
+
+    /// Copy what is inside the directory `src` into `dest` (`COPY dir/ /dest/`): `dest` is
+    /// created if missing (owned by `dir_owner`), the children are copied as
+    /// [`Rootfs::copy_in`] copies.
+    pub fn copy_contents(
+        &self,
+        src: &OwnedFd,
+        shown: &str,
+        dest: &str,
+        attrs: &CopyAttrs,
+        dir_owner: (u32, u32),
+    ) -> anyhow::Result<()> {
+        let node = Node::top(src, shown)?;
+        if !node.is_dir() {
+            bail!("cannot copy the contents of {}: not a directory", node.shown);
+        }
+        self.mkdir_all(dest, dir_owner)?;
+        for child in node.children()? {
+            let child_dest = format!("{}/{}", dest.trim_end_matches('/'), child.name);
+            self.copy_node(&child, &child_dest, attrs, dir_owner, 1)?;
+        }
+        Ok(())
+    }
+
+    fn copy_node(
+        &self,
+        src: &Node,
+        dest: &str,
+        attrs: &CopyAttrs,
+        dir_owner: (u32, u32),
+        depth: usize,
+    ) -> anyhow::Result<()> {
+        if src.is_dir() {
+            if depth >= MAX_COPY_DEPTH {
+                bail!("cannot copy {}: the directory tree is deeper than {MAX_COPY_DEPTH} levels", src.shown);
+            }
             let dfd = self.mkdir_all(dest, dir_owner)?;
-            self.apply_attrs(&dfd, &meta, attrs, true)?;
-            let mut names: Vec<_> = std::fs::read_dir(src)
-                .with_context(|| format!("reading {}", src.display()))?
-                .map(|e| e.map(|e| e.file_name()))
-                .collect::<Result<_, _>>()?;
-            names.sort();
-            for n in names {
-                let child_dest = format!("{}/{}", dest.trim_end_matches('/'), n.to_string_lossy());
-                let child = src.join(&n);
-                let meta = std::fs::symlink_metadata(&child).with_context(|| format!("reading {}", child.display()))?;
-                self.copy_entry(&child, meta, &child_dest, attrs, dir_owner)?;
+            self.apply_attrs(&dfd, &src.stat, attrs, true)?;
+            for child in src.children()? {
+                let child_dest = format!("{}/{}", dest.trim_end_matches('/'), child.name);
+                self.copy_node(&child, &child_dest, attrs, dir_owner, depth + 1)?;
             }
             return Ok(());
         }
@@ -128,15 +160,15 @@ impl Rootfs {
         if let Ok(st) = nix::sys::stat::fstatat(&parent, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
             let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
             if is_dir {
-                bail!("cannot copy {} to {dest}: a directory is in the way", src.display());
+                bail!("cannot copy {} to {dest}: a directory is in the way", src.shown);
             }
             nix::unistd::unlinkat(&parent, name, nix::unistd::UnlinkatFlags::NoRemoveDir)
                 .with_context(|| format!("replacing {dest} in the image"))?;
         }
-        if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(src)?;
-            nix::unistd::symlinkat(&target, &parent, name).with_context(|| format!("creating symlink {dest}"))?;
-            let (uid, gid) = self.owner_for(&meta, attrs);
+        if let Some(target) = &src.link {
+            nix::unistd::symlinkat(target.as_os_str(), &parent, name)
+                .with_context(|| format!("creating symlink {dest}"))?;
+            let (uid, gid) = self.owner_for(&src.stat, attrs);
             nix::unistd::fchownat(
                 &parent,
                 name,
@@ -147,9 +179,7 @@ impl Rootfs {
             .with_context(|| format!("chown {dest}"))?;
             return Ok(());
         }
-        if !meta.is_file() {
-            bail!("cannot copy {}: only files, directories and symlinks can be copied", src.display());
-        }
+        let mut input = src.open_file()?;
         let fd = nix::fcntl::openat(
             &parent,
             name,
@@ -158,31 +188,24 @@ impl Rootfs {
         )
         .with_context(|| format!("creating {dest} in the image"))?;
         let mut out = std::fs::File::from(fd);
-        let mut input = std::fs::File::open(src).with_context(|| format!("opening {}", src.display()))?;
         std::io::copy(&mut input, &mut out).with_context(|| format!("writing {dest}"))?;
         let fd = OwnedFd::from(out);
-        self.apply_attrs(&fd, &meta, attrs, false)
+        self.apply_attrs(&fd, &src.stat, attrs, false)
     }
 
-    fn owner_for(&self, meta: &std::fs::Metadata, attrs: &CopyAttrs) -> (u32, u32) {
+    fn owner_for(&self, st: &FileStat, attrs: &CopyAttrs) -> (u32, u32) {
         match attrs.chown {
             Some(o) => o,
-            None if attrs.keep_owner => (meta.uid(), meta.gid()),
+            None if attrs.keep_owner => (st.st_uid, st.st_gid),
             None => (0, 0),
         }
     }
 
-    fn apply_attrs(
-        &self,
-        fd: &OwnedFd,
-        meta: &std::fs::Metadata,
-        attrs: &CopyAttrs,
-        is_dir: bool,
-    ) -> anyhow::Result<()> {
-        chown_fd(fd, self.owner_for(meta, attrs))?;
-        let mode = attrs.chmod.unwrap_or(meta.permissions().mode() & 0o7777);
+    fn apply_attrs(&self, fd: &OwnedFd, st: &FileStat, attrs: &CopyAttrs, is_dir: bool) -> anyhow::Result<()> {
+        chown_fd(fd, self.owner_for(st, attrs))?;
+        let mode = attrs.chmod.unwrap_or(st.st_mode & 0o7777);
         nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(mode))?;
-        let mtime = attrs.mtime.unwrap_or(meta.mtime());
+        let mtime = attrs.mtime.unwrap_or(st.st_mtime);
         if !is_dir || attrs.mtime.is_some() {
             let t = nix::sys::time::TimeSpec::new(mtime, 0);
             nix::sys::stat::futimens(fd, &t, &t)?;
@@ -202,4 +225,100 @@ fn split_parent(dest: &str) -> anyhow::Result<(&str, &str)> {
         Some((p, n)) if !n.is_empty() && n != "." && n != ".." => Ok((if p.is_empty() { "/" } else { p }, n)),
         _ => bail!("invalid destination {dest:?}"),
     }
+}
+
+/// One entry of a copy source: its stat (never followed), and for a directory or file
+/// an `O_PATH` fd opened relative to its parent with `O_NOFOLLOW`.
+struct Node {
+    /// The entry's name inside its parent directory ("" for the top).
+    name: String,
+    /// For messages: the entry's path relative to the copied source.
+    shown: String,
+    stat: FileStat,
+    fd: Option<OwnedFd>,
+    /// The target of a symlink.
+    link: Option<OsString>,
+}
+
+impl Node {
+    /// The top of a source: an fd resolved inside its root (a symlink there was
+    /// followed inside the root, as COPY follows its sources).
+    fn top(fd: &OwnedFd, shown: &str) -> anyhow::Result<Node> {
+        let stat = nix::sys::stat::fstat(fd).with_context(|| format!("reading {shown}"))?;
+        let fd = fd.try_clone()?;
+        Ok(Node { name: String::new(), shown: shown.to_string(), stat, fd: Some(fd), link: None })
+    }
+
+    fn is_dir(&self) -> bool {
+        self.stat.st_mode & libc::S_IFMT == libc::S_IFDIR
+    }
+
+    /// The entries of a directory, sorted by name; symlinks are not followed.
+    fn children(&self) -> anyhow::Result<Vec<Node>> {
+        let dir = self.fd.as_ref().expect("a directory has an fd");
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let mut listing = nix::dir::Dir::openat(dir, ".", flags, Mode::empty())
+            .with_context(|| format!("reading directory {}", self.shown))?;
+        let mut names: Vec<OsString> = Vec::new();
+        for e in listing.iter() {
+            let e = e.with_context(|| format!("reading directory {}", self.shown))?;
+            let n = e.file_name().to_bytes();
+            if n != b"." && n != b".." {
+                names.push(std::os::unix::ffi::OsStringExt::from_vec(n.to_vec()));
+            }
+        }
+        names.sort();
+        let mut out = Vec::with_capacity(names.len());
+        for n in names {
+            let name = n.to_string_lossy().into_owned();
+            let shown = format!("{}/{name}", self.shown.trim_end_matches('/'));
+            let stat = nix::sys::stat::fstatat(dir.as_fd(), n.as_os_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+                .with_context(|| format!("reading {shown}"))?;
+            let (fd, link) = match stat.st_mode & libc::S_IFMT {
+                libc::S_IFLNK => (
+                    None,
+                    Some(
+                        nix::fcntl::readlinkat(dir.as_fd(), n.as_os_str())
+                            .with_context(|| format!("reading symlink {shown}"))?,
+                    ),
+                ),
+                libc::S_IFDIR | libc::S_IFREG => {
+                    let fd = nix::fcntl::openat(
+                        dir.as_fd(),
+                        n.as_os_str(),
+                        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .with_context(|| format!("opening {shown}"))?;
+                    (Some(fd), None)
+                }
+                _ => bail!("cannot copy {shown}: only files, directories and symlinks can be copied"),
+            };
+            out.push(Node { name, shown, stat, fd, link });
+        }
+        Ok(out)
+    }
+
+    fn open_file(&self) -> anyhow::Result<std::fs::File> {
+        open_regular(self.fd.as_ref().expect("a file has an fd"), &self.shown)
+    }
+}
+
+/// The content of the regular file `fd` (an `O_PATH` fd resolved inside its root),
+/// reopened through the fd, never by path; a fifo or device is refused before anything
+/// could block on it.
+pub fn open_regular(fd: &OwnedFd, shown: &str) -> anyhow::Result<std::fs::File> {
+    let not_regular = || anyhow::anyhow!("cannot copy {shown}: only files, directories and symlinks can be copied");
+    let st = nix::sys::stat::fstat(fd).with_context(|| format!("reading {shown}"))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(not_regular());
+    }
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let f = nix::fcntl::open(path.as_str(), OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
+        .with_context(|| format!("opening {shown}"))?;
+    let f = std::fs::File::from(f);
+    if !f.metadata()?.is_file() {
+        return Err(not_regular());
+    }
+    Ok(f)
 }

@@ -364,10 +364,10 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
     let dest = resolve_path(workdir, &spec.dest);
     let dest_is_dir = spec.dest.ends_with('/') || spec.dest == "." || fs.is_dir(&dest);
 
-    // (host path, name for the destination) of each selected source.
-    let mut sources: Vec<(std::path::PathBuf, String)> = Vec::new();
+    // (fd resolved inside its root, path for messages, name for the destination) of
+    // each selected source.
+    let mut sources: Vec<(std::os::fd::OwnedFd, String, String)> = Vec::new();
     let mut source_mount = None;
-    let mut held_fds = Vec::new();
     let mtime;
     match &spec.from {
         Some(from) => {
@@ -380,8 +380,7 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
             for s in &spec.sources {
                 let fd = src_fs.open_path(s).with_context(|| format!("{s} not found in {from}"))?;
                 let name = s.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string();
-                sources.push((fd_path(&fd), name));
-                held_fds.push(fd);
+                sources.push((fd, format!("{from}:{s}"), name));
             }
             source_mount = Some(m);
             mtime = None;
@@ -400,8 +399,7 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
                         format!("{p} cannot be resolved inside the build context (a symlink pointing outside it?)")
                     })?;
                     let name = p.rsplit('/').next().unwrap_or("").to_string();
-                    sources.push((fd_path(&fd), name));
-                    held_fds.push(fd);
+                    sources.push((fd, p, name));
                 }
             }
             mtime = Some(env.context.commit.time_unix);
@@ -409,40 +407,30 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
     }
     if !spec.heredocs.is_empty() {
         let dir = env.puller.store.scratch_dir("heredoc")?;
+        let dir_fs = Rootfs::open(&dir)?;
         for h in &spec.heredocs {
             let path = dir.join(&h.name);
             std::fs::write(&path, &h.content).with_context(|| format!("writing heredoc {}", h.name))?;
             std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-            sources.push((path, h.name.clone()));
+            sources.push((dir_fs.open_path(&h.name)?, format!("<<{}", h.name), h.name.clone()));
         }
     }
     if sources.len() > 1 && !spec.dest.ends_with('/') && !dest_is_dir {
         bail!("when copying more than one source the destination must be a directory and end with a /");
     }
     let attrs = CopyAttrs { chown, keep_owner: false, chmod, mtime };
-    for (src, name) in &sources {
-        let meta = std::fs::metadata(src).with_context(|| format!("reading {}", src.display()))?;
-        if meta.is_dir() {
-            fs.mkdir_all(&dest, owner)?;
-            let mut children: Vec<_> =
-                std::fs::read_dir(src)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
-            children.sort();
-            for c in children {
-                fs.copy_in(
-                    &src.join(&c),
-                    &format!("{}/{}", dest.trim_end_matches('/'), c.to_string_lossy()),
-                    &attrs,
-                    owner,
-                )?;
-            }
-        } else if spec.add && is_tar_archive(src)? {
-            extract_archive(env.puller.store, &fs, src, &dest, chown, owner)?;
+    for (src, shown, name) in &sources {
+        let st = nix::sys::stat::fstat(src).with_context(|| format!("reading {shown}"))?;
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            fs.copy_contents(src, shown, &dest, &attrs, owner)?;
+        } else if spec.add && is_tar_archive(src, shown)? {
+            extract_archive(env.puller.store, &fs, src, shown, &dest, chown, owner)?;
         } else {
             let target = if dest_is_dir { format!("{}/{name}", dest.trim_end_matches('/')) } else { dest.clone() };
-            fs.copy_in(src, &target, &attrs, owner)?;
+            fs.copy_in(src, shown, &target, &attrs, owner)?;
         }
     }
-    drop(held_fds);
+    drop(sources);
     drop(source_mount);
     Ok(())
 }
@@ -453,13 +441,13 @@ fn fd_path(fd: &std::os::fd::OwnedFd) -> std::path::PathBuf {
 }
 
 /// A tar archive, plain or gzipped (a gzipped file that is not a tar is copied as is).
-fn is_tar_archive(path: &std::path::Path) -> anyhow::Result<bool> {
+fn is_tar_archive(src: &std::os::fd::OwnedFd, shown: &str) -> anyhow::Result<bool> {
     use std::io::Read;
     let mut head = [0u8; 512];
-    let mut f = std::fs::File::open(path)?;
+    let mut f = super::copy::open_regular(src, shown)?;
     let n = f.read(&mut head)?;
     if n >= 2 && head[..2] == [0x1f, 0x8b] {
-        let mut gz = flate2::read::GzDecoder::new(std::fs::File::open(path)?);
+        let mut gz = flate2::read::GzDecoder::new(super::copy::open_regular(src, shown)?);
         let mut inner = [0u8; 512];
         let mut got = 0;
         while got < inner.len() {
@@ -477,33 +465,29 @@ fn is_tar_archive(path: &std::path::Path) -> anyhow::Result<bool> {
 fn extract_archive(
     store: &Store,
     fs: &Rootfs,
-    src: &std::path::Path,
+    src: &std::os::fd::OwnedFd,
+    shown: &str,
     dest: &str,
     chown: Option<(u32, u32)>,
     owner: (u32, u32),
 ) -> anyhow::Result<()> {
     use std::io::Read;
-    let mut f = std::fs::File::open(src)?;
     let mut magic = [0u8; 2];
-    let n = f.read(&mut magic)?;
-    drop(f);
+    let n = super::copy::open_regular(src, shown)?.read(&mut magic)?;
     let compression = if n == 2 && magic == [0x1f, 0x8b] {
         slipway_storage::image::Compression::Gzip
     } else {
         slipway_storage::image::Compression::None
     };
-    let tmp = store.scratch_dir("add")?.join("tree");
+    let scratch = store.scratch_dir("add")?;
+    let tmp = scratch.join("tree");
     std::fs::create_dir(&tmp)?;
-    let name = src.display().to_string();
-    slipway_storage::unpack::unpack(std::io::BufReader::new(std::fs::File::open(src)?), compression, &tmp, &name)?;
-    fs.mkdir_all(dest, owner)?;
+    let input = std::io::BufReader::new(super::copy::open_regular(src, shown)?);
+    slipway_storage::unpack::unpack(input, compression, &tmp, shown)?;
+    let tree = Rootfs::open(&tmp)?.open_path("/")?;
     let attrs = CopyAttrs { chown, keep_owner: true, chmod: None, mtime: None };
-    let mut children: Vec<_> = std::fs::read_dir(&tmp)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
-    children.sort();
-    for c in children {
-        fs.copy_in(&tmp.join(&c), &format!("{}/{}", dest.trim_end_matches('/'), c.to_string_lossy()), &attrs, owner)?;
-    }
-    let _ = std::fs::remove_dir_all(tmp.parent().unwrap_or(&tmp));
+    fs.copy_contents(&tree, shown, dest, &attrs, owner)?;
+    let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
 }
 

@@ -15,8 +15,11 @@ mod glob;
 use crate::git::{CommitInfo, EntryKind, Repo, TreeEntry};
 use anyhow::{Context, bail};
 use dockerignore::DockerIgnore;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::Mode;
 use sha2::{Digest as _, Sha256};
 use std::cell::OnceCell;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 pub struct BuildContext {
@@ -27,8 +30,9 @@ pub struct BuildContext {
     /// Files in the context (not excluded), sorted by path.
     pub entries: Vec<TreeEntry>,
     ignore: DockerIgnore,
-    /// Entries taken from the working tree (`contextAddFiles`): path → file on disk.
-    worktree: std::collections::HashMap<String, PathBuf>,
+    /// Entries taken from the working tree (`contextAddFiles`): context path → path
+    /// relative to the working tree's root, always resolved beneath it.
+    worktree: std::collections::HashMap<String, String>,
     /// Files that exist only in the working tree (untracked or modified), not excluded.
     pub uncommitted: Vec<String>,
     materialized: OnceCell<PathBuf>,
@@ -70,9 +74,10 @@ impl BuildContext {
                     "contextAddFiles {add:?} takes files from the working tree, which giterminism forbids unless werf-giterminism.yaml allows it (config.dockerfile.allowContextAddFiles)"
                 );
             }
-            let disk = repo.workdir().join(&in_repo);
             entries.retain(|e| e.path != add && !e.path.starts_with(&format!("{add}/")));
-            add_worktree(&disk, &add, &mut entries, &mut worktree)?;
+            let root = Beneath::open(repo.workdir())?;
+            add_worktree(&root, &in_repo, &add, &mut entries, &mut worktree, 0)
+                .with_context(|| format!("contextAddFiles {add:?}"))?;
         }
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         let uncommitted = repo
@@ -152,92 +157,177 @@ impl BuildContext {
         hex::encode(h.finalize())
     }
 
-    /// The context written out under `scratch` (once per build).
+    /// The context written out under `scratch` (once per build). Every entry is created
+    /// beneath the context directory, never through a symlink and never by a name that
+    /// is not a plain path (`..`), whatever the commit holds.
     pub fn materialize(&self, scratch: &Path) -> anyhow::Result<&Path> {
         if let Some(p) = self.materialized.get() {
             return Ok(p);
         }
         let dir = scratch.join("context");
         std::fs::create_dir_all(&dir)?;
+        let out = Beneath::open(&dir)?;
+        let worktree = if self.worktree.is_empty() { None } else { Some(Beneath::open(self.repo.workdir())?) };
         for e in &self.entries {
-            let dest = dir.join(&e.path);
-            real_parents(&dir, &e.path)?;
-            if let Some(src) = self.worktree.get(&e.path) {
+            let (parent, name) = out.create_parents(&e.path)?;
+            let mode = match e.kind {
+                EntryKind::Executable => 0o755,
+                EntryKind::File => 0o644,
+                EntryKind::Symlink => 0,
+                EntryKind::Submodule => continue,
+            };
+            let write_err = || format!("writing context entry {}", e.path);
+            if let (Some(disk), Some(wt)) = (self.worktree.get(&e.path), &worktree) {
                 if e.kind == EntryKind::Symlink {
-                    std::os::unix::fs::symlink(std::fs::read_link(src)?, &dest)?;
+                    let target = wt.read_link(disk)?;
+                    nix::unistd::symlinkat(target.as_os_str(), &parent, name).with_context(write_err)?;
                 } else {
-                    std::fs::copy(src, &dest).with_context(|| format!("copying {}", src.display()))?;
+                    let mut input = wt.open_file(disk)?;
+                    let mut f = create_file(&parent, name, mode).with_context(write_err)?;
+                    std::io::copy(&mut input, &mut f).with_context(write_err)?;
                 }
                 continue;
             }
             let data = self.repo.blob(&e.oid)?;
-            match e.kind {
-                EntryKind::Symlink => {
-                    let target =
-                        String::from_utf8(data).with_context(|| format!("symlink {} target is not UTF-8", e.path))?;
-                    std::os::unix::fs::symlink(target, &dest)?;
-                }
-                EntryKind::File | EntryKind::Executable => {
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::write(&dest, data).with_context(|| format!("writing {}", dest.display()))?;
-                    let mode = if e.kind == EntryKind::Executable { 0o755 } else { 0o644 };
-                    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode))?;
-                }
-                EntryKind::Submodule => {}
+            if e.kind == EntryKind::Symlink {
+                let target =
+                    String::from_utf8(data).with_context(|| format!("symlink {} target is not UTF-8", e.path))?;
+                nix::unistd::symlinkat(target.as_str(), &parent, name).with_context(write_err)?;
+            } else {
+                let mut f = create_file(&parent, name, mode).with_context(write_err)?;
+                std::io::Write::write_all(&mut f, &data).with_context(write_err)?;
             }
         }
         Ok(self.materialized.get_or_init(|| dir))
     }
 }
 
-/// Create the parent directories of `path` under `dir`, refusing to go through a
-/// symlink (an earlier entry could be one, e.g. a committed `x -> /etc` and an added
-/// `x/y`): nothing is ever written outside `dir`.
-fn real_parents(dir: &Path, path: &str) -> anyhow::Result<()> {
-    let mut cur = dir.to_path_buf();
-    let parts: Vec<&str> = path.split('/').collect();
-    for part in &parts[..parts.len().saturating_sub(1)] {
-        cur.push(part);
-        match std::fs::symlink_metadata(&cur) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => bail!("context entry {path}: its parent {} is not a directory (a symlink?)", cur.display()),
-            Err(_) => std::fs::create_dir(&cur).with_context(|| format!("creating {}", cur.display()))?,
+/// A new file `name` in `parent` (never replacing or following anything) with `mode`.
+fn create_file(parent: &OwnedFd, name: &str, mode: u32) -> nix::Result<std::fs::File> {
+    let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(parent, name, flags, Mode::from_bits_truncate(mode))?;
+    nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode))?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// How deep a working-tree directory taken by `contextAddFiles` may be.
+const MAX_WORKTREE_DEPTH: usize = 256;
+
+/// Add the working-tree entry `rel` (relative to the working tree's root) as context
+/// path `path`: a file, a symlink (taken as a symlink) or a directory (recursively). The
+/// id of each file is the sha256 of its content (or symlink target).
+fn add_worktree(
+    root: &Beneath,
+    rel: &str,
+    path: &str,
+    entries: &mut Vec<TreeEntry>,
+    worktree: &mut std::collections::HashMap<String, String>,
+    depth: usize,
+) -> anyhow::Result<()> {
+    let fd = root.resolve(rel, OFlag::O_PATH | OFlag::O_NOFOLLOW)?;
+    let st = nix::sys::stat::fstat(&fd).with_context(|| format!("reading {rel}"))?;
+    let (kind, oid) = match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR => {
+            if depth >= MAX_WORKTREE_DEPTH {
+                bail!("{rel} is deeper than {MAX_WORKTREE_DEPTH} directory levels");
+            }
+            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+            let mut dir = nix::dir::Dir::openat(&fd, ".", flags, Mode::empty())?;
+            let mut names: Vec<String> = Vec::new();
+            for e in dir.iter() {
+                let n = e?.file_name().to_string_lossy().into_owned();
+                if n != "." && n != ".." {
+                    names.push(n);
+                }
+            }
+            names.sort();
+            for n in names {
+                add_worktree(root, &format!("{rel}/{n}"), &format!("{path}/{n}"), entries, worktree, depth + 1)?;
+            }
+            return Ok(());
         }
-    }
+        libc::S_IFLNK => (EntryKind::Symlink, Sha256::digest(root.read_link(rel)?.as_encoded_bytes()).into()),
+        libc::S_IFREG => {
+            let kind = if st.st_mode & 0o111 != 0 { EntryKind::Executable } else { EntryKind::File };
+            let mut h = Sha256::new();
+            std::io::copy(&mut root.open_file(rel)?, &mut h).with_context(|| format!("reading {rel}"))?;
+            (kind, <[u8; 32]>::from(h.finalize()))
+        }
+        _ => bail!("{rel} is not a file, directory or symlink"),
+    };
+    let oid = format!("worktree-sha256-{}", hex::encode(oid));
+    entries.push(TreeEntry { path: path.to_string(), kind, oid });
+    worktree.insert(path.to_string(), rel.to_string());
     Ok(())
 }
 
-/// Add the working-tree file or directory `disk` as context path `path`; the id of each
-/// file is the sha256 of its content (or symlink target).
-fn add_worktree(
-    disk: &Path,
-    path: &str,
-    entries: &mut Vec<TreeEntry>,
-    worktree: &mut std::collections::HashMap<String, PathBuf>,
-) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::symlink_metadata(disk)
-        .with_context(|| format!("contextAddFiles: {} does not exist in the working tree", disk.display()))?;
-    if meta.is_dir() {
-        let mut names: Vec<_> = std::fs::read_dir(disk)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
-        names.sort();
-        for n in names {
-            add_worktree(&disk.join(&n), &format!("{path}/{}", n.to_string_lossy()), entries, worktree)?;
-        }
-        return Ok(());
+/// A directory that relative paths are resolved beneath (`openat2` with
+/// `RESOLVE_BENEATH`): a symlink or `..` that would leave it is an error, never a
+/// direction on the host.
+struct Beneath {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl Beneath {
+    fn open(path: &Path) -> anyhow::Result<Beneath> {
+        let fd = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok(Beneath { fd, path: path.to_path_buf() })
     }
-    let (kind, content) = if meta.file_type().is_symlink() {
-        (EntryKind::Symlink, std::fs::read_link(disk)?.into_os_string().into_encoded_bytes())
-    } else if meta.is_file() {
-        let kind = if meta.permissions().mode() & 0o111 != 0 { EntryKind::Executable } else { EntryKind::File };
-        (kind, std::fs::read(disk).with_context(|| format!("reading {}", disk.display()))?)
-    } else {
-        bail!("contextAddFiles: {} is not a file, directory or symlink", disk.display());
-    };
-    let oid = format!("worktree-sha256-{}", hex::encode(Sha256::digest(&content)));
-    entries.push(TreeEntry { path: path.to_string(), kind, oid });
-    worktree.insert(path.to_string(), disk.to_path_buf());
-    Ok(())
+
+    /// `rel` resolved beneath the directory; symlinks inside it are followed (but the
+    /// last component with `O_NOFOLLOW`).
+    fn resolve(&self, rel: &str, flags: OFlag) -> anyhow::Result<OwnedFd> {
+        let how = OpenHow::new()
+            .flags(flags | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        nix::fcntl::openat2(&self.fd, rel, how).map_err(|e| match e {
+            nix::errno::Errno::EXDEV => anyhow::anyhow!(
+                "{rel} leads outside {} through a symlink or `..`: refused (files are only taken from inside it)",
+                self.path.display()
+            ),
+            nix::errno::Errno::ENOENT => anyhow::anyhow!("{rel} does not exist in {}", self.path.display()),
+            e => anyhow::anyhow!("opening {rel} in {}: {e}", self.path.display()),
+        })
+    }
+
+    fn open_file(&self, rel: &str) -> anyhow::Result<std::fs::File> {
+        let f = std::fs::File::from(self.resolve(rel, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK)?);
+        if !f.metadata()?.is_file() {
+            bail!("{rel} in {} is not a regular file", self.path.display());
+        }
+        Ok(f)
+    }
+
+    fn read_link(&self, rel: &str) -> anyhow::Result<std::ffi::OsString> {
+        let fd = self.resolve(rel, OFlag::O_PATH | OFlag::O_NOFOLLOW)?;
+        nix::fcntl::readlinkat(&fd, "").with_context(|| format!("reading symlink {rel}"))
+    }
+
+    /// The parent directory of `rel` (created as needed) and its last name. No
+    /// component may be empty, `.` or `..`, and none of the parents may be a symlink.
+    fn create_parents<'p>(&self, rel: &'p str) -> anyhow::Result<(OwnedFd, &'p str)> {
+        let parts: Vec<&str> = rel.split('/').collect();
+        if parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..") {
+            bail!("refusing to write {rel:?} in {}: not a plain relative path", self.path.display());
+        }
+        let (name, dirs) = parts.split_last().expect("split yields one part");
+        let mut cur = self.fd.try_clone()?;
+        for d in dirs {
+            let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            cur = match nix::fcntl::openat(&cur, *d, flags, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(nix::errno::Errno::ENOENT) => {
+                    nix::sys::stat::mkdirat(&cur, *d, Mode::from_bits_truncate(0o755))
+                        .with_context(|| format!("creating {d} for {rel}"))?;
+                    nix::fcntl::openat(&cur, *d, flags, Mode::empty())?
+                }
+                Err(_) => bail!("context entry {rel}: its parent {d} is not a directory (a symlink?)"),
+            };
+        }
+        Ok((cur, name))
+    }
 }
 
 /// A context-relative source path: no leading `/`, no `.`, never above the context.
