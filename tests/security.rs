@@ -90,7 +90,7 @@ fn copy_from_a_stage_never_follows_a_symlink_the_step_made() {
     let dir = env.path().join("project");
     let h = host.display();
     let df = format!(
-        "FROM {reg}/base/busybox:latest AS build\nRUN mkdir -p /out/d && ln -s {h} /out/loot && ln -s {h}/key /out/d/k && ln -s / /out/root\n\
+        "FROM {reg}/base/busybox:latest AS build\nRUN mkdir -p /out/d && ln -s {h} /out/loot && ln -s {h}/key /out/d/k && ln -s / /out/root \\\n && mkdir /out/many && cd /out/many && for i in $(seq 1500); do : > f$i; done\n\
          FROM {reg}/base/busybox:latest\nCOPY --from=build /out/ /x/\nCOPY --from=build /out/d /y/\n"
     );
     git_project(
@@ -101,14 +101,14 @@ fn copy_from_a_stage_never_follows_a_symlink_the_step_made() {
         ],
         &[],
     );
-    let show = "for f in /x/loot /x/d/k /x/root /y/k; do echo \"$f $(stat -c %F $f) $(readlink $f)\"; done";
+    let show = "for f in /x/loot /x/d/k /x/root /y/k; do echo \"$f $(stat -c %F $f) $(readlink $f)\"; done; ls /x/many | wc -l";
     let out = run_ok(
         env.slipway().args(["run", "--insecure-registry", &reg, "--dir"]).arg(&dir).args(["--", "/bin/sh", "-c", show]),
     );
     assert_eq!(
         stdout(&out),
         format!(
-            "/x/loot symbolic link {h}\n/x/d/k symbolic link {h}/key\n/x/root symbolic link /\n/y/k symbolic link {h}/key\n"
+            "/x/loot symbolic link {h}\n/x/d/k symbolic link {h}/key\n/x/root symbolic link /\n/y/k symbolic link {h}/key\n1500\n"
         )
     );
     assert_eq!(leaked(&env.path().join("data")), None, "the host secret reached the store");

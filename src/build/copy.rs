@@ -10,7 +10,7 @@ use nix::sys::stat::FileStat;
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
 use std::ffi::OsString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 /// How deep a copied directory tree may be (one open fd per level while copying).
@@ -127,7 +127,8 @@ impl Rootfs {
             bail!("cannot copy the contents of {}: not a directory", node.shown);
         }
         self.mkdir_all(dest, dir_owner)?;
-        for child in node.children()? {
+        for n in node.child_names()? {
+            let child = node.child(&n)?;
             let child_dest = format!("{}/{}", dest.trim_end_matches('/'), child.name);
             self.copy_node(&child, &child_dest, attrs, dir_owner, 1)?;
         }
@@ -148,7 +149,8 @@ impl Rootfs {
             }
             let dfd = self.mkdir_all(dest, dir_owner)?;
             self.apply_attrs(&dfd, &src.stat, attrs, true)?;
-            for child in src.children()? {
+            for n in src.child_names()? {
+                let child = src.child(&n)?;
                 let child_dest = format!("{}/{}", dest.trim_end_matches('/'), child.name);
                 self.copy_node(&child, &child_dest, attrs, dir_owner, depth + 1)?;
             }
@@ -253,8 +255,9 @@ impl Node {
         self.stat.st_mode & libc::S_IFMT == libc::S_IFDIR
     }
 
-    /// The entries of a directory, sorted by name; symlinks are not followed.
-    fn children(&self) -> anyhow::Result<Vec<Node>> {
+    /// The names in a directory, sorted; [`Node::child`] opens one (children are opened
+    /// one at a time, so a copy holds one fd per directory level).
+    fn child_names(&self) -> anyhow::Result<Vec<OsString>> {
         let dir = self.fd.as_ref().expect("a directory has an fd");
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let mut listing = nix::dir::Dir::openat(dir, ".", flags, Mode::empty())
@@ -268,35 +271,31 @@ impl Node {
             }
         }
         names.sort();
-        let mut out = Vec::with_capacity(names.len());
-        for n in names {
-            let name = n.to_string_lossy().into_owned();
-            let shown = format!("{}/{name}", self.shown.trim_end_matches('/'));
-            let stat = nix::sys::stat::fstatat(dir.as_fd(), n.as_os_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
-                .with_context(|| format!("reading {shown}"))?;
-            let (fd, link) = match stat.st_mode & libc::S_IFMT {
-                libc::S_IFLNK => (
-                    None,
-                    Some(
-                        nix::fcntl::readlinkat(dir.as_fd(), n.as_os_str())
-                            .with_context(|| format!("reading symlink {shown}"))?,
-                    ),
-                ),
-                libc::S_IFDIR | libc::S_IFREG => {
-                    let fd = nix::fcntl::openat(
-                        dir.as_fd(),
-                        n.as_os_str(),
-                        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                        Mode::empty(),
-                    )
+        Ok(names)
+    }
+
+    /// The entry `n` of this directory; a symlink is not followed.
+    fn child(&self, n: &OsString) -> anyhow::Result<Node> {
+        let dir = self.fd.as_ref().expect("a directory has an fd");
+        let name = n.to_string_lossy().into_owned();
+        let shown = format!("{}/{name}", self.shown.trim_end_matches('/'));
+        let stat = nix::sys::stat::fstatat(dir, n.as_os_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+            .with_context(|| format!("reading {shown}"))?;
+        let (fd, link) = match stat.st_mode & libc::S_IFMT {
+            libc::S_IFLNK => {
+                let target =
+                    nix::fcntl::readlinkat(dir, n.as_os_str()).with_context(|| format!("reading symlink {shown}"))?;
+                (None, Some(target))
+            }
+            libc::S_IFDIR | libc::S_IFREG => {
+                let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+                let fd = nix::fcntl::openat(dir, n.as_os_str(), flags, Mode::empty())
                     .with_context(|| format!("opening {shown}"))?;
-                    (Some(fd), None)
-                }
-                _ => bail!("cannot copy {shown}: only files, directories and symlinks can be copied"),
-            };
-            out.push(Node { name, shown, stat, fd, link });
-        }
-        Ok(out)
+                (Some(fd), None)
+            }
+            _ => bail!("cannot copy {shown}: only files, directories and symlinks can be copied"),
+        };
+        Ok(Node { name, shown, stat, fd, link })
     }
 
     fn open_file(&self) -> anyhow::Result<std::fs::File> {
