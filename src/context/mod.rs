@@ -170,16 +170,17 @@ impl BuildContext {
                 }
                 continue;
             }
-            let data = self.repo.blob(&e.oid)?;
             match e.kind {
                 EntryKind::Symlink => {
+                    let data = self.repo.blob(&e.oid)?;
                     let target =
                         String::from_utf8(data).with_context(|| format!("symlink {} target is not UTF-8", e.path))?;
                     std::os::unix::fs::symlink(target, &dest)?;
                 }
                 EntryKind::File | EntryKind::Executable => {
                     use std::os::unix::fs::PermissionsExt;
-                    std::fs::write(&dest, data).with_context(|| format!("writing {}", dest.display()))?;
+                    let mut f = std::fs::File::create(&dest).with_context(|| format!("writing {}", dest.display()))?;
+                    self.repo.copy_blob(&e.oid, &mut f).with_context(|| format!("writing {}", dest.display()))?;
                     let mode = if e.kind == EntryKind::Executable { 0o755 } else { 0o644 };
                     std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode))?;
                 }
