@@ -276,27 +276,26 @@ impl Repo {
         commit: &gix::Commit<'r>,
         subdir: &str,
     ) -> Result<Option<gix::Tree<'r>>, GitError> {
-        let root = self.commit_tree(commit)?;
+        let commit_id = commit.id.to_string();
+        let mut tree = self.commit_tree(commit)?;
         let parts = clean_rel_path(subdir)?;
-        if parts.is_empty() {
-            return Ok(Some(root));
+        // Every tree on the way is checked, as `read_file` checks them: a commit with a
+        // `..` entry next to the context directory is refused as a whole.
+        let mut here = String::new();
+        for (i, part) in parts.iter().enumerate() {
+            self.check_tree(&commit_id, &here, &tree)?;
+            let Some((mode, oid)) = tree.find_entry(*part).map(|e| (e.mode(), e.object_id())) else {
+                return Ok(None);
+            };
+            here = join(&here, part);
+            if !mode.is_tree() {
+                if i + 1 == parts.len() {
+                    return Err(GitError::NotADirectory { commit: commit_id, path: subdir.to_string() });
+                }
+                return Ok(None);
+            }
+            tree = self.find_tree(oid)?;
         }
-        let entry = root.lookup_entry(parts).map_err(|source| GitError::Object {
-            what: "tree",
-            id: root.id.to_string(),
-            source,
-        })?;
-        let Some(entry) = entry else {
-            return Ok(None);
-        };
-        if !entry.mode().is_tree() {
-            return Err(GitError::NotADirectory { commit: commit.id.to_string(), path: subdir.to_string() });
-        }
-        let tree = self.inner.find_tree(entry.object_id()).map_err(|source| GitError::Object {
-            what: "tree",
-            id: entry.object_id().to_string(),
-            source,
-        })?;
         Ok(Some(tree))
     }
 

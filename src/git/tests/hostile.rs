@@ -115,9 +115,12 @@ fn dotdot_at_the_root_is_refused_everywhere() {
     t.commit_all("first");
     let blob = t.write_object("blob", b"payload\n");
     let evil = t.write_tree(&[("100644", b"passwd", &blob)]);
-    let root = t.write_tree(&[("040000", b"..", &evil), ("100644", b"werf.yaml", &blob)]);
+    let sub = t.write_tree(&[("100644", b"ok.txt", &blob)]);
+    let root = t.write_tree(&[("040000", b"..", &evil), ("040000", b"sub", &sub), ("100644", b"werf.yaml", &blob)]);
     let commit = t.commit_tree(&root);
     let repo = t.open();
+    // Listing only the sound subdirectory is refused too.
+    assert!(matches!(repo.tree(&commit, "sub").unwrap_err(), GitError::InvalidTreeEntry { .. }));
     let err = repo.read_file(&commit, "werf.yaml").unwrap_err();
     assert_eq!(
         err.to_string(),
