@@ -18,6 +18,12 @@ mod slug;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Before anything else: fds our caller leaked to us (a CI runner's fd on a host
+    // directory) must reach no child process and no build step.
+    if let Err(e) = slipway_runtime::fds::cloexec_inherited() {
+        eprintln!("Error: marking inherited file descriptors close-on-exec: {e}");
+        return ExitCode::from(1);
+    }
     // A sandbox helper is a re-exec of this binary: it must not parse arguments or log.
     slipway_runtime::sandbox::helper_main_if_requested();
     let args = <cli::Cli as clap::Parser>::parse();

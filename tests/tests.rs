@@ -9,6 +9,7 @@
 mod build;
 mod common;
 mod export;
+mod fds;
 mod proxy;
 mod registry;
 mod repo;

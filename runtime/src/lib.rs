@@ -9,9 +9,12 @@
 //! - [`sandbox`]: the per-step child in new pid/uts/ipc/mount namespaces, with `/proc`,
 //!   a minimal `/dev`, `pivot_root`, rlimits ([`rlimit`]), user, env and working dir.
 //!
+//! - [`fds`]: no inherited file descriptor reaches a child process or a step.
+//!
 //! All `unsafe` lives in [`sys`].
 
 pub mod error;
+pub mod fds;
 pub mod mount;
 pub mod oci;
 pub mod rlimit;

@@ -11,6 +11,8 @@
 //! exits with the command's status. Mount points that [`run`] had to create are removed
 //! again afterwards, so they do not end up in the committed layer.
 //!
+//! The step gets stdin, stdout and stderr and no other fd ([`crate::fds`]).
+//!
 //! Every path inside the rootfs is resolved with `openat2(RESOLVE_IN_ROOT)`, so a symlink
 //! in the image (say `/etc -> /host/etc`) can never point a mount or a write at the host.
 
@@ -128,6 +130,8 @@ fn spawn_helper(spec: &SandboxSpec, scratch: &Path) -> Result<Exit> {
 /// stdout goes to our stderr when the spec asks, the exit code is the step's (or 128 +
 /// the signal that ended it).
 pub(crate) fn wait_step(mut cmd: std::process::Command, spec: &SandboxSpec) -> std::io::Result<Exit> {
+    // Nothing but stdio: an fd this process holds would be a way out of the sandbox.
+    crate::sys::only_stdio_on_exec(&mut cmd);
     if spec.stdout_to_stderr {
         let err = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?;
         cmd.stdout(std::process::Stdio::from(err));
@@ -413,6 +417,10 @@ fn setup(spec: &SandboxSpec) -> Result<Never> {
         |s: &str| CString::new(s).map_err(|_| RuntimeError::Other(format!("argument {s:?} contains a NUL byte")));
     let argv = spec.args.iter().map(|a| cstr(a)).collect::<Result<Vec<_>>>()?;
     let envp = spec.env.iter().map(|a| cstr(a)).collect::<Result<Vec<_>>>()?;
+    // Last thing before exec: no fd but stdio reaches the step (an inherited directory fd
+    // would let it read the host through /proc/self/fd/N/..). The error file stays open
+    // until the exec succeeds.
+    crate::fds::cloexec_all_but_stdio().map_err(RuntimeError::io("marking fds close-on-exec in", "/proc/self/fd"))?;
     let e = nix::unistd::execve(&cstr(&program)?, &argv, &envp).unwrap_err();
     Err(RuntimeError::Other(format!("executing {program}: {e}")))
 }

@@ -145,3 +145,51 @@ pub(crate) fn drop_bounding_caps(keep: u64) -> nix::Result<()> {
     }
     Ok(())
 }
+
+/// Mark every fd from `first` up close-on-exec with `close_range(first, ~0,
+/// CLOSE_RANGE_CLOEXEC)` (Linux >= 5.11). Allocation-free and async-signal-safe, so it
+/// may run between fork and exec of a multi-threaded parent. Returns the errno when the
+/// kernel lacks the call (ENOSYS, or EINVAL for the flag on 5.9/5.10), so the caller can
+/// fall back.
+pub(crate) fn close_range_cloexec(first: u32) -> nix::Result<()> {
+    // SAFETY: close_range takes two numbers and a flag; with CLOSE_RANGE_CLOEXEC it only
+    // sets a flag on open fds and closes nothing, so no Rust owner loses its fd.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    nix::errno::Errno::result(rc).map(drop)
+}
+
+/// Set `FD_CLOEXEC` on one fd number, whoever owns it (EBADF for a closed number).
+pub(crate) fn set_cloexec_raw(fd: i32) -> nix::Result<()> {
+    // SAFETY: fcntl(F_SETFD) on a number only changes its close-on-exec flag; it is
+    // harmless on a closed number (EBADF) and does not affect any Rust owner of the fd.
+    let rc = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    nix::errno::Errno::result(rc).map(drop)
+}
+
+/// Make every fd from 3 up close-on-exec in the child of `cmd`, right before it execs:
+/// the command gets stdin, stdout and stderr and nothing else this process holds (an fd
+/// it inherited without close-on-exec, or one a library opened carelessly).
+pub(crate) fn only_stdio_on_exec(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec; it calls only close_range, fcntl
+    // and getrlimit (async-signal-safe) and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if close_range_cloexec(3).is_ok() {
+                return Ok(());
+            }
+            // Kernels before 5.11: every number below the soft limit (no fd can be above it
+            // unless the limit was lowered after it was opened).
+            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            let top = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+                lim.rlim_cur.min(1 << 20) as i32
+            } else {
+                1 << 16
+            };
+            for fd in 3..top {
+                let _ = set_cloexec_raw(fd);
+            }
+            Ok(())
+        });
+    }
+}

@@ -188,17 +188,35 @@ impl BuildContext {
                 }
                 continue;
             }
-            let data = self.repo.blob(&e.oid)?;
             if e.kind == EntryKind::Symlink {
+                let mut target = BoundedBuf(Vec::new());
+                self.repo.copy_blob(&e.oid, &mut target).with_context(|| format!("symlink {}", e.path))?;
                 let target =
-                    String::from_utf8(data).with_context(|| format!("symlink {} target is not UTF-8", e.path))?;
+                    String::from_utf8(target.0).with_context(|| format!("symlink {} target is not UTF-8", e.path))?;
                 nix::unistd::symlinkat(target.as_str(), &parent, name).with_context(write_err)?;
             } else {
                 let mut f = create_file(&parent, name, mode).with_context(write_err)?;
-                std::io::Write::write_all(&mut f, &data).with_context(write_err)?;
+                self.repo.copy_blob(&e.oid, &mut f).with_context(write_err)?;
             }
         }
         Ok(self.materialized.get_or_init(|| dir))
+    }
+}
+
+/// A symlink target being read: at most `PATH_MAX` bytes, as the kernel allows.
+struct BoundedBuf(Vec<u8>);
+
+impl std::io::Write for BoundedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > libc::PATH_MAX as usize {
+            return Err(std::io::Error::other(format!("a symlink target is longer than {} bytes", libc::PATH_MAX)));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

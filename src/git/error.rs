@@ -75,6 +75,16 @@ pub enum GitError {
     #[error("git object {id} is a {found}, not a {expected}")]
     WrongObjectKind { id: String, expected: &'static str, found: String },
 
+    #[error("git object {id} is corrupt: {reason}")]
+    CorruptObject { id: String, reason: String },
+
+    #[error("writing the content of git blob {id}")]
+    WriteBlob {
+        id: String,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("{path:?} does not exist in commit {commit}")]
     PathNotFound { commit: String, path: String },
 
@@ -92,6 +102,21 @@ pub enum GitError {
 
     #[error("{path:?} in commit {commit} is not valid utf-8")]
     NonUtf8Path { commit: String, path: String },
+
+    #[error(
+        "commit {}: tree entry {path:?} is not a valid path ({reason}; git refuses to check it out)",
+        short(commit)
+    )]
+    InvalidTreeEntry { commit: String, path: String, reason: String },
+
+    #[error("commit {}: {path:?} is nested more than {limit} directories deep", short(commit))]
+    TreeTooDeep { commit: String, path: String, limit: usize },
+
+    #[error(
+        "{path:?} in commit {} is {size} bytes; slipway reads it into memory and refuses more than {limit}",
+        short(commit)
+    )]
+    FileTooLarge { commit: String, path: String, size: u64, limit: u64 },
 
     #[error("{path:?} is not a valid path inside the repository (absolute, or leaves it with ..)")]
     BadRelativePath { path: String },
@@ -138,4 +163,9 @@ pub enum GitError {
         #[source]
         source: gix::Error,
     },
+}
+
+/// The first 12 hex digits of a commit id, as in `git log --abbrev=12`.
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
 }

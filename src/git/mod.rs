@@ -6,7 +6,10 @@
 //!
 //! - [`Repo::discover`] finds the repository containing a directory and insists on a
 //!   working tree and at least one commit;
-//! - [`Repo::read_file`], [`Repo::tree`] and [`Repo::blob`] read a commit's content;
+//! - [`Repo::read_file`], [`Repo::tree`] and [`Repo::blob`] read a commit's content,
+//!   [`Repo::copy_blob`] streams a blob to a writer without holding it whole (`stream.rs`);
+//! - every tree entry name is checked as git checks it before a checkout, and listings
+//!   are bounded in depth (`tree.rs`);
 //! - [`Repo::uncommitted`] finds working-tree files that differ from HEAD, so the CLI
 //!   can warn that they are *not* in the build context (`status.rs`);
 //! - [`Repo::is_ancestor`] answers the history questions of Stapel's git stages.
@@ -22,6 +25,7 @@
 
 mod error;
 mod status;
+mod stream;
 mod tree;
 
 #[cfg(test)]
@@ -44,6 +48,8 @@ pub struct Repo {
     inner: gix::Repository,
     /// Canonical path of the working tree root.
     workdir: PathBuf,
+    /// Pack indexes for [`Repo::copy_blob`], opened on first use.
+    packs: std::sync::OnceLock<stream::PackIndexes>,
 }
 
 /// The commit a build is made from.
@@ -80,7 +86,7 @@ impl Repo {
         };
         let workdir = std::fs::canonicalize(workdir)
             .map_err(|source| GitError::ResolveDir { dir: workdir.to_path_buf(), source })?;
-        let repo = Repo { inner, workdir };
+        let repo = Repo { inner, workdir, packs: Default::default() };
         repo.head_id()?;
         Ok(repo)
     }

@@ -41,7 +41,7 @@ impl Repo {
         // A subdir that is a file in HEAD but a directory on disk: nothing under it is
         // committed, so everything is reported.
         if let Ok(Some(tree)) = self.subtree(&commit, &subdir) {
-            for (path, kind, oid) in self.list(&head.to_string(), &tree)? {
+            for (path, kind, oid) in self.list(&head.to_string(), &subdir, &tree)? {
                 committed.insert(join(&subdir, &path), (kind, oid));
             }
         }

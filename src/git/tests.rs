@@ -452,3 +452,6 @@ fn repo_can_move_to_another_thread() {
     let id = std::thread::spawn(move || clone.head_commit().unwrap().id).join().unwrap();
     assert_eq!(id, repo.head_commit().unwrap().id);
 }
+
+mod hostile;
+mod stream;
