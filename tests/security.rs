@@ -185,10 +185,8 @@ fn tree_entries_named_dotdot_are_refused_and_nothing_is_written_outside() {
     let out = env.slipway().args(["build", "--insecure-registry", &reg, "--dir"]).arg(&dir).output().unwrap();
     assert!(!out.status.success(), "a tree entry named .. was built");
     let err = stderr(&out);
-    assert!(
-        err.contains("refusing to write \"../../../../../pwned\"") && err.contains("not a plain relative path"),
-        "{err}"
-    );
+    let want = format!("commit {}: tree entry \"..\" is not a valid path", &commit[..12]);
+    assert!(err.contains(&want), "{err}");
     let written: Vec<_> =
         walkdir(env.path()).into_iter().filter(|p| p.file_name().is_some_and(|n| n == "pwned")).collect();
     assert!(written.is_empty(), "written outside the context: {written:?}");
