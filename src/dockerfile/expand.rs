@@ -10,6 +10,11 @@
 
 use super::pattern::{Pattern, PatternError};
 
+/// How deeply `${…}` substitutions may nest (`${A:-${B:-…}}`). The expander recurses
+/// once per level, so an unbounded depth lets a Dockerfile line overflow the stack;
+/// real Dockerfiles nest two or three levels.
+pub const MAX_SUBSTITUTION_DEPTH: usize = 64;
+
 /// A malformed word, reported without location; the caller adds file and line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExpandError {
@@ -27,6 +32,9 @@ pub enum ExpandError {
     UnsupportedModifier(String),
     #[error("invalid pattern ({pattern}) in substitution: {error}")]
     InvalidPattern { pattern: String, error: PatternError },
+    /// `${…}` nested deeper than [`MAX_SUBSTITUTION_DEPTH`].
+    #[error("variable substitutions nested more than {MAX_SUBSTITUTION_DEPTH} deep")]
+    TooDeep,
     /// `${VAR?message}` / `${VAR:?message}` on an unset (or empty) variable.
     #[error("{name}: {message}")]
     Required { name: String, message: String },
@@ -78,7 +86,7 @@ impl Lexer {
 
     /// Returns the single-word result and the whitespace-split words.
     pub fn process(&self, word: &str, lookup: Lookup<'_>) -> Result<(String, Vec<String>), ExpandError> {
-        let mut scan = Scan { chars: word.chars().collect(), pos: 0, lookup, opts: *self };
+        let mut scan = Scan { chars: word.chars().collect(), pos: 0, lookup, opts: *self, depth: 0 };
         scan.process_stop_on(None, self.raw_escapes)
     }
 }
@@ -131,6 +139,8 @@ struct Scan<'a> {
     pos: usize,
     lookup: Lookup<'a>,
     opts: Lexer,
+    /// `$` forms being expanded around the current position.
+    depth: usize,
 }
 
 impl Scan<'_> {
@@ -266,7 +276,19 @@ impl Scan<'_> {
         }
     }
 
+    /// Every recursion of the expander passes through here (`${A:-$B}`, `"${A:-"$B"}"`,
+    /// `${A/$B/$C}`), so this is where the depth is bounded.
     fn process_dollar(&mut self) -> Result<String, ExpandError> {
+        if self.depth >= MAX_SUBSTITUTION_DEPTH {
+            return Err(ExpandError::TooDeep);
+        }
+        self.depth += 1;
+        let result = self.process_dollar_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn process_dollar_inner(&mut self) -> Result<String, ExpandError> {
         self.next(); // the '$'
         if self.peek() != Some('{') {
             let name = self.process_name();
