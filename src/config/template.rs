@@ -189,6 +189,38 @@ fn functions(file: &str, input: &TemplateInput, limits: &Arc<Limits>) -> Templat
                 _ => Err(exec("replace: wants OLD NEW STRING")),
             }),
         )
+        .func("print", checked(|args| builtin_bounded("print", args)))
+        .func("println", checked(|args| builtin_bounded("println", args)))
+        .func("printf", checked(|args| builtin_bounded("printf", args)))
+}
+
+/// gotmpl's `print`, `println` or `printf`, refused before it runs when its result could
+/// pass [`MAX_RENDERED_BYTES`]: doubling a string thirty times, or `printf "%999999999s"`,
+/// would otherwise allocate gigabytes inside one call. The bound is generous: the
+/// format's length, 8 bytes per byte of operand (`%q`, `%x` expand), and every number in
+/// the format (widths, precisions) or passed for a `*`. The builtin itself runs in a
+/// fresh template, since gotmpl does not expose its builtins to wrap.
+fn builtin_bounded(name: &str, args: &[Value]) -> Result<Value, TemplateError> {
+    let texts: Vec<String> = args.iter().map(Value::to_string).collect();
+    let mut bound: u128 = texts.iter().map(|t| 8 * t.len() as u128 + 1).sum();
+    if let (Some(Value::String(format)), "printf") = (args.first(), name) {
+        bound += format.len() as u128;
+        bound += format
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|run| !run.is_empty())
+            .map(|run| run.parse::<u128>().unwrap_or(u128::MAX / 4))
+            .sum::<u128>();
+        if format.contains('*') {
+            bound += args.iter().filter_map(Value::as_int).map(|n| n.unsigned_abs() as u128).sum::<u128>();
+        }
+    }
+    if bound > MAX_RENDERED_BYTES as u128 {
+        return Err(exec(TOO_LONG));
+    }
+    let fields: Vec<String> = (0..args.len()).map(|i| format!(" .A{i}")).collect();
+    let inner = Template::new(name).parse(&format!("{{{{{name}{}}}}}", fields.concat()))?;
+    let data: BTreeMap<String, Value> = args.iter().enumerate().map(|(i, a)| (format!("A{i}"), a.clone())).collect();
+    Ok(Value::from(inner.execute_to_string(&Value::from(data))?.as_str()))
 }
 
 /// `replace`, refusing before it allocates a result longer than the budget.
@@ -307,6 +339,12 @@ mod tests {
                 format!("{{{{ replace \"a\" \"{}\" \"{}\" }}}}", "b".repeat(4096), "a".repeat(8192)),
                 format!("{prefix}a value exceeds 16 MiB{hint}"),
             ),
+            (
+                format!("{{{{$a := \"{}\"}}}}{}", "x".repeat(1024), "{{$a = printf \"%s%s\" $a $a}}".repeat(30)),
+                format!("{prefix}a value exceeds 16 MiB{hint}"),
+            ),
+            ("{{ printf \"%999999999s\" \"x\" }}".to_owned(), format!("{prefix}a value exceeds 16 MiB{hint}")),
+            ("{{ printf \"%*s\" 999999999 \"x\" }}".to_owned(), format!("{prefix}a value exceeds 16 MiB{hint}")),
         ];
         for (text, want) in cases {
             let start = Instant::now();
@@ -314,6 +352,9 @@ mod tests {
             assert_eq!(err.to_string(), want, "{}", &text[..text.len().min(120)]);
             assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
         }
+        // The wrapped builtins still behave as gotmpl's.
+        let text = "{{ printf \"%s-%05d|%q\" \"a\" 42 \"b\" }} {{ print 1 2 \"x\" }} {{ println \"y\" }}";
+        assert_eq!(render("werf.yaml", text, &input).unwrap(), "a-00042|\"b\" 1 2x y\n");
         // Below the limits a fan-out renders in full.
         let small = fan_out("x", 3);
         assert_eq!(render("werf.yaml", &small, &input).unwrap(), "x".repeat(1000));
