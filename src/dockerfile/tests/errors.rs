@@ -87,3 +87,17 @@ fn deeply_nested_substitutions_fail_cleanly() {
     assert_eq!(expand_word(&nested(64), &|_| None, '\\').as_deref(), Ok("x"));
     assert_eq!(expand_word(&nested(65), &|_| None, '\\'), Err(ExpandError::TooDeep));
 }
+
+/// `ENV A=$A$A` doubles a value per line and `${A//?/$A}` squares it: one word's
+/// substitutions stop at 1 MiB.
+#[test]
+fn substitution_output_is_bounded() {
+    let big = "a".repeat(600 << 10);
+    let lookup = |n: &str| (n == "A").then(|| big.clone());
+    assert_eq!(expand_word("$A", &lookup, '\\').map(|s| s.len()), Ok(big.len()));
+    assert_eq!(expand_word("$A$A", &lookup, '\\'), Err(ExpandError::TooLong));
+    assert_eq!(expand_word("${A//?/$A}", &lookup, '\\'), Err(ExpandError::TooLong));
+    let df = parse("Dockerfile", "FROM scratch\nENV B=\"$A$A\"\n").unwrap();
+    let err = expand_instruction(&df.stages[0].steps[0].instruction, &lookup, '\\').unwrap_err();
+    assert_eq!(err.to_string(), "failed to process \"\"$A$A\"\": variable substitutions produce more than 1024 KiB");
+}
