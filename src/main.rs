@@ -11,6 +11,7 @@ mod config;
 mod context;
 mod dockerfile;
 mod git;
+mod giterminism;
 mod internal;
 mod project;
 mod slug;

@@ -3,6 +3,7 @@
 
 use crate::config::{self, WerfConfig};
 use crate::git::{CommitInfo, Repo};
+use crate::giterminism::{AllowedVar, GiterminismConfig, HostPaths};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 
@@ -57,8 +58,8 @@ impl Project {
         }
         let giterminism = giterminism(&repo, &commit, &dir_rel)?;
         let mut allowed = vec![AllowedVar::parse("WERF_*")?];
-        for s in strings_at(&giterminism, "/config/goTemplateRendering/allowEnvVariables") {
-            allowed.push(AllowedVar::parse(&s)?);
+        for s in &giterminism.config.go_template_rendering.allow_env_variables {
+            allowed.push(AllowedVar::parse(s)?);
         }
         let vars = std::env::vars().filter(|(k, _)| allowed.iter().any(|a| a.matches(k))).collect();
         let config =
@@ -70,53 +71,27 @@ impl Project {
             }
             None => config.meta.project.clone(),
         };
-        let allow_context_add_files = strings_at(&giterminism, "/config/dockerfile/allowContextAddFiles").collect();
+        // Secrets are checked here, before anything is built, as werf does at config load.
+        let host = HostPaths {
+            home: std::env::var("HOME").unwrap_or_default(),
+            cwd: std::env::current_dir().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default(),
+        };
+        giterminism.check_secrets(&file_name, &config.images, &host)?;
+        let allow_context_add_files = giterminism.config.dockerfile.allow_context_add_files;
         Ok(Project { repo, commit, dir_rel, config, name, allow_context_add_files })
     }
 }
 
-/// An entry of `config.goTemplateRendering.allowEnvVariables`: a name, `PREFIX*`, or
-/// `/regex/`.
-enum AllowedVar {
-    Name(String),
-    Prefix(String),
-    Regex(regex_lite::Regex),
-}
-
-impl AllowedVar {
-    fn parse(s: &str) -> anyhow::Result<Self> {
-        if let Some(re) = s.strip_prefix('/').and_then(|r| r.strip_suffix('/')) {
-            let re = regex_lite::Regex::new(re)
-                .with_context(|| format!("werf-giterminism.yaml: allowEnvVariables: invalid regex {s:?}"))?;
-            return Ok(AllowedVar::Regex(re));
-        }
-        Ok(match s.strip_suffix('*') {
-            Some(prefix) => AllowedVar::Prefix(prefix.to_string()),
-            None => AllowedVar::Name(s.to_string()),
-        })
-    }
-
-    fn matches(&self, name: &str) -> bool {
-        match self {
-            AllowedVar::Name(n) => n == name,
-            AllowedVar::Prefix(p) => name.starts_with(p.as_str()),
-            AllowedVar::Regex(r) => r.is_match(name),
-        }
-    }
-}
-
-/// The committed `werf-giterminism.yaml` of the project (null if there is none): what
-/// may come from outside the commit — env vars for templates
+/// The committed `werf-giterminism.yaml` of the project (the default, allowing nothing,
+/// if there is none): what may come from outside the commit — env vars for templates
 /// (`config.goTemplateRendering.allowEnvVariables`, plus the `WERF_*` ones werf always
-/// allows) and working-tree files (`config.dockerfile.allowContextAddFiles`).
-fn giterminism(repo: &Repo, commit: &CommitInfo, dir_rel: &str) -> anyhow::Result<serde_json::Value> {
+/// allows), working-tree files (`config.dockerfile.allowContextAddFiles`) and build
+/// secrets (`config.secrets.*`).
+fn giterminism(repo: &Repo, commit: &CommitInfo, dir_rel: &str) -> anyhow::Result<GiterminismConfig> {
     let rel = join_rel(dir_rel, "werf-giterminism.yaml");
-    let Some(bytes) = repo.read_file(&commit.id, &rel)? else { return Ok(serde_json::Value::Null) };
-    serde_saphyr::from_str(&String::from_utf8_lossy(&bytes)).with_context(|| format!("parsing {rel}"))
-}
-
-fn strings_at<'a>(doc: &'a serde_json::Value, pointer: &str) -> impl Iterator<Item = String> + 'a {
-    doc.pointer(pointer).and_then(|v| v.as_array()).into_iter().flatten().filter_map(|v| v.as_str()).map(str::to_string)
+    let Some(bytes) = repo.read_file(&commit.id, &rel)? else { return Ok(GiterminismConfig::default()) };
+    let text = String::from_utf8(bytes).with_context(|| format!("{rel} is not UTF-8"))?;
+    Ok(GiterminismConfig::parse(&rel, &text)?)
 }
 
 /// Join repository-relative paths ("" is the root); `.` components are dropped.
@@ -137,6 +112,7 @@ pub fn join_rel(base: &str, rel: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::join_rel;
+    use crate::giterminism::AllowedVar;
 
     #[test]
     fn allowed_env_vars() {
@@ -146,11 +122,14 @@ mod tests {
             ("CI_*", "XCI", false),
             ("/^APP_[0-9]+$/", "APP_12", true),
             ("/^APP_[0-9]+$/", "APP_X", false),
+            // Anchored at both ends, as werf does.
+            ("/APP_[0-9]+/", "MY_APP_1", false),
+            ("/APP_[0-9]+/", "APP_1", true),
         ];
         for (pattern, name, want) in cases {
-            assert_eq!(super::AllowedVar::parse(pattern).unwrap().matches(name), want, "{pattern} {name}");
+            assert_eq!(AllowedVar::parse(pattern).unwrap().matches(name), want, "{pattern} {name}");
         }
-        assert!(super::AllowedVar::parse("/(/").is_err());
+        assert!(AllowedVar::parse("/(/").is_err());
     }
 
     #[test]

@@ -467,7 +467,19 @@ fn run_mounts_cache_secret_bind_tmpfs() {
              RUN test ! -e /cache/log && test ! -e /run/secrets/token && test ! -e /mnt/data/x && echo clean > /clean\n"
         )
     };
+    // werf (and slipway) take a value secret only when werf-giterminism.yaml allows its id.
+    let giterminism = "giterminismConfigVersion: 1\nconfig:\n  secrets:\n    allowValueIds: [token]\n";
     git_project(&dir, &[("werf.yaml", werf), ("Dockerfile", &df("v1")), ("data/x", "x-data\n")], &[]);
+    let refused = env.slipway().args(["run", "--insecure-registry", &reg, "--dir"]).arg(&dir).output().unwrap();
+    assert!(!refused.status.success(), "a secret without an allowance was used");
+    assert!(
+        stderr(&refused).contains("werf.yaml:7: secret \"token\" is not allowed by giterminism"),
+        "{}",
+        stderr(&refused)
+    );
+    write(&dir, "werf-giterminism.yaml", giterminism);
+    git(&dir, &["add", "werf-giterminism.yaml"]);
+    git(&dir, &["commit", "-q", "-m", "allow the secret"]);
     let show = ["--", "cat", "/count", "/token-copy", "/bound", "/tmpls", "/clean"];
     let out = run_ok(env.slipway().args(["run", "--insecure-registry", &reg, "--dir"]).arg(&dir).args(show));
     assert_eq!(stdout(&out), "1\ns3cr3tx-data\nf\nclean\n");

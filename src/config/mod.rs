@@ -239,24 +239,41 @@ fn name_line(doc: Doc<'_>) -> usize {
 /// The names an image document declares: `image: NAME | [NAMES] | ~`, or `artifact: NAME`.
 fn image_names(ctx: &Ctx<'_>, probe: &Probe, artifact: bool) -> Result<Vec<String>, ConfigError> {
     let line = name_line(ctx.doc);
-    match (&probe.image, &probe.artifact) {
-        (Some(_), Some(_)) => Err(ctx.invalid(line, "specify only one of `image` and `artifact`")),
-        (None, Some(Some(name))) if !name.is_empty() => Ok(vec![name.clone()]),
-        (None, Some(_)) => Err(ctx.invalid(line, "`artifact` needs a name")),
-        (None, None) => Err(ctx.invalid(line, "`image: NAME` is required")),
-        (Some(None), None) => Ok(vec![String::new()]),
-        (Some(Some(StrOrSeq::Str(name))), None) => Ok(vec![name.clone()]),
+    let names = match (&probe.image, &probe.artifact) {
+        (Some(_), Some(_)) => return Err(ctx.invalid(line, "specify only one of `image` and `artifact`")),
+        (None, Some(Some(name))) if !name.is_empty() => vec![name.clone()],
+        (None, Some(_)) => return Err(ctx.invalid(line, "`artifact` needs a name")),
+        (None, None) => return Err(ctx.invalid(line, "`image: NAME` is required")),
+        (Some(None), None) => return Ok(vec![String::new()]),
+        (Some(Some(StrOrSeq::Str(name))), None) => vec![name.clone()],
         (Some(Some(StrOrSeq::Seq(names))), None) => {
             if names.is_empty() {
-                Err(ctx.invalid(line, "`image` lists no names"))
+                return Err(ctx.invalid(line, "`image` lists no names"));
             } else if names.iter().any(String::is_empty) {
-                Err(ctx.invalid(line, "image names in a list must not be empty"))
-            } else {
-                debug_assert!(!artifact);
-                Ok(names.clone())
+                return Err(ctx.invalid(line, "image names in a list must not be empty"));
             }
+            debug_assert!(!artifact);
+            names.clone()
         }
+    };
+    for name in &names {
+        check_image_name(name).map_err(|reason| ctx.invalid(line, format!("bad image name {name:?}: {reason}")))?;
     }
+    Ok(names)
+}
+
+/// An image name ends up in paths (stage storage, reports, `%image_slug%`), log lines
+/// and tags. werf itself takes any string; slipway refuses what could leave a directory
+/// or forge a line: whitespace and control characters, and `/`-separated segments that
+/// are empty, `.` or `..` (`backend/api` stays valid).
+fn check_image_name(name: &str) -> Result<(), &'static str> {
+    if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("whitespace and control characters are not allowed");
+    }
+    if name.split('/').any(|segment| matches!(segment, "" | "." | "..")) {
+        return Err("a `/`-separated part must not be empty, `.` or `..`");
+    }
+    Ok(())
 }
 
 fn context_for(names: &[String], artifact: bool) -> String {

@@ -151,18 +151,13 @@ impl DockerIgnore {
         if path.is_empty() || path == "." {
             return false;
         }
-        let parents: Vec<&str> = match path.rfind('/') {
-            Some(end) => path[..end].match_indices('/').map(|(i, _)| &path[..i]).chain([&path[..end]]).collect(),
-            None => Vec::new(),
-        };
         let mut excluded = false;
         for pattern in &self.patterns {
             // An exclusion can only add, an exception only remove: skip the no-ops.
             if pattern.exclusion != excluded {
                 continue;
             }
-            let matched = pattern.matches(path) || parents.iter().any(|p| pattern.matches(p));
-            if matched {
+            if pattern.matcher.matches_self_or_parent(&pattern.text, path) {
                 excluded = !pattern.exclusion;
             }
         }
@@ -195,33 +190,38 @@ impl fmt::Display for DockerIgnore {
 }
 
 /// Could a pattern (split into path elements) match `dir`, something inside it, or one of
-/// its ancestors (which re-includes everything below)?
+/// its ancestors (which re-includes everything below)? A loop, not recursion: a pattern
+/// line can have thousands of elements.
 #[allow(dead_code)] // see may_include_below
 fn could_match_within(pattern: &[&str], dir: &[&str]) -> bool {
-    match (pattern.split_first(), dir.split_first()) {
-        // The pattern matched an ancestor of (or exactly) `dir`.
-        (None, _) => true,
-        // `dir` consumed: deeper pattern elements can name something inside it.
-        (Some(_), None) => true,
-        (Some((first, rest)), Some((name, dir_rest))) => {
-            if first.contains("**") {
-                return true;
-            }
-            match compile(first) {
-                Ok(m) => m.matches(first, name) && could_match_within(rest, dir_rest),
-                Err(_) => true,
-            }
+    for (first, name) in pattern.iter().zip(dir) {
+        if first.contains("**") {
+            return true;
+        }
+        match compile(first) {
+            Ok(m) if m.matches(first, name) => {}
+            Ok(_) => return false,
+            Err(_) => return true,
         }
     }
-}
-
-impl Pattern {
-    fn matches(&self, path: &str) -> bool {
-        self.matcher.matches(&self.text, path)
-    }
+    // Either the pattern matched an ancestor of (or exactly) `dir`, or `dir` is consumed
+    // and deeper pattern elements can name something inside it.
+    true
 }
 
 impl Matcher {
+    /// Whether `path` or one of its parent directories matches (moby's
+    /// `MatchesOrParentMatches`), in one pass over `path` for token patterns.
+    fn matches_self_or_parent(&self, text: &str, path: &str) -> bool {
+        match self {
+            Matcher::Tokens(tokens) => Nfa::new(tokens).matches_self_or_parent(path),
+            _ => {
+                self.matches(text, path)
+                    || path.match_indices('/').any(|(i, _)| i > 0 && self.matches(text, &path[..i]))
+            }
+        }
+    }
+
     fn matches(&self, text: &str, path: &str) -> bool {
         match self {
             Matcher::Exact => path == text,
@@ -229,36 +229,105 @@ impl Matcher {
             Matcher::Suffix(suffix) => {
                 path.ends_with(suffix.as_str()) || suffix.strip_prefix('/').is_some_and(|bare| path == bare)
             }
-            Matcher::Tokens(tokens) => {
-                let chars: Vec<char> = path.chars().collect();
-                match_tokens(tokens, &chars)
-            }
+            Matcher::Tokens(tokens) => Nfa::new(tokens).matches(path),
         }
     }
 }
 
-fn match_tokens(tokens: &[Token], s: &[char]) -> bool {
-    let Some((token, rest)) = tokens.split_first() else {
-        return s.is_empty();
-    };
-    let one = |ok: bool| ok && match_tokens(rest, &s[1..]);
-    match token {
-        Token::Literal(c) => one(s.first() == Some(c)),
-        Token::AnyChar => one(s.first().is_some_and(|&c| c != '/')),
-        Token::Class(class) => one(s.first().is_some_and(|&c| class.matches(c))),
-        Token::Star => {
-            for k in 0..=s.len() {
-                if match_tokens(rest, &s[k..]) {
-                    return true;
+/// The token sequence run as a Thompson NFA: the set of live token positions is carried
+/// over the path one character at a time, so a match costs `O(tokens × path)` steps
+/// whatever the pattern (Docker's Go regexp is linear too). A backtracking matcher takes
+/// exponential time on `*a*a*a*…b` or `**/**/**/…` against long or deep paths.
+///
+/// States: `at[j]` — the first `j` tokens matched the text read so far; `dirs[j]` — token
+/// `j` is `AnyDirs` and has consumed some characters but not yet the `/` that ends them.
+struct Nfa<'a> {
+    tokens: &'a [Token],
+    at: Vec<bool>,
+    dirs: Vec<bool>,
+    next_at: Vec<bool>,
+    next_dirs: Vec<bool>,
+}
+
+impl<'a> Nfa<'a> {
+    fn new(tokens: &'a [Token]) -> Self {
+        let n = tokens.len() + 1;
+        let mut nfa = Nfa {
+            tokens,
+            at: vec![false; n],
+            dirs: vec![false; n],
+            next_at: vec![false; n],
+            next_dirs: vec![false; n],
+        };
+        nfa.at[0] = true;
+        close(tokens, &mut nfa.at);
+        nfa
+    }
+
+    fn accepting(&self) -> bool {
+        self.at[self.tokens.len()]
+    }
+
+    /// Reads one character; false when nothing is live any more.
+    fn step(&mut self, c: char) -> bool {
+        self.next_at.fill(false);
+        self.next_dirs.fill(false);
+        let mut any = false;
+        for (j, token) in self.tokens.iter().enumerate() {
+            if self.dirs[j] || (self.at[j] && matches!(token, Token::AnyDirs)) {
+                // Inside `(.*/)?`: keep consuming, or end it with a `/`.
+                self.next_dirs[j] = true;
+                if c == '/' {
+                    self.next_at[j + 1] = true;
                 }
-                if s.get(k) == Some(&'/') {
-                    break;
-                }
+                any = true;
+                continue;
             }
-            false
+            if !self.at[j] {
+                continue;
+            }
+            let to = match token {
+                Token::Literal(l) if *l == c => j + 1,
+                Token::AnyChar if c != '/' => j + 1,
+                Token::Class(class) if class.matches(c) => j + 1,
+                Token::Star if c != '/' => j,
+                Token::AnyTail => j,
+                _ => continue,
+            };
+            self.next_at[to] = true;
+            any = true;
         }
-        Token::AnyTail => (0..=s.len()).any(|k| match_tokens(rest, &s[k..])),
-        Token::AnyDirs => match_tokens(rest, s) || (0..s.len()).any(|k| s[k] == '/' && match_tokens(rest, &s[k + 1..])),
+        close(self.tokens, &mut self.next_at);
+        std::mem::swap(&mut self.at, &mut self.next_at);
+        std::mem::swap(&mut self.dirs, &mut self.next_dirs);
+        any
+    }
+
+    fn matches(mut self, path: &str) -> bool {
+        path.chars().all(|c| self.step(c)) && self.accepting()
+    }
+
+    /// True if the whole path, or a prefix of it that ends just before a `/` (a parent
+    /// directory), matches.
+    fn matches_self_or_parent(mut self, path: &str) -> bool {
+        for (i, c) in path.char_indices() {
+            if c == '/' && i > 0 && self.accepting() {
+                return true;
+            }
+            if !self.step(c) {
+                return false;
+            }
+        }
+        self.accepting()
+    }
+}
+
+/// The empty moves: `*`, `**` and a trailing `**` may match nothing.
+fn close(tokens: &[Token], at: &mut [bool]) {
+    for (j, token) in tokens.iter().enumerate() {
+        if at[j] && matches!(token, Token::Star | Token::AnyTail | Token::AnyDirs) {
+            at[j + 1] = true;
+        }
     }
 }
 
@@ -600,5 +669,76 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(clean(input), *want, "{input:?}");
         }
+    }
+
+    #[test]
+    fn hostile_patterns_match_in_linear_time() {
+        use std::time::{Duration, Instant};
+        let start = Instant::now();
+        let stars = format!("{}b", "*a".repeat(13));
+        let deep = "d/".repeat(300) + "f";
+        // (file, path, excluded)
+        let cases: Vec<(String, String, bool)> = vec![
+            (stars.clone(), "a".repeat(100), false),
+            (stars.clone(), "a".repeat(100) + "b", true),
+            (stars.clone(), format!("{}/x", "a".repeat(100)), false),
+            ("**/".repeat(30) + "x", deep.clone(), false),
+            ("**/".repeat(30) + "f", deep.clone(), true),
+            ("**/".repeat(30) + "d/*/x", deep.clone(), false),
+            ("d/**/".repeat(30) + "f", deep.clone(), true),
+            ("*/".repeat(400) + "*", deep.clone(), false),
+            ("*/".repeat(200) + "*", deep.clone(), true),
+            ("?".repeat(1000) + "*b", "a".repeat(2000), false),
+        ];
+        for (text, path, want) in &cases {
+            assert_eq!(ignore(text).is_excluded(path), *want, "{text:?} {path:?}");
+        }
+        let di = ignore(&format!("*\n!{}b\n", "a/".repeat(20_000)));
+        assert!(di.may_include_below(&"a/".repeat(20_000)));
+        assert!(start.elapsed() < Duration::from_secs(1), "took {:?}", start.elapsed());
+    }
+
+    /// The backtracking matcher this module used to have, kept as the reference the
+    /// NFA must agree with.
+    fn reference(tokens: &[Token], s: &[char]) -> bool {
+        let Some((token, rest)) = tokens.split_first() else {
+            return s.is_empty();
+        };
+        let one = |ok: bool| ok && reference(rest, &s[1..]);
+        match token {
+            Token::Literal(c) => one(s.first() == Some(c)),
+            Token::AnyChar => one(s.first().is_some_and(|&c| c != '/')),
+            Token::Class(class) => one(s.first().is_some_and(|&c| class.matches(c))),
+            Token::Star => (0..=s.len()).take_while(|&k| k == 0 || s[k - 1] != '/').any(|k| reference(rest, &s[k..])),
+            Token::AnyTail => (0..=s.len()).any(|k| reference(rest, &s[k..])),
+            Token::AnyDirs => reference(rest, s) || (0..s.len()).any(|k| s[k] == '/' && reference(rest, &s[k + 1..])),
+        }
+    }
+
+    #[test]
+    fn nfa_agrees_with_the_backtracking_reference() {
+        let mut seed: u64 = 0xd0c4;
+        let mut next = move |m: usize| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % m
+        };
+        let pat_alphabet = ["a", "b", "/", "*", "**", "**/", "?", "[a-b]", "[^a]", "\\*"];
+        let path_alphabet = ['a', 'b', '/', '*', 'c'];
+        let mut compared = 0;
+        for _ in 0..30_000 {
+            let p: String = (0..next(7)).map(|_| pat_alphabet[next(pat_alphabet.len())]).collect();
+            let path: String = (0..next(9)).map(|_| path_alphabet[next(path_alphabet.len())]).collect();
+            let Ok(Matcher::Tokens(tokens)) = compile(&p) else { continue };
+            let chars: Vec<char> = path.chars().collect();
+            assert_eq!(Nfa::new(&tokens).matches(&path), reference(&tokens, &chars), "pattern {p:?} path {path:?}");
+            let parent = (1..chars.len()).any(|i| chars[i] == '/' && reference(&tokens, &chars[..i]));
+            assert_eq!(
+                Nfa::new(&tokens).matches_self_or_parent(&path),
+                reference(&tokens, &chars) || parent,
+                "pattern {p:?} path {path:?} (or a parent)"
+            );
+            compared += 1;
+        }
+        assert!(compared > 10_000, "only {compared} token patterns");
     }
 }

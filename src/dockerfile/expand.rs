@@ -10,6 +10,16 @@
 
 use super::pattern::{Pattern, PatternError};
 
+/// How deeply `${…}` substitutions may nest (`${A:-${B:-…}}`). The expander recurses
+/// once per level, so an unbounded depth lets a Dockerfile line overflow the stack;
+/// real Dockerfiles nest two or three levels.
+pub const MAX_SUBSTITUTION_DEPTH: usize = 64;
+
+/// How much text the `$` forms of one word may produce in total. `ENV A=$A$A` doubles
+/// a value per line and `${A//?/$A}` squares it; without a bound forty lines need a
+/// terabyte. Linux refuses environment strings over 128 KiB anyway.
+pub const MAX_SUBSTITUTED_BYTES: usize = 1 << 20;
+
 /// A malformed word, reported without location; the caller adds file and line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExpandError {
@@ -27,6 +37,12 @@ pub enum ExpandError {
     UnsupportedModifier(String),
     #[error("invalid pattern ({pattern}) in substitution: {error}")]
     InvalidPattern { pattern: String, error: PatternError },
+    /// `${…}` nested deeper than [`MAX_SUBSTITUTION_DEPTH`].
+    #[error("variable substitutions nested more than {MAX_SUBSTITUTION_DEPTH} deep")]
+    TooDeep,
+    /// The `$` forms of a word produced more than [`MAX_SUBSTITUTED_BYTES`].
+    #[error("variable substitutions produce more than {} KiB", MAX_SUBSTITUTED_BYTES >> 10)]
+    TooLong,
     /// `${VAR?message}` / `${VAR:?message}` on an unset (or empty) variable.
     #[error("{name}: {message}")]
     Required { name: String, message: String },
@@ -78,7 +94,7 @@ impl Lexer {
 
     /// Returns the single-word result and the whitespace-split words.
     pub fn process(&self, word: &str, lookup: Lookup<'_>) -> Result<(String, Vec<String>), ExpandError> {
-        let mut scan = Scan { chars: word.chars().collect(), pos: 0, lookup, opts: *self };
+        let mut scan = Scan { chars: word.chars().collect(), pos: 0, lookup, opts: *self, depth: 0, substituted: 0 };
         scan.process_stop_on(None, self.raw_escapes)
     }
 }
@@ -131,6 +147,10 @@ struct Scan<'a> {
     pos: usize,
     lookup: Lookup<'a>,
     opts: Lexer,
+    /// `$` forms being expanded around the current position.
+    depth: usize,
+    /// Bytes the `$` forms produced so far (nested ones count again in their parent).
+    substituted: usize,
 }
 
 impl Scan<'_> {
@@ -266,7 +286,24 @@ impl Scan<'_> {
         }
     }
 
+    /// Every recursion of the expander passes through here (`${A:-$B}`, `"${A:-"$B"}"`,
+    /// `${A/$B/$C}`), so this is where the depth is bounded.
     fn process_dollar(&mut self) -> Result<String, ExpandError> {
+        if self.depth >= MAX_SUBSTITUTION_DEPTH {
+            return Err(ExpandError::TooDeep);
+        }
+        self.depth += 1;
+        let result = self.process_dollar_inner();
+        self.depth -= 1;
+        let piece = result?;
+        self.substituted += piece.len();
+        if self.substituted > MAX_SUBSTITUTED_BYTES {
+            return Err(ExpandError::TooLong);
+        }
+        Ok(piece)
+    }
+
+    fn process_dollar_inner(&mut self) -> Result<String, ExpandError> {
         self.next(); // the '$'
         if self.peek() != Some('{') {
             let name = self.process_name();
@@ -367,7 +404,7 @@ impl Scan<'_> {
             }
             return Ok(String::new());
         };
-        Ok(compile(&pat)?.replace(&value, &replacement, all))
+        compile(&pat)?.replace(&value, &replacement, all, MAX_SUBSTITUTED_BYTES).ok_or(ExpandError::TooLong)
     }
 
     /// Errors inside `${...}` that ran off the end mean the brace is missing.

@@ -177,7 +177,7 @@ pub enum ErrorKind {
     UnterminatedHeredoc(String),
     #[error("{0} cannot have a heredoc as a destination")]
     HeredocDestination(&'static str),
-    #[error("failed to process \"{word}\": {error}")]
+    #[error("failed to process \"{}\": {error}", Abbrev(word))]
     Expand { word: String, error: ExpandError },
     #[error("base name ({0}) should not be blank")]
     BlankBase(String),
@@ -272,5 +272,19 @@ pub fn parse_trigger(image: &str, expression: &str) -> Result<Instruction, Docke
         Ok(parse::Parsed::Instruction(instruction)) => Ok(instruction),
         Ok(parse::Parsed::From(_)) => Err(ErrorKind::OnbuildTrigger(trigger).at(image, logical.line)),
         Err(kind) => Err(kind.at(image, logical.line)),
+    }
+}
+
+/// A word as shown in an error: whole when short, else its start and a `…`, so a
+/// hostile 100 KiB word does not become a 100 KiB message.
+struct Abbrev<'a>(&'a str);
+
+impl std::fmt::Display for Abbrev<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const SHOWN: usize = 80;
+        match self.0.char_indices().nth(SHOWN) {
+            Some((end, _)) => write!(f, "{}…", &self.0[..end]),
+            None => f.write_str(self.0),
+        }
     }
 }

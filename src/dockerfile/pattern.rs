@@ -73,6 +73,58 @@ impl Pattern {
         (0..=text.len()).filter(|&p| live[p]).collect()
     }
 
+    /// The leftmost-longest match starting at or after `from`, in one pass: each
+    /// pattern position keeps only the smallest start that reaches it (a larger start
+    /// there can only do what the smaller one does), and once a match is found no new
+    /// starts are tried. Trying every start with [`Self::ends_from`] instead costs
+    /// `O(value² × pattern)` per replacement.
+    fn leftmost_longest(&self, text: &[char], from: usize) -> Option<(usize, usize)> {
+        let m = self.tokens.len();
+        let mut live: Vec<Option<usize>> = vec![None; m + 1];
+        let mut best: Option<(usize, usize)> = None;
+        let keep = |slot: &mut Option<usize>, start: usize| {
+            if slot.is_none_or(|s| start < s) {
+                *slot = Some(start);
+            }
+        };
+        for p in from..=text.len() {
+            if best.is_none() {
+                keep(&mut live[0], p);
+            }
+            for j in 0..m {
+                if let (Some(start), Token::AnyRun) = (live[j], self.tokens[j]) {
+                    keep(&mut live[j + 1], start);
+                }
+            }
+            if let Some(start) = live[m] {
+                match best {
+                    Some((s, _)) if s < start => {}
+                    _ => best = Some((start, p)),
+                }
+            }
+            // Only threads that can still beat or extend the best match go on.
+            if let Some((s, _)) = best {
+                live.iter_mut().filter(|l| l.is_some_and(|start| start > s)).for_each(|l| *l = None);
+            }
+            let Some(&c) = text.get(p) else { break };
+            let mut next: Vec<Option<usize>> = vec![None; m + 1];
+            for (j, token) in self.tokens.iter().enumerate() {
+                let Some(start) = live[j] else { continue };
+                match token {
+                    Token::AnyRun if c != '\n' => keep(&mut next[j], start),
+                    Token::AnyOne if c != '\n' => keep(&mut next[j + 1], start),
+                    Token::Literal(l) if *l == c => keep(&mut next[j + 1], start),
+                    _ => {}
+                }
+            }
+            live = next;
+            if best.is_some() && live.iter().all(Option::is_none) {
+                break;
+            }
+        }
+        best
+    }
+
     fn pick(ends: &[usize], longest: bool) -> Option<usize> {
         if longest { ends.last().copied() } else { ends.first().copied() }
     }
@@ -98,15 +150,18 @@ impl Pattern {
     }
 
     /// `${VAR/pat/repl}` replaces the leftmost longest match, `${VAR//pat/repl}`
-    /// every non-overlapping one.
-    pub fn replace(&self, value: &str, replacement: &str, all: bool) -> String {
+    /// every non-overlapping one; `None` once the result would pass `limit` bytes.
+    pub fn replace(&self, value: &str, replacement: &str, all: bool, limit: usize) -> Option<String> {
         let text: Vec<char> = value.chars().collect();
         let mut out = String::new();
         let mut pos = 0;
         while pos <= text.len() {
-            let found = (pos..=text.len()).find_map(|s| self.ends_from(&text, s).last().map(|&e| (s, e)));
+            let found = self.leftmost_longest(&text, pos);
             let Some((start, end)) = found else { break };
             out.extend(&text[pos..start]);
+            if out.len() + replacement.len() > limit {
+                return None;
+            }
             out.push_str(replacement);
             if !all {
                 pos = end;
@@ -123,7 +178,7 @@ impl Pattern {
         if pos < text.len() {
             out.extend(&text[pos..]);
         }
-        out
+        (out.len() <= limit).then_some(out)
     }
 }
 
@@ -155,8 +210,8 @@ mod tests {
                 "##" => p.trim_prefix(value, true),
                 "%" => p.trim_suffix(value, false),
                 "%%" => p.trim_suffix(value, true),
-                "/" => p.replace(value, "X", false),
-                _ => p.replace(value, "X", true),
+                "/" => p.replace(value, "X", false, usize::MAX).unwrap(),
+                _ => p.replace(value, "X", true, usize::MAX).unwrap(),
             };
             assert_eq!(got, *want, "{value:?} {op} {pat:?}");
         }
@@ -167,5 +222,39 @@ mod tests {
         assert_eq!(Pattern::parse("a\\b"), Err(PatternError::InvalidEscape('b')));
         assert_eq!(Pattern::parse("a\\"), Err(PatternError::TrailingEscape));
         assert!(Pattern::parse("a\\}\\/").is_ok());
+    }
+
+    /// The search every start then take the longest end, as this module used to do.
+    fn reference(p: &Pattern, text: &[char], from: usize) -> Option<(usize, usize)> {
+        (from..=text.len()).find_map(|s| p.ends_from(text, s).last().map(|&e| (s, e)))
+    }
+
+    #[test]
+    fn leftmost_longest_agrees_with_trying_every_start() {
+        let mut seed: u64 = 0xfeed;
+        let mut next = move |m: usize| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % m
+        };
+        for _ in 0..20_000 {
+            let pat: String = (0..next(5)).map(|_| ['a', 'b', '*', '?'][next(4)]).collect();
+            let text: Vec<char> = (0..next(10)).map(|_| ['a', 'b', '\n'][next(3)]).collect();
+            let p = Pattern::parse(&pat).unwrap();
+            let from = next(text.len() + 1);
+            assert_eq!(p.leftmost_longest(&text, from), reference(&p, &text, from), "{pat:?} {text:?} from {from}");
+        }
+    }
+
+    #[test]
+    fn replacing_in_a_long_value_is_fast() {
+        use std::time::{Duration, Instant};
+        let start = Instant::now();
+        let value = "a".repeat(200_000);
+        assert_eq!(Pattern::parse("b").unwrap().replace(&value, "X", true, usize::MAX).unwrap(), value);
+        assert_eq!(Pattern::parse("a*b").unwrap().replace(&value, "X", false, usize::MAX).unwrap(), value);
+        let x = Pattern::parse("a").unwrap().replace(&value, "X", true, usize::MAX).unwrap();
+        assert_eq!(x, "X".repeat(200_000));
+        assert_eq!(Pattern::parse("?").unwrap().replace(&value, &"y".repeat(1000), true, 1 << 20), None);
+        assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
     }
 }

@@ -133,6 +133,41 @@ fn rejects_with_exact_messages() {
             "werf.yaml:7: nameless image is already defined at line 4",
         ),
         (
+            "image name climbing out",
+            with_meta("image: ../../x\ndockerfile: Dockerfile\n"),
+            "werf.yaml:4: bad image name \"../../x\": a `/`-separated part must not be empty, `.` or `..`",
+        ),
+        (
+            "image name with a dot segment",
+            with_meta("image: [ok, a/./b]\ndockerfile: Dockerfile\n"),
+            "werf.yaml:4: bad image name \"a/./b\": a `/`-separated part must not be empty, `.` or `..`",
+        ),
+        (
+            "image name with a trailing slash",
+            with_meta("image: a/\nfrom: alpine\n"),
+            "werf.yaml:4: bad image name \"a/\": a `/`-separated part must not be empty, `.` or `..`",
+        ),
+        (
+            "image name is dotdot",
+            with_meta("artifact: ..\nfrom: alpine\n"),
+            "werf.yaml:4: bad image name \"..\": a `/`-separated part must not be empty, `.` or `..`",
+        ),
+        (
+            "image name with a newline",
+            with_meta("image: \"a\\nb\"\ndockerfile: Dockerfile\n"),
+            "werf.yaml:4: bad image name \"a\\nb\": whitespace and control characters are not allowed",
+        ),
+        (
+            "image name with NUL",
+            with_meta("image: \"a\\0b\"\ndockerfile: Dockerfile\n"),
+            "werf.yaml:4: bad image name \"a\\0b\": whitespace and control characters are not allowed",
+        ),
+        (
+            "image name with a space",
+            with_meta("image: \"a b\"\ndockerfile: Dockerfile\n"),
+            "werf.yaml:4: bad image name \"a b\": whitespace and control characters are not allowed",
+        ),
+        (
             "empty image list",
             with_meta("image: []\ndockerfile: Dockerfile\n"),
             "werf.yaml:4: `image` lists no names",
@@ -367,4 +402,21 @@ fn rejects_with_exact_messages() {
         }
     }
     assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+/// 20,000 levels of YAML nesting: serde-saphyr's budget (64 levels) turns them into an
+/// error naming the file, not a stack overflow.
+#[test]
+fn deep_yaml_is_an_error_not_a_crash() {
+    let depth = 20_000;
+    let bodies = [
+        format!("image: a\ndockerfile: Dockerfile\nargs: {}{}\n", "[".repeat(depth), "]".repeat(depth)),
+        format!("image: a\ndockerfile: Dockerfile\nargs: {}x{}\n", "{a: ".repeat(depth), "}".repeat(depth)),
+        format!("image: a\ndockerfile: Dockerfile\nargs:\n  {}x\n", "- ".repeat(depth)),
+    ];
+    for body in bodies {
+        let err = parse("werf.yaml", &with_meta(&body)).unwrap_err().to_string();
+        assert!(err.starts_with("werf.yaml:"), "{err}");
+        assert!(err.len() < 500, "{err}");
+    }
 }

@@ -65,3 +65,39 @@ fn errors_name_file_and_line() {
         assert_eq!(err.to_string(), *want, "{text:?}");
     }
 }
+
+/// `${A:-${A:-…}}` 20,000 deep: a clean error naming file and line, not a stack
+/// overflow; 64 levels still expand.
+#[test]
+fn deeply_nested_substitutions_fail_cleanly() {
+    let nested = |depth: usize| format!("{}x{}", "${A:-".repeat(depth), "}".repeat(depth));
+    let too_deep = "variable substitutions nested more than 64 deep";
+    let hostile = nested(20_000);
+    let df = parse("Dockerfile", &format!("ARG X={hostile}\nFROM scratch\nARG Y=\"{hostile}\"\n")).unwrap();
+    let err = df.resolve_meta_args(MetaArgs::new(), &|_| None).unwrap_err();
+    let shown = format!("{}…", &hostile[..80]);
+    assert_eq!(err.to_string(), format!("Dockerfile:1: failed to process \"{shown}\": {too_deep}"));
+    let step = &df.stages[0].steps[0].instruction;
+    let err = expand_instruction(step, &|_| None, '\\').unwrap_err();
+    assert_eq!(err.to_string(), format!("failed to process \"\"{}…\": {too_deep}", &hostile[..79]));
+    let quoted = format!("{}x{}", "${A:-\"".repeat(20_000), "\"}".repeat(20_000));
+    assert_eq!(expand_word(&quoted, &|_| None, '\\'), Err(ExpandError::TooDeep));
+    let replaced = format!("{}x{}", "${A/".repeat(20_000), "/r}".repeat(20_000));
+    assert_eq!(expand_word(&replaced, &|_| Some("a".to_owned()), '\\'), Err(ExpandError::TooDeep));
+    assert_eq!(expand_word(&nested(64), &|_| None, '\\').as_deref(), Ok("x"));
+    assert_eq!(expand_word(&nested(65), &|_| None, '\\'), Err(ExpandError::TooDeep));
+}
+
+/// `ENV A=$A$A` doubles a value per line and `${A//?/$A}` squares it: one word's
+/// substitutions stop at 1 MiB.
+#[test]
+fn substitution_output_is_bounded() {
+    let big = "a".repeat(600 << 10);
+    let lookup = |n: &str| (n == "A").then(|| big.clone());
+    assert_eq!(expand_word("$A", &lookup, '\\').map(|s| s.len()), Ok(big.len()));
+    assert_eq!(expand_word("$A$A", &lookup, '\\'), Err(ExpandError::TooLong));
+    assert_eq!(expand_word("${A//?/$A}", &lookup, '\\'), Err(ExpandError::TooLong));
+    let df = parse("Dockerfile", "FROM scratch\nENV B=\"$A$A\"\n").unwrap();
+    let err = expand_instruction(&df.stages[0].steps[0].instruction, &lookup, '\\').unwrap_err();
+    assert_eq!(err.to_string(), "failed to process \"\"$A$A\"\": variable substitutions produce more than 1024 KiB");
+}

@@ -1,0 +1,368 @@
+//! `werf-giterminism.yaml`: what a build may take from outside the commit.
+//!
+//! Parsed strictly into werf's schema (`pkg/giterminism_manager/config`): every key
+//! typed, an unknown key or a wrong type is an error naming the file and line, and
+//! `giterminismConfigVersion: 1` is required as in werf. werf tolerates unknown keys
+//! (its schema has `additionalProperties`); slipway refuses them, because a misspelt
+//! allowance silently not applying is hard to debug. Keys that slipway does not act on
+//! yet (`allowUncommitted*`, `stapel.*`, `helm.*`, `cli.allowCustomTags`,
+//! `includes.*`) are accepted and ignored: they can only loosen checks slipway does not
+//! make.
+//!
+//! Pure: the loader in `project.rs` reads the file from the commit; host paths used to
+//! match `config.secrets.allowFiles` come in as [`HostPaths`].
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use serde_saphyr::{DefaultMessageFormatter, MessageFormatter};
+
+use crate::config::{Image, ImageKind, Secret, SecretSource};
+use glob::Glob;
+
+// `context` keeps its Go `filepath.Match` module private (and `context/mod.rs` belongs to
+// another change); the same file serves here. Once `context::glob` is `pub(crate)`, this
+// becomes a `use`.
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "context/glob.rs"]
+mod glob;
+
+/// A parsed `werf-giterminism.yaml`; the default is "no file": nothing allowed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GiterminismConfig {
+    #[serde(rename = "giterminismConfigVersion")]
+    pub version: Version,
+    #[serde(default)]
+    pub cli: Cli,
+    #[serde(default)]
+    pub config: Config,
+    #[serde(default)]
+    pub helm: Helm,
+    #[serde(default)]
+    pub includes: Includes,
+}
+
+/// `giterminismConfigVersion`: `1` or `"1"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Version;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Cli {
+    /// Not acted on: slipway has no `--add-custom-tag`.
+    #[serde(default)]
+    pub allow_custom_tags: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    /// Not acted on: werf.yaml is always read from the commit.
+    #[serde(default)]
+    pub allow_uncommitted: bool,
+    /// Not acted on: `.werf/*.tmpl` templates are not supported.
+    #[serde(default)]
+    pub allow_uncommitted_templates: Vec<String>,
+    #[serde(default)]
+    pub go_template_rendering: GoTemplateRendering,
+    #[serde(default)]
+    pub secrets: Secrets,
+    /// Not acted on: Stapel images are not built.
+    #[serde(default)]
+    pub stapel: Stapel,
+    #[serde(default)]
+    pub dockerfile: Dockerfile,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GoTemplateRendering {
+    /// Env var names templates may read: `NAME`, `PREFIX*` or `/regex/`.
+    #[serde(default)]
+    pub allow_env_variables: Vec<String>,
+    /// Not acted on: templates only read committed files.
+    #[serde(default)]
+    pub allow_uncommitted_files: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Secrets {
+    /// `secrets: [{env: NAME}]`: exact names.
+    #[serde(default)]
+    pub allow_env_variables: Vec<String>,
+    /// `secrets: [{src: PATH}]`: globs over absolute host paths (`~` expanded).
+    #[serde(default)]
+    pub allow_files: Vec<String>,
+    /// `secrets: [{id: ID, value: TEXT}]`: exact ids.
+    #[serde(default)]
+    pub allow_value_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Stapel {
+    #[serde(default)]
+    pub allow_from_latest: bool,
+    #[serde(default)]
+    pub git: StapelGit,
+    #[serde(default)]
+    pub mount: StapelMount,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StapelGit {
+    #[serde(default)]
+    pub allow_branch: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StapelMount {
+    #[serde(default)]
+    pub allow_build_dir: bool,
+    #[serde(default)]
+    pub allow_from_paths: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Dockerfile {
+    /// Not acted on: Dockerfiles are read from the commit.
+    #[serde(default)]
+    pub allow_uncommitted: Vec<String>,
+    /// Not acted on: `.dockerignore` files are read from the commit.
+    #[serde(default)]
+    pub allow_uncommitted_dockerignore_files: Vec<String>,
+    /// Working-tree paths (relative to the project directory) `contextAddFiles` may take.
+    #[serde(default)]
+    pub allow_context_add_files: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Helm {
+    /// Not acted on: slipway does not deploy.
+    #[serde(default)]
+    pub allow_uncommitted_files: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Includes {
+    /// Not acted on: werf includes are not supported.
+    #[serde(default)]
+    pub allow_includes_update: bool,
+}
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Version;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("giterminismConfigVersion 1")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Version, E> {
+                if v == 1 { Ok(Version) } else { Err(E::invalid_value(de::Unexpected::Unsigned(v), &self)) }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Version, E> {
+                if v == 1 { Ok(Version) } else { Err(E::invalid_value(de::Unexpected::Signed(v), &self)) }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Version, E> {
+                if v == "1" { Ok(Version) } else { Err(E::invalid_value(de::Unexpected::Str(v), &self)) }
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// A `werf-giterminism.yaml` that cannot be used, or a werf.yaml it does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct GiterminismError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl GiterminismConfig {
+    /// Parses the text of `file` (named in errors).
+    pub fn parse(file: &str, text: &str) -> Result<GiterminismConfig, GiterminismError> {
+        serde_saphyr::from_str(text).map_err(|e| {
+            let e = e.without_snippet();
+            GiterminismError {
+                file: file.to_owned(),
+                line: e.location().map_or(1, |l| l.line().max(1) as usize),
+                message: DefaultMessageFormatter.format_message(e).into_owned(),
+            }
+        })
+    }
+
+    /// werf's check of `secrets` (`pkg/config/secrets.go`): an `env` secret needs its
+    /// name in `config.secrets.allowEnvVariables`, a `src` secret a glob of
+    /// `config.secrets.allowFiles` matching its absolute path, a `value` secret its id in
+    /// `config.secrets.allowValueIds`. `file` is werf.yaml's name, for the error.
+    pub fn check_secrets(&self, file: &str, images: &[Image], host: &HostPaths) -> Result<(), GiterminismError> {
+        let allow = &self.config.secrets;
+        for image in images {
+            let secrets: &[Secret] = match &image.kind {
+                ImageKind::Dockerfile(d) => &d.secrets,
+                ImageKind::Stapel(s) => &s.secrets,
+            };
+            for secret in secrets {
+                let (shown, allowed, key) = match &secret.source {
+                    SecretSource::Env(name) => {
+                        (name.as_str(), allow.allow_env_variables.contains(name), "allowEnvVariables")
+                    }
+                    SecretSource::File(src) => {
+                        (src.as_str(), file_allowed(&allow.allow_files, src, host), "allowFiles")
+                    }
+                    SecretSource::Value(_) => {
+                        (secret.id.as_str(), allow.allow_value_ids.contains(&secret.id), "allowValueIds")
+                    }
+                };
+                if !allowed {
+                    return Err(GiterminismError {
+                        file: file.to_owned(),
+                        line: secret.line,
+                        message: format!(
+                            "secret {shown:?} is not allowed by giterminism: using env and file secrets \
+                             complicates the sharing and reproducibility of the configuration in CI jobs \
+                             and among developers; to allow it, list it in config.secrets.{key} of \
+                             werf-giterminism.yaml"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where `~` and relative paths point, read once by the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPaths {
+    pub home: String,
+    pub cwd: String,
+}
+
+/// werf's `util.ExpandPath`: `~` is the home directory, a relative path is relative to
+/// the working directory; the result is cleaned (`.`/`..`/`//` resolved lexically).
+fn expand_path(path: &str, host: &HostPaths) -> String {
+    let joined = if path == "~" {
+        host.home.clone()
+    } else if let Some(rest) = path.strip_prefix("~/") {
+        format!("{}/{rest}", host.home)
+    } else if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("{}/{path}", host.cwd)
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for part in joined.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// werf's `isAbsPathMatched`: both sides expanded, then a glob matches the path itself,
+/// or — with its trailing `*`/`**` parts dropped — the path or anything below it, so
+/// allowing a directory allows the files in it.
+fn file_allowed(patterns: &[String], src: &str, host: &HostPaths) -> bool {
+    let path = expand_path(src, host);
+    patterns.iter().any(|p| {
+        let pattern = expand_path(p, host);
+        let mut base: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+        while base.last().is_some_and(|s| s.chars().all(|c| c == '*')) {
+            base.pop();
+        }
+        let base = base.join("/");
+        let below = if base.is_empty() { "**/*".to_owned() } else { format!("{base}/**/*") };
+        path_glob_matches(&pattern, &path) || path_glob_matches(&base, &path) || path_glob_matches(&below, &path)
+    })
+}
+
+/// doublestar's `PathMatch` without `{a,b}` alternatives: `/`-separated segments, a
+/// `**` segment matches any number of segments, other segments are Go
+/// `filepath.Match` patterns. Runs over the set of live pattern positions (no
+/// backtracking), so `**/**/**/…` costs `O(pattern × path)` segments.
+pub fn path_glob_matches(pattern: &str, path: &str) -> bool {
+    let segments: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+    let Ok(globs) = segments
+        .iter()
+        .map(|s| if *s == "**" { Ok(None) } else { Glob::new(s).map(Some) })
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return false;
+    };
+    let n = globs.len();
+    let close = |live: &mut Vec<bool>| {
+        for j in 0..n {
+            if live[j] && globs[j].is_none() {
+                live[j + 1] = true;
+            }
+        }
+    };
+    let mut live = vec![false; n + 1];
+    live[0] = true;
+    close(&mut live);
+    for name in path.split('/').filter(|s| !s.is_empty()) {
+        let mut next = vec![false; n + 1];
+        for (j, glob) in globs.iter().enumerate() {
+            if !live[j] {
+                continue;
+            }
+            match glob {
+                None => next[j] = true,
+                Some(g) if g.matches(name) => next[j + 1] = true,
+                Some(_) => {}
+            }
+        }
+        close(&mut next);
+        live = next;
+    }
+    live[n]
+}
+
+/// An entry of `config.goTemplateRendering.allowEnvVariables`: a name, `PREFIX*`, or
+/// `/regex/` (anchored at both ends, as werf does).
+pub enum AllowedVar {
+    Name(String),
+    Prefix(String),
+    Regex(regex_lite::Regex),
+}
+
+impl AllowedVar {
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        if let Some(re) = s.strip_prefix('/').and_then(|r| r.strip_suffix('/')) {
+            let re = regex_lite::Regex::new(&format!("^(?:{re})$"))
+                .map_err(|e| anyhow::anyhow!("werf-giterminism.yaml: allowEnvVariables: invalid regex {s:?}: {e}"))?;
+            return Ok(AllowedVar::Regex(re));
+        }
+        Ok(match s.strip_suffix('*') {
+            Some(prefix) => AllowedVar::Prefix(prefix.to_string()),
+            None => AllowedVar::Name(s.to_string()),
+        })
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            AllowedVar::Name(n) => n == name,
+            AllowedVar::Prefix(p) => name.starts_with(p.as_str()),
+            AllowedVar::Regex(r) => r.is_match(name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
