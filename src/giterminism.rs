@@ -19,14 +19,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde_saphyr::{DefaultMessageFormatter, MessageFormatter};
 
 use crate::config::{Image, ImageKind, Secret, SecretSource};
-use glob::Glob;
-
-// `context` keeps its Go `filepath.Match` module private (and `context/mod.rs` belongs to
-// another change); the same file serves here. Once `context::glob` is `pub(crate)`, this
-// becomes a `use`.
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "context/glob.rs"]
-mod glob;
+use crate::context::glob::Glob;
 
 /// A parsed `werf-giterminism.yaml`; the default is "no file": nothing allowed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

@@ -10,7 +10,7 @@
 //! `werf-giterminism.yaml`; their content is hashed (sha256) for the digests.
 
 pub mod dockerignore;
-mod glob;
+pub(crate) mod glob;
 
 use crate::git::{CommitInfo, EntryKind, Repo, TreeEntry};
 use anyhow::{Context, bail};
