@@ -37,9 +37,18 @@ pub const GZIP_LEVEL: u32 = 2;
 
 /// Tar and compress `dir` into a gzip layer blob in `blobs`.
 pub fn commit_dir(dir: &Path, blobs: &BlobStore) -> Result<Committed> {
-    let blob = blobs.writer()?;
+    let (diff_id, uncompressed_size, blob) = commit_to(dir, blobs.writer()?)?;
+    let (digest, size) = blob.commit(None)?;
+    Ok(Committed { diff_id, digest, size, uncompressed_size })
+}
+
+/// Tar `dir` through gzip into `out`; returns the diffID, the tar's size and `out`.
+/// A write error (e.g. ENOSPC) ends the commit with an error naming the entry being
+/// written; the compressor then refuses every later write, so the tar builder's
+/// end-of-archive write on drop neither reaches `out` nor waits on a worker.
+pub(crate) fn commit_to<W: Write>(dir: &Path, out: W) -> Result<(Digest, u64, W)> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let gz = ParGzWriter::new(blob, GZIP_LEVEL, threads).map_err(StorageError::io("compressing", dir))?;
+    let gz = ParGzWriter::new(out, GZIP_LEVEL, threads).map_err(StorageError::io("compressing", dir))?;
     let tar_out = HashingWriter::new(gz);
     let mut builder = tar::Builder::new(tar_out);
     builder.mode(tar::HeaderMode::Complete);
@@ -47,9 +56,8 @@ pub fn commit_dir(dir: &Path, blobs: &BlobStore) -> Result<Committed> {
     w.walk(dir, b"")?;
     let tar_out = w.builder.into_inner().map_err(StorageError::io("finishing tar of", dir))?;
     let (diff_id, uncompressed_size, gz) = tar_out.finish();
-    let blob = gz.finish().map_err(StorageError::io("compressing", dir))?;
-    let (digest, size) = blob.commit(None)?;
-    Ok(Committed { diff_id, digest, size, uncompressed_size })
+    let out = gz.finish().map_err(StorageError::io("compressing", dir))?;
+    Ok((diff_id, uncompressed_size, out))
 }
 
 struct Walker<'a, W: Write> {
@@ -177,4 +185,83 @@ fn header(meta: &std::fs::Metadata, kind: tar::EntryType) -> tar::Header {
     h.set_mtime(meta.mtime().max(0) as u64);
     h.set_size(0);
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// A disk that fills up after `room` bytes.
+    struct FullDisk {
+        room: usize,
+        written: usize,
+    }
+
+    impl Write for FullDisk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.written >= self.room {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            let n = buf.len().min(self.room - self.written);
+            self.written += n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Incompressible bytes, so the gzip output outgrows the disk quickly.
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn enospc_during_commit_is_an_error_not_a_hang() {
+        let t = tempfile::tempdir().unwrap();
+        for i in 0..6 {
+            std::fs::write(t.path().join(format!("f{i}")), noise(3 << 20, i + 1)).unwrap();
+        }
+        // Several room sizes: inside the header, the first chunk, a later chunk.
+        for room in [4, 100_000, 5 << 20] {
+            let dir = t.path().to_path_buf();
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let r = commit_to(&dir, FullDisk { room, written: 0 }).map(|_| ());
+                let _ = tx.send(r);
+            });
+            let result =
+                rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("commit hung with room {room}"));
+            let err = result.expect_err("a full disk must fail the commit");
+            let text = err.to_string();
+            assert!(text.contains("No space left on device"), "room {room}: {text}");
+            assert!(text.contains(t.path().to_str().unwrap()), "the error names the path: {text}");
+        }
+    }
+
+    #[test]
+    fn commit_to_dev_full_fails_with_enospc() {
+        // The kernel's own ENOSPC: every write to /dev/full fails.
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("a"), noise(3 << 20, 7)).unwrap();
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let (tx, rx) = mpsc::channel();
+        let dir = t.path().to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(commit_to(&dir, full).map(|_| ()));
+        });
+        let err = rx.recv_timeout(Duration::from_secs(30)).expect("commit hung").unwrap_err();
+        assert!(err.to_string().contains("No space left on device"), "{err}");
+    }
 }
