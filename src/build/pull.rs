@@ -64,7 +64,7 @@ impl Puller<'_> {
             let src = source.with_context(|| format!("config {config_digest} is not in the local store"))?;
             let mut w = self.store.blobs().writer()?;
             self.client
-                .fetch_blob_to(src, config_digest.as_str(), &mut w)
+                .fetch_config_to(src, config_digest.as_str(), manifest.config.size, &mut w)
                 .with_context(|| format!("pulling config of {src}"))?;
             w.commit(Some(config_digest))?;
         }
@@ -95,7 +95,7 @@ impl Puller<'_> {
                     )
                 })?;
                 let mut w = self.store.blobs().writer()?;
-                self.client.fetch_blob_to(src, layer.digest.as_str(), &mut w).with_context(|| {
+                self.client.fetch_blob_to(src, layer.digest.as_str(), layer.size, &mut w).with_context(|| {
                     format!("pulling layer {} from {}/{}", layer.digest, src.registry, src.repository)
                 })?;
                 w.commit(Some(&layer.digest))?;
