@@ -142,6 +142,10 @@ impl Puller<'_> {
 /// default 64 GiB.
 fn limits() -> anyhow::Result<Limits> {
     let mut l = Limits::default();
+    // Only root can own files in a single-id namespace; pull.rs warns about the rest.
+    if std::env::var(slipway_runtime::userns::MAPPING_ENV).as_deref() == Ok("single") {
+        l.ownership = slipway_storage::unpack::Ownership::BestEffort;
+    }
     if let Some(v) = std::env::var("SLIPWAY_MAX_LAYER_SIZE").ok().filter(|v| !v.is_empty()) {
         l.max_size = v.parse().with_context(|| format!("SLIPWAY_MAX_LAYER_SIZE={v:?}: expected a number of bytes"))?;
     }
