@@ -14,6 +14,7 @@ pub mod image;
 pub mod pgzip;
 pub mod reference;
 pub mod registry;
+pub mod remove;
 pub mod store;
 mod sys;
 pub mod unpack;

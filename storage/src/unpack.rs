@@ -20,7 +20,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid};
 use std::ffi::OsStr;
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -363,9 +363,8 @@ impl Unpacker<'_> {
         };
 
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            // std's remove_dir_all never follows symlinks inside the tree.
-            let p = format!("/proc/self/fd/{}/{}", parent.as_raw_fd(), name.to_string_lossy());
-            std::fs::remove_dir_all(&p)
+            // Iterative, never follows symlinks, copes with any depth.
+            crate::remove::remove_tree_at(parent, name, Path::new(name))
                 .map_err(|e| self.bad(format!("replacing directory {}: {e}", name.to_string_lossy())))
         } else {
             nix::unistd::unlinkat(parent, name, nix::unistd::UnlinkatFlags::NoRemoveDir)

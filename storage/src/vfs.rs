@@ -52,7 +52,7 @@ fn is_whiteout(m: &std::fs::Metadata) -> bool {
 /// Remove whatever is at `p`, never following a symlink.
 fn remove_any(p: &Path) -> Result<()> {
     match std::fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(p).map_err(io("removing", p)),
+        Ok(m) if m.is_dir() => crate::remove::remove_tree(p),
         Ok(_) => std::fs::remove_file(p).map_err(io("removing", p)),
         Err(_) => Ok(()),
     }
