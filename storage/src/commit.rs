@@ -53,7 +53,7 @@ pub(crate) fn commit_to<W: Write>(dir: &Path, out: W) -> Result<(Digest, u64, W)
     let mut builder = tar::Builder::new(tar_out);
     builder.mode(tar::HeaderMode::Complete);
     let mut w = Walker { builder, links: HashMap::new(), root: dir };
-    w.walk(dir, b"")?;
+    w.walk(dir)?;
     let tar_out = w.builder.into_inner().map_err(StorageError::io("finishing tar of", dir))?;
     let (diff_id, uncompressed_size, gz) = tar_out.finish();
     let out = gz.finish().map_err(StorageError::io("compressing", dir))?;
@@ -72,14 +72,45 @@ impl<W: Write> Walker<'_, W> {
         StorageError::io(action, path)
     }
 
-    fn walk(&mut self, dir: &Path, prefix: &[u8]) -> Result<()> {
+    fn sorted_names(&self, dir: &Path) -> Result<std::vec::IntoIter<std::ffi::OsString>> {
         let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(dir)
             .map_err(self.io("reading directory", dir))?
             .map(|e| e.map(|e| e.file_name()))
             .collect::<std::io::Result<_>>()
             .map_err(self.io("reading directory", dir))?;
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        for name in names {
+        Ok(names.into_iter())
+    }
+
+    /// Depth first, in sorted order, with an explicit stack (one frame per level, at most
+    /// [`crate::MAX_TREE_DEPTH`]), so a deep tree cannot overflow the thread's stack.
+    fn walk(&mut self, root: &Path) -> Result<()> {
+        let mut stack = vec![(root.to_path_buf(), Vec::new(), self.sorted_names(root)?)];
+        while let Some((dir, prefix, names)) = stack.last_mut() {
+            let Some(name) = names.next() else {
+                stack.pop();
+                continue;
+            };
+            let (dir, prefix) = (dir.clone(), prefix.clone());
+            if let Some((sub, sub_prefix)) = self.entry(&dir, &prefix, name)? {
+                if stack.len() >= crate::MAX_TREE_DEPTH {
+                    return Err(StorageError::TooDeep { path: sub, limit: crate::MAX_TREE_DEPTH });
+                }
+                let names = self.sorted_names(&sub)?;
+                stack.push((sub, sub_prefix, names));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the entry `name` of `dir`; returns the directory to descend into, if it is one.
+    fn entry(
+        &mut self,
+        dir: &Path,
+        prefix: &[u8],
+        name: std::ffi::OsString,
+    ) -> Result<Option<(std::path::PathBuf, Vec<u8>)>> {
+        {
             let path = dir.join(&name);
             let mut rel = prefix.to_vec();
             rel.extend_from_slice(name.as_bytes());
@@ -109,7 +140,7 @@ impl<W: Write> Walker<'_, W> {
                     h.set_size(0);
                     self.append(&mut h, &o, std::io::empty())?;
                 }
-                self.walk(&path, &d)?;
+                return Ok(Some((path, d)));
             } else if ft.is_symlink() {
                 let target = std::fs::read_link(&path).map_err(self.io("reading symlink", &path))?;
                 let mut h = header(&meta, tar::EntryType::Symlink);
@@ -126,7 +157,7 @@ impl<W: Write> Walker<'_, W> {
                         self.builder
                             .append_link(&mut h, std::ffi::OsStr::from_bytes(&rel), first)
                             .map_err(self.io("writing tar entry for", &path))?;
-                        continue;
+                        return Ok(None);
                     }
                     self.links.insert(key, rel.clone());
                 }
@@ -142,7 +173,7 @@ impl<W: Write> Walker<'_, W> {
                 tracing::warn!(path = %path.display(), "skipping a socket or device in the layer");
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     fn append(&mut self, h: &mut tar::Header, rel: &[u8], data: impl std::io::Read) -> Result<()> {
@@ -248,6 +279,41 @@ mod tests {
             assert!(text.contains("No space left on device"), "room {room}: {text}");
             assert!(text.contains(t.path().to_str().unwrap()), "the error names the path: {text}");
         }
+    }
+
+    /// `levels` nested one-letter directories below `root`, with a file at the bottom.
+    fn nested(root: &Path, levels: usize) {
+        let mut fd = nix::fcntl::open(root, nix::fcntl::OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty()).unwrap();
+        for _ in 0..levels {
+            nix::sys::stat::mkdirat(&fd, "d", nix::sys::stat::Mode::from_bits_truncate(0o755)).unwrap();
+            fd = nix::fcntl::openat(&fd, "d", nix::fcntl::OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty()).unwrap();
+        }
+        let flags = nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_WRONLY;
+        drop(nix::fcntl::openat(&fd, "bottom", flags, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap());
+    }
+
+    /// Runs `f` on a thread with a 2 MiB stack (std's default for spawned threads, where
+    /// parallel builds commit), so a deep recursion shows as a crash here.
+    fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new().stack_size(2 << 20).spawn(f).unwrap().join().expect("no stack overflow")
+    }
+
+    #[test]
+    fn commit_walks_trees_up_to_the_depth_limit_and_refuses_deeper_ones() {
+        let t = tempfile::tempdir().unwrap();
+        let (ok, deep) = (t.path().join("ok"), t.path().join("deep"));
+        std::fs::create_dir(&ok).unwrap();
+        std::fs::create_dir(&deep).unwrap();
+        nested(&ok, crate::MAX_TREE_DEPTH - 1);
+        nested(&deep, 3000);
+        let (ok2, deep2) = (ok.clone(), deep.clone());
+        let (diff_id, size, _) = on_small_stack(move || commit_to(&ok2, std::io::sink())).unwrap();
+        assert!(size > 0 && diff_id.as_str().starts_with("sha256:"));
+        let err = on_small_stack(move || commit_to(&deep2, std::io::sink()).map(|_| ())).unwrap_err();
+        assert!(matches!(err, StorageError::TooDeep { limit: crate::MAX_TREE_DEPTH, .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.starts_with("directory tree deeper than 1024 levels at "), "{}", &text[..80]);
+        assert!(text.contains(deep.to_str().unwrap()), "names the path");
     }
 
     #[test]

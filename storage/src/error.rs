@@ -34,6 +34,11 @@ pub enum StorageError {
          --add-subgids 100000-165535 USER`)"
     )]
     UnmappedOwner { layer: String, entry: String, uid: u32, gid: u32 },
+    #[error(
+        "directory tree deeper than {limit} levels at {path}: slipway does not commit or copy trees \
+         this deep; flatten it in the build step"
+    )]
+    TooDeep { path: PathBuf, limit: usize },
     #[error("reading layer {layer}: {message}")]
     BadLayer { layer: String, message: String },
     #[error("blob {0} is not in the local store")]
