@@ -110,68 +110,66 @@ impl<W: Write> Walker<'_, W> {
         prefix: &[u8],
         name: std::ffi::OsString,
     ) -> Result<Option<(std::path::PathBuf, Vec<u8>)>> {
-        {
-            let path = dir.join(&name);
-            let mut rel = prefix.to_vec();
-            rel.extend_from_slice(name.as_bytes());
-            let meta = std::fs::symlink_metadata(&path).map_err(self.io("stat", &path))?;
-            let ft = meta.file_type();
-            if ft.is_char_device() && meta.rdev() == 0 {
-                let mut wh = prefix.to_vec();
-                wh.extend_from_slice(b".wh.");
-                wh.extend_from_slice(name.as_bytes());
+        let path = dir.join(&name);
+        let mut rel = prefix.to_vec();
+        rel.extend_from_slice(name.as_bytes());
+        let meta = std::fs::symlink_metadata(&path).map_err(self.io("stat", &path))?;
+        let ft = meta.file_type();
+        if ft.is_char_device() && meta.rdev() == 0 {
+            let mut wh = prefix.to_vec();
+            wh.extend_from_slice(b".wh.");
+            wh.extend_from_slice(name.as_bytes());
+            let mut h = header(&meta, tar::EntryType::Regular);
+            h.set_mode(0o600);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_size(0);
+            self.append(&mut h, &wh, std::io::empty())?;
+        } else if ft.is_dir() {
+            self.xattrs(&path)?;
+            let mut h = header(&meta, tar::EntryType::Directory);
+            let mut d = rel.clone();
+            d.push(b'/');
+            self.append(&mut h, &d, std::io::empty())?;
+            if crate::sys::lgetxattr(&path, OPAQUE_XATTR.as_bytes()).is_ok_and(|v| v == b"y") {
+                let mut o = d.clone();
+                o.extend_from_slice(b".wh..wh..opq");
                 let mut h = header(&meta, tar::EntryType::Regular);
                 h.set_mode(0o600);
-                h.set_uid(0);
-                h.set_gid(0);
                 h.set_size(0);
-                self.append(&mut h, &wh, std::io::empty())?;
-            } else if ft.is_dir() {
-                self.xattrs(&path)?;
-                let mut h = header(&meta, tar::EntryType::Directory);
-                let mut d = rel.clone();
-                d.push(b'/');
-                self.append(&mut h, &d, std::io::empty())?;
-                if crate::sys::lgetxattr(&path, OPAQUE_XATTR.as_bytes()).is_ok_and(|v| v == b"y") {
-                    let mut o = d.clone();
-                    o.extend_from_slice(b".wh..wh..opq");
-                    let mut h = header(&meta, tar::EntryType::Regular);
-                    h.set_mode(0o600);
-                    h.set_size(0);
-                    self.append(&mut h, &o, std::io::empty())?;
-                }
-                return Ok(Some((path, d)));
-            } else if ft.is_symlink() {
-                let target = std::fs::read_link(&path).map_err(self.io("reading symlink", &path))?;
-                let mut h = header(&meta, tar::EntryType::Symlink);
-                self.builder
-                    .append_link(&mut h, std::ffi::OsStr::from_bytes(&rel), &target)
-                    .map_err(self.io("writing tar entry for", &path))?;
-            } else if ft.is_file() {
-                let key = (meta.dev(), meta.ino());
-                if meta.nlink() > 1 {
-                    if let Some(first) = self.links.get(&key) {
-                        let first = std::ffi::OsStr::from_bytes(first).to_owned();
-                        let mut h = header(&meta, tar::EntryType::Link);
-                        h.set_size(0);
-                        self.builder
-                            .append_link(&mut h, std::ffi::OsStr::from_bytes(&rel), first)
-                            .map_err(self.io("writing tar entry for", &path))?;
-                        return Ok(None);
-                    }
-                    self.links.insert(key, rel.clone());
-                }
-                self.xattrs(&path)?;
-                let file = std::fs::File::open(&path).map_err(self.io("opening", &path))?;
-                let mut h = header(&meta, tar::EntryType::Regular);
-                h.set_size(meta.len());
-                self.append(&mut h, &rel, file)?;
-            } else if ft.is_fifo() {
-                let mut h = header(&meta, tar::EntryType::Fifo);
-                self.append(&mut h, &rel, std::io::empty())?;
-            } else {
-                tracing::warn!(path = %path.display(), "skipping a socket or device in the layer");
+                self.append(&mut h, &o, std::io::empty())?;
             }
+            return Ok(Some((path, d)));
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(&path).map_err(self.io("reading symlink", &path))?;
+            let mut h = header(&meta, tar::EntryType::Symlink);
+            self.builder
+                .append_link(&mut h, std::ffi::OsStr::from_bytes(&rel), &target)
+                .map_err(self.io("writing tar entry for", &path))?;
+        } else if ft.is_file() {
+            let key = (meta.dev(), meta.ino());
+            if meta.nlink() > 1 {
+                if let Some(first) = self.links.get(&key) {
+                    let first = std::ffi::OsStr::from_bytes(first).to_owned();
+                    let mut h = header(&meta, tar::EntryType::Link);
+                    h.set_size(0);
+                    self.builder
+                        .append_link(&mut h, std::ffi::OsStr::from_bytes(&rel), first)
+                        .map_err(self.io("writing tar entry for", &path))?;
+                    return Ok(None);
+                }
+                self.links.insert(key, rel.clone());
+            }
+            self.xattrs(&path)?;
+            let file = std::fs::File::open(&path).map_err(self.io("opening", &path))?;
+            let mut h = header(&meta, tar::EntryType::Regular);
+            h.set_size(meta.len());
+            self.append(&mut h, &rel, file)?;
+        } else if ft.is_fifo() {
+            let mut h = header(&meta, tar::EntryType::Fifo);
+            self.append(&mut h, &rel, std::io::empty())?;
+        } else {
+            tracing::warn!(path = %path.display(), "skipping a socket or device in the layer");
         }
         Ok(None)
     }
