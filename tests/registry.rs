@@ -9,6 +9,8 @@
 
 #[path = "registry/fake.rs"]
 mod fake;
+#[path = "registry/limits.rs"]
+mod limits;
 
 use std::io::{Read, Write};
 use std::process::Command;
@@ -177,7 +179,7 @@ fn index_resolves_to_amd64_and_lists_platforms_when_missing() {
     assert_eq!(amd64.raw.digest, index.manifests[1].digest, "amd64 is the second entry");
     assert_eq!(amd64.index.as_ref().map(|i| &i.digest), Some(&index_raw.digest));
     let mut config = Vec::new();
-    client.fetch_blob_to(&reference, &amd64.manifest.config.digest, &mut config).unwrap();
+    client.fetch_config_to(&reference, &amd64.manifest.config.digest, amd64.manifest.config.size, &mut config).unwrap();
     let config: serde_json::Value = serde_json::from_slice(&config).unwrap();
     assert_eq!(config["architecture"], "amd64");
 
@@ -220,7 +222,7 @@ fn streams_blobs_and_verifies_digests() {
     let image = client.resolve_image(&reference, &Platform::linux_amd64()).unwrap();
     for layer in &image.manifest.layers {
         let mut out = tempfile::tempfile().unwrap();
-        let n = client.fetch_blob_to(&reference, &layer.digest, &mut out).unwrap();
+        let n = client.fetch_blob_to(&reference, &layer.digest, layer.size, &mut out).unwrap();
         assert_eq!(n, layer.size);
         let mut reader = client.get_blob(&reference, &layer.digest).unwrap();
         assert_eq!(reader.content_length(), Some(layer.size));
@@ -230,7 +232,7 @@ fn streams_blobs_and_verifies_digests() {
         assert_eq!(client.blob_size(&reference, &layer.digest).unwrap(), Some(layer.size));
     }
     let absent = sha256_digest(b"no such blob in any registry");
-    let err = client.fetch_blob_to(&reference, &absent, &mut Vec::new()).unwrap_err();
+    let err = client.fetch_blob_to(&reference, &absent, 1, &mut Vec::new()).unwrap_err();
     assert_eq!(err.to_string(), format!("blob {absent} not found in {host}/base/busybox"));
     assert!(!client.blob_exists(&reference, &absent).unwrap());
 }
@@ -248,7 +250,7 @@ fn one_client_serves_concurrent_transfers() {
                 let digest = sha256_digest(blob);
                 client.push_blob(reference, &digest, blob.len() as u64, blob.as_slice()).unwrap();
                 let mut back = Vec::new();
-                client.fetch_blob_to(reference, &digest, &mut back).unwrap();
+                client.fetch_blob_to(reference, &digest, blob.len() as u64, &mut back).unwrap();
                 assert_eq!(&back, blob);
             });
         }
@@ -310,7 +312,7 @@ fn lists_tags_across_pages() {
         push_image(&client, &repo.with_tag(tag).unwrap(), &image, OCI_MANIFEST);
     }
     want.sort();
-    let mut paged = client.list_tags_paged(&repo, Some(2)).unwrap();
+    let mut paged = client.list_tags_paged(&repo, 2).unwrap();
     paged.sort();
     assert_eq!(paged, want);
     let mut all = client.list_tags(&repo).unwrap();

@@ -50,6 +50,8 @@ pub struct BuildSettings {
     pub require_built: bool,
     /// How many images may build at once (`-p`, `--parallel-tasks-limit`); 1: one by one.
     pub parallel: usize,
+    /// The progress every registry transfer must make (`SLIPWAY_REGISTRY_PROGRESS_TIMEOUT`).
+    pub registry_progress: slipway_storage::registry::ProgressDeadline,
 }
 
 /// Builds selected images; returns the report and each image's final state.
@@ -321,7 +323,7 @@ pub fn registry_client(settings: &BuildSettings) -> anyhow::Result<Client> {
     config = config.with_insecure(settings.insecure_registries.iter().cloned());
     config.skip_tls_verify.extend(settings.skip_tls_verify_registries.iter().cloned());
     let auth = AuthStore::load().context("reading registry credentials")?;
-    Ok(Client::new(config, auth))
+    Ok(Client::new(config, auth).with_progress_deadline(settings.registry_progress))
 }
 
 /// How steps are isolated, from `WERF_BUILDAH_MODE`: slipway's own sandbox for

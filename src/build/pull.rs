@@ -64,7 +64,7 @@ impl Puller<'_> {
             let src = source.with_context(|| format!("config {config_digest} is not in the local store"))?;
             let mut w = self.store.blobs().writer()?;
             self.client
-                .fetch_blob_to(src, config_digest.as_str(), &mut w)
+                .fetch_config_to(src, config_digest.as_str(), manifest.config.size, &mut w)
                 .with_context(|| format!("pulling config of {src}"))?;
             w.commit(Some(config_digest))?;
         }
@@ -95,7 +95,7 @@ impl Puller<'_> {
                     )
                 })?;
                 let mut w = self.store.blobs().writer()?;
-                self.client.fetch_blob_to(src, layer.digest.as_str(), &mut w).with_context(|| {
+                self.client.fetch_blob_to(src, layer.digest.as_str(), layer.size, &mut w).with_context(|| {
                     format!("pulling layer {} from {}/{}", layer.digest, src.registry, src.repository)
                 })?;
                 w.commit(Some(&layer.digest))?;
@@ -142,6 +142,10 @@ impl Puller<'_> {
 /// default 64 GiB.
 fn limits() -> anyhow::Result<Limits> {
     let mut l = Limits::default();
+    // Only root can own files in a single-id namespace; pull.rs warns about the rest.
+    if std::env::var(slipway_runtime::userns::MAPPING_ENV).as_deref() == Ok("single") {
+        l.ownership = slipway_storage::unpack::Ownership::BestEffort;
+    }
     if let Some(v) = std::env::var("SLIPWAY_MAX_LAYER_SIZE").ok().filter(|v| !v.is_empty()) {
         l.max_size = v.parse().with_context(|| format!("SLIPWAY_MAX_LAYER_SIZE={v:?}: expected a number of bytes"))?;
     }

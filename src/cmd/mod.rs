@@ -55,6 +55,11 @@ pub struct ProjectArgs {
     /// Registries whose TLS certificates are not verified (repeatable).
     #[arg(long = "skip-tls-verify-registry", value_name = "REGISTRY")]
     pub skip_tls_verify_registry: Vec<String>,
+
+    /// A registry transfer that moves less than 1 KiB in this many seconds fails.
+    #[arg(long, env = "SLIPWAY_REGISTRY_PROGRESS_TIMEOUT", value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub registry_progress_timeout: u64,
 }
 
 impl ProjectArgs {
@@ -83,6 +88,7 @@ impl ProjectArgs {
             final_repo: self.final_repo.clone().filter(|r| !r.is_empty()),
             require_built: false,
             parallel: if self.parallel { self.parallel_tasks_limit.max(1) } else { 1 },
+            registry_progress: slipway_storage::registry::ProgressDeadline::from_secs(self.registry_progress_timeout),
         }
     }
 }

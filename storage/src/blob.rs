@@ -68,7 +68,7 @@ impl BlobStore {
     pub fn writer(&self) -> Result<BlobWriter> {
         std::fs::create_dir_all(&self.tmp).map_err(StorageError::io("creating", &self.tmp))?;
         let tmp = tempfile_in(&self.tmp)?;
-        Ok(BlobWriter { store: self.clone(), inner: HashingWriter::new(tmp.1), temp: tmp.0 })
+        Ok(BlobWriter { store: self.clone(), inner: Some(HashingWriter::new(tmp.1)), temp: tmp.0 })
     }
 }
 
@@ -92,9 +92,12 @@ pub fn random_suffix() -> String {
     format!("{}-{}-{}", std::process::id(), t.as_nanos(), N.fetch_add(1, Ordering::Relaxed))
 }
 
+/// Bytes on their way to becoming a blob. Dropped without [`BlobWriter::commit`] (an
+/// error, an abandoned download), it removes its temp file.
 pub struct BlobWriter {
     store: BlobStore,
-    inner: HashingWriter<File>,
+    /// `None` once committed.
+    inner: Option<HashingWriter<File>>,
     temp: PathBuf,
 }
 
@@ -104,8 +107,9 @@ impl BlobWriter {
     }
 
     /// Verify, fsync and rename into place; returns the digest and size.
-    pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
-        let BlobWriter { store, inner, temp } = self;
+    pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        let inner = self.inner.take().ok_or_else(|| StorageError::Other("blob writer committed twice".into()))?;
+        let temp = std::mem::take(&mut self.temp);
         let (digest, size, file) = inner.finish();
         let guard = TempGuard(&temp);
         if let Some(exp) = expected
@@ -115,7 +119,7 @@ impl BlobWriter {
         }
         file.sync_all().map_err(StorageError::io("fsync", &temp))?;
         drop(file);
-        let dest = store.path(&digest);
+        let dest = self.store.path(&digest);
         let parent = dest.parent().expect("blob path has a parent");
         std::fs::create_dir_all(parent).map_err(StorageError::io("creating", parent))?;
         std::fs::rename(&temp, &dest).map_err(StorageError::io("renaming blob into", &dest))?;
@@ -123,15 +127,35 @@ impl BlobWriter {
         sync_dir(parent);
         Ok((digest, size))
     }
+
+    fn inner(&mut self) -> std::io::Result<&mut HashingWriter<File>> {
+        self.inner.as_mut().ok_or_else(|| std::io::Error::other("blob writer already committed"))
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if self.inner.take().is_some() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
 }
 
 impl Write for BlobWriter {
+    /// Errors name the temp file (and keep their kind, e.g. `StorageFull`).
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.inner.write(buf)
+        let temp = self.temp.clone();
+        self.inner()?.write(buf).map_err(|e| named_io_error("writing blob temp file", &temp, e))
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
+        let temp = self.temp.clone();
+        self.inner()?.flush().map_err(|e| named_io_error("flushing blob temp file", &temp, e))
     }
+}
+
+/// `e` with `action path: ` in front, same kind.
+fn named_io_error(action: &str, path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{action} {}: {e}", path.display()))
 }
 
 /// Removes a temp file unless forgotten.
@@ -166,5 +190,16 @@ mod tests {
         assert!(!s.exists(&wrong));
         assert_eq!(std::fs::read_dir(t.path().join("tmp")).unwrap().count(), 0, "temp file left behind");
         assert!(matches!(s.open(&wrong), Err(StorageError::MissingBlob(_))));
+    }
+
+    #[test]
+    fn abandoned_writer_leaves_no_temp_file() {
+        let t = tempfile::tempdir().unwrap();
+        let s = BlobStore::new(t.path().join("blobs"), t.path().join("tmp"));
+        let mut w = s.writer().unwrap();
+        w.write_all(b"half a blob").unwrap();
+        assert!(w.temp_path().exists());
+        drop(w);
+        assert_eq!(std::fs::read_dir(t.path().join("tmp")).unwrap().count(), 0, "temp file left behind");
     }
 }

@@ -37,19 +37,27 @@ pub const GZIP_LEVEL: u32 = 2;
 
 /// Tar and compress `dir` into a gzip layer blob in `blobs`.
 pub fn commit_dir(dir: &Path, blobs: &BlobStore) -> Result<Committed> {
-    let blob = blobs.writer()?;
+    let (diff_id, uncompressed_size, blob) = commit_to(dir, blobs.writer()?)?;
+    let (digest, size) = blob.commit(None)?;
+    Ok(Committed { diff_id, digest, size, uncompressed_size })
+}
+
+/// Tar `dir` through gzip into `out`; returns the diffID, the tar's size and `out`.
+/// A write error (e.g. ENOSPC) ends the commit with an error naming the entry being
+/// written; the compressor then refuses every later write, so the tar builder's
+/// end-of-archive write on drop neither reaches `out` nor waits on a worker.
+pub(crate) fn commit_to<W: Write>(dir: &Path, out: W) -> Result<(Digest, u64, W)> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let gz = ParGzWriter::new(blob, GZIP_LEVEL, threads).map_err(StorageError::io("compressing", dir))?;
+    let gz = ParGzWriter::new(out, GZIP_LEVEL, threads).map_err(StorageError::io("compressing", dir))?;
     let tar_out = HashingWriter::new(gz);
     let mut builder = tar::Builder::new(tar_out);
     builder.mode(tar::HeaderMode::Complete);
     let mut w = Walker { builder, links: HashMap::new(), root: dir };
-    w.walk(dir, b"")?;
+    w.walk(dir)?;
     let tar_out = w.builder.into_inner().map_err(StorageError::io("finishing tar of", dir))?;
     let (diff_id, uncompressed_size, gz) = tar_out.finish();
-    let blob = gz.finish().map_err(StorageError::io("compressing", dir))?;
-    let (digest, size) = blob.commit(None)?;
-    Ok(Committed { diff_id, digest, size, uncompressed_size })
+    let out = gz.finish().map_err(StorageError::io("compressing", dir))?;
+    Ok((diff_id, uncompressed_size, out))
 }
 
 struct Walker<'a, W: Write> {
@@ -64,77 +72,106 @@ impl<W: Write> Walker<'_, W> {
         StorageError::io(action, path)
     }
 
-    fn walk(&mut self, dir: &Path, prefix: &[u8]) -> Result<()> {
+    fn sorted_names(&self, dir: &Path) -> Result<std::vec::IntoIter<std::ffi::OsString>> {
         let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(dir)
             .map_err(self.io("reading directory", dir))?
             .map(|e| e.map(|e| e.file_name()))
             .collect::<std::io::Result<_>>()
             .map_err(self.io("reading directory", dir))?;
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        for name in names {
-            let path = dir.join(&name);
-            let mut rel = prefix.to_vec();
-            rel.extend_from_slice(name.as_bytes());
-            let meta = std::fs::symlink_metadata(&path).map_err(self.io("stat", &path))?;
-            let ft = meta.file_type();
-            if ft.is_char_device() && meta.rdev() == 0 {
-                let mut wh = prefix.to_vec();
-                wh.extend_from_slice(b".wh.");
-                wh.extend_from_slice(name.as_bytes());
-                let mut h = header(&meta, tar::EntryType::Regular);
-                h.set_mode(0o600);
-                h.set_uid(0);
-                h.set_gid(0);
-                h.set_size(0);
-                self.append(&mut h, &wh, std::io::empty())?;
-            } else if ft.is_dir() {
-                self.xattrs(&path)?;
-                let mut h = header(&meta, tar::EntryType::Directory);
-                let mut d = rel.clone();
-                d.push(b'/');
-                self.append(&mut h, &d, std::io::empty())?;
-                if crate::sys::lgetxattr(&path, OPAQUE_XATTR.as_bytes()).is_ok_and(|v| v == b"y") {
-                    let mut o = d.clone();
-                    o.extend_from_slice(b".wh..wh..opq");
-                    let mut h = header(&meta, tar::EntryType::Regular);
-                    h.set_mode(0o600);
-                    h.set_size(0);
-                    self.append(&mut h, &o, std::io::empty())?;
+        Ok(names.into_iter())
+    }
+
+    /// Depth first, in sorted order, with an explicit stack (one frame per level, at most
+    /// [`crate::MAX_TREE_DEPTH`]), so a deep tree cannot overflow the thread's stack.
+    fn walk(&mut self, root: &Path) -> Result<()> {
+        let mut stack = vec![(root.to_path_buf(), Vec::new(), self.sorted_names(root)?)];
+        while let Some((dir, prefix, names)) = stack.last_mut() {
+            let Some(name) = names.next() else {
+                stack.pop();
+                continue;
+            };
+            let (dir, prefix) = (dir.clone(), prefix.clone());
+            if let Some((sub, sub_prefix)) = self.entry(&dir, &prefix, name)? {
+                if stack.len() >= crate::MAX_TREE_DEPTH {
+                    return Err(StorageError::TooDeep { path: sub, limit: crate::MAX_TREE_DEPTH });
                 }
-                self.walk(&path, &d)?;
-            } else if ft.is_symlink() {
-                let target = std::fs::read_link(&path).map_err(self.io("reading symlink", &path))?;
-                let mut h = header(&meta, tar::EntryType::Symlink);
-                self.builder
-                    .append_link(&mut h, std::ffi::OsStr::from_bytes(&rel), &target)
-                    .map_err(self.io("writing tar entry for", &path))?;
-            } else if ft.is_file() {
-                let key = (meta.dev(), meta.ino());
-                if meta.nlink() > 1 {
-                    if let Some(first) = self.links.get(&key) {
-                        let first = std::ffi::OsStr::from_bytes(first).to_owned();
-                        let mut h = header(&meta, tar::EntryType::Link);
-                        h.set_size(0);
-                        self.builder
-                            .append_link(&mut h, std::ffi::OsStr::from_bytes(&rel), first)
-                            .map_err(self.io("writing tar entry for", &path))?;
-                        continue;
-                    }
-                    self.links.insert(key, rel.clone());
-                }
-                self.xattrs(&path)?;
-                let file = std::fs::File::open(&path).map_err(self.io("opening", &path))?;
-                let mut h = header(&meta, tar::EntryType::Regular);
-                h.set_size(meta.len());
-                self.append(&mut h, &rel, file)?;
-            } else if ft.is_fifo() {
-                let mut h = header(&meta, tar::EntryType::Fifo);
-                self.append(&mut h, &rel, std::io::empty())?;
-            } else {
-                tracing::warn!(path = %path.display(), "skipping a socket or device in the layer");
+                let names = self.sorted_names(&sub)?;
+                stack.push((sub, sub_prefix, names));
             }
         }
         Ok(())
+    }
+
+    /// Writes the entry `name` of `dir`; returns the directory to descend into, if it is one.
+    fn entry(
+        &mut self,
+        dir: &Path,
+        prefix: &[u8],
+        name: std::ffi::OsString,
+    ) -> Result<Option<(std::path::PathBuf, Vec<u8>)>> {
+        let path = dir.join(&name);
+        let mut rel = prefix.to_vec();
+        rel.extend_from_slice(name.as_bytes());
+        let meta = std::fs::symlink_metadata(&path).map_err(self.io("stat", &path))?;
+        let ft = meta.file_type();
+        if ft.is_char_device() && meta.rdev() == 0 {
+            let mut wh = prefix.to_vec();
+            wh.extend_from_slice(b".wh.");
+            wh.extend_from_slice(name.as_bytes());
+            let mut h = header(&meta, tar::EntryType::Regular);
+            h.set_mode(0o600);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_size(0);
+            self.append(&mut h, &wh, std::io::empty())?;
+        } else if ft.is_dir() {
+            self.xattrs(&path)?;
+            let mut h = header(&meta, tar::EntryType::Directory);
+            let mut d = rel.clone();
+            d.push(b'/');
+            self.append(&mut h, &d, std::io::empty())?;
+            if crate::sys::lgetxattr(&path, OPAQUE_XATTR.as_bytes()).is_ok_and(|v| v == b"y") {
+                let mut o = d.clone();
+                o.extend_from_slice(b".wh..wh..opq");
+                let mut h = header(&meta, tar::EntryType::Regular);
+                h.set_mode(0o600);
+                h.set_size(0);
+                self.append(&mut h, &o, std::io::empty())?;
+            }
+            return Ok(Some((path, d)));
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(&path).map_err(self.io("reading symlink", &path))?;
+            let mut h = header(&meta, tar::EntryType::Symlink);
+            self.builder
+                .append_link(&mut h, std::ffi::OsStr::from_bytes(&rel), &target)
+                .map_err(self.io("writing tar entry for", &path))?;
+        } else if ft.is_file() {
+            let key = (meta.dev(), meta.ino());
+            if meta.nlink() > 1 {
+                if let Some(first) = self.links.get(&key) {
+                    let first = std::ffi::OsStr::from_bytes(first).to_owned();
+                    let mut h = header(&meta, tar::EntryType::Link);
+                    h.set_size(0);
+                    self.builder
+                        .append_link(&mut h, std::ffi::OsStr::from_bytes(&rel), first)
+                        .map_err(self.io("writing tar entry for", &path))?;
+                    return Ok(None);
+                }
+                self.links.insert(key, rel.clone());
+            }
+            self.xattrs(&path)?;
+            let file = std::fs::File::open(&path).map_err(self.io("opening", &path))?;
+            let mut h = header(&meta, tar::EntryType::Regular);
+            h.set_size(meta.len());
+            self.append(&mut h, &rel, file)?;
+        } else if ft.is_fifo() {
+            let mut h = header(&meta, tar::EntryType::Fifo);
+            self.append(&mut h, &rel, std::io::empty())?;
+        } else {
+            tracing::warn!(path = %path.display(), "skipping a socket or device in the layer");
+        }
+        Ok(None)
     }
 
     fn append(&mut self, h: &mut tar::Header, rel: &[u8], data: impl std::io::Read) -> Result<()> {
@@ -177,4 +214,118 @@ fn header(meta: &std::fs::Metadata, kind: tar::EntryType) -> tar::Header {
     h.set_mtime(meta.mtime().max(0) as u64);
     h.set_size(0);
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// A disk that fills up after `room` bytes.
+    struct FullDisk {
+        room: usize,
+        written: usize,
+    }
+
+    impl Write for FullDisk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.written >= self.room {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            let n = buf.len().min(self.room - self.written);
+            self.written += n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Incompressible bytes, so the gzip output outgrows the disk quickly.
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn enospc_during_commit_is_an_error_not_a_hang() {
+        let t = tempfile::tempdir().unwrap();
+        for i in 0..6 {
+            std::fs::write(t.path().join(format!("f{i}")), noise(3 << 20, i + 1)).unwrap();
+        }
+        // Several room sizes: inside the header, the first chunk, a later chunk.
+        for room in [4, 100_000, 5 << 20] {
+            let dir = t.path().to_path_buf();
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let r = commit_to(&dir, FullDisk { room, written: 0 }).map(|_| ());
+                let _ = tx.send(r);
+            });
+            let result =
+                rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("commit hung with room {room}"));
+            let err = result.expect_err("a full disk must fail the commit");
+            let text = err.to_string();
+            assert!(text.contains("No space left on device"), "room {room}: {text}");
+            assert!(text.contains(t.path().to_str().unwrap()), "the error names the path: {text}");
+        }
+    }
+
+    /// `levels` nested one-letter directories below `root`, with a file at the bottom.
+    fn nested(root: &Path, levels: usize) {
+        let mut fd = nix::fcntl::open(root, nix::fcntl::OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty()).unwrap();
+        for _ in 0..levels {
+            nix::sys::stat::mkdirat(&fd, "d", nix::sys::stat::Mode::from_bits_truncate(0o755)).unwrap();
+            fd = nix::fcntl::openat(&fd, "d", nix::fcntl::OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty()).unwrap();
+        }
+        let flags = nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_WRONLY;
+        drop(nix::fcntl::openat(&fd, "bottom", flags, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap());
+    }
+
+    /// Runs `f` on a thread with a 2 MiB stack (std's default for spawned threads, where
+    /// parallel builds commit), so a deep recursion shows as a crash here.
+    fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new().stack_size(2 << 20).spawn(f).unwrap().join().expect("no stack overflow")
+    }
+
+    #[test]
+    fn commit_walks_trees_up_to_the_depth_limit_and_refuses_deeper_ones() {
+        let t = tempfile::tempdir().unwrap();
+        let (ok, deep) = (t.path().join("ok"), t.path().join("deep"));
+        std::fs::create_dir(&ok).unwrap();
+        std::fs::create_dir(&deep).unwrap();
+        nested(&ok, crate::MAX_TREE_DEPTH - 1);
+        nested(&deep, 3000);
+        let (ok2, deep2) = (ok.clone(), deep.clone());
+        let (diff_id, size, _) = on_small_stack(move || commit_to(&ok2, std::io::sink())).unwrap();
+        assert!(size > 0 && diff_id.as_str().starts_with("sha256:"));
+        let err = on_small_stack(move || commit_to(&deep2, std::io::sink()).map(|_| ())).unwrap_err();
+        assert!(matches!(err, StorageError::TooDeep { limit: crate::MAX_TREE_DEPTH, .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.starts_with("directory tree deeper than 1024 levels at "), "{}", &text[..80]);
+        assert!(text.contains(deep.to_str().unwrap()), "names the path");
+    }
+
+    #[test]
+    fn commit_to_dev_full_fails_with_enospc() {
+        // The kernel's own ENOSPC: every write to /dev/full fails.
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("a"), noise(3 << 20, 7)).unwrap();
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let (tx, rx) = mpsc::channel();
+        let dir = t.path().to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(commit_to(&dir, full).map(|_| ()));
+        });
+        let err = rx.recv_timeout(Duration::from_secs(30)).expect("commit hung").unwrap_err();
+        assert!(err.to_string().contains("No space left on device"), "{err}");
+    }
 }

@@ -27,6 +27,18 @@ pub enum StorageError {
         "refusing layer entry {entry:?} of layer {layer}: {reason}; the image is broken or hostile, nothing was written outside the layer"
     )]
     UnsafeEntry { layer: String, entry: String, reason: String },
+    #[error(
+        "layer {layer}: entry {entry:?} is owned by uid {uid}, gid {gid}, which this user namespace does \
+         not map: the id is outside the user namespace's mapped range; see /etc/subuid and /etc/subgid \
+         (give the user a range of 65536 ids, e.g. `usermod --add-subuids 100000-165535 \
+         --add-subgids 100000-165535 USER`)"
+    )]
+    UnmappedOwner { layer: String, entry: String, uid: u32, gid: u32 },
+    #[error(
+        "directory tree deeper than {limit} levels at {path}: slipway does not commit or copy trees \
+         this deep; flatten it in the build step"
+    )]
+    TooDeep { path: PathBuf, limit: usize },
     #[error("reading layer {layer}: {message}")]
     BadLayer { layer: String, message: String },
     #[error("blob {0} is not in the local store")]

@@ -14,10 +14,18 @@ pub mod image;
 pub mod pgzip;
 pub mod reference;
 pub mod registry;
+pub mod remove;
 pub mod store;
 mod sys;
 pub mod unpack;
 pub mod vfs;
 
 pub use digest::Digest;
+
+/// The deepest directory tree a layer commit or a vfs copy walks. Both work through
+/// paths, and a path past `PATH_MAX` (4096 bytes) fails anyway: at 1024 levels even
+/// one-character names use half of it. Deeper trees fail with
+/// [`StorageError::TooDeep`] instead of overflowing the stack or a path buffer; the
+/// store can still delete them (see [`remove`]).
+pub const MAX_TREE_DEPTH: usize = 1024;
 pub use error::StorageError;

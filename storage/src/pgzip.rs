@@ -4,6 +4,12 @@
 //! part of committing a layer; this uses every core for it. The output is deterministic
 //! (it depends only on the input and the level), and memory is bounded by the chunks in
 //! flight (two per worker).
+//!
+//! Failure is final: after the first error (a worker's, or the output's, e.g. ENOSPC)
+//! every later `write`, `flush` and `finish` returns an error at once without touching
+//! the output or waiting for a worker, and the workers are stopped and joined.
+//! `tar::Builder` writes its end-of-archive blocks from `Drop`, so a writer that kept
+//! going (or waited on a worker) after an error would hang the commit.
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 use std::collections::BTreeMap;
@@ -17,7 +23,8 @@ type Job = (u64, Vec<u8>);
 type Done = (u64, io::Result<Vec<u8>>);
 
 pub struct ParGzWriter<W: Write> {
-    out: W,
+    /// `None` only after [`ParGzWriter::finish`] took it.
+    out: Option<W>,
     buf: Vec<u8>,
     crc: crc32fast::Hasher,
     len: u64,
@@ -28,6 +35,8 @@ pub struct ParGzWriter<W: Write> {
     done: mpsc::Receiver<Done>,
     workers: Vec<JoinHandle<()>>,
     max_in_flight: u64,
+    /// The first error, returned again by every later call.
+    failed: Option<(io::ErrorKind, String)>,
 }
 
 impl<W: Write> ParGzWriter<W> {
@@ -44,7 +53,7 @@ impl<W: Write> ParGzWriter<W> {
                 let (rx, tx) = (job_rx.clone(), done_tx.clone());
                 std::thread::spawn(move || {
                     loop {
-                        let job = rx.lock().expect("job queue").recv();
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                         let Ok((i, data)) = job else { break };
                         if tx.send((i, deflate_chunk(&data, level))).is_err() {
                             break;
@@ -54,7 +63,7 @@ impl<W: Write> ParGzWriter<W> {
             })
             .collect();
         Ok(ParGzWriter {
-            out,
+            out: Some(out),
             buf: Vec::with_capacity(CHUNK),
             crc: crc32fast::Hasher::new(),
             len: 0,
@@ -65,7 +74,34 @@ impl<W: Write> ParGzWriter<W> {
             done,
             workers,
             max_in_flight: 2 * threads as u64,
+            failed: None,
         })
+    }
+
+    /// Runs `f` unless an earlier call failed (then returns that error again at once).
+    /// On error it remembers the error and stops the workers, so no thread is ever left
+    /// waiting on a channel.
+    fn guarded<T>(&mut self, f: impl FnOnce(&mut Self) -> io::Result<T>) -> io::Result<T> {
+        if let Some((kind, msg)) = &self.failed {
+            return Err(io::Error::new(*kind, format!("an earlier write failed: {msg}")));
+        }
+        f(self).inspect_err(|e| {
+            self.failed = Some((e.kind(), e.to_string()));
+            self.stop_workers();
+        })
+    }
+
+    /// Closes the job queue and waits for the workers: each finishes at most the chunk
+    /// in hand (its result goes to an unbounded channel) and exits.
+    fn stop_workers(&mut self) {
+        self.jobs = None;
+        for w in std::mem::take(&mut self.workers) {
+            let _ = w.join();
+        }
+    }
+
+    fn out(&mut self) -> io::Result<&mut W> {
+        self.out.as_mut().ok_or_else(|| io::Error::other("gzip writer already finished"))
     }
 
     fn submit(&mut self) -> io::Result<()> {
@@ -78,7 +114,7 @@ impl<W: Write> ParGzWriter<W> {
         let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
         self.jobs
             .as_ref()
-            .expect("not finished")
+            .ok_or_else(|| io::Error::other("gzip workers stopped"))?
             .send((self.next_in, data))
             .map_err(|_| io::Error::other("gzip worker stopped"))?;
         self.next_in += 1;
@@ -87,10 +123,14 @@ impl<W: Write> ParGzWriter<W> {
 
     /// Wait for one chunk and write every chunk that is next in order.
     fn collect_one(&mut self) -> io::Result<()> {
+        // Never wait for a chunk no worker holds: that would block forever.
+        if self.next_in - self.next_out <= self.pending.len() as u64 {
+            return Err(io::Error::other("gzip writer has no chunk in flight to wait for"));
+        }
         let (i, result) = self.done.recv().map_err(|_| io::Error::other("gzip worker stopped"))?;
         self.pending.insert(i, result?);
         while let Some(chunk) = self.pending.remove(&self.next_out) {
-            self.out.write_all(&chunk)?;
+            self.out()?.write_all(&chunk)?;
             self.next_out += 1;
         }
         Ok(())
@@ -98,37 +138,47 @@ impl<W: Write> ParGzWriter<W> {
 
     /// Flush everything, write the final block and the trailer; returns the inner writer.
     pub fn finish(mut self) -> io::Result<W> {
-        self.submit()?;
-        while self.next_out < self.next_in {
-            self.collect_one()?;
-        }
-        self.jobs = None;
-        for w in std::mem::take(&mut self.workers) {
-            let _ = w.join();
-        }
-        // An empty final block with fixed codes ends the deflate stream.
-        self.out.write_all(&[0x03, 0x00])?;
-        let crc = std::mem::take(&mut self.crc).finalize();
-        self.out.write_all(&crc.to_le_bytes())?;
-        self.out.write_all(&(self.len as u32).to_le_bytes())?;
-        Ok(self.out)
+        self.guarded(|w| {
+            w.submit()?;
+            while w.next_out < w.next_in {
+                w.collect_one()?;
+            }
+            w.stop_workers();
+            let crc = std::mem::take(&mut w.crc).finalize();
+            let len = w.len as u32;
+            let out = w.out()?;
+            // An empty final block with fixed codes ends the deflate stream.
+            out.write_all(&[0x03, 0x00])?;
+            out.write_all(&crc.to_le_bytes())?;
+            out.write_all(&len.to_le_bytes())
+        })?;
+        self.out.take().ok_or_else(|| io::Error::other("gzip writer already finished"))
+    }
+}
+
+impl<W: Write> Drop for ParGzWriter<W> {
+    fn drop(&mut self) {
+        // Unfinished (an error, or abandoned): write nothing more, just stop the threads.
+        self.stop_workers();
     }
 }
 
 impl<W: Write> Write for ParGzWriter<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = data.len().min(CHUNK - self.buf.len());
-        self.buf.extend_from_slice(&data[..n]);
-        self.crc.update(&data[..n]);
-        self.len += n as u64;
-        if self.buf.len() == CHUNK {
-            self.submit()?;
-        }
-        Ok(n)
+        self.guarded(|w| {
+            let n = data.len().min(CHUNK - w.buf.len());
+            w.buf.extend_from_slice(&data[..n]);
+            w.crc.update(&data[..n]);
+            w.len += n as u64;
+            if w.buf.len() == CHUNK {
+                w.submit()?;
+            }
+            Ok(n)
+        })
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.guarded(|_| Ok(()))
     }
 }
 

@@ -164,7 +164,10 @@ impl Store {
             Ok(()) => sync_dir(&self.root.join("layers")),
             Err(e) if dest.exists() => {
                 tracing::debug!(layer = %meta.diff_id, error = %e, "layer already stored by another process");
-                let _ = std::fs::remove_dir_all(&staging);
+                if let Err(e) = crate::remove::remove_tree(&staging) {
+                    // Left in the run dir, which is removed (or retried) as a whole.
+                    tracing::warn!(dir = %staging.display(), error = %e, "cannot remove a duplicate layer");
+                }
             }
             Err(e) => return Err(StorageError::io("storing layer at", dest)(e)),
         }
@@ -244,9 +247,18 @@ impl Store {
 }
 
 impl Drop for Store {
+    /// Removes the run dir, then its lock. If the tree cannot be removed, the lock file
+    /// stays: once this process is gone nobody holds it, and the next `Store::open`
+    /// retries (see `clean_dead_runs`).
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.run_dir);
-        let _ = std::fs::remove_file(self.run_dir.with_extension("lock"));
+        match crate::remove::remove_tree(&self.run_dir) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(self.run_dir.with_extension("lock"));
+            }
+            Err(e) => {
+                tracing::warn!(dir = %self.run_dir.display(), error = %e, "cannot remove this process's temp dir; the next run retries");
+            }
+        }
     }
 }
 
@@ -286,9 +298,7 @@ fn clean_dead_runs(tmp: &Path) {
         }
         if let Some(id) = id {
             let dir = tmp.join(format!("run-{id}"));
-            if let Err(err) = std::fs::remove_dir_all(&dir)
-                && err.kind() != std::io::ErrorKind::NotFound
-            {
+            if let Err(err) = crate::remove::remove_tree(&dir) {
                 tracing::warn!(dir = %dir.display(), error = %err, "cannot remove a dead process's temp dir");
                 continue;
             }
@@ -352,6 +362,25 @@ mod tests {
         let _second = Store::open(t.path()).unwrap();
         assert!(!dead.exists());
         assert!(live.scratch().join("x").exists());
+    }
+
+    #[test]
+    fn a_run_dir_with_a_deep_tree_is_removed_with_its_lock() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let run = s.scratch().to_path_buf();
+        // 3000 levels, built with relative mkdir so no path passes PATH_MAX.
+        let mut fd = nix::fcntl::open(&run, nix::fcntl::OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty()).unwrap();
+        for _ in 0..3000 {
+            nix::sys::stat::mkdirat(&fd, "d", nix::sys::stat::Mode::from_bits_truncate(0o755)).unwrap();
+            fd = nix::fcntl::openat(&fd, "d", nix::fcntl::OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty()).unwrap();
+        }
+        nix::sys::stat::mkdirat(&fd, "locked", nix::sys::stat::Mode::empty()).unwrap();
+        drop(fd);
+        drop(s);
+        assert!(!run.exists(), "run dir removed");
+        assert!(!run.with_extension("lock").exists(), "lock removed after the dir");
+        assert_eq!(std::fs::read_dir(t.path().join("tmp")).unwrap().count(), 0);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid};
 use std::ffi::OsStr;
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -50,11 +50,48 @@ pub struct Limits {
     /// Uncompressed tar bytes.
     pub max_size: u64,
     pub max_entries: u64,
+    /// What an owner the user namespace cannot represent means.
+    pub ownership: Ownership,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_size: 64 << 30, max_entries: 10_000_000 }
+        Limits { max_size: 64 << 30, max_entries: 10_000_000, ownership: Ownership::Exact }
+    }
+}
+
+/// How strictly entry owners are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ownership {
+    /// Every owner must be set: an id the user namespace does not map (EINVAL) is an
+    /// error, never a file silently left owned by root.
+    #[default]
+    Exact,
+    /// A single-id user namespace (no /etc/subuid range), where no owner but root can be
+    /// set: failures are counted (and the caller warns), files stay root-owned.
+    BestEffort,
+}
+
+/// What a failed chown of an unpacked entry means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChownVerdict {
+    /// Tolerated and counted in [`Unpacked::chown_failures`].
+    Counted,
+    /// The id is outside the namespace's mapped range: the entry's owner would be lost.
+    Unmapped,
+    /// Any other failure.
+    Failed,
+}
+
+/// The pure decision behind every chown of an unpacked entry.
+pub(crate) fn chown_verdict(err: Errno, ownership: Ownership) -> ChownVerdict {
+    match (err, ownership) {
+        (Errno::EINVAL, Ownership::Exact) => ChownVerdict::Unmapped,
+        (Errno::EINVAL, Ownership::BestEffort) => ChownVerdict::Counted,
+        // Not namespace root at all (e.g. a unit test as a plain user): nothing can be
+        // owned by anyone else, which the caller reports as for a single-id namespace.
+        (Errno::EPERM, _) => ChownVerdict::Counted,
+        _ => ChownVerdict::Failed,
     }
 }
 
@@ -83,7 +120,7 @@ pub fn unpack_limited(
     };
     let mut hashed = HashingReader::new(Bounded { inner: decoded, left: limits.max_size });
     let root = open_dir_at(None, dest).map_err(StorageError::sys("opening", dest.display().to_string()))?;
-    let mut u = Unpacker { root, layer, out: Unpacked::default(), dir_times: Vec::new() };
+    let mut u = Unpacker { root, layer, ownership: limits.ownership, out: Unpacked::default(), dir_times: Vec::new() };
     {
         let mut archive = tar::Archive::new(&mut hashed);
         let entries = archive.entries().map_err(|e| u.bad(format!("reading tar: {e}")))?;
@@ -121,6 +158,7 @@ impl<R: Read> Read for Bounded<R> {
 struct Unpacker<'a> {
     root: OwnedFd,
     layer: &'a str,
+    ownership: Ownership,
     out: Unpacked,
     /// Directory mtimes are set last: later entries change them.
     dir_times: Vec<(Vec<Vec<u8>>, i64)>,
@@ -241,7 +279,7 @@ impl Unpacker<'_> {
                     nix::sys::stat::mkdirat(&parent, name_os, Mode::from_bits_truncate(0o700)).map_err(what)?;
                 }
                 let dir = open_dir_at(Some(&parent), name_os).map_err(what)?;
-                self.set_owner_mode(&dir, uid, gid, mode)?;
+                self.set_owner_mode(&dir, uid, gid, mode, &raw)?;
                 self.set_xattrs(&dir, entry, &raw)?;
                 self.dir_times.push((comps.clone(), mtime));
             }
@@ -258,7 +296,7 @@ impl Unpacker<'_> {
                 std::io::copy(entry, &mut file)
                     .map_err(|e| self.bad(format!("writing {}: {e}", String::from_utf8_lossy(&raw))))?;
                 let fd = OwnedFd::from(file);
-                self.set_owner_mode(&fd, uid, gid, mode)?;
+                self.set_owner_mode(&fd, uid, gid, mode, &raw)?;
                 self.set_xattrs(&fd, entry, &raw)?;
                 let t = TimeSpec::new(mtime, 0);
                 nix::sys::stat::futimens(&fd, &t, &t).map_err(what)?;
@@ -270,7 +308,7 @@ impl Unpacker<'_> {
                     .into_owned();
                 self.remove_existing(&parent, name_os)?;
                 nix::unistd::symlinkat(OsStr::from_bytes(&target), &parent, name_os).map_err(what)?;
-                self.chown_at(&parent, name_os, uid, gid)?;
+                self.chown_at(&parent, name_os, uid, gid, &raw)?;
                 let t = TimeSpec::new(mtime, 0);
                 nix::sys::stat::utimensat(&parent, name_os, &t, &t, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
                     .map_err(what)?;
@@ -305,7 +343,7 @@ impl Unpacker<'_> {
             T::Fifo => {
                 self.remove_existing(&parent, name_os)?;
                 nix::unistd::mkfifoat(&parent, name_os, mode).map_err(what)?;
-                self.chown_at(&parent, name_os, uid, gid)?;
+                self.chown_at(&parent, name_os, uid, gid, &raw)?;
             }
             T::Char | T::Block => {
                 tracing::warn!(layer = self.layer, entry = %String::from_utf8_lossy(&raw), "device nodes cannot be created in a user namespace; skipped");
@@ -325,9 +363,8 @@ impl Unpacker<'_> {
         };
 
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            // std's remove_dir_all never follows symlinks inside the tree.
-            let p = format!("/proc/self/fd/{}/{}", parent.as_raw_fd(), name.to_string_lossy());
-            std::fs::remove_dir_all(&p)
+            // Iterative, never follows symlinks, copes with any depth.
+            crate::remove::remove_tree_at(parent, name, Path::new(name))
                 .map_err(|e| self.bad(format!("replacing directory {}: {e}", name.to_string_lossy())))
         } else {
             nix::unistd::unlinkat(parent, name, nix::unistd::UnlinkatFlags::NoRemoveDir)
@@ -335,17 +372,34 @@ impl Unpacker<'_> {
         }
     }
 
-    fn set_owner_mode(&mut self, fd: &OwnedFd, uid: u32, gid: u32, mode: Mode) -> Result<()> {
-        match nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))) {
-            Ok(()) => {}
-            Err(Errno::EINVAL) | Err(Errno::EPERM) => self.out.chown_failures += 1,
-            Err(e) => return Err(self.bad(format!("chown: {e}"))),
+    /// Applies [`chown_verdict`] to a failed chown of `entry`.
+    fn chown_failed(&mut self, e: Errno, entry: &[u8], uid: u32, gid: u32) -> Result<()> {
+        match chown_verdict(e, self.ownership) {
+            ChownVerdict::Counted => {
+                self.out.chown_failures += 1;
+                Ok(())
+            }
+            ChownVerdict::Unmapped => Err(StorageError::UnmappedOwner {
+                layer: self.layer.to_string(),
+                entry: String::from_utf8_lossy(entry).into_owned(),
+                uid,
+                gid,
+            }),
+            ChownVerdict::Failed => {
+                Err(self.bad(format!("setting owner {uid}:{gid} of {}: {e}", String::from_utf8_lossy(entry))))
+            }
+        }
+    }
+
+    fn set_owner_mode(&mut self, fd: &OwnedFd, uid: u32, gid: u32, mode: Mode, entry: &[u8]) -> Result<()> {
+        if let Err(e) = nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))) {
+            self.chown_failed(e, entry, uid, gid)?;
         }
         // After chown, which clears set-id bits.
         nix::sys::stat::fchmod(fd, mode).map_err(|e| self.bad(format!("chmod: {e}")))
     }
 
-    fn chown_at(&mut self, parent: &OwnedFd, name: &OsStr, uid: u32, gid: u32) -> Result<()> {
+    fn chown_at(&mut self, parent: &OwnedFd, name: &OsStr, uid: u32, gid: u32, entry: &[u8]) -> Result<()> {
         match nix::unistd::fchownat(
             parent,
             name,
@@ -354,11 +408,7 @@ impl Unpacker<'_> {
             AtFlags::AT_SYMLINK_NOFOLLOW,
         ) {
             Ok(()) => Ok(()),
-            Err(Errno::EINVAL) | Err(Errno::EPERM) => {
-                self.out.chown_failures += 1;
-                Ok(())
-            }
-            Err(e) => Err(self.bad(format!("chown {}: {e}", name.to_string_lossy()))),
+            Err(e) => self.chown_failed(e, entry, uid, gid),
         }
     }
 
@@ -423,7 +473,7 @@ mod tests {
         let blob = gz.finish().unwrap();
         assert!(blob.len() < 1 << 20, "the test blob should be small");
         let t = tempfile::tempdir().unwrap();
-        let limits = Limits { max_size: 10 << 20, max_entries: 100 };
+        let limits = Limits { max_size: 10 << 20, max_entries: 100, ..Limits::default() };
         let e = unpack_limited(&blob[..], Compression::Gzip, t.path(), "bomb", limits).unwrap_err().to_string();
         assert!(e.contains("size limit"), "{e}");
     }
@@ -435,6 +485,74 @@ mod tests {
         assert!(components(b"../../escape").is_err());
         assert!(components(b"a/../../b").is_err());
         assert!(components(b"/abs").is_err());
+    }
+
+    #[test]
+    fn chown_failures_are_errors_unless_best_effort() {
+        use ChownVerdict::*;
+        let table = [
+            (Errno::EINVAL, Ownership::Exact, Unmapped),
+            (Errno::EINVAL, Ownership::BestEffort, Counted),
+            (Errno::EPERM, Ownership::Exact, Counted),
+            (Errno::EPERM, Ownership::BestEffort, Counted),
+            (Errno::EIO, Ownership::Exact, Failed),
+            (Errno::EROFS, Ownership::BestEffort, Failed),
+        ];
+        for (err, ownership, want) in table {
+            assert_eq!(chown_verdict(err, ownership), want, "{err} {ownership:?}");
+        }
+    }
+
+    /// A layer with one file owned by 1234:1234.
+    fn layer_owned_by_1234() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        h.set_uid(1234);
+        h.set_gid(1234);
+        b.append_data(&mut h, "etc/owned", &b"hi"[..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    const IN_USERNS: &str = "SLIPWAY_TEST_UNPACK_IN_SINGLE_ID_USERNS";
+
+    #[test]
+    fn unmapped_owner_fails_the_unpack_in_a_real_user_namespace() {
+        if std::env::var_os(IN_USERNS).is_some() {
+            // Inside `unshare -r`: only our own id is mapped, as root; 1234 is not.
+            let t = tempfile::tempdir().unwrap();
+            let layer = layer_owned_by_1234();
+            let e = unpack(&layer[..], Compression::None, t.path(), "sha256:test").unwrap_err();
+            let text = e.to_string();
+            assert!(matches!(e, StorageError::UnmappedOwner { uid: 1234, gid: 1234, .. }), "{e:?}");
+            assert!(text.contains("etc/owned") && text.contains("/etc/subuid"), "{text}");
+            let t2 = tempfile::tempdir().unwrap();
+            let limits = Limits { ownership: Ownership::BestEffort, ..Limits::default() };
+            let ok = unpack_limited(&layer[..], Compression::None, t2.path(), "sha256:test", limits).unwrap();
+            assert_eq!(ok.chown_failures, 1);
+            println!("checked inside a user namespace");
+            return;
+        }
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new("unshare")
+            .arg("-r")
+            .arg(&exe)
+            .args(["--exact", "unpack::tests::unmapped_owner_fails_the_unpack_in_a_real_user_namespace", "--nocapture"])
+            .env(IN_USERNS, "1")
+            .output();
+        let out = match out {
+            Ok(o) if o.status.success() || String::from_utf8_lossy(&o.stdout).contains("panicked") => o,
+            other => {
+                let why = format!("cannot run `unshare -r` here: {other:?}");
+                assert!(std::env::var("SLIPWAY_REQUIRE_PRIVILEGED_TESTS").as_deref() != Ok("1"), "{why}");
+                eprintln!("skipping: {why}");
+                return;
+            }
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("checked inside a user namespace"), "{stdout}");
     }
 
     #[test]

@@ -49,18 +49,37 @@ fn is_whiteout(m: &std::fs::Metadata) -> bool {
     m.file_type().is_char_device() && m.rdev() == 0
 }
 
+/// [`crate::MAX_TREE_DEPTH`] for the recursive walks here.
+fn check_depth(dir: &Path, depth: usize) -> Result<()> {
+    if depth >= crate::MAX_TREE_DEPTH {
+        return Err(StorageError::TooDeep { path: dir.to_path_buf(), limit: crate::MAX_TREE_DEPTH });
+    }
+    Ok(())
+}
+
 /// Remove whatever is at `p`, never following a symlink.
 fn remove_any(p: &Path) -> Result<()> {
     match std::fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(p).map_err(io("removing", p)),
+        Ok(m) if m.is_dir() => crate::remove::remove_tree(p),
         Ok(_) => std::fs::remove_file(p).map_err(io("removing", p)),
         Err(_) => Ok(()),
     }
 }
 
 /// Lay one layer over `dst`. `links` maps (dev, inode) of the layer's files to their copy.
+/// Iterative (one frame per level, at most [`crate::MAX_TREE_DEPTH`]); a directory's
+/// own metadata is copied once its contents are.
 fn apply_layer(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) -> Result<()> {
-    for name in sorted_names(src)? {
+    type Frame = (PathBuf, PathBuf, std::vec::IntoIter<std::ffi::OsString>, Option<std::fs::Metadata>);
+    let mut stack: Vec<Frame> = vec![(src.to_path_buf(), dst.to_path_buf(), sorted_names(src)?.into_iter(), None)];
+    while let Some((src, dst, names, _)) = stack.last_mut() {
+        let Some(name) = names.next() else {
+            let (s, d, _, meta) = stack.pop().expect("non-empty");
+            if let Some(meta) = meta {
+                copy_metadata(&s, &meta, &d)?;
+            }
+            continue;
+        };
         let (s, d) = (src.join(&name), dst.join(&name));
         let meta = std::fs::symlink_metadata(&s).map_err(io("stat", &s))?;
         if is_whiteout(&meta) {
@@ -79,8 +98,9 @@ fn apply_layer(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>)
             if std::fs::symlink_metadata(&d).is_err() {
                 std::fs::create_dir(&d).map_err(io("creating", &d))?;
             }
-            apply_layer(&s, &d, links)?;
-            copy_metadata(&s, &meta, &d)?;
+            check_depth(&s, stack.len())?;
+            let names = sorted_names(&s)?.into_iter();
+            stack.push((s, d, names, Some(meta)));
         } else {
             remove_any(&d)?;
             copy_entry(&s, &meta, &d, links)?;
@@ -142,13 +162,17 @@ fn copy_metadata(s: &Path, meta: &std::fs::Metadata, d: &Path) -> Result<()> {
 }
 
 fn snapshot(root: &Path, rel: &Path, out: &mut HashMap<PathBuf, (u64, i64, i64)>) -> Result<()> {
-    let dir = root.join(rel);
-    for name in sorted_names(&dir)? {
-        let r = rel.join(&name);
-        let meta = std::fs::symlink_metadata(root.join(&r)).map_err(io("stat", &root.join(&r)))?;
-        out.insert(r.clone(), (meta.ino(), meta.ctime(), meta.ctime_nsec()));
-        if meta.is_dir() {
-            snapshot(root, &r, out)?;
+    let mut todo = vec![rel.to_path_buf()];
+    while let Some(rel) = todo.pop() {
+        let dir = root.join(&rel);
+        check_depth(&dir, rel.components().count())?;
+        for name in sorted_names(&dir)? {
+            let r = rel.join(&name);
+            let meta = std::fs::symlink_metadata(root.join(&r)).map_err(io("stat", &root.join(&r)))?;
+            out.insert(r.clone(), (meta.ino(), meta.ctime(), meta.ctime_nsec()));
+            if meta.is_dir() {
+                todo.push(r);
+            }
         }
     }
     Ok(())
@@ -187,6 +211,7 @@ fn real_dir(target: &Path, rel: &Path) -> bool {
     })
 }
 
+/// Depth first in sorted order, with an explicit stack (see [`apply_layer`]).
 fn diff_dir(
     target: &Path,
     rel: &Path,
@@ -194,7 +219,13 @@ fn diff_dir(
     upper: &Path,
     links: &mut HashMap<(u64, u64), PathBuf>,
 ) -> Result<()> {
-    for name in sorted_names(&target.join(rel))? {
+    let mut stack = vec![(rel.to_path_buf(), sorted_names(&target.join(rel))?.into_iter())];
+    while let Some((rel, names)) = stack.last_mut() {
+        let Some(name) = names.next() else {
+            stack.pop();
+            continue;
+        };
+        let rel = rel.clone();
         let r = rel.join(&name);
         let t = target.join(&r);
         let meta = std::fs::symlink_metadata(&t).map_err(io("stat", &t))?;
@@ -203,9 +234,11 @@ fn diff_dir(
             if changed {
                 ensure_upper_dirs(target, upper, &r)?;
             }
-            diff_dir(target, &r, before, upper, links)?;
+            check_depth(&t, stack.len())?;
+            let names = sorted_names(&t)?.into_iter();
+            stack.push((r, names));
         } else if changed {
-            ensure_upper_dirs(target, upper, rel)?;
+            ensure_upper_dirs(target, upper, &rel)?;
             copy_entry(&t, &meta, &upper.join(&r), links)?;
         }
     }
@@ -232,6 +265,39 @@ fn ensure_upper_dirs(target: &Path, upper: &Path, rel: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trees_deeper_than_the_limit_are_refused_clearly() {
+        let t = tempfile::tempdir().unwrap();
+        let (lower, target) = (t.path().join("lower"), t.path().join("target"));
+        std::fs::create_dir(&lower).unwrap();
+        std::fs::create_dir(&target).unwrap();
+        let mut fd = nix::fcntl::open(&lower, nix::fcntl::OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        for _ in 0..3000 {
+            nix::sys::stat::mkdirat(&fd, "d", Mode::from_bits_truncate(0o755)).unwrap();
+            fd = nix::fcntl::openat(&fd, "d", nix::fcntl::OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        }
+        let (l, tg) = (lower.clone(), target.clone());
+        let err = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || materialize(&[l], &tg).map(|_| ()))
+            .unwrap()
+            .join()
+            .expect("no stack overflow")
+            .unwrap_err();
+        assert!(matches!(err, StorageError::TooDeep { limit: crate::MAX_TREE_DEPTH, .. }), "{err:?}");
+        assert!(err.to_string().contains(lower.to_str().unwrap()), "{err}");
+        // The step's own deep tree: the diff refuses it the same way.
+        crate::remove::remove_tree(&target).unwrap();
+        std::fs::create_dir(&target).unwrap();
+        let before = materialize(&[], &target).unwrap();
+        std::fs::remove_dir(&target).unwrap();
+        std::fs::rename(&lower, &target).unwrap();
+        let upper = t.path().join("upper");
+        std::fs::create_dir(&upper).unwrap();
+        let err = diff(&target, &before, &upper).unwrap_err();
+        assert!(matches!(err, StorageError::TooDeep { .. }), "{err:?}");
+    }
 
     #[test]
     fn layers_apply_and_changes_come_back_as_an_upper_dir() {

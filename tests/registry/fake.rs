@@ -25,7 +25,7 @@ impl Seen {
     }
 }
 
-type Handler = dyn Fn(usize, &Seen) -> Vec<u8> + Send + Sync;
+type Handler = dyn Fn(usize, &Seen, &mut TcpStream) + Send + Sync;
 
 /// A server that answers each request with the raw bytes `handler` returns (request
 /// number from 0), then closes the connection. It serves at most `limit` requests.
@@ -36,6 +36,17 @@ pub struct FakeServer {
 
 impl FakeServer {
     pub fn start(limit: usize, handler: impl Fn(usize, &Seen) -> Vec<u8> + Send + Sync + 'static) -> Self {
+        Self::start_streaming(limit, move |n, req, stream| {
+            let _ = stream.write_all(&handler(n, req));
+        })
+    }
+
+    /// Like [`FakeServer::start`], but `handler` writes the response itself, for bodies
+    /// that never end or arrive slowly (it should stop once a write fails).
+    pub fn start_streaming(
+        limit: usize,
+        handler: impl Fn(usize, &Seen, &mut TcpStream) + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
         let addr = listener.local_addr().unwrap().to_string();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -91,10 +102,9 @@ fn serve_one(n: usize, stream: TcpStream, handler: &Handler, seen: &Mutex<Vec<Se
     if let Some(len) = req.header("content-length").and_then(|v| v.parse::<u64>().ok()) {
         let _ = std::io::copy(&mut (&mut reader).take(len), &mut std::io::sink());
     }
-    let response = handler(n, &req);
-    seen.lock().unwrap().push(req);
+    seen.lock().unwrap().push(req.clone());
     let mut stream = reader.into_inner();
-    let _ = stream.write_all(&response);
+    handler(n, &req, &mut stream);
     let _ = stream.flush();
 }
 
@@ -287,7 +297,7 @@ fn broken_blob_download_resumes_with_range() {
     let client = server.client(AuthStore::empty());
     let digest = sha256_digest(BLOB);
     let mut out = Vec::new();
-    let n = client.fetch_blob_to(&server.reference("test/img:1"), &digest, &mut out).unwrap();
+    let n = client.fetch_blob_to(&server.reference("test/img:1"), &digest, BLOB.len() as u64, &mut out).unwrap();
     assert_eq!((n, out.as_slice()), (BLOB.len() as u64, BLOB));
     assert_eq!(server.requests().len(), 2);
 }
@@ -297,7 +307,7 @@ fn blob_with_wrong_content_is_a_digest_mismatch() {
     let server = FakeServer::start(2, |_, _| respond("200 OK", &[], b"tampered"));
     let client = server.client(AuthStore::empty());
     let digest = sha256_digest(BLOB);
-    let err = client.fetch_blob_to(&server.reference("test/img:1"), &digest, &mut Vec::new()).unwrap_err();
+    let err = client.fetch_blob_to(&server.reference("test/img:1"), &digest, 8, &mut Vec::new()).unwrap_err();
     match &err {
         RegistryError::DigestMismatch { expected, found, .. } => {
             assert_eq!(expected, &digest);
@@ -375,6 +385,6 @@ fn resumed_download_copes_with_a_server_that_ignores_range() {
     });
     let client = server.client(AuthStore::empty());
     let mut out = Vec::new();
-    client.fetch_blob_to(&server.reference("test/img:1"), &sha256_digest(BLOB), &mut out).unwrap();
+    client.fetch_blob_to(&server.reference("test/img:1"), &sha256_digest(BLOB), BLOB.len() as u64, &mut out).unwrap();
     assert_eq!(out, BLOB, "the resent prefix is skipped, not written twice");
 }

@@ -10,6 +10,7 @@ use super::client::{Body, Client, Request, Scope, append_query, header, resolve_
 use super::digest::{DigestHasher, HashingReader};
 use super::error::RegistryError;
 use super::retry::is_transient_io;
+use super::transfer::{ProgressReader, stall_of};
 use crate::reference::{Reference, validate_digest};
 
 const COPY_BUFFER: usize = 256 * 1024;
@@ -17,7 +18,7 @@ const COPY_BUFFER: usize = 256 * 1024;
 /// A blob's body as it arrives. Reading it to the end checks the digest: a mismatch
 /// surfaces as an `InvalidData` I/O error wrapping [`RegistryError::DigestMismatch`].
 pub struct BlobReader {
-    body: ureq::BodyReader<'static>,
+    body: ProgressReader<ureq::BodyReader<'static>>,
     hasher: Option<DigestHasher>,
     expected: String,
     content_length: Option<u64>,
@@ -59,6 +60,10 @@ impl Read for BlobReader {
 enum CopyError {
     Read(io::Error),
     Write(io::Error),
+    /// The body went past the descriptor's size; `seen` bytes of it had arrived.
+    TooLarge {
+        seen: u64,
+    },
 }
 
 impl Client {
@@ -83,7 +88,7 @@ impl Client {
         let (response, _) = self.open_blob(reference, digest, 0)?;
         let content_length = response.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse().ok());
         Ok(BlobReader {
-            body: response.into_body().into_reader(),
+            body: self.body_reader(response),
             hasher: Some(DigestHasher::for_digest(digest)),
             expected: digest.to_owned(),
             content_length,
@@ -126,22 +131,41 @@ impl Client {
         }
     }
 
-    /// Streams a blob into `out`, checking its digest on the way, and returns its size.
-    /// A connection that breaks mid-body is resumed with a `Range` request (up to the
-    /// retry policy's attempts), so `out` sees every byte exactly once.
+    /// Streams a blob of `size` bytes (its descriptor's) into `out`, checking its digest
+    /// on the way, and returns its size. Never reads or writes more than `size` bytes:
+    /// a longer body is [`RegistryError::BlobTooLarge`] as soon as it passes `size`, and a
+    /// shorter one [`RegistryError::SizeMismatch`]. A connection that breaks or stalls
+    /// mid-body (see [`super::ProgressDeadline`]) is resumed with a `Range` request (up to
+    /// the retry policy's attempts), so `out` sees every byte exactly once; a body that
+    /// keeps stalling ends in [`RegistryError::Stalled`].
     pub fn fetch_blob_to(
         &self,
         reference: &Reference,
         digest: &str,
+        size: u64,
         out: &mut dyn Write,
     ) -> Result<u64, RegistryError> {
         let mut hasher = DigestHasher::for_digest(digest);
         let mut written = 0u64;
         let mut buf = vec![0u8; COPY_BUFFER];
         let mut attempt = 1;
+        let too_large = |seen: u64| RegistryError::BlobTooLarge {
+            registry: reference.registry.clone(),
+            repository: reference.repository.clone(),
+            digest: digest.to_owned(),
+            expected: size,
+            seen,
+        };
         loop {
             let (response, mut skip) = self.open_blob(reference, digest, written)?;
-            let mut body = response.into_body().into_reader();
+            // A body announced longer than what is left is refused before reading it.
+            let left = size - written;
+            if let Some(len) = header(&response, "content-length").and_then(|v| v.parse::<u64>().ok())
+                && len.saturating_sub(skip) > left
+            {
+                return Err(too_large(written + len.saturating_sub(skip)));
+            }
+            let mut body = self.body_reader(response);
             let result = (|| -> Result<(), CopyError> {
                 loop {
                     let n = match body.read(&mut buf) {
@@ -159,13 +183,32 @@ impl Client {
                     if chunk.is_empty() {
                         continue;
                     }
+                    if chunk.len() as u64 > size - written {
+                        return Err(CopyError::TooLarge { seen: written + chunk.len() as u64 });
+                    }
                     hasher.update(chunk);
                     out.write_all(chunk).map_err(CopyError::Write)?;
                     written += chunk.len() as u64;
                 }
             })();
+            let retry = attempt < self.retry_policy().attempts;
             match result {
-                Ok(()) => break,
+                Ok(()) if written == size => break,
+                Ok(()) if retry => {
+                    // Ended early without an error: ask for the rest.
+                    let delay = self.retry_policy().delay(attempt);
+                    tracing::warn!(registry = %reference.registry, %digest, written, size, ?delay, "blob body ended early; resuming");
+                    std::thread::sleep(delay);
+                    attempt += 1;
+                }
+                Ok(()) => {
+                    return Err(RegistryError::SizeMismatch {
+                        digest: digest.to_owned(),
+                        expected: size,
+                        found: written,
+                    });
+                }
+                Err(CopyError::TooLarge { seen }) => return Err(too_large(seen)),
                 Err(CopyError::Write(source)) => {
                     return Err(RegistryError::Io {
                         action: "writing downloaded blob".to_owned(),
@@ -173,11 +216,15 @@ impl Client {
                         source,
                     });
                 }
-                Err(CopyError::Read(e)) if is_transient_io(&e) && attempt < self.retry_policy().attempts => {
+                Err(CopyError::Read(e)) if is_transient_io(&e) && retry => {
                     let delay = self.retry_policy().delay(attempt);
                     tracing::warn!(registry = %reference.registry, %digest, written, error = %e, ?delay, "blob download broke off; resuming");
                     std::thread::sleep(delay);
                     attempt += 1;
+                }
+                Err(CopyError::Read(e)) if stall_of(&e).is_some() => {
+                    let req = self.blob_request(reference, Method::GET, digest, "downloading");
+                    return Err(self.stalled(&req, &e, written));
                 }
                 Err(CopyError::Read(source)) => {
                     return Err(RegistryError::Io {

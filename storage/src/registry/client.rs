@@ -21,6 +21,7 @@ use super::challenge::{Challenge, TokenCache, parse_challenges, parse_token_resp
 use super::config::RegistryConfig;
 use super::error::RegistryError;
 use super::retry::{RetryPolicy, is_transient};
+use super::transfer::{ProgressDeadline, ProgressReader, stall_of};
 use crate::reference::Reference;
 
 /// Error bodies and token responses are small; never read more than this of them.
@@ -34,6 +35,7 @@ pub struct Client {
     agent: Agent,
     unverified_agent: Option<Agent>,
     retry: RetryPolicy,
+    progress: ProgressDeadline,
     state: Mutex<AuthState>,
 }
 
@@ -92,17 +94,83 @@ pub(crate) enum Body<'a> {
 
 impl Client {
     /// A client with the default retry policy (5 attempts, 200 ms doubling to 3 s),
-    /// a 10 s connect timeout and a 5 min per-read timeout.
+    /// a 10 s connect timeout and the default [`ProgressDeadline`] (1 KiB per 60 s;
+    /// a single read waits at most 60 s).
     pub fn new(config: RegistryConfig, auth: AuthStore) -> Self {
-        let agent = build_agent(false);
-        let unverified_agent = (!config.skip_tls_verify.is_empty()).then(|| build_agent(true));
+        let progress = ProgressDeadline::default();
+        let agent = build_agent(false, progress.window);
+        let unverified_agent = (!config.skip_tls_verify.is_empty()).then(|| build_agent(true, progress.window));
         Client {
             config,
             auth,
             agent,
             unverified_agent,
             retry: RetryPolicy::default(),
+            progress,
             state: Mutex::new(AuthState::default()),
+        }
+    }
+
+    /// Replaces the progress deadline every transfer must keep (and the agent's
+    /// per-read timeout, which is its window).
+    pub fn with_progress_deadline(mut self, progress: ProgressDeadline) -> Self {
+        self.progress = progress;
+        self.agent = build_agent(false, progress.window);
+        self.unverified_agent = self.unverified_agent.map(|_| build_agent(true, progress.window));
+        self
+    }
+
+    pub fn progress_deadline(&self) -> ProgressDeadline {
+        self.progress
+    }
+
+    /// A body reader that enforces the progress deadline.
+    pub(crate) fn body_reader(&self, response: Response<ureq::Body>) -> ProgressReader<ureq::BodyReader<'static>> {
+        ProgressReader::new(response.into_body().into_reader(), self.progress)
+    }
+
+    /// Reads a whole body of at most `limit` bytes under the progress deadline. A longer
+    /// body is `Ok(Err(len_seen))`, read no further than `limit + 1` bytes.
+    pub(crate) fn read_limited(
+        &self,
+        req: &Request<'_>,
+        response: Response<ureq::Body>,
+        limit: u64,
+    ) -> Result<Result<Vec<u8>, u64>, (RegistryError, std::io::Error)> {
+        let mut bytes = Vec::new();
+        let mut reader = self.body_reader(response).take(limit + 1);
+        match reader.read_to_end(&mut bytes) {
+            Ok(_) if bytes.len() as u64 > limit => Ok(Err(bytes.len() as u64)),
+            Ok(_) => Ok(Ok(bytes)),
+            Err(e) => {
+                let received = bytes.len() as u64;
+                let err = match stall_of(&e) {
+                    Some(_) => self.stalled(req, &e, received),
+                    None => RegistryError::Io {
+                        action: req.action.clone(),
+                        digest: req.url.clone(),
+                        source: std::io::Error::new(e.kind(), e.to_string()),
+                    },
+                };
+                Err((err, e))
+            }
+        }
+    }
+
+    /// The [`RegistryError::Stalled`] for a stalled body of `req`.
+    pub(crate) fn stalled(&self, req: &Request<'_>, e: &std::io::Error, received: u64) -> RegistryError {
+        let stall = stall_of(e).unwrap_or(super::transfer::Stall {
+            seen: 0,
+            window: self.progress.window,
+            min_bytes: self.progress.min_bytes,
+        });
+        RegistryError::Stalled {
+            what: req.action.clone(),
+            url: req.url.clone(),
+            seen: stall.seen,
+            window_secs: stall.window.as_secs(),
+            min_bytes: stall.min_bytes,
+            received,
         }
     }
 
@@ -152,6 +220,18 @@ impl Client {
                     std::thread::sleep(delay);
                     attempt += 1;
                     continue;
+                }
+                Err(ureq::Error::Timeout(_)) => {
+                    // Nothing arrived within the progress window (the agent's per-read
+                    // timeout), on every attempt.
+                    return Err(RegistryError::Stalled {
+                        what: req.action.clone(),
+                        url: req.url.clone(),
+                        seen: 0,
+                        window_secs: self.progress.window.as_secs(),
+                        min_bytes: self.progress.min_bytes,
+                        received: 0,
+                    });
                 }
                 Err(err) => {
                     return Err(RegistryError::Transport {
@@ -314,7 +394,7 @@ impl Client {
             attempt += 1;
         };
         let status = response.status().as_u16();
-        let text = read_small(&mut response);
+        let text = self.read_small(&mut response);
         match status {
             200..=299 => parse_token_response(&text).map_err(token_error),
             401 | 403 => Err(match creds {
@@ -336,7 +416,7 @@ impl Client {
     pub(crate) fn error_for(&self, req: &Request<'_>, mut response: Response<ureq::Body>) -> RegistryError {
         let reference = req.reference;
         let status = response.status().as_u16();
-        let message = error_summary(&read_small(&mut response));
+        let message = error_summary(&self.read_small(&mut response));
         match status {
             401 => match self.auth.lookup(&reference.registry, &reference.repository) {
                 Some((creds, _)) => RegistryError::CredentialsRejected {
@@ -385,11 +465,13 @@ impl Client {
     }
 }
 
-fn build_agent(skip_tls_verify: bool) -> Agent {
+/// The agent: connect within 10 s; each read (response head or body) within the
+/// progress window; each write within 5 min.
+fn build_agent(skip_tls_verify: bool, read_window: Duration) -> Agent {
     let mut config = Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(10)))
-        .timeout_per_read(Some(Duration::from_secs(300)))
+        .timeout_per_read(Some(read_window))
         .timeout_per_write(Some(Duration::from_secs(300)))
         .redirect_auth_headers(RedirectAuthHeaders::SameHost)
         .user_agent(concat!("slipway/", env!("CARGO_PKG_VERSION")));
@@ -404,12 +486,15 @@ pub(crate) fn header(response: &Response<ureq::Body>, name: &str) -> Option<Stri
     response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
-/// Reads at most [`SMALL_BODY_LIMIT`] of a body as text; errors give an empty string
-/// (the status code already says what happened).
-pub(crate) fn read_small(response: &mut Response<ureq::Body>) -> String {
-    let mut bytes = Vec::new();
-    let _ = response.body_mut().as_reader().take(SMALL_BODY_LIMIT).read_to_end(&mut bytes);
-    String::from_utf8_lossy(&bytes).into_owned()
+impl Client {
+    /// Reads at most [`SMALL_BODY_LIMIT`] of a body as text, under the progress
+    /// deadline; errors give what arrived (the status code already says what happened).
+    pub(crate) fn read_small(&self, response: &mut Response<ureq::Body>) -> String {
+        let mut bytes = Vec::new();
+        let reader = ProgressReader::new(response.body_mut().as_reader(), self.progress);
+        let _ = reader.take(SMALL_BODY_LIMIT).read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
 }
 
 /// `CODE: message` from a distribution error body, else the body itself, shortened.

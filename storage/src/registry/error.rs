@@ -56,6 +56,26 @@ pub enum RegistryError {
     #[error("blob {digest} has the wrong size: expected {expected} bytes, got {found}")]
     SizeMismatch { digest: String, expected: u64, found: u64 },
 
+    #[error(
+        "blob {digest} from {registry}/{repository} is larger than its descriptor says: expected \
+         {expected} bytes, the registry sent at least {seen}; stopped reading (the registry is \
+         broken or hostile)"
+    )]
+    BlobTooLarge { registry: String, repository: String, digest: String, expected: u64, seen: u64 },
+
+    #[error(
+        "image config {digest} of {reference} is {size} bytes, more than the {limit}-byte limit for \
+         configs: refusing to download it"
+    )]
+    ConfigTooLarge { reference: String, digest: String, size: u64, limit: u64 },
+
+    #[error(
+        "{what} stalled at {url}: {seen} bytes arrived in the last {window_secs}s, less than the \
+         {min_bytes} required ({received} bytes received in all); if the registry is only slow, \
+         raise SLIPWAY_REGISTRY_PROGRESS_TIMEOUT (seconds, now {window_secs})"
+    )]
+    Stalled { what: String, url: String, seen: u64, window_secs: u64, min_bytes: u64, received: u64 },
+
     #[error("manifest {reference} is larger than {limit} bytes: refusing to read it")]
     ManifestTooLarge { reference: String, limit: u64 },
 

@@ -1,8 +1,6 @@
 //! Manifest operations: pull (by tag or verified digest), resolve an index to one
 //! platform's image, push, look up a digest, delete.
 
-use std::io::Read;
-
 use ureq::http::Method;
 
 use super::client::{Body, Client, Request, Scope, header};
@@ -13,6 +11,10 @@ use super::manifest::{
 };
 use super::retry::is_transient_io;
 use crate::reference::Reference;
+
+/// The largest image config slipway downloads. A config is JSON read whole into memory;
+/// real ones are kilobytes (a long history makes a few hundred).
+pub const MAX_CONFIG_SIZE: u64 = 16 * 1024 * 1024;
 
 /// One platform's image, found through an index if the reference named one.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +44,16 @@ impl Client {
     /// Pulls a manifest as raw bytes. When the reference has a digest the bytes are
     /// checked against it; otherwise the digest is computed (sha256).
     pub fn get_manifest(&self, reference: &Reference) -> Result<RawManifest, RegistryError> {
+        self.get_manifest_limited(reference, MAX_MANIFEST_SIZE)
+    }
+
+    /// Like [`Client::get_manifest`], reading at most `limit` bytes (a descriptor's size,
+    /// never more than [`MAX_MANIFEST_SIZE`]).
+    fn get_manifest_limited(&self, reference: &Reference, limit: u64) -> Result<RawManifest, RegistryError> {
+        let too_large = || RegistryError::ManifestTooLarge { reference: reference.to_string(), limit };
+        if limit > MAX_MANIFEST_SIZE {
+            return Err(RegistryError::ManifestTooLarge { reference: reference.to_string(), limit: MAX_MANIFEST_SIZE });
+        }
         let req = self.manifest_request(
             reference,
             Method::GET,
@@ -59,31 +71,19 @@ impl Client {
                 }
                 _ => return Err(self.error_for(&req, response)),
             }
-            let too_large =
-                || RegistryError::ManifestTooLarge { reference: reference.to_string(), limit: MAX_MANIFEST_SIZE };
-            if header(&response, "content-length")
-                .and_then(|v| v.parse::<u64>().ok())
-                .is_some_and(|len| len > MAX_MANIFEST_SIZE)
-            {
+            if header(&response, "content-length").and_then(|v| v.parse::<u64>().ok()).is_some_and(|len| len > limit) {
                 return Err(too_large());
             }
             let content_type = header(&response, "content-type");
             let announced = header(&response, "docker-content-digest");
-            let mut bytes = Vec::new();
-            match response.into_body().into_reader().take(MAX_MANIFEST_SIZE + 1).read_to_end(&mut bytes) {
-                Ok(_) if bytes.len() as u64 > MAX_MANIFEST_SIZE => return Err(too_large()),
-                Ok(_) => break (bytes, content_type, announced),
-                Err(e) if is_transient_io(&e) && attempt < self.retry_policy().attempts => {
+            match self.read_limited(&req, response, limit) {
+                Ok(Ok(bytes)) => break (bytes, content_type, announced),
+                Ok(Err(_)) => return Err(too_large()),
+                Err((_, e)) if is_transient_io(&e) && attempt < self.retry_policy().attempts => {
                     std::thread::sleep(self.retry_policy().delay(attempt));
                     attempt += 1;
                 }
-                Err(source) => {
-                    return Err(RegistryError::Io {
-                        action: format!("reading manifest {reference}"),
-                        digest: reference.manifest_reference().to_owned(),
-                        source,
-                    });
-                }
+                Err((err, _)) => return Err(err),
             }
         };
         let digest = match &reference.digest {
@@ -129,7 +129,7 @@ impl Client {
         })?;
         let child = reference.with_digest(&entry.digest)?;
         tracing::debug!(%reference, %platform, digest = %entry.digest, "selected platform from index");
-        let child_raw = self.get_manifest(&child)?;
+        let child_raw = self.get_manifest_limited(&child, entry.size)?;
         match child_raw.parse(&child.to_string())? {
             Manifest::Image(manifest) => Ok(ResolvedImage { manifest, raw: child_raw, index: Some(raw) }),
             Manifest::Index(_) => Err(RegistryError::UnsupportedMediaType {
@@ -137,6 +137,26 @@ impl Client {
                 media_type: format!("{} nested in an index", child_raw.media_type),
             }),
         }
+    }
+
+    /// Downloads an image config into `out`, bounded by its descriptor's `size`, which
+    /// may not pass [`MAX_CONFIG_SIZE`]. See [`Client::fetch_blob_to`].
+    pub fn fetch_config_to(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        size: u64,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64, RegistryError> {
+        if size > MAX_CONFIG_SIZE {
+            return Err(RegistryError::ConfigTooLarge {
+                reference: reference.to_string(),
+                digest: digest.to_owned(),
+                size,
+                limit: MAX_CONFIG_SIZE,
+            });
+        }
+        self.fetch_blob_to(reference, digest, size, out)
     }
 
     /// Pushes a manifest under the reference's tag (or its digest if it has no tag) and

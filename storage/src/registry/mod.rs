@@ -12,6 +12,7 @@
 //! blob.rs       blob download (verified, resumable), HEAD, upload, mount
 //! tags.rs       tag listing with Link pagination
 //! digest.rs     hashing while streaming
+//! transfer.rs   the progress deadline every body read must keep
 //! ```
 //!
 //! Built on `ureq` (blocking) rather than an async client: slipway stays
@@ -29,6 +30,7 @@ mod image;
 mod manifest;
 mod retry;
 mod tags;
+mod transfer;
 
 pub use auth::{AuthError, AuthFile, AuthStore, Credentials, default_auth_paths, normalize_key, parse_auth_file};
 pub use blob::BlobReader;
@@ -37,11 +39,12 @@ pub use client::Client;
 pub use config::{ConfigError, RegistryConfig, default_registries_conf_paths};
 pub use digest::{DigestHasher, sha256_digest};
 pub use error::RegistryError;
-pub use image::ResolvedImage;
+pub use image::{MAX_CONFIG_SIZE, ResolvedImage};
 pub use manifest::{
     DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED, Descriptor, ImageIndex,
     ImageManifest, MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, Manifest, OCI_INDEX, OCI_MANIFEST, Platform, RawManifest,
     detect_media_type,
 };
 pub use retry::RetryPolicy;
-pub use tags::parse_link_next;
+pub use tags::{DEFAULT_TAG_PAGE, MAX_TAGS, parse_link_next};
+pub use transfer::{ProgressDeadline, Stall};
