@@ -236,3 +236,45 @@ fn context_add_files_never_leave_the_working_tree() {
     );
     assert_eq!(leaked(&env.path().join("data")), None, "the host secret reached the store");
 }
+
+#[test]
+fn deep_trees_a_step_leaves_are_refused_clearly_and_the_run_dir_is_removed() {
+    let t = "deep_trees_a_step_leaves_are_refused_clearly_and_the_run_dir_is_removed";
+    if !rootless_env(t) {
+        return;
+    }
+    let Some(reg) = registry(t) else { return };
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let werf = "project: deep\nconfigVersion: 1\n---\nimage: commit\ndockerfile: Dockerfile.commit\n---\nimage: copy\ndockerfile: Dockerfile.copy\n";
+    // 1100 levels (deeper than the commit walk's 1024), one of them mode 0000.
+    let commit = format!(
+        "FROM {reg}/base/busybox:latest\nRUN mkdir -p /deep/$(printf 'd/%.0s' $(seq 1100)) && chmod 0 /deep/d/d\n"
+    );
+    // 600 levels commit fine, but COPY copies at most 512.
+    let copy = format!(
+        "FROM {reg}/base/busybox:latest AS build\nRUN mkdir -p /deep/$(printf 'd/%.0s' $(seq 600))\n\
+         FROM {reg}/base/busybox:latest\nCOPY --from=build /deep /deep\n"
+    );
+    git_project(&dir, &[("werf.yaml", werf), ("Dockerfile.commit", &commit), ("Dockerfile.copy", &copy)], &[]);
+    let tmp = env.path().join("data/slipway/tmp");
+    let leftovers = || -> Vec<String> {
+        std::fs::read_dir(&tmp)
+            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    };
+
+    let out = env.slipway().args(["build", "commit", "--insecure-registry", &reg, "--dir"]).arg(&dir).output().unwrap();
+    assert!(!out.status.success(), "a 1100-level tree was committed");
+    assert!(stderr(&out).contains("directory tree deeper than 1024 levels at"), "{}", stderr(&out));
+    assert_eq!(leftovers(), Vec::<String>::new(), "the run dir was left behind");
+
+    let out = env.slipway().args(["build", "copy", "--insecure-registry", &reg, "--dir"]).arg(&dir).output().unwrap();
+    assert!(!out.status.success(), "a 600-level tree was copied");
+    assert!(
+        stderr(&out).contains("cannot copy build:/deep") && stderr(&out).contains("deeper than 512 levels"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(leftovers(), Vec::<String>::new(), "the run dir was left behind");
+}

@@ -147,8 +147,9 @@ impl Rootfs {
             if depth >= MAX_COPY_DEPTH {
                 bail!("cannot copy {}: the directory tree is deeper than {MAX_COPY_DEPTH} levels", src.shown);
             }
-            let dfd = self.mkdir_all(dest, dir_owner)?;
-            self.apply_attrs(&dfd, &src.stat, attrs, true)?;
+            // The destination's fd is closed before the children are copied: one fd per
+            // level (the source's) is all a deep copy holds.
+            self.apply_attrs(&self.mkdir_all(dest, dir_owner)?, &src.stat, attrs, true)?;
             for n in src.child_names()? {
                 let child = src.child(&n)?;
                 let child_dest = format!("{}/{}", dest.trim_end_matches('/'), child.name);
