@@ -149,17 +149,21 @@ pub fn write(dir: &Path, name: &str, content: &str) {
     std::fs::write(p, content).unwrap();
 }
 
-pub fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .current_dir(dir)
+/// `git ARGS` in `dir` with a fixed identity and no system or user config.
+pub fn git_cmd(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new("git");
+    c.current_dir(dir)
         .args(args)
         .env("GIT_AUTHOR_NAME", "t")
         .env("GIT_AUTHOR_EMAIL", "t@example.com")
         .env("GIT_COMMITTER_NAME", "t")
         .env("GIT_COMMITTER_EMAIL", "t@example.com")
         .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .unwrap();
+        .env("HOME", dir);
+    c
+}
+
+pub fn git(dir: &Path, args: &[&str]) {
+    let out = git_cmd(dir, args).output().unwrap();
     assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }

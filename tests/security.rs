@@ -2,7 +2,7 @@
 //! write outside the store, run as the unprivileged user against the real registry. Each
 //! test asserts the exact refusal or the exact harmless result, and that nothing leaked.
 
-use crate::common::{Env, git, git_project, registry, rootless_env, run_ok, stderr, stdout};
+use crate::common::{Env, git, git_cmd, git_project, registry, rootless_env, run_ok, stderr, stdout};
 use std::path::Path;
 
 const SECRET: &str = "host-secret-3f1c9a";
@@ -16,24 +16,28 @@ fn host_secret(env: &Env) -> std::path::PathBuf {
     host
 }
 
-/// Whether any regular file under `dir` (symlinks not followed) holds [`SECRET`].
-fn leaked(dir: &Path) -> Option<std::path::PathBuf> {
+/// Every entry under `dir`, symlinks not followed.
+fn entries_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let Ok(rd) = std::fs::read_dir(&d) else { continue };
         for e in rd.flatten() {
-            let p = e.path();
-            let Ok(m) = std::fs::symlink_metadata(&p) else { continue };
-            if m.is_dir() {
-                stack.push(p);
-            } else if m.is_file()
-                && std::fs::read(&p).is_ok_and(|b| b.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()))
-            {
-                return Some(p);
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
             }
+            out.push(e.path());
         }
     }
-    None
+    out
+}
+
+/// A regular file under `dir` (symlinks not followed) that holds [`SECRET`], if any.
+fn leaked(dir: &Path) -> Option<std::path::PathBuf> {
+    entries_under(dir).into_iter().find(|p| {
+        std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file())
+            && std::fs::read(p).is_ok_and(|b| b.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()))
+    })
 }
 
 #[test]
@@ -117,17 +121,8 @@ fn copy_from_a_stage_never_follows_a_symlink_the_step_made() {
 /// `git` with `input` on stdin; its stdout, trimmed.
 fn git_stdin(dir: &Path, args: &[&str], input: &[u8]) -> String {
     use std::io::Write;
-    let mut child = std::process::Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        git_cmd(dir, args).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(input).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "git {args:?} failed");
@@ -172,12 +167,7 @@ fn tree_entries_named_dotdot_are_refused_and_nothing_is_written_outside() {
     for _ in 0..4 {
         inner = tree_with(&dir, "40000", "..", &inner, b"");
     }
-    let head_tree = std::process::Command::new("git")
-        .current_dir(&dir)
-        .args(["cat-file", "tree", "HEAD^{tree}"])
-        .output()
-        .unwrap()
-        .stdout;
+    let head_tree = git_cmd(&dir, &["cat-file", "tree", "HEAD^{tree}"]).output().unwrap().stdout;
     let root = tree_with(&dir, "40000", "..", &inner, &head_tree);
     let commit = git_stdin(&dir, &["commit-tree", &root, "-p", "HEAD", "-m", "hostile"], b"");
     git(&dir, &["update-ref", "refs/heads/main", &commit]);
@@ -188,24 +178,8 @@ fn tree_entries_named_dotdot_are_refused_and_nothing_is_written_outside() {
     let want = format!("commit {}: tree entry \"..\" is not a valid path", &commit[..12]);
     assert!(err.contains(&want), "{err}");
     let written: Vec<_> =
-        walkdir(env.path()).into_iter().filter(|p| p.file_name().is_some_and(|n| n == "pwned")).collect();
+        entries_under(env.path()).into_iter().filter(|p| p.file_name().is_some_and(|n| n == "pwned")).collect();
     assert!(written.is_empty(), "written outside the context: {written:?}");
-}
-
-fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        for e in rd.flatten() {
-            let p = e.path();
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(p.clone());
-            }
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]
