@@ -54,7 +54,8 @@ root:x:0:
 app:x:1000:
 nogroup:x:65534:
 G
-bbver=$(/bin/busybox | head -n1 | awk '{print $2}')
+# awk reads everything (head would close the pipe early: SIGPIPE fails the pipeline)
+bbver=$( (/bin/busybox --help || true) | awk 'NR == 1 {print $2}')
 cat >"$rootfs/etc/os-release" <<O
 NAME="BusyBox"
 ID=busybox

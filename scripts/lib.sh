@@ -23,6 +23,8 @@ USER_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 log() { printf '[%s] %s\n' "$(basename "$0" .sh)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+# Under `set -e` a failing command ends a script without a word; say which one.
+trap 'log "ERROR: \"$BASH_COMMAND\" failed (exit $?) at ${BASH_SOURCE[0]:-$0}:$LINENO"' ERR
 
 require_root() { [[ $EUID -eq 0 ]] || die "run this as root (sudo bash $0)"; }
 
