@@ -224,7 +224,7 @@ fn streams_blobs_and_verifies_digests() {
         let mut out = tempfile::tempfile().unwrap();
         let n = client.fetch_blob_to(&reference, &layer.digest, layer.size, &mut out).unwrap();
         assert_eq!(n, layer.size);
-        let mut reader = client.get_blob(&reference, &layer.digest).unwrap();
+        let mut reader = client.get_blob(&reference, &layer.digest, layer.size).unwrap();
         assert_eq!(reader.content_length(), Some(layer.size));
         let mut bytes = Vec::new();
         reader.read_to_end(&mut bytes).unwrap();

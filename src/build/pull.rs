@@ -11,7 +11,7 @@ use slipway_storage::image::{Compression, Descriptor, Manifest};
 use slipway_storage::reference::Reference;
 use slipway_storage::registry::{Client, Platform};
 use slipway_storage::store::{LayerMeta, Store};
-use slipway_storage::unpack::{Limits, unpack_limited};
+use slipway_storage::unpack::{Limits, Ownership, unpack_limited};
 
 pub struct Puller<'a> {
     pub client: &'a Client,
@@ -141,13 +141,20 @@ impl Puller<'_> {
 /// Unpack limits; `SLIPWAY_MAX_LAYER_SIZE` (bytes, uncompressed) raises or lowers the
 /// default 64 GiB.
 fn limits() -> anyhow::Result<Limits> {
-    let mut l = Limits::default();
-    // Only root can own files in a single-id namespace; pull.rs warns about the rest.
-    if std::env::var(slipway_runtime::userns::MAPPING_ENV).as_deref() == Ok("single") {
-        l.ownership = slipway_storage::unpack::Ownership::BestEffort;
-    }
+    let mut l = Limits { ownership: ownership(), ..Limits::default() };
     if let Some(v) = std::env::var("SLIPWAY_MAX_LAYER_SIZE").ok().filter(|v| !v.is_empty()) {
         l.max_size = v.parse().with_context(|| format!("SLIPWAY_MAX_LAYER_SIZE={v:?}: expected a number of bytes"))?;
     }
     Ok(l)
+}
+
+/// How strictly owners are set when unpacking or copying layers: exactly, unless the
+/// user namespace maps a single id (no /etc/subuid range), where only root can own files
+/// (pull.rs warns about the files that keep root as owner).
+pub fn ownership() -> Ownership {
+    if std::env::var(slipway_runtime::userns::MAPPING_ENV).as_deref() == Ok("single") {
+        Ownership::BestEffort
+    } else {
+        Ownership::Exact
+    }
 }

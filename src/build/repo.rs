@@ -204,11 +204,12 @@ fn push_blob(
     if src.registry == dest.registry && client.mount_blob(dest, d.as_str(), &src.repository).with_context(what)? {
         return Ok(());
     }
-    // Registry to registry, streamed: never through the local disk.
-    let reader = client
-        .get_blob(src, d.as_str())
-        .with_context(|| format!("reading blob {d} from {}/{}", src.registry, src.repository))?;
-    client.push_blob(dest, d.as_str(), size, reader).with_context(what)
+    // Registry to registry, streamed: never through the local disk, never more than the
+    // descriptor's size.
+    client
+        .copy_blob(src, dest, d.as_str(), size)
+        .with_context(|| format!("copying blob {d} from {}/{}", src.registry, src.repository))
+        .with_context(what)
 }
 
 #[cfg(test)]

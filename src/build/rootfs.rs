@@ -13,6 +13,7 @@ use slipway_storage::Digest;
 use slipway_storage::commit::commit_dir;
 use slipway_storage::image::OCI_LAYER_GZIP;
 use slipway_storage::store::{LayerMeta, Store};
+use slipway_storage::unpack::Ownership;
 use slipway_storage::vfs;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,8 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 enum Driver {
     /// Mounted overlay (true while mounted).
     Overlay(bool),
-    /// Copies, with what the rootfs held before the step.
-    Vfs(Option<vfs::Snapshot>),
+    /// Copies, with what the rootfs held before the step, and how strictly owners are
+    /// copied (as when unpacking).
+    Vfs(Option<vfs::Snapshot>, Ownership),
 }
 
 pub struct Mutation<'s> {
@@ -64,9 +66,10 @@ impl<'s> Mutation<'s> {
         for d in [&dirs.upper, &dirs.target] {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
         }
-        let snapshot = vfs::materialize(&dirs.lowers, &dirs.target)
+        let ownership = super::pull::ownership();
+        let snapshot = vfs::materialize(&dirs.lowers, &dirs.target, ownership)
             .with_context(|| format!("copying layers into {}", dirs.target.display()))?;
-        Ok(Mutation { store, dirs, driver: Driver::Vfs(Some(snapshot)) })
+        Ok(Mutation { store, dirs, driver: Driver::Vfs(Some(snapshot), ownership) })
     }
 
     /// The rootfs (host path).
@@ -85,9 +88,9 @@ impl<'s> Mutation<'s> {
     /// Commit the changes as a layer; `None` when nothing changed.
     pub fn finish(mut self) -> anyhow::Result<Option<LayerMeta>> {
         self.unmount()?;
-        if let Driver::Vfs(snapshot) = &mut self.driver {
+        if let Driver::Vfs(snapshot, ownership) = &mut self.driver {
             let snapshot = snapshot.take().expect("finish runs once");
-            vfs::diff(&self.dirs.target, &snapshot, &self.dirs.upper)
+            vfs::diff(&self.dirs.target, &snapshot, &self.dirs.upper, *ownership)
                 .with_context(|| format!("finding the changes in {}", self.dirs.target.display()))?;
         }
         let upper = &self.dirs.upper;

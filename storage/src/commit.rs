@@ -314,6 +314,44 @@ mod tests {
         assert!(text.contains(deep.to_str().unwrap()), "names the path");
     }
 
+    const IN_USERNS: &str = "SLIPWAY_TEST_COMMIT_IN_USERNS";
+
+    #[test]
+    fn commit_into_a_full_tmpfs_fails_naming_the_blob_temp_file() {
+        if std::env::var_os(IN_USERNS).is_some() {
+            // Inside `unshare -Urm`: a real filesystem that fills up, a 1 MiB tmpfs.
+            let t = tempfile::tempdir().unwrap();
+            let (layer, mnt) = (t.path().join("layer"), t.path().join("store"));
+            std::fs::create_dir_all(&layer).unwrap();
+            std::fs::create_dir_all(&mnt).unwrap();
+            std::fs::write(layer.join("random"), noise(4 << 20, 11)).unwrap();
+            nix::mount::mount(Some("tmpfs"), &mnt, Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=1m"))
+                .unwrap();
+            let blobs = BlobStore::new(mnt.join("blobs"), mnt.join("tmp"));
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(commit_dir(&layer, &blobs).map(|_| ()));
+            });
+            let err = rx.recv_timeout(Duration::from_secs(60)).expect("the commit hung on a full disk").unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("No space left on device"), "{text}");
+            let tmp = mnt.join("tmp");
+            assert!(text.contains(&format!("writing blob temp file {}/blob-", tmp.display())), "{text}");
+            assert!(text.contains(&format!("compressing {}: ", t.path().join("layer").display())), "{text}");
+            assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "the temp file is gone");
+            assert!(!mnt.join("blobs").exists() || std::fs::read_dir(mnt.join("blobs")).unwrap().count() == 0);
+            nix::mount::umount2(&mnt, nix::mount::MntFlags::MNT_DETACH).unwrap();
+            println!("{}", crate::userns_test::CHECKED);
+            return;
+        }
+        crate::userns_test::rerun_under_unshare(
+            &["-U", "-r", "-m"],
+            "commit::tests::commit_into_a_full_tmpfs_fails_naming_the_blob_temp_file",
+            &[(IN_USERNS, std::ffi::OsStr::new("1"))],
+            120,
+        );
+    }
+
     #[test]
     fn commit_to_dev_full_fails_with_enospc() {
         // The kernel's own ENOSPC: every write to /dev/full fails.

@@ -35,6 +35,12 @@ pub enum StorageError {
     )]
     UnmappedOwner { layer: String, entry: String, uid: u32, gid: u32 },
     #[error(
+        "copying {path}: it is owned by uid {uid}, gid {gid}, which this user namespace does not map: \
+         the copy at {copy} cannot keep its owner; see /etc/subuid and /etc/subgid (give the user a \
+         range of 65536 ids)"
+    )]
+    UnmappedCopyOwner { path: PathBuf, copy: PathBuf, uid: u32, gid: u32 },
+    #[error(
         "directory tree deeper than {limit} levels at {path}: slipway does not commit or copy trees \
          this deep; flatten it in the build step"
     )]

@@ -18,6 +18,8 @@ pub mod remove;
 pub mod store;
 mod sys;
 pub mod unpack;
+#[cfg(test)]
+mod userns_test;
 pub mod vfs;
 
 pub use digest::Digest;

@@ -531,28 +531,15 @@ mod tests {
             let limits = Limits { ownership: Ownership::BestEffort, ..Limits::default() };
             let ok = unpack_limited(&layer[..], Compression::None, t2.path(), "sha256:test", limits).unwrap();
             assert_eq!(ok.chown_failures, 1);
-            println!("checked inside a user namespace");
+            println!("{}", crate::userns_test::CHECKED);
             return;
         }
-        let exe = std::env::current_exe().unwrap();
-        let out = std::process::Command::new("unshare")
-            .arg("-r")
-            .arg(&exe)
-            .args(["--exact", "unpack::tests::unmapped_owner_fails_the_unpack_in_a_real_user_namespace", "--nocapture"])
-            .env(IN_USERNS, "1")
-            .output();
-        let out = match out {
-            Ok(o) if o.status.success() || String::from_utf8_lossy(&o.stdout).contains("panicked") => o,
-            other => {
-                let why = format!("cannot run `unshare -r` here: {other:?}");
-                assert!(std::env::var("SLIPWAY_REQUIRE_PRIVILEGED_TESTS").as_deref() != Ok("1"), "{why}");
-                eprintln!("skipping: {why}");
-                return;
-            }
-        };
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-        assert!(stdout.contains("checked inside a user namespace"), "{stdout}");
+        crate::userns_test::rerun_under_unshare(
+            &["-r"],
+            "unpack::tests::unmapped_owner_fails_the_unpack_in_a_real_user_namespace",
+            &[(IN_USERNS, std::ffi::OsStr::new("1"))],
+            120,
+        );
     }
 
     #[test]

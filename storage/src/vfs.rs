@@ -7,9 +7,14 @@
 //! upper directory in the same overlayfs format — new or changed entries (found by inode
 //! and ctime, which no step can fake), and a whiteout for each removed path — so
 //! committing and storing the layer is the same as with overlayfs.
+//!
+//! Owners are copied as [`crate::unpack`] sets them: with [`Ownership::Exact`] an owner
+//! this user namespace cannot map (chown EINVAL) is [`StorageError::UnmappedCopyOwner`],
+//! never a copy silently left owned by root; only [`Ownership::BestEffort`] (a single-id
+//! namespace) tolerates it.
 
 use crate::error::{Result, StorageError};
-use crate::unpack::{OPAQUE_XATTR, keep_xattr};
+use crate::unpack::{ChownVerdict, OPAQUE_XATTR, Ownership, chown_verdict, keep_xattr};
 use nix::sys::stat::{Mode, SFlag};
 use nix::sys::time::TimeSpec;
 use std::collections::HashMap;
@@ -21,10 +26,11 @@ pub struct Snapshot {
     entries: HashMap<PathBuf, (u64, i64, i64)>,
 }
 
-/// Copy `lowers` (bottom first) into the empty directory `target`.
-pub fn materialize(lowers: &[PathBuf], target: &Path) -> Result<Snapshot> {
+/// Copy `lowers` (bottom first) into the empty directory `target`, with their owners
+/// as strictly as `ownership` says.
+pub fn materialize(lowers: &[PathBuf], target: &Path, ownership: Ownership) -> Result<Snapshot> {
     for lower in lowers {
-        apply_layer(lower, target, &mut HashMap::new())?;
+        apply_layer(lower, target, &mut HashMap::new(), ownership)?;
     }
     let mut entries = HashMap::new();
     snapshot(target, Path::new(""), &mut entries)?;
@@ -69,14 +75,14 @@ fn remove_any(p: &Path) -> Result<()> {
 /// Lay one layer over `dst`. `links` maps (dev, inode) of the layer's files to their copy.
 /// Iterative (one frame per level, at most [`crate::MAX_TREE_DEPTH`]); a directory's
 /// own metadata is copied once its contents are.
-fn apply_layer(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) -> Result<()> {
+fn apply_layer(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>, ownership: Ownership) -> Result<()> {
     type Frame = (PathBuf, PathBuf, std::vec::IntoIter<std::ffi::OsString>, Option<std::fs::Metadata>);
     let mut stack: Vec<Frame> = vec![(src.to_path_buf(), dst.to_path_buf(), sorted_names(src)?.into_iter(), None)];
     while let Some((src, dst, names, _)) = stack.last_mut() {
         let Some(name) = names.next() else {
             let (s, d, _, meta) = stack.pop().expect("non-empty");
             if let Some(meta) = meta {
-                copy_metadata(&s, &meta, &d)?;
+                copy_metadata(&s, &meta, &d, ownership)?;
             }
             continue;
         };
@@ -103,7 +109,7 @@ fn apply_layer(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>)
             stack.push((s, d, names, Some(meta)));
         } else {
             remove_any(&d)?;
-            copy_entry(&s, &meta, &d, links)?;
+            copy_entry(&s, &meta, &d, links, ownership)?;
         }
     }
     Ok(())
@@ -111,7 +117,13 @@ fn apply_layer(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>)
 
 /// Copy a non-directory entry (file, symlink, fifo), as a hardlink to an earlier copy of
 /// the same inode when there is one.
-fn copy_entry(s: &Path, meta: &std::fs::Metadata, d: &Path, links: &mut HashMap<(u64, u64), PathBuf>) -> Result<()> {
+fn copy_entry(
+    s: &Path,
+    meta: &std::fs::Metadata,
+    d: &Path,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+    ownership: Ownership,
+) -> Result<()> {
     let ft = meta.file_type();
     if ft.is_file() && meta.nlink() > 1 {
         if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
@@ -131,16 +143,28 @@ fn copy_entry(s: &Path, meta: &std::fs::Metadata, d: &Path, links: &mut HashMap<
         tracing::warn!(path = %s.display(), "skipping a device or socket");
         return Ok(());
     }
-    copy_metadata(s, meta, d)
+    copy_metadata(s, meta, d, ownership)
 }
 
-/// Owner, mode, xattrs and times of `s` onto `d` (not following symlinks).
-fn copy_metadata(s: &Path, meta: &std::fs::Metadata, d: &Path) -> Result<()> {
-    match std::os::unix::fs::lchown(d, Some(meta.uid()), Some(meta.gid())) {
-        Ok(()) => {}
-        // A single-id user namespace cannot give files other owners (unpack says so too).
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-        Err(e) => return Err(io("chown", d)(e)),
+/// Owner, mode, xattrs and times of `s` onto `d` (not following symlinks). A failed
+/// chown is judged by [`chown_verdict`], as in unpack.
+fn copy_metadata(s: &Path, meta: &std::fs::Metadata, d: &Path, ownership: Ownership) -> Result<()> {
+    if let Err(e) = std::os::unix::fs::lchown(d, Some(meta.uid()), Some(meta.gid())) {
+        let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
+        match chown_verdict(errno, ownership) {
+            ChownVerdict::Counted => {
+                tracing::debug!(path = %s.display(), uid = meta.uid(), gid = meta.gid(), error = %e, "owner not copied");
+            }
+            ChownVerdict::Unmapped => {
+                return Err(StorageError::UnmappedCopyOwner {
+                    path: s.to_path_buf(),
+                    copy: d.to_path_buf(),
+                    uid: meta.uid(),
+                    gid: meta.gid(),
+                });
+            }
+            ChownVerdict::Failed => return Err(io("chown", d)(e)),
+        }
     }
     let symlink = meta.file_type().is_symlink();
     if !symlink {
@@ -179,10 +203,10 @@ fn snapshot(root: &Path, rel: &Path, out: &mut HashMap<PathBuf, (u64, i64, i64)>
 }
 
 /// Write the changes of `target` since `before` into the empty directory `upper`, in
-/// overlayfs format.
-pub fn diff(target: &Path, before: &Snapshot, upper: &Path) -> Result<()> {
+/// overlayfs format, with owners as strictly as `ownership` says.
+pub fn diff(target: &Path, before: &Snapshot, upper: &Path, ownership: Ownership) -> Result<()> {
     let mut links = HashMap::new();
-    diff_dir(target, Path::new(""), before, upper, &mut links)?;
+    diff_dir(target, Path::new(""), before, upper, &mut links, ownership)?;
     // Removed paths: a whiteout for each one whose parent is still a directory. Parents
     // are checked component by component, never through a symlink the step may have put
     // in place of a directory (it could point anywhere on the host).
@@ -194,7 +218,7 @@ pub fn diff(target: &Path, before: &Snapshot, upper: &Path) -> Result<()> {
         .collect();
     removed.sort();
     for p in removed {
-        ensure_upper_dirs(target, upper, p.parent().unwrap_or(Path::new("")))?;
+        ensure_upper_dirs(target, upper, p.parent().unwrap_or(Path::new("")), ownership)?;
         let w = upper.join(p);
         nix::sys::stat::mknod(&w, SFlag::S_IFCHR, Mode::empty(), 0)
             .map_err(StorageError::sys("creating whiteout", w.display().to_string()))?;
@@ -218,6 +242,7 @@ fn diff_dir(
     before: &Snapshot,
     upper: &Path,
     links: &mut HashMap<(u64, u64), PathBuf>,
+    ownership: Ownership,
 ) -> Result<()> {
     let mut stack = vec![(rel.to_path_buf(), sorted_names(&target.join(rel))?.into_iter())];
     while let Some((rel, names)) = stack.last_mut() {
@@ -232,21 +257,21 @@ fn diff_dir(
         let changed = before.entries.get(&r) != Some(&(meta.ino(), meta.ctime(), meta.ctime_nsec()));
         if meta.is_dir() {
             if changed {
-                ensure_upper_dirs(target, upper, &r)?;
+                ensure_upper_dirs(target, upper, &r, ownership)?;
             }
             check_depth(&t, stack.len())?;
             let names = sorted_names(&t)?.into_iter();
             stack.push((r, names));
         } else if changed {
-            ensure_upper_dirs(target, upper, &rel)?;
-            copy_entry(&t, &meta, &upper.join(&r), links)?;
+            ensure_upper_dirs(target, upper, &rel, ownership)?;
+            copy_entry(&t, &meta, &upper.join(&r), links, ownership)?;
         }
     }
     Ok(())
 }
 
 /// Create `rel` and its parents in `upper`, with the metadata they have in `target`.
-fn ensure_upper_dirs(target: &Path, upper: &Path, rel: &Path) -> Result<()> {
+fn ensure_upper_dirs(target: &Path, upper: &Path, rel: &Path, ownership: Ownership) -> Result<()> {
     let mut cur = PathBuf::new();
     for c in rel.components() {
         cur.push(c);
@@ -257,7 +282,7 @@ fn ensure_upper_dirs(target: &Path, upper: &Path, rel: &Path) -> Result<()> {
         std::fs::create_dir(&u).map_err(io("creating", &u))?;
         let t = target.join(&cur);
         let meta = std::fs::symlink_metadata(&t).map_err(io("stat", &t))?;
-        copy_metadata(&t, &meta, &u)?;
+        copy_metadata(&t, &meta, &u, ownership)?;
     }
     Ok(())
 }
@@ -280,7 +305,7 @@ mod tests {
         let (l, tg) = (lower.clone(), target.clone());
         let err = std::thread::Builder::new()
             .stack_size(2 << 20)
-            .spawn(move || materialize(&[l], &tg).map(|_| ()))
+            .spawn(move || materialize(&[l], &tg, Ownership::Exact).map(|_| ()))
             .unwrap()
             .join()
             .expect("no stack overflow")
@@ -290,12 +315,12 @@ mod tests {
         // The step's own deep tree: the diff refuses it the same way.
         crate::remove::remove_tree(&target).unwrap();
         std::fs::create_dir(&target).unwrap();
-        let before = materialize(&[], &target).unwrap();
+        let before = materialize(&[], &target, Ownership::Exact).unwrap();
         std::fs::remove_dir(&target).unwrap();
         std::fs::rename(&lower, &target).unwrap();
         let upper = t.path().join("upper");
         std::fs::create_dir(&upper).unwrap();
-        let err = diff(&target, &before, &upper).unwrap_err();
+        let err = diff(&target, &before, &upper, Ownership::Exact).unwrap_err();
         assert!(matches!(err, StorageError::TooDeep { .. }), "{err:?}");
     }
 
@@ -317,7 +342,7 @@ mod tests {
         let whiteouts = nix::sys::stat::mknod(&l2.join("gone"), SFlag::S_IFCHR, Mode::empty(), 0).is_ok();
         std::fs::write(l2.join("new"), "n").unwrap();
 
-        let snap = materialize(&[l1.clone(), l2.clone()], &target).unwrap();
+        let snap = materialize(&[l1.clone(), l2.clone()], &target, Ownership::Exact).unwrap();
         assert_eq!(std::fs::read_to_string(target.join("dir/sub/f")).unwrap(), "1");
         assert_eq!(target.join("gone").exists(), !whiteouts);
         assert_eq!(
@@ -334,7 +359,7 @@ mod tests {
         if !whiteouts {
             return; // the rest needs whiteouts in `upper`
         }
-        diff(&target, &snap, &upper).unwrap();
+        diff(&target, &snap, &upper, Ownership::Exact).unwrap();
         let mut got: Vec<String> = walk(&upper);
         got.sort();
         assert_eq!(got, ["dir/", "dir/added", "dir/sub (whiteout)", "keep", "keep2", "link (whiteout)"]);
@@ -350,13 +375,94 @@ mod tests {
         }
         std::fs::create_dir_all(l1.join("dir")).unwrap();
         std::fs::write(l1.join("dir/gone"), "x").unwrap();
-        let snap = materialize(std::slice::from_ref(&l1), &target).unwrap();
+        let snap = materialize(std::slice::from_ref(&l1), &target, Ownership::Exact).unwrap();
         // The step replaces the directory with a symlink to somewhere else.
         std::fs::remove_dir_all(target.join("dir")).unwrap();
         std::os::unix::fs::symlink(&outside, target.join("dir")).unwrap();
-        diff(&target, &snap, &upper).unwrap();
+        diff(&target, &snap, &upper, Ownership::Exact).unwrap();
         assert_eq!(walk(&upper), ["dir"]);
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "a whiteout was written through the symlink");
+    }
+
+    const IN_USERNS: &str = "SLIPWAY_TEST_VFS_FOREIGN_FILE";
+
+    /// Bind-mounts `file` over `at` (created empty).
+    fn bind_file(file: &Path, at: &Path) {
+        std::fs::write(at, "").unwrap();
+        nix::mount::mount(Some(file), at, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>).unwrap();
+    }
+
+    fn unbind(at: &Path) {
+        nix::mount::umount2(at, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    }
+
+    #[test]
+    fn unmapped_owner_fails_the_copy_in_a_real_user_namespace() {
+        if let Some(foreign) = std::env::var_os(IN_USERNS) {
+            // Inside `unshare -rm`: only our own id is mapped. `foreign` belongs to another
+            // host user, so it shows as the overflow id here, which no chown can set.
+            let foreign = PathBuf::from(foreign);
+            let want = std::fs::read(&foreign).unwrap();
+            let t = tempfile::tempdir().unwrap();
+            let lower = t.path().join("lower");
+            std::fs::create_dir_all(lower.join("etc")).unwrap();
+            let src = lower.join("etc/foreign");
+            bind_file(&foreign, &src);
+            let owner = std::fs::symlink_metadata(&src).unwrap();
+            assert_ne!(owner.uid(), 0, "the file must be owned by an id this namespace does not map");
+
+            let exact = t.path().join("exact");
+            std::fs::create_dir(&exact).unwrap();
+            let e = materialize(std::slice::from_ref(&lower), &exact, Ownership::Exact).map(|_| ()).unwrap_err();
+            assert!(
+                matches!(&e, StorageError::UnmappedCopyOwner { path, uid, gid, .. }
+                    if *path == src && *uid == owner.uid() && *gid == owner.gid()),
+                "{e:?}"
+            );
+            let text = e.to_string();
+            assert!(text.contains(src.to_str().unwrap()) && text.contains(&format!("uid {}", owner.uid())), "{text}");
+            assert!(text.contains("/etc/subuid"), "{text}");
+
+            // A single-id namespace tolerates it: the copy is root's, with the content.
+            let lenient = t.path().join("lenient");
+            std::fs::create_dir(&lenient).unwrap();
+            let snap = materialize(std::slice::from_ref(&lower), &lenient, Ownership::BestEffort).unwrap();
+            assert_eq!(std::fs::read(lenient.join("etc/foreign")).unwrap(), want);
+            assert_eq!(std::fs::symlink_metadata(lenient.join("etc/foreign")).unwrap().uid(), 0);
+
+            // The diff after a step copies owners by the same rule.
+            let added = lenient.join("etc/added");
+            bind_file(&foreign, &added);
+            let upper = t.path().join("upper");
+            std::fs::create_dir(&upper).unwrap();
+            let e = diff(&lenient, &snap, &upper, Ownership::Exact).unwrap_err();
+            assert!(matches!(&e, StorageError::UnmappedCopyOwner { path, .. } if *path == added), "{e:?}");
+            let upper2 = t.path().join("upper2");
+            std::fs::create_dir(&upper2).unwrap();
+            diff(&lenient, &snap, &upper2, Ownership::BestEffort).unwrap();
+            assert_eq!(std::fs::read(upper2.join("etc/added")).unwrap(), want);
+            unbind(&added);
+            unbind(&src);
+            println!("{}", crate::userns_test::CHECKED);
+            return;
+        }
+        // A readable file owned by someone else: /etc/passwd, or as root one given away.
+        let t = tempfile::tempdir().unwrap();
+        let foreign = if nix::unistd::geteuid().is_root() {
+            let f = t.path().join("foreign");
+            std::fs::write(&f, "owned by 1234\n").unwrap();
+            std::os::unix::fs::lchown(&f, Some(1234), Some(1234)).unwrap();
+            std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+            f
+        } else {
+            PathBuf::from("/etc/passwd")
+        };
+        crate::userns_test::rerun_under_unshare(
+            &["-r", "-m"],
+            "vfs::tests::unmapped_owner_fails_the_copy_in_a_real_user_namespace",
+            &[(IN_USERNS, foreign.as_os_str())],
+            120,
+        );
     }
 
     fn walk(root: &Path) -> Vec<String> {

@@ -81,10 +81,20 @@ impl FakeServer {
 fn serve_one(n: usize, stream: TcpStream, handler: &Handler, seen: &Mutex<Vec<Seen>>) {
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
     let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    if reader.read_line(&mut line).is_err() {
-        return;
+    let Some(req) = read_head(&mut reader) else { return };
+    if let Some(len) = req.header("content-length").and_then(|v| v.parse::<u64>().ok()) {
+        let _ = std::io::copy(&mut (&mut reader).take(len), &mut std::io::sink());
     }
+    seen.lock().unwrap().push(req.clone());
+    let mut stream = reader.into_inner();
+    handler(n, &req, &mut stream);
+    let _ = stream.flush();
+}
+
+/// Reads a request line and headers (not the body).
+pub fn read_head(reader: &mut BufReader<TcpStream>) -> Option<Seen> {
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
     let mut parts = line.split_whitespace();
     let method = parts.next().unwrap_or("").to_owned();
     let path = parts.next().unwrap_or("").to_owned();
@@ -98,14 +108,7 @@ fn serve_one(n: usize, stream: TcpStream, handler: &Handler, seen: &Mutex<Vec<Se
             headers.push((k.trim().to_owned(), v.trim().to_owned()));
         }
     }
-    let req = Seen { method, path, headers };
-    if let Some(len) = req.header("content-length").and_then(|v| v.parse::<u64>().ok()) {
-        let _ = std::io::copy(&mut (&mut reader).take(len), &mut std::io::sink());
-    }
-    seen.lock().unwrap().push(req.clone());
-    let mut stream = reader.into_inner();
-    handler(n, &req, &mut stream);
-    let _ = stream.flush();
+    Some(Seen { method, path, headers })
 }
 
 /// A complete response with `Connection: close`.
@@ -316,7 +319,7 @@ fn blob_with_wrong_content_is_a_digest_mismatch() {
         other => panic!("want DigestMismatch, got {other:?}"),
     }
     // The streaming reader reports the same at its end, as an I/O error.
-    let mut reader = client.get_blob(&server.reference("test/img:1"), &digest).unwrap();
+    let mut reader = client.get_blob(&server.reference("test/img:1"), &digest, 8).unwrap();
     let io_err = reader.read_to_end(&mut Vec::new()).unwrap_err();
     assert_eq!(io_err.kind(), std::io::ErrorKind::InvalidData);
     assert!(io_err.to_string().contains("does not match its digest"), "{io_err}");
@@ -333,7 +336,11 @@ fn blob_download_follows_redirects() {
     });
     let client = server.client(AuthStore::empty());
     let mut out = Vec::new();
-    client.get_blob(&server.reference("test/img:1"), &sha256_digest(BLOB)).unwrap().read_to_end(&mut out).unwrap();
+    client
+        .get_blob(&server.reference("test/img:1"), &sha256_digest(BLOB), BLOB.len() as u64)
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
     assert_eq!(out, BLOB);
 }
 

@@ -1,8 +1,9 @@
 // Hostile or broken registries, scripted: bodies longer or shorter than their
-// descriptor, bodies that trickle or stall, tag lists that need pagination or never end.
+// descriptor, bodies that trickle or stall, uploads nobody reads, tag lists that need
+// pagination or never end.
 
-use std::io::Write;
-use std::net::TcpStream;
+use std::io::{BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +15,7 @@ use slipway_storage::registry::{
     sha256_digest,
 };
 
-use super::fake::{FakeServer, respond};
+use super::fake::{FakeServer, read_head, respond};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -285,4 +286,166 @@ fn a_tag_list_that_never_ends_is_refused() {
     let err = impatient(&server, 1).list_tags_paged(&server.reference("a/b:x"), 10_000).unwrap_err();
     assert!(err.to_string().contains(&format!("more than {MAX_TAGS} tags")), "{err}");
     assert_eq!(server.requests().len(), MAX_TAGS / 10_000 + 1);
+}
+
+/// A destination registry for uploads, one thread per connection: POST starts a session,
+/// PUT reads the body (counting it into `received`, answering 201 once it is whole) or,
+/// with `read_puts` false, never reads it and holds the connection; DELETE is accepted.
+struct UploadSink {
+    addr: String,
+    puts: Arc<AtomicU64>,
+    received: Arc<AtomicU64>,
+}
+
+impl UploadSink {
+    fn start(read_puts: bool) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (puts, received) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (puts2, received2) = (Arc::clone(&puts), Arc::clone(&received));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(64) {
+                let Ok(stream) = stream else { break };
+                let (puts, received) = (Arc::clone(&puts2), Arc::clone(&received2));
+                std::thread::spawn(move || {
+                    stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
+                    let mut reader = BufReader::new(stream);
+                    let Some(req) = read_head(&mut reader) else { return };
+                    let reply = match req.method.as_str() {
+                        "POST" => respond("202 Accepted", &[("Location", "/v2/dst/img/blobs/uploads/u1")], b""),
+                        "PUT" if !read_puts => {
+                            puts.fetch_add(1, Ordering::Relaxed);
+                            std::thread::sleep(Duration::from_secs(30));
+                            return;
+                        }
+                        "PUT" => {
+                            puts.fetch_add(1, Ordering::Relaxed);
+                            let len: u64 = req.header("content-length").unwrap().parse().unwrap();
+                            let got = std::io::copy(&mut (&mut reader).take(len), &mut std::io::sink()).unwrap_or(0);
+                            received.fetch_add(got, Ordering::Relaxed);
+                            if got < len {
+                                return;
+                            }
+                            respond("201 Created", &[], b"")
+                        }
+                        _ => respond("204 No Content", &[], b""),
+                    };
+                    let _ = reader.into_inner().write_all(&reply);
+                });
+            }
+        });
+        UploadSink { addr, puts, received }
+    }
+
+    fn reference(&self) -> slipway_storage::reference::Reference {
+        slipway_storage::reference::Reference::parse(&format!("{}/dst/img:1", self.addr)).unwrap()
+    }
+}
+
+/// A source registry whose blob body never ends; counts what it sent.
+fn endless_source(requests: usize) -> (FakeServer, Arc<AtomicU64>) {
+    let sent = Arc::new(AtomicU64::new(0));
+    let sent2 = Arc::clone(&sent);
+    let server = FakeServer::start_streaming(requests, move |_, _, stream| {
+        if stream.write_all(open_ended_head()).is_ok() {
+            endless_zeros(stream, &sent2);
+        }
+    });
+    (server, sent)
+}
+
+#[test]
+fn streamed_blob_passes_on_no_more_than_its_descriptor_size() {
+    let (server, sent) = endless_source(3);
+    let client = impatient(&server, 1);
+    let digest = sha256_digest(b"a one-MiB blob, says the manifest");
+    let mut reader = client.get_blob(&server.reference("src/img:1"), &digest, MIB).unwrap();
+    let mut out = Vec::new();
+    let err = reader.read_to_end(&mut out).unwrap_err();
+    assert!(out.len() as u64 <= MIB, "passed on {} bytes of a {MIB}-byte blob", out.len());
+    let err = slipway_storage::registry::BlobReader::into_registry_error(err).expect("a registry error");
+    assert!(matches!(&err, RegistryError::BlobTooLarge { expected: MIB, seen, .. } if *seen > MIB), "{err:?}");
+    assert!(err.to_string().contains(&digest), "{err}");
+    assert!(reader.read(&mut [0u8; 16]).is_err(), "no clean end after a failure");
+    assert!(sent.load(Ordering::Relaxed) < 64 * MIB, "the client stopped reading early");
+
+    // Shorter than the descriptor: an error at the end, not a short blob.
+    let server = FakeServer::start(1, |_, _| respond("200 OK", &[], b"short"));
+    let mut reader = impatient(&server, 1).get_blob(&server.reference("src/img:1"), &digest, 100).unwrap();
+    let err = reader.read_to_end(&mut Vec::new()).unwrap_err();
+    let err = slipway_storage::registry::BlobReader::into_registry_error(err).expect("a registry error");
+    assert!(matches!(&err, RegistryError::SizeMismatch { expected: 100, found: 5, .. }), "{err:?}");
+    assert!(err.to_string().contains(&digest), "{err}");
+
+    // Announced longer: refused before reading.
+    let server = FakeServer::start(1, |_, _| respond("200 OK", &[], &[0u8; 200]));
+    let err = impatient(&server, 1).get_blob(&server.reference("src/img:1"), &digest, 100).err().unwrap();
+    assert!(matches!(&err, RegistryError::BlobTooLarge { expected: 100, seen: 200, .. }), "{err:?}");
+}
+
+#[test]
+fn registry_to_registry_copy_of_an_endless_blob_fails_naming_the_digest() {
+    let (source, sent) = endless_source(3);
+    let dest = UploadSink::start(true);
+    let client = Client::new(
+        slipway_storage::registry::RegistryConfig::default().with_insecure([source.addr.clone(), dest.addr.clone()]),
+        AuthStore::empty(),
+    )
+    .with_retry_policy(RetryPolicy { attempts: 3, initial: Duration::from_millis(5), max: Duration::from_millis(10) })
+    .with_progress_deadline(ProgressDeadline { window: Duration::from_secs(1), min_bytes: 1024 });
+    let digest = sha256_digest(b"a one-MiB layer, says the manifest");
+    let started = Instant::now();
+    let err = client.copy_blob(&source.reference("src/img:1"), &dest.reference(), &digest, MIB).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    match &err {
+        RegistryError::BlobTooLarge { digest: d, expected, seen, .. } => {
+            assert_eq!((d, *expected), (&digest, MIB));
+            assert!(*seen > MIB, "{seen}");
+        }
+        other => panic!("want BlobTooLarge, got {other:?}"),
+    }
+    assert!(err.to_string().contains(&digest), "{err}");
+    assert!(
+        dest.received.load(Ordering::Relaxed) < MIB,
+        "the destination got {} bytes: the whole (wrong) blob was uploaded",
+        dest.received.load(Ordering::Relaxed)
+    );
+    assert_eq!(dest.puts.load(Ordering::Relaxed), 1, "an oversized source is not retried");
+    assert_eq!(source.requests().len(), 1);
+    assert!(sent.load(Ordering::Relaxed) < 64 * MIB, "the source was not read on");
+}
+
+#[test]
+fn upload_to_a_registry_that_stops_reading_fails_the_progress_deadline() {
+    let dest = UploadSink::start(false);
+    // 64 MiB of zeros: far more than the loopback socket buffers hold.
+    const SIZE: u64 = 64 * MIB;
+    let digest = sha256_digest(b"what the zeros would hash to does not matter");
+    let client = Client::new(
+        slipway_storage::registry::RegistryConfig::default().with_insecure([dest.addr.clone()]),
+        AuthStore::empty(),
+    )
+    .with_retry_policy(RetryPolicy { attempts: 2, initial: Duration::from_millis(5), max: Duration::from_millis(10) })
+    .with_progress_deadline(ProgressDeadline { window: Duration::from_secs(2), min_bytes: 1024 });
+    let reference = dest.reference();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        let r = client.push_blob_with(&reference, &digest, SIZE, || Ok(std::io::repeat(0).take(SIZE)));
+        let _ = tx.send(r);
+    });
+    let err = rx
+        .recv_timeout(Duration::from_secs(40))
+        .expect("the upload still hangs after 40 s: no progress deadline on uploads")
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(4) && took < Duration::from_secs(30), "took {took:?}");
+    assert!(
+        matches!(&err, RegistryError::UploadStalled { window_secs: 2, min_bytes: 1024, sent, .. } if *sent < SIZE),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains(&format!("stalled at http://{}/v2/dst/img/blobs/uploads/u1?digest=", dest.addr)), "{text}");
+    assert!(text.contains("raise SLIPWAY_REGISTRY_PROGRESS_TIMEOUT (seconds, now 2)"), "{text}");
+    assert_eq!(dest.puts.load(Ordering::Relaxed), 2, "one retry, then given up");
 }

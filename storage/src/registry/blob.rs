@@ -15,13 +15,24 @@ use crate::reference::{Reference, validate_digest};
 
 const COPY_BUFFER: usize = 256 * 1024;
 
-/// A blob's body as it arrives. Reading it to the end checks the digest: a mismatch
-/// surfaces as an `InvalidData` I/O error wrapping [`RegistryError::DigestMismatch`].
+/// A blob's body as it arrives, bounded by its descriptor's size: it never passes on
+/// more than `size` bytes. A body that goes on past `size` ([`RegistryError::BlobTooLarge`]),
+/// ends before it ([`RegistryError::SizeMismatch`]) or does not hash to the digest
+/// ([`RegistryError::DigestMismatch`]) is an `InvalidData` I/O error wrapping the
+/// [`RegistryError`] (see [`BlobReader::into_registry_error`]). The end is checked before
+/// the last bytes are handed out, so a consumer (an upload) never sees a whole blob that
+/// turns out to be wrong.
 pub struct BlobReader {
     body: ProgressReader<ureq::BodyReader<'static>>,
     hasher: Option<DigestHasher>,
     expected: String,
+    size: u64,
+    count: u64,
+    /// `registry/repository`, for errors.
+    source: (String, String),
     content_length: Option<u64>,
+    /// Set once the end check failed: later reads fail too, never a clean end.
+    failed: bool,
 }
 
 impl BlobReader {
@@ -29,31 +40,102 @@ impl BlobReader {
     pub fn content_length(&self) -> Option<u64> {
         self.content_length
     }
+
+    /// The [`RegistryError`] an I/O error of this reader carries, if it is one.
+    pub fn into_registry_error(e: io::Error) -> Result<RegistryError, io::Error> {
+        if e.get_ref().is_some_and(|inner| inner.is::<RegistryError>()) {
+            let inner = e.into_inner().expect("checked above");
+            return Ok(*inner.downcast::<RegistryError>().expect("checked above"));
+        }
+        Err(e)
+    }
+
+    fn invalid(err: RegistryError) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, err)
+    }
+
+    /// At `size` bytes: the body must end here, and hash to the digest.
+    fn check_end(&mut self) -> io::Result<()> {
+        let Some(hasher) = self.hasher.take() else { return Ok(()) };
+        let mut probe = [0u8; 1];
+        let extra = loop {
+            match self.body.read(&mut probe) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => break other?,
+            }
+        };
+        if extra > 0 {
+            return Err(Self::invalid(RegistryError::BlobTooLarge {
+                registry: self.source.0.clone(),
+                repository: self.source.1.clone(),
+                digest: self.expected.clone(),
+                expected: self.size,
+                seen: self.size + extra as u64,
+            }));
+        }
+        let found = hasher.finish();
+        if found != self.expected {
+            return Err(Self::invalid(RegistryError::DigestMismatch {
+                what: format!("blob {} from {}/{}", self.expected, self.source.0, self.source.1),
+                expected: self.expected.clone(),
+                found,
+            }));
+        }
+        Ok(())
+    }
 }
 
 impl Read for BlobReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.body.read(buf)?;
-        if n > 0 {
-            if let Some(hasher) = &mut self.hasher {
-                hasher.update(&buf[..n]);
-            }
-        } else if !buf.is_empty()
-            && let Some(hasher) = self.hasher.take()
-        {
-            let found = hasher.finish();
-            if found != self.expected {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    RegistryError::DigestMismatch {
-                        what: format!("blob {}", self.expected),
-                        expected: self.expected.clone(),
-                        found,
-                    },
-                ));
-            }
+        if self.failed {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("blob {} already failed its size or digest check", self.expected),
+            ));
+        }
+        if buf.is_empty() || self.hasher.is_none() {
+            return Ok(0);
+        }
+        let left = self.size - self.count;
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = if want == 0 { 0 } else { self.body.read(&mut buf[..want])? };
+        if n == 0 && left > 0 {
+            self.failed = true;
+            return Err(Self::invalid(RegistryError::SizeMismatch {
+                digest: self.expected.clone(),
+                expected: self.size,
+                found: self.count,
+            }));
+        }
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
+        self.count += n as u64;
+        if self.count == self.size {
+            // Withholds this read's bytes if the blob turns out wrong.
+            self.check_end().inspect_err(|_| self.failed = true)?;
         }
         Ok(n)
+    }
+}
+
+/// An upload's source, keeping its first error for the caller: the HTTP client only
+/// reports that the body failed.
+struct Source<R> {
+    inner: R,
+    failed: Option<io::Error>,
+}
+
+impl<R: Read> Read for Source<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => {
+                let copy = io::Error::new(e.kind(), e.to_string());
+                self.failed.get_or_insert(e);
+                Err(copy)
+            }
+            other => other,
+        }
     }
 }
 
@@ -82,16 +164,33 @@ impl Client {
         self.request(reference, method, url, Scope::pull(&reference.repository), format!("{action} blob {digest}"))
     }
 
-    /// Opens a blob for streaming, following redirects (e.g. to object storage). The
-    /// reader verifies the digest when read to the end.
-    pub fn get_blob(&self, reference: &Reference, digest: &str) -> Result<BlobReader, RegistryError> {
+    /// Opens a blob of `size` bytes (its descriptor's) for streaming, following
+    /// redirects (e.g. to object storage). The reader passes on at most `size` bytes and
+    /// checks the end and the digest (see [`BlobReader`]); a body announced longer than
+    /// `size` is [`RegistryError::BlobTooLarge`] before anything is read.
+    pub fn get_blob(&self, reference: &Reference, digest: &str, size: u64) -> Result<BlobReader, RegistryError> {
         let (response, _) = self.open_blob(reference, digest, 0)?;
-        let content_length = response.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse().ok());
+        let content_length = header(&response, "content-length").and_then(|v| v.parse::<u64>().ok());
+        if let Some(len) = content_length
+            && len > size
+        {
+            return Err(RegistryError::BlobTooLarge {
+                registry: reference.registry.clone(),
+                repository: reference.repository.clone(),
+                digest: digest.to_owned(),
+                expected: size,
+                seen: len,
+            });
+        }
         Ok(BlobReader {
             body: self.body_reader(response),
             hasher: Some(DigestHasher::for_digest(digest)),
             expected: digest.to_owned(),
+            size,
+            count: 0,
+            source: (reference.registry.clone(), reference.repository.clone()),
             content_length,
+            failed: false,
         })
     }
 
@@ -322,13 +421,25 @@ impl Client {
         );
         req.headers.push(("Content-Type", "application/octet-stream".to_owned()));
         let mut hashing = HashingReader {
-            inner: reader.take(size),
+            inner: Source { inner: reader.take(size), failed: None },
             size: Some(size),
             hasher: DigestHasher::for_digest(digest),
             count: 0,
             eof: false,
         };
         let result = self.send(&req, Body::Stream(&mut hashing, size));
+        let result = match (result, hashing.inner.failed.take()) {
+            // The source broke the request: its own error says why.
+            (Err(_), Some(e)) => Err(BlobReader::into_registry_error(e).unwrap_or_else(|source| RegistryError::Io {
+                action: format!("reading blob for upload to {}/{}", reference.registry, reference.repository),
+                digest: digest.to_owned(),
+                source,
+            })),
+            (Err(RegistryError::UploadStalled { what, url, window_secs, min_bytes, .. }), None) => {
+                Err(RegistryError::UploadStalled { what, url, window_secs, min_bytes, sent: hashing.count })
+            }
+            (result, _) => result,
+        };
         let outcome = match result {
             Ok(response) if response.status().as_u16() == 201 => {
                 if let Some(got) = header(&response, "docker-content-digest")
@@ -363,7 +474,7 @@ impl Client {
     }
 
     /// Like [`Client::push_blob`], but re-opens the content and starts over when an
-    /// attempt fails for a transient reason (network, 5xx, 429).
+    /// attempt fails for a transient reason (network, 5xx, 429, a stalled upload).
     pub fn push_blob_with<R, F>(
         &self,
         reference: &Reference,
@@ -375,14 +486,40 @@ impl Client {
         R: Read,
         F: FnMut() -> io::Result<R>,
     {
-        let mut attempt = 1;
-        loop {
-            let reader = open().map_err(|source| RegistryError::Io {
+        self.push_retrying(reference, digest, size, || {
+            open().map_err(|source| RegistryError::Io {
                 action: "opening blob for upload".to_owned(),
                 digest: digest.to_owned(),
                 source,
-            })?;
-            match self.push_blob(reference, digest, size, reader) {
+            })
+        })
+    }
+
+    /// Streams a blob of `size` bytes from `source` into `dest`'s repository (another
+    /// registry, or one that declined a mount), never through the local disk. The source
+    /// is bounded by `size` and verified (see [`Client::get_blob`]): a body that is longer,
+    /// shorter or wrong fails the copy, naming the digest, before the upload completes.
+    /// Transient failures start over with a fresh GET, as [`Client::push_blob_with`] does.
+    pub fn copy_blob(
+        &self,
+        source: &Reference,
+        dest: &Reference,
+        digest: &str,
+        size: u64,
+    ) -> Result<(), RegistryError> {
+        self.push_retrying(dest, digest, size, || self.get_blob(source, digest, size))
+    }
+
+    fn push_retrying<R: Read>(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        size: u64,
+        mut open: impl FnMut() -> Result<R, RegistryError>,
+    ) -> Result<(), RegistryError> {
+        let mut attempt = 1;
+        loop {
+            match self.push_blob(reference, digest, size, open()?) {
                 Err(e) if e.is_transient() && attempt < self.retry_policy().attempts => {
                     let delay = self.retry_policy().delay(attempt);
                     tracing::warn!(registry = %reference.registry, %digest, error = %e, ?delay, "blob upload failed; starting over");

@@ -112,7 +112,7 @@ impl Client {
     }
 
     /// Replaces the progress deadline every transfer must keep (and the agent's
-    /// per-read timeout, which is its window).
+    /// per-read and per-write timeouts, which are its window).
     pub fn with_progress_deadline(mut self, progress: ProgressDeadline) -> Self {
         self.progress = progress;
         self.agent = build_agent(false, progress.window);
@@ -220,6 +220,17 @@ impl Client {
                     std::thread::sleep(delay);
                     attempt += 1;
                     continue;
+                }
+                Err(ureq::Error::Timeout(ureq::Timeout::PerWrite | ureq::Timeout::SendBody)) => {
+                    // The registry took no part of the body within the progress window
+                    // (the agent's per-write timeout), on every attempt.
+                    return Err(RegistryError::UploadStalled {
+                        what: req.action.clone(),
+                        url: req.url.clone(),
+                        window_secs: self.progress.window.as_secs(),
+                        min_bytes: self.progress.min_bytes,
+                        sent: 0,
+                    });
                 }
                 Err(ureq::Error::Timeout(_)) => {
                     // Nothing arrived within the progress window (the agent's per-read
@@ -465,14 +476,15 @@ impl Client {
     }
 }
 
-/// The agent: connect within 10 s; each read (response head or body) within the
-/// progress window; each write within 5 min.
-fn build_agent(skip_tls_verify: bool, read_window: Duration) -> Agent {
+/// The agent: connect within 10 s; each read (response head or body) and each write
+/// (request head or body) within the progress window, so a registry that stops sending,
+/// or stops reading an upload, is a stall.
+fn build_agent(skip_tls_verify: bool, window: Duration) -> Agent {
     let mut config = Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(10)))
-        .timeout_per_read(Some(read_window))
-        .timeout_per_write(Some(Duration::from_secs(300)))
+        .timeout_per_read(Some(window))
+        .timeout_per_write(Some(window))
         .redirect_auth_headers(RedirectAuthHeaders::SameHost)
         .user_agent(concat!("slipway/", env!("CARGO_PKG_VERSION")));
     if skip_tls_verify {

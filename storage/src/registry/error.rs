@@ -76,6 +76,14 @@ pub enum RegistryError {
     )]
     Stalled { what: String, url: String, seen: u64, window_secs: u64, min_bytes: u64, received: u64 },
 
+    #[error(
+        "{what} stalled at {url}: the registry took no part of the request body for {window_secs}s \
+         (at least {min_bytes} bytes are required in every {window_secs}s; {sent} bytes handed over \
+         in all); if the registry is only slow, raise SLIPWAY_REGISTRY_PROGRESS_TIMEOUT (seconds, now \
+         {window_secs})"
+    )]
+    UploadStalled { what: String, url: String, window_secs: u64, min_bytes: u64, sent: u64 },
+
     #[error("manifest {reference} is larger than {limit} bytes: refusing to read it")]
     ManifestTooLarge { reference: String, limit: u64 },
 
@@ -120,6 +128,8 @@ impl RegistryError {
     pub fn is_transient(&self) -> bool {
         match self {
             RegistryError::Transport { source, .. } => super::retry::is_transient(source),
+            // A fresh connection may find the registry reading again.
+            RegistryError::UploadStalled { .. } => true,
             RegistryError::Status { status, .. } => *status == 429 || *status >= 500,
             RegistryError::Io { source, .. } => super::retry::is_transient_io(source),
             _ => false,
