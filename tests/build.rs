@@ -93,6 +93,7 @@ fn build_run_rebuild(test: &str, env: Env) {
         env.slipway()
             .args(["build", "--insecure-registry", &reg, "--dir"])
             .arg(&dir)
+            .arg("--save-build-report")
             .arg("--build-report-path")
             .arg(&report),
     );
@@ -115,7 +116,14 @@ fn build_run_rebuild(test: &str, env: Env) {
     assert_eq!(stdout(&out), "default command\n");
 
     // Nothing changed: no step runs, the same image comes out, no registry needed.
-    let out = run_ok(env.slipway().args(["build", "--dir"]).arg(&dir).arg("--build-report-path").arg(&report));
+    let out = run_ok(
+        env.slipway()
+            .args(["build", "--dir"])
+            .arg(&dir)
+            .arg("--save-build-report")
+            .arg("--build-report-path")
+            .arg(&report),
+    );
     let log = stdout(&out);
     assert!(!log.contains("built in"), "a step ran on a cached rebuild:\n{log}");
     assert_eq!(log.matches("cached").count(), 9, "{log}");
@@ -253,6 +261,7 @@ fn templates_and_env_report() {
             .env("WERF_TEST_IMAGE", "back-end.v2")
             .args(["build", "--dir"])
             .arg(&dir)
+            .arg("--save-build-report")
             .arg("--build-report-path")
             .arg(&report),
     );
@@ -263,6 +272,7 @@ fn templates_and_env_report() {
             .env_remove("WERF_TEST_IMAGE")
             .args(["build", "--dir"])
             .arg(&dir)
+            .arg("--save-build-report")
             .arg("--build-report-path")
             .arg(&report),
     );
@@ -431,6 +441,7 @@ fn dependencies_build_first_and_pass_build_args() {
         env.slipway()
             .args(["build", "app", "--insecure-registry", &reg, "--dir"])
             .arg(&dir)
+            .arg("--save-build-report")
             .arg("--build-report-path")
             .arg(&report),
     );

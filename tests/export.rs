@@ -54,6 +54,7 @@ fn exports_two_of_three_images_without_werf_labels() {
         env.slipway()
             .args(["build", "--insecure-registry", &reg, "--repo", &repo, "--dir"])
             .arg(&dir)
+            .arg("--save-build-report")
             .arg("--build-report-path")
             .arg(&report),
     );

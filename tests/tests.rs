@@ -13,5 +13,6 @@ mod fds;
 mod proxy;
 mod registry;
 mod repo;
+mod report;
 mod sandbox;
 mod security;

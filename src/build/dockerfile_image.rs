@@ -4,7 +4,7 @@
 use super::log::Log;
 use super::plan::{Base, Plan, PlannedStage};
 use super::pull::Puller;
-use super::report::{ImageReport, StageReport};
+use super::report::{StageMeta, StageRecord, dockerfile_stage_name};
 use super::stages::Stages;
 use super::state::{ImageState, StageLabels};
 use super::steps::{self, StepEnv};
@@ -13,7 +13,7 @@ use crate::dockerfile::StageRef;
 use anyhow::Context;
 use slipway_runtime::rlimit::Rlimit;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 pub struct DockerfileBuild<'a> {
@@ -35,7 +35,12 @@ pub struct DockerfileBuild<'a> {
     pub secrets: &'a [crate::config::Secret],
     /// Results of Dockerfile stages already built in this run.
     pub built: RefCell<HashMap<usize, ImageState>>,
-    pub report: RefCell<ImageReport>,
+    /// Where stages are named (`DockerRepo` of stage records): the primary repo or the
+    /// project (local store).
+    pub stage_repo: &'a str,
+    /// The report's stage records and the seconds each took, by Dockerfile stage index
+    /// (the imageSpec stage goes with the target).
+    pub report: RefCell<BTreeMap<usize, Vec<(StageRecord, f64)>>>,
 }
 
 impl DockerfileBuild<'_> {
@@ -62,7 +67,7 @@ impl DockerfileBuild<'_> {
         let name = "imageSpec".to_string();
         if let Some(found) = self.stages.lookup(&digest)? {
             self.log.stage(self.image, &name, &digest, &format!("cached ({})", found.source));
-            self.report.borrow_mut().stages.insert(name, StageReport::cached(&digest, found.source));
+            self.record(self.plan.target, &name, &found.state, found_meta(found.source), 0.0)?;
             return Ok((found.state, digest));
         }
         if self.require_built {
@@ -72,6 +77,7 @@ impl DockerfileBuild<'_> {
             );
         }
         let t = Instant::now();
+        let meta = self.meta_on(&state, "local")?;
         let mut built = state.clone();
         super::image_spec::apply(spec, &mut built.config, self.project, self.shown())?;
         let labels = StageLabels {
@@ -82,9 +88,7 @@ impl DockerfileBuild<'_> {
         let (stored, _) = self.stages.publish(&built, &digest, &name, &labels)?;
         let secs = t.elapsed().as_secs_f64();
         self.log.stage(self.image, &name, &digest, &format!("built in {secs:.2}s"));
-        let mut report = self.report.borrow_mut();
-        report.stages.insert(name, StageReport::built(&digest, secs, 0, false));
-        report.rebuilt = true;
+        self.record(self.plan.target, &name, &stored, meta, secs)?;
         Ok((stored, digest))
     }
 
@@ -101,9 +105,14 @@ impl DockerfileBuild<'_> {
     /// An image named outside this Dockerfile: another werf image's stage in the local
     /// store (`PROJECT:DIGEST-TS`), else pulled from its registry.
     fn external_image(&self, reference: &str) -> anyhow::Result<ImageState> {
+        Ok(self.external_image_pulled(reference)?.0)
+    }
+
+    /// [`Self::external_image`], and whether a layer had to be downloaded for it.
+    fn external_image_pulled(&self, reference: &str) -> anyhow::Result<(ImageState, bool)> {
         match self.stages.local_image(reference)? {
-            Some(state) => Ok(state),
-            None => self.puller.pull(reference),
+            Some(state) => Ok((state, false)),
+            None => self.puller.pull_counted(reference).map(|(s, fetched)| (s, fetched > 0)),
         }
     }
 
@@ -131,12 +140,17 @@ impl DockerfileBuild<'_> {
         // The newest step with a stored stage: everything before it is not needed.
         let mut start = 0;
         let mut state = None;
+        // Where the current state came from (`Found::source`), for the next stage's meta.
+        let mut origin = "local";
         for (k, step) in ps.steps.iter().enumerate().rev() {
             if let Some(found) = self.stages.lookup(&step.digest)? {
                 for earlier in &ps.steps[..k] {
-                    self.cached(ps, earlier, "cached", found.source);
+                    // Only for the report: werf lists every stage with its image.
+                    let peeked = self.stages.lookup_primary(&earlier.digest)?;
+                    self.cached(ps, earlier, "cached", peeked.as_ref())?;
                 }
-                self.cached(ps, step, &format!("cached ({})", found.source), found.source);
+                self.cached(ps, step, &format!("cached ({})", found.source), Some(&found))?;
+                origin = found.source;
                 state = Some(found.state);
                 start = k + 1;
                 break;
@@ -157,16 +171,27 @@ impl DockerfileBuild<'_> {
             let name = self.stage_name(ps, &planned.name);
             let t = Instant::now();
             let parent_id = state.as_ref().and_then(|s: &ImageState| s.stage.as_ref().map(|st| st.id()));
+            let mut meta = match &state {
+                Some(prev) => self.meta_on(prev, origin)?,
+                None => StageMeta::BUILT_ON_LOCAL,
+            };
             let built = match &planned.step {
                 None => match &ps.base {
                     Base::Scratch => ImageState::scratch(),
                     Base::Image(r) => {
-                        let base = self
-                            .external_image(r)
+                        let (base, pulled) = self
+                            .external_image_pulled(r)
                             .with_context(|| format!("{}:{}: FROM {r}", df.file, df.stages[ps.index].line))?;
+                        if pulled {
+                            meta = StageMeta::BUILT_ON_PULLED_IMAGE;
+                        }
                         self.run_triggers(ps, planned, r, base)?
                     }
-                    Base::Stage(s) => self.stage(*s)?,
+                    Base::Stage(s) => {
+                        let base = self.stage(*s)?;
+                        meta = self.meta_on(&base, "local")?;
+                        base
+                    }
                 },
                 Some(step) => {
                     self.log.step_command(&step.original);
@@ -181,12 +206,8 @@ impl DockerfileBuild<'_> {
             let status =
                 if ours { format!("built in {secs:.2}s") } else { "built, but another build stored it first".into() };
             self.log.stage(self.image, &name, &planned.digest, &status);
-            let new_layer = built.layers.len() > state.as_ref().map_or(0, |s| s.layers.len());
-            let size = stored.layers.last().filter(|_| new_layer).map_or(0, |l| l.size);
-            let pulled = planned.step.is_none() && matches!(ps.base, Base::Image(_));
-            let mut report = self.report.borrow_mut();
-            report.stages.insert(name, StageReport::built(&planned.digest, secs, size, pulled));
-            report.rebuilt = true;
+            self.record(ps.index, &planned.name, &stored, meta, secs)?;
+            origin = "local";
             state = Some(stored);
         }
         Ok(state.expect("a stage has at least its FROM step"))
@@ -223,10 +244,56 @@ impl DockerfileBuild<'_> {
         Ok(state)
     }
 
-    fn cached(&self, ps: &PlannedStage, step: &super::plan::PlannedStep, status: &str, source: &str) {
+    /// Log a stage found in storage and report it (`found` is `None` for an earlier
+    /// stage the primary storage no longer has: it is left out, as werf leaves out a
+    /// stage without an image).
+    fn cached(
+        &self,
+        ps: &PlannedStage,
+        step: &super::plan::PlannedStep,
+        status: &str,
+        found: Option<&super::stages::Found>,
+    ) -> anyhow::Result<()> {
         let name = self.stage_name(ps, &step.name);
         self.log.stage(self.image, &name, &step.digest, status);
-        self.report.borrow_mut().stages.insert(name, StageReport::cached(&step.digest, source));
+        match found {
+            Some(f) => self.record(ps.index, &step.name, &f.state, found_meta(f.source), 0.0),
+            None => Ok(()),
+        }
+    }
+
+    /// Add a stage record; `step_name` is the plan's (`3-RUN`), reported as werf's
+    /// staged mode names the stage (`run`).
+    fn record(
+        &self,
+        index: usize,
+        step_name: &str,
+        state: &ImageState,
+        meta: StageMeta,
+        secs: f64,
+    ) -> anyhow::Result<()> {
+        let keyword = step_name.split_once('-').map_or(step_name, |(_, k)| k);
+        let name = if step_name == "imageSpec" { step_name.to_string() } else { dockerfile_stage_name(keyword) };
+        let facts = super::stage_facts(self.stages.store, self.stage_repo, state)?;
+        let record = StageRecord::new(&name, &facts, meta, 0.0);
+        self.report.borrow_mut().entry(index).or_default().push((record, secs));
+        Ok(())
+    }
+
+    /// werf's meta of a stage built on `base`: no fetch when its layers are all local;
+    /// else fetched from a cache repo (pulled) or the primary.
+    fn meta_on(&self, base: &ImageState, origin: &str) -> anyhow::Result<StageMeta> {
+        let store = self.stages.store;
+        for (layer, diff_id) in base.layers.iter().zip(base.diff_ids()) {
+            if store.layer_meta(diff_id)?.is_none() && store.layer_for_blob(&layer.digest)?.is_none() {
+                return Ok(if origin == "cache" {
+                    StageMeta::BUILT_ON_CACHE_STAGE
+                } else {
+                    StageMeta::BUILT_ON_REPO_STAGE
+                });
+            }
+        }
+        Ok(StageMeta::BUILT_ON_LOCAL)
     }
 }
 
@@ -237,4 +304,9 @@ impl steps::Images for DockerfileBuild<'_> {
             StageRef::Image(r) => self.external_image(r),
         }
     }
+}
+
+/// The report's meta of a stage found in storage.
+fn found_meta(source: &str) -> StageMeta {
+    if source == "secondary" { StageMeta::SECONDARY } else { StageMeta::FOUND }
 }

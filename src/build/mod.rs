@@ -30,7 +30,7 @@ use crate::config::{Image, ImageKind, WerfConfig};
 use crate::context::BuildContext;
 use crate::project::{Project, join_rel};
 use anyhow::{Context, bail};
-use report::{BuildReport, ImageReport};
+use report::{BuildReport, ImageRecord, StageFacts};
 use slipway_storage::registry::{AuthStore, Client, RegistryConfig};
 use slipway_storage::store::Store;
 use std::collections::BTreeMap;
@@ -92,7 +92,7 @@ pub fn build(
         }
         pending = rest;
         for chunk in ready.chunks(settings.parallel.max(1)) {
-            let results: Vec<anyhow::Result<(ImageReport, ImageState)>> = if chunk.len() == 1 {
+            let results: Vec<anyhow::Result<(Vec<ImageRecord>, ImageState)>> = if chunk.len() == 1 {
                 vec![run.image(&project.repo, chunk[0], &report)]
             } else {
                 std::thread::scope(|s| {
@@ -112,8 +112,10 @@ pub fn build(
                 })
             };
             for (image, result) in chunk.iter().zip(results) {
-                let (r, state) = result?;
-                report.images.insert(image.name.clone(), r);
+                let (records, state) = result?;
+                for r in records {
+                    report.images.insert(r.werf_image_name.clone(), r);
+                }
                 states.insert(image.name.clone(), state);
             }
         }
@@ -143,7 +145,7 @@ impl Run<'_> {
         repo: &crate::git::Repo,
         image: &Image,
         done: &BuildReport,
-    ) -> anyhow::Result<(ImageReport, ImageState)> {
+    ) -> anyhow::Result<(Vec<ImageRecord>, ImageState)> {
         let (store, log, settings) = (self.store, self.log, self.settings);
         let puller = Puller { client: &self.client, store, log };
         let stages = stage_storage(self.name, store, &self.client, &puller, settings, log)?;
@@ -198,29 +200,111 @@ impl Run<'_> {
             image_spec: d.image_spec.as_ref(),
             secrets: &d.secrets,
             built: Default::default(),
+            stage_repo: stages.primary.as_ref().map_or(self.name, |p| p.name.as_str()),
             report: Default::default(),
         };
         let state = b.run()?;
-        let stage = state.stage.clone().expect("built images are stored");
-        let manifest = stage.record.manifest.clone();
-        let config_digest = store.manifest(&manifest)?.config.digest;
         let repo_name =
             match (image.final_.then(|| stages.to_final_repo(&state)).transpose()?.flatten(), &stages.primary) {
                 (Some(fr), _) => fr.name.clone(),
                 (None, Some(p)) => p.name.clone(),
                 (None, None) => self.name.to_string(),
             };
-        let mut r: ImageReport = b.report.into_inner();
-        r.werf_image_name = image.name.clone();
-        r.docker_tag = stage.id();
-        r.docker_image_id = config_digest.to_string();
-        r.docker_image_digest = manifest.to_string();
-        r.docker_image_name = format!("{repo_name}:{}", stage.id());
-        r.docker_repo = repo_name;
-        r.final_ = image.final_;
-        log.image_footer(&shown, started.elapsed().as_secs_f64(), &r.docker_image_name);
-        Ok((r, state))
+        let last = stage_facts(store, &repo_name, &state)?;
+        let config_type = if d.staged { "staged" } else { "dockerfile" };
+        let mut by_stage = b.report.into_inner();
+        let (stages, secs): (Vec<_>, Vec<_>) = by_stage.remove(&plan.target).unwrap_or_default().into_iter().unzip();
+        let mut records = vec![report::image_record(
+            &image.name,
+            config_type,
+            image.final_,
+            &last,
+            stages,
+            &secs,
+            started.elapsed().as_secs_f64(),
+        )];
+        // werf's staged mode makes every other Dockerfile stage an image of its own,
+        // `IMAGE/stage/NAME` (or `IMAGE/stageN`), which werf.yaml does not know.
+        if d.staged {
+            for (index, entries) in by_stage {
+                let Some((last_record, _)) = entries.last() else { continue };
+                let last = StageFacts {
+                    repo: last_record.docker_image_name.rsplit_once(':').map_or("", |(r, _)| r).to_string(),
+                    id: last_record.docker_tag.clone(),
+                    config_digest: last_record.docker_image_id.clone(),
+                    manifest_digest: last_record.docker_image_digest.clone(),
+                    created: None,
+                    layer_sizes: vec![u64::try_from(last_record.size).unwrap_or(0)],
+                    commit: last_record.commit.clone(),
+                };
+                let total: f64 = entries.iter().map(|(_, s)| s).sum();
+                let (stages, secs): (Vec<_>, Vec<_>) = entries.into_iter().unzip();
+                let name = match &plan.dockerfile.stages[index].name {
+                    Some(n) => format!("{}/stage/{n}", image.name),
+                    None => format!("{}/stage{index}", image.name),
+                };
+                records.push(report::image_record(&name, "unknown", false, &last, stages, &secs, total));
+            }
+        }
+        log.image_footer(&shown, started.elapsed().as_secs_f64(), &records[0].docker_image_name);
+        Ok((records, state))
     }
+}
+
+/// The image a build report names (`DockerImageName`, for `export --use-build-report`):
+/// a stage of the local store (`PROJECT:DIGEST-TS`), else pulled. Returns it with its
+/// manifest digest, which must be the report's `DockerImageDigest` when that is given.
+pub fn report_image(
+    project: &str,
+    store: &Store,
+    settings: &BuildSettings,
+    log: &Log,
+    name: &str,
+    digest: &str,
+) -> anyhow::Result<(ImageState, slipway_storage::Digest)> {
+    let client = registry_client(settings)?;
+    let puller = Puller { client: &client, store, log };
+    let stages = stage_storage(project, store, &client, &puller, settings, log)?;
+    let (state, manifest) = match stages.local_image(name)? {
+        Some(state) => {
+            let m = state.stage.as_ref().context("a local stage is recorded")?.record.manifest.clone();
+            (state, m)
+        }
+        None => {
+            let (state, _) = puller.pull_counted(name)?;
+            let reference = slipway_storage::reference::Reference::parse(name)?;
+            let m = store
+                .image_ref(&reference.to_string())?
+                .with_context(|| format!("{name} was pulled but not recorded"))?;
+            (state, m)
+        }
+    };
+    if !digest.is_empty() && manifest.as_str() != digest {
+        bail!("{name} is {manifest} now, but the build report says {digest}");
+    }
+    Ok((state, manifest))
+}
+
+/// A stored stage as the report describes it, named in `repo`.
+fn stage_facts(store: &Store, repo: &str, state: &ImageState) -> anyhow::Result<StageFacts> {
+    let stage = state.stage.as_ref().context("the stage is not stored")?;
+    let manifest = store.manifest(&stage.record.manifest)?;
+    Ok(StageFacts {
+        repo: repo.to_string(),
+        id: stage.id(),
+        config_digest: manifest.config.digest.to_string(),
+        manifest_digest: stage.record.manifest.to_string(),
+        created: state.config.created.clone(),
+        layer_sizes: manifest.layers.iter().map(|l| l.size).collect(),
+        commit: state
+            .config
+            .config
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("werf-project-repo-commit"))
+            .cloned()
+            .unwrap_or_default(),
+    })
 }
 
 /// The selected images and the images they depend on, each after its dependencies.

@@ -20,8 +20,8 @@ pub struct Puller<'a> {
 }
 
 impl Puller<'_> {
-    /// Pull `name` (linux/amd64) with all its layers.
-    pub fn pull(&self, name: &str) -> anyhow::Result<ImageState> {
+    /// Pull `name` (linux/amd64) with all its layers; returns how many were downloaded.
+    pub fn pull_counted(&self, name: &str) -> anyhow::Result<(ImageState, usize)> {
         let reference = Reference::parse(name).with_context(|| format!("parsing image reference {name:?}"))?;
         let started = std::time::Instant::now();
         let resolved = match self.client.resolve_image(&reference, &Platform::linux_amd64()) {
@@ -33,8 +33,8 @@ impl Puller<'_> {
                         "cannot reach the registry for {reference} ({e}); using the copy pulled earlier"
                     ));
                     let state = self.local_image(&d, None)?;
-                    self.ensure_layers(&state)?;
-                    return Ok(state);
+                    let fetched = self.ensure_layers(&state)?;
+                    return Ok((state, fetched));
                 }
                 return Err(e).with_context(|| format!("pulling {reference}"));
             }
@@ -52,7 +52,7 @@ impl Puller<'_> {
             state.layers.len(),
             started.elapsed().as_secs_f64()
         ));
-        Ok(state)
+        Ok((state, fetched))
     }
 
     /// The image whose manifest is in the local blob store; its config is fetched from

@@ -15,7 +15,7 @@ use slipway_storage::store::Store;
 use std::cell::RefCell;
 use std::sync::Mutex;
 
-/// What a repository is for, as the report's `sourceRepoType` says.
+/// What a repository is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Primary,

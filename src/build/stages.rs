@@ -19,7 +19,8 @@ use slipway_storage::registry::Client;
 use slipway_storage::store::{StageRecord, StageRef, Store, lock_in};
 use std::path::PathBuf;
 
-/// A stage found by digest, and where it came from (the report's `sourceRepoType`).
+/// A stage found by digest, and where it came from: `local`, `primary`, `cache`
+/// (the primary's stage, fetched from a cache repo) or `secondary`.
 pub struct Found {
     pub state: ImageState,
     pub source: &'static str,
@@ -40,16 +41,10 @@ pub struct Stages<'a> {
 impl Stages<'_> {
     /// The stage with `digest`, if any storage has one.
     pub fn lookup(&self, digest: &str) -> anyhow::Result<Option<Found>> {
-        let Some(primary) = &self.primary else {
-            return Ok(match self.store.stages(self.project, Some(digest))?.into_iter().next() {
-                Some(s) => Some(Found { state: ImageState::load(self.store, &s)?, source: "local" }),
-                None => None,
-            });
-        };
-        if let Some(tag) = primary.find(self.client, digest, false)? {
-            let (state, from_cache) = self.load_or_fetch(primary, &tag)?;
-            return Ok(Some(Found { state, source: if from_cache { "cache" } else { "primary" } }));
+        if let Some(found) = self.lookup_primary(digest)? {
+            return Ok(Some(found));
         }
+        let Some(primary) = &self.primary else { return Ok(None) };
         for sec in &self.secondary {
             let Some(tag) = sec.find(self.client, digest, false)? else { continue };
             // Copy it into the primary instead of building it (if nobody did meanwhile).
@@ -80,6 +75,24 @@ impl Stages<'_> {
             return Ok(Some(Found { state, source: "secondary" }));
         }
         Ok(None)
+    }
+
+    /// The stage with `digest` in the primary storage (the local store without `--repo`);
+    /// secondary repos are not asked.
+    pub fn lookup_primary(&self, digest: &str) -> anyhow::Result<Option<Found>> {
+        let Some(primary) = &self.primary else {
+            return Ok(match self.store.stages(self.project, Some(digest))?.into_iter().next() {
+                Some(s) => Some(Found { state: ImageState::load(self.store, &s)?, source: "local" }),
+                None => None,
+            });
+        };
+        match primary.find(self.client, digest, false)? {
+            Some(tag) => {
+                let (state, from_cache) = self.load_or_fetch(primary, &tag)?;
+                Ok(Some(Found { state, source: if from_cache { "cache" } else { "primary" } }))
+            }
+            None => Ok(None),
+        }
     }
 
     /// An image named `PROJECT:DIGEST-TS` (a dependency's `ImageName` without `--repo`):

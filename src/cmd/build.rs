@@ -1,7 +1,7 @@
 //! `slipway build [IMAGE...]`.
 
 use super::ProjectArgs;
-use crate::build::{self, Log};
+use crate::build::{self, Log, report};
 use crate::project::Project;
 use clap::Args;
 use slipway_storage::store::Store;
@@ -15,24 +15,28 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub project: ProjectArgs,
 
-    /// Save the build report (to --build-report-path, default .werf-build-report.json).
+    /// Save the build report; its path and format come from --build-report-path.
     #[arg(long, env = "WERF_SAVE_BUILD_REPORT")]
     pub save_build_report: bool,
 
-    /// Where to save the report; `.env` for an env file (implies --save-build-report).
+    /// Build report path and format (default .werf-build-report.json): `.json` for JSON,
+    /// `.env` for an env file, no extension for JSON (`.json` is added). Used only with
+    /// --save-build-report, as in werf.
     #[arg(long, env = "WERF_BUILD_REPORT_PATH")]
     pub build_report_path: Option<PathBuf>,
 }
 
 pub fn run(args: BuildArgs, storage_root: &std::path::Path) -> anyhow::Result<u8> {
     let dir = args.project.dir()?;
+    // Refuse a bad path before building.
+    let save_to = report::save_path(args.save_build_report, args.build_report_path.as_deref())?;
     let project = Project::load(&dir, args.project.config.as_deref(), &args.project.env)?;
     let store = Store::open(storage_root)?;
     let log = Log::new(false);
-    let (report, _) = build::build(&project, &store, &args.images, &args.project.settings(), &log)?;
-    if args.save_build_report || args.build_report_path.is_some() {
-        let path = args.build_report_path.unwrap_or_else(|| dir.join(".werf-build-report.json"));
-        report.save(&path)?;
+    let (mut report, _) = build::build(&project, &store, &args.images, &args.project.settings(), &log)?;
+    report.runtime.in_container = std::env::var("WERF_CONTAINERIZED").is_ok_and(|v| v == "yes");
+    if let Some((path, format)) = save_to {
+        report.save(&path, format)?;
     }
     Ok(0)
 }

@@ -5,7 +5,7 @@
 //! `registry.example.com/app/%image%:%image_content_based_tag%`.
 
 use super::ProjectArgs;
-use crate::build::{self, Log, repo::push_image};
+use crate::build::{self, Log, repo::push_image, report::BuildReport};
 use crate::project::Project;
 use crate::slug::{TagTemplate, render_all, validate_all};
 use anyhow::{Context, bail};
@@ -42,6 +42,16 @@ pub struct ExportArgs {
     /// Do not build: fail if an image is not built yet.
     #[arg(long, env = "WERF_REQUIRE_BUILT_IMAGES")]
     pub require_built_images: bool,
+
+    /// Do not build: export the images a build report (saved by `build
+    /// --save-build-report`) names; the report is --build-report-path.
+    #[arg(long, env = "WERF_USE_BUILD_REPORT")]
+    pub use_build_report: bool,
+
+    /// The build report to use with --use-build-report (`.env` for an env file, JSON
+    /// otherwise).
+    #[arg(long, env = "WERF_BUILD_REPORT_PATH")]
+    pub build_report_path: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: ExportArgs, storage_root: &std::path::Path) -> anyhow::Result<u8> {
@@ -62,19 +72,39 @@ pub fn run(args: ExportArgs, storage_root: &std::path::Path) -> anyhow::Result<u
     };
     // Refuse bad or colliding templates before building anything.
     validate_all(&templates, &names.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let report_path = match (args.use_build_report, args.build_report_path.as_deref()) {
+        (false, _) => None,
+        (true, Some(p)) if !p.as_os_str().is_empty() => Some(p),
+        (true, _) => bail!("build report path must be specified (--build-report-path or WERF_BUILD_REPORT_PATH)"),
+    };
     let store = Store::open(storage_root)?;
     let log = Log::new(false);
     let mut settings = args.project.settings();
     settings.require_built = args.require_built_images;
-    let (report, states) = build::build(&project, &store, &names, &settings, &log)?;
-    let content_tags: Vec<(String, String)> =
-        names.iter().map(|n| (n.clone(), report.images[n].docker_tag.clone())).collect();
+    let (report, states) = match report_path {
+        Some(path) => {
+            let report = BuildReport::load(path)?;
+            let states = from_report(&project.name, &store, &settings, &log, &report, &names)?;
+            (report, states)
+        }
+        None => {
+            let (report, states) = build::build(&project, &store, &names, &settings, &log)?;
+            let states = states.into_iter().map(|(n, s)| (n, (s, None))).collect();
+            (report, states)
+        }
+    };
+    // werf exports the final images the report has and skips the others.
+    let content_tags: Vec<(String, String)> = names
+        .iter()
+        .filter(|n| states.contains_key(*n))
+        .map(|n| (n.clone(), report.images[n].docker_tag.clone()))
+        .collect();
     let pairs: Vec<(&str, &str)> = content_tags.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
     let targets = render_all(&templates, &pairs)?;
     let client = build::registry_client(&settings)?;
     for (name, target) in targets {
-        let state = &states[&name];
-        let manifest = exported_manifest(&store, state, &labels)?;
+        let (state, manifest) = &states[&name];
+        let manifest = exported_manifest(&store, state, manifest.as_ref(), &labels)?;
         let dest = Reference::parse(&target).with_context(|| format!("export tag {target:?}"))?;
         let started = std::time::Instant::now();
         push_image(&client, &store, &manifest, state.source.as_ref(), &dest, &log)
@@ -82,6 +112,30 @@ pub fn run(args: ExportArgs, storage_root: &std::path::Path) -> anyhow::Result<u
         println!("Exported {name} to {dest} ({manifest}) in {:.2}s", started.elapsed().as_secs_f64());
     }
     Ok(0)
+}
+
+/// The images of `names` a build report has as final, found or pulled by their
+/// `DockerImageName`s, with their manifest digests.
+fn from_report(
+    project: &str,
+    store: &Store,
+    settings: &build::BuildSettings,
+    log: &Log,
+    report: &BuildReport,
+    names: &[String],
+) -> anyhow::Result<BTreeMap<String, (build::ImageState, Option<Digest>)>> {
+    let mut out = BTreeMap::new();
+    for name in names {
+        let Some(r) = report.images.get(name).filter(|r| r.final_) else {
+            log.warn(&format!("image {name} is not a final image of the build report: not exported"));
+            continue;
+        };
+        let (state, manifest) =
+            build::report_image(project, store, settings, log, &r.docker_image_name, &r.docker_image_digest)
+                .with_context(|| format!("image {name} of the build report"))?;
+        out.insert(name.clone(), (state, Some(manifest)));
+    }
+    Ok(out)
 }
 
 /// `key=value` items; several per value when split by `separator`.
@@ -104,10 +158,14 @@ fn parse_labels(values: &[String], separator: &str) -> anyhow::Result<BTreeMap<S
 fn exported_manifest(
     store: &Store,
     state: &build::ImageState,
+    manifest: Option<&Digest>,
     add: &BTreeMap<String, String>,
 ) -> anyhow::Result<Digest> {
-    let stage = state.stage.as_ref().context("the image has no stored stage")?;
-    let mut manifest = store.manifest(&stage.record.manifest)?;
+    let digest = match manifest {
+        Some(d) => d.clone(),
+        None => state.stage.as_ref().context("the image has no stored stage")?.record.manifest.clone(),
+    };
+    let mut manifest = store.manifest(&digest)?;
     let mut config = state.config.clone();
     let labels = config.config.labels.get_or_insert_with(Default::default);
     labels.retain(|k, _| !k.starts_with("werf"));
