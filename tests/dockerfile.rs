@@ -178,3 +178,19 @@ RUN echo \"$A|$B|$C|$D\" > /args
     let config = p.config();
     assert!(config["config"]["OnBuild"].is_null(), "{config}");
 }
+
+/// werf's imageSpec: env values expanded against the image's env, `expose` replacing the
+/// set, `entrypoint` without `cmd` clearing CMD.
+#[test]
+fn image_spec_expands_env_replaces_expose_and_clears_cmd() {
+    let df = "FROM BASE\nEXPOSE 22\nCMD [\"base-cmd\"]\n";
+    let spec = "imageSpec:\n  config:\n    env:\n      PATH: \"${PATH}:/x\"\n    expose: [\"8080\"]\n    entrypoint: [\"/bin/echo\"]\n";
+    let t = "image_spec_expands_env_replaces_expose_and_clears_cmd";
+    let Some(p) = Project::with_werf(t, df, &[], spec) else { return };
+    let c = p.config();
+    let c = &c["config"];
+    assert_eq!(c["Env"], serde_json::json!([format!("{DEFAULT_PATH}:/x")]), "{c}");
+    assert_eq!(c["ExposedPorts"], serde_json::json!({"8080/tcp": {}}), "{c}");
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/echo"]), "{c}");
+    assert!(c["Cmd"].is_null(), "{c}");
+}
