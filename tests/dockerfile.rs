@@ -113,7 +113,8 @@ fn scratch_images_get_the_default_path() {
 }
 
 /// `COPY --from` keeps the owners of the source files unless `--chown` says otherwise;
-/// files from the context become 0:0.
+/// files from the context become 0:0. `--chown=:group` is root and that group; a file
+/// source with a trailing slash is the file.
 #[test]
 fn copy_from_a_stage_keeps_owners() {
     let df = "FROM BASE AS build
@@ -124,12 +125,16 @@ COPY --from=build /out /copied
 COPY --from=build /out/f /single
 COPY --from=build --chown=5:6 /out /chowned
 COPY ctx.txt /ctx.txt
+COPY --chown=:44 ctx.txt /group.txt
+COPY --from=build /out/f/ /slashed/
 ";
     let Some(p) = Project::new("copy_from_a_stage_keeps_owners", df, &[("ctx.txt", "c\n")]) else { return };
-    let (out, err) = p.run("stat -c '%n %u:%g' /copied/f /copied/d /copied/l /single /chowned/f /chowned/d /ctx.txt");
+    let (out, err) = p.run(
+        "stat -c '%n %u:%g' /copied/f /copied/d /copied/l /single /chowned/f /chowned/d /ctx.txt /group.txt /slashed/f",
+    );
     assert_eq!(
         out,
-        "/copied/f 1000:1000\n/copied/d 123:456\n/copied/l 7:9\n/single 1000:1000\n/chowned/f 5:6\n/chowned/d 5:6\n/ctx.txt 0:0\n",
+        "/copied/f 1000:1000\n/copied/d 123:456\n/copied/l 7:9\n/single 1000:1000\n/chowned/f 5:6\n/chowned/d 5:6\n/ctx.txt 0:0\n/group.txt 0:44\n/slashed/f 1000:1000\n",
         "{err}"
     );
 }

@@ -418,7 +418,10 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
             let m = Mutation::begin(env.puller.store, src_state.diff_ids())?;
             let src_fs = Rootfs::open(m.root())?;
             for s in &spec.sources {
-                let fd = src_fs.open_path(s).with_context(|| format!("{s} not found in {from}"))?;
+                // `/file/` names the file, as in BuildKit and buildah (not ENOTDIR).
+                let trimmed = s.trim_end_matches('/');
+                let path = if trimmed.is_empty() { "/" } else { trimmed };
+                let fd = src_fs.open_path(path).with_context(|| format!("{s} not found in {from}"))?;
                 let name = s.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string();
                 sources.push((fd, format!("{from}:{s}"), name));
             }
