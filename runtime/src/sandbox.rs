@@ -149,37 +149,44 @@ fn create_mount_points(spec: &SandboxSpec) -> Result<Vec<String>> {
     let mut created = Vec::new();
     let binds = spec.binds.iter().map(|b| (b.dest.trim_start_matches('/'), b.source.is_dir()));
     for (rel, is_dir) in MOUNT_POINTS.iter().copied().chain(binds) {
-        if rel.is_empty() {
-            continue;
-        }
-        // Parents first, so they can be removed again (deepest last in `created`).
-        let parts: Vec<&str> = rel.split('/').collect();
-        for i in 1..=parts.len() {
-            let p = parts[..i].join("/");
-            let dir = i < parts.len() || is_dir;
-            if resolve_in_root(&root, &p, OFlag::O_PATH).is_ok() {
-                continue;
-            }
-            let (parent, name) = match p.rsplit_once('/') {
-                Some((a, b)) => (resolve_in_root(&root, a, OFlag::O_PATH | OFlag::O_DIRECTORY)?, b.to_string()),
-                None => (root.try_clone().map_err(RuntimeError::io("duplicating fd of", &spec.rootfs))?, p.clone()),
-            };
-            if dir {
-                nix::sys::stat::mkdirat(&parent, name.as_str(), Mode::from_bits_truncate(0o755))
-            } else {
-                nix::fcntl::openat(
-                    &parent,
-                    name.as_str(),
-                    OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-                    Mode::from_bits_truncate(0o644),
-                )
-                .map(drop)
-            }
-            .map_err(RuntimeError::sys(format!("creating mount point /{p} in {}", spec.rootfs.display())))?;
-            created.push(p);
-        }
+        make_mount_point(&root, &spec.rootfs, rel, is_dir, &mut created)?;
     }
     Ok(created)
+}
+
+/// Create the missing parts of the mount point `rel` inside `root` (as if it were `/`);
+/// what was created goes to `created`, parents first.
+fn make_mount_point(root: &OwnedFd, shown: &Path, rel: &str, is_dir: bool, created: &mut Vec<String>) -> Result<()> {
+    if rel.is_empty() {
+        return Ok(());
+    }
+    // Parents first, so they can be removed again (deepest last in `created`).
+    let parts: Vec<&str> = rel.split('/').collect();
+    for i in 1..=parts.len() {
+        let p = parts[..i].join("/");
+        let dir = i < parts.len() || is_dir;
+        if resolve_in_root(root, &p, OFlag::O_PATH).is_ok() {
+            continue;
+        }
+        let (parent, name) = match p.rsplit_once('/') {
+            Some((a, b)) => (resolve_in_root(root, a, OFlag::O_PATH | OFlag::O_DIRECTORY)?, b.to_string()),
+            None => (root.try_clone().map_err(RuntimeError::io("duplicating fd of", shown))?, p.clone()),
+        };
+        if dir {
+            nix::sys::stat::mkdirat(&parent, name.as_str(), Mode::from_bits_truncate(0o755))
+        } else {
+            nix::fcntl::openat(
+                &parent,
+                name.as_str(),
+                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+                Mode::from_bits_truncate(0o644),
+            )
+            .map(drop)
+        }
+        .map_err(RuntimeError::sys(format!("creating mount point /{p} in {}", shown.display())))?;
+        created.push(p);
+    }
+    Ok(())
 }
 
 fn remove_created(rootfs: &Path, created: &[String]) {
@@ -369,6 +376,9 @@ fn setup(spec: &SandboxSpec) -> Result<Never> {
 
     for b in &spec.binds {
         let rel = b.dest.trim_start_matches('/');
+        // Targets below /dev (BuildKit's /dev/pipes/ for RUN heredoc scripts) live in the
+        // fresh tmpfs, which the mount points made in the rootfs are hidden under.
+        make_mount_point(&root, rootfs, rel, b.source.is_dir(), &mut Vec::new())?;
         let target_fd = resolve_in_root(&root, rel, OFlag::O_PATH)?;
         let target = fd_path(&target_fd);
         let src = b.source.to_string_lossy();

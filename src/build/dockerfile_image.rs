@@ -188,9 +188,13 @@ impl DockerfileBuild<'_> {
                         self.run_triggers(ps, planned, r, base)?
                     }
                     Base::Stage(s) => {
-                        let base = self.stage(*s)?;
-                        meta = self.meta_on(&base, "local")?;
-                        base
+                        let parent = self.stage(*s)?;
+                        meta = self.meta_on(&parent, "local")?;
+                        let shown = match &df.stages[*s].name {
+                            Some(n) => format!("stage {n}"),
+                            None => format!("stage {s}"),
+                        };
+                        self.run_triggers(ps, planned, &shown, parent)?
                     }
                 },
                 Some(step) => {
@@ -213,8 +217,9 @@ impl DockerfileBuild<'_> {
         Ok(state.expect("a stage has at least its FROM step"))
     }
 
-    /// Run the base image's ONBUILD triggers as part of the FROM step, as Docker does.
-    /// They belong to the base image, which the FROM digest names; COPY and ADD triggers
+    /// Run the ONBUILD triggers of the base image or parent stage as part of the FROM
+    /// step, and clear them from the config, as Docker does. They belong to the base,
+    /// which the FROM digest names; COPY and ADD triggers
     /// would read the build context, which that digest does not cover, so they are
     /// refused.
     fn run_triggers(
@@ -231,7 +236,7 @@ impl DockerfileBuild<'_> {
             let instruction = crate::dockerfile::parse_trigger(base_ref, &expression)?;
             if matches!(instruction, crate::dockerfile::Instruction::Copy(_) | crate::dockerfile::Instruction::Add(_)) {
                 anyhow::bail!(
-                    "{}:{line}: base image {base_ref} has the ONBUILD trigger {expression:?}: COPY and ADD triggers are not supported yet",
+                    "{}:{line}: base {base_ref} has the ONBUILD trigger {expression:?}: COPY and ADD triggers are not supported yet",
                     df.file
                 );
             }

@@ -7,7 +7,19 @@ use slipway_storage::image::ImageConfig;
 
 /// What the stage digest covers: every field of the spec (maps are sorted).
 pub fn digest_input(spec: &ImageSpec) -> String {
-    format!("{spec:?}")
+    // What the spec does changed for these (env expanded, expose replacing the set,
+    // ENTRYPOINT clearing CMD): their digests change; every other spec keeps its own.
+    let mut changed = String::new();
+    if spec.env.values().any(|v| v.contains(['$', '\\', '\'', '"'])) {
+        changed.push_str("env-expanded;");
+    }
+    if !spec.expose.is_empty() {
+        changed.push_str("expose-replaces;");
+    }
+    if spec.entrypoint.is_some() && spec.cmd.is_none() {
+        changed.push_str("entrypoint-clears-cmd;");
+    }
+    if changed.is_empty() { format!("{spec:?}") } else { format!("{spec:?}\n{changed}") }
 }
 
 /// `%project%` and `%image%` in label and env values, as werf expands them.
@@ -68,12 +80,19 @@ pub fn apply(spec: &ImageSpec, config: &mut ImageConfig, project: &str, image: &
     for v in &spec.volumes {
         c.volumes.get_or_insert_with(Default::default).insert(v.clone(), serde_json::json!({}));
     }
+    // Values are shell words expanded against the env the image had before this
+    // stage (werf's `shlexProcessWord(v, imageInfo.Env)`): `PATH=${PATH}:/x`.
+    let before = c.env.clone().unwrap_or_default();
+    let lookup =
+        |name: &str| before.iter().rev().find_map(|e| e.strip_prefix(name)?.strip_prefix('=').map(str::to_string));
     let remove_env = any_of(&spec.remove_env)?;
     if let Some(env) = c.env.as_mut() {
         env.retain(|e| !remove_env(e.split_once('=').map_or(e.as_str(), |(k, _)| k)));
     }
     for (k, v) in &spec.env {
-        c.set_env(k, &expand(v, project, image));
+        let value = crate::dockerfile::expand_word(&expand(v, project, image), &lookup, '\\')
+            .map_err(|e| anyhow::anyhow!("imageSpec env {k}: {e}"))?;
+        c.set_env(k, &value);
     }
     if spec.clear_cmd {
         c.cmd = None;
@@ -95,6 +114,10 @@ pub fn apply(spec: &ImageSpec, config: &mut ImageConfig, project: &str, image: &
     }
     if let Some(e) = &spec.entrypoint {
         c.entrypoint = Some(e.clone());
+        // As in a Dockerfile: a new ENTRYPOINT drops the inherited CMD unless one is given.
+        if spec.cmd.is_none() {
+            c.cmd = None;
+        }
     }
     if let Some(w) = &spec.working_dir {
         c.working_dir = Some(w.clone());
@@ -102,9 +125,13 @@ pub fn apply(spec: &ImageSpec, config: &mut ImageConfig, project: &str, image: &
     if let Some(s) = &spec.stop_signal {
         c.stop_signal = Some(s.clone());
     }
-    for p in &spec.expose {
-        let p = if p.contains('/') { p.clone() } else { format!("{p}/tcp") };
-        c.exposed_ports.get_or_insert_with(Default::default).insert(p, serde_json::json!({}));
+    if !spec.expose.is_empty() {
+        // The set is replaced, not merged (werf).
+        let ports = spec.expose.iter().map(|p| {
+            let p = if p.contains('/') { p.clone() } else { format!("{p}/tcp") };
+            (p, serde_json::json!({}))
+        });
+        c.exposed_ports = Some(ports.collect());
     }
     if let Some(h) = &spec.healthcheck {
         let ns = |s: u64| s * 1_000_000_000;
@@ -138,6 +165,7 @@ mod tests {
             expose: vec!["80".into()],
             ..Default::default()
         };
+        config.config.exposed_ports = Some([("22/tcp".to_string(), serde_json::json!({}))].into_iter().collect());
         apply(&spec, &mut config, "proj", "web").unwrap();
         let c = &config.config;
         assert_eq!(config.author.as_deref(), Some("me"));
@@ -147,10 +175,36 @@ mod tests {
         assert_eq!(labels, [("app", "proj/web"), ("keep", "1")]);
         assert_eq!(c.env.as_deref().unwrap(), ["A=1", "PATH=/bin", "B=web"]);
         assert!(c.cmd.is_none() && c.user.is_none());
-        assert!(c.exposed_ports.as_ref().unwrap().contains_key("80/tcp"));
+        let ports: Vec<&String> = c.exposed_ports.as_ref().unwrap().keys().collect();
+        assert_eq!(ports, ["80/tcp"]);
         assert!(
             apply(&ImageSpec { remove_labels: vec!["/(/".into()], ..Default::default() }, &mut config, "p", "i")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn env_expands_against_the_image_and_entrypoint_clears_cmd() {
+        let mut config: ImageConfig = serde_json::from_str(
+            r#"{"config":{"Env":["PATH=/bin","OLD=o"],"Cmd":["x"]},"rootfs":{"type":"layers","diff_ids":[]}}"#,
+        )
+        .unwrap();
+        let spec = ImageSpec {
+            env: [
+                ("PATH".to_string(), "${PATH}:/x".to_string()),
+                ("Q".to_string(), "'$OLD' \"$OLD\" $MISSING-%image%".to_string()),
+            ]
+            .into(),
+            remove_env: vec!["OLD".into()],
+            entrypoint: Some(vec!["/e".into()]),
+            ..Default::default()
+        };
+        apply(&spec, &mut config, "p", "web").unwrap();
+        let c = &config.config;
+        assert_eq!(c.env.as_deref().unwrap(), ["PATH=/bin:/x", "Q=$OLD o -web"]);
+        assert!(c.cmd.is_none());
+        assert_eq!(c.entrypoint.as_deref().unwrap(), ["/e"]);
+        assert!(digest_input(&spec).ends_with("\nenv-expanded;entrypoint-clears-cmd;"));
+        assert!(!digest_input(&ImageSpec { user: Some("1".into()), ..Default::default() }).contains('\n'));
     }
 }

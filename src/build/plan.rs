@@ -31,6 +31,20 @@ pub struct PlannedStep {
     pub digest: String,
     /// ARG values in scope after this step.
     pub args: Vec<(String, String)>,
+    /// ARGs in scope whose default names a variable this Dockerfile does not define
+    /// (`ARG A=$PATH`): the value in `args` is only what planning knew; the step
+    /// expands the default again against the image's env (see [`DeferredArg`]).
+    pub deferred: Vec<DeferredArg>,
+}
+
+/// An ARG default that needs the image's env, which planning never reads.
+#[derive(Debug, Clone)]
+pub struct DeferredArg {
+    pub name: String,
+    /// The default as written.
+    pub default: String,
+    /// The ARGs in scope before this one, as planned.
+    pub args_before: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -102,14 +116,27 @@ fn plan_stage(
         None => Base::Image(from.base.clone()),
     };
     let base_id = match &base {
-        Base::Scratch => "scratch".to_string(),
+        // `:env=PATH`: scratch images get the default PATH since this was fixed.
+        Base::Scratch => "scratch:env=PATH".to_string(),
         Base::Image(r) => r.clone(),
-        Base::Stage(s) => format!("stage:{}", done.get(s).context("stage planned out of order")?.last_digest()),
+        Base::Stage(s) => {
+            let parent = done.get(s).context("stage planned out of order")?.last_digest();
+            // The parent's ONBUILD triggers run in this step since that was fixed.
+            let triggers = df.stages[*s].steps.iter().any(|st| matches!(st.instruction, Instruction::Onbuild(_)));
+            format!("stage:{parent}{}", if triggers { ":onbuild" } else { "" })
+        }
     };
     let cache_version = input.cache_version.unwrap_or("");
     let from_digest = sha3_224(&[CACHE_VERSION, "FROM", cache_version, &base_id]);
-    let mut steps = vec![PlannedStep { name: "1-FROM".into(), step: None, digest: from_digest, args: Vec::new() }];
+    let mut steps = vec![PlannedStep {
+        name: "1-FROM".into(),
+        step: None,
+        digest: from_digest,
+        args: Vec::new(),
+        deferred: Vec::new(),
+    }];
     let mut args: Vec<(String, String)> = Vec::new();
+    let mut deferred: Vec<DeferredArg> = Vec::new();
     // ENV values known from this Dockerfile, for expanding COPY sources while planning.
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     for (n, step) in stage.steps.iter().enumerate() {
@@ -119,12 +146,28 @@ fn plan_stage(
         match &step.instruction {
             Instruction::Arg(defs) => {
                 for d in defs {
+                    deferred.retain(|a| a.name != d.name);
                     let value = match (input.build_args.get(&d.name), &d.default) {
                         (Some(v), _) => Some(v.clone()),
-                        (None, Some(default)) => Some(
-                            dockerfile::expand_word(default, &lookup, df.escape)
-                                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", df.file, step.line))?,
-                        ),
+                        (None, Some(default)) => {
+                            let unknown = std::cell::Cell::new(false);
+                            let recording = |name: &str| {
+                                let v = lookup_in(&env, &args, name);
+                                let needs_image = v.is_none() || deferred.iter().any(|a| a.name == name);
+                                unknown.set(unknown.get() || needs_image);
+                                v
+                            };
+                            let v = dockerfile::expand_word(default, &recording, df.escape)
+                                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", df.file, step.line))?;
+                            if unknown.get() {
+                                deferred.push(DeferredArg {
+                                    name: d.name.clone(),
+                                    default: default.clone(),
+                                    args_before: args.clone(),
+                                });
+                            }
+                            Some(v)
+                        }
                         (None, None) => meta.get(&d.name).flatten().map(str::to_string),
                     };
                     args.retain(|(k, _)| *k != d.name);
@@ -152,15 +195,17 @@ fn plan_stage(
                     bail!("{}:{}: {what} is not supported yet", df.file, step.line);
                 }
                 let expanded = step.expand(&df.file, &lookup, df.escape)?;
-                let (from, sources) = match &expanded {
-                    Instruction::Copy(c) => (c.from.clone(), c.sources.clone()),
-                    Instruction::Add(a) => (None, a.sources.clone()),
+                let (from, sources, chown) = match &expanded {
+                    Instruction::Copy(c) => (c.from.clone(), c.sources.clone(), c.chown.is_some()),
+                    Instruction::Add(a) => (None, a.sources.clone(), a.chown.is_some()),
                     _ => unreachable!(),
                 };
+                // COPY --from keeps the source owners (without --chown) since that was fixed.
+                let keep = if chown { "" } else { ":keep-owner" };
                 match from.map(|f| df.resolve_from(&f).map_err(|k| k.at(&df.file, step.line))).transpose()? {
                     Some(StageRef::Stage(s)) => {
                         extra = format!(
-                            "stage:{}",
+                            "stage:{}{keep}",
                             done.get(&s)
                                 .with_context(|| format!(
                                     "{}:{}: COPY --from a stage that is not built before this one",
@@ -169,7 +214,7 @@ fn plan_stage(
                                 .last_digest()
                         );
                     }
-                    Some(StageRef::Image(r)) => extra = format!("image:{r}"),
+                    Some(StageRef::Image(r)) => extra = format!("image:{r}{keep}"),
                     None => {
                         for src in &sources {
                             if src.contains("://") {
@@ -191,6 +236,10 @@ fn plan_stage(
                 }
             }
             Instruction::Run(r) => {
+                // A lone heredoc runs as the script since that was fixed (it did nothing).
+                if matches!(r.form(), dockerfile::RunForm::Script(_) | dockerfile::RunForm::File(_)) {
+                    extra.push_str("heredoc-script;");
+                }
                 // What bind mounts read is part of the step's input (werf #6823).
                 for m in &r.mounts {
                     let mount = super::mounts::parse(m).with_context(|| format!("{}:{}", df.file, step.line))?;
@@ -233,7 +282,15 @@ fn plan_stage(
             }
             _ => {}
         }
-        let args_text = args.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n");
+        // A deferred ARG's value depends on the image: its default as written stands in.
+        let args_text = args
+            .iter()
+            .map(|(k, v)| match deferred.iter().find(|d| d.name == *k) {
+                Some(d) => format!("{k}<image-env>={}", d.default),
+                None => format!("{k}={v}"),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
         let prev = &steps.last().expect("FROM step").digest;
         let keyword = step.instruction.keyword();
         let digest = sha3_224(&[CACHE_VERSION, keyword, prev, &step.original, &args_text, &extra]);
@@ -242,6 +299,7 @@ fn plan_stage(
             step: Some(step.clone()),
             digest,
             args: args.clone(),
+            deferred: deferred.clone(),
         });
     }
     Ok(PlannedStage { index, base, steps })

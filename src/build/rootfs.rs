@@ -33,7 +33,8 @@ pub struct Mutation<'s> {
     driver: Driver,
 }
 
-/// Set once overlayfs failed under the automatic driver choice: use copies from then on.
+/// Set once overlayfs proved unusable here (a minimal overlay cannot be mounted either)
+/// under the automatic driver choice: use copies from then on.
 static OVERLAY_FAILED: AtomicBool = AtomicBool::new(false);
 
 fn want_vfs() -> bool {
@@ -45,7 +46,7 @@ impl<'s> Mutation<'s> {
     pub fn begin(store: &'s Store, diff_ids: &[Digest]) -> anyhow::Result<Self> {
         let scratch = store.scratch_dir("rootfs")?;
         let dirs = RootfsDirs {
-            lowers: diff_ids.iter().map(|d| store.layer_diff(d)).collect(),
+            lowers: unique_lowers(diff_ids).into_iter().map(|d| store.layer_diff(d)).collect(),
             upper: scratch.join("upper"),
             work: scratch.join("work"),
             target: scratch.join("merged"),
@@ -57,8 +58,21 @@ impl<'s> Mutation<'s> {
                     if std::env::var("WERF_BUILDAH_STORAGE_DRIVER").is_ok_and(|v| v == "overlay") {
                         return Err(e.into());
                     }
-                    eprintln!("Warning: {e}; falling back to the vfs driver (plain copies: slower, more disk)");
-                    OVERLAY_FAILED.store(true, Ordering::Relaxed);
+                    // Only a kernel that cannot mount even a minimal overlay makes the
+                    // fallback last; anything else about this mount is this mount's problem.
+                    let probe = store.scratch_dir("probe")?;
+                    if slipway_runtime::mount::probe_native_overlay(&probe).is_err() {
+                        eprintln!("Warning: {e}; falling back to the vfs driver (plain copies: slower, more disk)");
+                        OVERLAY_FAILED.store(true, Ordering::Relaxed);
+                    } else {
+                        let slipway_runtime::RuntimeError::Overlay { target, source } = &e else { unreachable!() };
+                        eprintln!(
+                            "Warning: mounting overlayfs at {} with {} layers failed: {source}; using plain copies for this step",
+                            target.display(),
+                            dirs.lowers.len()
+                        );
+                    }
+                    let _ = std::fs::remove_dir_all(&probe);
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -112,6 +126,17 @@ impl<'s> Mutation<'s> {
     }
 }
 
+/// `diff_ids` (bottom first) with each layer once, keeping its topmost position:
+/// overlayfs refuses the same lower directory twice (ELOOP). Two steps can commit
+/// byte-identical layers; dropping the lower copy changes nothing, since the same
+/// content higher up already hides everything the lower copy holds.
+fn unique_lowers(diff_ids: &[Digest]) -> Vec<&Digest> {
+    let mut seen = std::collections::HashSet::new();
+    let mut top_first: Vec<&Digest> = diff_ids.iter().rev().filter(|d| seen.insert(*d)).collect();
+    top_first.reverse();
+    top_first
+}
+
 impl Drop for Mutation<'_> {
     fn drop(&mut self) {
         if let Err(e) = self.unmount() {
@@ -121,5 +146,21 @@ impl Drop for Mutation<'_> {
         if let Some(s) = scratch {
             let _ = std::fs::remove_dir_all(s);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unique_lowers;
+    use slipway_storage::Digest;
+
+    #[test]
+    fn duplicate_layers_keep_their_topmost_position() {
+        let d = |c: char| Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap();
+        let (a, b, c) = (d('a'), d('b'), d('c'));
+        let ids = [a.clone(), b.clone(), a.clone(), c.clone(), b.clone()];
+        assert_eq!(unique_lowers(&ids), [&a, &c, &b]);
+        assert_eq!(unique_lowers(&[a.clone(), b.clone()]), [&a, &b]);
+        assert!(unique_lowers(&[]).is_empty());
     }
 }

@@ -19,8 +19,11 @@ pub struct ImageState {
 }
 
 impl ImageState {
+    /// `FROM scratch`: no layers, and the default `PATH` in the config, as BuildKit and
+    /// buildah set it.
     pub fn scratch() -> Self {
-        let config = ImageConfig { architecture: "amd64".into(), os: "linux".into(), ..Default::default() };
+        let mut config = ImageConfig { architecture: "amd64".into(), os: "linux".into(), ..Default::default() };
+        config.config.set_env("PATH", super::steps::DEFAULT_PATH);
         ImageState { config, layers: Vec::new(), stage: None, source: None }
     }
 

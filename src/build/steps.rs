@@ -7,14 +7,17 @@ use super::rootfs::Mutation;
 use super::state::ImageState;
 use super::users;
 use crate::context::BuildContext;
-use crate::dockerfile::{CommandLine, Healthcheck, Instruction, StageRef, Step};
+use crate::dockerfile::{CommandLine, Healthcheck, Instruction, RunForm, StageRef, Step};
 use anyhow::{Context, bail};
 use slipway_runtime::rlimit::Rlimit;
 use slipway_runtime::sandbox::{self, Bind, SandboxSpec};
 use slipway_storage::store::Store;
 use std::collections::BTreeMap;
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Where a RUN heredoc script with a shebang is put, as BuildKit puts it.
+const PIPES_DIR: &str = "/dev/pipes";
 
 /// What steps need from the build.
 pub struct StepEnv<'a> {
@@ -48,12 +51,9 @@ pub fn execute(
     let at = |e: anyhow::Error| e.context(format!("{}:{}: {}", df.file, step.line, step.instruction.keyword()));
     let mut next = state.clone();
     let config_env = state.config.config.env.clone().unwrap_or_default();
+    let args = args_in_scope(planned, &config_env, df.escape).map_err(at)?;
     let lookup = |name: &str| -> Option<String> {
-        config_env
-            .iter()
-            .rev()
-            .find_map(|e| e.strip_prefix(name)?.strip_prefix('=').map(str::to_string))
-            .or_else(|| planned.args.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        env_value(&config_env, name).or_else(|| args.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
     };
     let instruction = step.expand(&df.file, &lookup, df.escape)?;
     let c = &mut next.config.config;
@@ -108,18 +108,21 @@ pub fn execute(
             .map_err(at)?;
         }
         Instruction::Run(run) => {
-            let mut cmd = run.command.clone();
-            if let CommandLine::Shell(s) = &mut cmd {
-                // The shell reads heredoc bodies itself when they follow the command.
-                for h in &run.heredocs {
-                    s.push('\n');
-                    s.push_str(&h.content);
-                    s.push_str(&h.name);
+            // BuildKit's choice: a lone heredoc is the script; a script with a shebang
+            // is written to /dev/pipes/NAME and that file is what the shell runs.
+            let (cmd, script) = match run.form() {
+                RunForm::Command(cmd) => (cmd, None),
+                RunForm::Script(h) => (CommandLine::Shell(h.content.clone()), None),
+                RunForm::File(h) => {
+                    if h.name.contains('/') || h.name == "." || h.name == ".." {
+                        return Err(at(anyhow::anyhow!("heredoc name {:?} cannot name a script file", h.name)));
+                    }
+                    (CommandLine::Shell(format!("{PIPES_DIR}/{}", h.name)), Some(h))
                 }
-            }
+            };
             let argv = argv(&cmd, c.shell.as_deref());
             let mut run_env = c.env.clone().unwrap_or_default();
-            for (k, v) in &planned.args {
+            for (k, v) in &args {
                 if !run_env.iter().any(|e| e.split_once('=').is_some_and(|(ek, _)| ek == k)) {
                     run_env.push(format!("{k}={v}"));
                 }
@@ -129,7 +132,14 @@ pub fn execute(
             let mounts =
                 run.mounts.iter().map(|m| super::mounts::parse(m)).collect::<anyhow::Result<Vec<_>>>().map_err(at)?;
             layer = with_rootfs(env.puller, state, |root| {
-                let prepared = prepare_mounts(env, &mounts)?;
+                let mut prepared = prepare_mounts(env, &mounts)?;
+                if let Some(h) = script {
+                    let dir = env.puller.store.scratch_dir("heredoc")?;
+                    let file = dir.join("script");
+                    std::fs::write(&file, &h.content).with_context(|| format!("writing heredoc {}", h.name))?;
+                    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+                    prepared.binds.push(Bind { source: file, dest: format!("{PIPES_DIR}/{}", h.name), readonly: true });
+                }
                 let cmd = Command {
                     args: argv,
                     env: run_env,
@@ -177,6 +187,36 @@ pub fn execute(
     }
     next.push_history(&step.original, layer.is_none());
     Ok(next)
+}
+
+fn env_value(env: &[String], name: &str) -> Option<String> {
+    env.iter().rev().find_map(|e| e.strip_prefix(name)?.strip_prefix('=').map(str::to_string))
+}
+
+/// The ARG values of `planned`, with the defaults planning could not know
+/// (`ARG A=$PATH`) expanded against the image's env, as BuildKit expands them.
+/// The env is the one of this step: an ENV after the ARG that sets a name the default
+/// uses would be seen too (a difference from BuildKit, in docs/DOCKERFILE-DIFFERENCES.md).
+fn args_in_scope(planned: &PlannedStep, env: &[String], escape: char) -> anyhow::Result<Vec<(String, String)>> {
+    let mut args = planned.args.clone();
+    // Earlier deferred ARGs, already expanded: a later default may name them.
+    let mut fixed: Vec<(String, String)> = Vec::new();
+    for d in &planned.deferred {
+        let lookup = |name: &str| {
+            let planned = d.args_before.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            match fixed.iter().rev().find(|(k, _)| k == name) {
+                Some((_, v)) if planned.is_some() => Some(v.clone()),
+                _ => planned,
+            }
+            .or_else(|| env_value(env, name))
+        };
+        let value = crate::dockerfile::expand_word(&d.default, &lookup, escape)?;
+        if let Some(slot) = args.iter_mut().find(|(k, _)| *k == d.name) {
+            slot.1 = value.clone();
+        }
+        fixed.push((d.name.clone(), value));
+    }
+    Ok(args)
 }
 
 /// Mount `state`, let `f` change it, and commit the changes (None: nothing changed).
@@ -378,7 +418,10 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
             let m = Mutation::begin(env.puller.store, src_state.diff_ids())?;
             let src_fs = Rootfs::open(m.root())?;
             for s in &spec.sources {
-                let fd = src_fs.open_path(s).with_context(|| format!("{s} not found in {from}"))?;
+                // `/file/` names the file, as in BuildKit and buildah (not ENOTDIR).
+                let trimmed = s.trim_end_matches('/');
+                let path = if trimmed.is_empty() { "/" } else { trimmed };
+                let fd = src_fs.open_path(path).with_context(|| format!("{s} not found in {from}"))?;
                 let name = s.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string();
                 sources.push((fd, format!("{from}:{s}"), name));
             }
@@ -418,7 +461,9 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
     if sources.len() > 1 && !spec.dest.ends_with('/') && !dest_is_dir {
         bail!("when copying more than one source the destination must be a directory and end with a /");
     }
-    let attrs = CopyAttrs { chown, keep_owner: false, chmod, mtime };
+    // Files from another stage or image keep their owners (BuildKit, buildah); context
+    // files have no meaningful owner and become 0:0.
+    let attrs = CopyAttrs { chown, keep_owner: spec.from.is_some(), chmod, mtime };
     for (src, shown, name) in &sources {
         let st = nix::sys::stat::fstat(src).with_context(|| format!("reading {shown}"))?;
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {

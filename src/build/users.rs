@@ -82,6 +82,8 @@ pub fn resolve_chown(spec: &str, passwd_text: &str, group_text: &str) -> anyhow:
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
+    // `--chown=:group`: no user is root (BuildKit, buildah).
+    let user = if user.is_empty() { "0" } else { user };
     let uid = match user.parse::<u32>() {
         Ok(n) => n,
         Err(_) => passwd(passwd_text)
@@ -105,6 +107,12 @@ mod tests {
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:App:/home/app:/bin/sh\n";
     const GROUP: &str = "root:x:0:\nappgrp:x:1001:\nextra:x:2000:app,other\n";
+
+    #[test]
+    fn chown_with_only_a_group_is_root_and_that_group() {
+        assert_eq!(resolve_chown(":appgrp", PASSWD, GROUP).unwrap(), (0, 1001));
+        assert_eq!(resolve_chown(":7", PASSWD, GROUP).unwrap(), (0, 7));
+    }
 
     #[test]
     fn resolves_users() {

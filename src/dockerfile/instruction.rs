@@ -86,6 +86,36 @@ pub struct Run {
     pub heredocs: Vec<Heredoc>,
 }
 
+/// What a RUN runs, as BuildKit's `dispatchRun` decides it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunForm<'a> {
+    /// The command as written; the bodies of its heredocs follow it, each ended by its
+    /// delimiter, for the shell to read (`RUN cat <<A 3<<B`).
+    Command(CommandLine),
+    /// `RUN <<EOT` with nothing else: the body is the script, given to the shell.
+    Script(&'a Heredoc),
+    /// The same with a body starting with `#!`: written to a file that is run, so the
+    /// interpreter of the shebang runs it.
+    File(&'a Heredoc),
+}
+
+impl Run {
+    pub fn form(&self) -> RunForm<'_> {
+        let CommandLine::Shell(s) = &self.command else { return RunForm::Command(self.command.clone()) };
+        let Some(first) = self.heredocs.first() else { return RunForm::Command(self.command.clone()) };
+        if super::lex::parse_heredoc_word(s.trim()).is_some() {
+            return if first.content.starts_with("#!") { RunForm::File(first) } else { RunForm::Script(first) };
+        }
+        let mut full = s.clone();
+        for h in &self.heredocs {
+            full.push('\n');
+            full.push_str(&h.content);
+            full.push_str(&h.name);
+        }
+        RunForm::Command(CommandLine::Shell(full))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Copy {
     /// `--from`: a stage name, a stage index or an image reference.

@@ -39,7 +39,8 @@ pub use duration::DurationError;
 pub use expand::{ExpandError, Lookup, expand_heredoc, expand_word, expand_words};
 #[allow(unused_imports)] // public surface: the engine uses part of it, the tests all
 pub use instruction::{
-    Add, ArgDef, CommandLine, Copy, Healthcheck, HealthcheckCommand, Heredoc, Instruction, KeyValue, Onbuild, Run, Step,
+    Add, ArgDef, CommandLine, Copy, Healthcheck, HealthcheckCommand, Heredoc, Instruction, KeyValue, Onbuild, Run,
+    RunForm, Step,
 };
 #[allow(unused_imports)] // public surface: the engine uses part of it, the tests all
 pub use pattern::PatternError;

@@ -214,3 +214,29 @@ fn onbuild_triggers_from_an_image() {
         assert_eq!(got, want.map_err(str::to_owned), "{expression:?}");
     }
 }
+
+#[test]
+fn run_heredoc_forms_follow_buildkit() {
+    let form = |text: &str| match &steps(text)[0] {
+        Instruction::Run(r) => match r.form() {
+            RunForm::Command(CommandLine::Shell(s)) => format!("shell {s:?}"),
+            RunForm::Command(CommandLine::Exec(v)) => format!("exec {v:?}"),
+            RunForm::Script(h) => format!("script {:?}", h.content),
+            RunForm::File(h) => format!("file {} {:?}", h.name, h.content),
+        },
+        other => panic!("{other:?}"),
+    };
+    let cases: &[(&str, &str)] = &[
+        ("RUN echo hi", r#"shell "echo hi""#),
+        ("RUN <<EOT\necho a\necho b\nEOT", r#"script "echo a\necho b\n""#),
+        ("RUN <<-'EOT'\n\techo $A\n\tEOT", r#"script "echo $A\n""#),
+        ("RUN <<EOT\n#!/bin/sh -e\necho a\nEOT", r##"file EOT "#!/bin/sh -e\necho a\n""##),
+        ("RUN cat <<A 3<<B\na\nA\nb\nB", r#"shell "cat <<A 3<<B\na\nA\nb\nB""#),
+        ("RUN <<A cat > /a && <<B cat > /b\na\nA\nb\nB", r#"shell "<<A cat > /a && <<B cat > /b\na\nA\nb\nB""#),
+        ("RUN <<EOT bash\necho a\nEOT", r#"shell "<<EOT bash\necho a\nEOT""#),
+        ("RUN [\"echo\", \"<<X\"]", r#"exec ["echo", "<<X"]"#),
+    ];
+    for (text, want) in cases {
+        assert_eq!(form(text), *want, "{text:?}");
+    }
+}

@@ -1,0 +1,201 @@
+//! Dockerfile semantics that must come out exactly as BuildKit's (issue 12): what a build
+//! leaves in the image, checked with `slipway run` and the exported config.
+
+use crate::common::{Env, git_project, registry, rootless_env, run_ok, stderr, stdout};
+use crate::repo::fresh_repo;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// A werf project with one image `app` built from `dockerfile`.
+struct Project {
+    env: Env,
+    dir: PathBuf,
+    reg: String,
+}
+
+impl Project {
+    /// `None` when the test cannot run here (it says why).
+    fn new(test: &str, dockerfile: &str, files: &[(&str, &str)]) -> Option<Project> {
+        Self::with_werf(test, dockerfile, files, "")
+    }
+
+    /// `image_extra` is appended to the image's werf.yaml document.
+    fn with_werf(test: &str, dockerfile: &str, files: &[(&str, &str)], image_extra: &str) -> Option<Project> {
+        if !rootless_env(test) {
+            return None;
+        }
+        let reg = registry(test)?;
+        let env = Env::new();
+        let dir = env.path().join("project");
+        let werf = format!("project: dftest\nconfigVersion: 1\n---\nimage: app\ndockerfile: Dockerfile\n{image_extra}");
+        let df = dockerfile.replace("BASE", &format!("{reg}/base/busybox:latest"));
+        let mut all = vec![("werf.yaml", werf.as_str()), ("Dockerfile", df.as_str())];
+        all.extend_from_slice(files);
+        git_project(&dir, &all, &[]);
+        Some(Project { env, dir, reg })
+    }
+
+    /// `slipway run app -- /bin/sh -c SCRIPT`: (stdout, stderr).
+    fn run(&self, script: &str) -> (String, String) {
+        let out = run_ok(
+            self.env
+                .slipway()
+                .args(["run", "app", "--insecure-registry", &self.reg, "--dir"])
+                .arg(&self.dir)
+                .args(["--", "/bin/sh", "-c", script]),
+        );
+        (stdout(&out), stderr(&out))
+    }
+
+    /// The image config, exported to a fresh repository and read with skopeo.
+    fn config(&self) -> serde_json::Value {
+        let dest = format!("{}:latest", fresh_repo(&self.reg, "dockerfile"));
+        run_ok(
+            self.env
+                .slipway()
+                .args(["export", "--insecure-registry", &self.reg, "--dir"])
+                .arg(&self.dir)
+                .args(["--tag", &dest]),
+        );
+        let out = Command::new("skopeo")
+            .args(["inspect", "--config", "--tls-verify=false"])
+            .arg(format!("docker://{dest}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "skopeo inspect {dest}: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// `RUN <<EOT` alone runs the body as the script; with a shebang the file is run by its
+/// interpreter (BuildKit writes it to /dev/pipes/EOT); other heredocs go to the shell.
+#[test]
+fn run_heredocs_run_as_buildkit_runs_them() {
+    let df = "FROM BASE
+ARG WHO=arg
+RUN <<EOT
+echo \"one $WHO\" > /one
+echo \"two $((1+1))\" >> /one
+EOT
+RUN <<EOT
+#!/bin/awk -f
+BEGIN { print \"awk ran\" > \"/two\" }
+EOT
+RUN <<'EOT'
+#!/bin/sh
+echo \"sh ran $0\" > /three
+EOT
+RUN { cat; cat <&3; } <<A 3<<B > /four
+first
+A
+second
+B
+RUN <<A cat > /five && <<B cat > /six
+five
+A
+six
+B
+";
+    let Some(p) = Project::new("run_heredocs_run_as_buildkit_runs_them", df, &[]) else { return };
+    let (out, err) = p.run("cat /one /two /three /four /five /six");
+    assert_eq!(out, "one arg\ntwo 2\nawk ran\nsh ran /dev/pipes/EOT\nfirst\nsecond\nfive\nsix\n", "{err}");
+}
+
+/// `FROM scratch` images get Docker's default PATH.
+#[test]
+fn scratch_images_get_the_default_path() {
+    let df = "FROM scratch\nCOPY f /f\n";
+    let Some(p) = Project::new("scratch_images_get_the_default_path", df, &[("f", "x\n")]) else { return };
+    let config = p.config();
+    assert_eq!(config["config"]["Env"], serde_json::json!([DEFAULT_PATH]), "{config}");
+}
+
+/// `COPY --from` keeps the owners of the source files unless `--chown` says otherwise;
+/// files from the context become 0:0. `--chown=:group` is root and that group; a file
+/// source with a trailing slash is the file.
+#[test]
+fn copy_from_a_stage_keeps_owners() {
+    let df = "FROM BASE AS build
+RUN mkdir /out && echo a > /out/f && chown 1000:1000 /out/f && mkdir /out/d && chown 123:456 /out/d \\
+ && ln -s f /out/l && chown -h 7:9 /out/l
+FROM BASE
+COPY --from=build /out /copied
+COPY --from=build /out/f /single
+COPY --from=build --chown=5:6 /out /chowned
+COPY ctx.txt /ctx.txt
+COPY --chown=:44 ctx.txt /group.txt
+COPY --from=build /out/f/ /slashed/
+";
+    let Some(p) = Project::new("copy_from_a_stage_keeps_owners", df, &[("ctx.txt", "c\n")]) else { return };
+    let (out, err) = p.run(
+        "stat -c '%n %u:%g' /copied/f /copied/d /copied/l /single /chowned/f /chowned/d /ctx.txt /group.txt /slashed/f",
+    );
+    assert_eq!(
+        out,
+        "/copied/f 1000:1000\n/copied/d 123:456\n/copied/l 7:9\n/single 1000:1000\n/chowned/f 5:6\n/chowned/d 5:6\n/ctx.txt 0:0\n/group.txt 0:44\n/slashed/f 1000:1000\n",
+        "{err}"
+    );
+}
+
+/// Two steps that commit byte-identical layers: the overlay still mounts (the layer is
+/// a lower directory once), with no fallback to copies.
+#[test]
+fn identical_layers_twice_still_mount_the_overlay() {
+    let df = "FROM BASE
+RUN echo same > /same && touch -d @0 /same
+RUN rm /same
+RUN echo same > /same && touch -d @0 /same
+RUN echo after > /after
+";
+    let Some(p) = Project::new("identical_layers_twice_still_mount_the_overlay", df, &[]) else { return };
+    let (out, err) = p.run("cat /same /after");
+    assert_eq!(out, "same\nafter\n", "{err}");
+    assert!(!err.contains("Warning"), "{err}");
+    let config = p.config();
+    let ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+    let n = ids.len();
+    assert_eq!(ids[n - 2], ids[n - 4], "the test needs identical layers: {config}");
+}
+
+/// A parent stage's ONBUILD triggers run when a stage is built `FROM` it and are gone from
+/// the child's config; ARG defaults see the image's env (`ARG B=$PATH`).
+#[test]
+fn parent_stage_triggers_run_and_arg_defaults_see_the_image_env() {
+    let df = "FROM BASE AS parent
+ENV X=from-parent
+ONBUILD RUN echo triggered > /trig
+ONBUILD ENV FROM_TRIGGER=yes
+FROM parent
+ARG A=$X
+ARG B=\"$PATH\" C=${X}-c D=$C:d
+RUN echo \"$A|$B|$C|$D\" > /args
+";
+    let t = "parent_stage_triggers_run_and_arg_defaults_see_the_image_env";
+    let Some(p) = Project::new(t, df, &[]) else { return };
+    let (out, err) = p.run("cat /trig /args; echo $FROM_TRIGGER");
+    assert_eq!(
+        out,
+        "triggered\nfrom-parent|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin|from-parent-c|from-parent-c:d\nyes\n",
+        "{err}"
+    );
+    let config = p.config();
+    assert!(config["config"]["OnBuild"].is_null(), "{config}");
+}
+
+/// werf's imageSpec: env values expanded against the image's env, `expose` replacing the
+/// set, `entrypoint` without `cmd` clearing CMD.
+#[test]
+fn image_spec_expands_env_replaces_expose_and_clears_cmd() {
+    let df = "FROM BASE\nEXPOSE 22\nCMD [\"base-cmd\"]\n";
+    let spec = "imageSpec:\n  config:\n    env:\n      PATH: \"${PATH}:/x\"\n    expose: [\"8080\"]\n    entrypoint: [\"/bin/echo\"]\n";
+    let t = "image_spec_expands_env_replaces_expose_and_clears_cmd";
+    let Some(p) = Project::with_werf(t, df, &[], spec) else { return };
+    let c = p.config();
+    let c = &c["config"];
+    assert_eq!(c["Env"], serde_json::json!([format!("{DEFAULT_PATH}:/x")]), "{c}");
+    assert_eq!(c["ExposedPorts"], serde_json::json!({"8080/tcp": {}}), "{c}");
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/echo"]), "{c}");
+    assert!(c["Cmd"].is_null(), "{c}");
+}
