@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark slipway against rootless buildah:  sudo bash scripts/bench.sh [--no-setup] [--runs N]
+# Benchmark slipway against rootless buildah:  bash scripts/bench.sh [--no-setup] [--runs N]
 # As root: set up packages/user/registry/base images (unless --no-setup; the registry is
 # started either way), `cargo build --release`, write two benchmark projects. Then, as
 # $TEST_USER, time cold builds, fully cached rebuilds and a 500 MiB layer with both tools

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's main job:  sudo bash scripts/demo.sh
+# The README's main job:  bash scripts/demo.sh
 # Sets up the environment (packages, test user, registry, base images), builds slipway
 # (release) as root, creates a small werf project as $TEST_USER in $STATE_DIR/demo, then,
 # as that user, builds it with slipway and runs the image.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# THE test command:  sudo bash scripts/test.sh [--no-setup] [ARGS for the test binaries...]
-#   e.g. sudo bash scripts/test.sh --no-setup overlay --nocapture   (libtest filter + flags)
+# THE test command:  bash scripts/test.sh [--no-setup] [ARGS for the test binaries...]
+#   e.g. bash scripts/test.sh --no-setup overlay --nocapture   (libtest filter + flags)
 # As root: install packages, create the test user, start the registries, push base images,
 # build the test binaries (the toolchain lives under /root). Then run every test binary as
 # $TEST_USER. --no-setup skips packages/user/base images (registries are still started).
