@@ -98,7 +98,7 @@ pub fn run(args: BuildArgs, storage_root: &Option<PathBuf>) -> anyhow::Result<u8
         tag_templates.iter().map(|t| CustomTag::parse(t, &finals)).collect::<Result<Vec<_>, _>>()?
     };
     let store = Store::open(&p.storage_root(storage_root)?)?;
-    let log = Log::new(false).quiet(p.log.log_quiet);
+    let log = Log::new(false).quiet(p.log.quiet());
     let (mut report, _) = build::build(&project, &store, &images, &settings, &log)?;
     report.runtime.in_container = std::env::var("WERF_CONTAINERIZED").is_ok_and(|v| v == "yes");
     if !custom_tags.is_empty() {

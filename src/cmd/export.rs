@@ -91,7 +91,7 @@ pub fn run(args: ExportArgs, storage_root: &Option<std::path::PathBuf>) -> anyho
         (true, _) => bail!("build report path must be specified (--build-report-path or WERF_BUILD_REPORT_PATH)"),
     };
     let store = Store::open(&args.project.storage_root(storage_root)?)?;
-    let log = Log::new(false).quiet(args.project.log.log_quiet);
+    let log = Log::new(false).quiet(args.project.log.quiet());
     let mut settings = args.project.settings();
     settings.require_built = args.require_built_images;
     let (report, states) = match report_path {

@@ -23,21 +23,36 @@ pub fn werf_bool(s: &str) -> Result<bool, String> {
 #[derive(Debug, Args, Clone)]
 pub struct LogArgs {
     /// Enable debug (default $WERF_LOG_DEBUG or $WERF_DEBUG): diagnostics at debug level.
-    #[arg(long, alias = "debug", env = "WERF_LOG_DEBUG", value_parser = werf_bool, num_args = 0..=1,
+    #[arg(long, env = "WERF_LOG_DEBUG", value_parser = werf_bool, num_args = 0..=1,
           require_equals = true, default_value = "false", default_missing_value = "true")]
     pub log_debug: bool,
 
     /// Enable verbose output (default $WERF_LOG_VERBOSE or $WERF_VERBOSE): diagnostics at
     /// info level.
-    #[arg(long, alias = "verbose", env = "WERF_LOG_VERBOSE", value_parser = werf_bool, num_args = 0..=1,
+    #[arg(long, env = "WERF_LOG_VERBOSE", value_parser = werf_bool, num_args = 0..=1,
           require_equals = true, default_value = "false", default_missing_value = "true")]
     pub log_verbose: bool,
 
     /// Disable explanatory output (default $WERF_LOG_QUIET or $WERF_QUIET): no progress
     /// lines, warnings and errors only.
-    #[arg(long, alias = "quiet", env = "WERF_LOG_QUIET", value_parser = werf_bool, num_args = 0..=1,
+    #[arg(long, env = "WERF_LOG_QUIET", value_parser = werf_bool, num_args = 0..=1,
           require_equals = true, default_value = "false", default_missing_value = "true")]
     pub log_quiet: bool,
+
+    /// werf's hidden legacy --debug ($WERF_DEBUG), the same as --log-debug.
+    #[arg(long, hide = true, env = "WERF_DEBUG", value_parser = werf_bool, num_args = 0..=1,
+          require_equals = true, default_value = "false", default_missing_value = "true")]
+    pub debug: bool,
+
+    /// werf's hidden legacy --verbose ($WERF_VERBOSE), the same as --log-verbose.
+    #[arg(long, hide = true, env = "WERF_VERBOSE", value_parser = werf_bool, num_args = 0..=1,
+          require_equals = true, default_value = "false", default_missing_value = "true")]
+    pub verbose: bool,
+
+    /// werf's hidden legacy --quiet ($WERF_QUIET), the same as --log-quiet.
+    #[arg(long, hide = true, env = "WERF_QUIET", value_parser = werf_bool, num_args = 0..=1,
+          require_equals = true, default_value = "false", default_missing_value = "true")]
+    pub quiet: bool,
 
     /// Set log color mode: on, off or auto (whether stderr is a terminal). Default
     /// $WERF_LOG_COLOR_MODE or auto.
@@ -69,13 +84,18 @@ pub struct LogArgs {
 impl LogArgs {
     /// The tracing filter these flags ask for, if any (`--log-level` wins over it).
     pub fn level(&self) -> Option<&'static str> {
-        if self.log_debug {
+        if self.log_debug || self.debug {
             Some("debug")
-        } else if self.log_verbose {
+        } else if self.log_verbose || self.verbose {
             Some("info")
         } else {
             None
         }
+    }
+
+    /// `--log-quiet` or its legacy name: progress lines are dropped.
+    pub fn quiet(&self) -> bool {
+        self.log_quiet || self.quiet
     }
 
     /// Whether diagnostics are coloured.

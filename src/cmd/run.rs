@@ -86,7 +86,7 @@ pub fn run(args: RunArgs, storage_root: &Option<std::path::PathBuf>) -> anyhow::
         },
     };
     let store = Store::open(&args.project.storage_root(storage_root)?)?;
-    let log = Log::new(true).quiet(args.project.log.log_quiet);
+    let log = Log::new(true).quiet(args.project.log.quiet());
     let mut settings = args.project.settings();
     settings.require_built = args.require_built_images;
     let (_, states) = build::build(&project, &store, std::slice::from_ref(&name), &settings, &log)?;

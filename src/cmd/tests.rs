@@ -98,11 +98,12 @@ fn build_flags_take_werfs_shapes() {
         ("--disable-auto-host-cleanup", |a| a.disable_auto_host_cleanup),
         ("--allowed-backend-storage-volume-usage 80", |a| a.allowed_backend_storage_volume_usage == Some(80)),
         // Log options.
-        ("--log-quiet", |a| a.project.log.log_quiet),
+        ("--log-quiet", |a| a.project.log.quiet()),
         ("--log-verbose", |a| a.project.log.log_verbose && a.project.log.level() == Some("info")),
         ("--log-debug", |a| a.project.log.log_debug && a.project.log.level() == Some("debug")),
         ("--debug --verbose --quiet", |a| {
-            a.project.log.log_debug && a.project.log.log_verbose && a.project.log.log_quiet
+            let l = &a.project.log;
+            l.debug && l.verbose && l.quiet && l.quiet() && l.level() == Some("debug")
         }),
         ("", |a| a.project.log.log_pretty && a.project.log.log_color_mode == "auto" && a.project.log.level().is_none()),
         ("--log-pretty=false", |a| !a.project.log.log_pretty),
@@ -206,6 +207,9 @@ fn flags_read_werfs_variables() {
         ("build", "log-time-format", "WERF_LOG_TIME_FORMAT"),
         ("build", "log-terminal-width", "WERF_LOG_TERMINAL_WIDTH"),
         ("build", "log-project-dir", "WERF_LOG_PROJECT_DIR"),
+        ("build", "debug", "WERF_DEBUG"),
+        ("build", "verbose", "WERF_VERBOSE"),
+        ("build", "quiet", "WERF_QUIET"),
         ("export", "require-built-images", "WERF_REQUIRE_BUILT_IMAGES"),
         ("export", "use-build-report", "WERF_USE_BUILD_REPORT"),
         ("export", "add-label-separator", "WERF_EXPORT_ADD_LABEL_SEPARATOR"),
