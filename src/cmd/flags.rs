@@ -125,3 +125,54 @@ pub fn refuse(flags: &[(&str, bool)]) -> anyhow::Result<()> {
         None => Ok(()),
     }
 }
+
+/// werf's registry-specific options of a repository flag (`--repo-container-registry`,
+/// `--repo-docker-hub-token`, …). slipway treats every registry as a plain OCI
+/// distribution registry and reads credentials from auth files only, so `auto` and
+/// `default` are accepted and anything else is refused by name.
+macro_rules! repo_options {
+    ($name:ident, $flag:literal, $cr:literal, $cr_env:literal,
+     $($field:ident, $long:literal, $env:literal, $what:literal;)*) => {
+        #[derive(Debug, Args, Clone)]
+        pub struct $name {
+            #[doc = concat!("Choose ", $flag, " container registry implementation (default $", $cr_env,
+                " or auto). slipway accepts auto and default only.")]
+            #[arg(id = $cr, long = $cr, env = $cr_env)]
+            pub container_registry: Option<String>,
+            $(
+                #[doc = concat!($flag, " ", $what, " (default $", $env, "). Not supported by slipway: use an auth file.")]
+                #[arg(id = $long, long = $long, env = $env, hide_env_values = true)]
+                pub $field: Option<String>,
+            )*
+        }
+
+        impl $name {
+            pub fn check(&self) -> anyhow::Result<()> {
+                if let Some(c) = self.container_registry.as_deref().filter(|c| !matches!(*c, "" | "auto" | "default")) {
+                    anyhow::bail!(concat!("--", $cr, " {:?} is not supported by slipway: only auto and default"), c);
+                }
+                refuse(&[$((concat!("--", $long), self.$field.as_ref().is_some_and(|v| !v.is_empty())),)*])
+            }
+        }
+    };
+}
+
+repo_options!(RepoOptions, "repo", "repo-container-registry", "WERF_REPO_CONTAINER_REGISTRY",
+    docker_hub_username, "repo-docker-hub-username", "WERF_REPO_DOCKER_HUB_USERNAME", "Docker Hub username";
+    docker_hub_password, "repo-docker-hub-password", "WERF_REPO_DOCKER_HUB_PASSWORD", "Docker Hub password";
+    docker_hub_token, "repo-docker-hub-token", "WERF_REPO_DOCKER_HUB_TOKEN", "Docker Hub token";
+    github_token, "repo-github-token", "WERF_REPO_GITHUB_TOKEN", "GitHub token";
+    harbor_username, "repo-harbor-username", "WERF_REPO_HARBOR_USERNAME", "Harbor username";
+    harbor_password, "repo-harbor-password", "WERF_REPO_HARBOR_PASSWORD", "Harbor password";
+    quay_token, "repo-quay-token", "WERF_REPO_QUAY_TOKEN", "quay.io token";
+);
+
+repo_options!(FinalRepoOptions, "final-repo", "final-repo-container-registry", "WERF_FINAL_REPO_CONTAINER_REGISTRY",
+    docker_hub_username, "final-repo-docker-hub-username", "WERF_FINAL_REPO_DOCKER_HUB_USERNAME", "Docker Hub username";
+    docker_hub_password, "final-repo-docker-hub-password", "WERF_FINAL_REPO_DOCKER_HUB_PASSWORD", "Docker Hub password";
+    docker_hub_token, "final-repo-docker-hub-token", "WERF_FINAL_REPO_DOCKER_HUB_TOKEN", "Docker Hub token";
+    github_token, "final-repo-github-token", "WERF_FINAL_REPO_GITHUB_TOKEN", "GitHub token";
+    harbor_username, "final-repo-harbor-username", "WERF_FINAL_REPO_HARBOR_USERNAME", "Harbor username";
+    harbor_password, "final-repo-harbor-password", "WERF_FINAL_REPO_HARBOR_PASSWORD", "Harbor password";
+    quay_token, "final-repo-quay-token", "WERF_FINAL_REPO_QUAY_TOKEN", "quay.io token";
+);

@@ -12,7 +12,7 @@ pub mod stages;
 mod tests;
 
 use clap::Args;
-use flags::{LogArgs, refuse, werf_bool};
+use flags::{FinalRepoOptions, LogArgs, RepoOptions, refuse, werf_bool};
 use std::path::PathBuf;
 
 /// Where the project is and how to reach registries: werf's flags shared by build, run,
@@ -94,6 +94,9 @@ pub struct ProjectArgs {
     #[arg(long, env = "WERF_REPO")]
     pub repo: Option<String>,
 
+    #[command(flatten)]
+    pub repo_options: RepoOptions,
+
     /// Secondary read-only repos with images used as a cache (repeatable;
     /// $WERF_SECONDARY_REPO_*).
     #[arg(long = "secondary-repo", value_name = "REPO")]
@@ -107,6 +110,9 @@ pub struct ProjectArgs {
     /// Container registry storage address for final images (default $WERF_FINAL_REPO).
     #[arg(long, env = "WERF_FINAL_REPO")]
     pub final_repo: Option<String>,
+
+    #[command(flatten)]
+    pub final_repo_options: FinalRepoOptions,
 
     /// Docker config directory with registry credentials (default $WERF_DOCKER_CONFIG or
     /// $DOCKER_CONFIG or ~/.docker).
@@ -219,6 +225,8 @@ impl ProjectArgs {
     /// Refuses, with one line naming the flag, every flag whose behaviour slipway lacks.
     pub fn check(&self) -> anyhow::Result<()> {
         self.log.check()?;
+        self.repo_options.check()?;
+        self.final_repo_options.check()?;
         refuse(&[
             ("--config-templates-dir", self.config_templates_dir.as_ref().is_some_and(|p| !p.as_os_str().is_empty())),
             ("--config-render-path", self.config_render_path.as_ref().is_some_and(|p| !p.as_os_str().is_empty())),

@@ -208,6 +208,10 @@ fn flags_read_werfs_variables() {
         ("build", "log-terminal-width", "WERF_LOG_TERMINAL_WIDTH"),
         ("build", "log-project-dir", "WERF_LOG_PROJECT_DIR"),
         ("build", "debug", "WERF_DEBUG"),
+        ("build", "repo-container-registry", "WERF_REPO_CONTAINER_REGISTRY"),
+        ("build", "repo-quay-token", "WERF_REPO_QUAY_TOKEN"),
+        ("build", "final-repo-container-registry", "WERF_FINAL_REPO_CONTAINER_REGISTRY"),
+        ("build", "final-repo-harbor-password", "WERF_FINAL_REPO_HARBOR_PASSWORD"),
         ("build", "verbose", "WERF_VERBOSE"),
         ("build", "quiet", "WERF_QUIET"),
         ("export", "require-built-images", "WERF_REQUIRE_BUILT_IMAGES"),
@@ -242,12 +246,25 @@ fn unsupported_flags_are_refused_by_name() {
         ("-S kubernetes://ns", "--synchronization \"kubernetes://ns\" is not supported"),
         ("--log-time", "--log-time is not supported"),
         ("--tmp-dir /nonexistent/x", "--tmp-dir /nonexistent/x: not a directory"),
+        (
+            "--repo-container-registry harbor",
+            "--repo-container-registry \"harbor\" is not supported by slipway: only auto and default",
+        ),
+        ("--final-repo-container-registry=ecr", "--final-repo-container-registry \"ecr\" is not supported"),
+        ("--repo-docker-hub-token t", "--repo-docker-hub-token is not supported by slipway"),
+        ("--final-repo-github-token t", "--final-repo-github-token is not supported by slipway"),
     ];
     for (line, want) in cases {
         let err = build(line).project.check().unwrap_err().to_string();
         assert!(err.contains(want), "build {line}: {err}");
     }
-    for line in ["", "--platform linux/amd64", "-S :local", "--log-pretty=false --log-terminal-width 80"] {
+    for line in [
+        "",
+        "--platform linux/amd64",
+        "-S :local",
+        "--log-pretty=false --log-terminal-width 80",
+        "--repo-container-registry auto --final-repo-container-registry default",
+    ] {
         build(line).project.check().unwrap_or_else(|e| panic!("build {line}: {e}"));
     }
 }
@@ -287,4 +304,10 @@ fn slugify_prints_werfs_slugs() {
     }
     assert_eq!(super::slugify::slugify("", "x").unwrap_err().to_string(), "--format FORMAT argument required");
     assert_eq!(super::slugify::slugify("dns", "x").unwrap_err().to_string(), "unknown format \"dns\"");
+}
+
+/// clap's own consistency checks over every command (unique ids, valid defaults).
+#[test]
+fn command_line_definition_is_consistent() {
+    Cli::command().debug_assert();
 }
