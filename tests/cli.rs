@@ -170,6 +170,10 @@ fn unsupported_flags_fail_with_one_line() {
         ),
         (&["export", "--ssh-key", "k", "--tag", "r/x:y"][..], "Error: --ssh-key is not supported by slipway\n"),
         (&["run", "--follow"][..], "Error: --follow is not supported by slipway\n"),
+        (
+            &["build", "--allowed-backend-storage-volume-usage", "80"][..],
+            "Error: --allowed-backend-storage-volume-usage is not supported by slipway\n",
+        ),
     ] {
         let out = env.slipway().args(args).arg("--dir").arg(&dir).output().unwrap();
         assert!(!out.status.success(), "{args:?}");

@@ -65,18 +65,45 @@ pub struct BuildArgs {
           require_equals = true, default_value = "false", default_missing_value = "true")]
     pub disable_auto_host_cleanup: bool,
 
-    /// Backend storage volume usage that triggers auto host cleanup. Not supported by
-    /// slipway (it has no auto host cleanup).
-    #[arg(long, env = "WERF_ALLOWED_BACKEND_STORAGE_VOLUME_USAGE", value_name = "PERCENT")]
-    pub allowed_backend_storage_volume_usage: Option<u8>,
+    /// Backend storage volume usage (percent or size) that triggers auto host cleanup.
+    /// Not supported by slipway (it has no auto host cleanup).
+    #[arg(long, alias = "allowed-docker-storage-volume-usage", env = "WERF_ALLOWED_BACKEND_STORAGE_VOLUME_USAGE")]
+    pub allowed_backend_storage_volume_usage: Option<String>,
+
+    /// Margin below --allowed-backend-storage-volume-usage for auto host cleanup. Not
+    /// supported by slipway.
+    #[arg(
+        long,
+        alias = "allowed-docker-storage-volume-usage-margin",
+        env = "WERF_ALLOWED_BACKEND_STORAGE_VOLUME_USAGE_MARGIN"
+    )]
+    pub allowed_backend_storage_volume_usage_margin: Option<String>,
+
+    /// Local cache volume usage that triggers its cleanup. Not supported by slipway.
+    #[arg(long, env = "WERF_ALLOWED_LOCAL_CACHE_VOLUME_USAGE")]
+    pub allowed_local_cache_volume_usage: Option<String>,
+
+    /// Margin below --allowed-local-cache-volume-usage. Not supported by slipway.
+    #[arg(long, env = "WERF_ALLOWED_LOCAL_CACHE_VOLUME_USAGE_MARGIN")]
+    pub allowed_local_cache_volume_usage_margin: Option<String>,
+
+    /// Backend storage path for host cleanup's volume usage check. Not supported by
+    /// slipway (its store is --storage-root).
+    #[arg(long, alias = "docker-server-storage-path", env = "WERF_BACKEND_STORAGE_PATH")]
+    pub backend_storage_path: Option<String>,
 }
 
 pub fn run(args: BuildArgs, storage_root: &Option<PathBuf>) -> anyhow::Result<u8> {
+    let set = |v: &Option<String>| v.as_ref().is_some_and(|v| !v.is_empty());
     let p = &args.project;
     p.check()?;
     refuse(&[
         ("--follow", args.follow),
-        ("--allowed-backend-storage-volume-usage", args.allowed_backend_storage_volume_usage.is_some()),
+        ("--allowed-backend-storage-volume-usage", set(&args.allowed_backend_storage_volume_usage)),
+        ("--allowed-backend-storage-volume-usage-margin", set(&args.allowed_backend_storage_volume_usage_margin)),
+        ("--allowed-local-cache-volume-usage", set(&args.allowed_local_cache_volume_usage)),
+        ("--allowed-local-cache-volume-usage-margin", set(&args.allowed_local_cache_volume_usage_margin)),
+        ("--backend-storage-path", set(&args.backend_storage_path)),
     ])?;
     let dir = p.dir()?;
     // Refuse a bad path before building.

@@ -197,6 +197,16 @@ pub struct ProjectArgs {
           require_equals = true, default_value = "false", default_missing_value = "true")]
     pub allow_includes_update: bool,
 
+    /// Set a specific project name. Not supported by slipway yet: set $WERF_PROJECT_NAME,
+    /// which slipway reads.
+    #[arg(short = 'N', long, hide = true)]
+    pub project_name: Option<String>,
+
+    /// No-op, as in werf.
+    #[arg(long, value_parser = werf_bool, num_args = 0..=1, require_equals = true,
+          default_value = "false", default_missing_value = "true")]
+    pub insecure_helm_dependencies: bool,
+
     /// Run in parallel (default $WERF_PARALLEL or true).
     #[arg(short = 'p', long, env = "WERF_PARALLEL", value_parser = werf_bool, num_args = 0..=1,
           require_equals = true, default_value = "true", default_missing_value = "true")]
@@ -245,6 +255,10 @@ impl ProjectArgs {
             ("--debug-templates", self.debug_templates),
             ("--allow-includes-update", self.allow_includes_update),
         ])?;
+        // TODO(project.rs): pass the flag to Project::load, which reads WERF_PROJECT_NAME.
+        if self.project_name.as_ref().is_some_and(|n| !n.is_empty()) {
+            anyhow::bail!("--project-name is not supported by slipway yet: set WERF_PROJECT_NAME instead");
+        }
         if let Some(s) = self.synchronization.as_deref().filter(|s| !s.is_empty() && *s != ":local") {
             anyhow::bail!("--synchronization {s:?} is not supported by slipway: only :local (one host)");
         }

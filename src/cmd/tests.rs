@@ -96,7 +96,16 @@ fn build_flags_take_werfs_shapes() {
             a.project.introspect_error && a.project.introspect_before_error
         }),
         ("--disable-auto-host-cleanup", |a| a.disable_auto_host_cleanup),
-        ("--allowed-backend-storage-volume-usage 80", |a| a.allowed_backend_storage_volume_usage == Some(80)),
+        ("--allowed-backend-storage-volume-usage 80", |a| {
+            a.allowed_backend_storage_volume_usage.as_deref() == Some("80")
+        }),
+        ("--allowed-docker-storage-volume-usage 10GB", |a| {
+            a.allowed_backend_storage_volume_usage.as_deref() == Some("10GB")
+        }),
+        ("--allowed-local-cache-volume-usage-margin 5", |a| a.allowed_local_cache_volume_usage_margin.is_some()),
+        ("--backend-storage-path /var/lib/x", |a| a.backend_storage_path.is_some()),
+        ("-N p", |a| a.project.project_name.as_deref() == Some("p")),
+        ("--insecure-helm-dependencies", |a| a.project.insecure_helm_dependencies),
         // Log options.
         ("--log-quiet", |a| a.project.log.quiet()),
         ("--log-verbose", |a| a.project.log.log_verbose && a.project.log.level() == Some("info")),
@@ -246,6 +255,7 @@ fn unsupported_flags_are_refused_by_name() {
         ("-S kubernetes://ns", "--synchronization \"kubernetes://ns\" is not supported"),
         ("--log-time", "--log-time is not supported"),
         ("--tmp-dir /nonexistent/x", "--tmp-dir /nonexistent/x: not a directory"),
+        ("--project-name p", "--project-name is not supported by slipway yet: set WERF_PROJECT_NAME instead"),
         (
             "--repo-container-registry harbor",
             "--repo-container-registry \"harbor\" is not supported by slipway: only auto and default",
