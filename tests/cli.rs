@@ -180,3 +180,23 @@ fn unsupported_flags_fail_with_one_line() {
         assert_eq!(stderr(&out), want, "{args:?}");
     }
 }
+
+/// `--git-work-tree` must be the project's work tree; `--log-project-dir` prints the
+/// project dir as werf does.
+#[test]
+fn git_work_tree_and_log_project_dir() {
+    let t = "git_work_tree_and_log_project_dir";
+    if !rootless_env(t) {
+        return;
+    }
+    let env = Env::new();
+    let dir = env.path().join("project");
+    git_project(&dir, &[("werf.yaml", "project: x\nconfigVersion: 1\n")], &[]);
+    let out = env.slipway().args(["build", "--git-work-tree"]).arg(env.path()).arg("--dir").arg(&dir).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("is not the work tree of --dir"), "{}", stderr(&out));
+    let out =
+        run_ok(env.slipway().args(["build", "--log-project-dir", "--git-work-tree"]).arg(&dir).arg("--dir").arg(&dir));
+    let canonical = std::fs::canonicalize(&dir).unwrap();
+    assert!(stdout(&out).starts_with(&format!("Using project dir: {}\n", canonical.display())), "{}", stdout(&out));
+}

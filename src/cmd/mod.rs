@@ -307,7 +307,7 @@ impl ProjectArgs {
 
     /// Refuses a `--git-work-tree` that is not the work tree of the loaded project, and
     /// prints the project dir with `--log-project-dir`.
-    pub fn check_project(&self, project: &crate::project::Project) -> anyhow::Result<()> {
+    pub fn check_project(&self, project: &crate::project::Project, log_to_stderr: bool) -> anyhow::Result<()> {
         let dir = self.dir()?;
         if let Some(wt) = self.git_work_tree.as_ref().filter(|p| !p.as_os_str().is_empty()) {
             let wt_abs =
@@ -322,7 +322,9 @@ impl ProjectArgs {
         }
         if self.log_project_dir {
             let abs = std::fs::canonicalize(&dir).unwrap_or(dir);
-            println!("Using project dir: {}", abs.display());
+            // `run`'s stdout belongs to the image: its log goes to stderr.
+            let line = format!("Using project dir: {}", abs.display());
+            if log_to_stderr { eprintln!("{line}") } else { println!("{line}") }
         }
         Ok(())
     }

@@ -73,7 +73,7 @@ pub fn run(args: RunArgs, storage_root: &Option<std::path::PathBuf>) -> anyhow::
     ])?;
     let dir = args.project.dir()?;
     let project = Project::load(&dir, args.project.config.as_deref(), &args.project.env)?;
-    args.project.check_project(&project)?;
+    args.project.check_project(&project, true)?;
     let name = match args.image {
         Some(n) => n,
         None => match project.config.images.as_slice() {

@@ -29,7 +29,7 @@ pub fn run(cmd: StageCommand, storage_root: &Option<std::path::PathBuf>) -> anyh
     let StageCommand::Image(args) = cmd;
     args.project.check()?;
     let project = Project::load(&args.project.dir()?, args.project.config.as_deref(), &args.project.env)?;
-    args.project.check_project(&project)?;
+    args.project.check_project(&project, true)?;
     let name = match args.image {
         Some(n) => n,
         None => match project.config.images.as_slice() {

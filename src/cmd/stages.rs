@@ -31,7 +31,7 @@ pub fn run(cmd: StagesCommand, storage_root: &Option<std::path::PathBuf>) -> any
     let StagesCommand::List(args) = cmd;
     args.project.check()?;
     let project = Project::load(&args.project.dir()?, args.project.config.as_deref(), &args.project.env)?;
-    args.project.check_project(&project)?;
+    args.project.check_project(&project, false)?;
     let settings = args.project.settings();
     let size = |m: &Manifest| m.layers.iter().map(|l| l.size).sum::<u64>();
     let mut rows = Vec::new();
