@@ -91,6 +91,13 @@ fn add_custom_tag_tags_final_images_in_the_repo() {
     let content = r["Images"]["app"]["DockerTag"].as_str().unwrap();
     let fin_tags = tags(&fin);
     assert!(fin_tags.contains(&format!("app-{content}")), "{fin_tags:?}");
+    // `stage image` names the stage in --repo, even with --final-repo (werf's rule).
+    let out = run_ok(
+        env.slipway()
+            .args(["stage", "image", "app", "--insecure-registry", "--repo", &repo, "--final-repo", &fin, "--dir"])
+            .arg(&dir),
+    );
+    assert_eq!(stdout(&out), format!("{repo}:{content}\n"));
 
     // Refused before building: no --repo, and a template two images would share.
     for (args, want) in [

@@ -1,6 +1,6 @@
 //! `slipway stage image [IMAGE]`: prints the name of the image's last stage, as werf
 //! does: `PROJECT:DIGEST-TIMESTAMP` in the local store, `REPO:DIGEST-TIMESTAMP` with
-//! `--repo` (`--final-repo` for final images). Nothing is built: every stage must exist.
+//! `--repo` (never `--final-repo`). Nothing is built: every stage must exist.
 
 use super::ProjectArgs;
 use crate::build::{self, Log};
@@ -43,6 +43,10 @@ pub fn run(cmd: StageCommand, storage_root: &Option<std::path::PathBuf>) -> anyh
     let log = Log::new(true).quiet(true);
     let (report, _) = build::build(&project, &store, std::slice::from_ref(&name), &settings, &log)?;
     let record = report.images.get(&name).context("the image is not in the build report")?;
-    println!("{}", record.docker_image_name);
+    // werf prints the stage's name in the stages storage (`--repo`), not in `--final-repo`.
+    match &settings.repo {
+        Some(repo) => println!("{repo}:{}", record.docker_tag),
+        None => println!("{}", record.docker_image_name),
+    }
     Ok(0)
 }
