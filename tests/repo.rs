@@ -301,7 +301,7 @@ fn faults_and_an_interrupted_push_leave_the_repo_consistent() {
     let mut child = env
         .slipway()
         .env("XDG_DATA_HOME", env.path().join("killed"))
-        .args(["build", "--insecure-registry", "--insecure-registry", "--repo", &via, "--dir"])
+        .args(["build", "--insecure-registry", "--repo", &via, "--dir"])
         .arg(&dir)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -319,8 +319,7 @@ fn faults_and_an_interrupted_push_leave_the_repo_consistent() {
     // Then a build through a proxy that fails its first requests (500s and resets).
     let faulty = Proxy::start(&reg, 4);
     let via = repo.replacen(&reg, &faulty.addr, 1);
-    let (out, r) =
-        build(&env, &dir, "after", &["--insecure-registry", &faulty.addr, "--insecure-registry", "--repo", &via]);
+    let (out, r) = build(&env, &dir, "after", &["--insecure-registry", "--repo", &via]);
     ok(&out);
     assert!(faulty.requests().len() > 4);
     assert!(assert_repo_consistent(&repo) >= 5);
