@@ -70,6 +70,30 @@ fn add_custom_tag_tags_final_images_in_the_repo() {
     }
     assert!(!all.iter().any(|t| t.starts_with("base")), "a non-final image was tagged: {all:?}");
 
+    // --check-built-images checks the custom tags instead of adding them.
+    let check = |tag: &str| {
+        env.slipway()
+            .args([
+                "build",
+                "--check-built-images",
+                "--insecure-registry",
+                "--repo",
+                &repo,
+                "--add-custom-tag",
+                tag,
+                "--dir",
+            ])
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    let out = check("%image%-latest");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = check("%image%-missing");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("check custom tag \"app-missing\" existence failed"), "{}", stderr(&out));
+    assert!(!tags(&repo).contains(&"app-missing".to_string()));
+
     // With --final-repo the tags go there, with the content-based tag in the template.
     let fin = fresh_repo(&reg, "custom-tags-final");
     run_ok(

@@ -137,6 +137,13 @@ pub fn run(args: BuildArgs, storage_root: &Option<PathBuf>) -> anyhow::Result<u8
                 let tag = t.render(name, &record.docker_tag);
                 let dest = Reference::parse(&format!("{}:{tag}", record.docker_repo))
                     .with_context(|| format!("custom tag {tag:?} of image {name}"))?;
+                if settings.require_built {
+                    // werf's check mode checks the custom tags instead of adding them.
+                    if client.manifest_digest(&dest)?.is_none() {
+                        bail!("check custom tag {tag:?} existence failed: {dest} not found");
+                    }
+                    continue;
+                }
                 build::repo::add_tag(&client, &source, &dest)
                     .with_context(|| format!("tagging image {name} as {dest}"))?;
                 log.info(&format!("tagged {name} as {dest}"));
