@@ -138,17 +138,17 @@ fresh() {
 
 slipway_build() { # LOG STORE PROJECT
     timed "$1" env XDG_DATA_HOME="$2" \
-        "$slipway" build --dir "$B/$3" --insecure-registry "$REGISTRY_ADDR"
+        "$slipway" build --dir "$B/$3" --insecure-registry
 }
 # The same with stages in REPO; GRACE sets SLIPWAY_PUBLISH_GRACE_MS ("" = slipway's default).
 slipway_repo_build() { # LOG STORE PROJECT REPO GRACE
     timed "$1" env XDG_DATA_HOME="$2" ${5:+SLIPWAY_PUBLISH_GRACE_MS=$5} \
-        "$slipway" build --dir "$B/$3" --insecure-registry "$REGISTRY_ADDR" --repo "$4"
+        "$slipway" build --dir "$B/$3" --insecure-registry --repo "$4"
 }
 # Export the final image of PROJECT, whose stages are in REPO, to DEST from an empty store.
 slipway_export() { # LOG STORE PROJECT REPO DEST
     timed "$1" env XDG_DATA_HOME="$2" "$slipway" export --require-built-images --dir "$B/$3" \
-        --insecure-registry "$REGISTRY_ADDR" --repo "$4" --tag "$5:%image_content_based_tag%" --add-label bench=1
+        --insecure-registry --repo "$4" --tag "$5:%image_content_based_tag%" --add-label bench=1
 }
 skopeo_copy() { # LOG SRC DEST
     timed "$1" skopeo copy --src-tls-verify=false --dest-tls-verify=false "docker://$2" "docker://$3"

@@ -52,7 +52,7 @@ run_as_user git commit -q -m "demo project"
 extra_env=()
 [[ -n ${RUST_LOG:-} ]] && extra_env+=("RUST_LOG=$RUST_LOG")
 log "slipway build (as $TEST_USER)"
-run_as_user "${extra_env[@]}" "$slipway" build --dir "$demo" --insecure-registry "$REGISTRY_ADDR"
+run_as_user "${extra_env[@]}" "$slipway" build --dir "$demo" --insecure-registry
 log "slipway run app (as $TEST_USER)"
 run_as_user "${extra_env[@]}" "$slipway" run app --dir "$demo"
 log "demo OK (project in $demo)"

@@ -23,14 +23,23 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build the images of werf.yaml (all, or those named) into the local store.
+    #[command(args_override_self = true)]
     Build(crate::cmd::build::BuildArgs),
     /// Build an image if needed and run a command in it (its CMD by default).
+    #[command(args_override_self = true)]
     Run(crate::cmd::run::RunArgs),
     /// Build if needed, then publish final images under the given tags, without werf's labels.
+    #[command(args_override_self = true)]
     Export(crate::cmd::export::ExportArgs),
     /// Inspect stages.
-    #[command(subcommand)]
+    #[command(subcommand, args_override_self = true)]
     Stages(crate::cmd::stages::StagesCommand),
+    /// Work with one stage (werf's `stage image`).
+    #[command(subcommand, args_override_self = true)]
+    Stage(crate::cmd::stage::StageCommand),
+    /// Print slugged string by specified format.
+    #[command(args_override_self = true)]
+    Slugify(crate::cmd::slugify::SlugifyArgs),
     /// Plumbing for tests and debugging.
     #[command(hide = true, subcommand)]
     Internal(internal::Command),
@@ -39,10 +48,12 @@ pub enum Command {
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Build(a) => crate::cmd::build::run(a, &storage_root(&cli.storage_root)?),
-        Command::Run(a) => crate::cmd::run::run(a, &storage_root(&cli.storage_root)?),
-        Command::Export(a) => crate::cmd::export::run(a, &storage_root(&cli.storage_root)?),
-        Command::Stages(c) => crate::cmd::stages::run(c, &storage_root(&cli.storage_root)?),
+        Command::Build(a) => crate::cmd::build::run(a, &cli.storage_root),
+        Command::Run(a) => crate::cmd::run::run(a, &cli.storage_root),
+        Command::Export(a) => crate::cmd::export::run(a, &cli.storage_root),
+        Command::Stages(c) => crate::cmd::stages::run(c, &cli.storage_root),
+        Command::Stage(c) => crate::cmd::stage::run(c, &cli.storage_root),
+        Command::Slugify(a) => crate::cmd::slugify::run(a),
         Command::Internal(c) => internal::run(c, &cli.storage_root),
     }
 }
@@ -58,4 +69,19 @@ pub fn storage_root(flag: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
     let home = std::env::var_os("HOME")
         .ok_or_else(|| anyhow::anyhow!("neither XDG_DATA_HOME nor HOME is set: pass --storage-root"))?;
     Ok(PathBuf::from(home).join(".local/share/slipway"))
+}
+
+impl Cli {
+    /// The `--log-*` flags of the command, if it has them.
+    pub fn log_args(&self) -> Option<&crate::cmd::flags::LogArgs> {
+        match &self.command {
+            Command::Build(a) => Some(&a.project.log),
+            Command::Run(a) => Some(&a.project.log),
+            Command::Export(a) => Some(&a.project.log),
+            Command::Stages(crate::cmd::stages::StagesCommand::List(a)) => Some(&a.project.log),
+            Command::Stage(crate::cmd::stage::StageCommand::Image(a)) => Some(&a.project.log),
+            Command::Slugify(a) => Some(&a.log),
+            Command::Internal(_) => None,
+        }
+    }
 }

@@ -28,7 +28,11 @@ fn main() -> ExitCode {
     // A sandbox helper is a re-exec of this binary: it must not parse arguments or log.
     slipway_runtime::sandbox::helper_main_if_requested();
     let args = <cli::Cli as clap::Parser>::parse();
-    init_logging(args.log_level.as_deref());
+    let log = args.log_args();
+    init_logging(
+        args.log_level.as_deref().or(log.and_then(|l| l.level())),
+        log.map_or_else(|| std::io::IsTerminal::is_terminal(&std::io::stderr()), |l| l.color()),
+    );
     match slipway_runtime::userns::enter(&Default::default()) {
         Ok(slipway_runtime::userns::Entered::ParentDone(code)) => return ExitCode::from(code.clamp(0, 255) as u8),
         Ok(slipway_runtime::userns::Entered::Inside) => {}
@@ -50,13 +54,13 @@ fn error_chain(e: &anyhow::Error) -> String {
     e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")
 }
 
-fn init_logging(level: Option<&str>) {
+fn init_logging(level: Option<&str>, ansi: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLIPWAY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.unwrap_or("warn")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(ansi)
         .with_target(false)
         .without_time()
         .init();

@@ -91,7 +91,7 @@ fn build_run_rebuild(test: &str, env: Env) {
 
     let out = run_ok(
         env.slipway()
-            .args(["build", "--insecure-registry", &reg, "--dir"])
+            .args(["build", "--insecure-registry", "--dir"])
             .arg(&dir)
             .arg("--save-build-report")
             .arg("--build-report-path")
@@ -107,7 +107,7 @@ fn build_run_rebuild(test: &str, env: Env) {
 
     let out = run_ok(
         env.slipway()
-            .args(["run", "app", "--insecure-registry", &reg, "--dir"])
+            .args(["run", "app", "--insecure-registry", "--dir"])
             .arg(&dir)
             .args(["--", "/bin/sh", "-c", INSPECT]),
     );
@@ -134,7 +134,7 @@ fn build_run_rebuild(test: &str, env: Env) {
     // A committed change to a copied file rebuilds from the COPY on.
     write(&dir, "src/hello.txt", "changed\n");
     git(&dir, &["commit", "-q", "-am", "change"]);
-    let out = run_ok(env.slipway().args(["build", "--insecure-registry", &reg, "--dir"]).arg(&dir));
+    let out = run_ok(env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir));
     let log = stdout(&out);
     assert_eq!(log.matches("cached").count(), 4, "{log}");
     assert_eq!(log.matches("built in").count(), 5, "{log}");
@@ -166,7 +166,7 @@ fn hostile_base_layers_write_nothing_outside() {
             ],
             &[],
         );
-        let out = env.slipway().args(["build", "--insecure-registry", &reg, "--dir"]).arg(&dir).output().unwrap();
+        let out = env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir).output().unwrap();
         assert!(!out.status.success(), "{image}: build succeeded");
         let err = stderr(&out);
         assert!(err.contains(&format!("refusing layer entry {entry}")) && err.contains(reason), "{image}: {err}");
@@ -320,7 +320,7 @@ fn copy_sources_stay_in_the_context_heredocs_and_archives() {
     git(&dir, &["add", "-A"]);
     git(&dir, &["commit", "-q", "-m", "more"]);
 
-    let out = run_ok(env.slipway().args(["run", "ok", "--insecure-registry", &reg, "--dir"]).arg(&dir).args([
+    let out = run_ok(env.slipway().args(["run", "ok", "--insecure-registry", "--dir"]).arg(&dir).args([
         "--",
         "/bin/sh",
         "-c",
@@ -328,7 +328,7 @@ fn copy_sources_stay_in_the_context_heredocs_and_archives() {
     ]));
     assert_eq!(stdout(&out), "hello\nhello from a heredoc\nin the archive\nplain.gz\nfile\n");
 
-    let out = env.slipway().args(["build", "evil", "--insecure-registry", &reg, "--dir"]).arg(&dir).output().unwrap();
+    let out = env.slipway().args(["build", "evil", "--insecure-registry", "--dir"]).arg(&dir).output().unwrap();
     assert!(!out.status.success(), "COPY through a symlink to /etc succeeded");
     assert!(stderr(&out).contains("evil cannot be resolved inside the build context"), "{}", stderr(&out));
 }
@@ -354,7 +354,7 @@ fn kill_9_mid_build_leaves_the_store_consistent() {
     );
     let mut child = env
         .slipway()
-        .args(["build", "--insecure-registry", &reg, "--dir"])
+        .args(["build", "--insecure-registry", "--dir"])
         .arg(&dir)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -363,7 +363,7 @@ fn kill_9_mid_build_leaves_the_store_consistent() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     child.kill().unwrap();
     child.wait().unwrap();
-    let out = run_ok(env.slipway().args(["run", "--insecure-registry", &reg, "--dir"]).arg(&dir).args([
+    let out = run_ok(env.slipway().args(["run", "--insecure-registry", "--dir"]).arg(&dir).args([
         "--",
         "/bin/sh",
         "-c",
@@ -391,7 +391,7 @@ fn context_add_files_need_giterminism_and_track_content() {
         &[("werf.yaml", werf), ("Dockerfile", &df)],
         &[("generated.txt", "v1\n"), ("gen/a.txt", "a\n"), ("gen/sub/b.txt", "b\n")],
     );
-    let out = env.slipway().args(["build", "--insecure-registry", &reg, "--dir"]).arg(&dir).output().unwrap();
+    let out = env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir).output().unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("allowContextAddFiles"), "{}", stderr(&out));
 
@@ -403,13 +403,13 @@ fn context_add_files_need_giterminism_and_track_content() {
     git(&dir, &["add", "werf-giterminism.yaml"]);
     git(&dir, &["commit", "-q", "-m", "allow"]);
     let show = ["--", "/bin/sh", "-c", "cat /app/generated.txt /app/a.txt /app/sub/b.txt"];
-    let out = run_ok(env.slipway().args(["run", "--insecure-registry", &reg, "--dir"]).arg(&dir).args(show));
+    let out = run_ok(env.slipway().args(["run", "--insecure-registry", "--dir"]).arg(&dir).args(show));
     assert_eq!(stdout(&out), "v1\na\nb\n");
     assert!(!stderr(&out).contains("are not committed"), "added files are not 'uncommitted': {}", stderr(&out));
 
     // The working-tree content is part of the digest.
     write(&dir, "generated.txt", "v2\n");
-    let out = run_ok(env.slipway().args(["run", "--insecure-registry", &reg, "--dir"]).arg(&dir).args(show));
+    let out = run_ok(env.slipway().args(["run", "--insecure-registry", "--dir"]).arg(&dir).args(show));
     assert_eq!(stdout(&out), "v2\na\nb\n");
     assert!(stderr(&out).contains("2-COPY") && stderr(&out).contains("built in"), "{}", stderr(&out));
 }
@@ -439,7 +439,7 @@ fn dependencies_build_first_and_pass_build_args() {
     let report = env.path().join("r.json");
     let out = run_ok(
         env.slipway()
-            .args(["build", "app", "--insecure-registry", &reg, "--dir"])
+            .args(["build", "app", "--insecure-registry", "--dir"])
             .arg(&dir)
             .arg("--save-build-report")
             .arg("--build-report-path")
@@ -451,7 +451,7 @@ fn dependencies_build_first_and_pass_build_args() {
     let base_tag = r["Images"]["base"]["DockerTag"].as_str().unwrap().to_string();
     let out = run_ok(
         env.slipway()
-            .args(["run", "app", "--insecure-registry", &reg, "--dir"])
+            .args(["run", "app", "--insecure-registry", "--dir"])
             .arg(&dir)
             .args(["--", "cat", "/copied", "/tag"]),
     );
@@ -481,7 +481,7 @@ fn run_mounts_cache_secret_bind_tmpfs() {
     // werf (and slipway) take a value secret only when werf-giterminism.yaml allows its id.
     let giterminism = "giterminismConfigVersion: 1\nconfig:\n  secrets:\n    allowValueIds: [token]\n";
     git_project(&dir, &[("werf.yaml", werf), ("Dockerfile", &df("v1")), ("data/x", "x-data\n")], &[]);
-    let refused = env.slipway().args(["run", "--insecure-registry", &reg, "--dir"]).arg(&dir).output().unwrap();
+    let refused = env.slipway().args(["run", "--insecure-registry", "--dir"]).arg(&dir).output().unwrap();
     assert!(!refused.status.success(), "a secret without an allowance was used");
     assert!(
         stderr(&refused).contains("werf.yaml:7: secret \"token\" is not allowed by giterminism"),
@@ -492,13 +492,13 @@ fn run_mounts_cache_secret_bind_tmpfs() {
     git(&dir, &["add", "werf-giterminism.yaml"]);
     git(&dir, &["commit", "-q", "-m", "allow the secret"]);
     let show = ["--", "cat", "/count", "/token-copy", "/bound", "/tmpls", "/clean"];
-    let out = run_ok(env.slipway().args(["run", "--insecure-registry", &reg, "--dir"]).arg(&dir).args(show));
+    let out = run_ok(env.slipway().args(["run", "--insecure-registry", "--dir"]).arg(&dir).args(show));
     assert_eq!(stdout(&out), "1\ns3cr3tx-data\nf\nclean\n");
 
     // The cache survives builds; the bind source's content is part of its step's digest.
     write(&dir, "Dockerfile", &df("v2"));
     write(&dir, "data/x", "changed\n");
     git(&dir, &["commit", "-q", "-am", "v2"]);
-    let out = run_ok(env.slipway().args(["run", "--insecure-registry", &reg, "--dir"]).arg(&dir).args(show));
+    let out = run_ok(env.slipway().args(["run", "--insecure-registry", "--dir"]).arg(&dir).args(show));
     assert_eq!(stdout(&out), "2\ns3cr3tchanged\nf\nclean\n");
 }

@@ -40,7 +40,7 @@ impl Project {
         let out = run_ok(
             self.env
                 .slipway()
-                .args(["run", "app", "--insecure-registry", &self.reg, "--dir"])
+                .args(["run", "app", "--insecure-registry", "--dir"])
                 .arg(&self.dir)
                 .args(["--", "/bin/sh", "-c", script]),
         );
@@ -51,11 +51,7 @@ impl Project {
     fn config(&self) -> serde_json::Value {
         let dest = format!("{}:latest", fresh_repo(&self.reg, "dockerfile"));
         run_ok(
-            self.env
-                .slipway()
-                .args(["export", "--insecure-registry", &self.reg, "--dir"])
-                .arg(&self.dir)
-                .args(["--tag", &dest]),
+            self.env.slipway().args(["export", "--insecure-registry", "--dir"]).arg(&self.dir).args(["--tag", &dest]),
         );
         let out = Command::new("skopeo")
             .args(["inspect", "--config", "--tls-verify=false"])

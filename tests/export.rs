@@ -52,7 +52,7 @@ fn exports_two_of_three_images_without_werf_labels() {
     let report = env.path().join("report.json");
     run_ok(
         env.slipway()
-            .args(["build", "--insecure-registry", &reg, "--repo", &repo, "--dir"])
+            .args(["build", "--insecure-registry", "--repo", &repo, "--dir"])
             .arg(&dir)
             .arg("--save-build-report")
             .arg("--build-report-path")
@@ -69,7 +69,6 @@ fn exports_two_of_three_images_without_werf_labels() {
                 "worker",
                 "--require-built-images",
                 "--insecure-registry",
-                &reg,
                 "--repo",
                 &repo,
                 "--dir",
@@ -120,7 +119,7 @@ fn colliding_tags_are_refused() {
     let dir = project(&env, &reg);
     let out = env
         .slipway()
-        .args(["export", "app", "worker", "--insecure-registry", &reg, "--dir"])
+        .args(["export", "app", "worker", "--insecure-registry", "--dir"])
         .arg(&dir)
         .args(["--tag", &format!("{reg}/slipway-test/same:latest")])
         .output()
@@ -156,7 +155,7 @@ fn exports_from_the_local_store_to_a_registry_with_credentials() {
     let out = env
         .slipway()
         .env("DOCKER_CONFIG", &docker)
-        .args(["export", "app", "--insecure-registry", &reg, "--insecure-registry", &auth_reg, "--dir"])
+        .args(["export", "app", "--insecure-registry", "--insecure-registry", "--dir"])
         .arg(&dir)
         .args(["--tag", &format!("{dest}:%image_safe_slug%"), "--add-label", "k=v"])
         .output()
@@ -172,7 +171,7 @@ fn exports_from_the_local_store_to_a_registry_with_credentials() {
     run_ok(
         env.slipway()
             .env("XDG_DATA_HOME", env.path().join("builder"))
-            .args(["build", "app", "--insecure-registry", &reg, "--repo", &repo, "--dir"])
+            .args(["build", "app", "--insecure-registry", "--repo", &repo, "--dir"])
             .arg(&dir),
     );
     let fresh = env.path().join("fresh");
@@ -181,18 +180,7 @@ fn exports_from_the_local_store_to_a_registry_with_credentials() {
         .slipway()
         .env("XDG_DATA_HOME", &fresh)
         .env("DOCKER_CONFIG", &docker)
-        .args([
-            "export",
-            "app",
-            "--require-built-images",
-            "--repo",
-            &repo,
-            "--insecure-registry",
-            &reg,
-            "--insecure-registry",
-            &auth_reg,
-            "--dir",
-        ])
+        .args(["export", "app", "--require-built-images", "--repo", &repo, "--insecure-registry", "--dir"])
         .arg(&dir)
         .args(["--tag", &format!("{dest2}:%image_content_based_tag%")])
         .output()
@@ -222,7 +210,7 @@ fn exports_from_the_local_store_to_a_registry_with_credentials() {
     let out = env
         .slipway()
         .env("DOCKER_CONFIG", env.path().join("nodocker"))
-        .args(["export", "app", "--insecure-registry", &reg, "--insecure-registry", &auth_reg, "--dir"])
+        .args(["export", "app", "--insecure-registry", "--insecure-registry", "--dir"])
         .arg(&dir)
         .args(["--tag", &format!("{dest}:again")])
         .output()
@@ -265,7 +253,7 @@ fn onbuild_triggers_of_an_exported_base_run_in_the_child() {
     let dest = fresh_repo(&reg, "onbuild");
     run_ok(
         env.slipway()
-            .args(["export", "--insecure-registry", &reg, "--dir"])
+            .args(["export", "--insecure-registry", "--dir"])
             .arg(&base_dir)
             .args(["--tag", &format!("{dest}/%image%:latest")]),
     );
@@ -281,14 +269,14 @@ fn onbuild_triggers_of_an_exported_base_run_in_the_child() {
         ],
         &[],
     );
-    let out = run_ok(env.slipway().args(["run", "app", "--insecure-registry", &reg, "--dir"]).arg(&child).args([
+    let out = run_ok(env.slipway().args(["run", "app", "--insecure-registry", "--dir"]).arg(&child).args([
         "--",
         "/bin/sh",
         "-c",
         "cat /trig; echo $FROM_TRIGGER",
     ]));
     assert_eq!(stdout(&out), "triggered\nyes\n");
-    let out = env.slipway().args(["build", "bad", "--insecure-registry", &reg, "--dir"]).arg(&child).output().unwrap();
+    let out = env.slipway().args(["build", "bad", "--insecure-registry", "--dir"]).arg(&child).output().unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("COPY and ADD triggers are not supported yet"), "{}", stderr(&out));
 }
@@ -305,7 +293,7 @@ fn image_spec_rewrites_the_final_config() {
     let werf = "project: imgspec\nconfigVersion: 1\n---\nimage: app\ndockerfile: Dockerfile\nimageSpec:\n  author: Someone\n  clearHistory: true\n  config:\n    labels:\n      team: \"%project%-%image%\"\n    removeLabels: [remove.me, /^tmp\\./]\n    env:\n      MODE: prod\n    removeEnv: [SECRET]\n    user: \"1000\"\n    workingDir: /tmp\n    expose: [\"8080\"]\n";
     let df = format!("FROM {reg}/base/busybox:latest\nLABEL remove.me=1 tmp.x=2 keep=3\nENV SECRET=s\n");
     git_project(&dir, &[("werf.yaml", werf), ("Dockerfile", &df)], &[]);
-    let out = run_ok(env.slipway().args(["run", "--insecure-registry", &reg, "--dir"]).arg(&dir).args([
+    let out = run_ok(env.slipway().args(["run", "--insecure-registry", "--dir"]).arg(&dir).args([
         "--",
         "/bin/sh",
         "-c",
@@ -316,7 +304,7 @@ fn image_spec_rewrites_the_final_config() {
     let dest = fresh_repo(&reg, "imgspec");
     run_ok(
         env.slipway()
-            .args(["export", "--insecure-registry", &reg, "--dir"])
+            .args(["export", "--insecure-registry", "--dir"])
             .arg(&dir)
             .args(["--tag", &format!("{dest}:latest")]),
     );

@@ -125,7 +125,7 @@ fn repo_build_runs_in_podman_and_a_fresh_store_downloads_no_layer() {
     let env = Env::new();
     let dir = project(&env, &reg, "");
     let repo = fresh_repo(&reg, "podman");
-    let (out, r) = build(&env, &dir, "store1", &["--insecure-registry", &reg, "--repo", &repo]);
+    let (out, r) = build(&env, &dir, "store1", &["--insecure-registry", "--repo", &repo]);
     ok(&out);
     let name = image_name(&r);
     assert!(name.starts_with(&format!("{repo}:")), "{r}");
@@ -142,9 +142,7 @@ fn repo_build_runs_in_podman_and_a_fresh_store_downloads_no_layer() {
 
     // `stages list` shows the four stages, in the repo and in the local store alike.
     let tag = r["Images"]["app"]["DockerTag"].as_str().unwrap();
-    for (store, extra) in
-        [("store1", vec!["--repo", repo.as_str(), "--insecure-registry", reg.as_str()]), ("store1", vec![])]
-    {
+    for (store, extra) in [("store1", vec!["--repo", repo.as_str(), "--insecure-registry"]), ("store1", vec![])] {
         let out = run_ok(
             env.slipway()
                 .env("XDG_DATA_HOME", env.path().join(store))
@@ -161,8 +159,7 @@ fn repo_build_runs_in_podman_and_a_fresh_store_downloads_no_layer() {
     // A fresh store with the same repo: nothing rebuilt, no layer downloaded.
     let proxy = Proxy::start(&reg, 0);
     let via = repo.replacen(&reg, &proxy.addr, 1);
-    let (out, r2) =
-        build(&env, &dir, "store2", &["--insecure-registry", &proxy.addr, "--insecure-registry", &reg, "--repo", &via]);
+    let (out, r2) = build(&env, &dir, "store2", &["--insecure-registry", "--repo", &via]);
     ok(&out);
     assert!(!stdout(&out).contains("built in"), "{}", stdout(&out));
     assert_eq!(r2["Images"]["app"]["Rebuilt"], false);
@@ -186,7 +183,7 @@ fn repo_build_runs_in_podman_and_a_fresh_store_downloads_no_layer() {
     let out = run_ok(
         env.slipway()
             .env("XDG_DATA_HOME", env.path().join("store2"))
-            .args(["run", "--insecure-registry", &proxy.addr, "--dir"])
+            .args(["run", "--insecure-registry", "--dir"])
             .arg(&dir),
     );
     assert_eq!(stdout(&out), "built\nhello\n");
@@ -195,7 +192,7 @@ fn repo_build_runs_in_podman_and_a_fresh_store_downloads_no_layer() {
     let out = run_ok(
         env.slipway()
             .env("XDG_DATA_HOME", env.path().join("store2"))
-            .args(["run", "--insecure-registry", &proxy.addr, "--dir"])
+            .args(["run", "--insecure-registry", "--dir"])
             .arg(&dir)
             .args([
                 "--",
@@ -226,7 +223,7 @@ fn four_concurrent_builders_agree_on_one_final_image() {
                 .env("XDG_DATA_HOME", env.path().join(format!("race-store-{i}")))
                 // Separate runtime dirs: no shared host lock, as on separate hosts.
                 .env("XDG_RUNTIME_DIR", env.path().join(format!("race-run-{i}")))
-                .args(["build", "--insecure-registry", &reg, "--repo", &repo, "--dir"])
+                .args(["build", "--insecure-registry", "--repo", &repo, "--dir"])
                 .arg(&dir)
                 .arg("--save-build-report")
                 .arg("--build-report-path")
@@ -267,7 +264,7 @@ fn two_builds_share_one_local_store() {
     let spawn = || {
         env.slipway()
             .env("XDG_DATA_HOME", env.path().join("shared"))
-            .args(["build", "--insecure-registry", &reg, "--dir"])
+            .args(["build", "--insecure-registry", "--dir"])
             .arg(&dir)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -304,7 +301,7 @@ fn faults_and_an_interrupted_push_leave_the_repo_consistent() {
     let mut child = env
         .slipway()
         .env("XDG_DATA_HOME", env.path().join("killed"))
-        .args(["build", "--insecure-registry", &proxy.addr, "--insecure-registry", &reg, "--repo", &via, "--dir"])
+        .args(["build", "--insecure-registry", "--repo", &via, "--dir"])
         .arg(&dir)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -322,8 +319,7 @@ fn faults_and_an_interrupted_push_leave_the_repo_consistent() {
     // Then a build through a proxy that fails its first requests (500s and resets).
     let faulty = Proxy::start(&reg, 4);
     let via = repo.replacen(&reg, &faulty.addr, 1);
-    let (out, r) =
-        build(&env, &dir, "after", &["--insecure-registry", &faulty.addr, "--insecure-registry", &reg, "--repo", &via]);
+    let (out, r) = build(&env, &dir, "after", &["--insecure-registry", "--repo", &via]);
     ok(&out);
     assert!(faulty.requests().len() > 4);
     assert!(assert_repo_consistent(&repo) >= 5);
@@ -341,7 +337,7 @@ fn secondary_cache_and_final_repos() {
     let dir = project(&env, &reg, "");
     let (a, b, cache, fin) =
         (fresh_repo(&reg, "sec-a"), fresh_repo(&reg, "sec-b"), fresh_repo(&reg, "cache"), fresh_repo(&reg, "final"));
-    let insecure = ["--insecure-registry", reg.as_str()];
+    let insecure = ["--insecure-registry"];
     let (out, ra) = build(&env, &dir, "s1", &[&insecure[..], &["--repo", &a]].concat());
     ok(&out);
 

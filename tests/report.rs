@@ -41,7 +41,7 @@ fn two_image_report_in_werf_schema_read_by_jq() {
     let build = |report: &Path| {
         run_ok(
             env.slipway()
-                .args(["build", "--insecure-registry", &reg, "--dir"])
+                .args(["build", "--insecure-registry", "--dir"])
                 .arg(&dir)
                 .arg("--save-build-report")
                 .arg("--build-report-path")
@@ -130,7 +130,7 @@ fn two_image_report_in_werf_schema_read_by_jq() {
     let dest = fresh_repo(&reg, "from-report");
     let out = run_ok(
         env.slipway()
-            .args(["export", "--insecure-registry", &reg, "--use-build-report", "--build-report-path"])
+            .args(["export", "--insecure-registry", "--use-build-report", "--build-report-path"])
             .arg(&r2env)
             .arg("--dir")
             .arg(&dir)

@@ -68,7 +68,7 @@ fn committed_symlinks_are_copied_as_symlinks_never_followed() {
 
     let show = "for f in /ctx/sub/b /ctx/sub/loot /ctx/sub/x /s/b /s/loot /s/x; do echo \"$f $(stat -c %F $f) $(readlink $f)\"; done; cat /s/loot/key 2>&1 || true";
     let out = run_ok(
-        env.slipway().args(["run", "--insecure-registry", &reg, "--dir"]).arg(&dir).args(["--", "/bin/sh", "-c", show]),
+        env.slipway().args(["run", "--insecure-registry", "--dir"]).arg(&dir).args(["--", "/bin/sh", "-c", show]),
     );
     let h = host.display();
     assert_eq!(
@@ -107,7 +107,7 @@ fn copy_from_a_stage_never_follows_a_symlink_the_step_made() {
     );
     let show = "for f in /x/loot /x/d/k /x/root /y/k; do echo \"$f $(stat -c %F $f) $(readlink $f)\"; done; ls /x/many | wc -l";
     let out = run_ok(
-        env.slipway().args(["run", "--insecure-registry", &reg, "--dir"]).arg(&dir).args(["--", "/bin/sh", "-c", show]),
+        env.slipway().args(["run", "--insecure-registry", "--dir"]).arg(&dir).args(["--", "/bin/sh", "-c", show]),
     );
     assert_eq!(
         stdout(&out),
@@ -172,7 +172,7 @@ fn tree_entries_named_dotdot_are_refused_and_nothing_is_written_outside() {
     let commit = git_stdin(&dir, &["commit-tree", &root, "-p", "HEAD", "-m", "hostile"], b"");
     git(&dir, &["update-ref", "refs/heads/main", &commit]);
 
-    let out = env.slipway().args(["build", "--insecure-registry", &reg, "--dir"]).arg(&dir).output().unwrap();
+    let out = env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir).output().unwrap();
     assert!(!out.status.success(), "a tree entry named .. was built");
     let err = stderr(&out);
     let want = format!("commit {}: tree entry \"..\" is not a valid path", &commit[..12]);
@@ -201,7 +201,7 @@ fn context_add_files_never_leave_the_working_tree() {
     git(&dir, &["add", "-A"]);
     git(&dir, &["commit", "-q", "-m", "link"]);
 
-    let out = env.slipway().args(["build", "--insecure-registry", &reg, "--dir"]).arg(&dir).output().unwrap();
+    let out = env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir).output().unwrap();
     assert!(!out.status.success(), "contextAddFiles read through a symlink out of the working tree");
     let err = stderr(&out);
     assert!(
@@ -238,12 +238,12 @@ fn deep_trees_a_step_leaves_are_refused_clearly_and_the_run_dir_is_removed() {
             .unwrap_or_default()
     };
 
-    let out = env.slipway().args(["build", "commit", "--insecure-registry", &reg, "--dir"]).arg(&dir).output().unwrap();
+    let out = env.slipway().args(["build", "commit", "--insecure-registry", "--dir"]).arg(&dir).output().unwrap();
     assert!(!out.status.success(), "a 1100-level tree was committed");
     assert!(stderr(&out).contains("directory tree deeper than 1024 levels at"), "{}", stderr(&out));
     assert_eq!(leftovers(), Vec::<String>::new(), "the run dir was left behind");
 
-    let out = env.slipway().args(["build", "copy", "--insecure-registry", &reg, "--dir"]).arg(&dir).output().unwrap();
+    let out = env.slipway().args(["build", "copy", "--insecure-registry", "--dir"]).arg(&dir).output().unwrap();
     assert!(!out.status.success(), "a 600-level tree was copied");
     assert!(
         stderr(&out).contains("cannot copy build:/deep") && stderr(&out).contains("deeper than 512 levels"),

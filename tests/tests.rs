@@ -7,6 +7,7 @@
 //! cannot run fails instead of skipping.
 
 mod build;
+mod cli;
 mod common;
 mod dockerfile;
 mod export;

@@ -5,11 +5,19 @@ use std::io::Write;
 pub struct Log {
     /// Progress goes to stderr (e.g. for `slipway run`, whose stdout is the image's).
     to_stderr: bool,
+    /// `--log-quiet`: no progress lines (warnings still show).
+    quiet: bool,
 }
 
 impl Log {
     pub fn new(to_stderr: bool) -> Self {
-        Log { to_stderr }
+        Log { to_stderr, quiet: false }
+    }
+
+    /// With `quiet`, progress lines are dropped; warnings still go to stderr.
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
     }
 
     /// Whether progress (and so build step output) goes to stderr.
@@ -18,6 +26,9 @@ impl Log {
     }
 
     fn line(&self, s: &str) {
+        if self.quiet {
+            return;
+        }
         if self.to_stderr {
             let _ = writeln!(std::io::stderr(), "{s}");
         } else {

@@ -41,6 +41,8 @@ use std::time::Instant;
 pub struct BuildSettings {
     pub insecure_registries: Vec<String>,
     pub skip_tls_verify_registries: Vec<String>,
+    /// `--docker-config`: the Docker config directory whose `config.json` has credentials.
+    pub docker_config: Option<std::path::PathBuf>,
     /// `--repo`: stages in this registry repository, the local store as a cache.
     pub repo: Option<String>,
     pub secondary_repos: Vec<String>,
@@ -406,7 +408,17 @@ pub fn registry_client(settings: &BuildSettings) -> anyhow::Result<Client> {
     let mut config = RegistryConfig::load().context("reading registries.conf")?;
     config = config.with_insecure(settings.insecure_registries.iter().cloned());
     config.skip_tls_verify.extend(settings.skip_tls_verify_registries.iter().cloned());
-    let auth = AuthStore::load().context("reading registry credentials")?;
+    let auth = match &settings.docker_config {
+        None => AuthStore::load(),
+        Some(dir) => {
+            let var = |n: &str| match n {
+                "DOCKER_CONFIG" => Some(dir.clone()),
+                _ => std::env::var_os(n).map(std::path::PathBuf::from),
+            };
+            AuthStore::load_from(&slipway_storage::registry::default_auth_paths(var))
+        }
+    }
+    .context("reading registry credentials")?;
     Ok(Client::new(config, auth).with_progress_deadline(settings.registry_progress))
 }
 

@@ -212,6 +212,14 @@ fn push_blob(
         .with_context(what)
 }
 
+/// Tag the manifest `source` also as `dest` (same repository or another of the same
+/// registry whose blobs are there): werf's custom tags.
+pub fn add_tag(client: &Client, source: &Reference, dest: &Reference) -> anyhow::Result<()> {
+    let raw = client.get_manifest(source).with_context(|| format!("reading manifest {source}"))?;
+    client.put_manifest(dest, &raw.media_type, &raw.bytes).with_context(|| format!("pushing manifest {dest}"))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,13 @@
 //! `slipway build [IMAGE...]`.
 
 use super::ProjectArgs;
+use super::flags::{refuse, werf_bool};
 use crate::build::{self, Log, report};
 use crate::project::Project;
+use crate::slug::CustomTag;
+use anyhow::{Context, bail};
 use clap::Args;
+use slipway_storage::reference::Reference;
 use slipway_storage::store::Store;
 use std::path::PathBuf;
 
@@ -15,28 +19,160 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub project: ProjectArgs,
 
-    /// Save the build report; its path and format come from --build-report-path.
-    #[arg(long, env = "WERF_SAVE_BUILD_REPORT")]
+    /// Save build report (default $WERF_SAVE_BUILD_REPORT or false); its path and format
+    /// come from --build-report-path.
+    #[arg(long, env = "WERF_SAVE_BUILD_REPORT", value_parser = werf_bool, num_args = 0..=1,
+          require_equals = true, default_value = "false", default_missing_value = "true")]
     pub save_build_report: bool,
 
-    /// Build report path and format (default .werf-build-report.json): `.json` for JSON,
-    /// `.env` for an env file, no extension for JSON (`.json` is added). Used only with
-    /// --save-build-report, as in werf.
+    /// Build report path and format (default $WERF_BUILD_REPORT_PATH or
+    /// .werf-build-report.json): `.json` for JSON, `.env` for an env file, no extension
+    /// for JSON (`.json` is added). Used only with --save-build-report, as in werf.
     #[arg(long, env = "WERF_BUILD_REPORT_PATH")]
     pub build_report_path: Option<PathBuf>,
+
+    /// Set tag alias for the content-based tag of final images (repeatable;
+    /// $WERF_ADD_CUSTOM_TAG_*, e.g. WERF_ADD_CUSTOM_TAG_1="%image%-tag1"). Placeholders:
+    /// %image%, %image_slug%, %image_safe_slug% (one is needed with more than one image)
+    /// and %image_content_based_tag%. Tags go to --final-repo, else --repo (required).
+    #[arg(long = "add-custom-tag", value_name = "TAG")]
+    pub add_custom_tag: Vec<String>,
+
+    /// Check that all used images are previously built and exist in repo: fail instead
+    /// of building (default $WERF_CHECK_BUILT_IMAGES).
+    #[arg(long, env = "WERF_CHECK_BUILT_IMAGES", value_parser = werf_bool, num_args = 0..=1,
+          require_equals = true, default_value = "false", default_missing_value = "true")]
+    pub check_built_images: bool,
+
+    /// The same as --check-built-images (werf's hidden legacy name).
+    #[arg(short = 'Z', long, hide = true, value_parser = werf_bool, num_args = 0..=1,
+          require_equals = true, default_value = "false", default_missing_value = "true")]
+    pub require_built_images: bool,
+
+    /// Process final images only (default $WERF_FINAL_IMAGES_ONLY or false).
+    #[arg(long, env = "WERF_FINAL_IMAGES_ONLY", value_parser = werf_bool, num_args = 0..=1,
+          require_equals = true, default_value = "false", default_missing_value = "true")]
+    pub final_images_only: bool,
+
+    /// Enable follow mode (default $WERF_FOLLOW). Not supported by slipway.
+    #[arg(long, env = "WERF_FOLLOW", value_parser = werf_bool, num_args = 0..=1,
+          require_equals = true, default_value = "false", default_missing_value = "true")]
+    pub follow: bool,
+
+    /// Disable auto host cleanup (default $WERF_DISABLE_AUTO_HOST_CLEANUP). slipway never
+    /// cleans the host automatically, so this is always the case.
+    #[arg(long, env = "WERF_DISABLE_AUTO_HOST_CLEANUP", value_parser = werf_bool, num_args = 0..=1,
+          require_equals = true, default_value = "false", default_missing_value = "true")]
+    pub disable_auto_host_cleanup: bool,
+
+    /// Backend storage volume usage (percent or size) that triggers auto host cleanup.
+    /// Not supported by slipway (it has no auto host cleanup).
+    #[arg(long, alias = "allowed-docker-storage-volume-usage", env = "WERF_ALLOWED_BACKEND_STORAGE_VOLUME_USAGE")]
+    pub allowed_backend_storage_volume_usage: Option<String>,
+
+    /// Margin below --allowed-backend-storage-volume-usage for auto host cleanup. Not
+    /// supported by slipway.
+    #[arg(
+        long,
+        alias = "allowed-docker-storage-volume-usage-margin",
+        env = "WERF_ALLOWED_BACKEND_STORAGE_VOLUME_USAGE_MARGIN"
+    )]
+    pub allowed_backend_storage_volume_usage_margin: Option<String>,
+
+    /// Local cache volume usage that triggers its cleanup. Not supported by slipway.
+    #[arg(long, env = "WERF_ALLOWED_LOCAL_CACHE_VOLUME_USAGE")]
+    pub allowed_local_cache_volume_usage: Option<String>,
+
+    /// Margin below --allowed-local-cache-volume-usage. Not supported by slipway.
+    #[arg(long, env = "WERF_ALLOWED_LOCAL_CACHE_VOLUME_USAGE_MARGIN")]
+    pub allowed_local_cache_volume_usage_margin: Option<String>,
+
+    /// Backend storage path for host cleanup's volume usage check. Not supported by
+    /// slipway (its store is --storage-root).
+    #[arg(long, alias = "docker-server-storage-path", env = "WERF_BACKEND_STORAGE_PATH")]
+    pub backend_storage_path: Option<String>,
 }
 
-pub fn run(args: BuildArgs, storage_root: &std::path::Path) -> anyhow::Result<u8> {
-    let dir = args.project.dir()?;
+pub fn run(args: BuildArgs, storage_root: &Option<PathBuf>) -> anyhow::Result<u8> {
+    let set = |v: &Option<String>| v.as_ref().is_some_and(|v| !v.is_empty());
+    let p = &args.project;
+    p.check()?;
+    refuse(&[
+        ("--follow", args.follow),
+        ("--allowed-backend-storage-volume-usage", set(&args.allowed_backend_storage_volume_usage)),
+        ("--allowed-backend-storage-volume-usage-margin", set(&args.allowed_backend_storage_volume_usage_margin)),
+        ("--allowed-local-cache-volume-usage", set(&args.allowed_local_cache_volume_usage)),
+        ("--allowed-local-cache-volume-usage-margin", set(&args.allowed_local_cache_volume_usage_margin)),
+        ("--backend-storage-path", set(&args.backend_storage_path)),
+    ])?;
+    let dir = p.dir()?;
     // Refuse a bad path before building.
     let save_to = report::save_path(args.save_build_report, args.build_report_path.as_deref())?;
-    let project = Project::load(&dir, args.project.config.as_deref(), &args.project.env)?;
-    let store = Store::open(storage_root)?;
-    let log = Log::new(false);
-    let (mut report, _) = build::build(&project, &store, &args.images, &args.project.settings(), &log)?;
+    let project = Project::load(&dir, p.config.as_deref(), &p.env)?;
+    p.check_project(&project, false)?;
+    let mut settings = p.settings();
+    settings.require_built = args.check_built_images || args.require_built_images;
+    let images = selected(&project, &args.images, args.final_images_only);
+    let tag_templates = super::with_env_list(&args.add_custom_tag, "WERF_ADD_CUSTOM_TAG_");
+    let custom_tags = if tag_templates.is_empty() {
+        Vec::new()
+    } else {
+        if settings.repo.is_none() {
+            bail!("custom tags can only be used with remote storage: --repo=ADDRESS param required");
+        }
+        let finals = final_names(&project, &images);
+        let finals: Vec<&str> = finals.iter().map(String::as_str).collect();
+        tag_templates.iter().map(|t| CustomTag::parse(t, &finals)).collect::<Result<Vec<_>, _>>()?
+    };
+    let store = Store::open(&p.storage_root(storage_root)?)?;
+    let log = Log::new(false).quiet(p.log.quiet());
+    let (mut report, _) = build::build(&project, &store, &images, &settings, &log)?;
     report.runtime.in_container = std::env::var("WERF_CONTAINERIZED").is_ok_and(|v| v == "yes");
+    if !custom_tags.is_empty() {
+        let client = build::registry_client(&settings)?;
+        for (name, record) in report.images.iter().filter(|(_, r)| r.final_) {
+            let source = Reference::parse(&record.docker_image_name)
+                .with_context(|| format!("image {name}: {}", record.docker_image_name))?;
+            for t in &custom_tags {
+                let tag = t.render(name, &record.docker_tag);
+                let dest = Reference::parse(&format!("{}:{tag}", record.docker_repo))
+                    .with_context(|| format!("custom tag {tag:?} of image {name}"))?;
+                if settings.require_built {
+                    // werf's check mode checks the custom tags instead of adding them.
+                    if client.manifest_digest(&dest)?.is_none() {
+                        bail!("check custom tag {tag:?} existence failed: {dest} not found");
+                    }
+                    continue;
+                }
+                build::repo::add_tag(&client, &source, &dest)
+                    .with_context(|| format!("tagging image {name} as {dest}"))?;
+                log.info(&format!("tagged {name} as {dest}"));
+            }
+        }
+    }
     if let Some((path, format)) = save_to {
         report.save(&path, format)?;
     }
     Ok(0)
+}
+
+/// The images to build: those named (all of werf.yaml's when none is), final ones only
+/// with `--final-images-only`.
+fn selected(project: &Project, named: &[String], final_only: bool) -> Vec<String> {
+    if !final_only {
+        return named.to_vec();
+    }
+    let all: Vec<String> = project.config.images.iter().filter(|i| i.final_).map(|i| i.name.clone()).collect();
+    if named.is_empty() { all } else { named.iter().filter(|n| all.contains(n)).cloned().collect() }
+}
+
+/// The final images among `images` (all of werf.yaml's when empty).
+fn final_names(project: &Project, images: &[String]) -> Vec<String> {
+    project
+        .config
+        .images
+        .iter()
+        .filter(|i| i.final_ && (images.is_empty() || images.contains(&i.name)))
+        .map(|i| i.name.clone())
+        .collect()
 }

@@ -5,6 +5,7 @@
 //! `registry.example.com/app/%image%:%image_content_based_tag%`.
 
 use super::ProjectArgs;
+use super::flags::werf_bool;
 use crate::build::{self, Log, repo::push_image, report::BuildReport};
 use crate::project::Project;
 use crate::slug::{TagTemplate, render_all, validate_all};
@@ -39,14 +40,24 @@ pub struct ExportArgs {
     #[arg(long, env = "WERF_EXPORT_ADD_LABEL_SEPARATOR", default_value = "\n")]
     pub add_label_separator: String,
 
-    /// Do not build: fail if an image is not built yet.
-    #[arg(long, env = "WERF_REQUIRE_BUILT_IMAGES")]
+    /// Requires all used images to be previously built: fail instead of building
+    /// (default $WERF_REQUIRE_BUILT_IMAGES).
+    #[arg(short = 'Z', long, env = "WERF_REQUIRE_BUILT_IMAGES", value_parser = werf_bool, num_args = 0..=1,
+          require_equals = true, default_value = "false", default_missing_value = "true")]
     pub require_built_images: bool,
 
     /// Do not build: export the images a build report (saved by `build
-    /// --save-build-report`) names; the report is --build-report-path.
-    #[arg(long, env = "WERF_USE_BUILD_REPORT")]
+    /// --save-build-report`) names; the report is --build-report-path (default
+    /// $WERF_USE_BUILD_REPORT).
+    #[arg(long, env = "WERF_USE_BUILD_REPORT", value_parser = werf_bool, num_args = 0..=1,
+          require_equals = true, default_value = "false", default_missing_value = "true")]
     pub use_build_report: bool,
+
+    /// Process final images only ($WERF_FINAL_IMAGES_ONLY or true): with false, the
+    /// default selection is every image of werf.yaml.
+    #[arg(long, env = "WERF_FINAL_IMAGES_ONLY", value_parser = werf_bool, num_args = 0..=1,
+          require_equals = true, default_value = "true", default_missing_value = "true")]
+    pub final_images_only: bool,
 
     /// The build report to use with --use-build-report (`.env` for an env file, JSON
     /// otherwise).
@@ -54,7 +65,8 @@ pub struct ExportArgs {
     pub build_report_path: Option<std::path::PathBuf>,
 }
 
-pub fn run(args: ExportArgs, storage_root: &std::path::Path) -> anyhow::Result<u8> {
+pub fn run(args: ExportArgs, storage_root: &Option<std::path::PathBuf>) -> anyhow::Result<u8> {
+    args.project.check()?;
     let templates: Vec<TagTemplate> = super::with_env_list(&args.tags, "WERF_EXPORT_TAG_")
         .iter()
         .map(|t| TagTemplate::parse(t))
@@ -65,8 +77,9 @@ pub fn run(args: ExportArgs, storage_root: &std::path::Path) -> anyhow::Result<u
     let labels =
         parse_labels(&super::with_env_list(&args.add_labels, "WERF_EXPORT_ADD_LABEL_"), &args.add_label_separator)?;
     let project = Project::load(&args.project.dir()?, args.project.config.as_deref(), &args.project.env)?;
+    args.project.check_project(&project, false)?;
     let names: Vec<String> = if args.images.is_empty() {
-        project.config.images.iter().filter(|i| i.final_).map(|i| i.name.clone()).collect()
+        project.config.images.iter().filter(|i| i.final_ || !args.final_images_only).map(|i| i.name.clone()).collect()
     } else {
         args.images.clone()
     };
@@ -77,8 +90,8 @@ pub fn run(args: ExportArgs, storage_root: &std::path::Path) -> anyhow::Result<u
         (true, Some(p)) if !p.as_os_str().is_empty() => Some(p),
         (true, _) => bail!("build report path must be specified (--build-report-path or WERF_BUILD_REPORT_PATH)"),
     };
-    let store = Store::open(storage_root)?;
-    let log = Log::new(false);
+    let store = Store::open(&args.project.storage_root(storage_root)?)?;
+    let log = Log::new(false).quiet(args.project.log.quiet());
     let mut settings = args.project.settings();
     settings.require_built = args.require_built_images;
     let (report, states) = match report_path {

@@ -12,6 +12,7 @@ use slipway_storage::store::Store;
 #[derive(Debug, Subcommand)]
 pub enum StagesCommand {
     /// List stages: digest, creation time, size (compressed layers) and stage ID.
+    #[command(args_override_self = true)]
     List(ListArgs),
 }
 
@@ -26,9 +27,11 @@ struct Row {
     size: u64,
 }
 
-pub fn run(cmd: StagesCommand, storage_root: &std::path::Path) -> anyhow::Result<u8> {
+pub fn run(cmd: StagesCommand, storage_root: &Option<std::path::PathBuf>) -> anyhow::Result<u8> {
     let StagesCommand::List(args) = cmd;
+    args.project.check()?;
     let project = Project::load(&args.project.dir()?, args.project.config.as_deref(), &args.project.env)?;
+    args.project.check_project(&project, false)?;
     let settings = args.project.settings();
     let size = |m: &Manifest| m.layers.iter().map(|l| l.size).sum::<u64>();
     let mut rows = Vec::new();
@@ -45,7 +48,7 @@ pub fn run(cmd: StagesCommand, storage_root: &std::path::Path) -> anyhow::Result
             }
         }
         None => {
-            let store = Store::open(storage_root)?;
+            let store = Store::open(&args.project.storage_root(storage_root)?)?;
             for s in store.stages(&project.name, None)? {
                 let m = store.manifest(&s.record.manifest)?;
                 rows.push(Row {

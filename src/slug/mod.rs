@@ -14,9 +14,11 @@
 //!                                                            that slugify alike still differ
 //! ```
 
+mod custom_tag;
 mod table;
 mod template;
 
+pub use custom_tag::CustomTag;
 pub use template::{TagTemplate, render_all, validate_all};
 
 /// Longest Docker tag, the cap of [`docker_tag_slug`].
@@ -143,9 +145,80 @@ fn hashed_slug(s: &str, max: usize) -> String {
     format!("{}-{hash}", &slugged[..keep])
 }
 
+/// Longest Kubernetes namespace (a DNS-1123 label).
+pub const KUBERNETES_NAMESPACE_MAX_LEN: usize = 63;
+/// Longest Helm release name werf accepts.
+pub const HELM_RELEASE_MAX_LEN: usize = 53;
+
+/// werf's `KubernetesNamespace` (`slugify -f kubernetes-namespace`): `s` itself when
+/// empty or a DNS-1123 label of at most 63 bytes, else a hashed slug of at most 63.
+pub fn kubernetes_namespace(s: &str) -> String {
+    if s.is_empty() || (s.len() <= KUBERNETES_NAMESPACE_MAX_LEN && is_dns1123_label(s)) {
+        s.to_owned()
+    } else {
+        hashed_slug(s, KUBERNETES_NAMESPACE_MAX_LEN)
+    }
+}
+
+/// werf's `HelmRelease` (`slugify -f helm-release`): `s` itself when empty or a DNS-1123
+/// subdomain of at most 53 bytes, else a hashed slug of at most 53.
+pub fn helm_release(s: &str) -> String {
+    if s.is_empty() || (s.len() <= HELM_RELEASE_MAX_LEN && is_dns1123_subdomain(s)) {
+        s.to_owned()
+    } else {
+        hashed_slug(s, HELM_RELEASE_MAX_LEN)
+    }
+}
+
+/// Kubernetes' `IsDNS1123Label`: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 bytes.
+fn is_dns1123_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !b.is_empty() && b.len() <= 63 && alnum(&b[0]) && alnum(&b[b.len() - 1]) && b.iter().all(|c| alnum(c) || *c == b'-')
+}
+
+/// Kubernetes' `IsDNS1123Subdomain`: labels joined by `.`, at most 253 bytes.
+fn is_dns1123_subdomain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|l| {
+            let b = l.as_bytes();
+            let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+            !b.is_empty() && alnum(&b[0]) && alnum(&b[b.len() - 1]) && b.iter().all(|c| alnum(c) || *c == b'-')
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// werf's own examples (`werf slugify --help`) and edge cases of the two validators.
+    #[test]
+    fn slugify_formats() {
+        type Case = (&'static str, fn(&str) -> String, &'static str);
+        let cases: &[Case] = &[
+            ("feature-fix-2", kubernetes_namespace, "feature-fix-2"),
+            ("branch/one/!@#4.4-3", kubernetes_namespace, "branch-one-4-4-3-4fe08955"),
+            ("My_branch", kubernetes_namespace, "my-branch-8ebf2d1d"),
+            ("", kubernetes_namespace, ""),
+            ("a.b", kubernetes_namespace, "a-b-"),
+            (
+                "looooooooooooooooooooooooooooooooooooooooooong_string",
+                helm_release,
+                "looooooooooooooooooooooooooooooooooooooooooo-b150a895",
+            ),
+            ("my.release-1", helm_release, "my.release-1"),
+            ("helo/ehlo", docker_tag_slug, "helo-ehlo-b6f6ab1f"),
+            ("16.04", docker_tag_slug, "16.04"),
+        ];
+        for (input, f, want) in cases {
+            let got = f(input);
+            if want.ends_with('-') {
+                assert!(got.starts_with(want) && got != *input, "{input:?}: {got}");
+            } else {
+                assert_eq!(&got, want, "{input:?}");
+            }
+        }
+    }
 
     #[test]
     fn murmur3_known_vectors() {

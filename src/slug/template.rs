@@ -13,7 +13,8 @@ use std::str::FromStr;
 
 /// werf's content-based tag is a 56-hex digest, `-` and a 13-digit timestamp: 70
 /// characters. [`validate_all`] renders with a stub of that length, as werf does.
-const CONTENT_BASED_TAG_STUB: &str = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+pub(super) const CONTENT_BASED_TAG_STUB: &str =
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
 
 /// Why a tag template cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -129,9 +130,8 @@ impl TagTemplate {
         })
     }
 
-    /// The reference `image` is exported as: `[host[:port]/]path[:tag]`, with the
-    /// registry named (werf refuses to fall back to Docker Hub) and no digest.
-    pub fn render(&self, image: &str, content_based_tag: &str) -> Result<String, TagError> {
+    /// The template with its placeholders replaced, unchecked.
+    pub fn expand(&self, image: &str, content_based_tag: &str) -> String {
         let mut out = String::new();
         for part in &self.parts {
             match part {
@@ -142,6 +142,13 @@ impl TagTemplate {
                 Part::Placeholder(Placeholder::ContentBasedTag) => out.push_str(content_based_tag),
             }
         }
+        out
+    }
+
+    /// The reference `image` is exported as: `[host[:port]/]path[:tag]`, with the
+    /// registry named (werf refuses to fall back to Docker Hub) and no digest.
+    pub fn render(&self, image: &str, content_based_tag: &str) -> Result<String, TagError> {
+        let out = self.expand(image, content_based_tag);
         let parsed = Reference::parse(&out).map_err(|reason| TagError::InvalidReference {
             template: self.source.clone(),
             image: image.to_owned(),
