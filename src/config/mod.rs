@@ -7,15 +7,14 @@
 //! After all documents parse, whole-config rules run (`graph.rs`): unique image names,
 //! references that resolve, no dependency cycles.
 //!
-//! This module does no I/O: [`parse`] takes the file's text, and every error names the
-//! file and a line of the *whole* file. [`parse`] refuses Go templates (`{{ … }}`);
-//! [`parse_template`] first renders the supported subset (`template.rs`) with the
-//! variables the caller passes in, then parses the result.
+//! This module does no I/O: [`render`] renders the Go template (`template.rs`, with the
+//! variables, files and partials the caller passes in), [`parse_rendered`] takes the
+//! rendered text, and every error names the file and a line of the *whole* rendered
+//! file (as werf's do). A `{{` left by rendering is plain text.
 //!
 //! ```text
-//! parse_template(file, text, input) = parse(file, render(file, text, input))
-//! parse(file, text)
-//!   ├─ split::reject_templates      `{{` anywhere → error
+//! parse_template(file, text, input) = parse_rendered(file, render(file, text, input))
+//! parse_rendered(file, text)
 //!   ├─ split::split_docs            `---` lines, empty docs dropped, start lines kept
 //!   ├─ per doc: probe keys ─┬─ meta::parse_meta              (configVersion)
 //!   │                       ├─ dockerfile::parse_dockerfile  (dockerfile)
@@ -30,6 +29,7 @@ mod common;
 mod dependency;
 mod dockerfile;
 mod error;
+mod funcs;
 mod git;
 mod graph;
 mod image_spec;
@@ -62,7 +62,9 @@ pub use self::{
     },
     secret::{Secret, SecretSource},
     stapel::{Ansible, BaseImage, Command, DockerInstructions, Mount, MountSource, Shell, StapelImage},
-    template::{TemplateInput, render},
+    template::{
+        CommitData, EnvFilter, FileSource, GITERMINISM_TAIL, MAX_RENDERED_BYTES, TemplateInput, go_time_string, render,
+    },
 };
 
 use common::{Ctx, StrOrSeq};
@@ -154,14 +156,19 @@ impl WerfConfig {
 
 /// Renders werf.yaml's Go template with `input` (see [`render`]), then parses it.
 /// Error lines refer to the rendered text, as in werf.
+#[cfg(test)]
 pub fn parse_template(file: &str, text: &str, input: &TemplateInput) -> Result<WerfConfig, ConfigError> {
-    parse(file, &render(file, text, input)?)
+    parse_rendered(file, &render(file, text, input)?)
 }
 
-/// Parses werf.yaml text that needs no rendering (any `{{` is refused); `file` is only
-/// used in error messages.
+/// Parses werf.yaml text as it is (tests).
+#[cfg(test)]
 pub fn parse(file: &str, text: &str) -> Result<WerfConfig, ConfigError> {
-    split::reject_templates(file, text)?;
+    parse_rendered(file, text)
+}
+
+/// Parses rendered werf.yaml text: a `{{` left by rendering (`{{ "{{" }}`) is plain text.
+pub fn parse_rendered(file: &str, text: &str) -> Result<WerfConfig, ConfigError> {
     let mut meta: Option<Meta> = None;
     // (image, `staged` as written for Dockerfile images)
     let mut images: Vec<(Image, Option<bool>)> = Vec::new();
