@@ -28,6 +28,9 @@ pub enum Command {
     Run(crate::cmd::run::RunArgs),
     /// Build if needed, then publish final images under the given tags, without werf's labels.
     Export(crate::cmd::export::ExportArgs),
+    /// Render, list and graph werf.yaml.
+    #[command(subcommand)]
+    Config(crate::cmd::config::ConfigCommand),
     /// Inspect stages.
     #[command(subcommand)]
     Stages(crate::cmd::stages::StagesCommand),
@@ -42,6 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Build(a) => crate::cmd::build::run(a, &storage_root(&cli.storage_root)?),
         Command::Run(a) => crate::cmd::run::run(a, &storage_root(&cli.storage_root)?),
         Command::Export(a) => crate::cmd::export::run(a, &storage_root(&cli.storage_root)?),
+        Command::Config(c) => crate::cmd::config::run(c),
         Command::Stages(c) => crate::cmd::stages::run(c, &storage_root(&cli.storage_root)?),
         Command::Internal(c) => internal::run(c, &cli.storage_root),
     }

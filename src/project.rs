@@ -13,8 +13,6 @@ pub struct Project {
     pub repo: Repo,
     /// werf.yaml as rendered (what `config render` prints).
     pub rendered: String,
-    /// werf.yaml's name as given (`werf.yaml`, `werf.yml` or `--config`).
-    pub config_file: String,
     pub commit: CommitInfo,
     /// The project directory relative to the repository root ("" for the root).
     pub dir_rel: String,
@@ -93,7 +91,7 @@ impl Project {
         };
         giterminism.check_secrets(&file_name, &config.images, &host)?;
         let allow_context_add_files = giterminism.config.dockerfile.allow_context_add_files;
-        Ok(Project { repo, rendered, config_file: file_name, commit, dir_rel, config, name, allow_context_add_files })
+        Ok(Project { repo, rendered, commit, dir_rel, config, name, allow_context_add_files })
     }
 }
 

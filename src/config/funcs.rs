@@ -842,7 +842,7 @@ fn yaml_scalar(v: &Value, ind: usize) -> String {
     }
 }
 
-fn yaml_scalar_str(x: &str, ind: usize) -> String {
+pub(crate) fn yaml_scalar_str(x: &str, ind: usize) -> String {
     if x.contains('\n') && !x.chars().any(|c| c.is_control() && c != '\n') && !x.starts_with(' ') {
         let chomp = if x.ends_with("\n\n") {
             "+"

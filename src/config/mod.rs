@@ -82,7 +82,7 @@ pub struct WerfConfig {
 /// One image to build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
-    /// `""` for the nameless image (`image: ~`, Stapel only).
+    /// `""` for the nameless image (`image: ~`).
     pub name: String,
     /// Line of the document's `image:` / `artifact:` key.
     pub line: usize,
@@ -152,6 +152,19 @@ impl WerfConfig {
     pub fn image(&self, name: &str) -> Option<&Image> {
         self.images.iter().find(|i| i.name == name)
     }
+}
+
+/// The raw text of the rendered document holding `line` (werf's `rawDoc().Content`).
+pub fn raw_doc(rendered: &str, line: usize) -> Option<&str> {
+    split::split_docs(rendered)
+        .into_iter()
+        .find(|d| d.start_line <= line && line < d.start_line + d.text.matches('\n').count().max(1))
+        .map(|d| d.text)
+}
+
+/// A string as yaml.v2 writes a scalar (plain, quoted or a block) at indent `ind`.
+pub fn yaml_string(text: &str, ind: usize) -> String {
+    funcs::yaml_scalar_str(text, ind)
 }
 
 /// Renders werf.yaml's Go template with `input` (see [`render`]), then parses it.

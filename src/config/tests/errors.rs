@@ -179,11 +179,6 @@ fn rejects_with_exact_messages() {
             "werf.yaml:8: image \"backend\": unknown field `dockerfle`, expected one of image, final, dockerfile, cacheVersion, context, contextAddFile, contextAddFiles, target, args, addHost, network, ssh, dependencies, staged, platform, secrets, imageSpec",
         ),
         (
-            "nameless dockerfile image",
-            with_meta("image: ~\ndockerfile: Dockerfile\n"),
-            "werf.yaml:4: nameless image: a Dockerfile image needs a name: nameless images (`image: ~`) are Stapel-only",
-        ),
-        (
             "dockerfile without image",
             with_meta("dockerfile: Dockerfile\n"),
             "werf.yaml:4: `image: NAME` is required",

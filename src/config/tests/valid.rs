@@ -51,6 +51,7 @@ fn names_lines_and_kinds() {
         ),
         ("nameless stapel", with_meta("image: ~\nfrom: alpine\n"), vec![("", 4, true, false)]),
         ("nameless stapel, empty value", with_meta("image:\nfrom: alpine\n"), vec![("", 4, true, false)]),
+        ("nameless dockerfile", with_meta("image: ~\ndockerfile: Dockerfile\n"), vec![("", 4, true, true)]),
         ("artifact", with_meta("artifact: builder\nfrom: alpine\n"), vec![("builder", 4, false, false)]),
         (
             "separator with comment, empty documents, comments",
