@@ -79,7 +79,7 @@ pub(super) fn sprig() -> Vec<(&'static str, Func)> {
                 let (start, end) = if start < 0 { (0, b.len() as i64) } else { (start, end) };
                 let end = if end < 0 || end as usize > b.len() { b.len() } else { end as usize };
                 let start = (start as usize).min(end);
-                Ok(s(String::from_utf8_lossy(&b[start..end]).into_owned()))
+                Ok(s(String::from_utf8_lossy(&b[start..end])))
             })
         }),
         ("trunc", |a| {
@@ -91,7 +91,7 @@ pub(super) fn sprig() -> Vec<(&'static str, Func)> {
                 } else {
                     &b[b.len().saturating_sub(n.unsigned_abs() as usize)..]
                 };
-                Ok(s(String::from_utf8_lossy(out).into_owned()))
+                Ok(s(String::from_utf8_lossy(out)))
             })
         }),
         ("split", |a| {
@@ -144,7 +144,7 @@ pub(super) fn sprig() -> Vec<(&'static str, Func)> {
                 if x.len() as u128 + n * (repl.len() as u128 * 2 + 64) > MAX_WEIGHT as u128 {
                     return Err(exec(TOO_LONG));
                 }
-                Ok(s(re.replace_all(&x, go_expand(&repl).as_str()).into_owned()))
+                Ok(s(re.replace_all(&x, repl.as_str())))
             })
         }),
         ("regexReplaceAllLiteral", |a| {
@@ -154,7 +154,7 @@ pub(super) fn sprig() -> Vec<(&'static str, Func)> {
                 if x.len() as u128 + n * repl.len() as u128 > MAX_WEIGHT as u128 {
                     return Err(exec(TOO_LONG));
                 }
-                Ok(s(re.replace_all(&x, regex_lite::NoExpand(&repl)).into_owned()))
+                Ok(s(re.replace_all(&x, regex_lite::NoExpand(&repl))))
             })
         }),
         ("regexSplit", |a| {
@@ -594,12 +594,6 @@ fn regex(v: &Value) -> Result<regex_lite::Regex, TemplateError> {
         .map_err(|e| exec(format!("error parsing regexp: {e}")))
 }
 
-/// Go's `Regexp.Expand` syntax (`$1`, `${1}`, `$name`, `$$`) for regex-lite, which
-/// reads `$1a` as the group named `1a` just as Go does.
-fn go_expand(repl: &str) -> String {
-    repl.to_owned()
-}
-
 pub(super) fn adler32(data: &[u8]) -> u32 {
     let (mut a, mut b) = (1u32, 0u32);
     for chunk in data.chunks(5552) {
@@ -653,7 +647,7 @@ fn merge(a: &[Value], overwrite: bool) -> Result<Value, TemplateError> {
         for (k, v) in map(d)? {
             let merged = match (out.get(&k), &v) {
                 (Some(Value::Map(_)), Value::Map(_)) => {
-                    let pair = if overwrite { [out[&k].clone(), v.clone()] } else { [out[&k].clone(), v.clone()] };
+                    let pair = [out[&k].clone(), v.clone()];
                     Some(merge(&pair, overwrite)?)
                 }
                 (Some(old), _) if !overwrite && !empty(old) => None,

@@ -105,6 +105,40 @@ struct Limits {
     /// 0: none, 1: steps, 2: a value was too long, 3: include depth.
     tripped: AtomicU8,
     depth: AtomicU32,
+    /// The node executing last: source id << 40 | byte offset, so an execution error
+    /// (gotmpl gives none a position) names the file, line and column.
+    last: AtomicU64,
+    /// Source texts by id: werf.yaml, the partials, `tpl` texts, each with its name.
+    sources: Mutex<Vec<(String, Arc<str>)>>,
+}
+
+impl Limits {
+    /// Registers a source, returning its id for [`with_steps`].
+    fn source(&self, name: &str, text: &str) -> u64 {
+        let mut sources = self.sources.lock().expect("sources");
+        // `tpl` in a loop renders the same text again and again.
+        if let Some(id) = sources.iter().rposition(|(n, t)| n == name && **t == *text) {
+            return id as u64;
+        }
+        // Past twice the budget of kept text, positions are no longer named.
+        if sources.iter().map(|(_, t)| t.len()).sum::<usize>() > 2 * MAX_RENDERED_BYTES {
+            return (1 << 23) - 1;
+        }
+        sources.push((name.to_owned(), Arc::from(text)));
+        sources.len() as u64 - 1
+    }
+
+    /// `template: NAME:LINE:COL: ` for the node executing last, if known.
+    fn position(&self) -> Option<String> {
+        let last = self.last.load(Ordering::Relaxed);
+        let (id, offset) = ((last >> 40) as usize, (last & ((1 << 40) - 1)) as usize);
+        let sources = self.sources.lock().expect("sources");
+        let (name, text) = sources.get(id)?;
+        let before = text.get(..offset.min(text.len()))?;
+        let line = before.matches('\n').count() + 1;
+        let col = before.len() - before.rfind('\n').map_or(0, |n| n + 1) + 1;
+        Some(format!("template: {name}:{line}:{col}: "))
+    }
 }
 
 /// The rendered text, refusing to grow past [`MAX_RENDERED_BYTES`].
@@ -155,10 +189,14 @@ fn render_here(file: &str, text: &str, input: &TemplateInput) -> Result<String, 
     let mut template = Template::new(file).funcs(funcs.clone());
     for (name, content) in &input.partials {
         let partial = Template::new(name).funcs(funcs.clone()).parse(&rewrite_files(content)).map_err(fail)?;
-        template = merge_trees(template, &partial, None);
+        let id = limits.source(name, content);
+        template = merge_trees(template, &partial, Some((&limits, id))).map_err(fail)?;
     }
-    let template = template.parse(&rewrite_files(text)).map_err(fail)?;
-    let template = Arc::new(instrument(template, &limits).map_err(fail)?);
+    let main = Template::new(file).funcs(funcs.clone()).parse(&rewrite_files(text)).map_err(fail)?;
+    let id = limits.source(file, text);
+    let template = merge_trees(template, &main, Some((&limits, id))).map_err(fail)?;
+    // `main`'s top level, if empty, is not a tree; the step function is the last one.
+    let template = Arc::new(template.func(STEP_FUNC, step_func(&limits)));
     *slot.lock().expect("slot") = Some((Arc::clone(&template), funcs));
     let data = data(input);
     let mut out = Bounded { out: String::new(), over: false };
@@ -178,6 +216,12 @@ fn render_here(file: &str, text: &str, input: &TemplateInput) -> Result<String, 
         (Err(_), 1) => Err(over_budget(format!("rendering takes more than {MAX_RENDER_STEPS} steps"))),
         (Err(_), 2) => Err(over_budget(format!("a value exceeds {} MiB", MAX_RENDERED_BYTES >> 20))),
         (Err(_), 3) => Err(over_budget(format!("`include` or `tpl` nests more than {MAX_INCLUDE_DEPTH} deep"))),
+        (Err(e), _) if !matches!(e, TemplateError::Parse { .. } | TemplateError::Lex { .. }) => {
+            Err(ConfigError::Render {
+                file: file.to_owned(),
+                message: format!("{}{e}", limits.position().unwrap_or_default()),
+            })
+        }
         (Err(e), _) => Err(fail(e)),
         (Ok(()), _) => Ok(out.out),
     }
@@ -223,18 +267,22 @@ pub fn go_time_string(unix: i64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} +0000 UTC", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
-/// Adds every tree of `from` to `into` (`only`: just that one, instrumented).
-fn merge_trees(mut into: Template, from: &Template, steps: Option<&Node>) -> Template {
+/// Adds every tree of `from` to `into`, instrumented with steps naming source `id`.
+fn merge_trees(
+    mut into: Template,
+    from: &Template,
+    steps: Option<(&Arc<Limits>, u64)>,
+) -> Result<Template, TemplateError> {
     for name in from.templates() {
         if let Some(tree) = from.lookup(name) {
             let tree = match steps {
-                Some(step) => with_steps(tree, step),
+                Some((limits, id)) => with_steps(tree, limits, id)?,
                 None => tree.clone(),
             };
             into = into.add_parse_tree(name, tree);
         }
     }
-    into
+    Ok(into)
 }
 
 /// `.Files.Get` → `_files_get` (and `Glob`, `Exists`, `IsDir`), receivers `.`, `$`,
@@ -267,45 +315,53 @@ fn rewrite_files(text: &str) -> String {
     out
 }
 
-/// Puts a step-counting action before every node of every tree (the top level is one of
-/// them), so [`MAX_RENDER_STEPS`] bounds the work of `template` calls and `range` bodies.
-fn instrument(mut template: Template, limits: &Arc<Limits>) -> Result<Template, TemplateError> {
-    let step = step_node(limits)?;
-    let names: Vec<String> = template.templates().into_iter().map(str::to_owned).collect();
-    for name in names {
-        let Some(tree) = template.lookup(&name) else { continue };
-        let tree = with_steps(tree, &step);
-        template = template.add_parse_tree(&name, tree);
-    }
-    Ok(template.func(STEP_FUNC, step_func(limits)))
-}
-
-fn step_node(limits: &Arc<Limits>) -> Result<Node, TemplateError> {
-    let probe = Template::new("step").func(STEP_FUNC, step_func(limits)).parse(&format!("{{{{{STEP_FUNC}}}}}"))?;
+/// The step-counting action for a node at `offset` of source `id`.
+fn step_node(limits: &Arc<Limits>, id: u64, offset: usize) -> Result<Node, TemplateError> {
+    let probe = Template::new("step")
+        .func(STEP_FUNC, step_func(limits))
+        .parse(&format!("{{{{{STEP_FUNC} {id} {offset}}}}}"))?;
     Ok(probe.lookup("step").and_then(|t| t.nodes.first()).cloned().expect("one action"))
 }
 
+/// Counts a step against [`MAX_RENDER_STEPS`] and notes where execution is.
 fn step_func(limits: &Arc<Limits>) -> impl Fn(&[Value]) -> Result<Value, TemplateError> + Send + Sync + 'static {
     let limits = Arc::clone(limits);
-    move |_: &[Value]| {
+    move |args: &[Value]| {
         if limits.steps.fetch_add(1, Ordering::Relaxed) >= MAX_RENDER_STEPS {
             limits.tripped.store(1, Ordering::Relaxed);
             return Err(exec("too many steps"));
+        }
+        if let [Value::Int(id), Value::Int(offset)] = args {
+            limits.last.store(((*id as u64) << 40) | (*offset as u64 & ((1 << 40) - 1)), Ordering::Relaxed);
         }
         Ok(Value::from(""))
     }
 }
 
-fn with_steps(list: &ListNode, step: &Node) -> ListNode {
+/// Puts a step-counting action before every node of `list` (recursively), so
+/// [`MAX_RENDER_STEPS`] bounds the work of `template` calls and `range` bodies.
+fn with_steps(list: &ListNode, limits: &Arc<Limits>, id: u64) -> Result<ListNode, TemplateError> {
     let mut nodes = Vec::with_capacity(list.nodes.len() * 2);
     for node in &list.nodes {
-        nodes.push(step.clone());
+        let offset = match node {
+            Node::List(l) => l.pos.offset,
+            Node::Text(t) => t.pos.offset,
+            Node::Action(a) => a.pos.offset,
+            Node::If(b) | Node::With(b) | Node::Range(b) => b.pos.offset,
+            Node::Template(t) => t.pos.offset,
+            Node::Define(d) => d.pos.offset,
+            Node::Break(p) | Node::Continue(p) => p.offset,
+        };
+        nodes.push(step_node(limits, id, offset)?);
         nodes.push(match node {
-            Node::List(l) => Node::List(with_steps(l, step)),
+            Node::List(l) => Node::List(with_steps(l, limits, id)?),
             Node::If(b) | Node::With(b) | Node::Range(b) => {
                 let mut b = b.clone();
-                b.body = with_steps(&b.body, step);
-                b.else_body = b.else_body.as_ref().map(|e| with_steps(e, step));
+                b.body = with_steps(&b.body, limits, id)?;
+                b.else_body = match &b.else_body {
+                    Some(e) => Some(with_steps(e, limits, id)?),
+                    None => None,
+                };
                 match node {
                     Node::If(_) => Node::If(b),
                     Node::With(_) => Node::With(b),
@@ -315,13 +371,13 @@ fn with_steps(list: &ListNode, step: &Node) -> ListNode {
             other => other.clone(),
         });
     }
-    ListNode { pos: list.pos, nodes }
+    Ok(ListNode { pos: list.pos, nodes })
 }
 
 /// The functions werf.yaml may call, each result weighed against [`MAX_RENDERED_BYTES`].
 fn functions(input: &TemplateInput, limits: &Arc<Limits>, slot: &Slot) -> FuncMap {
     let mut map = FuncMap::new();
-    let mut add = |name: &str, f: Arc<dyn Fn(&[Value]) -> Result<Value, TemplateError> + Send + Sync>| {
+    let mut add = |name: &str, f: gotmpl::ValueFunc| {
         let limits = Arc::clone(limits);
         let checked = move |args: &[Value]| match f(args) {
             Ok(v) if funcs::weight(&v, MAX_RENDERED_BYTES) <= MAX_RENDERED_BYTES => Ok(v),
@@ -379,8 +435,8 @@ fn functions(input: &TemplateInput, limits: &Arc<Limits>, slot: &Slot) -> FuncMa
                     let content = text(content);
                     let name = format!("tpl-{}", funcs::adler32(content.as_bytes()));
                     let parsed = Template::new(&name).funcs(fm.clone()).parse(&rewrite_files(&content))?;
-                    let step = step_node(&limits)?;
-                    let set = merge_trees((**t).clone(), &parsed, Some(&step));
+                    let id = limits.source(&name, &content);
+                    let set = merge_trees((**t).clone(), &parsed, Some((&limits, id)))?;
                     let mut out = Bounded { out: String::new(), over: false };
                     let result = match set.lookup(&name) {
                         Some(_) => set.execute_template_fmt(&mut out, &name, data),
@@ -592,7 +648,7 @@ mod tests {
             (fan_out("", 10), format!("{prefix}rendering takes more than 1000000 steps{hint}")),
             (
                 "{{define \"a\"}}{{template \"a\"}}{{end}}{{template \"a\"}}".to_owned(),
-                format!("{prefix}recursion limit exceeded"),
+                format!("{prefix}template: werf.yaml:1:17: recursion limit exceeded"),
             ),
             (
                 format!("{{{{ replace \"a\" \"{}\" \"{}\" }}}}", "b".repeat(4096), "a".repeat(8192)),

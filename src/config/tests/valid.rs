@@ -261,12 +261,12 @@ fn templates_render_before_parsing() {
     let errors = [
         (
             "image: {{ env \"NOPE\" }}\n",
-            "werf.yaml: rendering the Go template: execution error: the environment variable \"NOPE\" must be set or default must be provided",
+            "werf.yaml: rendering the Go template: template: werf.yaml:1:11: execution error: the environment variable \"NOPE\" must be set or default must be provided",
         ),
         ("image: {{ .Env \n", "werf.yaml: rendering the Go template: template: werf.yaml:2:1: unclosed action"),
         (
             "image: {{ include \"x\" . }}\n",
-            "werf.yaml: rendering the Go template: execution error: template: no template \"x\" associated with template \"werfConfig\"",
+            "werf.yaml: rendering the Go template: template: werf.yaml:1:11: execution error: template: no template \"x\" associated with template \"werfConfig\"",
         ),
     ];
     for (text, want) in errors {
