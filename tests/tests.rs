@@ -8,6 +8,7 @@
 
 mod build;
 mod common;
+mod config;
 mod dockerfile;
 mod export;
 mod fds;

@@ -7,7 +7,7 @@
 //! to `.werf`, as werf names them, then werf.yaml itself.
 //!
 //! gotmpl has no method calls on data, so `.Files.Get` (also `$.Files.Get`,
-//! `$root.Files.Get`) is rewritten inside actions, before parsing, into a function of
+//! `$root.Files.Get`, `.root.Files.Get`) is rewritten inside actions, before parsing, into a function of
 //! the same length (`_files_get`), which keeps error columns right.
 //!
 //! Pure: environment variables, files and the commit come in through
@@ -285,13 +285,15 @@ fn merge_trees(
     Ok(into)
 }
 
-/// `.Files.Get` → `_files_get` (and `Glob`, `Exists`, `IsDir`), receivers `.`, `$`,
-/// `$name` blanked, inside actions only; lengths kept so columns stay right.
+/// `.Files.Get` → `_files_get` (and `Glob`, `Exists`, `IsDir`), receivers (`.`, `$`,
+/// `$name`, `.root`, `$x.y`) blanked, inside actions only; lengths kept so columns stay
+/// right. There is one `.Files`, so whatever the receiver chain, it is that one.
 fn rewrite_files(text: &str) -> String {
     if !text.contains(".Files.") {
         return text.to_owned();
     }
-    let re = regex_lite::Regex::new(r"(\$[A-Za-z0-9_]*)?\.Files\.(Get|Glob|Exists|IsDir)\b").expect("valid");
+    let re = regex_lite::Regex::new(r"(\$[A-Za-z0-9_]*)?((?:\.[A-Za-z0-9_]+)*)\.Files\.(Get|Glob|Exists|IsDir)\b")
+        .expect("valid");
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(open) = rest.find("{{") {
@@ -299,8 +301,8 @@ fn rewrite_files(text: &str) -> String {
         out.push_str(before);
         let end = action.find("}}").map_or(action.len(), |e| e + 2);
         let replaced = re.replace_all(&action[..end], |c: &regex_lite::Captures<'_>| {
-            let pad = " ".repeat(c.get(1).map_or(0, |m| m.len()));
-            let func = match &c[2] {
+            let pad = " ".repeat(c.get(1).map_or(0, |m| m.len()) + c.get(2).map_or(0, |m| m.len()));
+            let func = match &c[3] {
                 "Get" => "_files_get",
                 "Glob" => "_files_glob",
                 "Exists" => "_files_exists",

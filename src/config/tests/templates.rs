@@ -214,6 +214,10 @@ fn files_and_commit_come_from_the_commit() {
         (r#"{{ range list 1 }}{{ $.Files.Get "conf/a.yaml" | trim }}{{ end }}"#, Ok("a: 1")),
         (r#"{{ $root := . }}{{ range list 1 }}{{ $root.Files.Get "conf/b.yaml" | trim }}{{ end }}"#, Ok("b: 2")),
         (r#"{{ .Files.Get "nope.txt" }}"#, Err(r#"{{ .Files.Get "nope.txt" }}"#)),
+        (
+            r#"{{ include "get" (dict "root" $) }}{{ define "get" }}{{ .root.Files.Get "conf/a.yaml" | trim }}{{ end }}"#,
+            Ok("a: 1"),
+        ),
         // Text outside actions is left alone.
         (".Files.Get stays {{ .Env }}", Ok(".Files.Get stays production")),
         (
