@@ -132,11 +132,52 @@ pub struct CommitFiles {
     commit: String,
     dir_rel: String,
     listing: OnceLock<Result<Vec<TreeEntry>, String>>,
+    /// Working-tree files of the project that differ from the commit (werf refuses to
+    /// render with them rather than silently reading another version).
+    uncommitted: OnceLock<Result<Vec<String>, String>>,
 }
 
 impl CommitFiles {
     pub fn new(repo: Repo, commit: String, dir_rel: String) -> CommitFiles {
-        CommitFiles { repo: Mutex::new(repo), commit, dir_rel, listing: OnceLock::new() }
+        CommitFiles { repo: Mutex::new(repo), commit, dir_rel, listing: OnceLock::new(), uncommitted: OnceLock::new() }
+    }
+
+    fn uncommitted(&self) -> Result<&[String], String> {
+        let list = self
+            .uncommitted
+            .get_or_init(|| self.repo.lock().expect("repo").uncommitted(&self.dir_rel).map_err(|e| format!("{e:#}")));
+        list.as_deref().map_err(Clone::clone)
+    }
+
+    /// werf's `UncommittedFilesError`/`UntrackedFilesError` for `paths` (relative to the
+    /// project) that differ from the commit, if any do.
+    fn check_committed(&self, paths: &[String]) -> Result<(), String> {
+        let uncommitted = self.uncommitted()?;
+        let listing = self.listing()?;
+        let (mut modified, mut untracked) = (Vec::new(), Vec::new());
+        for path in paths.iter().filter(|p| uncommitted.contains(p)) {
+            match listing.iter().any(|e| &e.path == path) {
+                true => modified.push(path.as_str()),
+                false => untracked.push(path.as_str()),
+            }
+        }
+        let message = |kind: &str, list: &[&str]| match list {
+            [one] => format!("the {kind}file {one:?} must be committed"),
+            many => {
+                let kind = if kind.is_empty() { String::new() } else { kind.to_owned() };
+                let list: Vec<String> = many.iter().map(|p| format!("{p:?}")).collect();
+                format!("the following {kind}files must be committed:\n\n - {}", list.join("\n - "))
+            }
+        };
+        let text = match (untracked.is_empty(), modified.is_empty()) {
+            (true, true) => return Ok(()),
+            (false, _) => message("untracked ", &untracked),
+            (true, false) => message("", &modified),
+        };
+        Err(format!(
+            "{text}\n\nYou may be interested in the development mode (activated by the --dev option), which allows working with project files without doing redundant commits during debugging and development.\n\n{}",
+            config::GITERMINISM_TAIL
+        ))
     }
 
     /// `path` relative to the repository root, refused if it leaves the project.
@@ -180,8 +221,20 @@ impl CommitFiles {
         let mut total = 0u64;
         let listing = self.listing()?;
         let pattern = pattern.trim_start_matches("./");
+        let mut paths: Vec<String> = Vec::new();
+        for path in listing.iter().filter(|e| e.kind != EntryKind::Submodule).map(|e| &e.path) {
+            if glob_match(pattern, path)? {
+                paths.push(path.clone());
+            }
+        }
+        for path in self.uncommitted()? {
+            if !paths.contains(path) && glob_match(pattern, path)? {
+                paths.push(path.clone());
+            }
+        }
+        self.check_committed(&paths)?;
         for entry in listing.iter().filter(|e| e.kind != EntryKind::Submodule) {
-            if !glob_match(pattern, &entry.path)? {
+            if !paths.contains(&entry.path) {
                 continue;
             }
             let rel = join_rel(&self.dir_rel, &entry.path);
@@ -210,6 +263,7 @@ impl CommitFiles {
 impl config::FileSource for CommitFiles {
     fn get(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
         let rel = self.resolve(path)?;
+        self.check_committed(&[join_rel("", path)])?;
         self.read(&rel).map_err(|e| format!("{e:#}"))
     }
 
@@ -219,6 +273,7 @@ impl config::FileSource for CommitFiles {
     }
 
     fn exists(&self, path: &str) -> Result<bool, String> {
+        // As werf: a file that differs from the commit does not exist for templates.
         Ok(self.get(path).unwrap_or(None).is_some() || self.is_dir(path)?)
     }
 

@@ -45,7 +45,7 @@ fn project(env: &Env) -> std::path::PathBuf {
                 "giterminismConfigVersion: 1\nconfig:\n  goTemplateRendering:\n    allowEnvVariables: [CI_BASE]\n",
             ),
         ],
-        &[("base.txt", "uncommitted\n")],
+        &[("notes.txt", "not read by templates\n")],
     );
     dir
 }
@@ -104,8 +104,16 @@ fn config_render_list_and_graph_print_what_werf_prints() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("WERF_LOOSE_GITERMINISM/--loose-giterminism is not supported"), "{}", stderr(&out));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
-    // A new commit is what the next render reads.
+    // A file read through .Files that differs from the commit: werf's error.
     write(&dir, "base.txt", "second\n");
+    let out = config(&["render"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("{{ .Files.Get \"base.txt\" }}: the file \"base.txt\" must be committed"),
+        "{}",
+        stderr(&out)
+    );
+    // A new commit is what the next render reads.
     git(&dir, &["commit", "-qam", "second"]);
     assert!(stdout(&run_ok(&mut config(&["render", "web"]))).contains("BASE_TXT: \"second\""));
 }
