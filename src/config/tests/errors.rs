@@ -123,6 +123,11 @@ fn rejects_with_exact_messages() {
             "werf.yaml:4: image \"a\" is already defined at line 4",
         ),
         (
+            "nameless image among other final images",
+            with_meta("image: ~\nfrom: alpine\n---\nimage: b\nfrom: alpine\n"),
+            "werf.yaml:4: nameless image: conflict between images names: a nameless image cannot be specified in the config with multiple images",
+        ),
+        (
             "two nameless images",
             with_meta("image: ~\nfrom: alpine\n---\nimage:\nfrom: debian\n"),
             "werf.yaml:7: nameless image is already defined at line 4",
