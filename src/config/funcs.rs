@@ -369,6 +369,8 @@ pub(super) fn sprig() -> Vec<(&'static str, Func)> {
             })
         }),
         ("mustToJson", |a| one(a, |v| Ok(s(serde_json::to_string(&to_json(v)).unwrap_or_default())))),
+        // versions
+        ("semverCompare", |a| two(a, |c, v| super::semver::compare(&text(c), &text(v)).map(Value::Bool).map_err(exec))),
         // YAML (werf's own: yaml.v2, the trailing newline trimmed; a map from fromYaml)
         ("toYaml", |a| one(a, |v| Ok(s(to_yaml(v).trim_end_matches('\n'))))),
         ("fromYaml", |a| one(a, |v| from_yaml(&text(v)))),

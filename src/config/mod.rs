@@ -35,6 +35,7 @@ mod graph;
 mod image_spec;
 mod meta;
 mod secret;
+mod semver;
 mod split;
 mod stapel;
 mod template;

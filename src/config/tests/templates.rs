@@ -160,6 +160,7 @@ fn sprig_functions_as_werf_yaml_uses_them() {
             Ok(r#"x 2 {"a":[1,2],"b":"x"}"#),
         ),
         (r#"{{ $v := fromJson "{\"a\": {\"b\": [true]}}" }}{{ toJson $v.a }}"#, Ok(r#"{"b":[true]}"#)),
+        (r#"{{ semverCompare ">=1.20.0-0" "v1.21.3" }} {{ semverCompare "~1.2" "1.3.0" }}"#, Ok("true false")),
         (r#"{{ expandenv "$HOME" }}"#, Err("expandenv")),
     ]);
 }
