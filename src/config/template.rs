@@ -92,6 +92,11 @@ pub const MAX_RENDERED_BYTES: usize = 16 << 20;
 /// rendering may execute; a real werf.yaml executes a few thousand.
 pub const MAX_RENDER_STEPS: u64 = 1_000_000;
 
+/// The most work template functions may do in one rendering, in bytes of arguments
+/// (a real werf.yaml passes a few MiB through its functions in all): without it a loop
+/// of a million steps could hash, parse (`tpl`) or match 16 MiB values each time.
+pub const MAX_FUNC_WORK: u64 = 1 << 30;
+
 /// How deep `include` and `tpl` may nest.
 pub const MAX_INCLUDE_DEPTH: u32 = 32;
 
@@ -102,9 +107,11 @@ const STEP_FUNC: &str = "__slipway_step";
 #[derive(Default)]
 struct Limits {
     steps: AtomicU64,
-    /// 0: none, 1: steps, 2: a value was too long, 3: include depth.
+    /// 0: none, 1: steps, 2: a value was too long, 3: include depth, 4: function work.
     tripped: AtomicU8,
     depth: AtomicU32,
+    /// Work done by functions so far, see [`MAX_FUNC_WORK`].
+    work: AtomicU64,
     /// The node executing last: source id << 40 | byte offset, so an execution error
     /// (gotmpl gives none a position) names the file, line and column.
     last: AtomicU64,
@@ -113,6 +120,22 @@ struct Limits {
 }
 
 impl Limits {
+    /// Charges a function call's work (its arguments' weight; for a regex function the
+    /// pattern's times the text's, regex-lite being O(pattern × text)); false once
+    /// [`MAX_FUNC_WORK`] is spent.
+    fn charge(&self, regex: bool, args: &[Value]) -> bool {
+        let w = |v: &Value| funcs::weight(v, MAX_RENDERED_BYTES) as u64;
+        let cost = match args {
+            [re, text, ..] if regex => w(re).saturating_mul(w(text)) / 16,
+            _ => args.iter().map(w).sum(),
+        };
+        if self.work.fetch_add(cost, Ordering::Relaxed).saturating_add(cost) > MAX_FUNC_WORK {
+            self.tripped.store(4, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
     /// Registers a source, returning its id for [`with_steps`].
     fn source(&self, name: &str, text: &str) -> u64 {
         let mut sources = self.sources.lock().expect("sources");
@@ -216,6 +239,7 @@ fn render_here(file: &str, text: &str, input: &TemplateInput) -> Result<String, 
         (Err(_), 1) => Err(over_budget(format!("rendering takes more than {MAX_RENDER_STEPS} steps"))),
         (Err(_), 2) => Err(over_budget(format!("a value exceeds {} MiB", MAX_RENDERED_BYTES >> 20))),
         (Err(_), 3) => Err(over_budget(format!("`include` or `tpl` nests more than {MAX_INCLUDE_DEPTH} deep"))),
+        (Err(_), 4) => Err(over_budget(format!("template functions process more than {} MiB", MAX_FUNC_WORK >> 20))),
         (Err(e), _) if !matches!(e, TemplateError::Parse { .. } | TemplateError::Lex { .. }) => {
             Err(ConfigError::Render {
                 file: file.to_owned(),
@@ -381,12 +405,18 @@ fn functions(input: &TemplateInput, limits: &Arc<Limits>, slot: &Slot) -> FuncMa
     let mut map = FuncMap::new();
     let mut add = |name: &str, f: gotmpl::ValueFunc| {
         let limits = Arc::clone(limits);
-        let checked = move |args: &[Value]| match f(args) {
-            Ok(v) if funcs::weight(&v, MAX_RENDERED_BYTES) <= MAX_RENDERED_BYTES => Ok(v),
-            Err(e) if !e.to_string().contains(TOO_LONG) => Err(e),
-            _ => {
-                limits.tripped.store(2, Ordering::Relaxed);
-                Err(exec(TOO_LONG))
+        let regex = name.starts_with("regex");
+        let checked = move |args: &[Value]| {
+            if !limits.charge(regex, args) {
+                return Err(exec("too much work"));
+            }
+            match f(args) {
+                Ok(v) if funcs::weight(&v, MAX_RENDERED_BYTES) <= MAX_RENDERED_BYTES => Ok(v),
+                Err(e) if !e.to_string().contains(TOO_LONG) => Err(e),
+                _ => {
+                    limits.tripped.store(2, Ordering::Relaxed);
+                    Err(exec(TOO_LONG))
+                }
             }
         };
         map.insert(name.to_owned(), Arc::new(checked));
