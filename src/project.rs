@@ -62,7 +62,9 @@ impl Project {
         }
         refuse_loose_giterminism()?;
         let giterminism = giterminism(&repo, &commit, &dir_rel)?;
-        let mut allowed = vec![AllowedVar::parse("WERF_*")?];
+        // Only what werf-giterminism.yaml allows: werf allows no name by default, `WERF_*`
+        // included.
+        let mut allowed = Vec::new();
         for s in &giterminism.config.go_template_rendering.allow_env_variables {
             allowed.push(AllowedVar::parse(s)?);
         }
@@ -343,8 +345,12 @@ mod tests {
     fn allowed_env_vars() {
         let cases = [
             ("CI_COMMIT", "CI_COMMIT", true),
-            ("CI_*", "CI_JOB", true),
-            ("CI_*", "XCI", false),
+            // werf has no globs here: `CI_*` is a name.
+            ("CI_*", "CI_JOB", false),
+            ("CI_*", "CI_*", true),
+            // `^A|B$`, as werf builds it.
+            ("/A|B/", "Axx", true),
+            ("/A|B/", "xxB", true),
             ("/^APP_[0-9]+$/", "APP_12", true),
             ("/^APP_[0-9]+$/", "APP_X", false),
             // Anchored at both ends, as werf does.

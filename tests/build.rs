@@ -254,7 +254,13 @@ fn templates_and_env_report() {
     let env = Env::new();
     let dir = env.path().join("project");
     let werf = "project: tpl\nconfigVersion: 1\n---\nimage: {{ env \"WERF_TEST_IMAGE\" \"fallback\" }}\ndockerfile: Dockerfile\n";
-    git_project(&dir, &[("werf.yaml", werf), ("Dockerfile", "FROM scratch\nLABEL a=b\n")], &[]);
+    let giterminism =
+        "giterminismConfigVersion: 1\nconfig:\n  goTemplateRendering:\n    allowEnvVariables: [WERF_TEST_IMAGE]\n";
+    git_project(
+        &dir,
+        &[("werf.yaml", werf), ("Dockerfile", "FROM scratch\nLABEL a=b\n"), ("werf-giterminism.yaml", giterminism)],
+        &[],
+    );
     let report = env.path().join("report.env");
     run_ok(
         env.slipway()
