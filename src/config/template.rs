@@ -191,16 +191,17 @@ pub fn render(file: &str, text: &str, input: &TemplateInput) -> Result<String, C
     if !text.contains("{{") {
         return Ok(text.to_owned());
     }
-    let (file_owned, text_owned, input) = (file.to_owned(), text.to_owned(), input.clone());
+    let (file_owned, text_owned, input_owned) = (file.to_owned(), text.to_owned(), input.clone());
     let worker = std::thread::Builder::new()
         .name("werf.yaml template".into())
         .stack_size(256 << 20)
-        .spawn(move || render_here(&file_owned, &text_owned, &input));
+        .spawn(move || render_here(&file_owned, &text_owned, &input_owned));
     match worker {
         Ok(handle) => handle.join().unwrap_or_else(|_| {
             Err(ConfigError::Render { file: file.to_owned(), message: "the template renderer panicked".into() })
         }),
-        Err(_) => render_here(file, text, &TemplateInput { ..Default::default() }),
+        // No thread (resource limits): render here, with the caller's stack.
+        Err(_) => render_here(file, text, input),
     }
 }
 
