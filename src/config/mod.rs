@@ -26,6 +26,7 @@
 // The engine does not read every field yet.
 
 mod common;
+mod convert;
 mod dependency;
 mod dockerfile;
 mod error;
@@ -165,7 +166,7 @@ pub fn raw_doc(rendered: &str, line: usize) -> Option<&str> {
 
 /// A string as yaml.v2 writes a scalar (plain, quoted or a block) at indent `ind`.
 pub fn yaml_string(text: &str, ind: usize) -> String {
-    funcs::yaml_scalar_str(text, ind)
+    convert::yaml_scalar_str(text, ind)
 }
 
 /// Renders werf.yaml's Go template with `input` (see [`render`]), then parses it.
