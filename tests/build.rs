@@ -286,6 +286,28 @@ fn templates_and_env_report() {
 }
 
 #[test]
+fn nameless_dockerfile_image_builds() {
+    if !rootless_env("nameless_dockerfile_image_builds") {
+        return;
+    }
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let werf = "project: nameless\nconfigVersion: 1.0\n---\nimage: ~\ndockerfile: Dockerfile\n";
+    git_project(&dir, &[("werf.yaml", werf), ("Dockerfile", "FROM scratch\nLABEL a=b\n")], &[]);
+    let report = env.path().join("report.env");
+    run_ok(
+        env.slipway()
+            .args(["build", "--dir"])
+            .arg(&dir)
+            .arg("--save-build-report")
+            .arg("--build-report-path")
+            .arg(&report),
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(text.starts_with("WERF_DOCKER_IMAGE_NAME=nameless:"), "{text}");
+}
+
+#[test]
 fn copy_sources_stay_in_the_context_heredocs_and_archives() {
     if !rootless_env("copy_sources_stay_in_the_context_heredocs_and_archives") {
         return;
