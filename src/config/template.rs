@@ -489,8 +489,9 @@ fn functions(input: &TemplateInput, limits: &Arc<Limits>, slot: &Slot) -> FuncMa
             Arc::new(move |args: &[Value]| match args {
                 [path] => match f.get(&text(path)) {
                     Ok(Some(bytes)) => Ok(Value::from(String::from_utf8_lossy(&bytes).into_owned())),
+                    // werf's FileNotFoundInProjectRepositoryError, word for word.
                     Ok(None) => Err(exec(format!(
-                        "{{{{ .Files.Get {:?} }}}}: the file {:?} not found in the project git repository",
+                        "{{{{ .Files.Get {:?} }}}}: the file {:?} not found in the project git repository. If the file exists locally, configure werf-giterminism.yaml to allow uncommitted files\n\n{GITERMINISM_TAIL}",
                         text(path),
                         text(path)
                     ))),
