@@ -31,6 +31,9 @@ pub enum Command {
     /// Build if needed, then publish final images under the given tags, without werf's labels.
     #[command(args_override_self = true)]
     Export(crate::cmd::export::ExportArgs),
+    /// Render, list and graph werf.yaml.
+    #[command(subcommand)]
+    Config(crate::cmd::config::ConfigCommand),
     /// Inspect stages.
     #[command(subcommand, args_override_self = true)]
     Stages(crate::cmd::stages::StagesCommand),
@@ -51,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Build(a) => crate::cmd::build::run(a, &cli.storage_root),
         Command::Run(a) => crate::cmd::run::run(a, &cli.storage_root),
         Command::Export(a) => crate::cmd::export::run(a, &cli.storage_root),
+        Command::Config(c) => crate::cmd::config::run(c),
         Command::Stages(c) => crate::cmd::stages::run(c, &cli.storage_root),
         Command::Stage(c) => crate::cmd::stage::run(c, &cli.storage_root),
         Command::Slugify(a) => crate::cmd::slugify::run(a),
@@ -78,6 +82,11 @@ impl Cli {
             Command::Build(a) => Some(&a.project.log),
             Command::Run(a) => Some(&a.project.log),
             Command::Export(a) => Some(&a.project.log),
+            Command::Config(c) => Some(match c {
+                crate::cmd::config::ConfigCommand::Render(a) => &a.project.log,
+                crate::cmd::config::ConfigCommand::List(a) => &a.project.log,
+                crate::cmd::config::ConfigCommand::Graph(a) => &a.project.log,
+            }),
             Command::Stages(crate::cmd::stages::StagesCommand::List(a)) => Some(&a.project.log),
             Command::Stage(crate::cmd::stage::StageCommand::Image(a)) => Some(&a.project.log),
             Command::Slugify(a) => Some(&a.log),

@@ -72,7 +72,7 @@ pub struct Config {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GoTemplateRendering {
-    /// Env var names templates may read: `NAME`, `PREFIX*` or `/regex/`.
+    /// Env var names templates may read: `NAME` or `/regex/` (no globs, as in werf).
     #[serde(default)]
     pub allow_env_variables: Vec<String>,
     /// Not acted on: templates only read committed files.
@@ -327,31 +327,27 @@ pub fn path_glob_matches(pattern: &str, path: &str) -> bool {
     live[n]
 }
 
-/// An entry of `config.goTemplateRendering.allowEnvVariables`: a name, `PREFIX*`, or
-/// `/regex/` (anchored at both ends, as werf does).
+/// An entry of `config.goTemplateRendering.allowEnvVariables`: a name, or `/regex/`
+/// compiled as werf compiles it, `^RE$` (so `/A|B/` is `^A|B$`, as in werf). There are
+/// no globs: `CI_*` is the name `CI_*`, as in werf's `IsEnvNameAccepted`.
 pub enum AllowedVar {
     Name(String),
-    Prefix(String),
     Regex(regex_lite::Regex),
 }
 
 impl AllowedVar {
     pub fn parse(s: &str) -> anyhow::Result<Self> {
         if let Some(re) = s.strip_prefix('/').and_then(|r| r.strip_suffix('/')) {
-            let re = regex_lite::Regex::new(&format!("^(?:{re})$"))
+            let re = regex_lite::Regex::new(&format!("^{re}$"))
                 .map_err(|e| anyhow::anyhow!("werf-giterminism.yaml: allowEnvVariables: invalid regex {s:?}: {e}"))?;
             return Ok(AllowedVar::Regex(re));
         }
-        Ok(match s.strip_suffix('*') {
-            Some(prefix) => AllowedVar::Prefix(prefix.to_string()),
-            None => AllowedVar::Name(s.to_string()),
-        })
+        Ok(AllowedVar::Name(s.to_string()))
     }
 
     pub fn matches(&self, name: &str) -> bool {
         match self {
             AllowedVar::Name(n) => n == name,
-            AllowedVar::Prefix(p) => name.starts_with(p.as_str()),
             AllowedVar::Regex(r) => r.is_match(name),
         }
     }

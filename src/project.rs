@@ -2,13 +2,17 @@
 //! committed there (giterminism: the working tree is not what is built).
 
 use crate::config::{self, WerfConfig};
-use crate::git::{CommitInfo, Repo};
+use crate::git::{CommitInfo, EntryKind, GitError, Repo, TreeEntry};
 use crate::giterminism::{AllowedVar, GiterminismConfig, HostPaths};
 use anyhow::{Context, bail};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 pub struct Project {
     pub repo: Repo,
+    /// werf.yaml as rendered (what `config render` prints).
+    pub rendered: String,
     pub commit: CommitInfo,
     /// The project directory relative to the repository root ("" for the root).
     pub dir_rel: String,
@@ -56,14 +60,25 @@ impl Project {
         if repo.uncommitted(&dir_rel)?.iter().any(|f| join_rel(&dir_rel, f) == rel) {
             eprintln!("Warning: {file_name} has uncommitted changes; the committed version is used (giterminism)");
         }
+        refuse_loose_giterminism()?;
         let giterminism = giterminism(&repo, &commit, &dir_rel)?;
-        let mut allowed = vec![AllowedVar::parse("WERF_*")?];
+        // Only what werf-giterminism.yaml allows: werf allows no name by default, `WERF_*`
+        // included.
+        let mut allowed = Vec::new();
         for s in &giterminism.config.go_template_rendering.allow_env_variables {
             allowed.push(AllowedVar::parse(s)?);
         }
-        let vars = std::env::vars().filter(|(k, _)| allowed.iter().any(|a| a.matches(k))).collect();
-        let config =
-            config::parse_template(&file_name, &text, &config::TemplateInput { vars, env: env_name.to_string() })?;
+        let files = Arc::new(CommitFiles::new(repo.clone(), commit.id.clone(), dir_rel.clone()));
+        let input = config::TemplateInput {
+            vars: std::env::vars().collect(),
+            allow_env: Some(Arc::new(move |name: &str| allowed.iter().any(|a| a.matches(name)))),
+            env: env_name.to_string(),
+            partials: files.partials()?,
+            files: Some(files),
+            commit: Some(config::CommitData { hash: commit.id.clone(), time_unix: commit.time_unix }),
+        };
+        let rendered = config::render(&file_name, &text, &input)?;
+        let config = config::parse_rendered(&file_name, &rendered)?;
         let name = match std::env::var("WERF_PROJECT_NAME").ok().filter(|s| !s.is_empty()) {
             Some(n) => {
                 config::validate_project(&n).map_err(|e| anyhow::anyhow!("WERF_PROJECT_NAME={n:?}: {e}"))?;
@@ -78,7 +93,7 @@ impl Project {
         };
         giterminism.check_secrets(&file_name, &config.images, &host)?;
         let allow_context_add_files = giterminism.config.dockerfile.allow_context_add_files;
-        Ok(Project { repo, commit, dir_rel, config, name, allow_context_add_files })
+        Ok(Project { repo, rendered, commit, dir_rel, config, name, allow_context_add_files })
     }
 }
 
@@ -92,6 +107,218 @@ fn giterminism(repo: &Repo, commit: &CommitInfo, dir_rel: &str) -> anyhow::Resul
     let Some(bytes) = repo.read_file(&commit.id, &rel)? else { return Ok(GiterminismConfig::default()) };
     let text = String::from_utf8(bytes).with_context(|| format!("{rel} is not UTF-8"))?;
     Ok(GiterminismConfig::parse(&rel, &text)?)
+}
+
+/// werf's `--loose-giterminism` (`WERF_LOOSE_GITERMINISM`, true for `1`, `true` or
+/// `yes` as werf's `GetBoolEnvironmentDefaultFalse` reads it) makes werf read werf.yaml,
+/// `.werf` partials, `.Files` and the build context from the working tree. slipway reads
+/// them from the commit only (docs/SECURITY.md), so it refuses the mode in one line
+/// rather than silently building something else.
+fn refuse_loose_giterminism() -> anyhow::Result<()> {
+    let value = std::env::var("WERF_LOOSE_GITERMINISM").unwrap_or_default();
+    if matches!(value.to_lowercase().as_str(), "1" | "true" | "yes") {
+        bail!(
+            "WERF_LOOSE_GITERMINISM/--loose-giterminism is not supported: slipway reads werf.yaml, templates and build context from the commit only; allow what you need in werf-giterminism.yaml"
+        );
+    }
+    Ok(())
+}
+
+/// The most bytes of `.werf` partials, or of one `.Files.Glob` result.
+const MAX_TEMPLATE_FILES_BYTES: u64 = config::MAX_RENDERED_BYTES as u64;
+
+/// `.Files` and the `.werf` partials, read from the commit's tree (never the working
+/// tree), paths relative to the project directory.
+pub struct CommitFiles {
+    repo: Mutex<Repo>,
+    commit: String,
+    dir_rel: String,
+    listing: OnceLock<Result<Vec<TreeEntry>, String>>,
+    /// Working-tree files of the project that differ from the commit (werf refuses to
+    /// render with them rather than silently reading another version).
+    uncommitted: OnceLock<Result<Vec<String>, String>>,
+}
+
+impl CommitFiles {
+    pub fn new(repo: Repo, commit: String, dir_rel: String) -> CommitFiles {
+        CommitFiles { repo: Mutex::new(repo), commit, dir_rel, listing: OnceLock::new(), uncommitted: OnceLock::new() }
+    }
+
+    fn uncommitted(&self) -> Result<&[String], String> {
+        let list = self
+            .uncommitted
+            .get_or_init(|| self.repo.lock().expect("repo").uncommitted(&self.dir_rel).map_err(|e| format!("{e:#}")));
+        list.as_deref().map_err(Clone::clone)
+    }
+
+    /// werf's `UncommittedFilesError`/`UntrackedFilesError` for `paths` (relative to the
+    /// project) that differ from the commit, if any do.
+    fn check_committed(&self, paths: &[String]) -> Result<(), String> {
+        let uncommitted = self.uncommitted()?;
+        let listing = self.listing()?;
+        let (mut modified, mut untracked) = (Vec::new(), Vec::new());
+        for path in paths.iter().filter(|p| uncommitted.contains(p)) {
+            match listing.iter().any(|e| &e.path == path) {
+                true => modified.push(path.as_str()),
+                false => untracked.push(path.as_str()),
+            }
+        }
+        let message = |kind: &str, list: &[&str]| match list {
+            [one] => format!("the {kind}file {one:?} must be committed"),
+            many => {
+                let kind = if kind.is_empty() { String::new() } else { kind.to_owned() };
+                let list: Vec<String> = many.iter().map(|p| format!("{p:?}")).collect();
+                format!("the following {kind}files must be committed:\n\n - {}", list.join("\n - "))
+            }
+        };
+        let text = match (untracked.is_empty(), modified.is_empty()) {
+            (true, true) => return Ok(()),
+            (false, _) => message("untracked ", &untracked),
+            (true, false) => message("", &modified),
+        };
+        Err(format!(
+            "{text}\n\nYou may be interested in the development mode (activated by the --dev option), which allows working with project files without doing redundant commits during debugging and development.\n\n{}",
+            config::GITERMINISM_TAIL
+        ))
+    }
+
+    /// `path` relative to the repository root, refused if it leaves the project.
+    fn resolve(&self, path: &str) -> Result<String, String> {
+        if path.starts_with('/') {
+            return Err(format!("the path {path:?} must be relative to the project directory"));
+        }
+        let mut depth = 0i64;
+        for part in path.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => depth -= 1,
+                _ => depth += 1,
+            }
+            if depth < 0 {
+                return Err(format!("the path {path:?} is outside the project directory"));
+            }
+        }
+        Ok(join_rel(&self.dir_rel, path))
+    }
+
+    fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, GitError> {
+        self.repo.lock().expect("repo").read_file(&self.commit, rel)
+    }
+
+    /// Every non-directory entry of the project directory in the commit.
+    fn listing(&self) -> Result<&[TreeEntry], String> {
+        let listing = self.listing.get_or_init(|| {
+            let repo = self.repo.lock().expect("repo");
+            match repo.read_file(&self.commit, &self.dir_rel) {
+                Ok(_) if !self.dir_rel.is_empty() => Ok(Vec::new()),
+                _ => repo.tree(&self.commit, &self.dir_rel).map_err(|e| format!("{e:#}")),
+            }
+        });
+        listing.as_deref().map_err(Clone::clone)
+    }
+
+    /// Regular files (and symlinks) whose path matches `pattern`, read in path order.
+    fn matching(&self, pattern: &str) -> Result<BTreeMap<String, String>, String> {
+        let mut out = BTreeMap::new();
+        let mut total = 0u64;
+        let listing = self.listing()?;
+        let pattern = pattern.trim_start_matches("./");
+        let mut paths: Vec<String> = Vec::new();
+        for path in listing.iter().filter(|e| e.kind != EntryKind::Submodule).map(|e| &e.path) {
+            if glob_match(pattern, path)? {
+                paths.push(path.clone());
+            }
+        }
+        for path in self.uncommitted()? {
+            if !paths.contains(path) && glob_match(pattern, path)? {
+                paths.push(path.clone());
+            }
+        }
+        self.check_committed(&paths)?;
+        for entry in listing.iter().filter(|e| e.kind != EntryKind::Submodule) {
+            if !paths.contains(&entry.path) {
+                continue;
+            }
+            let rel = join_rel(&self.dir_rel, &entry.path);
+            let Some(bytes) = self.read(&rel).map_err(|e| format!("{e:#}"))? else { continue };
+            total += bytes.len() as u64;
+            if total > MAX_TEMPLATE_FILES_BYTES {
+                return Err(format!("the files matching {pattern:?} exceed {} MiB", MAX_TEMPLATE_FILES_BYTES >> 20));
+            }
+            out.insert(entry.path.clone(), String::from_utf8_lossy(&bytes).into_owned());
+        }
+        Ok(out)
+    }
+
+    /// `.werf/**/*.tmpl`, each named by its path relative to `.werf` (werf's names).
+    pub fn partials(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let dir = join_rel(&self.dir_rel, ".werf");
+        match self.read(&dir) {
+            Err(GitError::NotAFile { .. }) => {}
+            _ => return Ok(Vec::new()),
+        }
+        let files = self.matching(".werf/**/*.tmpl").map_err(|e| anyhow::anyhow!("reading .werf templates: {e}"))?;
+        Ok(files.into_iter().map(|(path, text)| (path[".werf/".len()..].to_owned(), text)).collect())
+    }
+}
+
+impl config::FileSource for CommitFiles {
+    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        let rel = self.resolve(path)?;
+        self.check_committed(&[join_rel("", path)])?;
+        self.read(&rel).map_err(|e| format!("{e:#}"))
+    }
+
+    fn glob(&self, pattern: &str) -> Result<BTreeMap<String, String>, String> {
+        self.resolve(pattern)?;
+        self.matching(pattern)
+    }
+
+    fn exists(&self, path: &str) -> Result<bool, String> {
+        // As werf: a file that differs from the commit does not exist for templates.
+        Ok(self.get(path).unwrap_or(None).is_some() || self.is_dir(path)?)
+    }
+
+    fn is_dir(&self, path: &str) -> Result<bool, String> {
+        let rel = match self.resolve(path) {
+            Ok(rel) => rel,
+            Err(_) => return Ok(false),
+        };
+        let dir = join_rel("", &rel[self.dir_rel.len()..]);
+        if dir.is_empty() {
+            return Ok(true);
+        }
+        Ok(self.listing()?.iter().any(|e| e.path.strip_prefix(&dir).is_some_and(|rest| rest.starts_with('/'))))
+    }
+}
+
+/// A doublestar glob (werf's `.Files.Glob` and template directory walk): `/`-separated
+/// segments matched as Go's `filepath.Match`, `**` any number of whole segments.
+/// Dynamic programming over (pattern segment, path segment): linear in their product.
+pub fn glob_match(pattern: &str, path: &str) -> Result<bool, String> {
+    let pat: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+    let parts: Vec<&str> = path.split('/').collect();
+    // ok[j]: pattern[..i] matches parts[..j].
+    let mut ok = vec![false; parts.len() + 1];
+    ok[0] = true;
+    for seg in &pat {
+        let mut next = vec![false; parts.len() + 1];
+        if *seg == "**" {
+            let mut any = false;
+            for j in 0..=parts.len() {
+                any |= ok[j];
+                next[j] = any;
+            }
+        } else {
+            for j in 1..=parts.len() {
+                if ok[j - 1] {
+                    next[j] = crate::context::glob::matches(seg, parts[j - 1]).map_err(|e| format!("{e:#}"))?;
+                }
+            }
+        }
+        ok = next;
+    }
+    Ok(ok[parts.len()])
 }
 
 /// Join repository-relative paths ("" is the root); `.` components are dropped.
@@ -118,8 +345,12 @@ mod tests {
     fn allowed_env_vars() {
         let cases = [
             ("CI_COMMIT", "CI_COMMIT", true),
-            ("CI_*", "CI_JOB", true),
-            ("CI_*", "XCI", false),
+            // werf has no globs here: `CI_*` is a name.
+            ("CI_*", "CI_JOB", false),
+            ("CI_*", "CI_*", true),
+            // `^A|B$`, as werf builds it.
+            ("/A|B/", "Axx", true),
+            ("/A|B/", "xxB", true),
             ("/^APP_[0-9]+$/", "APP_12", true),
             ("/^APP_[0-9]+$/", "APP_X", false),
             // Anchored at both ends, as werf does.

@@ -254,7 +254,13 @@ fn templates_and_env_report() {
     let env = Env::new();
     let dir = env.path().join("project");
     let werf = "project: tpl\nconfigVersion: 1\n---\nimage: {{ env \"WERF_TEST_IMAGE\" \"fallback\" }}\ndockerfile: Dockerfile\n";
-    git_project(&dir, &[("werf.yaml", werf), ("Dockerfile", "FROM scratch\nLABEL a=b\n")], &[]);
+    let giterminism =
+        "giterminismConfigVersion: 1\nconfig:\n  goTemplateRendering:\n    allowEnvVariables: [WERF_TEST_IMAGE]\n";
+    git_project(
+        &dir,
+        &[("werf.yaml", werf), ("Dockerfile", "FROM scratch\nLABEL a=b\n"), ("werf-giterminism.yaml", giterminism)],
+        &[],
+    );
     let report = env.path().join("report.env");
     run_ok(
         env.slipway()
@@ -277,6 +283,28 @@ fn templates_and_env_report() {
             .arg(&report),
     );
     assert!(std::fs::read_to_string(&report).unwrap().starts_with("WERF_FALLBACK_DOCKER_IMAGE_NAME=tpl:"));
+}
+
+#[test]
+fn nameless_dockerfile_image_builds() {
+    if !rootless_env("nameless_dockerfile_image_builds") {
+        return;
+    }
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let werf = "project: nameless\nconfigVersion: 1.0\n---\nimage: ~\ndockerfile: Dockerfile\n";
+    git_project(&dir, &[("werf.yaml", werf), ("Dockerfile", "FROM scratch\nLABEL a=b\n")], &[]);
+    let report = env.path().join("report.env");
+    run_ok(
+        env.slipway()
+            .args(["build", "--dir"])
+            .arg(&dir)
+            .arg("--save-build-report")
+            .arg("--build-report-path")
+            .arg(&report),
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(text.starts_with("WERF_DOCKER_IMAGE_NAME=nameless:"), "{text}");
 }
 
 #[test]

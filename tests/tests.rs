@@ -9,6 +9,7 @@
 mod build;
 mod cli;
 mod common;
+mod config;
 mod dockerfile;
 mod export;
 mod fds;

@@ -1,6 +1,7 @@
 //! One module per user-facing command.
 
 pub mod build;
+pub mod config;
 pub mod export;
 pub mod flags;
 pub mod run;

@@ -75,14 +75,9 @@ pub(crate) struct ParsedDockerfile {
     pub staged: Option<bool>,
 }
 
-pub(crate) fn parse_dockerfile(ctx: &Ctx<'_>, names: &[String]) -> Result<ParsedDockerfile, ConfigError> {
+pub(crate) fn parse_dockerfile(ctx: &Ctx<'_>, _names: &[String]) -> Result<ParsedDockerfile, ConfigError> {
     let raw: RawDockerfileImage = ctx.deserialize()?;
     let image_line = ctx.doc.key_line(&["image"]).unwrap_or(ctx.doc.first_content_line());
-    if names.iter().any(String::is_empty) {
-        return Err(
-            ctx.invalid(image_line, "a Dockerfile image needs a name: nameless images (`image: ~`) are Stapel-only")
-        );
-    }
 
     let context_add_files = match (raw.context_add_file.is_empty(), raw.context_add_files.is_empty()) {
         (false, false) => {

@@ -19,10 +19,6 @@ pub enum ConfigError {
         message: String,
     },
 
-    /// The file uses Go template syntax, which slipway cannot render yet.
-    #[error("{file}:{line}: Go templates are not supported yet")]
-    Template { file: String, line: usize },
-
     /// Rendering the Go template failed (the message names file, line and column).
     #[error("{file}: rendering the Go template: {message}")]
     Render { file: String, message: String },

@@ -22,6 +22,21 @@ pub(crate) fn check(file: &str, images: &mut [Image]) -> Result<(), ConfigError>
         first_line.insert(image.name.clone(), image.line);
     }
 
+    // werf's validateConflictBetweenImagesNames: the nameless image must be alone among
+    // the final images.
+    if let Some(nameless) = images.iter().find(|i| i.name.is_empty())
+        && images.iter().filter(|i| i.final_).count() > 1
+    {
+        return Err(ConfigError::Invalid {
+            file: file.to_owned(),
+            line: nameless.line,
+            context: "nameless image: ".to_owned(),
+            message:
+                "conflict between images names: a nameless image cannot be specified in the config with multiple images"
+                    .to_owned(),
+        });
+    }
+
     let defined = |name: &str| first_line.contains_key(name) && !name.is_empty();
     for image in images.iter_mut() {
         let unknown = |line: usize, what: &'static str, name: &str| ConfigError::UnknownReference {

@@ -139,10 +139,49 @@ fn yes() -> bool {
     true
 }
 
+/// `configVersion` as werf's yaml.v2 reads it into an `int`: a float is truncated
+/// (`1.0` is 1).
+#[derive(Debug)]
+enum ConfigVersion {
+    Int(i64),
+    Float(f64),
+}
+
+impl<'de> Deserialize<'de> for ConfigVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ConfigVersion;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("i64")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<ConfigVersion, E> {
+                Ok(ConfigVersion::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ConfigVersion, E> {
+                i64::try_from(v).map(ConfigVersion::Int).map_err(|_| E::custom("invalid i64"))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<ConfigVersion, E> {
+                Ok(ConfigVersion::Float(v))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl ConfigVersion {
+    fn value(&self) -> i64 {
+        match self {
+            ConfigVersion::Int(i) => *i,
+            ConfigVersion::Float(f) => *f as i64,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawMeta {
-    config_version: Option<i64>,
+    config_version: Option<ConfigVersion>,
     project: Option<String>,
     build: Option<RawMetaBuild>,
     deploy: Option<MetaDeploy>,
@@ -204,7 +243,7 @@ struct RawLimit {
 pub(crate) fn parse_meta(ctx: &Ctx<'_>) -> Result<Meta, ConfigError> {
     let raw: RawMeta = ctx.deserialize()?;
     let version_line = ctx.doc.key_line(&["configVersion"]).unwrap_or(ctx.doc.first_content_line());
-    match raw.config_version {
+    match raw.config_version.as_ref().map(ConfigVersion::value) {
         Some(1) => {}
         other => {
             return Err(ConfigError::ConfigVersion {

@@ -7,15 +7,14 @@
 //! After all documents parse, whole-config rules run (`graph.rs`): unique image names,
 //! references that resolve, no dependency cycles.
 //!
-//! This module does no I/O: [`parse`] takes the file's text, and every error names the
-//! file and a line of the *whole* file. [`parse`] refuses Go templates (`{{ … }}`);
-//! [`parse_template`] first renders the supported subset (`template.rs`) with the
-//! variables the caller passes in, then parses the result.
+//! This module does no I/O: [`render`] renders the Go template (`template.rs`, with the
+//! variables, files and partials the caller passes in), [`parse_rendered`] takes the
+//! rendered text, and every error names the file and a line of the *whole* rendered
+//! file (as werf's do). A `{{` left by rendering is plain text.
 //!
 //! ```text
-//! parse_template(file, text, input) = parse(file, render(file, text, input))
-//! parse(file, text)
-//!   ├─ split::reject_templates      `{{` anywhere → error
+//! parse_template(file, text, input) = parse_rendered(file, render(file, text, input))
+//! parse_rendered(file, text)
 //!   ├─ split::split_docs            `---` lines, empty docs dropped, start lines kept
 //!   ├─ per doc: probe keys ─┬─ meta::parse_meta              (configVersion)
 //!   │                       ├─ dockerfile::parse_dockerfile  (dockerfile)
@@ -27,14 +26,17 @@
 // The engine does not read every field yet.
 
 mod common;
+mod convert;
 mod dependency;
 mod dockerfile;
 mod error;
+mod funcs;
 mod git;
 mod graph;
 mod image_spec;
 mod meta;
 mod secret;
+mod semver;
 mod split;
 mod stapel;
 mod template;
@@ -62,7 +64,9 @@ pub use self::{
     },
     secret::{Secret, SecretSource},
     stapel::{Ansible, BaseImage, Command, DockerInstructions, Mount, MountSource, Shell, StapelImage},
-    template::{TemplateInput, render},
+    template::{
+        CommitData, EnvFilter, FileSource, GITERMINISM_TAIL, MAX_RENDERED_BYTES, TemplateInput, go_time_string, render,
+    },
 };
 
 use common::{Ctx, StrOrSeq};
@@ -80,7 +84,7 @@ pub struct WerfConfig {
 /// One image to build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
-    /// `""` for the nameless image (`image: ~`, Stapel only).
+    /// `""` for the nameless image (`image: ~`).
     pub name: String,
     /// Line of the document's `image:` / `artifact:` key.
     pub line: usize,
@@ -152,16 +156,34 @@ impl WerfConfig {
     }
 }
 
-/// Renders werf.yaml's Go template with `input` (see [`render`]), then parses it.
-/// Error lines refer to the rendered text, as in werf.
-pub fn parse_template(file: &str, text: &str, input: &TemplateInput) -> Result<WerfConfig, ConfigError> {
-    parse(file, &render(file, text, input)?)
+/// The raw text of the rendered document holding `line` (werf's `rawDoc().Content`).
+pub fn raw_doc(rendered: &str, line: usize) -> Option<&str> {
+    split::split_docs(rendered)
+        .into_iter()
+        .find(|d| d.start_line <= line && line < d.start_line + d.text.matches('\n').count().max(1))
+        .map(|d| d.text)
 }
 
-/// Parses werf.yaml text that needs no rendering (any `{{` is refused); `file` is only
-/// used in error messages.
+/// A string as yaml.v2 writes a scalar (plain, quoted or a block) at indent `ind`.
+pub fn yaml_string(text: &str, ind: usize) -> String {
+    convert::yaml_scalar_str(text, ind)
+}
+
+/// Renders werf.yaml's Go template with `input` (see [`render`]), then parses it.
+/// Error lines refer to the rendered text, as in werf.
+#[cfg(test)]
+pub fn parse_template(file: &str, text: &str, input: &TemplateInput) -> Result<WerfConfig, ConfigError> {
+    parse_rendered(file, &render(file, text, input)?)
+}
+
+/// Parses werf.yaml text as it is (tests).
+#[cfg(test)]
 pub fn parse(file: &str, text: &str) -> Result<WerfConfig, ConfigError> {
-    split::reject_templates(file, text)?;
+    parse_rendered(file, text)
+}
+
+/// Parses rendered werf.yaml text: a `{{` left by rendering (`{{ "{{" }}`) is plain text.
+pub fn parse_rendered(file: &str, text: &str) -> Result<WerfConfig, ConfigError> {
     let mut meta: Option<Meta> = None;
     // (image, `staged` as written for Dockerfile images)
     let mut images: Vec<(Image, Option<bool>)> = Vec::new();

@@ -5,8 +5,6 @@
 //! `--- foo` do not). Documents holding only blanks and comments are dropped. Each
 //! document keeps the line it starts on, so errors can name lines of the whole file.
 
-use super::error::ConfigError;
-
 /// One non-empty YAML document of werf.yaml.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Doc<'a> {
@@ -78,14 +76,6 @@ fn is_blank_or_comment(line: &str) -> bool {
     line.is_empty() || line.starts_with('#')
 }
 
-/// Refuses Go template syntax, naming the line of the first `{{`.
-pub(crate) fn reject_templates(file: &str, text: &str) -> Result<(), ConfigError> {
-    match text.find("{{") {
-        Some(at) => Err(ConfigError::Template { file: file.to_owned(), line: text[..at].matches('\n').count() + 1 }),
-        None => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,14 +113,5 @@ mod tests {
         assert_eq!(doc.key_line(&["imageSpec"]), None);
         assert_eq!(doc.first_content_line(), 12);
         assert_eq!(doc.file_line(3), 12);
-    }
-
-    #[test]
-    fn rejects_templates_at_their_line() {
-        assert_eq!(
-            reject_templates("werf.yaml", "a: 1\nb: {{ .Env }}\n"),
-            Err(ConfigError::Template { file: "werf.yaml".into(), line: 2 })
-        );
-        assert_eq!(reject_templates("werf.yaml", "a: '{ {'\n"), Ok(()));
     }
 }

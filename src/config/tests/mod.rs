@@ -3,6 +3,7 @@
 
 mod errors;
 mod images;
+mod templates;
 mod valid;
 
 /// The smallest meta document; image bodies appended after it start at line 4.

@@ -51,6 +51,7 @@ fn names_lines_and_kinds() {
         ),
         ("nameless stapel", with_meta("image: ~\nfrom: alpine\n"), vec![("", 4, true, false)]),
         ("nameless stapel, empty value", with_meta("image:\nfrom: alpine\n"), vec![("", 4, true, false)]),
+        ("nameless dockerfile", with_meta("image: ~\ndockerfile: Dockerfile\n"), vec![("", 4, true, true)]),
         ("artifact", with_meta("artifact: builder\nfrom: alpine\n"), vec![("builder", 4, false, false)]),
         (
             "separator with comment, empty documents, comments",
@@ -251,6 +252,7 @@ fn templates_render_before_parsing() {
     let input = TemplateInput {
         vars: std::collections::BTreeMap::from([("BASE".to_owned(), "alpine:3.20".to_owned())]),
         env: "staging".to_owned(),
+        ..Default::default()
     };
     let text = "configVersion: 1\nproject: demo\n---\nimage: app-{{ .Env }}\nfrom: {{ env \"BASE\" }}\n";
     let cfg = parse_template("werf.yaml", text, &input).unwrap();
@@ -259,13 +261,19 @@ fn templates_render_before_parsing() {
     let errors = [
         (
             "image: {{ env \"NOPE\" }}\n",
-            "werf.yaml: rendering the Go template: execution error: the environment variable \"NOPE\" must be set or default must be provided",
+            "werf.yaml: rendering the Go template: template: werf.yaml:1:11: execution error: the environment variable \"NOPE\" must be set or default must be provided",
         ),
         ("image: {{ .Env \n", "werf.yaml: rendering the Go template: template: werf.yaml:2:1: unclosed action"),
-        ("image: {{ include \"x\" . }}\n", "werf.yaml: rendering the Go template: undefined function: include"),
+        (
+            "image: {{ include \"x\" . }}\n",
+            "werf.yaml: rendering the Go template: template: werf.yaml:1:11: execution error: template: no template \"x\" associated with template \"werfConfig\"",
+        ),
     ];
     for (text, want) in errors {
         assert_eq!(parse_template("werf.yaml", text, &input).unwrap_err().to_string(), want, "{text:?}");
     }
-    assert!(matches!(parse("werf.yaml", text), Err(ConfigError::Template { line: 4, .. })));
+    // A literal `{{` written as `{{ "{{" }}` survives rendering and is plain YAML text.
+    let text = "configVersion: 1\nproject: demo\n---\nimage: app\nfrom: alpine\nshell:\n  setup: [\"echo '{{ \"{{\" }} x }}'\"]\n";
+    let cfg = parse_template("werf.yaml", text, &input).unwrap();
+    assert_eq!(stapel(&cfg.images[0]).shell.as_ref().map(|s| s.setup.clone()), Some(vec!["echo '{{ x }}'".to_owned()]));
 }

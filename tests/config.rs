@@ -1,0 +1,119 @@
+//! `slipway config render|list|graph` on real repositories: templates with `.werf`
+//! partials, `.Files` and `.Commit` read from the commit, werf's giterminism for `env`.
+//! Expected text is what werf prints for the same project (its `config` commands'
+//! code paths: the rendered text as is, raw documents joined by `---\n`, names one a
+//! line, yaml.v2 graph).
+
+use crate::common::{Env, git, git_cmd, git_project, rootless_env, run_ok, stderr, stdout, write};
+
+const WERF_YAML: &str = r#"project: cfgtest
+configVersion: 1
+{{- range (.Files.Get "images.yaml" | fromYaml).images }}
+---
+{{ include "image" (dict "name" .name "root" $) }}
+{{- end }}
+---
+image: base
+from: {{ env "CI_BASE" "alpine:3.20" }}
+---
+image: tool
+from: base
+final: false
+shell:
+  setup: echo '{{ "{{" }} not a template }}' {{ .Commit.Hash | trunc 7 }}
+"#;
+
+const HELPERS: &str = r#"{{- define "image" -}}
+image: {{ .name }}
+dockerfile: {{ .name }}.Dockerfile
+args:
+  BASE_TXT: {{ .root.Files.Get "base.txt" | trim | quote }}
+{{- end }}"#;
+
+fn project(env: &Env) -> std::path::PathBuf {
+    let dir = env.path().join("project");
+    git_project(
+        &dir,
+        &[
+            ("werf.yaml", WERF_YAML),
+            (".werf/_helpers.tmpl", HELPERS),
+            ("images.yaml", "images:\n- name: api\n- name: web\n"),
+            ("base.txt", "committed\n"),
+            ("secret.yaml", "project: x\nconfigVersion: 1\n---\nimage: a\nfrom: {{ env \"SECRET\" \"alpine\" }}\n"),
+            (
+                "werf-giterminism.yaml",
+                "giterminismConfigVersion: 1\nconfig:\n  goTemplateRendering:\n    allowEnvVariables: [CI_BASE]\n",
+            ),
+        ],
+        &[("notes.txt", "not read by templates\n")],
+    );
+    dir
+}
+
+fn head(dir: &std::path::Path) -> String {
+    let out = git_cmd(dir, &["rev-parse", "HEAD"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn config_render_list_and_graph_print_what_werf_prints() {
+    if !rootless_env("config_render_list_and_graph_print_what_werf_prints") {
+        return;
+    }
+    let env = Env::new();
+    let dir = project(&env);
+    let short = &head(&dir)[..7];
+    let config = |args: &[&str]| {
+        let mut c = env.slipway();
+        c.arg("config").args(args).arg("--dir").arg(&dir).env_remove("CI_BASE");
+        c
+    };
+    let rendered = stdout(&run_ok(&mut config(&["render"])));
+    let want = format!(
+        "project: cfgtest\nconfigVersion: 1\n---\nimage: api\ndockerfile: api.Dockerfile\nargs:\n  BASE_TXT: \"committed\"\n---\nimage: web\ndockerfile: web.Dockerfile\nargs:\n  BASE_TXT: \"committed\"\n---\nimage: base\nfrom: alpine:3.20\n---\nimage: tool\nfrom: base\nfinal: false\nshell:\n  setup: echo '{{{{ not a template }}}}' {short}\n"
+    );
+    assert_eq!(rendered, want);
+    let api = stdout(&run_ok(&mut config(&["render", "api"])));
+    assert_eq!(api, "image: api\ndockerfile: api.Dockerfile\nargs:\n  BASE_TXT: \"committed\"\n");
+    let two = stdout(&run_ok(&mut config(&["render", "base", "tool"])));
+    assert_eq!(
+        two,
+        format!(
+            "image: base\nfrom: alpine:3.20\n---\nimage: tool\nfrom: base\nfinal: false\nshell:\n  setup: echo '{{{{ not a template }}}}' {short}\n"
+        )
+    );
+    assert_eq!(stdout(&run_ok(&mut config(&["list"]))), "api\nweb\nbase\ntool\n");
+    assert_eq!(stdout(&run_ok(&mut config(&["list", "--final-images-only"]))), "api\nweb\nbase\n");
+    assert_eq!(
+        stdout(&run_ok(&mut config(&["graph"]))),
+        "- image: api\n- image: web\n- image: base\n- image: tool\n  dependsOn:\n    from: base\n"
+    );
+    // An allowed variable is read; a set but not allowed one is werf's giterminism error,
+    // default or not.
+    let out = run_ok(config(&["render", "base"]).env("CI_BASE", "debian:12"));
+    assert_eq!(stdout(&out), "image: base\nfrom: debian:12\n---\n".trim_end_matches("---\n"));
+    let out = config(&["render", "--config", "secret.yaml"]).env("SECRET", "x").output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the configuration with potential external dependency found in the werf config: env name \"SECRET\" not allowed by giterminism"),
+        "{}",
+        stderr(&out)
+    );
+    // Loose giterminism would read the working tree: refused in one line.
+    let out = config(&["render"]).env("WERF_LOOSE_GITERMINISM", "true").output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("WERF_LOOSE_GITERMINISM/--loose-giterminism is not supported"), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    // A file read through .Files that differs from the commit: werf's error.
+    write(&dir, "base.txt", "second\n");
+    let out = config(&["render"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("{{ .Files.Get \"base.txt\" }}: the file \"base.txt\" must be committed"),
+        "{}",
+        stderr(&out)
+    );
+    // A new commit is what the next render reads.
+    git(&dir, &["commit", "-qam", "second"]);
+    assert!(stdout(&run_ok(&mut config(&["render", "web"]))).contains("BASE_TXT: \"second\""));
+}
