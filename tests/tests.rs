@@ -8,6 +8,7 @@
 
 mod build;
 mod common;
+mod conformance;
 mod dockerfile;
 mod export;
 mod fds;
