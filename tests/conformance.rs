@@ -174,9 +174,12 @@ impl Suite {
                 Ok(ours)
             })?
         };
-        let relative = relative_listing(&self.base, &listing(&ours.tree));
+        let mut relative = relative_listing(&self.base, &listing(&ours.tree));
+        for (k, v) in config_fields(&ours) {
+            let _ = writeln!(relative, "{k}: {v}");
+        }
         if std::env::var("SLIPWAY_CONFORMANCE_PRINT").is_ok_and(|v| v == "1") {
-            eprintln!("=== {name} listing relative to the base image:\n{relative}=== config: {}", config_view(&ours));
+            eprintln!("=== {name}: slipway's image relative to the base image, and its config:\n{relative}===");
         }
         if let Some(want) = expect_listing {
             let want = normalize(&want);
@@ -195,8 +198,10 @@ impl Suite {
         let base = format!("{}/base/busybox:latest", self.reg);
         let df: String = df
             .split_inclusive('\n')
-            .map(|l| match l.strip_prefix("FROM base") {
-                Some(rest) if rest.starts_with([' ', '\n']) || rest.is_empty() => format!("FROM {base}{rest}"),
+            .map(|l| match l.get(..9).filter(|head| head.eq_ignore_ascii_case("FROM base")) {
+                Some(head) if l[9..].starts_with([' ', '\n']) || l.len() == 9 => {
+                    format!("{} {base}{}", &head[..4], &l[9..])
+                }
                 _ => l.to_string(),
             })
             .collect::<String>()
@@ -359,10 +364,6 @@ fn config_fields(img: &Image) -> BTreeMap<String, String> {
         }
     }
     out
-}
-
-fn config_view(img: &Image) -> String {
-    config_fields(img).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
 }
 
 /// `- path: slipway's entry` / `+ path: buildah's entry` for every path or config field
