@@ -183,7 +183,7 @@ impl Suite {
         }
         if let Some(want) = expect_listing {
             let want = normalize(&want);
-            if relative != want {
+            if sorted_lines(&relative) != sorted_lines(&want) {
                 return Err(format!("slipway's image is not BuildKit's:\n{}", line_diff(&relative, &want)));
             }
         }
@@ -403,6 +403,12 @@ fn relative_listing(base: &BTreeMap<String, String>, tree: &BTreeMap<String, Str
         let _ = writeln!(out, "{p}: (deleted)");
     }
     out
+}
+
+fn sorted_lines(s: &str) -> Vec<&str> {
+    let mut v: Vec<&str> = s.lines().collect();
+    v.sort_unstable();
+    v
 }
 
 fn line_diff(got: &str, want: &str) -> String {
