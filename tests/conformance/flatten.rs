@@ -90,7 +90,6 @@ fn apply_layer(tree: &mut BTreeMap<String, Node>, blob: &[u8], digest: &str) {
             continue;
         }
         let h = entry.header().clone();
-        let link = || clean_link(&entry_link(&h));
         let kind = match h.entry_type() {
             tar::EntryType::Directory => Kind::Dir,
             tar::EntryType::Regular | tar::EntryType::Continuous => {
@@ -99,7 +98,7 @@ fn apply_layer(tree: &mut BTreeMap<String, Node>, blob: &[u8], digest: &str) {
                 Kind::File { size, sha256: hex::encode(hasher.finalize()) }
             }
             tar::EntryType::Symlink => Kind::Symlink(entry_link(&h)),
-            tar::EntryType::Link => Kind::Hardlink(link()),
+            tar::EntryType::Link => Kind::Hardlink(clean(&entry_link(&h))),
             tar::EntryType::Char => {
                 Kind::Char(h.device_major().unwrap().unwrap_or(0), h.device_minor().unwrap().unwrap_or(0))
             }
@@ -136,10 +135,6 @@ fn remove_tree(tree: &mut BTreeMap<String, Node>, path: &str) {
 /// `./a/b/` and `/a/b` are `a/b`; the root is "".
 fn clean(p: &str) -> String {
     p.split('/').filter(|c| !c.is_empty() && *c != ".").collect::<Vec<_>>().join("/")
-}
-
-fn clean_link(p: &str) -> String {
-    clean(p)
 }
 
 /// The listing: for each path, `type detail mode owner`. A hard link is shown as the file
@@ -183,4 +178,86 @@ pub fn listing(tree: &BTreeMap<String, Node>) -> BTreeMap<String, String> {
         out.insert(p.clone(), format!("{detail} mode={:04o} owner={}:{}{extra}", node.mode, node.uid, node.gid));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tar with `(path, kind)` entries: "dir", "file:CONTENT", "link:TARGET", "hard:TARGET".
+    fn layer(entries: &[(&str, &str)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, kind) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_size(0);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            let (t, arg) = kind.split_once(':').unwrap_or((kind, ""));
+            match t {
+                "dir" => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_mode(0o755);
+                }
+                "file" => h.set_size(arg.len() as u64),
+                "link" => h.set_entry_type(tar::EntryType::Symlink),
+                "hard" => h.set_entry_type(tar::EntryType::Link),
+                _ => unreachable!(),
+            }
+            if t == "link" || t == "hard" {
+                b.append_link(&mut h, path, arg).unwrap();
+            } else {
+                b.append_data(&mut h, path, arg.as_bytes()).unwrap();
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    /// Whiteouts and opaque directories remove only what lower layers had; a file replaces
+    /// a directory tree; hard links are listed as one group.
+    #[test]
+    fn layers_flatten_with_whiteouts_and_opaque_dirs() {
+        let mut tree = BTreeMap::new();
+        apply_layer(
+            &mut tree,
+            &layer(&[
+                ("a", "dir"),
+                ("a/x", "file:x"),
+                ("a/sub", "dir"),
+                ("a/sub/y", "file:y"),
+                ("b", "file:b"),
+                ("c", "dir"),
+                ("c/deep", "file:d"),
+                ("h", "file:h"),
+                ("h2", "hard:h"),
+            ]),
+            "l1",
+        );
+        apply_layer(
+            &mut tree,
+            &layer(&[
+                ("a", "dir"),
+                ("a/.wh..wh..opq", "file:"),
+                ("a/new", "file:n"),
+                (".wh.b", "file:"),
+                ("c", "file:now a file"),
+                ("l", "link:a/new"),
+            ]),
+            "l2",
+        );
+        let got: Vec<String> = listing(&tree).into_iter().map(|(p, e)| format!("{p}: {e}")).collect();
+        let sha = |s: &str| hex::encode(Sha256::digest(s.as_bytes()))[..16].to_string();
+        assert_eq!(
+            got,
+            vec![
+                "a: dir mode=0755 owner=0:0".to_string(),
+                format!("a/new: file size=1 sha256={} mode=0644 owner=0:0", sha("n")),
+                format!("c: file size=10 sha256={} mode=0644 owner=0:0", sha("now a file")),
+                format!("h: file size=1 sha256={} mode=0644 owner=0:0 links=h,h2", sha("h")),
+                format!("h2: file size=1 sha256={} mode=0644 owner=0:0 links=h,h2", sha("h")),
+                "l: symlink -> a/new mode=0644 owner=0:0".to_string(),
+            ]
+        );
+    }
 }
