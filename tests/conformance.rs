@@ -78,6 +78,10 @@ fn dockerfiles_build_as_buildkit_builds_them() {
         .collect();
     names.sort();
     assert!(!names.is_empty(), "no conformance cases selected");
+    if let Some(only) = &only {
+        let unknown: Vec<&String> = only.iter().filter(|n| !names.contains(n)).collect();
+        assert!(unknown.is_empty(), "SLIPWAY_CONFORMANCE_CASES names unknown cases: {unknown:?}");
+    }
 
     let suite = Suite::new(&reg);
     let started = Instant::now();
