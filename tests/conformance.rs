@@ -23,7 +23,7 @@
 
 mod flatten;
 
-use crate::common::{Env, git, registry, rootless_env, run_ok, stderr, which};
+use crate::common::{Env, git, registry, rootless_env, run_ok, stderr, stdout, which};
 use crate::repo::fresh_repo;
 use flatten::{Image, listing, read_dir_image};
 use std::collections::BTreeMap;
@@ -244,15 +244,30 @@ impl Suite {
 
     fn build_buildah(&self, name: &str, project: &Path, out: &Path) -> Image {
         let tag = format!("localhost/conformance-{name}:latest");
-        run_ok(
-            self.buildah()
-                .args(["bud", "--isolation", "chroot", "--layers", "--format", "docker", "--tls-verify=false"])
-                .arg("--signature-policy")
-                .arg(self.env.path().join("policy.json"))
-                .args(["-t", &tag, "-f"])
-                .arg(project.join("Dockerfile"))
-                .arg(project),
-        );
+        let mut bud = self.buildah();
+        bud.args(["bud", "--isolation", "chroot", "--layers", "--format", "docker", "--tls-verify=false"])
+            .arg("--signature-policy")
+            .arg(self.env.path().join("policy.json"))
+            .args(["-t", &tag, "-f"])
+            .arg(project.join("Dockerfile"))
+            .arg(project);
+        // buildah 1.28's chroot isolation now and then fails a RUN before it starts with
+        // "sealing memfd copy: Device or resource busy" (its re-exec of a sealed copy of
+        // itself); that failure says nothing about the Dockerfile, so it is retried.
+        for attempt in 1.. {
+            let out = bud.output().expect("spawning buildah");
+            if out.status.success() {
+                break;
+            }
+            let err = stderr(&out);
+            assert!(
+                attempt < 3 && err.contains("sealing memfd copy"),
+                "command {bud:?} failed with {}\nstdout:\n{}\nstderr:\n{err}",
+                out.status,
+                stdout(&out)
+            );
+            eprintln!("conformance {name}: buildah hit its memfd sealing flake, retrying");
+        }
         run_ok(
             self.buildah()
                 .arg("push")
