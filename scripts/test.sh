@@ -75,7 +75,8 @@ test_env=(
     TMPDIR="$user_tmp"
 )
 # Pass through a few knobs from the caller's environment.
-for v in RUST_LOG RUST_TEST_THREADS RUST_TEST_NOCAPTURE RUST_BACKTRACE; do
+for v in RUST_LOG RUST_TEST_THREADS RUST_TEST_NOCAPTURE RUST_BACKTRACE SLIPWAY_CONFORMANCE_CASES \
+    SLIPWAY_CONFORMANCE_PRINT; do
     [[ -n ${!v:-} ]] && test_env+=("$v=${!v}")
 done
 

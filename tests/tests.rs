@@ -10,6 +10,7 @@ mod build;
 mod cli;
 mod common;
 mod config;
+mod conformance;
 mod dockerfile;
 mod export;
 mod fds;
