@@ -66,6 +66,8 @@ pub struct Plan {
     /// Needed stages by index.
     pub stages: BTreeMap<usize, PlannedStage>,
     pub target: usize,
+    /// werf.yaml `network` of the image: the network of RUN steps without `--network`.
+    pub default_network: Option<String>,
 }
 
 pub struct PlanInput<'a> {
@@ -73,6 +75,8 @@ pub struct PlanInput<'a> {
     pub build_args: &'a BTreeMap<String, String>,
     pub context: &'a BuildContext,
     pub cache_version: Option<&'a str>,
+    /// werf.yaml `network` (`default`, `host` or `none`).
+    pub network: Option<&'a str>,
 }
 
 pub fn plan(df: Dockerfile, input: &PlanInput<'_>) -> anyhow::Result<Plan> {
@@ -95,7 +99,7 @@ pub fn plan(df: Dockerfile, input: &PlanInput<'_>) -> anyhow::Result<Plan> {
         let planned = plan_stage(&df, i, &meta, input, &stages)?;
         stages.insert(i, planned);
     }
-    Ok(Plan { dockerfile: df, stages, target })
+    Ok(Plan { dockerfile: df, stages, target, default_network: input.network.map(str::to_string) })
 }
 
 fn plan_stage(
@@ -107,6 +111,9 @@ fn plan_stage(
 ) -> anyhow::Result<PlannedStage> {
     let stage = &df.stages[index];
     let from = df.expand_from(index, meta)?;
+    if let Some(n) = input.network.filter(|n| !KNOWN_NETWORKS.contains(n)) {
+        bail!("werf.yaml network: {n}: slipway knows default, host and none");
+    }
     if let Some(p) = from.platform.as_deref().filter(|p| !is_linux_amd64(p)) {
         bail!("{}:{}: FROM --platform={p}: slipway builds linux/amd64 only so far", df.file, df.stages[index].line);
     }
@@ -235,7 +242,10 @@ fn plan_stage(
                     }
                 }
             }
-            Instruction::Run(r) => {
+            Instruction::Run(_) => {
+                // `--mount` values are expanded, as BuildKit expands them.
+                let expanded = step.expand(&df.file, &lookup, df.escape)?;
+                let Instruction::Run(r) = &expanded else { unreachable!() };
                 // A lone heredoc runs as the script since that was fixed (it did nothing).
                 if matches!(r.form(), dockerfile::RunForm::Script(_) | dockerfile::RunForm::File(_)) {
                     extra.push_str("heredoc-script;");
@@ -269,8 +279,13 @@ fn plan_stage(
                         }
                     }
                 }
-                let unsupported = if r.network.as_deref().is_some_and(|n| n != "default" && n != "host") {
-                    Some("RUN --network other than default or host")
+                // `none` runs the step in its own empty network namespace since that was
+                // fixed (werf.yaml `network: none` was ignored).
+                if effective_network(r.network.as_deref(), input.network) == "none" {
+                    extra.push_str("network:none;");
+                }
+                let unsupported = if r.network.as_deref().is_some_and(|n| !KNOWN_NETWORKS.contains(&n)) {
+                    Some("RUN --network other than default, host or none")
                 } else if r.security.as_deref().is_some_and(|s| s != "sandbox") {
                     Some("RUN --security=insecure")
                 } else {
@@ -303,6 +318,14 @@ fn plan_stage(
         });
     }
     Ok(PlannedStage { index, base, steps })
+}
+
+/// The `--network` values slipway runs (`default` and `host` are the host's network).
+const KNOWN_NETWORKS: &[&str] = &["default", "host", "none"];
+
+/// The network of a RUN step: its `--network`, else werf.yaml's `network`, else `default`.
+pub fn effective_network<'a>(flag: Option<&'a str>, werf: Option<&'a str>) -> &'a str {
+    flag.or(werf).unwrap_or("default")
 }
 
 fn lookup_in(env: &BTreeMap<String, String>, args: &[(String, String)], name: &str) -> Option<String> {

@@ -148,6 +148,10 @@ pub fn execute(
                     rlimits: env.rlimits,
                     stdout_to_stderr: env.stdout_to_stderr,
                     binds: prepared.binds.clone(),
+                    no_network: super::plan::effective_network(
+                        run.network.as_deref(),
+                        env.plan.default_network.as_deref(),
+                    ) == "none",
                 };
                 let exit = run_command(root, cmd)?;
                 if !exit.success() {
@@ -244,6 +248,8 @@ pub struct Command<'a> {
     pub stdout_to_stderr: bool,
     /// Mounts of the step (`RUN --mount`), besides `/etc/hosts` and `/etc/resolv.conf`.
     pub binds: Vec<Bind>,
+    /// `RUN --network=none`: a new network namespace with loopback only.
+    pub no_network: bool,
 }
 
 /// Run `cmd` in the sandbox over the mounted rootfs `root`, with the host's
@@ -278,6 +284,7 @@ pub fn run_command(root: &std::path::Path, cmd: Command<'_>) -> anyhow::Result<s
         hostname: "slipway".into(),
         rlimits: cmd.rlimits.to_vec(),
         stdout_to_stderr: cmd.stdout_to_stderr,
+        no_network: cmd.no_network,
         binds: [
             Bind { source: hosts, dest: "/etc/hosts".into(), readonly: false },
             Bind { source: resolv, dest: "/etc/resolv.conf".into(), readonly: false },

@@ -62,6 +62,7 @@ pub fn run(args: RunArgs, storage_root: &std::path::Path) -> anyhow::Result<u8> 
         rlimits: &rlimits,
         stdout_to_stderr: false,
         binds: Vec::new(),
+        no_network: false,
     };
     let exit = build::run_command(m.root(), cmd)?;
     drop(m);
