@@ -253,7 +253,16 @@ fn plan_stage(
                 // What bind mounts read is part of the step's input (werf #6823).
                 for m in &r.mounts {
                     let mount = super::mounts::parse(m).with_context(|| format!("{}:{}", df.file, step.line))?;
-                    if let super::mounts::RunMount::Bind { source, from, .. } = mount {
+                    // A cache mount `from` a stage is seeded from it since that was fixed.
+                    let (source, from) = match mount {
+                        super::mounts::RunMount::Bind { source, from, .. } => (source, from),
+                        super::mounts::RunMount::Cache { source, from: Some(f), .. } => {
+                            extra.push_str("cache-from:");
+                            (source, Some(f))
+                        }
+                        _ => continue,
+                    };
+                    {
                         match from.map(|f| df.resolve_from(&f).map_err(|k| k.at(&df.file, step.line))).transpose()? {
                             Some(StageRef::Stage(s)) => {
                                 let d = done.get(&s).with_context(|| {

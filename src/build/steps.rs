@@ -310,14 +310,21 @@ fn prepare_mounts<'s>(env: &StepEnv<'s>, mounts: &[super::mounts::RunMount]) -> 
     let mut sources = Vec::new();
     for m in mounts {
         match m {
-            M::Cache { target, id, uid, gid, mode, readonly } => {
+            M::Cache { target, id, uid, gid, mode, readonly, from, source } => {
                 use sha2::Digest as _;
                 let dir = store.root().join("cache").join(hex::encode(sha2::Sha256::digest(id.as_bytes())));
                 if !dir.is_dir() {
-                    std::fs::create_dir_all(&dir).with_context(|| format!("creating cache {}", dir.display()))?;
-                    std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid))
-                        .with_context(|| format!("chown of cache {id} to {uid}:{gid}"))?;
-                    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(*mode))?;
+                    match from {
+                        None => {
+                            std::fs::create_dir_all(&dir)
+                                .with_context(|| format!("creating cache {}", dir.display()))?;
+                            std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid))
+                                .with_context(|| format!("chown of cache {id} to {uid}:{gid}"))?;
+                            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(*mode))?;
+                        }
+                        // BuildKit seeds a new cache from `source` of the `from` stage or image.
+                        Some(f) => seed_cache(env, &dir, f, source).with_context(|| format!("seeding cache {id}"))?,
+                    }
                 }
                 binds.push(Bind { source: dir, dest: target.clone(), readonly: *readonly });
             }
@@ -361,6 +368,30 @@ fn prepare_mounts<'s>(env: &StepEnv<'s>, mounts: &[super::mounts::RunMount]) -> 
         }
     }
     Ok(PreparedMounts { binds, _sources: sources })
+}
+
+/// Create the cache directory `dir` as a copy of `source` inside stage or image `from`
+/// (owners kept, the source walked by fd); filled beside it and renamed into place, so
+/// a failed copy never leaves a half-seeded cache.
+fn seed_cache(env: &StepEnv<'_>, dir: &std::path::Path, from: &str, source: &str) -> anyhow::Result<()> {
+    let store = env.puller.store;
+    let which = env.plan.dockerfile.resolve_from(from).map_err(|k| anyhow::anyhow!("{k}"))?;
+    let image = env.images.image_of(&which)?;
+    env.puller.ensure_layers(&image)?;
+    let m = Mutation::begin(store, image.diff_ids())?;
+    let fd = Rootfs::open(m.root())?
+        .open_path(source)
+        .with_context(|| format!("--mount source {source} cannot be resolved inside {from}"))?;
+    let seeding = dir.with_extension("seeding");
+    if seeding.exists() {
+        slipway_storage::remove::remove_tree(&seeding)
+            .with_context(|| format!("removing the leftover {}", seeding.display()))?;
+    }
+    std::fs::create_dir_all(&seeding).with_context(|| format!("creating {}", seeding.display()))?;
+    let attrs = CopyAttrs { chown: None, keep_owner: true, chmod: None, mtime: None };
+    Rootfs::open(&seeding)?.copy_contents(&fd, &format!("{from}:{source}"), "/", &attrs, (0, 0))?;
+    std::fs::rename(&seeding, dir).with_context(|| format!("renaming {} into place", seeding.display()))?;
+    Ok(())
 }
 
 /// The value of a werf.yaml secret: a host env var, a host file, or a literal.
