@@ -242,6 +242,7 @@ RUN touch ran
 fn add_unpacks_xz_bzip2_zstd_and_dangling_symlinks() {
     let df = "FROM BASE
 ADD plain.tar /plain/
+ADD plain.tar /plain/
 ADD a.tar.gz /gz/
 ADD a.tar.xz /xz/
 ADD a.tar.bz2 /bz2/
@@ -250,14 +251,15 @@ ADD a.tar.zst /zst/
     let t = "add_unpacks_xz_bzip2_zstd_and_dangling_symlinks";
     let Some(p) = Project::new(t, df, &[("src/f", "packed\n")]) else { return };
     p.commit_script(
-        "ln -s /no/such/file src/dangling && tar -cf plain.tar -C src f dangling && rm -r src \\
+        "ln -s /no/such/file src/dangling && mkdir src/d && ln -s ../../up/nothing src/d/rel \\
+         && tar -cf plain.tar -C src . && rm -r src \\
          && gzip -c plain.tar > a.tar.gz && xz -c plain.tar > a.tar.xz && bzip2 -c plain.tar > a.tar.bz2 \\
          && zstd -q -c plain.tar > a.tar.zst",
     );
-    let (out, err) = p.run("for d in plain gz xz bz2 zst; do echo \"$d $(cat /$d/f) $(readlink /$d/dangling)\"; done");
+    let (out, err) = p.run("for d in plain gz xz bz2 zst; do echo \"$d $(cat /$d/f) $(readlink /$d/dangling) $(readlink /$d/d/rel)\"; done");
     assert_eq!(
         out,
-        "plain packed /no/such/file\ngz packed /no/such/file\nxz packed /no/such/file\nbz2 packed /no/such/file\nzst packed /no/such/file\n",
+        "plain packed /no/such/file ../../up/nothing\ngz packed /no/such/file ../../up/nothing\nxz packed /no/such/file ../../up/nothing\nbz2 packed /no/such/file ../../up/nothing\nzst packed /no/such/file ../../up/nothing\n",
         "{err}"
     );
 }

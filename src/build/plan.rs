@@ -202,9 +202,9 @@ fn plan_stage(
                     bail!("{}:{}: {what} is not supported yet", df.file, step.line);
                 }
                 let expanded = step.expand(&df.file, &lookup, df.escape)?;
-                let (from, sources, chown) = match &expanded {
-                    Instruction::Copy(c) => (c.from.clone(), c.sources.clone(), c.chown.is_some()),
-                    Instruction::Add(a) => (None, a.sources.clone(), a.chown.is_some()),
+                let (from, sources, chown, unpacks) = match &expanded {
+                    Instruction::Copy(c) => (c.from.clone(), c.sources.clone(), c.chown.is_some(), false),
+                    Instruction::Add(a) => (None, a.sources.clone(), a.chown.is_some(), a.unpack != Some(false)),
                     _ => unreachable!(),
                 };
                 // COPY --from keeps the source owners (without --chown) since that was fixed.
@@ -238,6 +238,11 @@ fn plan_stage(
                             }
                             extra.push_str(&input.context.checksum(&sel));
                             extra.push(';');
+                            // ADD unpacks xz, bzip2 and zstd tars since that was fixed (they
+                            // were copied as files): only names that look like one change.
+                            if unpacks && sel.iter().any(|p| looks_compressed(p)) {
+                                extra.push_str("unpack:xz,bzip2,zstd;");
+                            }
                         }
                     }
                 }
@@ -327,6 +332,13 @@ fn plan_stage(
         });
     }
     Ok(PlannedStage { index, base, steps })
+}
+
+/// A file name that may be an xz, bzip2 or zstd archive (what ADD unpacks is decided by
+/// content; the name only decides whether the digest marks the change of behaviour).
+fn looks_compressed(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
+    [".xz", ".txz", ".bz2", ".tbz", ".tbz2", ".zst", ".tzst", ".zstd"].iter().any(|ext| name.ends_with(ext))
 }
 
 /// The `--network` values slipway runs (`default` and `host` are the host's network).

@@ -506,8 +506,8 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
         let st = nix::sys::stat::fstat(src).with_context(|| format!("reading {shown}"))?;
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             fs.copy_contents(src, shown, &dest, &attrs, owner)?;
-        } else if spec.add && is_tar_archive(src, shown)? {
-            extract_archive(env.puller.store, &fs, src, shown, &dest, chown, owner)?;
+        } else if let Some(compression) = if spec.add { tar_archive(src, shown)? } else { None } {
+            extract_archive(env.puller.store, &fs, src, shown, compression, &dest, chown, owner)?;
         } else {
             let target = if dest_is_dir { format!("{}/{name}", dest.trim_end_matches('/')) } else { dest.clone() };
             fs.copy_in(src, shown, &target, &attrs, owner)?;
@@ -523,50 +523,85 @@ fn fd_path(fd: &std::os::fd::OwnedFd) -> std::path::PathBuf {
     std::path::PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd)))
 }
 
-/// A tar archive, plain or gzipped (a gzipped file that is not a tar is copied as is).
-fn is_tar_archive(src: &std::os::fd::OwnedFd, shown: &str) -> anyhow::Result<bool> {
-    use std::io::Read;
-    let mut head = [0u8; 512];
-    let mut f = super::copy::open_regular(src, shown)?;
-    let n = f.read(&mut head)?;
-    if n >= 2 && head[..2] == [0x1f, 0x8b] {
-        let mut gz = flate2::read::GzDecoder::new(super::copy::open_regular(src, shown)?);
-        let mut inner = [0u8; 512];
-        let mut got = 0;
-        while got < inner.len() {
-            match gz.read(&mut inner[got..]) {
-                Ok(0) | Err(_) => break,
-                Ok(k) => got += k,
-            }
+/// How a local ADD source is compressed, told by its first bytes as Docker's
+/// `archive.DetectCompression` tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArchiveCompression {
+    None,
+    Gzip,
+    Bzip2,
+    Xz,
+    Zstd,
+}
+
+impl ArchiveCompression {
+    fn detect(head: &[u8]) -> Self {
+        if head.starts_with(&[0x1f, 0x8b, 0x08]) {
+            Self::Gzip
+        } else if head.starts_with(b"BZh") {
+            Self::Bzip2
+        } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+            Self::Xz
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Self::Zstd
+        } else {
+            Self::None
         }
-        return Ok(got >= 262 && &inner[257..262] == b"ustar");
     }
-    Ok(n >= 262 && &head[257..262] == b"ustar")
+
+    /// The decompressed stream of `input` (every member or frame, as the tools write them).
+    fn decoder<'r>(self, input: impl std::io::Read + 'r) -> anyhow::Result<Box<dyn std::io::Read + 'r>> {
+        let input = std::io::BufReader::new(input);
+        Ok(match self {
+            Self::None => Box::new(input),
+            Self::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+            Self::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(input)),
+            Self::Xz => Box::new(xz2::bufread::XzDecoder::new_multi_decoder(input)),
+            Self::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
+        })
+    }
+}
+
+/// The compression of `src` if it is a tar archive, plain or compressed with gzip,
+/// bzip2, xz or zstd (a compressed file that is not a tar is copied as is).
+fn tar_archive(src: &std::os::fd::OwnedFd, shown: &str) -> anyhow::Result<Option<ArchiveCompression>> {
+    use std::io::Read;
+    let mut head = [0u8; 6];
+    let n = super::copy::open_regular(src, shown)?.read(&mut head)?;
+    let compression = ArchiveCompression::detect(&head[..n]);
+    let mut tar = match compression.decoder(super::copy::open_regular(src, shown)?) {
+        Ok(d) => d,
+        Err(_) => return Ok(None),
+    };
+    let mut inner = [0u8; 512];
+    let mut got = 0;
+    while got < inner.len() {
+        match tar.read(&mut inner[got..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => got += k,
+        }
+    }
+    Ok((got >= 262 && &inner[257..262] == b"ustar").then_some(compression))
 }
 
 /// ADD of a local archive: unpack it (owners from the archive unless --chown) into `dest`.
+/// The layer unpacker's bounds (size, entries) apply to the decompressed stream.
+#[allow(clippy::too_many_arguments)]
 fn extract_archive(
     store: &Store,
     fs: &Rootfs,
     src: &std::os::fd::OwnedFd,
     shown: &str,
+    compression: ArchiveCompression,
     dest: &str,
     chown: Option<(u32, u32)>,
     owner: (u32, u32),
 ) -> anyhow::Result<()> {
-    use std::io::Read;
-    let mut magic = [0u8; 2];
-    let n = super::copy::open_regular(src, shown)?.read(&mut magic)?;
-    let compression = if n == 2 && magic == [0x1f, 0x8b] {
-        slipway_storage::image::Compression::Gzip
-    } else {
-        slipway_storage::image::Compression::None
-    };
     let scratch = store.scratch_dir("add")?;
     let tmp = scratch.join("tree");
     std::fs::create_dir(&tmp)?;
-    let input = std::io::BufReader::new(super::copy::open_regular(src, shown)?);
-    slipway_storage::unpack::unpack(input, compression, &tmp, shown)?;
+    let input = compression.decoder(super::copy::open_regular(src, shown)?)?;
+    slipway_storage::unpack::unpack(input, slipway_storage::image::Compression::None, &tmp, shown)?;
     let tree = Rootfs::open(&tmp)?.open_path("/")?;
     let attrs = CopyAttrs { chown, keep_owner: true, chmod: None, mtime: None };
     fs.copy_contents(&tree, shown, dest, &attrs, owner)?;
