@@ -217,7 +217,7 @@ fn copy_from_arg_context_symlinks_and_destinations_through_image_symlinks() {
     let df = "ARG SRC=build
 FROM BASE AS build
 RUN echo built > /b && ln -s /nowhere/deep /dangling && mkdir /abs && ln -s /abs /abslink \\
- && ln -s ../rel-target /relink
+ && ln -s ../rel-target /relink && ln -s /made/by/workdir /wd
 FROM build
 ARG LOCAL=build
 ARG SRC
@@ -228,12 +228,18 @@ COPY link/foo /dangling/
 COPY link/foo /relink/sub/
 WORKDIR /abslink/w
 RUN touch ran
+WORKDIR /wd/sub
+RUN touch ran2
 ";
     let t = "copy_from_arg_context_symlinks_and_destinations_through_image_symlinks";
     let Some(p) = Project::new(t, df, &[("dir/foo", "foo\n")]) else { return };
     p.commit_script("ln -s dir link");
-    let (out, err) = p.run("cat /b1 /b2 /x /nowhere/deep/foo /rel-target/sub/foo; ls /abs/w; readlink /dangling");
-    assert_eq!(out, "built\nbuilt\nfoo\nfoo\nfoo\nran\n/nowhere/deep\n", "{err}");
+    let (out, err) = p.run("cat /b1 /b2 /x /nowhere/deep/foo /rel-target/sub/foo; ls /abs/w /made/by/workdir/sub; readlink /dangling; readlink /wd");
+    assert_eq!(
+        out,
+        "built\nbuilt\nfoo\nfoo\nfoo\n/abs/w:\nran\n\n/made/by/workdir/sub:\nran2\n/nowhere/deep\n/made/by/workdir\n",
+        "{err}"
+    );
 }
 
 /// ADD unpacks tar archives compressed with gzip, xz, bzip2 and zstd, and an archive
