@@ -358,3 +358,25 @@ fn lookup_in(env: &BTreeMap<String, String>, args: &[(String, String)], name: &s
 pub fn is_linux_amd64(platform: &str) -> bool {
     matches!(platform.trim().to_ascii_lowercase().as_str(), "linux/amd64" | "linux/x86_64" | "linux/amd64/v1" | "amd64")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_step_flag_wins_over_werf_network() {
+        assert_eq!(effective_network(None, None), "default");
+        assert_eq!(effective_network(None, Some("none")), "none");
+        assert_eq!(effective_network(Some("host"), Some("none")), "host");
+        assert_eq!(effective_network(Some("none"), None), "none");
+    }
+
+    #[test]
+    fn compressed_names_mark_the_add_digest() {
+        for (p, want) in
+            [("a.tar.xz", true), ("d/A.TBZ2", true), ("x.tar.zst", true), ("a.tar.gz", false), ("xz", false)]
+        {
+            assert_eq!(looks_compressed(p), want, "{p}");
+        }
+    }
+}

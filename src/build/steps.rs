@@ -675,6 +675,21 @@ mod tests {
     }
 
     #[test]
+    fn detects_archive_compression_by_magic() {
+        use ArchiveCompression as C;
+        for (head, want) in [
+            (&[0x1f, 0x8b, 0x08, 0][..], C::Gzip),
+            (b"BZh91AY", C::Bzip2),
+            (&[0xfd, b'7', b'z', b'X', b'Z', 0x00], C::Xz),
+            (&[0x28, 0xb5, 0x2f, 0xfd], C::Zstd),
+            (b"ustar", C::None),
+            (&[0x1f, 0x8b], C::None),
+        ] {
+            assert_eq!(C::detect(head), want, "{head:?}");
+        }
+    }
+
+    #[test]
     fn argv_forms() {
         assert_eq!(argv(&CommandLine::Shell("echo hi".into()), None), ["/bin/sh", "-c", "echo hi"]);
         let bash = vec!["/bin/bash".to_string(), "-ec".to_string()];

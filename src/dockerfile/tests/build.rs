@@ -72,6 +72,16 @@ fn expand_heredoc_sources_only_when_unquoted() {
 }
 
 #[test]
+fn expand_run_mount_values_only() {
+    let got = one("RUN --mount=type=bind,source=${A:?},target=/m/$ID,from=$A --mount=type=cache,target=/c echo $A");
+    let Instruction::Run(r) = expand_instruction(&got, &env, '\\').unwrap() else { panic!() };
+    assert_eq!(r.mounts, strings(&["type=bind,source=a,target=/m/1000,from=a", "type=cache,target=/c"]));
+    assert_eq!(r.command, shell("echo $A"));
+    let err = expand_instruction(&one("RUN --mount=source=${NOPE:?},target=/m true"), &env, '\\').unwrap_err();
+    assert_eq!(err.to_string(), "failed to process \"${NOPE:?}\": NOPE: is not allowed to be unset");
+}
+
+#[test]
 fn expand_errors_have_location() {
     let df = parse("Dockerfile", "FROM a\nRUN x\nWORKDIR ${A\nCOPY '$A b /\n").unwrap();
     let steps = &df.stages[0].steps;
