@@ -218,11 +218,14 @@ fn copy_from_arg_context_symlinks_and_destinations_through_image_symlinks() {
 FROM BASE AS build
 RUN echo built > /b && ln -s /nowhere/deep /dangling && mkdir /abs && ln -s /abs /abslink \\
  && ln -s ../rel-target /relink && ln -s /made/by/workdir /wd
+FROM BASE AS other
+RUN echo other > /o
 FROM build
-ARG LOCAL=build
+ARG LOCAL=build OTHER=other
 ARG SRC
 COPY --from=$SRC /b /b1
 COPY --from=${LOCAL} /b /b2
+COPY --from=$OTHER /o /o
 COPY link/foo /x
 COPY link/foo /dangling/
 COPY link/foo /relink/sub/
@@ -234,10 +237,10 @@ RUN touch ran2
     let t = "copy_from_arg_context_symlinks_and_destinations_through_image_symlinks";
     let Some(p) = Project::new(t, df, &[("dir/foo", "foo\n")]) else { return };
     p.commit_script("ln -s dir link");
-    let (out, err) = p.run("cat /b1 /b2 /x /nowhere/deep/foo /rel-target/sub/foo; ls /abs/w /made/by/workdir/sub; readlink /dangling; readlink /wd");
+    let (out, err) = p.run("cat /b1 /b2 /o /x /nowhere/deep/foo /rel-target/sub/foo; ls /abs/w /made/by/workdir/sub; readlink /dangling; readlink /wd");
     assert_eq!(
         out,
-        "built\nbuilt\nfoo\nfoo\nfoo\n/abs/w:\nran\n\n/made/by/workdir/sub:\nran2\n/nowhere/deep\n/made/by/workdir\n",
+        "built\nbuilt\nother\nfoo\nfoo\nfoo\n/abs/w:\nran\n\n/made/by/workdir/sub:\nran2\n/nowhere/deep\n/made/by/workdir\n",
         "{err}"
     );
 }
