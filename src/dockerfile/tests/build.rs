@@ -167,6 +167,16 @@ fn targets_and_dependencies() {
 }
 
 #[test]
+fn copy_from_names_stages_through_stage_and_meta_args() {
+    let body = "ARG M=one\nFROM a AS one\nFROM a AS two\nFROM a AS three\nFROM a\n\
+                ARG L=two N=${L}x\nCOPY --from=$M /a /a\nCOPY --from=${L} /b /b\nARG T=three\n\
+                RUN --mount=from=$T,target=/t true\n";
+    let df = parse("Dockerfile", body).unwrap();
+    let meta = df.resolve_meta_args(MetaArgs::new(), &|_| None).unwrap();
+    assert_eq!(df.direct_dependencies(3, &meta).unwrap(), [0, 1, 2]);
+}
+
+#[test]
 fn circular_dependency() {
     let df = parse("Dockerfile", "FROM b AS a\nFROM a AS b\n").unwrap();
     let err = df.dependencies(1, &MetaArgs::new()).unwrap_err();
