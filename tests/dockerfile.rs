@@ -309,4 +309,11 @@ fn network_none_isolates_the_step() {
     let Some(p) = Project::with_werf(t, &df, &[], "network: none\n") else { return };
     let (out, err) = p.run("cat /werf-none");
     assert_eq!(out, "isolated\n", "{err}");
+
+    // The same with runc isolation: the spec asks for a network namespace.
+    let df = format!("FROM BASE\nRUN --network=none ({probe}) > /none\nRUN ({probe}) > /default\n");
+    let Some(mut p) = Project::new(t, &df, &[]) else { return };
+    p.env = std::mem::replace(&mut p.env, Env::new()).with_var("WERF_BUILDAH_MODE", "native-rootless");
+    let (out, err) = p.run("cat /none /default");
+    assert_eq!(out, "isolated\nreached\n", "{err}");
 }
