@@ -83,6 +83,7 @@ pub fn run(cmd: Command, storage_root: &Option<PathBuf>) -> anyhow::Result<u8> {
                 hostname: "slipway".into(),
                 rlimits,
                 binds: Vec::new(),
+                no_network: false,
                 stdout_to_stderr: false,
             };
             let exit = sandbox::run(&spec, &scratch);

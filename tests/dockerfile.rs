@@ -35,6 +35,14 @@ impl Project {
         Some(Project { env, dir, reg })
     }
 
+    /// Run `sh -c SCRIPT` in the project directory (symlinks, archives), then commit.
+    fn commit_script(&self, script: &str) {
+        let out = Command::new("sh").arg("-c").arg(script).current_dir(&self.dir).output().unwrap();
+        assert!(out.status.success(), "{script}: {}", stderr(&out));
+        crate::common::git(&self.dir, &["add", "-A"]);
+        crate::common::git(&self.dir, &["commit", "-q", "-m", "more"]);
+    }
+
     /// `slipway run app -- /bin/sh -c SCRIPT`: (stdout, stderr).
     fn run(&self, script: &str) -> (String, String) {
         let out = run_ok(
@@ -194,4 +202,114 @@ fn image_spec_expands_env_replaces_expose_and_clears_cmd() {
     assert_eq!(c["ExposedPorts"], serde_json::json!({"8080/tcp": {}}), "{c}");
     assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/echo"]), "{c}");
     assert!(c["Cmd"].is_null(), "{c}");
+}
+
+/// `COPY --from=$ARG` (an ARG of the stage, or a meta ARG declared again in it), a context
+/// source through a symlink to a directory inside the context, and COPY destinations and
+/// WORKDIRs through dangling and absolute symlinks of the image: BuildKit (and buildah)
+/// follow them inside the rootfs and create what is missing.
+#[test]
+fn copy_from_arg_context_symlinks_and_destinations_through_image_symlinks() {
+    let df = "ARG SRC=build
+FROM BASE AS build
+RUN echo built > /b && ln -s /nowhere/deep /dangling && mkdir /abs && ln -s /abs /abslink \\
+ && ln -s ../rel-target /relink && ln -s /made/by/workdir /wd
+FROM BASE AS other
+RUN echo other > /o
+FROM build
+ARG LOCAL=build OTHER=other
+ARG SRC
+COPY --from=$SRC /b /b1
+COPY --from=${LOCAL} /b /b2
+COPY --from=$OTHER /o /o
+COPY link/foo /x
+COPY link/foo /dangling/
+COPY link/foo /relink/sub/
+WORKDIR /abslink/w
+RUN touch ran
+WORKDIR /wd/sub
+RUN touch ran2
+";
+    let t = "copy_from_arg_context_symlinks_and_destinations_through_image_symlinks";
+    let Some(p) = Project::new(t, df, &[("dir/foo", "foo\n")]) else { return };
+    p.commit_script("ln -s dir link");
+    let (out, err) = p.run("cat /b1 /b2 /o /x /nowhere/deep/foo /rel-target/sub/foo; ls /abs/w /made/by/workdir/sub; readlink /dangling; readlink /wd");
+    assert_eq!(
+        out,
+        "built\nbuilt\nother\nfoo\nfoo\nfoo\n/abs/w:\nran\n\n/made/by/workdir/sub:\nran2\n/nowhere/deep\n/made/by/workdir\n",
+        "{err}"
+    );
+}
+
+/// ADD unpacks tar archives compressed with gzip, xz, bzip2 and zstd, and an archive
+/// holding a dangling symlink (kept as the symlink).
+#[test]
+fn add_unpacks_xz_bzip2_zstd_and_dangling_symlinks() {
+    let df = "FROM BASE
+ADD plain.tar /plain/
+ADD plain.tar /plain/
+ADD a.tar.gz /gz/
+ADD a.tar.xz /xz/
+ADD a.tar.bz2 /bz2/
+ADD a.tar.zst /zst/
+";
+    let t = "add_unpacks_xz_bzip2_zstd_and_dangling_symlinks";
+    let Some(p) = Project::new(t, df, &[("src/f", "packed\n")]) else { return };
+    p.commit_script(
+        "ln -s /no/such/file src/dangling && mkdir src/d && ln -s ../../up/nothing src/d/rel \\
+         && tar -cf plain.tar -C src . && rm -r src \\
+         && gzip -c plain.tar > a.tar.gz && xz -c plain.tar > a.tar.xz && bzip2 -c plain.tar > a.tar.bz2 \\
+         && zstd -q -c plain.tar > a.tar.zst",
+    );
+    let (out, err) = p.run("for d in plain gz xz bz2 zst; do echo \"$d $(cat /$d/f) $(readlink /$d/dangling) $(readlink /$d/d/rel)\"; done");
+    assert_eq!(
+        out,
+        "plain packed /no/such/file ../../up/nothing\ngz packed /no/such/file ../../up/nothing\nxz packed /no/such/file ../../up/nothing\nbz2 packed /no/such/file ../../up/nothing\nzst packed /no/such/file ../../up/nothing\n",
+        "{err}"
+    );
+}
+
+/// `--mount` values are expanded (`${VAR:?}` included), and a cache mount `from` a stage
+/// starts with that stage's `source` directory (BuildKit seeds a new cache from it).
+#[test]
+fn mount_values_expand_and_caches_are_seeded_from_a_stage() {
+    let df = "FROM BASE AS seed
+RUN mkdir -p /seed/sub && echo seeded > /seed/sub/s
+FROM BASE
+ARG DIR=data
+RUN --mount=type=bind,source=${DIR:?},target=/m cat /m/d > /from-bind
+RUN --mount=type=cache,id=df2-seeded-cache,from=seed,source=/seed,target=/c cat /c/sub/s > /from-cache
+";
+    let t = "mount_values_expand_and_caches_are_seeded_from_a_stage";
+    let Some(p) = Project::new(t, df, &[("data/d", "bound\n")]) else { return };
+    let (out, err) = p.run("cat /from-bind /from-cache");
+    assert_eq!(out, "bound\nseeded\n", "{err}");
+}
+
+/// `RUN --network=none` and werf.yaml `network: none` run the step in a new, empty network
+/// namespace (loopback only): the test registry on the host's 127.0.0.1 is out of reach,
+/// while the default network reaches it.
+#[test]
+fn network_none_isolates_the_step() {
+    let reg = std::env::var("SLIPWAY_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5055".into());
+    let probe = format!("wget -q -O- http://{reg}/v2/ >/dev/null 2>&1 && echo reached || echo isolated");
+    let df = format!(
+        "FROM BASE\nRUN ({probe}) > /default\nRUN --network=none ({probe}) > /none\nRUN --network=host ({probe}) > /host\n"
+    );
+    let t = "network_none_isolates_the_step";
+    let Some(p) = Project::new(t, &df, &[]) else { return };
+    let (out, err) = p.run("cat /default /none /host");
+    assert_eq!(out, "reached\nisolated\nreached\n", "{err}");
+
+    let df = format!("FROM BASE\nRUN ({probe}) > /werf-none\n");
+    let Some(p) = Project::with_werf(t, &df, &[], "network: none\n") else { return };
+    let (out, err) = p.run("cat /werf-none");
+    assert_eq!(out, "isolated\n", "{err}");
+
+    // The same with runc isolation: the spec asks for a network namespace.
+    let df = format!("FROM BASE\nRUN --network=none ({probe}) > /none\nRUN ({probe}) > /default\n");
+    let Some(mut p) = Project::new(t, &df, &[]) else { return };
+    p.env = std::mem::replace(&mut p.env, Env::new()).with_var("WERF_BUILDAH_MODE", "native-rootless");
+    let (out, err) = p.run("cat /none /default");
+    assert_eq!(out, "isolated\nreached\n", "{err}");
 }

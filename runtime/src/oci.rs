@@ -49,6 +49,12 @@ pub fn config(spec: &SandboxSpec) -> serde_json::Value {
         }
         mounts.push(json!({"destination": b.dest, "type": "none", "source": b.source, "options": options}));
     }
+    let mut namespaces =
+        vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+    if spec.no_network {
+        // runc brings up loopback in a network namespace it creates.
+        namespaces.push(json!({"type": "network"}));
+    }
     json!({
         "ociVersion": "1.0.2",
         "process": {
@@ -65,7 +71,7 @@ pub fn config(spec: &SandboxSpec) -> serde_json::Value {
         "hostname": spec.hostname,
         "mounts": mounts,
         "linux": {
-            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "namespaces": namespaces,
             "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
         }

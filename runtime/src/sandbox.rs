@@ -11,6 +11,9 @@
 //! exits with the command's status. Mount points that [`run`] had to create are removed
 //! again afterwards, so they do not end up in the committed layer.
 //!
+//! With [`SandboxSpec::no_network`] the helper also unshares the network namespace and
+//! brings `lo` up (`RUN --network=none`); otherwise the step uses the host's network.
+//!
 //! The step gets stdin, stdout and stderr and no other fd ([`crate::fds`]).
 //!
 //! Every path inside the rootfs is resolved with `openat2(RESOLVE_IN_ROOT)`, so a symlink
@@ -62,6 +65,10 @@ pub struct SandboxSpec {
     pub hostname: String,
     pub rlimits: Vec<Rlimit>,
     pub binds: Vec<Bind>,
+    /// A new, empty network namespace with only loopback (`RUN --network=none`);
+    /// otherwise the host's network.
+    #[serde(default)]
+    pub no_network: bool,
     /// Send the command's stdout to our stderr (a build step while stdout is reserved
     /// for something else, as in `slipway run`).
     #[serde(skip)]
@@ -252,10 +259,19 @@ pub fn helper_main_if_requested() {
     };
     // Die with the slipway process that started us (a killed build leaves no step running).
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
-    let flags =
+    let mut flags =
         CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+    if spec.no_network {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
     if let Err(e) = nix::sched::unshare(flags) {
-        fail(format!("unshare(mount, pid, uts, ipc namespaces): {e}"));
+        fail(format!("unshare(mount, pid, uts, ipc{} namespaces): {e}", if spec.no_network { ", net" } else { "" }));
+    }
+    // A new network namespace has only `lo`, and it is down: bring it up, as BuildKit does.
+    if spec.no_network
+        && let Err(e) = crate::sys::loopback_up()
+    {
+        fail(format!("bringing up lo in the step's network namespace: {e}"));
     }
     match crate::sys::fork() {
         Err(e) => fail(format!("fork: {e}")),

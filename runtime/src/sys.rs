@@ -193,3 +193,26 @@ pub(crate) fn only_stdio_on_exec(cmd: &mut std::process::Command) {
         });
     }
 }
+
+/// Bring the loopback interface up in this process's network namespace (a new one is
+/// created with `lo` down). libc, not nix: nix has no SIOCSIFFLAGS wrapper.
+pub(crate) fn loopback_up() -> nix::Result<()> {
+    use nix::errno::Errno;
+    // SAFETY: socket takes numbers and returns a new fd, which we own right away.
+    let raw = Errno::result(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    let sock = own_fd(raw);
+    // SAFETY: ifreq is plain old data; all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we pass, which lives
+    // across both calls; the union member written is ifru_flags, the one these use.
+    unsafe {
+        Errno::result(libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req))?;
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        Errno::result(libc::ioctl(fd, libc::SIOCSIFFLAGS, &req))?;
+    }
+    Ok(())
+}

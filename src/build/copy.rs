@@ -67,28 +67,51 @@ impl Rootfs {
         self.resolve(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY).is_ok()
     }
 
-    /// `mkdir -p` inside the rootfs; new directories get `owner` and mode 0755.
+    /// `mkdir -p` inside the rootfs; new directories get `owner` and mode 0755. A
+    /// dangling symlink on the way is followed inside the rootfs and its target created,
+    /// as BuildKit does (`WORKDIR /link/w` with `link -> /nowhere`); at most 40 hops.
     pub fn mkdir_all(&self, path: &str, owner: (u32, u32)) -> anyhow::Result<OwnedFd> {
+        let mut todo: std::collections::VecDeque<String> = path.split('/').map(str::to_string).collect();
+        // The path resolved so far (RESOLVE_IN_ROOT resolves it again at each step).
         let mut cur = String::new();
         let mut fd = self.resolve("/", OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
-        for comp in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
-            cur.push('/');
-            cur.push_str(comp);
-            match self.resolve(&cur, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
+        let mut hops = 0;
+        while let Some(comp) = todo.pop_front() {
+            if comp.is_empty() || comp == "." {
+                continue;
+            }
+            let next_path = format!("{cur}/{comp}");
+            match self.resolve(&next_path, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
                 Ok(next) => fd = next,
                 Err(nix::errno::Errno::ENOENT) => {
-                    nix::sys::stat::mkdirat(&fd, comp, Mode::from_bits_truncate(0o755))
-                        .with_context(|| format!("creating directory {cur} in the image"))?;
-                    let next = self.resolve(&cur, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
+                    if let Ok(target) = nix::fcntl::readlinkat(&fd, comp.as_str()) {
+                        hops += 1;
+                        if hops > 40 {
+                            bail!("cannot create directory {path} in the image: too many levels of symlinks");
+                        }
+                        let target = target.to_string_lossy().into_owned();
+                        if target.starts_with('/') {
+                            cur.clear();
+                            fd = self.resolve("/", OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
+                        }
+                        for part in target.split('/').rev() {
+                            todo.push_front(part.to_string());
+                        }
+                        continue;
+                    }
+                    nix::sys::stat::mkdirat(&fd, comp.as_str(), Mode::from_bits_truncate(0o755))
+                        .with_context(|| format!("creating directory {next_path} in the image"))?;
+                    let next = self.resolve(&next_path, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
                     chown_fd(&next, owner)?;
                     nix::sys::stat::fchmod(&next, Mode::from_bits_truncate(0o755))?;
                     fd = next;
                 }
                 Err(nix::errno::Errno::ENOTDIR) => {
-                    bail!("cannot create directory {cur} in the image: a file is in the way")
+                    bail!("cannot create directory {next_path} in the image: a file is in the way")
                 }
-                Err(e) => return Err(e).with_context(|| format!("resolving {cur} in the image")),
+                Err(e) => return Err(e).with_context(|| format!("resolving {next_path} in the image")),
             }
+            cur = next_path;
         }
         Ok(fd)
     }

@@ -186,6 +186,7 @@ impl Run<'_> {
                 build_args: &dependency_args(d, done)?,
                 context: &context,
                 cache_version: d.cache_version.as_deref().or(self.config.meta.build.cache_version.as_deref()),
+                network: d.network.as_deref(),
             },
         )?;
         let b = dockerfile_image::DockerfileBuild {

@@ -4,8 +4,18 @@ use anyhow::{Context, bail};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunMount {
-    /// A directory kept between builds in the store (`id` defaults to the target).
-    Cache { target: String, id: String, uid: u32, gid: u32, mode: u32, readonly: bool },
+    /// A directory kept between builds in the store (`id` defaults to the target). With
+    /// `from`, a new cache starts as a copy of `source` of that stage or image.
+    Cache {
+        target: String,
+        id: String,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+        readonly: bool,
+        from: Option<String>,
+        source: String,
+    },
     /// A werf.yaml secret as a read-only file (default `/run/secrets/<id>`).
     Secret { id: String, target: String, required: bool, mode: u32 },
     /// A file or directory of the build context, or of another stage or image (`from`).
@@ -64,6 +74,8 @@ pub fn parse(spec: &str) -> anyhow::Result<RunMount> {
                 gid,
                 mode: mode.unwrap_or(0o755),
                 readonly,
+                from,
+                source: source.unwrap_or_else(|| "/".into()),
             }
         }
         "secret" => {
@@ -99,7 +111,9 @@ mod tests {
                 uid: 1000,
                 gid: 0,
                 mode: 0o700,
-                readonly: false
+                readonly: false,
+                from: None,
+                source: "/".into(),
             }
         );
         assert_eq!(
@@ -113,6 +127,19 @@ mod tests {
         assert_eq!(
             parse("type=bind,target=/w,rw").unwrap(),
             RunMount::Bind { target: "/w".into(), source: "/".into(), from: None, readonly: false }
+        );
+        assert_eq!(
+            parse("type=cache,target=/c,from=seed,source=/seed").unwrap(),
+            RunMount::Cache {
+                target: "/c".into(),
+                id: "/c".into(),
+                uid: 0,
+                gid: 0,
+                mode: 0o755,
+                readonly: false,
+                from: Some("seed".into()),
+                source: "/seed".into(),
+            }
         );
         assert_eq!(parse("type=tmpfs,dst=/tmp/x").unwrap(), RunMount::Tmpfs { target: "/tmp/x".into() });
         for (bad, needle) in [

@@ -66,6 +66,8 @@ pub struct Plan {
     /// Needed stages by index.
     pub stages: BTreeMap<usize, PlannedStage>,
     pub target: usize,
+    /// werf.yaml `network` of the image: the network of RUN steps without `--network`.
+    pub default_network: Option<String>,
 }
 
 pub struct PlanInput<'a> {
@@ -73,6 +75,8 @@ pub struct PlanInput<'a> {
     pub build_args: &'a BTreeMap<String, String>,
     pub context: &'a BuildContext,
     pub cache_version: Option<&'a str>,
+    /// werf.yaml `network` (`default`, `host` or `none`).
+    pub network: Option<&'a str>,
 }
 
 pub fn plan(df: Dockerfile, input: &PlanInput<'_>) -> anyhow::Result<Plan> {
@@ -95,7 +99,7 @@ pub fn plan(df: Dockerfile, input: &PlanInput<'_>) -> anyhow::Result<Plan> {
         let planned = plan_stage(&df, i, &meta, input, &stages)?;
         stages.insert(i, planned);
     }
-    Ok(Plan { dockerfile: df, stages, target })
+    Ok(Plan { dockerfile: df, stages, target, default_network: input.network.map(str::to_string) })
 }
 
 fn plan_stage(
@@ -107,6 +111,9 @@ fn plan_stage(
 ) -> anyhow::Result<PlannedStage> {
     let stage = &df.stages[index];
     let from = df.expand_from(index, meta)?;
+    if let Some(n) = input.network.filter(|n| !KNOWN_NETWORKS.contains(n)) {
+        bail!("werf.yaml network: {n}: slipway knows default, host and none");
+    }
     if let Some(p) = from.platform.as_deref().filter(|p| !is_linux_amd64(p)) {
         bail!("{}:{}: FROM --platform={p}: slipway builds linux/amd64 only so far", df.file, df.stages[index].line);
     }
@@ -195,9 +202,9 @@ fn plan_stage(
                     bail!("{}:{}: {what} is not supported yet", df.file, step.line);
                 }
                 let expanded = step.expand(&df.file, &lookup, df.escape)?;
-                let (from, sources, chown) = match &expanded {
-                    Instruction::Copy(c) => (c.from.clone(), c.sources.clone(), c.chown.is_some()),
-                    Instruction::Add(a) => (None, a.sources.clone(), a.chown.is_some()),
+                let (from, sources, chown, unpacks) = match &expanded {
+                    Instruction::Copy(c) => (c.from.clone(), c.sources.clone(), c.chown.is_some(), false),
+                    Instruction::Add(a) => (None, a.sources.clone(), a.chown.is_some(), a.unpack != Some(false)),
                     _ => unreachable!(),
                 };
                 // COPY --from keeps the source owners (without --chown) since that was fixed.
@@ -231,11 +238,19 @@ fn plan_stage(
                             }
                             extra.push_str(&input.context.checksum(&sel));
                             extra.push(';');
+                            // ADD unpacks xz, bzip2 and zstd tars since that was fixed (they
+                            // were copied as files): only names that look like one change.
+                            if unpacks && sel.iter().any(|p| looks_compressed(p)) {
+                                extra.push_str("unpack:xz,bzip2,zstd;");
+                            }
                         }
                     }
                 }
             }
-            Instruction::Run(r) => {
+            Instruction::Run(_) => {
+                // `--mount` values are expanded, as BuildKit expands them.
+                let expanded = step.expand(&df.file, &lookup, df.escape)?;
+                let Instruction::Run(r) = &expanded else { unreachable!() };
                 // A lone heredoc runs as the script since that was fixed (it did nothing).
                 if matches!(r.form(), dockerfile::RunForm::Script(_) | dockerfile::RunForm::File(_)) {
                     extra.push_str("heredoc-script;");
@@ -243,7 +258,16 @@ fn plan_stage(
                 // What bind mounts read is part of the step's input (werf #6823).
                 for m in &r.mounts {
                     let mount = super::mounts::parse(m).with_context(|| format!("{}:{}", df.file, step.line))?;
-                    if let super::mounts::RunMount::Bind { source, from, .. } = mount {
+                    // A cache mount `from` a stage is seeded from it since that was fixed.
+                    let (source, from) = match mount {
+                        super::mounts::RunMount::Bind { source, from, .. } => (source, from),
+                        super::mounts::RunMount::Cache { source, from: Some(f), .. } => {
+                            extra.push_str("cache-from:");
+                            (source, Some(f))
+                        }
+                        _ => continue,
+                    };
+                    {
                         match from.map(|f| df.resolve_from(&f).map_err(|k| k.at(&df.file, step.line))).transpose()? {
                             Some(StageRef::Stage(s)) => {
                                 let d = done.get(&s).with_context(|| {
@@ -269,8 +293,13 @@ fn plan_stage(
                         }
                     }
                 }
-                let unsupported = if r.network.as_deref().is_some_and(|n| n != "default" && n != "host") {
-                    Some("RUN --network other than default or host")
+                // `none` runs the step in its own empty network namespace since that was
+                // fixed (werf.yaml `network: none` was ignored).
+                if effective_network(r.network.as_deref(), input.network) == "none" {
+                    extra.push_str("network:none;");
+                }
+                let unsupported = if r.network.as_deref().is_some_and(|n| !KNOWN_NETWORKS.contains(&n)) {
+                    Some("RUN --network other than default, host or none")
                 } else if r.security.as_deref().is_some_and(|s| s != "sandbox") {
                     Some("RUN --security=insecure")
                 } else {
@@ -305,6 +334,21 @@ fn plan_stage(
     Ok(PlannedStage { index, base, steps })
 }
 
+/// A file name that may be an xz, bzip2 or zstd archive (what ADD unpacks is decided by
+/// content; the name only decides whether the digest marks the change of behaviour).
+fn looks_compressed(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
+    [".xz", ".txz", ".bz2", ".tbz", ".tbz2", ".zst", ".tzst", ".zstd"].iter().any(|ext| name.ends_with(ext))
+}
+
+/// The `--network` values slipway runs (`default` and `host` are the host's network).
+const KNOWN_NETWORKS: &[&str] = &["default", "host", "none"];
+
+/// The network of a RUN step: its `--network`, else werf.yaml's `network`, else `default`.
+pub fn effective_network<'a>(flag: Option<&'a str>, werf: Option<&'a str>) -> &'a str {
+    flag.or(werf).unwrap_or("default")
+}
+
 fn lookup_in(env: &BTreeMap<String, String>, args: &[(String, String)], name: &str) -> Option<String> {
     env.get(name).cloned().or_else(|| args.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
 }
@@ -313,4 +357,26 @@ fn lookup_in(env: &BTreeMap<String, String>, args: &[(String, String)], name: &s
 /// expand to it).
 pub fn is_linux_amd64(platform: &str) -> bool {
     matches!(platform.trim().to_ascii_lowercase().as_str(), "linux/amd64" | "linux/x86_64" | "linux/amd64/v1" | "amd64")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_step_flag_wins_over_werf_network() {
+        assert_eq!(effective_network(None, None), "default");
+        assert_eq!(effective_network(None, Some("none")), "none");
+        assert_eq!(effective_network(Some("host"), Some("none")), "host");
+        assert_eq!(effective_network(Some("none"), None), "none");
+    }
+
+    #[test]
+    fn compressed_names_mark_the_add_digest() {
+        for (p, want) in
+            [("a.tar.xz", true), ("d/A.TBZ2", true), ("x.tar.zst", true), ("a.tar.gz", false), ("xz", false)]
+        {
+            assert_eq!(looks_compressed(p), want, "{p}");
+        }
+    }
 }

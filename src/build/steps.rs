@@ -148,6 +148,10 @@ pub fn execute(
                     rlimits: env.rlimits,
                     stdout_to_stderr: env.stdout_to_stderr,
                     binds: prepared.binds.clone(),
+                    no_network: super::plan::effective_network(
+                        run.network.as_deref(),
+                        env.plan.default_network.as_deref(),
+                    ) == "none",
                 };
                 let exit = run_command(root, cmd)?;
                 if !exit.success() {
@@ -244,6 +248,8 @@ pub struct Command<'a> {
     pub stdout_to_stderr: bool,
     /// Mounts of the step (`RUN --mount`), besides `/etc/hosts` and `/etc/resolv.conf`.
     pub binds: Vec<Bind>,
+    /// `RUN --network=none`: a new network namespace with loopback only.
+    pub no_network: bool,
 }
 
 /// Run `cmd` in the sandbox over the mounted rootfs `root`, with the host's
@@ -278,6 +284,7 @@ pub fn run_command(root: &std::path::Path, cmd: Command<'_>) -> anyhow::Result<s
         hostname: "slipway".into(),
         rlimits: cmd.rlimits.to_vec(),
         stdout_to_stderr: cmd.stdout_to_stderr,
+        no_network: cmd.no_network,
         binds: [
             Bind { source: hosts, dest: "/etc/hosts".into(), readonly: false },
             Bind { source: resolv, dest: "/etc/resolv.conf".into(), readonly: false },
@@ -303,14 +310,21 @@ fn prepare_mounts<'s>(env: &StepEnv<'s>, mounts: &[super::mounts::RunMount]) -> 
     let mut sources = Vec::new();
     for m in mounts {
         match m {
-            M::Cache { target, id, uid, gid, mode, readonly } => {
+            M::Cache { target, id, uid, gid, mode, readonly, from, source } => {
                 use sha2::Digest as _;
                 let dir = store.root().join("cache").join(hex::encode(sha2::Sha256::digest(id.as_bytes())));
                 if !dir.is_dir() {
-                    std::fs::create_dir_all(&dir).with_context(|| format!("creating cache {}", dir.display()))?;
-                    std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid))
-                        .with_context(|| format!("chown of cache {id} to {uid}:{gid}"))?;
-                    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(*mode))?;
+                    match from {
+                        None => {
+                            std::fs::create_dir_all(&dir)
+                                .with_context(|| format!("creating cache {}", dir.display()))?;
+                            std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid))
+                                .with_context(|| format!("chown of cache {id} to {uid}:{gid}"))?;
+                            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(*mode))?;
+                        }
+                        // BuildKit seeds a new cache from `source` of the `from` stage or image.
+                        Some(f) => seed_cache(env, &dir, f, source).with_context(|| format!("seeding cache {id}"))?,
+                    }
                 }
                 binds.push(Bind { source: dir, dest: target.clone(), readonly: *readonly });
             }
@@ -354,6 +368,30 @@ fn prepare_mounts<'s>(env: &StepEnv<'s>, mounts: &[super::mounts::RunMount]) -> 
         }
     }
     Ok(PreparedMounts { binds, _sources: sources })
+}
+
+/// Create the cache directory `dir` as a copy of `source` inside stage or image `from`
+/// (owners kept, the source walked by fd); filled beside it and renamed into place, so
+/// a failed copy never leaves a half-seeded cache.
+fn seed_cache(env: &StepEnv<'_>, dir: &std::path::Path, from: &str, source: &str) -> anyhow::Result<()> {
+    let store = env.puller.store;
+    let which = env.plan.dockerfile.resolve_from(from).map_err(|k| anyhow::anyhow!("{k}"))?;
+    let image = env.images.image_of(&which)?;
+    env.puller.ensure_layers(&image)?;
+    let m = Mutation::begin(store, image.diff_ids())?;
+    let fd = Rootfs::open(m.root())?
+        .open_path(source)
+        .with_context(|| format!("--mount source {source} cannot be resolved inside {from}"))?;
+    let seeding = dir.with_extension("seeding");
+    if seeding.exists() {
+        slipway_storage::remove::remove_tree(&seeding)
+            .with_context(|| format!("removing the leftover {}", seeding.display()))?;
+    }
+    std::fs::create_dir_all(&seeding).with_context(|| format!("creating {}", seeding.display()))?;
+    let attrs = CopyAttrs { chown: None, keep_owner: true, chmod: None, mtime: None };
+    Rootfs::open(&seeding)?.copy_contents(&fd, &format!("{from}:{source}"), "/", &attrs, (0, 0))?;
+    std::fs::rename(&seeding, dir).with_context(|| format!("renaming {} into place", seeding.display()))?;
+    Ok(())
 }
 
 /// The value of a werf.yaml secret: a host env var, a host file, or a literal.
@@ -468,8 +506,8 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
         let st = nix::sys::stat::fstat(src).with_context(|| format!("reading {shown}"))?;
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             fs.copy_contents(src, shown, &dest, &attrs, owner)?;
-        } else if spec.add && is_tar_archive(src, shown)? {
-            extract_archive(env.puller.store, &fs, src, shown, &dest, chown, owner)?;
+        } else if let Some(compression) = if spec.add { tar_archive(src, shown)? } else { None } {
+            extract_archive(env.puller.store, &fs, src, shown, compression, &dest, chown, owner)?;
         } else {
             let target = if dest_is_dir { format!("{}/{name}", dest.trim_end_matches('/')) } else { dest.clone() };
             fs.copy_in(src, shown, &target, &attrs, owner)?;
@@ -485,50 +523,85 @@ fn fd_path(fd: &std::os::fd::OwnedFd) -> std::path::PathBuf {
     std::path::PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd)))
 }
 
-/// A tar archive, plain or gzipped (a gzipped file that is not a tar is copied as is).
-fn is_tar_archive(src: &std::os::fd::OwnedFd, shown: &str) -> anyhow::Result<bool> {
-    use std::io::Read;
-    let mut head = [0u8; 512];
-    let mut f = super::copy::open_regular(src, shown)?;
-    let n = f.read(&mut head)?;
-    if n >= 2 && head[..2] == [0x1f, 0x8b] {
-        let mut gz = flate2::read::GzDecoder::new(super::copy::open_regular(src, shown)?);
-        let mut inner = [0u8; 512];
-        let mut got = 0;
-        while got < inner.len() {
-            match gz.read(&mut inner[got..]) {
-                Ok(0) | Err(_) => break,
-                Ok(k) => got += k,
-            }
+/// How a local ADD source is compressed, told by its first bytes as Docker's
+/// `archive.DetectCompression` tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArchiveCompression {
+    None,
+    Gzip,
+    Bzip2,
+    Xz,
+    Zstd,
+}
+
+impl ArchiveCompression {
+    fn detect(head: &[u8]) -> Self {
+        if head.starts_with(&[0x1f, 0x8b, 0x08]) {
+            Self::Gzip
+        } else if head.starts_with(b"BZh") {
+            Self::Bzip2
+        } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+            Self::Xz
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Self::Zstd
+        } else {
+            Self::None
         }
-        return Ok(got >= 262 && &inner[257..262] == b"ustar");
     }
-    Ok(n >= 262 && &head[257..262] == b"ustar")
+
+    /// The decompressed stream of `input` (every member or frame, as the tools write them).
+    fn decoder<'r>(self, input: impl std::io::Read + 'r) -> anyhow::Result<Box<dyn std::io::Read + 'r>> {
+        let input = std::io::BufReader::new(input);
+        Ok(match self {
+            Self::None => Box::new(input),
+            Self::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+            Self::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(input)),
+            Self::Xz => Box::new(xz2::bufread::XzDecoder::new_multi_decoder(input)),
+            Self::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
+        })
+    }
+}
+
+/// The compression of `src` if it is a tar archive, plain or compressed with gzip,
+/// bzip2, xz or zstd (a compressed file that is not a tar is copied as is).
+fn tar_archive(src: &std::os::fd::OwnedFd, shown: &str) -> anyhow::Result<Option<ArchiveCompression>> {
+    use std::io::Read;
+    let mut head = [0u8; 6];
+    let n = super::copy::open_regular(src, shown)?.read(&mut head)?;
+    let compression = ArchiveCompression::detect(&head[..n]);
+    let mut tar = match compression.decoder(super::copy::open_regular(src, shown)?) {
+        Ok(d) => d,
+        Err(_) => return Ok(None),
+    };
+    let mut inner = [0u8; 512];
+    let mut got = 0;
+    while got < inner.len() {
+        match tar.read(&mut inner[got..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => got += k,
+        }
+    }
+    Ok((got >= 262 && &inner[257..262] == b"ustar").then_some(compression))
 }
 
 /// ADD of a local archive: unpack it (owners from the archive unless --chown) into `dest`.
+/// The layer unpacker's bounds (size, entries) apply to the decompressed stream.
+#[allow(clippy::too_many_arguments)]
 fn extract_archive(
     store: &Store,
     fs: &Rootfs,
     src: &std::os::fd::OwnedFd,
     shown: &str,
+    compression: ArchiveCompression,
     dest: &str,
     chown: Option<(u32, u32)>,
     owner: (u32, u32),
 ) -> anyhow::Result<()> {
-    use std::io::Read;
-    let mut magic = [0u8; 2];
-    let n = super::copy::open_regular(src, shown)?.read(&mut magic)?;
-    let compression = if n == 2 && magic == [0x1f, 0x8b] {
-        slipway_storage::image::Compression::Gzip
-    } else {
-        slipway_storage::image::Compression::None
-    };
     let scratch = store.scratch_dir("add")?;
     let tmp = scratch.join("tree");
     std::fs::create_dir(&tmp)?;
-    let input = std::io::BufReader::new(super::copy::open_regular(src, shown)?);
-    slipway_storage::unpack::unpack(input, compression, &tmp, shown)?;
+    let input = compression.decoder(super::copy::open_regular(src, shown)?)?;
+    slipway_storage::unpack::unpack(input, slipway_storage::image::Compression::None, &tmp, shown)?;
     let tree = Rootfs::open(&tmp)?.open_path("/")?;
     let attrs = CopyAttrs { chown, keep_owner: true, chmod: None, mtime: None };
     fs.copy_contents(&tree, shown, dest, &attrs, owner)?;
@@ -599,6 +672,21 @@ mod tests {
         assert_eq!(resolve_path("/app", "/etc/"), "/etc");
         assert_eq!(resolve_path("/", "../../x"), "/x");
         assert_eq!(resolve_path("/a/b", "../c"), "/a/c");
+    }
+
+    #[test]
+    fn detects_archive_compression_by_magic() {
+        use ArchiveCompression as C;
+        for (head, want) in [
+            (&[0x1f, 0x8b, 0x08, 0][..], C::Gzip),
+            (b"BZh91AY", C::Bzip2),
+            (&[0xfd, b'7', b'z', b'X', b'Z', 0x00], C::Xz),
+            (&[0x28, 0xb5, 0x2f, 0xfd], C::Zstd),
+            (b"ustar", C::None),
+            (&[0x1f, 0x8b], C::None),
+        ] {
+            assert_eq!(C::detect(head), want, "{head:?}");
+        }
     }
 
     #[test]

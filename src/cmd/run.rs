@@ -119,6 +119,7 @@ pub fn run(args: RunArgs, storage_root: &Option<std::path::PathBuf>) -> anyhow::
         rlimits: &rlimits,
         stdout_to_stderr: false,
         binds: Vec::new(),
+        no_network: false,
     };
     let exit = build::run_command(m.root(), cmd)?;
     drop(m);

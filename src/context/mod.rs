@@ -104,8 +104,15 @@ impl BuildContext {
             return Ok(vec![String::new()]);
         }
         if !glob::has_meta(&src) {
-            let exists = self.entries.iter().any(|e| e.path == src || e.path.starts_with(&format!("{src}/")));
-            return Ok(if exists { vec![src] } else { Vec::new() });
+            let exists = |p: &str| self.entries.iter().any(|e| e.path == p || e.path.starts_with(&format!("{p}/")));
+            if exists(&src) {
+                return Ok(vec![src]);
+            }
+            // `COPY link/foo` with `link -> dir`: BuildKit resolves the path inside the context.
+            return Ok(match self.resolve_parents(&src) {
+                Some(r) if r != src && exists(&r) => vec![r],
+                _ => Vec::new(),
+            });
         }
         let mut candidates: Vec<&str> = Vec::new();
         for e in &self.entries {
@@ -125,6 +132,50 @@ impl BuildContext {
             }
         }
         Ok(out)
+    }
+
+    /// `path` with the symlinks among its parents resolved inside the context, as
+    /// `openat2(RESOLVE_IN_ROOT)` resolves them in the materialized context: an absolute
+    /// target starts at the context's root, `..` stops there, at most 40 hops, targets of
+    /// at most 4096 bytes. The last component is left as it is (the top of a source is
+    /// followed when it is opened). `None` when a link cannot be read.
+    fn resolve_parents(&self, path: &str) -> Option<String> {
+        let mut todo: std::collections::VecDeque<String> = path.split('/').map(str::to_string).collect();
+        let mut done: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(part) = todo.pop_front() {
+            match part.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    done.pop();
+                    continue;
+                }
+                _ => done.push(part),
+            }
+            if todo.is_empty() {
+                break;
+            }
+            let cur = done.join("/");
+            let Ok(i) = self.entries.binary_search_by(|e| e.path.as_str().cmp(&cur)) else { continue };
+            let e = &self.entries[i];
+            if e.kind != EntryKind::Symlink {
+                continue;
+            }
+            hops += 1;
+            if hops > 40 {
+                return None;
+            }
+            let target = self.repo.symlink_target(&e.oid).ok()??;
+            let target = String::from_utf8(target).ok()?;
+            done.pop();
+            if target.starts_with('/') {
+                done.clear();
+            }
+            for t in target.split('/').rev() {
+                todo.push_front(t.to_string());
+            }
+        }
+        Some(done.join("/"))
     }
 
     /// Why `source` selects nothing, for the error message.

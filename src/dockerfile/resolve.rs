@@ -3,11 +3,13 @@
 //!
 //! Which fields expand is Docker's list: ADD, COPY (and their `--from`,
 //! `--chown`, `--chmod`, `--checksum`, `--exclude`), ENV, EXPOSE, LABEL,
-//! STOPSIGNAL, USER, VOLUME, WORKDIR and ARG defaults. RUN, CMD, ENTRYPOINT,
-//! SHELL, HEALTHCHECK and ONBUILD are left for the shell or the child build.
+//! STOPSIGNAL, USER, VOLUME, WORKDIR and ARG defaults, and the values of RUN's
+//! `--mount` fields (BuildKit's `parseMount` expands each `key=value`'s value). The
+//! rest of RUN, CMD, ENTRYPOINT, SHELL, HEALTHCHECK and ONBUILD are left for the shell
+//! or the child build.
 
 use super::expand::{Lookup, expand_heredoc, expand_word, expand_words};
-use super::instruction::{Add, ArgDef, Copy, Heredoc, Instruction, KeyValue, Step};
+use super::instruction::{Add, ArgDef, Copy, Heredoc, Instruction, KeyValue, Run, Step};
 use super::{Dockerfile, DockerfileError, ErrorKind};
 
 /// Expands every field of `instruction` that Docker expands.
@@ -68,6 +70,10 @@ pub fn expand_instruction(
                 .map(|d| Ok(ArgDef { name: d.name.clone(), default: opt(&d.default)? }))
                 .collect::<Result<_, ErrorKind>>()?,
         ),
+        Instruction::Run(r) => Instruction::Run(Run {
+            mounts: r.mounts.iter().map(|m| expand_mount(m, &word)).collect::<Result<_, _>>()?,
+            ..r.clone()
+        }),
         Instruction::Workdir(w) => Instruction::Workdir(word(w)?),
         Instruction::User(w) => Instruction::User(word(w)?),
         Instruction::StopSignal(w) => Instruction::StopSignal(word(w)?),
@@ -85,6 +91,36 @@ pub fn expand_instruction(
         }
         other => other.clone(),
     })
+}
+
+/// A `--mount` value with the value of every `key=value` field expanded (keys and
+/// fields without `=` as written). Fields are split at commas as BuildKit's CSV reader
+/// splits them (a quoted field keeps its commas).
+fn expand_mount(mount: &str, word: &dyn Fn(&str) -> Result<String, ErrorKind>) -> Result<String, ErrorKind> {
+    if !mount.contains('$') {
+        return Ok(mount.to_owned());
+    }
+    let mut fields = Vec::new();
+    let (mut field, mut quoted) = (String::new(), false);
+    for c in mount.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                field.push(c);
+            }
+            ',' if !quoted => fields.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    fields.push(field);
+    let expanded = fields
+        .iter()
+        .map(|f| match f.split_once('=') {
+            Some((k, v)) if !f.starts_with('"') => Ok(format!("{k}={}", word(v)?)),
+            _ => Ok(f.clone()),
+        })
+        .collect::<Result<Vec<_>, ErrorKind>>()?;
+    Ok(expanded.join(","))
 }
 
 impl Step {

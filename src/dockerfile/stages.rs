@@ -53,13 +53,30 @@ impl Dockerfile {
         let stage = &self.stages[index];
         let mut deps = Vec::new();
         deps.extend(self.expand_from(index, meta)?.stage);
+        // ARGs of the stage so far, then the meta ARGs: `COPY --from=$X` may name a stage
+        // through one (`ARG X=build`). Values are the defaults (or the meta ARG of that
+        // name); a build arg overriding a stage ARG's default is not seen here.
+        let mut local: Vec<(String, String)> = Vec::new();
         for step in &stage.steps {
             let at = |kind: ErrorKind| kind.at(&self.file, step.line);
-            let expand = |w: &str| {
-                expand_word(w, &|n| meta.lookup(n), self.escape)
+            let expand_with = |w: &str, local: &[(String, String)]| {
+                let lookup = |n: &str| {
+                    local.iter().rev().find(|(k, _)| k == n).map(|(_, v)| v.clone()).or_else(|| meta.lookup(n))
+                };
+                expand_word(w, &lookup, self.escape)
                     .map_err(|error| at(ErrorKind::Expand { word: w.to_owned(), error }))
             };
+            let expand = |w: &str| expand_with(w, &local);
             match &step.instruction {
+                Instruction::Arg(defs) => {
+                    for d in defs {
+                        let value = match &d.default {
+                            Some(v) => expand_with(v, &local)?,
+                            None => meta.lookup(&d.name).unwrap_or_default(),
+                        };
+                        local.push((d.name.clone(), value));
+                    }
+                }
                 Instruction::Copy(c) => {
                     if let Some(from) = &c.from
                         && let StageRef::Stage(i) = self.resolve_from(&expand(from)?).map_err(at)?

@@ -167,6 +167,15 @@ impl Repo {
         self.inner.find_tree(id).map_err(|source| GitError::Object { what: "tree", id: id.to_string(), source })
     }
 
+    /// The target stored in the symlink blob `oid`; `None` if it is longer than
+    /// `PATH_MAX` (checked from the object's header, before reading it).
+    pub fn symlink_target(&self, oid: &str) -> Result<Option<Vec<u8>>, GitError> {
+        if self.object_size(super::parse_oid(oid)?, "blob")? > MAX_SYMLINK_TARGET {
+            return Ok(None);
+        }
+        self.blob(oid).map(Some)
+    }
+
     /// Size of object `id` from its header, without reading its content.
     fn object_size(&self, id: gix::ObjectId, what: &'static str) -> Result<u64, GitError> {
         let header =

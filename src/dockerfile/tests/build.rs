@@ -72,6 +72,16 @@ fn expand_heredoc_sources_only_when_unquoted() {
 }
 
 #[test]
+fn expand_run_mount_values_only() {
+    let got = one("RUN --mount=type=bind,source=${A:?},target=/m/$ID,from=$A --mount=type=cache,target=/c echo $A");
+    let Instruction::Run(r) = expand_instruction(&got, &env, '\\').unwrap() else { panic!() };
+    assert_eq!(r.mounts, strings(&["type=bind,source=a,target=/m/1000,from=a", "type=cache,target=/c"]));
+    assert_eq!(r.command, shell("echo $A"));
+    let err = expand_instruction(&one("RUN --mount=source=${NOPE:?},target=/m true"), &env, '\\').unwrap_err();
+    assert_eq!(err.to_string(), "failed to process \"${NOPE:?}\": NOPE: is not allowed to be unset");
+}
+
+#[test]
 fn expand_errors_have_location() {
     let df = parse("Dockerfile", "FROM a\nRUN x\nWORKDIR ${A\nCOPY '$A b /\n").unwrap();
     let steps = &df.stages[0].steps;
@@ -154,6 +164,16 @@ fn targets_and_dependencies() {
     assert_eq!(df.build_order(5, &meta).unwrap(), [0, 2, 1, 3, 5]);
     assert_eq!(df.resolve_from("busybox:latest"), Ok(StageRef::Image(s("busybox:latest"))));
     assert_eq!(df.resolve_from("9"), Err(ErrorKind::InvalidStageIndex(9)));
+}
+
+#[test]
+fn copy_from_names_stages_through_stage_and_meta_args() {
+    let body = "ARG M=one\nFROM a AS one\nFROM a AS two\nFROM a AS three\nFROM a\n\
+                ARG L=two N=${L}x\nCOPY --from=$M /a /a\nCOPY --from=${L} /b /b\nARG T=three\n\
+                RUN --mount=from=$T,target=/t true\n";
+    let df = parse("Dockerfile", body).unwrap();
+    let meta = df.resolve_meta_args(MetaArgs::new(), &|_| None).unwrap();
+    assert_eq!(df.direct_dependencies(3, &meta).unwrap(), [0, 1, 2]);
 }
 
 #[test]
