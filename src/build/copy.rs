@@ -150,10 +150,22 @@ impl Rootfs {
             bail!("cannot copy the contents of {}: not a directory", node.shown);
         }
         self.mkdir_all(dest, dir_owner)?;
-        for n in node.child_names()? {
-            let child = node.child(&n)?;
+        self.copy_children(&node, dest, attrs, dir_owner, 1)
+    }
+
+    /// Copy the entries of the directory `src` into `dest`, one at a time.
+    fn copy_children(
+        &self,
+        src: &Node,
+        dest: &str,
+        attrs: &CopyAttrs,
+        dir_owner: (u32, u32),
+        depth: usize,
+    ) -> anyhow::Result<()> {
+        for n in src.child_names()? {
+            let child = src.child(&n)?;
             let child_dest = format!("{}/{}", dest.trim_end_matches('/'), child.name);
-            self.copy_node(&child, &child_dest, attrs, dir_owner, 1)?;
+            self.copy_node(&child, &child_dest, attrs, dir_owner, depth)?;
         }
         Ok(())
     }
@@ -173,12 +185,7 @@ impl Rootfs {
             // The destination's fd is closed before the children are copied: one fd per
             // level (the source's) is all a deep copy holds.
             self.apply_attrs(&self.mkdir_all(dest, dir_owner)?, &src.stat, attrs, true)?;
-            for n in src.child_names()? {
-                let child = src.child(&n)?;
-                let child_dest = format!("{}/{}", dest.trim_end_matches('/'), child.name);
-                self.copy_node(&child, &child_dest, attrs, dir_owner, depth + 1)?;
-            }
-            return Ok(());
+            return self.copy_children(src, dest, attrs, dir_owner, depth + 1);
         }
         let (parent_path, name) = split_parent(dest)?;
         let parent = self.mkdir_all(parent_path, dir_owner)?;
