@@ -233,7 +233,8 @@ fn plan_stage(
                             }
                             let sel =
                                 input.context.select(src).with_context(|| format!("{}:{}", df.file, step.line))?;
-                            if sel.is_empty() {
+                            // A wildcard may select nothing (BuildKit's `AllowEmptyWildcard`).
+                            if sel.is_empty() && !crate::context::BuildContext::is_wildcard(src) {
                                 bail!("{}:{}: {}", df.file, step.line, input.context.explain_missing(src));
                             }
                             extra.push_str(&input.context.checksum(&sel));

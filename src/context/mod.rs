@@ -134,6 +134,23 @@ impl BuildContext {
         Ok(out)
     }
 
+    /// Whether a COPY/ADD source is a wildcard, as BuildKit tells (`*`, `?` or `[` not
+    /// escaped by `\`): one that selects nothing is allowed (`AllowEmptyWildcard`), a
+    /// literal path that selects nothing is an error.
+    pub fn is_wildcard(source: &str) -> bool {
+        let mut chars = source.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '*' | '?' | '[' => return true,
+                _ => {}
+            }
+        }
+        false
+    }
+
     /// `path` with the symlinks among its parents resolved inside the context, as
     /// `openat2(RESOLVE_IN_ROOT)` resolves them in the materialized context: an absolute
     /// target starts at the context's root, `..` stops there, at most 40 hops, targets of
@@ -426,5 +443,15 @@ mod tests {
         assert_eq!(clean("/a/../b").unwrap(), "b");
         assert_eq!(clean(".").unwrap(), "");
         assert!(clean("../x").is_err());
+    }
+
+    #[test]
+    fn tells_wildcards_as_buildkit() {
+        use super::BuildContext;
+        assert!(BuildContext::is_wildcard("nomatch*"));
+        assert!(BuildContext::is_wildcard("a/?.txt"));
+        assert!(BuildContext::is_wildcard("[ab].txt"));
+        assert!(!BuildContext::is_wildcard("missing.txt"));
+        assert!(!BuildContext::is_wildcard("a\\*b"));
     }
 }
