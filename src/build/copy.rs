@@ -375,3 +375,30 @@ pub fn open_regular(fd: &OwnedFd, shown: &str) -> anyhow::Result<std::fs::File> 
     }
     Ok(f)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn hard_links_in_one_source_tree_stay_hard_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+        std::fs::create_dir_all(src.join("d")).unwrap();
+        std::fs::create_dir(&dst).unwrap();
+        std::fs::write(src.join("a"), "data").unwrap();
+        std::fs::hard_link(src.join("a"), src.join("d/b")).unwrap();
+        std::fs::write(src.join("c"), "other").unwrap();
+        let fs = Rootfs::open(&dst).unwrap();
+        let top = Rootfs::open(&src).unwrap().open_path("/").unwrap();
+        let attrs = CopyAttrs { keep_owner: true, ..CopyAttrs::default() };
+        let me = (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
+        fs.copy_contents(&top, "src", "/x", &attrs, me).unwrap();
+        let meta = |p: &str| std::fs::symlink_metadata(dst.join(p)).unwrap();
+        assert_eq!(meta("x/a").ino(), meta("x/d/b").ino());
+        assert_eq!(meta("x/a").nlink(), 2);
+        assert_eq!(meta("x/c").nlink(), 1);
+        assert_eq!(std::fs::read_to_string(dst.join("x/d/b")).unwrap(), "data");
+    }
+}
