@@ -131,7 +131,7 @@ impl Rootfs {
         dir_owner: (u32, u32),
     ) -> anyhow::Result<()> {
         let node = Node::top(src, shown)?;
-        self.copy_node(&node, dest, attrs, dir_owner, 0)
+        self.copy_node(&node, dest, attrs, dir_owner, 0, &mut Links::default())
     }
 
     /// Copy what is inside the directory `src` into `dest` (`COPY dir/ /dest/`): `dest` is
@@ -150,7 +150,7 @@ impl Rootfs {
             bail!("cannot copy the contents of {}: not a directory", node.shown);
         }
         self.mkdir_all(dest, dir_owner)?;
-        self.copy_children(&node, dest, attrs, dir_owner, 1)
+        self.copy_children(&node, dest, attrs, dir_owner, 1, &mut Links::default())
     }
 
     /// Copy the entries of the directory `src` into `dest`, one at a time.
@@ -161,11 +161,12 @@ impl Rootfs {
         attrs: &CopyAttrs,
         dir_owner: (u32, u32),
         depth: usize,
+        links: &mut Links,
     ) -> anyhow::Result<()> {
         for n in src.child_names()? {
             let child = src.child(&n)?;
             let child_dest = format!("{}/{}", dest.trim_end_matches('/'), child.name);
-            self.copy_node(&child, &child_dest, attrs, dir_owner, depth)?;
+            self.copy_node(&child, &child_dest, attrs, dir_owner, depth, links)?;
         }
         Ok(())
     }
@@ -177,6 +178,7 @@ impl Rootfs {
         attrs: &CopyAttrs,
         dir_owner: (u32, u32),
         depth: usize,
+        links: &mut Links,
     ) -> anyhow::Result<()> {
         if src.is_dir() {
             if depth >= MAX_COPY_DEPTH {
@@ -185,7 +187,7 @@ impl Rootfs {
             // The destination's fd is closed before the children are copied: one fd per
             // level (the source's) is all a deep copy holds.
             self.apply_attrs(&self.mkdir_all(dest, dir_owner)?, &src.stat, attrs, true)?;
-            return self.copy_children(src, dest, attrs, dir_owner, depth + 1);
+            return self.copy_children(src, dest, attrs, dir_owner, depth + 1, links);
         }
         let (parent_path, name) = split_parent(dest)?;
         let parent = self.mkdir_all(parent_path, dir_owner)?;
@@ -212,6 +214,19 @@ impl Rootfs {
             .with_context(|| format!("chown {dest}"))?;
             return Ok(());
         }
+        // A later name of a file hard-linked within this source tree: linked to the first
+        // copy (resolved inside the rootfs again, the link itself never followed).
+        let key = (src.stat.st_dev, src.stat.st_ino);
+        let multi = src.stat.st_mode & libc::S_IFMT == libc::S_IFREG && src.stat.st_nlink > 1;
+        if multi && let Some(first) = links.get(&key) {
+            let (first_parent, first_name) = split_parent(first)?;
+            let first_dir = self
+                .resolve(first_parent, OFlag::O_PATH | OFlag::O_DIRECTORY)
+                .with_context(|| format!("opening {first_parent} in the image"))?;
+            nix::unistd::linkat(&first_dir, first_name, &parent, name, nix::fcntl::AtFlags::empty())
+                .with_context(|| format!("linking {dest} to {first}"))?;
+            return Ok(());
+        }
         let mut input = src.open_file()?;
         let fd = nix::fcntl::openat(
             &parent,
@@ -223,7 +238,11 @@ impl Rootfs {
         let mut out = std::fs::File::from(fd);
         std::io::copy(&mut input, &mut out).with_context(|| format!("writing {dest}"))?;
         let fd = OwnedFd::from(out);
-        self.apply_attrs(&fd, &src.stat, attrs, false)
+        self.apply_attrs(&fd, &src.stat, attrs, false)?;
+        if multi {
+            links.insert(key, dest.to_string());
+        }
+        Ok(())
     }
 
     fn owner_for(&self, st: &FileStat, attrs: &CopyAttrs) -> (u32, u32) {
@@ -246,6 +265,10 @@ impl Rootfs {
         Ok(())
     }
 }
+
+/// Regular files with more than one link seen in one source tree: (dev, ino) → the
+/// destination path of their first copy.
+type Links = std::collections::HashMap<(u64, u64), String>;
 
 fn chown_fd(fd: &OwnedFd, (uid, gid): (u32, u32)) -> anyhow::Result<()> {
     nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
@@ -351,4 +374,31 @@ pub fn open_regular(fd: &OwnedFd, shown: &str) -> anyhow::Result<std::fs::File> 
         return Err(not_regular());
     }
     Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn hard_links_in_one_source_tree_stay_hard_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+        std::fs::create_dir_all(src.join("d")).unwrap();
+        std::fs::create_dir(&dst).unwrap();
+        std::fs::write(src.join("a"), "data").unwrap();
+        std::fs::hard_link(src.join("a"), src.join("d/b")).unwrap();
+        std::fs::write(src.join("c"), "other").unwrap();
+        let fs = Rootfs::open(&dst).unwrap();
+        let top = Rootfs::open(&src).unwrap().open_path("/").unwrap();
+        let attrs = CopyAttrs { keep_owner: true, ..CopyAttrs::default() };
+        let me = (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
+        fs.copy_contents(&top, "src", "/x", &attrs, me).unwrap();
+        let meta = |p: &str| std::fs::symlink_metadata(dst.join(p)).unwrap();
+        assert_eq!(meta("x/a").ino(), meta("x/d/b").ino());
+        assert_eq!(meta("x/a").nlink(), 2);
+        assert_eq!(meta("x/c").nlink(), 1);
+        assert_eq!(std::fs::read_to_string(dst.join("x/d/b")).unwrap(), "data");
+    }
 }

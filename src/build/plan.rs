@@ -208,7 +208,8 @@ fn plan_stage(
                     _ => unreachable!(),
                 };
                 // COPY --from keeps the source owners (without --chown) since that was fixed.
-                let keep = if chown { "" } else { ":keep-owner" };
+                // ... and keeps hard links within a source tree since that was fixed.
+                let keep = if chown { ":links" } else { ":keep-owner:links" };
                 match from.map(|f| df.resolve_from(&f).map_err(|k| k.at(&df.file, step.line))).transpose()? {
                     Some(StageRef::Stage(s)) => {
                         extra = format!(
@@ -233,7 +234,8 @@ fn plan_stage(
                             }
                             let sel =
                                 input.context.select(src).with_context(|| format!("{}:{}", df.file, step.line))?;
-                            if sel.is_empty() {
+                            // A wildcard may select nothing (BuildKit's `AllowEmptyWildcard`).
+                            if sel.is_empty() && !crate::context::BuildContext::is_wildcard(src) {
                                 bail!("{}:{}: {}", df.file, step.line, input.context.explain_missing(src));
                             }
                             extra.push_str(&input.context.checksum(&sel));
@@ -242,6 +244,11 @@ fn plan_stage(
                             // were copied as files): only names that look like one change.
                             if unpacks && sel.iter().any(|p| looks_compressed(p)) {
                                 extra.push_str("unpack:xz,bzip2,zstd;");
+                            }
+                            // Hard links inside an ADDed archive stay links since that was
+                            // fixed: only names that look like an archive change.
+                            if unpacks && sel.iter().any(|p| looks_like_archive(p)) {
+                                extra.push_str("links;");
                             }
                         }
                     }
@@ -339,6 +346,12 @@ fn plan_stage(
 fn looks_compressed(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
     [".xz", ".txz", ".bz2", ".tbz", ".tbz2", ".zst", ".tzst", ".zstd"].iter().any(|ext| name.ends_with(ext))
+}
+
+/// Whether ADD may unpack `path` as a tar, by its name (the digest cannot read content).
+fn looks_like_archive(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
+    looks_compressed(&name) || name.contains(".tar") || [".tgz", ".taz", ".gz"].iter().any(|ext| name.ends_with(ext))
 }
 
 /// The `--network` values slipway runs (`default` and `host` are the host's network).

@@ -472,7 +472,7 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
             let context = Rootfs::open(env.context.materialize(env.puller.store.scratch())?)?;
             for s in &spec.sources {
                 let sel = env.context.select(s)?;
-                if sel.is_empty() {
+                if sel.is_empty() && !BuildContext::is_wildcard(s) {
                     bail!("{}", env.context.explain_missing(s));
                 }
                 for p in sel {

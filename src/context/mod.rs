@@ -29,6 +29,10 @@ pub struct BuildContext {
     pub commit: CommitInfo,
     /// Files in the context (not excluded), sorted by path.
     pub entries: Vec<TreeEntry>,
+    /// Directories of the commit's tree that are not excluded but have no entry left
+    /// below them (`.dockerignore` excluded all they hold), sorted: BuildKit still sends
+    /// them, empty.
+    pub empty_dirs: Vec<String>,
     ignore: DockerIgnore,
     /// Entries taken from the working tree (`contextAddFiles`): context path → path
     /// relative to the working tree's root, always resolved beneath it.
@@ -56,12 +60,22 @@ impl BuildContext {
             }
             None => DockerIgnore::parse("")?,
         };
-        let mut entries: Vec<TreeEntry> = repo
+        let all = repo
             .tree(&commit.id, rel)
-            .with_context(|| format!("reading context directory {:?} of commit {}", rel, &commit.id[..12]))?
-            .into_iter()
-            .filter(|e| e.kind != EntryKind::Submodule && !ignore.is_excluded(&e.path))
-            .collect();
+            .with_context(|| format!("reading context directory {:?} of commit {}", rel, &commit.id[..12]))?;
+        let mut dirs: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+        for e in &all {
+            let mut p = e.path.as_str();
+            while let Some((parent, _)) = p.rsplit_once('/') {
+                if !dirs.insert(parent) {
+                    break;
+                }
+                p = parent;
+            }
+        }
+        let mut dirs: Vec<String> = dirs.into_iter().filter(|d| !ignore.is_excluded(d)).map(str::to_string).collect();
+        let mut entries: Vec<TreeEntry> =
+            all.into_iter().filter(|e| e.kind != EntryKind::Submodule && !ignore.is_excluded(&e.path)).collect();
         let mut worktree = std::collections::HashMap::new();
         for add in add_files {
             let add = clean(add).with_context(|| format!("contextAddFiles {add:?}"))?;
@@ -75,11 +89,25 @@ impl BuildContext {
                 );
             }
             entries.retain(|e| e.path != add && !e.path.starts_with(&format!("{add}/")));
+            dirs.retain(|d| *d != add && !d.starts_with(&format!("{add}/")));
             let root = Beneath::open(repo.workdir())?;
             add_worktree(&root, &in_repo, &add, &mut entries, &mut worktree, 0)
                 .with_context(|| format!("contextAddFiles {add:?}"))?;
         }
         entries.sort_by(|a, b| a.path.cmp(&b.path));
+        // A directory with an entry left below it is made for that entry anyway.
+        let mut below: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for e in &entries {
+            let mut p = e.path.as_str();
+            while let Some((parent, _)) = p.rsplit_once('/') {
+                if !below.insert(parent) {
+                    break;
+                }
+                p = parent;
+            }
+        }
+        dirs.retain(|d| !below.contains(d.as_str()));
+        drop(below);
         let uncommitted = repo
             .uncommitted(rel)?
             .into_iter()
@@ -91,6 +119,7 @@ impl BuildContext {
             rel: rel.to_string(),
             commit: commit.clone(),
             entries,
+            empty_dirs: dirs,
             ignore,
             uncommitted,
             materialized: OnceCell::new(),
@@ -104,7 +133,10 @@ impl BuildContext {
             return Ok(vec![String::new()]);
         }
         if !glob::has_meta(&src) {
-            let exists = |p: &str| self.entries.iter().any(|e| e.path == p || e.path.starts_with(&format!("{p}/")));
+            let exists = |p: &str| {
+                self.entries.iter().any(|e| e.path == p || e.path.starts_with(&format!("{p}/")))
+                    || self.empty_dirs.iter().any(|d| d == p || d.starts_with(&format!("{p}/")))
+            };
             if exists(&src) {
                 return Ok(vec![src]);
             }
@@ -115,8 +147,7 @@ impl BuildContext {
             });
         }
         let mut candidates: Vec<&str> = Vec::new();
-        for e in &self.entries {
-            let mut p = e.path.as_str();
+        for mut p in self.entries.iter().map(|e| e.path.as_str()).chain(self.empty_dirs.iter().map(String::as_str)) {
             candidates.push(p);
             while let Some((parent, _)) = p.rsplit_once('/') {
                 candidates.push(parent);
@@ -132,6 +163,23 @@ impl BuildContext {
             }
         }
         Ok(out)
+    }
+
+    /// Whether a COPY/ADD source is a wildcard, as BuildKit tells (`*`, `?` or `[` not
+    /// escaped by `\`): one that selects nothing is allowed (`AllowEmptyWildcard`), a
+    /// literal path that selects nothing is an error.
+    pub fn is_wildcard(source: &str) -> bool {
+        let mut chars = source.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '*' | '?' | '[' => return true,
+                _ => {}
+            }
+        }
+        false
     }
 
     /// `path` with the symlinks among its parents resolved inside the context, as
@@ -204,6 +252,11 @@ impl BuildContext {
             {
                 h.update(format!("{}\0{:?}\0{}\n", e.path, e.kind, e.oid));
             }
+            // Only contexts with emptied directories get these parts: others keep their digests.
+            for d in self.empty_dirs.iter().filter(|d| sel.is_empty() || *d == sel || d.starts_with(&format!("{sel}/")))
+            {
+                h.update(format!("{d}\0EmptyDir\n"));
+            }
         }
         hex::encode(h.finalize())
     }
@@ -248,6 +301,13 @@ impl BuildContext {
             } else {
                 let mut f = create_file(&parent, name, mode).with_context(write_err)?;
                 self.repo.copy_blob(&e.oid, &mut f).with_context(write_err)?;
+            }
+        }
+        for d in &self.empty_dirs {
+            let (parent, name) = out.create_parents(d)?;
+            match nix::sys::stat::mkdirat(&parent, name, Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                Err(e) => return Err(e).with_context(|| format!("creating context directory {d}")),
             }
         }
         Ok(self.materialized.get_or_init(|| dir))
@@ -426,5 +486,15 @@ mod tests {
         assert_eq!(clean("/a/../b").unwrap(), "b");
         assert_eq!(clean(".").unwrap(), "");
         assert!(clean("../x").is_err());
+    }
+
+    #[test]
+    fn tells_wildcards_as_buildkit() {
+        use super::BuildContext;
+        assert!(BuildContext::is_wildcard("nomatch*"));
+        assert!(BuildContext::is_wildcard("a/?.txt"));
+        assert!(BuildContext::is_wildcard("[ab].txt"));
+        assert!(!BuildContext::is_wildcard("missing.txt"));
+        assert!(!BuildContext::is_wildcard("a\\*b"));
     }
 }
