@@ -277,18 +277,8 @@ fn data(input: &TemplateInput) -> Value {
 /// Go's `time.Time.String()` of a Unix time in UTC (werf prints the commit time in the
 /// local zone; slipway's is UTC): `2006-01-02 15:04:05 +0000 UTC`.
 pub fn go_time_string(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
+    let (y, m, d) = crate::build::state::civil_from_days(unix.div_euclid(86_400));
     let secs = unix.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} +0000 UTC", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
