@@ -4,12 +4,12 @@
 //! parse the command line, run, and turn the error chain into one message and an exit
 //! code. The work is in [`cli`] and the modules it calls.
 
-mod build;
 mod cli;
 mod cmd;
 mod config;
 mod context;
-mod dockerfile;
+mod engine;
+mod frontend;
 mod git;
 mod giterminism;
 mod internal;

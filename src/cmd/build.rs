@@ -2,7 +2,7 @@
 
 use super::ProjectArgs;
 use super::flags::{refuse, werf_bool};
-use crate::build::{self, Log, report};
+use crate::engine::{self, Log, report};
 use crate::project::Project;
 use crate::slug::CustomTag;
 use anyhow::{Context, bail};
@@ -126,10 +126,10 @@ pub fn run(args: BuildArgs, storage_root: &Option<PathBuf>) -> anyhow::Result<u8
     };
     let store = Store::open(&p.storage_root(storage_root)?)?;
     let log = Log::new(false).quiet(p.log.quiet());
-    let (mut report, _) = build::build(&project, &store, &images, &settings, &log)?;
+    let (mut report, _) = engine::build(&project, &store, &images, &settings, &log)?;
     report.runtime.in_container = std::env::var("WERF_CONTAINERIZED").is_ok_and(|v| v == "yes");
     if !custom_tags.is_empty() {
-        let client = build::registry_client(&settings)?;
+        let client = engine::registry_client(&settings)?;
         for (name, record) in report.images.iter().filter(|(_, r)| r.final_) {
             let source = Reference::parse(&record.docker_image_name)
                 .with_context(|| format!("image {name}: {}", record.docker_image_name))?;
@@ -144,7 +144,7 @@ pub fn run(args: BuildArgs, storage_root: &Option<PathBuf>) -> anyhow::Result<u8
                     }
                     continue;
                 }
-                build::repo::add_tag(&client, &source, &dest)
+                engine::repo::add_tag(&client, &source, &dest)
                     .with_context(|| format!("tagging image {name} as {dest}"))?;
                 log.info(&format!("tagged {name} as {dest}"));
             }

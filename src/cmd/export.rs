@@ -6,7 +6,7 @@
 
 use super::ProjectArgs;
 use super::flags::werf_bool;
-use crate::build::{self, Log, repo::push_image, report::BuildReport};
+use crate::engine::{self, Log, repo::push_image, report::BuildReport};
 use crate::project::Project;
 use crate::slug::{TagTemplate, render_all, validate_all};
 use anyhow::{Context, bail};
@@ -101,7 +101,7 @@ pub fn run(args: ExportArgs, storage_root: &Option<std::path::PathBuf>) -> anyho
             (report, states)
         }
         None => {
-            let (report, states) = build::build(&project, &store, &names, &settings, &log)?;
+            let (report, states) = engine::build(&project, &store, &names, &settings, &log)?;
             let states = states.into_iter().map(|(n, s)| (n, (s, None))).collect();
             (report, states)
         }
@@ -114,7 +114,7 @@ pub fn run(args: ExportArgs, storage_root: &Option<std::path::PathBuf>) -> anyho
         .collect();
     let pairs: Vec<(&str, &str)> = content_tags.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
     let targets = render_all(&templates, &pairs)?;
-    let client = build::registry_client(&settings)?;
+    let client = engine::registry_client(&settings)?;
     for (name, target) in targets {
         let (state, manifest) = &states[&name];
         let manifest = exported_manifest(&store, state, manifest.as_ref(), &labels)?;
@@ -132,11 +132,11 @@ pub fn run(args: ExportArgs, storage_root: &Option<std::path::PathBuf>) -> anyho
 fn from_report(
     project: &str,
     store: &Store,
-    settings: &build::BuildSettings,
+    settings: &engine::BuildSettings,
     log: &Log,
     report: &BuildReport,
     names: &[String],
-) -> anyhow::Result<BTreeMap<String, (build::ImageState, Option<Digest>)>> {
+) -> anyhow::Result<BTreeMap<String, (engine::ImageState, Option<Digest>)>> {
     let mut out = BTreeMap::new();
     for name in names {
         let Some(r) = report.images.get(name).filter(|r| r.final_) else {
@@ -144,7 +144,7 @@ fn from_report(
             continue;
         };
         let (state, manifest) =
-            build::report_image(project, store, settings, log, &r.docker_image_name, &r.docker_image_digest)
+            engine::report_image(project, store, settings, log, &r.docker_image_name, &r.docker_image_digest)
                 .with_context(|| format!("image {name} of the build report"))?;
         out.insert(name.clone(), (state, Some(manifest)));
     }
@@ -170,7 +170,7 @@ fn parse_labels(values: &[String], separator: &str) -> anyhow::Result<BTreeMap<S
 /// are the stage's own descriptors.
 fn exported_manifest(
     store: &Store,
-    state: &build::ImageState,
+    state: &engine::ImageState,
     manifest: Option<&Digest>,
     add: &BTreeMap<String, String>,
 ) -> anyhow::Result<Digest> {

@@ -330,9 +330,9 @@ impl ProjectArgs {
         Ok(())
     }
 
-    pub fn settings(&self) -> crate::build::BuildSettings {
+    pub fn settings(&self) -> crate::engine::BuildSettings {
         let all = || vec!["*".to_string()];
-        crate::build::BuildSettings {
+        crate::engine::BuildSettings {
             insecure_registries: if self.insecure_registry { all() } else { Vec::new() },
             skip_tls_verify_registries: if self.skip_tls_verify_registry { all() } else { Vec::new() },
             docker_config: self.docker_config(),

@@ -3,7 +3,7 @@
 
 use super::ProjectArgs;
 use super::flags::{refuse, werf_bool};
-use crate::build::{self, Log, Mutation};
+use crate::engine::{self, Log, Mutation};
 use crate::project::Project;
 use anyhow::{Context, bail};
 use clap::Args;
@@ -89,7 +89,7 @@ pub fn run(args: RunArgs, storage_root: &Option<std::path::PathBuf>) -> anyhow::
     let log = Log::new(true).quiet(args.project.log.quiet());
     let mut settings = args.project.settings();
     settings.require_built = args.require_built_images;
-    let (_, states) = build::build(&project, &store, std::slice::from_ref(&name), &settings, &log)?;
+    let (_, states) = engine::build(&project, &store, std::slice::from_ref(&name), &settings, &log)?;
     let state = states.get(&name).context("the image was not built")?;
     let c = &state.config.config;
     let mut argv: Vec<String> = c.entrypoint.clone().unwrap_or_default();
@@ -107,11 +107,11 @@ pub fn run(args: RunArgs, storage_root: &Option<std::path::PathBuf>) -> anyhow::
     if argv.is_empty() {
         bail!("image {name} has no ENTRYPOINT or CMD: give a command after --");
     }
-    let client = build::registry_client(&settings)?;
-    build::Puller { client: &client, store: &store, log: &log }.ensure_layers(state)?;
-    let rlimits = build::rlimits_from_env()?;
+    let client = engine::registry_client(&settings)?;
+    engine::Puller { client: &client, store: &store, log: &log }.ensure_layers(state)?;
+    let rlimits = engine::rlimits_from_env()?;
     let m = Mutation::begin(&store, state.diff_ids())?;
-    let cmd = build::Command {
+    let cmd = crate::frontend::dockerfile::Command {
         args: argv,
         env: c.env.clone().unwrap_or_default(),
         user: c.user.as_deref().unwrap_or(""),
@@ -121,7 +121,7 @@ pub fn run(args: RunArgs, storage_root: &Option<std::path::PathBuf>) -> anyhow::
         binds: Vec::new(),
         no_network: false,
     };
-    let exit = build::run_command(m.root(), cmd)?;
+    let exit = crate::frontend::dockerfile::run_command(m.root(), cmd)?;
     drop(m);
     Ok(exit.code.clamp(0, 255) as u8)
 }

@@ -3,7 +3,7 @@
 //! `--repo` (never `--final-repo`). Nothing is built: every stage must exist.
 
 use super::ProjectArgs;
-use crate::build::{self, Log};
+use crate::engine::{self, Log};
 use crate::project::Project;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -41,7 +41,7 @@ pub fn run(cmd: StageCommand, storage_root: &Option<std::path::PathBuf>) -> anyh
     let mut settings = args.project.settings();
     settings.require_built = true;
     let log = Log::new(true).quiet(true);
-    let (report, _) = build::build(&project, &store, std::slice::from_ref(&name), &settings, &log)?;
+    let (report, _) = engine::build(&project, &store, std::slice::from_ref(&name), &settings, &log)?;
     let record = report.images.get(&name).context("the image is not in the build report")?;
     // werf prints the stage's name in the stages storage (`--repo`), not in `--final-repo`.
     match &settings.repo {

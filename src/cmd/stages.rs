@@ -1,8 +1,8 @@
 //! `slipway stages list`: the stages of the project in the local store or in `--repo`.
 
 use super::ProjectArgs;
-use crate::build::repo::{Role, StageRepo, StageTag};
-use crate::build::state::rfc3339;
+use crate::engine::repo::{Role, StageRepo, StageTag};
+use crate::engine::state::rfc3339;
 use crate::project::Project;
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -38,7 +38,7 @@ pub fn run(cmd: StagesCommand, storage_root: &Option<std::path::PathBuf>) -> any
     match &settings.repo {
         Some(r) => {
             let repo = StageRepo::parse(r, Role::Primary)?;
-            let client = crate::build::registry_client(&settings)?;
+            let client = crate::engine::registry_client(&settings)?;
             for tag in repo.tags(&client, true)?.iter().filter_map(|t| StageTag::parse(t)) {
                 let raw = client
                     .get_manifest(&repo.tagged(&tag.tag())?)

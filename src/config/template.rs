@@ -277,7 +277,7 @@ fn data(input: &TemplateInput) -> Value {
 /// Go's `time.Time.String()` of a Unix time in UTC (werf prints the commit time in the
 /// local zone; slipway's is UTC): `2006-01-02 15:04:05 +0000 UTC`.
 pub fn go_time_string(unix: i64) -> String {
-    let (y, m, d) = crate::build::state::civil_from_days(unix.div_euclid(86_400));
+    let (y, m, d) = crate::engine::state::civil_from_days(unix.div_euclid(86_400));
     let secs = unix.rem_euclid(86_400);
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} +0000 UTC", secs / 3600, secs / 60 % 60, secs % 60)
 }

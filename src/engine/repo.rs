@@ -5,7 +5,7 @@
 //! repository's tags once per run (re-listed, bypassing the cache, before storing),
 //! keeps those of the digest, skips `-rejected` ones and picks the oldest.
 
-use crate::build::log::Log;
+use crate::engine::log::Log;
 use anyhow::{Context, bail};
 use slipway_storage::Digest;
 use slipway_storage::image::Manifest;

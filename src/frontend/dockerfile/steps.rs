@@ -2,19 +2,18 @@
 
 use super::copy::{CopyAttrs, Rootfs};
 use super::plan::{Plan, PlannedStep};
-use super::pull::Puller;
-use super::rootfs::Mutation;
-use super::state::ImageState;
 use super::users;
 use crate::context::BuildContext;
-use crate::dockerfile::{CommandLine, Healthcheck, Instruction, RunForm, StageRef, Step};
+use crate::engine::pull::Puller;
+use crate::engine::rootfs::Mutation;
+use crate::engine::state::DEFAULT_PATH;
+use crate::engine::state::ImageState;
+use crate::frontend::dockerfile::syntax::{CommandLine, Healthcheck, Instruction, RunForm, StageRef, Step};
 use anyhow::{Context, bail};
 use slipway_runtime::rlimit::Rlimit;
 use slipway_runtime::sandbox::{self, Bind, SandboxSpec};
 use slipway_storage::store::Store;
 use std::collections::BTreeMap;
-
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Where a RUN heredoc script with a shebang is put, as BuildKit puts it.
 const PIPES_DIR: &str = "/dev/pipes";
@@ -214,7 +213,7 @@ fn args_in_scope(planned: &PlannedStep, env: &[String], escape: char) -> anyhow:
             }
             .or_else(|| env_value(env, name))
         };
-        let value = crate::dockerfile::expand_word(&d.default, &lookup, escape)?;
+        let value = crate::frontend::dockerfile::syntax::expand_word(&d.default, &lookup, escape)?;
         if let Some(slot) = args.iter_mut().find(|(k, _)| *k == d.name) {
             slot.1 = value.clone();
         }
@@ -293,7 +292,7 @@ pub fn run_command(root: &std::path::Path, cmd: Command<'_>) -> anyhow::Result<s
         .chain(cmd.binds)
         .collect(),
     };
-    Ok(sandbox::run_with(&spec, &scratch, &super::isolation()?)?)
+    Ok(sandbox::run_with(&spec, &scratch, &crate::engine::isolation()?)?)
 }
 
 /// The sources of a step's `RUN --mount`s, kept alive while the step runs.
@@ -422,7 +421,7 @@ struct CopySpec {
     chmod: Option<String>,
     sources: Vec<String>,
     /// Inline `<<EOF` sources: files named after the delimiter.
-    heredocs: Vec<crate::dockerfile::Heredoc>,
+    heredocs: Vec<crate::frontend::dockerfile::syntax::Heredoc>,
     dest: String,
     /// ADD: unpack local tar archives.
     add: bool,

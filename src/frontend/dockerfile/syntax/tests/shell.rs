@@ -1,7 +1,7 @@
 //! Word expansion compared with what Docker does: operators, quotes,
 //! escapes, word splitting and errors.
 
-use crate::dockerfile::expand::{Lexer, expand_heredoc, expand_word, expand_words};
+use crate::frontend::dockerfile::syntax::expand::{Lexer, expand_heredoc, expand_word, expand_words};
 
 fn env(name: &str) -> Option<String> {
     let value = match name {

@@ -90,7 +90,7 @@ pub fn apply(spec: &ImageSpec, config: &mut ImageConfig, project: &str, image: &
         env.retain(|e| !remove_env(e.split_once('=').map_or(e.as_str(), |(k, _)| k)));
     }
     for (k, v) in &spec.env {
-        let value = crate::dockerfile::expand_word(&expand(v, project, image), &lookup, '\\')
+        let value = crate::frontend::dockerfile::syntax::expand_word(&expand(v, project, image), &lookup, '\\')
             .map_err(|e| anyhow::anyhow!("imageSpec env {k}: {e}"))?;
         c.set_env(k, &value);
     }

@@ -8,9 +8,9 @@
 //! ids) or the digest of the stage copied from. ENV values are covered through the
 //! instruction text and the chain.
 
-use super::digest::{CACHE_VERSION, sha3_224};
 use crate::context::BuildContext;
-use crate::dockerfile::{self, Dockerfile, Instruction, MetaArgs, StageRef, Step};
+use crate::engine::digest::{CACHE_VERSION, sha3_224};
+use crate::frontend::dockerfile::syntax::{self, Dockerfile, Instruction, MetaArgs, StageRef, Step};
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
 
@@ -164,7 +164,7 @@ fn plan_stage(
                                 unknown.set(unknown.get() || needs_image);
                                 v
                             };
-                            let v = dockerfile::expand_word(default, &recording, df.escape)
+                            let v = syntax::expand_word(default, &recording, df.escape)
                                 .map_err(|e| anyhow::anyhow!("{}:{}: {e}", df.file, step.line))?;
                             if unknown.get() {
                                 deferred.push(DeferredArg {
@@ -259,7 +259,7 @@ fn plan_stage(
                 let expanded = step.expand(&df.file, &lookup, df.escape)?;
                 let Instruction::Run(r) = &expanded else { unreachable!() };
                 // A lone heredoc runs as the script since that was fixed (it did nothing).
-                if matches!(r.form(), dockerfile::RunForm::Script(_) | dockerfile::RunForm::File(_)) {
+                if matches!(r.form(), syntax::RunForm::Script(_) | syntax::RunForm::File(_)) {
                     extra.push_str("heredoc-script;");
                 }
                 // What bind mounts read is part of the step's input (werf #6823).

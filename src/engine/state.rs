@@ -7,6 +7,9 @@ use slipway_storage::image::{self, Descriptor, History, ImageConfig, Manifest};
 use slipway_storage::reference::Reference;
 use slipway_storage::store::{LayerMeta, StageRef, Store};
 
+/// The PATH a step gets when the image sets none (buildah and BuildKit).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// An image: config plus layer descriptors (diffIDs are in the config).
 #[derive(Debug, Clone)]
 pub struct ImageState {
@@ -23,7 +26,7 @@ impl ImageState {
     /// buildah set it.
     pub fn scratch() -> Self {
         let mut config = ImageConfig { architecture: "amd64".into(), os: "linux".into(), ..Default::default() };
-        config.config.set_env("PATH", super::steps::DEFAULT_PATH);
+        config.config.set_env("PATH", DEFAULT_PATH);
         ImageState { config, layers: Vec::new(), stage: None, source: None }
     }
 

@@ -1,34 +1,26 @@
-//! The build engine: from a loaded project to stages in the store.
+//! The stage engine: from a loaded project to stages in the stage storage.
 //!
-//! [`build`] plans and builds the selected images one after another (Dockerfile images
-//! via [`dockerfile_image`]); the report says what was built and where.
+//! [`build`] builds the selected images in waves (every image whose dependencies are
+//! built, several at a time); each image's stages come from its front end
+//! (`crate::frontend`); the report says what was built and where.
 
-mod copy;
-mod digest;
-mod dockerfile_image;
-mod image_spec;
-mod log;
-mod mounts;
-mod plan;
+pub mod digest;
+pub mod log;
 pub mod pull;
 pub mod repo;
 pub mod report;
-mod rootfs;
-mod stages;
+pub mod rootfs;
+pub mod stages;
 pub mod state;
-mod steps;
-mod users;
 
 pub use log::Log;
 pub use pull::Puller;
 pub use rootfs::Mutation;
 use stages::Stages;
 pub use state::ImageState;
-pub use steps::{Command, run_command};
 
 use crate::config::{Image, ImageKind, WerfConfig};
-use crate::context::BuildContext;
-use crate::project::{Project, join_rel};
+use crate::project::Project;
 use anyhow::{Context, bail};
 use report::{BuildReport, ImageRecord, StageFacts};
 use slipway_storage::registry::{AuthStore, Client, RegistryConfig};
@@ -127,17 +119,43 @@ pub fn build(
 
 /// What every image build of one run shares (the project without its git handle,
 /// which cannot be shared between threads).
-struct Run<'a> {
-    name: &'a str,
-    dir_rel: &'a str,
-    commit: &'a crate::git::CommitInfo,
-    config: &'a WerfConfig,
-    allow_context_add_files: &'a [String],
-    store: &'a Store,
-    settings: &'a BuildSettings,
-    log: &'a Log,
-    rlimits: Vec<slipway_runtime::rlimit::Rlimit>,
+pub struct Run<'a> {
+    pub name: &'a str,
+    pub dir_rel: &'a str,
+    pub commit: &'a crate::git::CommitInfo,
+    pub config: &'a WerfConfig,
+    pub allow_context_add_files: &'a [String],
+    pub store: &'a Store,
+    pub settings: &'a BuildSettings,
+    pub log: &'a Log,
+    pub rlimits: Vec<slipway_runtime::rlimit::Rlimit>,
     client: Client,
+}
+
+/// What a front end gets to build one image.
+pub struct Job<'a> {
+    pub run: &'a Run<'a>,
+    pub repo: &'a crate::git::Repo,
+    pub image: &'a Image,
+    /// The image's name as logged (`~` for the nameless image).
+    pub shown: &'a str,
+    pub stages: &'a Stages<'a>,
+    pub puller: &'a Puller<'a>,
+    /// The report of the images built before this one (its dependencies).
+    pub done: &'a BuildReport,
+}
+
+/// What a front end returns for one image.
+pub struct Built {
+    /// The image's last stage, and its digest.
+    pub state: ImageState,
+    pub digest: String,
+    /// The build report's `ConfigType` of the image.
+    pub config_type: &'static str,
+    /// The image's stage records, and the seconds each took.
+    pub stages: Vec<(report::StageRecord, f64)>,
+    /// Images the front end reports besides this one (werf's staged Dockerfile stages).
+    pub more: Vec<ImageRecord>,
 }
 
 impl Run<'_> {
@@ -153,60 +171,12 @@ impl Run<'_> {
         let stages = stage_storage(self.name, store, &self.client, &puller, settings, log)?;
         let started = Instant::now();
         let shown = if image.name.is_empty() { "~".to_string() } else { image.name.clone() };
-        let d = match &image.kind {
-            ImageKind::Dockerfile(d) => d,
-            ImageKind::Stapel(_) => {
-                bail!("image {shown} (werf.yaml:{}): Stapel images are not supported yet", image.line)
-            }
+        let job = Job { run: self, repo, image, shown: &shown, stages: &stages, puller: &puller, done };
+        let built = match &image.kind {
+            ImageKind::Dockerfile(d) => crate::frontend::dockerfile::build(&job, d)?,
+            ImageKind::Stapel(s) => crate::frontend::stapel::build(&job, s)?,
         };
-        if let Some(p) = d.platform.iter().chain(&self.config.meta.build.platform).find(|p| !plan::is_linux_amd64(p)) {
-            bail!("image {shown} (werf.yaml:{}): platform {p}: slipway builds linux/amd64 only so far", image.line);
-        }
-        log.image_header(&shown);
-        let context_rel = join_rel(self.dir_rel, &d.context);
-        let allowed: Vec<String> = self.allow_context_add_files.iter().map(|a| join_rel(self.dir_rel, a)).collect();
-        let context = BuildContext::load(repo, self.commit, &context_rel, &d.context_add_files, &allowed)?;
-        if !context.uncommitted.is_empty() {
-            log.warn(&format!(
-                "image {shown}: {} file(s) in the context directory are not committed and not in the build context (giterminism): {}",
-                context.uncommitted.len(),
-                context.uncommitted.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
-            ));
-        }
-        let df_rel = join_rel(&context_rel, &d.dockerfile);
-        let df_bytes = repo.read_file(&self.commit.id, &df_rel)?.with_context(|| {
-            format!("image {shown}: {df_rel} is not in commit {} (werf.yaml:{})", &self.commit.id[..12], image.line)
-        })?;
-        let df_text = String::from_utf8(df_bytes).with_context(|| format!("{df_rel} is not UTF-8"))?;
-        let dockerfile = crate::dockerfile::parse(&df_rel, &df_text)?;
-        let plan = plan::plan(
-            dockerfile,
-            &plan::PlanInput {
-                target: d.target.as_deref(),
-                build_args: &dependency_args(d, done)?,
-                context: &context,
-                cache_version: d.cache_version.as_deref().or(self.config.meta.build.cache_version.as_deref()),
-                network: d.network.as_deref(),
-            },
-        )?;
-        let b = dockerfile_image::DockerfileBuild {
-            stages: &stages,
-            puller: &puller,
-            log,
-            project: self.name,
-            commit: &self.commit.id,
-            image: &shown,
-            plan: &plan,
-            context: &context,
-            rlimits: &self.rlimits,
-            require_built: settings.require_built,
-            image_spec: d.image_spec.as_ref(),
-            secrets: &d.secrets,
-            built: Default::default(),
-            stage_repo: stages.primary.as_ref().map_or(self.name, |p| p.name.as_str()),
-            report: Default::default(),
-        };
-        let state = b.run()?;
+        let state = stages.settle(built.state, &built.digest)?;
         let repo_name =
             match (image.final_.then(|| stages.to_final_repo(&state)).transpose()?.flatten(), &stages.primary) {
                 (Some(fr), _) => fr.name.clone(),
@@ -214,43 +184,19 @@ impl Run<'_> {
                 (None, None) => self.name.to_string(),
             };
         let last = stage_facts(store, &repo_name, &state)?;
-        let config_type = if d.staged { "staged" } else { "dockerfile" };
-        let mut by_stage = b.report.into_inner();
-        let (stages, secs): (Vec<_>, Vec<_>) = by_stage.remove(&plan.target).unwrap_or_default().into_iter().unzip();
-        let mut records = vec![report::image_record(
+        let (records, secs): (Vec<_>, Vec<_>) = built.stages.into_iter().unzip();
+        let mut images = vec![report::image_record(
             &image.name,
-            config_type,
+            built.config_type,
             image.final_,
             &last,
-            stages,
+            records,
             &secs,
             started.elapsed().as_secs_f64(),
         )];
-        // werf's staged mode makes every other Dockerfile stage an image of its own,
-        // `IMAGE/stage/NAME` (or `IMAGE/stageN`), which werf.yaml does not know.
-        if d.staged {
-            for (index, entries) in by_stage {
-                let Some((last_record, _)) = entries.last() else { continue };
-                let last = StageFacts {
-                    repo: last_record.docker_image_name.rsplit_once(':').map_or("", |(r, _)| r).to_string(),
-                    id: last_record.docker_tag.clone(),
-                    config_digest: last_record.docker_image_id.clone(),
-                    manifest_digest: last_record.docker_image_digest.clone(),
-                    created: None,
-                    layer_sizes: vec![u64::try_from(last_record.size).unwrap_or(0)],
-                    commit: last_record.commit.clone(),
-                };
-                let total: f64 = entries.iter().map(|(_, s)| s).sum();
-                let (stages, secs): (Vec<_>, Vec<_>) = entries.into_iter().unzip();
-                let name = match &plan.dockerfile.stages[index].name {
-                    Some(n) => format!("{}/stage/{n}", image.name),
-                    None => format!("{}/stage{index}", image.name),
-                };
-                records.push(report::image_record(&name, "unknown", false, &last, stages, &secs, total));
-            }
-        }
-        log.image_footer(&shown, started.elapsed().as_secs_f64(), &records[0].docker_image_name);
-        Ok((records, state))
+        images.extend(built.more);
+        log.image_footer(&shown, started.elapsed().as_secs_f64(), &images[0].docker_image_name);
+        Ok((images, state))
     }
 }
 
@@ -289,7 +235,7 @@ pub fn report_image(
 }
 
 /// A stored stage as the report describes it, named in `repo`.
-fn stage_facts(store: &Store, repo: &str, state: &ImageState) -> anyhow::Result<StageFacts> {
+pub fn stage_facts(store: &Store, repo: &str, state: &ImageState) -> anyhow::Result<StageFacts> {
     let stage = state.stage.as_ref().context("the stage is not stored")?;
     let manifest = store.manifest(&stage.record.manifest)?;
     Ok(StageFacts {
@@ -331,33 +277,6 @@ fn build_order<'c>(config: &'c WerfConfig, selected: &[&'c Image]) -> Vec<&'c Im
     out
 }
 
-/// `args` of a Dockerfile image plus its `dependencies` imports (`targetBuildArg`), taken
-/// from the report of the images built before it.
-fn dependency_args(
-    d: &crate::config::DockerfileImage,
-    report: &BuildReport,
-) -> anyhow::Result<BTreeMap<String, String>> {
-    use crate::config::DependencyImportType as T;
-    let mut args = d.args.clone();
-    for dep in &d.dependencies {
-        let r = report
-            .images
-            .get(&dep.image)
-            .with_context(|| format!("werf.yaml:{}: dependency {} was not built first", dep.line, dep.image))?;
-        for imp in &dep.imports {
-            let value = match imp.kind {
-                T::ImageName => &r.docker_image_name,
-                T::ImageID => &r.docker_image_id,
-                T::ImageRepo => &r.docker_repo,
-                T::ImageTag => &r.docker_tag,
-                T::ImageDigest => &r.docker_image_digest,
-            };
-            args.insert(imp.target.clone(), value.clone());
-        }
-    }
-    Ok(args)
-}
-
 fn stage_storage<'a>(
     project: &'a str,
     store: &'a Store,
@@ -397,12 +316,6 @@ pub fn rlimits_from_env() -> anyhow::Result<Vec<slipway_runtime::rlimit::Rlimit>
         }
         None => Ok(Vec::new()),
     }
-}
-
-/// Resolve `user` against the passwd and group files of the rootfs at `root`.
-pub fn resolve_user_in(root: &std::path::Path, user: &str) -> anyhow::Result<users::ExecUser> {
-    let fs = copy::Rootfs::open(root)?;
-    users::resolve(user, &fs.read_file("/etc/passwd"), &fs.read_file("/etc/group"))
 }
 
 pub fn registry_client(settings: &BuildSettings) -> anyhow::Result<Client> {

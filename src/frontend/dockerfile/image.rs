@@ -1,15 +1,15 @@
 //! Building one Dockerfile image: plan every step's digest, find the newest step
 //! already stored, and execute only the steps after it, storing each as a stage.
 
-use super::log::Log;
 use super::plan::{Base, Plan, PlannedStage};
-use super::pull::Puller;
-use super::report::{StageMeta, StageRecord, dockerfile_stage_name};
-use super::stages::Stages;
-use super::state::{ImageState, StageLabels};
 use super::steps::{self, StepEnv};
 use crate::context::BuildContext;
-use crate::dockerfile::StageRef;
+use crate::engine::log::Log;
+use crate::engine::pull::Puller;
+use crate::engine::report::{StageMeta, StageRecord, dockerfile_stage_name};
+use crate::engine::stages::Stages;
+use crate::engine::state::{ImageState, StageLabels};
+use crate::frontend::dockerfile::syntax::StageRef;
 use anyhow::Context;
 use slipway_runtime::rlimit::Rlimit;
 use std::cell::RefCell;
@@ -44,15 +44,15 @@ pub struct DockerfileBuild<'a> {
 }
 
 impl DockerfileBuild<'_> {
-    /// Build (or find) the target stage; returns its final state.
-    pub fn run(&self) -> anyhow::Result<ImageState> {
+    /// Build (or find) the target stage (and the imageSpec stage); returns the last
+    /// stage and its digest.
+    pub fn run(&self) -> anyhow::Result<(ImageState, String)> {
         let state = self.stage(self.plan.target)?;
         let last = &self.plan.stages[&self.plan.target].steps.last().expect("FROM step").digest;
-        let (state, digest) = match self.image_spec {
-            Some(spec) => self.image_spec_stage(state, last, spec)?,
-            None => (state, last.clone()),
-        };
-        self.stages.settle(state, &digest)
+        match self.image_spec {
+            Some(spec) => self.image_spec_stage(state, last, spec),
+            None => Ok((state, last.clone())),
+        }
     }
 
     /// The imageSpec stage: the config rewritten, no layer.
@@ -62,8 +62,8 @@ impl DockerfileBuild<'_> {
         prev: &str,
         spec: &crate::config::ImageSpec,
     ) -> anyhow::Result<(ImageState, String)> {
-        use super::digest::{CACHE_VERSION, sha3_224};
-        let digest = sha3_224(&[CACHE_VERSION, "imageSpec", prev, &super::image_spec::digest_input(spec)]);
+        use crate::engine::digest::{CACHE_VERSION, sha3_224};
+        let digest = sha3_224(&[CACHE_VERSION, "imageSpec", prev, &crate::frontend::image_spec::digest_input(spec)]);
         let name = "imageSpec".to_string();
         if let Some(found) = self.stages.lookup(&digest)? {
             self.log.stage(self.image, &name, &digest, &format!("cached ({})", found.source));
@@ -79,7 +79,7 @@ impl DockerfileBuild<'_> {
         let t = Instant::now();
         let meta = self.meta_on(&state, "local")?;
         let mut built = state.clone();
-        super::image_spec::apply(spec, &mut built.config, self.project, self.shown())?;
+        crate::frontend::image_spec::apply(spec, &mut built.config, self.project, self.shown())?;
         let labels = StageLabels {
             project: self.project,
             commit: self.commit,
@@ -233,15 +233,19 @@ impl DockerfileBuild<'_> {
         let df = &self.plan.dockerfile;
         let line = df.stages[ps.index].line;
         for expression in triggers {
-            let instruction = crate::dockerfile::parse_trigger(base_ref, &expression)?;
-            if matches!(instruction, crate::dockerfile::Instruction::Copy(_) | crate::dockerfile::Instruction::Add(_)) {
+            let instruction = crate::frontend::dockerfile::syntax::parse_trigger(base_ref, &expression)?;
+            if matches!(
+                instruction,
+                crate::frontend::dockerfile::syntax::Instruction::Copy(_)
+                    | crate::frontend::dockerfile::syntax::Instruction::Add(_)
+            ) {
                 anyhow::bail!(
                     "{}:{line}: base {base_ref} has the ONBUILD trigger {expression:?}: COPY and ADD triggers are not supported yet",
                     df.file
                 );
             }
             self.log.step_command(&format!("ONBUILD {expression}"));
-            let step = crate::dockerfile::Step { line, original: expression, instruction };
+            let step = crate::frontend::dockerfile::syntax::Step { line, original: expression, instruction };
             let planned = super::plan::PlannedStep { step: Some(step), ..from.clone() };
             state = steps::execute(&self.step_env(), &state, &planned, false)
                 .with_context(|| format!("running ONBUILD triggers of {base_ref} for image {}", self.shown()))?;
@@ -257,7 +261,7 @@ impl DockerfileBuild<'_> {
         ps: &PlannedStage,
         step: &super::plan::PlannedStep,
         status: &str,
-        found: Option<&super::stages::Found>,
+        found: Option<&crate::engine::stages::Found>,
     ) -> anyhow::Result<()> {
         let name = self.stage_name(ps, &step.name);
         self.log.stage(self.image, &name, &step.digest, status);
@@ -279,7 +283,7 @@ impl DockerfileBuild<'_> {
     ) -> anyhow::Result<()> {
         let keyword = step_name.split_once('-').map_or(step_name, |(_, k)| k);
         let name = if step_name == "imageSpec" { step_name.to_string() } else { dockerfile_stage_name(keyword) };
-        let facts = super::stage_facts(self.stages.store, self.stage_repo, state)?;
+        let facts = crate::engine::stage_facts(self.stages.store, self.stage_repo, state)?;
         let record = StageRecord::new(&name, &facts, meta, 0.0);
         self.report.borrow_mut().entry(index).or_default().push((record, secs));
         Ok(())
