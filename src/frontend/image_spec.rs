@@ -5,8 +5,14 @@ use crate::config::ImageSpec;
 use anyhow::Context;
 use slipway_storage::image::ImageConfig;
 
+/// The imageSpec stage's digest: the previous stage's and the spec's.
+pub fn stage_digest(prev: &str, spec: &ImageSpec) -> String {
+    use crate::engine::digest::{CACHE_VERSION, sha3_224};
+    sha3_224(&[CACHE_VERSION, "imageSpec", prev, &digest_input(spec)])
+}
+
 /// What the stage digest covers: every field of the spec (maps are sorted).
-pub fn digest_input(spec: &ImageSpec) -> String {
+fn digest_input(spec: &ImageSpec) -> String {
     // What the spec does changed for these (env expanded, expose replacing the set,
     // ENTRYPOINT clearing CMD): their digests change; every other spec keeps its own.
     let mut changed = String::new();

@@ -62,8 +62,7 @@ impl DockerfileBuild<'_> {
         prev: &str,
         spec: &crate::config::ImageSpec,
     ) -> anyhow::Result<(ImageState, String)> {
-        use crate::engine::digest::{CACHE_VERSION, sha3_224};
-        let digest = sha3_224(&[CACHE_VERSION, "imageSpec", prev, &crate::frontend::image_spec::digest_input(spec)]);
+        let digest = crate::frontend::image_spec::stage_digest(prev, spec);
         let name = "imageSpec".to_string();
         if let Some(found) = self.stages.lookup(&digest)? {
             self.log.stage(self.image, &name, &digest, &format!("cached ({})", found.source));
