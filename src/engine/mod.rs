@@ -4,6 +4,7 @@
 //! built, several at a time); each image's stages come from its front end
 //! (`crate::frontend`); the report says what was built and where.
 
+pub mod conveyor;
 pub mod digest;
 pub mod log;
 pub mod pull;

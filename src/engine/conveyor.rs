@@ -1,0 +1,148 @@
+//! The stage loop every front end uses (werf calls it the conveyor).
+//!
+//! A front end plans an image as a list of stages, each with its digest already known.
+//! [`Conveyor::run`] finds the newest stage the stage storage has (everything before it
+//! is not needed and only reported), requires the rest to be built if asked to, and
+//! builds each later stage with the front end's [`Stage::build`], then publishes, logs
+//! and records it for the build report.
+
+use super::log::Log;
+use super::report::{StageMeta, StageRecord};
+use super::stage_facts;
+use super::stages::{Found, Stages};
+use super::state::{ImageState, StageLabels};
+use std::time::Instant;
+
+/// One stage as a front end planned it.
+pub trait Stage {
+    /// The stage's name in the log (`3-RUN`, `stage1/2-COPY`, `imageSpec`).
+    fn log_name(&self) -> String;
+    /// The stage's name in the build report (werf's: `run`, `from`, `imageSpec`).
+    fn report_name(&self) -> String;
+    fn digest(&self) -> &str;
+    /// Build the stage on the previous stage's result (`None` for the first stage).
+    fn build(&self, prev: Option<&ImageState>) -> anyhow::Result<BuiltStage>;
+}
+
+/// What [`Stage::build`] made: the image before it is stored, and the report's meta
+/// when the stage knows it better than the engine (a FROM that pulled its base).
+pub struct BuiltStage {
+    pub state: ImageState,
+    pub meta: Option<StageMeta>,
+}
+
+impl From<ImageState> for BuiltStage {
+    fn from(state: ImageState) -> Self {
+        BuiltStage { state, meta: None }
+    }
+}
+
+/// What the stage loop of one image needs.
+pub struct Conveyor<'a> {
+    pub stages: &'a Stages<'a>,
+    pub log: &'a Log,
+    pub project: &'a str,
+    pub commit: &'a str,
+    /// The image's name as logged (`~` for the nameless image).
+    pub image: &'a str,
+    /// Fail instead of building a missing stage (`--require-built-images`).
+    pub require_built: bool,
+}
+
+impl Conveyor<'_> {
+    /// Find or build `list` (not empty) in order; returns the last stage and the report's
+    /// records of every stage with the seconds each took.
+    pub fn run(&self, list: &[&dyn Stage]) -> anyhow::Result<(ImageState, Vec<(StageRecord, f64)>)> {
+        let mut records = Vec::new();
+        // The newest stage with a stored stage: everything before it is not needed.
+        let mut start = 0;
+        let mut state = None;
+        // Where the current state came from (`Found::source`), for the next stage's meta.
+        let mut origin = "local";
+        for (k, stage) in list.iter().enumerate().rev() {
+            if let Some(found) = self.stages.lookup(stage.digest())? {
+                for earlier in &list[..k] {
+                    // Only for the report: werf lists every stage with its image.
+                    let peeked = self.stages.lookup_primary(earlier.digest())?;
+                    self.cached(*earlier, "cached", peeked.as_ref(), &mut records)?;
+                }
+                self.cached(*stage, &format!("cached ({})", found.source), Some(&found), &mut records)?;
+                origin = found.source;
+                state = Some(found.state);
+                start = k + 1;
+                break;
+            }
+        }
+        if self.require_built && start < list.len() {
+            let missing = list[list.len() - 1];
+            anyhow::bail!(
+                "image {} is not built: stage {} ({}) is not in the stage storage; build it first or drop --require-built-images",
+                self.image,
+                missing.log_name(),
+                missing.digest()
+            );
+        }
+        for stage in &list[start..] {
+            let t = Instant::now();
+            let parent_id = state.as_ref().and_then(|s: &ImageState| s.stage.as_ref().map(|st| st.id()));
+            let built = stage.build(state.as_ref())?;
+            let meta = match (built.meta, &state) {
+                (Some(meta), _) => meta,
+                (None, Some(prev)) => self.meta_on(prev, origin)?,
+                (None, None) => StageMeta::BUILT_ON_LOCAL,
+            };
+            let labels = StageLabels { project: self.project, commit: self.commit, parent_stage_id: parent_id };
+            let name = stage.log_name();
+            let (stored, ours) = self.stages.publish(&built.state, stage.digest(), &name, &labels)?;
+            let secs = t.elapsed().as_secs_f64();
+            let status =
+                if ours { format!("built in {secs:.2}s") } else { "built, but another build stored it first".into() };
+            self.log.stage(self.image, &name, stage.digest(), &status);
+            records.push((self.record(*stage, &stored, meta)?, secs));
+            origin = "local";
+            state = Some(stored);
+        }
+        Ok((state.expect("a stage list is not empty"), records))
+    }
+
+    /// Log a stage found in storage and report it (`found` is `None` for an earlier
+    /// stage the primary storage no longer has: it is left out, as werf leaves out a
+    /// stage without an image).
+    fn cached(
+        &self,
+        stage: &dyn Stage,
+        status: &str,
+        found: Option<&Found>,
+        records: &mut Vec<(StageRecord, f64)>,
+    ) -> anyhow::Result<()> {
+        self.log.stage(self.image, &stage.log_name(), stage.digest(), status);
+        if let Some(f) = found {
+            let meta = if f.source == "secondary" { StageMeta::SECONDARY } else { StageMeta::FOUND };
+            records.push((self.record(stage, &f.state, meta)?, 0.0));
+        }
+        Ok(())
+    }
+
+    fn record(&self, stage: &dyn Stage, state: &ImageState, meta: StageMeta) -> anyhow::Result<StageRecord> {
+        let repo = self.stages.primary.as_ref().map_or(self.project, |p| p.name.as_str());
+        let facts = stage_facts(self.stages.store, repo, state)?;
+        Ok(StageRecord::new(&stage.report_name(), &facts, meta, 0.0))
+    }
+
+    /// werf's meta of a stage built on `base`: no fetch when its layers are all local;
+    /// else fetched from a cache repo (pulled) or the primary. `origin` is where `base`
+    /// came from (`Found::source`).
+    pub fn meta_on(&self, base: &ImageState, origin: &str) -> anyhow::Result<StageMeta> {
+        let store = self.stages.store;
+        for (layer, diff_id) in base.layers.iter().zip(base.diff_ids()) {
+            if store.layer_meta(diff_id)?.is_none() && store.layer_for_blob(&layer.digest)?.is_none() {
+                return Ok(if origin == "cache" {
+                    StageMeta::BUILT_ON_CACHE_STAGE
+                } else {
+                    StageMeta::BUILT_ON_REPO_STAGE
+                });
+            }
+        }
+        Ok(StageMeta::BUILT_ON_LOCAL)
+    }
+}
