@@ -16,11 +16,10 @@ use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use slipway_storage::Digest;
+use slipway_storage::image::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, Platform};
 use slipway_storage::reference::Reference;
-use slipway_storage::registry::{
-    AuthStore, Client, Credentials, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Manifest, OCI_INDEX, OCI_MANIFEST, Platform,
-    RegistryConfig, RegistryError, sha256_digest,
-};
+use slipway_storage::registry::{AuthStore, Client, Credentials, ParsedManifest, RegistryConfig, RegistryError};
 
 /// `host:port` from `var`, or `None` after saying why the test skips.
 fn registry_from_env(var: &str) -> Option<String> {
@@ -85,7 +84,7 @@ fn test_image(text: &str, media_type: &str) -> TestImage {
     layer.resize(layer.len().div_ceil(512) * 512 + 1024, 0);
     let config = format!(
         r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
-        sha256_digest(&layer)
+        Digest::of(&layer)
     )
     .into_bytes();
     let (config_type, layer_type) = if media_type == DOCKER_MANIFEST {
@@ -95,9 +94,9 @@ fn test_image(text: &str, media_type: &str) -> TestImage {
     };
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"{media_type}","config":{{"mediaType":"{config_type}","digest":"{}","size":{}}},"layers":[{{"mediaType":"{layer_type}","digest":"{}","size":{}}}]}}"#,
-        sha256_digest(&config),
+        Digest::of(&config),
         config.len(),
-        sha256_digest(&layer),
+        Digest::of(&layer),
         layer.len()
     )
     .into_bytes();
@@ -105,9 +104,9 @@ fn test_image(text: &str, media_type: &str) -> TestImage {
 }
 
 /// Uploads an image's blobs (if missing) and manifest; returns the manifest digest.
-fn push_image(client: &Client, reference: &Reference, image: &TestImage, media_type: &str) -> String {
+fn push_image(client: &Client, reference: &Reference, image: &TestImage, media_type: &str) -> Digest {
     for blob in [&image.config, &image.layer] {
-        let digest = sha256_digest(blob);
+        let digest = Digest::of(blob);
         if !client.blob_exists(reference, &digest).unwrap() {
             client.push_blob(reference, &digest, blob.len() as u64, blob.as_slice()).unwrap();
         }
@@ -143,12 +142,12 @@ fn pulls_oci_manifest_by_tag_and_by_digest() {
     let by_tag = parse(&format!("{host}/base/busybox:latest"));
     let raw = client.get_manifest(&by_tag).unwrap();
     assert_eq!(raw.media_type, OCI_MANIFEST);
-    assert_eq!(raw.digest, sha256_digest(&raw.bytes));
-    let Manifest::Image(manifest) = raw.parse(&by_tag.to_string()).unwrap() else {
+    assert_eq!(raw.digest, Digest::of(&raw.bytes));
+    let ParsedManifest::Image(manifest) = raw.parse(&by_tag.to_string()).unwrap() else {
         panic!("base/busybox should be an image manifest")
     };
     assert!(!manifest.layers.is_empty());
-    let by_digest = client.get_manifest(&by_tag.with_digest(&raw.digest).unwrap()).unwrap();
+    let by_digest = client.get_manifest(&by_tag.with_digest(raw.digest.as_str()).unwrap()).unwrap();
     assert_eq!(by_digest.bytes, raw.bytes);
     assert_eq!(client.manifest_digest(&by_tag).unwrap(), Some(raw.digest.clone()));
     let resolved = client.resolve_image(&by_tag, &Platform::linux_amd64()).unwrap();
@@ -172,7 +171,7 @@ fn index_resolves_to_amd64_and_lists_platforms_when_missing() {
     let reference = parse(&format!("{host}/base/busybox-multiarch:latest"));
     let index_raw = client.get_manifest(&reference).unwrap();
     assert_eq!(index_raw.media_type, OCI_INDEX);
-    let Manifest::Index(index) = index_raw.parse("multiarch").unwrap() else { panic!("not an index") };
+    let ParsedManifest::Index(index) = index_raw.parse("multiarch").unwrap() else { panic!("not an index") };
     assert!(index.manifests.len() >= 2, "arm64 and amd64 entries");
 
     let amd64 = client.resolve_image(&reference, &Platform::linux_amd64()).unwrap();
@@ -228,10 +227,10 @@ fn streams_blobs_and_verifies_digests() {
         assert_eq!(reader.content_length(), Some(layer.size));
         let mut bytes = Vec::new();
         reader.read_to_end(&mut bytes).unwrap();
-        assert_eq!(sha256_digest(&bytes), layer.digest);
+        assert_eq!(Digest::of(&bytes), layer.digest);
         assert_eq!(client.blob_size(&reference, &layer.digest).unwrap(), Some(layer.size));
     }
-    let absent = sha256_digest(b"no such blob in any registry");
+    let absent = Digest::of(b"no such blob in any registry");
     let err = client.fetch_blob_to(&reference, &absent, 1, &mut Vec::new()).unwrap_err();
     assert_eq!(err.to_string(), format!("blob {absent} not found in {host}/base/busybox"));
     assert!(!client.blob_exists(&reference, &absent).unwrap());
@@ -247,7 +246,7 @@ fn one_client_serves_concurrent_transfers() {
         for blob in &blobs {
             let (client, reference) = (&client, &reference);
             s.spawn(move || {
-                let digest = sha256_digest(blob);
+                let digest = Digest::of(blob);
                 client.push_blob(reference, &digest, blob.len() as u64, blob.as_slice()).unwrap();
                 let mut back = Vec::new();
                 client.fetch_blob_to(reference, &digest, blob.len() as u64, &mut back).unwrap();
@@ -262,8 +261,8 @@ fn pushes_blobs_and_manifest_that_skopeo_reads() {
     let Some((host, client)) = plain() else { return };
     let reference = parse(&format!("{host}/{}:v1", unique_repo("push")));
     let image = test_image("pushed by slipway\n", OCI_MANIFEST);
-    let config_digest = sha256_digest(&image.config);
-    let layer_digest = sha256_digest(&image.layer);
+    let config_digest = Digest::of(&image.config);
+    let layer_digest = Digest::of(&image.layer);
     assert!(!client.blob_exists(&reference, &layer_digest).unwrap());
     client.push_blob(&reference, &config_digest, image.config.len() as u64, image.config.as_slice()).unwrap();
     // The layer goes up from a file that is re-opened on each attempt.
@@ -274,13 +273,13 @@ fn pushes_blobs_and_manifest_that_skopeo_reads() {
         .unwrap();
     assert_eq!(client.blob_size(&reference, &layer_digest).unwrap(), Some(image.layer.len() as u64));
     let digest = client.put_manifest(&reference, OCI_MANIFEST, &image.manifest).unwrap();
-    assert_eq!(digest, sha256_digest(&image.manifest));
+    assert_eq!(digest, Digest::of(&image.manifest));
     assert_eq!(client.get_manifest(&reference).unwrap().bytes, image.manifest);
     if let Some(raw) = skopeo_raw(&reference.to_string(), None) {
         assert_eq!(raw, image.manifest, "skopeo sees the exact manifest we pushed");
     }
     // Content that does not match its digest is refused, and nothing is stored.
-    let wrong = sha256_digest(b"something else");
+    let wrong = Digest::of(b"something else");
     let err = client.push_blob(&reference, &wrong, image.layer.len() as u64, image.layer.as_slice()).unwrap_err();
     assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err:?}");
     assert!(!client.blob_exists(&reference, &wrong).unwrap());
@@ -292,12 +291,12 @@ fn mounts_blob_from_another_repository() {
     let source = parse(&format!("{host}/{}:x", unique_repo("mount-src")));
     let target = parse(&format!("{host}/{}:x", unique_repo("mount-dst")));
     let blob = format!("mount me {}", target.repository).into_bytes();
-    let digest = sha256_digest(&blob);
+    let digest = Digest::of(&blob);
     client.push_blob(&source, &digest, blob.len() as u64, blob.as_slice()).unwrap();
     assert!(!client.blob_exists(&target, &digest).unwrap());
     assert!(client.mount_blob(&target, &digest, &source.repository).unwrap());
     assert_eq!(client.blob_size(&target, &digest).unwrap(), Some(blob.len() as u64));
-    let absent = sha256_digest(b"never pushed anywhere");
+    let absent = Digest::of(b"never pushed anywhere");
     assert!(!client.mount_blob(&target, &absent, &source.repository).unwrap(), "registry declines: upload instead");
 }
 

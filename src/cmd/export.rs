@@ -189,8 +189,10 @@ fn exported_manifest(
         media_type: image::OCI_CONFIG.into(),
         digest,
         size: bytes.len() as u64,
+        urls: None,
         annotations: None,
         platform: None,
+        artifact_type: None,
     };
     Ok(store.blobs().put_bytes(&serde_json::to_vec(&manifest)?)?)
 }

@@ -7,9 +7,9 @@ use super::log::Log;
 use super::state::ImageState;
 use anyhow::{Context, bail};
 use slipway_storage::Digest;
-use slipway_storage::image::{Compression, Descriptor, Manifest};
+use slipway_storage::image::{Compression, Descriptor, Manifest, Platform};
 use slipway_storage::reference::Reference;
-use slipway_storage::registry::{Client, Platform};
+use slipway_storage::registry::Client;
 use slipway_storage::store::{LayerMeta, Store};
 use slipway_storage::unpack::{Limits, Ownership, unpack_limited};
 
@@ -40,7 +40,7 @@ impl Puller<'_> {
             }
             Err(e) => return Err(e).with_context(|| format!("pulling {reference}")),
         };
-        let manifest_digest = Digest::parse(&resolved.raw.digest)?;
+        let manifest_digest = resolved.raw.digest.clone();
         if !self.store.blobs().exists(&manifest_digest) {
             self.store.blobs().put_stream(&mut &resolved.raw.bytes[..], Some(&manifest_digest))?;
         }
@@ -64,7 +64,7 @@ impl Puller<'_> {
             let src = source.with_context(|| format!("config {config_digest} is not in the local store"))?;
             let mut w = self.store.blobs().writer()?;
             self.client
-                .fetch_config_to(src, config_digest.as_str(), manifest.config.size, &mut w)
+                .fetch_config_to(src, config_digest, manifest.config.size, &mut w)
                 .with_context(|| format!("pulling config of {src}"))?;
             w.commit(Some(config_digest))?;
         }
@@ -95,7 +95,7 @@ impl Puller<'_> {
                     )
                 })?;
                 let mut w = self.store.blobs().writer()?;
-                self.client.fetch_blob_to(src, layer.digest.as_str(), layer.size, &mut w).with_context(|| {
+                self.client.fetch_blob_to(src, &layer.digest, layer.size, &mut w).with_context(|| {
                     format!("pulling layer {} from {}/{}", layer.digest, src.registry, src.repository)
                 })?;
                 w.commit(Some(&layer.digest))?;

@@ -191,23 +191,23 @@ fn push_blob(
     dest: &Reference,
 ) -> anyhow::Result<()> {
     let what = || format!("pushing blob {d} to {}/{}", dest.registry, dest.repository);
-    if client.blob_exists(dest, d.as_str()).with_context(what)? {
+    if client.blob_exists(dest, d).with_context(what)? {
         return Ok(());
     }
     if store.blobs().exists(d) {
         let path = store.blobs().path(d);
         return client
-            .push_blob_with(dest, d.as_str(), size, || std::fs::File::open(&path).map(std::io::BufReader::new))
+            .push_blob_with(dest, d, size, || std::fs::File::open(&path).map(std::io::BufReader::new))
             .with_context(what);
     }
     let src = source.with_context(|| format!("blob {d} is neither in the local store nor in a known repository"))?;
-    if src.registry == dest.registry && client.mount_blob(dest, d.as_str(), &src.repository).with_context(what)? {
+    if src.registry == dest.registry && client.mount_blob(dest, d, &src.repository).with_context(what)? {
         return Ok(());
     }
     // Registry to registry, streamed: never through the local disk, never more than the
     // descriptor's size.
     client
-        .copy_blob(src, dest, d.as_str(), size)
+        .copy_blob(src, dest, d, size)
         .with_context(|| format!("copying blob {d} from {}/{}", src.registry, src.repository))
         .with_context(what)
 }

@@ -132,7 +132,7 @@ impl Stages<'_> {
         let reference = from.tagged(&tag.tag())?;
         let raw =
             get_listed_manifest(self.client, &reference).with_context(|| format!("fetching stage {reference}"))?;
-        let digest = Digest::parse(&raw.digest)?;
+        let digest = raw.digest.clone();
         if !self.store.blobs().exists(&digest) {
             self.store.blobs().put_stream(&mut &raw.bytes[..], Some(&digest))?;
         }

@@ -51,8 +51,10 @@ impl ImageState {
             media_type: meta.media_type.clone(),
             digest: meta.digest.clone(),
             size: meta.size,
+            urls: None,
             annotations: None,
             platform: None,
+            artifact_type: None,
         });
     }
 
@@ -104,11 +106,16 @@ pub fn write_image(
             media_type: image::OCI_CONFIG.into(),
             digest: config_digest,
             size: config_bytes.len() as u64,
+            urls: None,
             annotations: None,
             platform: None,
+            artifact_type: None,
         },
         layers,
+        artifact_type: None,
+        subject: None,
         annotations: None,
+        extra: Default::default(),
     };
     let manifest_digest = store.blobs().put_bytes(&serde_json::to_vec(&manifest)?)?;
     Ok((manifest_digest, config))

@@ -1,4 +1,5 @@
-//! The content-addressed blob store: `blobs/sha256/<hex>`.
+//! The content-addressed blob store: `blobs/sha256/<hex>` (and `blobs/sha512/<hex>` for
+//! blobs a registry names by sha512).
 //!
 //! A blob is written to a temp file in `tmp/` while it is hashed, verified against the
 //! expected digest, fsynced and renamed into place, so a reader never sees a partial
@@ -6,7 +7,7 @@
 //! no-op; reading one re-verifies nothing (the name is the proof, written only after
 //! verification).
 
-use crate::digest::{Digest, HashingWriter};
+use crate::digest::{Digest, HashingReader, HashingWriter};
 use crate::error::{Result, StorageError};
 use std::fs::File;
 use std::io::{Read, Write};
@@ -19,13 +20,13 @@ pub struct BlobStore {
 }
 
 impl BlobStore {
-    /// `dir` holds `sha256/`; `tmp` must be on the same filesystem.
+    /// `dir` holds `sha256/` and `sha512/`; `tmp` must be on the same filesystem.
     pub fn new(dir: PathBuf, tmp: PathBuf) -> Self {
         BlobStore { dir, tmp }
     }
 
     pub fn path(&self, d: &Digest) -> PathBuf {
-        self.dir.join("sha256").join(d.hex())
+        self.dir.join(d.algorithm().name()).join(d.hex())
     }
 
     pub fn exists(&self, d: &Digest) -> bool {
@@ -106,12 +107,22 @@ impl BlobWriter {
         &self.temp
     }
 
-    /// Verify, fsync and rename into place; returns the digest and size.
+    /// Verify, fsync and rename into place; returns the digest and size. The bytes were
+    /// hashed in sha256 as they came; an `expected` sha512 digest (rare: only registries
+    /// use it) costs one more read of the temp file.
     pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
         let inner = self.inner.take().ok_or_else(|| StorageError::Other("blob writer committed twice".into()))?;
         let temp = std::mem::take(&mut self.temp);
         let (digest, size, file) = inner.finish();
         let guard = TempGuard(&temp);
+        let digest = match expected {
+            Some(exp) if exp.algorithm() != digest.algorithm() => {
+                let reread = File::open(&temp).map_err(StorageError::io("opening blob temp file", &temp))?;
+                let hashing = HashingReader::with_algorithm(reread, exp.algorithm());
+                hashing.drain_and_finish().map_err(StorageError::io("reading blob temp file", &temp))?.0
+            }
+            _ => digest,
+        };
         if let Some(exp) = expected
             && *exp != digest
         {
@@ -190,6 +201,20 @@ mod tests {
         assert!(!s.exists(&wrong));
         assert_eq!(std::fs::read_dir(t.path().join("tmp")).unwrap().count(), 0, "temp file left behind");
         assert!(matches!(s.open(&wrong), Err(StorageError::MissingBlob(_))));
+    }
+
+    #[test]
+    fn sha512_blobs_are_verified_and_filed_under_their_algorithm() {
+        let t = tempfile::tempdir().unwrap();
+        let s = BlobStore::new(t.path().join("blobs"), t.path().join("tmp"));
+        let mut hasher = crate::digest::Hasher::new(crate::digest::Algorithm::Sha512);
+        hasher.update(b"hello");
+        let d = hasher.finish();
+        assert_eq!(s.put_stream(&mut &b"hello"[..], Some(&d)).unwrap(), (d.clone(), 5));
+        assert!(t.path().join("blobs/sha512").join(d.hex()).is_file());
+        assert_eq!(s.read(&d).unwrap(), b"hello");
+        let e = s.put_stream(&mut &b"other"[..], Some(&d)).unwrap_err();
+        assert!(matches!(e, StorageError::DigestMismatch { .. }), "{e}");
     }
 
     #[test]

@@ -21,8 +21,8 @@ pub enum StorageError {
     },
     #[error("digest mismatch for {what}: expected {expected}, found {found}")]
     DigestMismatch { what: String, expected: Digest, found: Digest },
-    #[error("invalid digest {0:?}: expected sha256:<64 lowercase hex digits>")]
-    InvalidDigest(String),
+    #[error("invalid digest {digest:?}: {reason}")]
+    InvalidDigest { digest: String, reason: &'static str },
     #[error(
         "refusing layer entry {entry:?} of layer {layer}: {reason}; the image is broken or hostile, nothing was written outside the layer"
     )]

@@ -300,28 +300,10 @@ pub fn is_valid_tag(tag: &str) -> bool {
     }
 }
 
-/// Checks `algorithm:hex`. Only sha256 and sha512 are accepted: those are the
+/// Checks `algorithm:hex` (see [`Digest::validate`]): sha256 and sha512, the
 /// algorithms registries serve and this crate can verify.
 pub fn validate_digest(digest: &str) -> Result<(), &'static str> {
-    let Some((algorithm, hex)) = digest.split_once(':') else {
-        return Err("expected algorithm:hex, e.g. sha256:<64 hex digits>");
-    };
-    let expected_len = match algorithm {
-        "sha256" => 64,
-        "sha512" => 128,
-        _ => return Err("unsupported algorithm, expected sha256 or sha512"),
-    };
-    if hex.len() != expected_len {
-        return Err(if algorithm == "sha256" {
-            "sha256 digests have 64 hex digits"
-        } else {
-            "sha512 digests have 128 hex digits"
-        });
-    }
-    if !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-        return Err("digest must be lowercase hex");
-    }
-    Ok(())
+    crate::digest::Digest::validate(digest).map(drop)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! <root>/                       $XDG_DATA_HOME/slipway or --storage-root
-//! ├── blobs/sha256/<hex>        layer blobs, configs, manifests (see blob.rs)
+//! ├── blobs/sha256/<hex>        layer blobs, configs, manifests (see blob.rs; sha512/ too)
 //! ├── layers/<diffid hex>/
 //! │   ├── diff/                 the unpacked tree, overlayfs format (a lowerdir)
 //! │   └── meta.json             LayerMeta: diffID, blob digest, sizes

@@ -6,10 +6,10 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use slipway_storage::Digest;
+use slipway_storage::image::{OCI_MANIFEST, Platform};
 use slipway_storage::reference::Reference;
-use slipway_storage::registry::{
-    AuthStore, Client, Credentials, OCI_MANIFEST, RegistryConfig, RegistryError, RetryPolicy, sha256_digest,
-};
+use slipway_storage::registry::{AuthStore, Client, Credentials, RegistryConfig, RegistryError, RetryPolicy};
 
 /// One request as the fake server saw it.
 #[derive(Debug, Clone)]
@@ -139,7 +139,7 @@ fn retries_server_errors_then_succeeds() {
     let client = server.client(AuthStore::empty());
     let raw = client.get_manifest(&server.reference("test/img:1")).expect("third attempt succeeds");
     assert_eq!(raw.bytes, MANIFEST);
-    assert_eq!(raw.digest, sha256_digest(MANIFEST));
+    assert_eq!(raw.digest, Digest::of(MANIFEST));
     let seen = server.requests();
     assert_eq!(seen.len(), 3);
     assert!(seen.iter().all(|r| r.method == "GET" && r.path == "/v2/test/img/manifests/1"));
@@ -259,9 +259,7 @@ fn schema1_manifests_are_refused_with_advice() {
         )
     });
     let client = server.client(AuthStore::empty());
-    let err = client
-        .resolve_image(&server.reference("old/img:1"), &slipway_storage::registry::Platform::linux_amd64())
-        .unwrap_err();
+    let err = client.resolve_image(&server.reference("old/img:1"), &Platform::linux_amd64()).unwrap_err();
     assert!(matches!(err, RegistryError::UnsupportedSchema1 { .. }), "{err:?}");
     assert!(err.to_string().contains("re-push the image"), "{err}");
 }
@@ -274,8 +272,8 @@ fn manifest_pulled_by_digest_is_verified() {
     let err = server.client(AuthStore::empty()).get_manifest(&reference).unwrap_err();
     match err {
         RegistryError::DigestMismatch { expected, found, .. } => {
-            assert_eq!(expected, wrong);
-            assert_eq!(found, sha256_digest(MANIFEST));
+            assert_eq!(expected.as_str(), wrong);
+            assert_eq!(found, Digest::of(MANIFEST));
         }
         other => panic!("want DigestMismatch, got {other:?}"),
     }
@@ -298,7 +296,7 @@ fn broken_blob_download_resumes_with_range() {
         respond("206 Partial Content", &[("Content-Range", &range)], &BLOB[10..])
     });
     let client = server.client(AuthStore::empty());
-    let digest = sha256_digest(BLOB);
+    let digest = Digest::of(BLOB);
     let mut out = Vec::new();
     let n = client.fetch_blob_to(&server.reference("test/img:1"), &digest, BLOB.len() as u64, &mut out).unwrap();
     assert_eq!((n, out.as_slice()), (BLOB.len() as u64, BLOB));
@@ -309,12 +307,12 @@ fn broken_blob_download_resumes_with_range() {
 fn blob_with_wrong_content_is_a_digest_mismatch() {
     let server = FakeServer::start(2, |_, _| respond("200 OK", &[], b"tampered"));
     let client = server.client(AuthStore::empty());
-    let digest = sha256_digest(BLOB);
+    let digest = Digest::of(BLOB);
     let err = client.fetch_blob_to(&server.reference("test/img:1"), &digest, 8, &mut Vec::new()).unwrap_err();
     match &err {
         RegistryError::DigestMismatch { expected, found, .. } => {
             assert_eq!(expected, &digest);
-            assert_eq!(found, &sha256_digest(b"tampered"));
+            assert_eq!(found, &Digest::of(b"tampered"));
         }
         other => panic!("want DigestMismatch, got {other:?}"),
     }
@@ -337,7 +335,7 @@ fn blob_download_follows_redirects() {
     let client = server.client(AuthStore::empty());
     let mut out = Vec::new();
     client
-        .get_blob(&server.reference("test/img:1"), &sha256_digest(BLOB), BLOB.len() as u64)
+        .get_blob(&server.reference("test/img:1"), &Digest::of(BLOB), BLOB.len() as u64)
         .unwrap()
         .read_to_end(&mut out)
         .unwrap();
@@ -348,17 +346,17 @@ fn blob_download_follows_redirects() {
 fn upload_location_with_query_gets_digest_appended() {
     let server = FakeServer::start(2, |n, _| match n {
         0 => respond("202 Accepted", &[("Location", "/v2/test/img/blobs/uploads/abc?_state=xyz")], b""),
-        _ => respond("201 Created", &[("Docker-Content-Digest", &sha256_digest(BLOB))], b""),
+        _ => respond("201 Created", &[("Docker-Content-Digest", Digest::of(BLOB).as_str())], b""),
     });
     let client = server.client(AuthStore::empty());
-    let digest = sha256_digest(BLOB);
+    let digest = Digest::of(BLOB);
     client.push_blob(&server.reference("test/img:1"), &digest, BLOB.len() as u64, BLOB).unwrap();
     let seen = server.requests();
     assert_eq!((seen[0].method.as_str(), seen[0].path.as_str()), ("POST", "/v2/test/img/blobs/uploads/"));
     assert_eq!(seen[1].method, "PUT");
     assert_eq!(
         seen[1].path,
-        format!("/v2/test/img/blobs/uploads/abc?_state=xyz&digest={}", digest.replace(':', "%3A"))
+        format!("/v2/test/img/blobs/uploads/abc?_state=xyz&digest={}", digest.as_str().replace(':', "%3A"))
     );
     assert_eq!(seen[1].header("content-length"), Some(BLOB.len().to_string().as_str()));
 }
@@ -371,7 +369,7 @@ fn upload_of_short_content_is_a_size_mismatch() {
         _ => respond("204 No Content", &[], b""),
     });
     let client = server.client(AuthStore::empty()).with_retry_policy(RetryPolicy::none());
-    let digest = sha256_digest(BLOB);
+    let digest = Digest::of(BLOB);
     let err = client.push_blob(&server.reference("test/img:1"), &digest, BLOB.len() as u64 + 5, BLOB).unwrap_err();
     assert!(
         matches!(err, RegistryError::SizeMismatch { expected, found, .. } if expected == BLOB.len() as u64 + 5 && found == BLOB.len() as u64),
@@ -392,6 +390,6 @@ fn resumed_download_copes_with_a_server_that_ignores_range() {
     });
     let client = server.client(AuthStore::empty());
     let mut out = Vec::new();
-    client.fetch_blob_to(&server.reference("test/img:1"), &sha256_digest(BLOB), BLOB.len() as u64, &mut out).unwrap();
+    client.fetch_blob_to(&server.reference("test/img:1"), &Digest::of(BLOB), BLOB.len() as u64, &mut out).unwrap();
     assert_eq!(out, BLOB, "the resent prefix is skipped, not written twice");
 }

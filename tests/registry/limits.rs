@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use slipway_storage::Digest;
 use slipway_storage::blob::BlobStore;
+use slipway_storage::image::{OCI_MANIFEST, Platform};
 use slipway_storage::registry::{
-    AuthStore, Client, MAX_CONFIG_SIZE, MAX_TAGS, OCI_MANIFEST, ProgressDeadline, RegistryError, RetryPolicy,
-    sha256_digest,
+    AuthStore, Client, MAX_CONFIG_SIZE, MAX_TAGS, ProgressDeadline, RegistryError, RetryPolicy,
 };
 
 use super::fake::{FakeServer, read_head, respond};
@@ -76,7 +77,7 @@ fn endless_layer_body_stops_at_the_descriptor_size() {
     let client = impatient(&server, 4);
     let t = tempfile::tempdir().unwrap();
     let blobs = BlobStore::new(t.path().join("blobs"), t.path().join("tmp"));
-    let digest = sha256_digest(b"a one-MiB layer, says the manifest");
+    let digest = Digest::of(b"a one-MiB layer, says the manifest");
     let mut out = Counting { inner: blobs.writer().unwrap(), count: 0 };
     let err = client.fetch_blob_to(&server.reference("test/img:1"), &digest, MIB, &mut out).unwrap_err();
     assert!(out.count <= MIB, "wrote {} bytes for a {MIB}-byte blob", out.count);
@@ -89,7 +90,7 @@ fn endless_layer_body_stops_at_the_descriptor_size() {
         other => panic!("want BlobTooLarge, got {other:?}"),
     }
     let text = err.to_string();
-    assert!(text.contains(&digest) && text.contains(&format!("expected {MIB} bytes")), "{text}");
+    assert!(text.contains(digest.as_str()) && text.contains(&format!("expected {MIB} bytes")), "{text}");
     assert_eq!(server.requests().len(), 1, "an oversized body is not retried");
     assert!(empty_dir(&t.path().join("tmp")), "the blob store's temp dir holds nothing afterwards");
     assert!(sent.load(Ordering::Relaxed) < 64 * MIB, "the client stopped reading early");
@@ -100,7 +101,7 @@ fn layer_announced_larger_than_its_descriptor_is_refused_before_reading() {
     let server = FakeServer::start(1, |_, _| {
         b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1000000000000\r\n\r\n".to_vec()
     });
-    let digest = sha256_digest(b"x");
+    let digest = Digest::of(b"x");
     let err =
         impatient(&server, 1).fetch_blob_to(&server.reference("a/b:1"), &digest, 10, &mut Vec::new()).unwrap_err();
     assert!(matches!(err, RegistryError::BlobTooLarge { expected: 10, seen: 1_000_000_000_000, .. }), "{err:?}");
@@ -119,7 +120,7 @@ fn short_layer_body_is_a_size_mismatch_after_resumes() {
             respond("206 Partial Content", &[("Content-Range", &format!("bytes {}-{}/*", BODY.len(), BODY.len()))], b"")
         }
     });
-    let digest = sha256_digest(b"the whole blob, which is longer");
+    let digest = Digest::of(b"the whole blob, which is longer");
     let mut out = Vec::new();
     let err = impatient(&server, 3).fetch_blob_to(&server.reference("a/b:1"), &digest, 31, &mut out).unwrap_err();
     assert!(
@@ -153,7 +154,7 @@ fn trickling_layer_body_fails_the_progress_deadline() {
     let client = impatient(&server, 2);
     let t = tempfile::tempdir().unwrap();
     let blobs = BlobStore::new(t.path().join("blobs"), t.path().join("tmp"));
-    let digest = sha256_digest(b"slow layer");
+    let digest = Digest::of(b"slow layer");
     let started = Instant::now();
     let mut w = blobs.writer().unwrap();
     let err = client.fetch_blob_to(&server.reference("test/img:1"), &digest, MIB, &mut w).unwrap_err();
@@ -176,7 +177,7 @@ fn silent_layer_body_fails_the_progress_deadline() {
     // One byte every 5 s: each read waits longer than the whole window.
     let server = FakeServer::start_streaming(1, trickle(MIB, Duration::from_secs(5)));
     let started = Instant::now();
-    let digest = sha256_digest(b"stalled layer");
+    let digest = Digest::of(b"stalled layer");
     let err =
         impatient(&server, 1).fetch_blob_to(&server.reference("a/b:1"), &digest, MIB, &mut Vec::new()).unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
@@ -215,21 +216,19 @@ fn index_entry_larger_than_its_descriptor_is_refused() {
         0 => respond("200 OK", &[("Content-Type", "application/vnd.oci.image.index.v1+json")], index.as_bytes()),
         _ => respond("200 OK", &[("Content-Type", OCI_MANIFEST)], &[b' '; 4096]),
     });
-    let err = impatient(&server, 1)
-        .resolve_image(&server.reference("a/b:1"), &slipway_storage::registry::Platform::linux_amd64())
-        .unwrap_err();
+    let err = impatient(&server, 1).resolve_image(&server.reference("a/b:1"), &Platform::linux_amd64()).unwrap_err();
     assert!(matches!(err, RegistryError::ManifestTooLarge { limit: 10, .. }), "{err:?}");
 }
 
 #[test]
 fn config_larger_than_the_config_limit_is_refused_without_a_request() {
     let server = FakeServer::start(1, |_, _| respond("500 Internal Server Error", &[], b""));
-    let digest = sha256_digest(b"{}");
+    let digest = Digest::of(b"{}");
     let err = impatient(&server, 1)
         .fetch_config_to(&server.reference("a/b:1"), &digest, MAX_CONFIG_SIZE + 1, &mut Vec::new())
         .unwrap_err();
     assert!(matches!(err, RegistryError::ConfigTooLarge { .. }), "{err:?}");
-    assert!(err.to_string().contains(&digest), "{err}");
+    assert!(err.to_string().contains(digest.as_str()), "{err}");
     assert!(server.requests().is_empty());
 }
 
@@ -358,14 +357,14 @@ fn endless_source(requests: usize) -> (FakeServer, Arc<AtomicU64>) {
 fn streamed_blob_passes_on_no_more_than_its_descriptor_size() {
     let (server, sent) = endless_source(3);
     let client = impatient(&server, 1);
-    let digest = sha256_digest(b"a one-MiB blob, says the manifest");
+    let digest = Digest::of(b"a one-MiB blob, says the manifest");
     let mut reader = client.get_blob(&server.reference("src/img:1"), &digest, MIB).unwrap();
     let mut out = Vec::new();
     let err = reader.read_to_end(&mut out).unwrap_err();
     assert!(out.len() as u64 <= MIB, "passed on {} bytes of a {MIB}-byte blob", out.len());
     let err = slipway_storage::registry::BlobReader::into_registry_error(err).expect("a registry error");
     assert!(matches!(&err, RegistryError::BlobTooLarge { expected: MIB, seen, .. } if *seen > MIB), "{err:?}");
-    assert!(err.to_string().contains(&digest), "{err}");
+    assert!(err.to_string().contains(digest.as_str()), "{err}");
     assert!(reader.read(&mut [0u8; 16]).is_err(), "no clean end after a failure");
     assert!(sent.load(Ordering::Relaxed) < 64 * MIB, "the client stopped reading early");
 
@@ -375,7 +374,7 @@ fn streamed_blob_passes_on_no_more_than_its_descriptor_size() {
     let err = reader.read_to_end(&mut Vec::new()).unwrap_err();
     let err = slipway_storage::registry::BlobReader::into_registry_error(err).expect("a registry error");
     assert!(matches!(&err, RegistryError::SizeMismatch { expected: 100, found: 5, .. }), "{err:?}");
-    assert!(err.to_string().contains(&digest), "{err}");
+    assert!(err.to_string().contains(digest.as_str()), "{err}");
 
     // Announced longer: refused before reading.
     let server = FakeServer::start(1, |_, _| respond("200 OK", &[], &[0u8; 200]));
@@ -393,7 +392,7 @@ fn registry_to_registry_copy_of_an_endless_blob_fails_naming_the_digest() {
     )
     .with_retry_policy(RetryPolicy { attempts: 3, initial: Duration::from_millis(5), max: Duration::from_millis(10) })
     .with_progress_deadline(ProgressDeadline { window: Duration::from_secs(1), min_bytes: 1024 });
-    let digest = sha256_digest(b"a one-MiB layer, says the manifest");
+    let digest = Digest::of(b"a one-MiB layer, says the manifest");
     let started = Instant::now();
     let err = client.copy_blob(&source.reference("src/img:1"), &dest.reference(), &digest, MIB).unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
@@ -404,7 +403,7 @@ fn registry_to_registry_copy_of_an_endless_blob_fails_naming_the_digest() {
         }
         other => panic!("want BlobTooLarge, got {other:?}"),
     }
-    assert!(err.to_string().contains(&digest), "{err}");
+    assert!(err.to_string().contains(digest.as_str()), "{err}");
     assert!(
         dest.received.load(Ordering::Relaxed) < MIB,
         "the destination got {} bytes: the whole (wrong) blob was uploaded",
@@ -420,7 +419,7 @@ fn upload_to_a_registry_that_stops_reading_fails_the_progress_deadline() {
     let dest = UploadSink::start(false);
     // 64 MiB of zeros: far more than the loopback socket buffers hold.
     const SIZE: u64 = 64 * MIB;
-    let digest = sha256_digest(b"what the zeros would hash to does not matter");
+    let digest = Digest::of(b"what the zeros would hash to does not matter");
     let client = Client::new(
         slipway_storage::registry::RegistryConfig::default().with_insecure([dest.addr.clone()]),
         AuthStore::empty(),

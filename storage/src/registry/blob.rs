@@ -7,11 +7,11 @@ use std::io::{self, Read, Write};
 use ureq::http::Method;
 
 use super::client::{Body, Client, Request, Scope, append_query, header, resolve_url};
-use super::digest::{DigestHasher, HashingReader};
 use super::error::RegistryError;
 use super::retry::is_transient_io;
 use super::transfer::{ProgressReader, stall_of};
-use crate::reference::{Reference, validate_digest};
+use crate::digest::{Digest, Hasher, HashingReader};
+use crate::reference::Reference;
 
 const COPY_BUFFER: usize = 256 * 1024;
 
@@ -24,8 +24,8 @@ const COPY_BUFFER: usize = 256 * 1024;
 /// turns out to be wrong.
 pub struct BlobReader {
     body: ProgressReader<ureq::BodyReader<'static>>,
-    hasher: Option<DigestHasher>,
-    expected: String,
+    hasher: Option<Hasher>,
+    expected: Digest,
     size: u64,
     count: u64,
     /// `registry/repository`, for errors.
@@ -149,17 +149,7 @@ enum CopyError {
 }
 
 impl Client {
-    fn check_digest(digest: &str, reference: &Reference) -> Result<(), RegistryError> {
-        validate_digest(digest).map_err(|reason| {
-            RegistryError::Reference(crate::reference::ReferenceError::InvalidDigest {
-                reference: format!("{}@{digest}", reference.name()),
-                digest: digest.to_owned(),
-                reason,
-            })
-        })
-    }
-
-    fn blob_request<'a>(&self, reference: &'a Reference, method: Method, digest: &str, action: &str) -> Request<'a> {
+    fn blob_request<'a>(&self, reference: &'a Reference, method: Method, digest: &Digest, action: &str) -> Request<'a> {
         let url = self.url(reference, &format!("{}/blobs/{digest}", reference.repository));
         self.request(reference, method, url, Scope::pull(&reference.repository), format!("{action} blob {digest}"))
     }
@@ -168,7 +158,7 @@ impl Client {
     /// redirects (e.g. to object storage). The reader passes on at most `size` bytes and
     /// checks the end and the digest (see [`BlobReader`]); a body announced longer than
     /// `size` is [`RegistryError::BlobTooLarge`] before anything is read.
-    pub fn get_blob(&self, reference: &Reference, digest: &str, size: u64) -> Result<BlobReader, RegistryError> {
+    pub fn get_blob(&self, reference: &Reference, digest: &Digest, size: u64) -> Result<BlobReader, RegistryError> {
         let (response, _) = self.open_blob(reference, digest, 0)?;
         let content_length = header(&response, "content-length").and_then(|v| v.parse::<u64>().ok());
         if let Some(len) = content_length
@@ -177,15 +167,15 @@ impl Client {
             return Err(RegistryError::BlobTooLarge {
                 registry: reference.registry.clone(),
                 repository: reference.repository.clone(),
-                digest: digest.to_owned(),
+                digest: digest.clone(),
                 expected: size,
                 seen: len,
             });
         }
         Ok(BlobReader {
             body: self.body_reader(response),
-            hasher: Some(DigestHasher::for_digest(digest)),
-            expected: digest.to_owned(),
+            hasher: Some(Hasher::new(digest.algorithm())),
+            expected: digest.clone(),
             size,
             count: 0,
             source: (reference.registry.clone(), reference.repository.clone()),
@@ -199,10 +189,9 @@ impl Client {
     fn open_blob(
         &self,
         reference: &Reference,
-        digest: &str,
+        digest: &Digest,
         offset: u64,
     ) -> Result<(ureq::http::Response<ureq::Body>, u64), RegistryError> {
-        Self::check_digest(digest, reference)?;
         let mut req = self.blob_request(reference, Method::GET, digest, "downloading");
         if offset > 0 {
             req.headers.push(("Range", format!("bytes={offset}-")));
@@ -224,7 +213,7 @@ impl Client {
             404 => Err(RegistryError::BlobNotFound {
                 registry: reference.registry.clone(),
                 repository: reference.repository.clone(),
-                digest: digest.to_owned(),
+                digest: digest.clone(),
             }),
             _ => Err(self.error_for(&req, response)),
         }
@@ -240,18 +229,18 @@ impl Client {
     pub fn fetch_blob_to(
         &self,
         reference: &Reference,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         out: &mut dyn Write,
     ) -> Result<u64, RegistryError> {
-        let mut hasher = DigestHasher::for_digest(digest);
+        let mut hasher = Hasher::new(digest.algorithm());
         let mut written = 0u64;
         let mut buf = vec![0u8; COPY_BUFFER];
         let mut attempt = 1;
         let too_large = |seen: u64| RegistryError::BlobTooLarge {
             registry: reference.registry.clone(),
             repository: reference.repository.clone(),
-            digest: digest.to_owned(),
+            digest: digest.clone(),
             expected: size,
             seen,
         };
@@ -301,17 +290,13 @@ impl Client {
                     attempt += 1;
                 }
                 Ok(()) => {
-                    return Err(RegistryError::SizeMismatch {
-                        digest: digest.to_owned(),
-                        expected: size,
-                        found: written,
-                    });
+                    return Err(RegistryError::SizeMismatch { digest: digest.clone(), expected: size, found: written });
                 }
                 Err(CopyError::TooLarge { seen }) => return Err(too_large(seen)),
                 Err(CopyError::Write(source)) => {
                     return Err(RegistryError::Io {
                         action: "writing downloaded blob".to_owned(),
-                        digest: digest.to_owned(),
+                        digest: digest.to_string(),
                         source,
                     });
                 }
@@ -328,17 +313,17 @@ impl Client {
                 Err(CopyError::Read(source)) => {
                     return Err(RegistryError::Io {
                         action: format!("downloading blob from {}/{}", reference.registry, reference.repository),
-                        digest: digest.to_owned(),
+                        digest: digest.to_string(),
                         source,
                     });
                 }
             }
         }
         let found = hasher.finish();
-        if found != digest {
+        if found != *digest {
             return Err(RegistryError::DigestMismatch {
                 what: format!("blob {digest} from {}/{}", reference.registry, reference.repository),
-                expected: digest.to_owned(),
+                expected: digest.clone(),
                 found,
             });
         }
@@ -346,8 +331,7 @@ impl Client {
     }
 
     /// The size of a blob if the repository has it (HEAD), `None` if it does not.
-    pub fn blob_size(&self, reference: &Reference, digest: &str) -> Result<Option<u64>, RegistryError> {
-        Self::check_digest(digest, reference)?;
+    pub fn blob_size(&self, reference: &Reference, digest: &Digest) -> Result<Option<u64>, RegistryError> {
         let req = self.blob_request(reference, Method::HEAD, digest, "checking");
         let response = self.send(&req, Body::Empty)?;
         match response.status().as_u16() {
@@ -358,12 +342,12 @@ impl Client {
     }
 
     /// Whether the repository has the blob (HEAD).
-    pub fn blob_exists(&self, reference: &Reference, digest: &str) -> Result<bool, RegistryError> {
+    pub fn blob_exists(&self, reference: &Reference, digest: &Digest) -> Result<bool, RegistryError> {
         Ok(self.blob_size(reference, digest)?.is_some())
     }
 
     /// Starts an upload session; returns its absolute URL.
-    fn start_upload(&self, reference: &Reference, digest: &str) -> Result<String, RegistryError> {
+    fn start_upload(&self, reference: &Reference, digest: &Digest) -> Result<String, RegistryError> {
         let url = self.url(reference, &format!("{}/blobs/uploads/", reference.repository));
         let req = self.request(
             reference,
@@ -405,13 +389,12 @@ impl Client {
     pub fn push_blob(
         &self,
         reference: &Reference,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         reader: impl Read,
     ) -> Result<(), RegistryError> {
-        Self::check_digest(digest, reference)?;
         let location = self.start_upload(reference, digest)?;
-        let url = append_query(&location, "digest", digest);
+        let url = append_query(&location, "digest", digest.as_str());
         let mut req = self.request(
             reference,
             Method::PUT,
@@ -420,30 +403,26 @@ impl Client {
             format!("uploading blob {digest}"),
         );
         req.headers.push(("Content-Type", "application/octet-stream".to_owned()));
-        let mut hashing = HashingReader {
-            inner: Source { inner: reader.take(size), failed: None },
-            size: Some(size),
-            hasher: DigestHasher::for_digest(digest),
-            count: 0,
-            eof: false,
-        };
+        let mut hashing =
+            HashingReader::with_algorithm(Source { inner: reader.take(size), failed: None }, digest.algorithm())
+                .expecting(size);
         let result = self.send(&req, Body::Stream(&mut hashing, size));
-        let result = match (result, hashing.inner.failed.take()) {
+        let result = match (result, hashing.get_mut().failed.take()) {
             // The source broke the request: its own error says why.
             (Err(_), Some(e)) => Err(BlobReader::into_registry_error(e).unwrap_or_else(|source| RegistryError::Io {
                 action: format!("reading blob for upload to {}/{}", reference.registry, reference.repository),
-                digest: digest.to_owned(),
+                digest: digest.to_string(),
                 source,
             })),
             (Err(RegistryError::UploadStalled { what, url, window_secs, min_bytes, .. }), None) => {
-                Err(RegistryError::UploadStalled { what, url, window_secs, min_bytes, sent: hashing.count })
+                Err(RegistryError::UploadStalled { what, url, window_secs, min_bytes, sent: hashing.count() })
             }
             (result, _) => result,
         };
         let outcome = match result {
             Ok(response) if response.status().as_u16() == 201 => {
                 if let Some(got) = header(&response, "docker-content-digest")
-                    && got != digest
+                    && got != digest.as_str()
                 {
                     tracing::warn!(registry = %reference.registry, expected = %digest, %got, "registry reports another digest for the uploaded blob");
                 }
@@ -456,19 +435,17 @@ impl Client {
             self.cancel_upload(reference, &location);
         }
         // A short or wrong body explains a refusal better than the registry's words.
-        let HashingReader { count, hasher, eof, .. } = hashing;
+        let eof = hashing.at_eof();
+        let (found, count, _) = hashing.finish();
         if eof && count < size {
-            return Err(RegistryError::SizeMismatch { digest: digest.to_owned(), expected: size, found: count });
+            return Err(RegistryError::SizeMismatch { digest: digest.clone(), expected: size, found: count });
         }
-        if count == size {
-            let found = hasher.finish();
-            if found != digest {
-                return Err(RegistryError::DigestMismatch {
-                    what: format!("blob uploaded to {}/{}", reference.registry, reference.repository),
-                    expected: digest.to_owned(),
-                    found,
-                });
-            }
+        if count == size && found != *digest {
+            return Err(RegistryError::DigestMismatch {
+                what: format!("blob uploaded to {}/{}", reference.registry, reference.repository),
+                expected: digest.clone(),
+                found,
+            });
         }
         outcome
     }
@@ -478,7 +455,7 @@ impl Client {
     pub fn push_blob_with<R, F>(
         &self,
         reference: &Reference,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         mut open: F,
     ) -> Result<(), RegistryError>
@@ -489,7 +466,7 @@ impl Client {
         self.push_retrying(reference, digest, size, || {
             open().map_err(|source| RegistryError::Io {
                 action: "opening blob for upload".to_owned(),
-                digest: digest.to_owned(),
+                digest: digest.to_string(),
                 source,
             })
         })
@@ -504,7 +481,7 @@ impl Client {
         &self,
         source: &Reference,
         dest: &Reference,
-        digest: &str,
+        digest: &Digest,
         size: u64,
     ) -> Result<(), RegistryError> {
         self.push_retrying(dest, digest, size, || self.get_blob(source, digest, size))
@@ -513,7 +490,7 @@ impl Client {
     fn push_retrying<R: Read>(
         &self,
         reference: &Reference,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         mut open: impl FnMut() -> Result<R, RegistryError>,
     ) -> Result<(), RegistryError> {
@@ -534,10 +511,14 @@ impl Client {
     /// Asks the registry to link a blob from `from_repository` (same registry) into
     /// `target`'s repository without uploading it. `Ok(true)` if mounted; `Ok(false)` if
     /// the registry declined (the caller uploads instead).
-    pub fn mount_blob(&self, target: &Reference, digest: &str, from_repository: &str) -> Result<bool, RegistryError> {
-        Self::check_digest(digest, target)?;
+    pub fn mount_blob(
+        &self,
+        target: &Reference,
+        digest: &Digest,
+        from_repository: &str,
+    ) -> Result<bool, RegistryError> {
         let url = self.url(target, &format!("{}/blobs/uploads/", target.repository));
-        let url = append_query(&append_query(&url, "mount", digest), "from", from_repository);
+        let url = append_query(&append_query(&url, "mount", digest.as_str()), "from", from_repository);
         let req = self.request(
             target,
             Method::POST,

@@ -3,6 +3,7 @@
 
 use std::io;
 
+use crate::digest::Digest;
 use crate::reference::ReferenceError;
 
 /// What went wrong talking to a registry.
@@ -42,7 +43,7 @@ pub enum RegistryError {
     ManifestNotFound { reference: String },
 
     #[error("blob {digest} not found in {registry}/{repository}")]
-    BlobNotFound { registry: String, repository: String, digest: String },
+    BlobNotFound { registry: String, repository: String, digest: Digest },
 
     #[error("registry {registry} answered {status} to {action} on {repository}: {message}")]
     Status { registry: String, repository: String, action: String, status: u16, message: String },
@@ -51,23 +52,23 @@ pub enum RegistryError {
     InvalidResponse { registry: String, action: String, detail: String },
 
     #[error("content of {what} does not match its digest: expected {expected}, found {found}")]
-    DigestMismatch { what: String, expected: String, found: String },
+    DigestMismatch { what: String, expected: Digest, found: Digest },
 
     #[error("blob {digest} has the wrong size: expected {expected} bytes, got {found}")]
-    SizeMismatch { digest: String, expected: u64, found: u64 },
+    SizeMismatch { digest: Digest, expected: u64, found: u64 },
 
     #[error(
         "blob {digest} from {registry}/{repository} is larger than its descriptor says: expected \
          {expected} bytes, the registry sent at least {seen}; stopped reading (the registry is \
          broken or hostile)"
     )]
-    BlobTooLarge { registry: String, repository: String, digest: String, expected: u64, seen: u64 },
+    BlobTooLarge { registry: String, repository: String, digest: Digest, expected: u64, seen: u64 },
 
     #[error(
         "image config {digest} of {reference} is {size} bytes, more than the {limit}-byte limit for \
          configs: refusing to download it"
     )]
-    ConfigTooLarge { reference: String, digest: String, size: u64, limit: u64 },
+    ConfigTooLarge { reference: String, digest: Digest, size: u64, limit: u64 },
 
     #[error(
         "{what} stalled at {url}: {seen} bytes arrived in the last {window_secs}s, less than the \

@@ -4,12 +4,11 @@
 use ureq::http::Method;
 
 use super::client::{Body, Client, Request, Scope, header};
-use super::digest::DigestHasher;
 use super::error::RegistryError;
-use super::manifest::{
-    ImageManifest, MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, Manifest, Platform, RawManifest, detect_media_type,
-};
+use super::manifest::{MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, ParsedManifest, RawManifest, detect_media_type};
 use super::retry::is_transient_io;
+use crate::digest::{Digest, Hasher};
+use crate::image::{Manifest, Platform};
 use crate::reference::Reference;
 
 /// The largest image config slipway downloads. A config is JSON read whole into memory;
@@ -19,7 +18,7 @@ pub const MAX_CONFIG_SIZE: u64 = 16 * 1024 * 1024;
 /// One platform's image, found through an index if the reference named one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedImage {
-    pub manifest: ImageManifest,
+    pub manifest: Manifest,
     /// The image manifest's exact bytes, media type and digest.
     pub raw: RawManifest,
     /// The index or manifest list it was selected from, if any.
@@ -86,24 +85,9 @@ impl Client {
                 Err((err, _)) => return Err(err),
             }
         };
-        let digest = match &reference.digest {
-            Some(expected) => {
-                let mut hasher = DigestHasher::for_digest(expected);
-                hasher.update(&bytes);
-                let found = hasher.finish();
-                if &found != expected {
-                    return Err(RegistryError::DigestMismatch {
-                        what: format!("manifest {reference}"),
-                        expected: expected.clone(),
-                        found,
-                    });
-                }
-                found
-            }
-            None => super::digest::sha256_digest(&bytes),
-        };
+        let digest = Self::manifest_digest_of(reference, &bytes, || format!("manifest {reference}"))?;
         if let Some(announced) = announced
-            && announced != digest
+            && announced != digest.as_str()
         {
             tracing::debug!(%reference, %announced, computed = %digest, "registry announced another manifest digest");
         }
@@ -117,22 +101,22 @@ impl Client {
         let shown = reference.to_string();
         let raw = self.get_manifest(reference)?;
         let index = match raw.parse(&shown)? {
-            Manifest::Image(manifest) => {
+            ParsedManifest::Image(manifest) => {
                 return Ok(ResolvedImage { manifest, raw, index: None });
             }
-            Manifest::Index(index) => index,
+            ParsedManifest::Index(index) => index,
         };
         let entry = index.select(platform).map_err(|available| RegistryError::NoMatchingPlatform {
             reference: shown.clone(),
             wanted: platform.to_string(),
             available,
         })?;
-        let child = reference.with_digest(&entry.digest)?;
+        let child = reference.with_digest(entry.digest.as_str())?;
         tracing::debug!(%reference, %platform, digest = %entry.digest, "selected platform from index");
         let child_raw = self.get_manifest_limited(&child, entry.size)?;
         match child_raw.parse(&child.to_string())? {
-            Manifest::Image(manifest) => Ok(ResolvedImage { manifest, raw: child_raw, index: Some(raw) }),
-            Manifest::Index(_) => Err(RegistryError::UnsupportedMediaType {
+            ParsedManifest::Image(manifest) => Ok(ResolvedImage { manifest, raw: child_raw, index: Some(raw) }),
+            ParsedManifest::Index(_) => Err(RegistryError::UnsupportedMediaType {
                 reference: child.to_string(),
                 media_type: format!("{} nested in an index", child_raw.media_type),
             }),
@@ -144,14 +128,14 @@ impl Client {
     pub fn fetch_config_to(
         &self,
         reference: &Reference,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         out: &mut dyn std::io::Write,
     ) -> Result<u64, RegistryError> {
         if size > MAX_CONFIG_SIZE {
             return Err(RegistryError::ConfigTooLarge {
                 reference: reference.to_string(),
-                digest: digest.to_owned(),
+                digest: digest.clone(),
                 size,
                 limit: MAX_CONFIG_SIZE,
             });
@@ -162,27 +146,12 @@ impl Client {
     /// Pushes a manifest under the reference's tag (or its digest if it has no tag) and
     /// returns the manifest's digest. Push every blob it names first: registries may
     /// refuse a manifest whose blobs are missing.
-    pub fn put_manifest(&self, reference: &Reference, media_type: &str, bytes: &[u8]) -> Result<String, RegistryError> {
+    pub fn put_manifest(&self, reference: &Reference, media_type: &str, bytes: &[u8]) -> Result<Digest, RegistryError> {
         if bytes.len() as u64 > MAX_MANIFEST_SIZE {
             return Err(RegistryError::ManifestTooLarge { reference: reference.to_string(), limit: MAX_MANIFEST_SIZE });
         }
-        let digest = match &reference.digest {
-            Some(expected) => {
-                let mut hasher = DigestHasher::for_digest(expected);
-                hasher.update(bytes);
-                let found = hasher.finish();
-                if &found != expected {
-                    return Err(RegistryError::DigestMismatch {
-                        what: format!("manifest to push as {reference}"),
-                        expected: expected.clone(),
-                        found,
-                    });
-                }
-                found
-            }
-            None => super::digest::sha256_digest(bytes),
-        };
-        let target = reference.tag.as_deref().unwrap_or(&digest);
+        let digest = Self::manifest_digest_of(reference, bytes, || format!("manifest to push as {reference}"))?;
+        let target = reference.tag.as_deref().unwrap_or(digest.as_str());
         let mut req =
             self.manifest_request(reference, Method::PUT, target, Scope::push(&reference.repository), "pushing");
         req.headers.retain(|(name, _)| *name != "Accept");
@@ -192,7 +161,7 @@ impl Client {
             return Err(self.error_for(&req, response));
         }
         if let Some(got) = header(&response, "docker-content-digest")
-            && got != digest
+            && got != digest.as_str()
         {
             tracing::warn!(%reference, expected = %digest, %got, "registry reports another digest for the pushed manifest");
         }
@@ -200,14 +169,15 @@ impl Client {
     }
 
     /// The digest of the manifest a reference points to (HEAD), `None` if absent.
-    pub fn manifest_digest(&self, reference: &Reference) -> Result<Option<String>, RegistryError> {
+    pub fn manifest_digest(&self, reference: &Reference) -> Result<Option<Digest>, RegistryError> {
         if let Some(digest) = &reference.digest {
+            let parsed = Self::parse_digest(digest, reference)?;
             // Only the registry knows whether it has it.
             let req =
                 self.manifest_request(reference, Method::HEAD, digest, Scope::pull(&reference.repository), "checking");
             let response = self.send(&req, Body::Empty)?;
             return match response.status().as_u16() {
-                200 => Ok(Some(digest.clone())),
+                200 => Ok(Some(parsed)),
                 404 => Ok(None),
                 _ => Err(self.error_for(&req, response)),
             };
@@ -222,7 +192,9 @@ impl Client {
         let response = self.send(&req, Body::Empty)?;
         match response.status().as_u16() {
             200 => match header(&response, "docker-content-digest") {
-                Some(digest) => Ok(Some(digest)),
+                Some(digest) => Digest::parse(&digest)
+                    .map(Some)
+                    .map_err(|e| self.invalid_response(&req, format!("Docker-Content-Digest: {e}"))),
                 None => match self.get_manifest(reference) {
                     Ok(raw) => Ok(Some(raw.digest)),
                     Err(RegistryError::ManifestNotFound { .. }) => Ok(None),
@@ -241,7 +213,8 @@ impl Client {
             Some(digest) => digest.clone(),
             None => self
                 .manifest_digest(reference)?
-                .ok_or_else(|| RegistryError::ManifestNotFound { reference: reference.to_string() })?,
+                .ok_or_else(|| RegistryError::ManifestNotFound { reference: reference.to_string() })?
+                .into(),
         };
         let req =
             self.manifest_request(reference, Method::DELETE, &digest, Scope::delete(&reference.repository), "deleting");
@@ -251,5 +224,34 @@ impl Client {
             404 => Err(RegistryError::ManifestNotFound { reference: reference.to_string() }),
             _ => Err(self.error_for(&req, response)),
         }
+    }
+
+    /// The digest of manifest `bytes`: checked against the reference's digest, in its
+    /// algorithm, if it has one; sha256 otherwise. `what` names the manifest for errors.
+    fn manifest_digest_of(
+        reference: &Reference,
+        bytes: &[u8],
+        what: impl FnOnce() -> String,
+    ) -> Result<Digest, RegistryError> {
+        let Some(expected) = &reference.digest else { return Ok(Digest::of(bytes)) };
+        let expected = Self::parse_digest(expected, reference)?;
+        let mut hasher = Hasher::new(expected.algorithm());
+        hasher.update(bytes);
+        let found = hasher.finish();
+        if found != expected {
+            return Err(RegistryError::DigestMismatch { what: what(), expected, found });
+        }
+        Ok(found)
+    }
+
+    /// `digest` checked and typed; an invalid one is an error naming the reference.
+    fn parse_digest(digest: &str, reference: &Reference) -> Result<Digest, RegistryError> {
+        Digest::validate(digest).map_err(|reason| {
+            RegistryError::Reference(crate::reference::ReferenceError::InvalidDigest {
+                reference: format!("{}@{digest}", reference.name()),
+                digest: digest.to_string(),
+                reason,
+            })
+        })
     }
 }

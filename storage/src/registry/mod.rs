@@ -7,11 +7,10 @@
 //! challenge.rs  WWW-Authenticate parsing, token responses, token cache
 //! client.rs     HTTP core: auth on 401, retries with backoff, error mapping
 //! retry.rs      the backoff policy and which failures are transient
-//! manifest.rs   manifest/index types, media types, platform selection
+//! manifest.rs   raw manifests: media-type detection, parse into crate::image types
 //! image.rs      manifest operations (get, resolve to a platform, put, delete)
 //! blob.rs       blob download (verified, resumable), HEAD, upload, mount
 //! tags.rs       tag listing with Link pagination
-//! digest.rs     hashing while streaming
 //! transfer.rs   the progress deadline every body read must keep
 //! ```
 //!
@@ -24,7 +23,6 @@ mod blob;
 mod challenge;
 mod client;
 mod config;
-mod digest;
 mod error;
 mod image;
 mod manifest;
@@ -37,14 +35,9 @@ pub use blob::BlobReader;
 pub use challenge::{Challenge, Token, parse_challenges, parse_token_response};
 pub use client::Client;
 pub use config::{ConfigError, RegistryConfig, default_registries_conf_paths};
-pub use digest::{DigestHasher, sha256_digest};
 pub use error::RegistryError;
 pub use image::{MAX_CONFIG_SIZE, ResolvedImage};
-pub use manifest::{
-    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED, Descriptor, ImageIndex,
-    ImageManifest, MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, Manifest, OCI_INDEX, OCI_MANIFEST, Platform, RawManifest,
-    detect_media_type,
-};
+pub use manifest::{MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, ParsedManifest, RawManifest, detect_media_type};
 pub use retry::RetryPolicy;
 pub use tags::{DEFAULT_TAG_PAGE, MAX_TAGS, parse_link_next};
 pub use transfer::{ProgressDeadline, Stall};
