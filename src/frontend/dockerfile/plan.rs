@@ -133,6 +133,8 @@ fn plan_stage(
             .str("base", "stage")
             .str("base-stage", done.get(s).context("stage planned out of order")?.last_digest()),
     };
+    // ONBUILD RUN triggers, of a base image or a parent stage, run in this step.
+    from_digest.str("network", effective_network(None, input.network));
     let mut steps = vec![PlannedStep {
         name: "1-FROM".into(),
         step: None,
