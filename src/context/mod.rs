@@ -12,6 +12,7 @@
 pub mod dockerignore;
 pub(crate) mod glob;
 
+use crate::engine::digest::DigestInput;
 use crate::git::{CommitInfo, EntryKind, Repo, TreeEntry};
 use anyhow::{Context, bail};
 use dockerignore::DockerIgnore;
@@ -241,24 +242,22 @@ impl BuildContext {
         }
     }
 
-    /// A checksum of everything under the selected paths: path, kind and blob id.
+    /// A checksum of everything under the selected paths: each selected path, then the
+    /// path, kind and blob id of every entry below it and the directories emptied by
+    /// `.dockerignore`.
     pub fn checksum(&self, selected: &[String]) -> String {
-        let mut h = Sha256::new();
+        let below = |sel: &str, p: &str| sel.is_empty() || p == sel || p.starts_with(&format!("{sel}/"));
+        let mut digest = DigestInput::new("context");
         for sel in selected {
-            for e in self
-                .entries
-                .iter()
-                .filter(|e| sel.is_empty() || e.path == *sel || e.path.starts_with(&format!("{sel}/")))
-            {
-                h.update(format!("{}\0{:?}\0{}\n", e.path, e.kind, e.oid));
+            digest.str("selected", sel);
+            for e in self.entries.iter().filter(|e| below(sel, &e.path)) {
+                digest.str("path", &e.path).str("entry-kind", kind_word(e.kind)).str("id", &e.oid);
             }
-            // Only contexts with emptied directories get these parts: others keep their digests.
-            for d in self.empty_dirs.iter().filter(|d| sel.is_empty() || *d == sel || d.starts_with(&format!("{sel}/")))
-            {
-                h.update(format!("{d}\0EmptyDir\n"));
+            for d in self.empty_dirs.iter().filter(|d| below(sel, d)) {
+                digest.str("empty-dir", d);
             }
         }
-        hex::encode(h.finalize())
+        digest.finish()
     }
 
     /// The context written out under `scratch` (once per build). Every entry is created
@@ -311,6 +310,16 @@ impl BuildContext {
             }
         }
         Ok(self.materialized.get_or_init(|| dir))
+    }
+}
+
+/// An entry's kind in a checksum: fixed words, whatever the enum's variants are called.
+fn kind_word(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::File => "file",
+        EntryKind::Executable => "executable",
+        EntryKind::Symlink => "symlink",
+        EntryKind::Submodule => "submodule",
     }
 }
 

@@ -8,3 +8,6 @@
 pub mod dockerfile;
 pub mod image_spec;
 pub mod stapel;
+
+#[cfg(test)]
+mod digest_tests;

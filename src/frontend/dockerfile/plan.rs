@@ -4,12 +4,13 @@
 //! image, no layer and no network.
 //!
 //! A step's digest covers the previous step's digest, the instruction as written, the
-//! values of the ARGs in scope, and for COPY/ADD the content of the sources (git blob
-//! ids) or the digest of the stage copied from. ENV values are covered through the
-//! instruction text and the chain.
+//! values of the ARGs in scope, for COPY/ADD the content of the sources (git blob ids)
+//! or the digest of the stage copied from, and for RUN what its mounts read and its
+//! network. ENV values are covered through the instruction text and the chain. Every
+//! input is a named part of a [`DigestInput`]; `docs/ARCHITECTURE.md` §7 lists them.
 
 use crate::context::BuildContext;
-use crate::engine::digest::{CACHE_VERSION, sha3_224};
+use crate::engine::digest::DigestInput;
 use crate::frontend::dockerfile::syntax::{self, Dockerfile, Instruction, MetaArgs, StageRef, Step};
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
@@ -122,23 +123,22 @@ fn plan_stage(
         None if from.base.eq_ignore_ascii_case("scratch") => Base::Scratch,
         None => Base::Image(from.base.clone()),
     };
-    let base_id = match &base {
-        // `:env=PATH`: scratch images get the default PATH since this was fixed.
-        Base::Scratch => "scratch:env=PATH".to_string(),
-        Base::Image(r) => r.clone(),
-        Base::Stage(s) => {
-            let parent = done.get(s).context("stage planned out of order")?.last_digest();
-            // The parent's ONBUILD triggers run in this step since that was fixed.
-            let triggers = df.stages[*s].steps.iter().any(|st| matches!(st.instruction, Instruction::Onbuild(_)));
-            format!("stage:{parent}{}", if triggers { ":onbuild" } else { "" })
-        }
+    let mut from_digest = DigestInput::new("dockerfile-from");
+    from_digest.str("werf-cache-version", input.cache_version.unwrap_or(""));
+    match &base {
+        Base::Scratch => from_digest.str("base", "scratch"),
+        Base::Image(r) => from_digest.str("base", "image").str("base-image", r),
+        // The parent's digest covers its ONBUILD triggers, which run in this step.
+        Base::Stage(s) => from_digest
+            .str("base", "stage")
+            .str("base-stage", done.get(s).context("stage planned out of order")?.last_digest()),
     };
-    let cache_version = input.cache_version.unwrap_or("");
-    let from_digest = sha3_224(&[CACHE_VERSION, "FROM", cache_version, &base_id]);
+    // ONBUILD RUN triggers, of a base image or a parent stage, run in this step.
+    from_digest.str("network", effective_network(None, input.network));
     let mut steps = vec![PlannedStep {
         name: "1-FROM".into(),
         step: None,
-        digest: from_digest,
+        digest: from_digest.finish(),
         args: Vec::new(),
         deferred: Vec::new(),
     }];
@@ -149,7 +149,12 @@ fn plan_stage(
     for (n, step) in stage.steps.iter().enumerate() {
         let snapshot = (env.clone(), args.clone());
         let lookup = |name: &str| lookup_in(&snapshot.0, &snapshot.1, name);
-        let mut extra = String::new();
+        let keyword = step.instruction.keyword();
+        let mut digest = DigestInput::new("dockerfile-step");
+        digest
+            .str("keyword", keyword)
+            .str("prev", &steps.last().expect("FROM step").digest)
+            .str("text", &step.original);
         match &step.instruction {
             Instruction::Arg(defs) => {
                 for d in defs {
@@ -202,27 +207,21 @@ fn plan_stage(
                     bail!("{}:{}: {what} is not supported yet", df.file, step.line);
                 }
                 let expanded = step.expand(&df.file, &lookup, df.escape)?;
-                let (from, sources, chown, unpacks) = match &expanded {
-                    Instruction::Copy(c) => (c.from.clone(), c.sources.clone(), c.chown.is_some(), false),
-                    Instruction::Add(a) => (None, a.sources.clone(), a.chown.is_some(), a.unpack != Some(false)),
+                let (from, sources) = match &expanded {
+                    Instruction::Copy(c) => (c.from.clone(), c.sources.clone()),
+                    Instruction::Add(a) => (None, a.sources.clone()),
                     _ => unreachable!(),
                 };
-                // COPY --from keeps the source owners (without --chown) since that was fixed.
-                // ... and keeps hard links within a source tree since that was fixed.
-                let keep = if chown { ":links" } else { ":keep-owner:links" };
                 match from.map(|f| df.resolve_from(&f).map_err(|k| k.at(&df.file, step.line))).transpose()? {
                     Some(StageRef::Stage(s)) => {
-                        extra = format!(
-                            "stage:{}{keep}",
-                            done.get(&s)
-                                .with_context(|| format!(
-                                    "{}:{}: COPY --from a stage that is not built before this one",
-                                    df.file, step.line
-                                ))?
-                                .last_digest()
-                        );
+                        let stage = done.get(&s).with_context(|| {
+                            format!("{}:{}: COPY --from a stage that is not built before this one", df.file, step.line)
+                        })?;
+                        digest.str("from-stage", stage.last_digest());
                     }
-                    Some(StageRef::Image(r)) => extra = format!("image:{r}{keep}"),
+                    Some(StageRef::Image(r)) => {
+                        digest.str("from-image", &r);
+                    }
                     None => {
                         for src in &sources {
                             if src.contains("://") {
@@ -238,18 +237,7 @@ fn plan_stage(
                             if sel.is_empty() && !crate::context::BuildContext::is_wildcard(src) {
                                 bail!("{}:{}: {}", df.file, step.line, input.context.explain_missing(src));
                             }
-                            extra.push_str(&input.context.checksum(&sel));
-                            extra.push(';');
-                            // ADD unpacks xz, bzip2 and zstd tars since that was fixed (they
-                            // were copied as files): only names that look like one change.
-                            if unpacks && sel.iter().any(|p| looks_compressed(p)) {
-                                extra.push_str("unpack:xz,bzip2,zstd;");
-                            }
-                            // Hard links inside an ADDed archive stay links since that was
-                            // fixed: only names that look like an archive change.
-                            if unpacks && sel.iter().any(|p| looks_like_archive(p)) {
-                                extra.push_str("links;");
-                            }
+                            digest.str("source", src).str("source-checksum", &input.context.checksum(&sel));
                         }
                     }
                 }
@@ -258,53 +246,40 @@ fn plan_stage(
                 // `--mount` values are expanded, as BuildKit expands them.
                 let expanded = step.expand(&df.file, &lookup, df.escape)?;
                 let Instruction::Run(r) = &expanded else { unreachable!() };
-                // A lone heredoc runs as the script since that was fixed (it did nothing).
-                if matches!(r.form(), syntax::RunForm::Script(_) | syntax::RunForm::File(_)) {
-                    extra.push_str("heredoc-script;");
-                }
-                // What bind mounts read is part of the step's input (werf #6823).
+                // What bind mounts, and cache mounts seeded `from` a stage or image, read
+                // is part of the step's input (werf #6823).
                 for m in &r.mounts {
                     let mount = super::mounts::parse(m).with_context(|| format!("{}:{}", df.file, step.line))?;
-                    // A cache mount `from` a stage is seeded from it since that was fixed.
-                    let (source, from) = match mount {
-                        super::mounts::RunMount::Bind { source, from, .. } => (source, from),
-                        super::mounts::RunMount::Cache { source, from: Some(f), .. } => {
-                            extra.push_str("cache-from:");
-                            (source, Some(f))
-                        }
+                    let (kind, source, from) = match mount {
+                        super::mounts::RunMount::Bind { source, from, .. } => ("bind", source, from),
+                        super::mounts::RunMount::Cache { source, from: Some(f), .. } => ("cache", source, Some(f)),
                         _ => continue,
                     };
-                    {
-                        match from.map(|f| df.resolve_from(&f).map_err(|k| k.at(&df.file, step.line))).transpose()? {
-                            Some(StageRef::Stage(s)) => {
-                                let d = done.get(&s).with_context(|| {
-                                    format!(
-                                        "{}:{}: --mount from a stage that is not built before this one",
-                                        df.file, step.line
-                                    )
-                                })?;
-                                extra.push_str(&format!("stage:{}:{source};", d.last_digest()));
+                    digest.str("mount", kind).str("mount-source", &source);
+                    match from.map(|f| df.resolve_from(&f).map_err(|k| k.at(&df.file, step.line))).transpose()? {
+                        Some(StageRef::Stage(s)) => {
+                            let stage = done.get(&s).with_context(|| {
+                                format!(
+                                    "{}:{}: --mount from a stage that is not built before this one",
+                                    df.file, step.line
+                                )
+                            })?;
+                            digest.str("mount-from-stage", stage.last_digest());
+                        }
+                        Some(StageRef::Image(r)) => {
+                            digest.str("mount-from-image", &r);
+                        }
+                        None => {
+                            let sel =
+                                input.context.select(&source).with_context(|| format!("{}:{}", df.file, step.line))?;
+                            if sel.is_empty() {
+                                bail!("{}:{}: {}", df.file, step.line, input.context.explain_missing(&source));
                             }
-                            Some(StageRef::Image(r)) => extra.push_str(&format!("image:{r}:{source};")),
-                            None => {
-                                let sel = input
-                                    .context
-                                    .select(&source)
-                                    .with_context(|| format!("{}:{}", df.file, step.line))?;
-                                if sel.is_empty() {
-                                    bail!("{}:{}: {}", df.file, step.line, input.context.explain_missing(&source));
-                                }
-                                extra.push_str(&input.context.checksum(&sel));
-                                extra.push(';');
-                            }
+                            digest.str("mount-checksum", &input.context.checksum(&sel));
                         }
                     }
                 }
-                // `none` runs the step in its own empty network namespace since that was
-                // fixed (werf.yaml `network: none` was ignored).
-                if effective_network(r.network.as_deref(), input.network) == "none" {
-                    extra.push_str("network:none;");
-                }
+                digest.str("network", effective_network(r.network.as_deref(), input.network));
                 let unsupported = if r.network.as_deref().is_some_and(|n| !KNOWN_NETWORKS.contains(&n)) {
                     Some("RUN --network other than default, host or none")
                 } else if r.security.as_deref().is_some_and(|s| s != "sandbox") {
@@ -318,40 +293,19 @@ fn plan_stage(
             }
             _ => {}
         }
+        let is_deferred = |name: &str| deferred.iter().any(|d| d.name == name);
+        digest.map("args", args.iter().filter(|(k, _)| !is_deferred(k)).map(|(k, v)| (k.as_str(), v.as_str())));
         // A deferred ARG's value depends on the image: its default as written stands in.
-        let args_text = args
-            .iter()
-            .map(|(k, v)| match deferred.iter().find(|d| d.name == *k) {
-                Some(d) => format!("{k}<image-env>={}", d.default),
-                None => format!("{k}={v}"),
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        let prev = &steps.last().expect("FROM step").digest;
-        let keyword = step.instruction.keyword();
-        let digest = sha3_224(&[CACHE_VERSION, keyword, prev, &step.original, &args_text, &extra]);
+        digest.map("deferred-args", deferred.iter().map(|d| (d.name.as_str(), d.default.as_str())));
         steps.push(PlannedStep {
             name: format!("{}-{keyword}", n + 2),
             step: Some(step.clone()),
-            digest,
+            digest: digest.finish(),
             args: args.clone(),
             deferred: deferred.clone(),
         });
     }
     Ok(PlannedStage { index, base, steps })
-}
-
-/// A file name that may be an xz, bzip2 or zstd archive (what ADD unpacks is decided by
-/// content; the name only decides whether the digest marks the change of behaviour).
-fn looks_compressed(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
-    [".xz", ".txz", ".bz2", ".tbz", ".tbz2", ".zst", ".tzst", ".zstd"].iter().any(|ext| name.ends_with(ext))
-}
-
-/// Whether ADD may unpack `path` as a tar, by its name (the digest cannot read content).
-fn looks_like_archive(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
-    looks_compressed(&name) || name.contains(".tar") || [".tgz", ".taz", ".gz"].iter().any(|ext| name.ends_with(ext))
 }
 
 /// The `--network` values slipway runs (`default` and `host` are the host's network).
@@ -382,14 +336,5 @@ mod tests {
         assert_eq!(effective_network(None, Some("none")), "none");
         assert_eq!(effective_network(Some("host"), Some("none")), "host");
         assert_eq!(effective_network(Some("none"), None), "none");
-    }
-
-    #[test]
-    fn compressed_names_mark_the_add_digest() {
-        for (p, want) in
-            [("a.tar.xz", true), ("d/A.TBZ2", true), ("x.tar.zst", true), ("a.tar.gz", false), ("xz", false)]
-        {
-            assert_eq!(looks_compressed(p), want, "{p}");
-        }
     }
 }
