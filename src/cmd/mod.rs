@@ -54,19 +54,24 @@ pub struct ProjectArgs {
     #[arg(long, env = "WERF_ENV", default_value = "")]
     pub env: String,
 
-    /// Loose werf giterminism mode restrictions. Not supported by slipway.
+    /// Loose werf giterminism mode restrictions (default $WERF_LOOSE_GITERMINISM):
+    /// werf.yaml, templates, `.Files`, Dockerfiles and .dockerignore are read from the
+    /// working tree, and env vars, `contextAddFiles` and secrets need no allow-list.
     #[arg(long, env = "WERF_LOOSE_GITERMINISM", value_parser = werf_bool, num_args = 0..=1,
           require_equals = true, default_value = "false", default_missing_value = "true")]
     pub loose_giterminism: bool,
 
-    /// Enable development mode (default $WERF_DEV). Not supported by slipway: commit
-    /// the changes instead.
+    /// Enable development mode (default $WERF_DEV). The mode allows working with project
+    /// files without doing redundant commits during debugging and development: the
+    /// working tree (tracked and untracked files, minus .gitignore and --dev-ignore) is
+    /// built as if it were committed.
     #[arg(long, env = "WERF_DEV", value_parser = werf_bool, num_args = 0..=1,
           require_equals = true, default_value = "false", default_missing_value = "true")]
     pub dev: bool,
 
-    /// Rules to ignore changes in development mode (repeatable; $WERF_DEV_IGNORE_*).
-    /// Not supported by slipway.
+    /// Add rules to ignore tracked and untracked changes in development mode (can specify
+    /// multiple). Also, can be specified with $WERF_DEV_IGNORE_* (e.g.
+    /// $WERF_DEV_IGNORE_TESTS=*_test.go, $WERF_DEV_IGNORE_DOCS=path/to/docs).
     #[arg(long = "dev-ignore", value_name = "RULE")]
     pub dev_ignore: Vec<String>,
 
@@ -242,9 +247,6 @@ impl ProjectArgs {
             ("--config-templates-dir", self.config_templates_dir.as_ref().is_some_and(|p| !p.as_os_str().is_empty())),
             ("--config-render-path", self.config_render_path.as_ref().is_some_and(|p| !p.as_os_str().is_empty())),
             ("--giterminism-config", self.giterminism_config.as_ref().is_some_and(|p| !p.as_os_str().is_empty())),
-            ("--loose-giterminism", self.loose_giterminism),
-            ("--dev", self.dev),
-            ("--dev-ignore", !with_env_list(&self.dev_ignore, "WERF_DEV_IGNORE_").is_empty()),
             ("--ssh-key", !with_env_list(&self.ssh_key, "WERF_SSH_KEY_").is_empty()),
             ("--container-registry-mirror", !self.container_registry_mirror.is_empty()),
             ("--introspect-stage", !self.introspect_stage.is_empty()),
@@ -275,6 +277,16 @@ impl ProjectArgs {
             anyhow::bail!("--tmp-dir {}: not a directory", t.display());
         }
         Ok(())
+    }
+
+    /// Where the project is read from: `--dev`, `--dev-ignore` and `WERF_DEV_IGNORE_*`
+    /// (werf's `GetDevIgnore`), `--loose-giterminism`.
+    pub fn source_mode(&self) -> crate::project::SourceMode {
+        crate::project::SourceMode {
+            dev: self.dev,
+            dev_ignore: with_env_list(&self.dev_ignore, "WERF_DEV_IGNORE_"),
+            loose: self.loose_giterminism,
+        }
     }
 
     /// `--platform`, else `WERF_PLATFORM`, else `DOCKER_DEFAULT_PLATFORM` (werf's order).

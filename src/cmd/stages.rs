@@ -30,7 +30,12 @@ struct Row {
 pub fn run(cmd: StagesCommand, storage_root: &Option<std::path::PathBuf>) -> anyhow::Result<u8> {
     let StagesCommand::List(args) = cmd;
     args.project.check()?;
-    let project = Project::load(&args.project.dir()?, args.project.config.as_deref(), &args.project.env)?;
+    let project = Project::load(
+        &args.project.dir()?,
+        args.project.config.as_deref(),
+        &args.project.env,
+        &args.project.source_mode(),
+    )?;
     args.project.check_project(&project, false)?;
     let settings = args.project.settings();
     let size = |m: &Manifest| m.layers.iter().map(|l| l.size).sum::<u64>();
