@@ -184,7 +184,13 @@ impl Repo {
     }
 
     /// A blob read whole for [`Repo::read_file`], refused above `limit` bytes.
-    fn read_bounded(&self, commit_id: &str, path: &str, id: gix::ObjectId, limit: u64) -> Result<Vec<u8>, GitError> {
+    pub(super) fn read_bounded(
+        &self,
+        commit_id: &str,
+        path: &str,
+        id: gix::ObjectId,
+        limit: u64,
+    ) -> Result<Vec<u8>, GitError> {
         let size = self.object_size(id, "blob")?;
         if size > limit {
             return Err(GitError::FileTooLarge { commit: commit_id.to_string(), path: path.to_string(), size, limit });

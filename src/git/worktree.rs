@@ -53,8 +53,8 @@ pub struct Snapshot {
     /// Every non-directory entry, repository-relative paths, sorted.
     entries: Vec<TreeEntry>,
     /// Blob ids hashed from the working tree (not necessarily in the object database) →
-    /// the path and kind to read them from.
-    from_disk: HashMap<String, (String, EntryKind)>,
+    /// the path, kind and size to read them from.
+    from_disk: HashMap<String, (String, EntryKind, u64)>,
 }
 
 impl Snapshot {
@@ -148,8 +148,8 @@ impl Repo {
                             if st.st_mode & libc::S_IFMT == libc::S_IFLNK { GixKind::Link } else { GixKind::Blob };
                         check_name(WORKING_TREE, rel.as_bytes(), name.as_bytes().as_bstr(), gix_kind)?;
                         let (kind, oid, hashed) = self.hash_entry(&walker, &dir_fd, &name, &rel, &st)?;
-                        if hashed {
-                            snapshot.from_disk.insert(oid.to_string(), (rel.clone(), kind));
+                        if let Some(size) = hashed {
+                            snapshot.from_disk.insert(oid.to_string(), (rel.clone(), kind, size));
                         }
                         snapshot.entries.push(TreeEntry { path: rel, kind, oid: oid.to_string() });
                         if snapshot.entries.len() > MAX_SNAPSHOT_ENTRIES {
@@ -171,8 +171,8 @@ impl Repo {
     }
 
     /// The kind and blob id of working-tree file `name` in `dir_fd` (repository path
-    /// `rel`), and whether it had to be hashed (HEAD's id is taken, unread, when the
-    /// index says the file is untouched).
+    /// `rel`), and, if it had to be hashed, its size (HEAD's id is taken, unread, when
+    /// the index says the file is untouched).
     fn hash_entry(
         &self,
         walker: &Walker<'_>,
@@ -180,7 +180,7 @@ impl Repo {
         name: &str,
         rel: &str,
         st: &FileStat,
-    ) -> Result<(EntryKind, ObjectId, bool), GitError> {
+    ) -> Result<(EntryKind, ObjectId, Option<u64>), GitError> {
         let committed = walker.committed.get(rel).copied();
         let kind = if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
             EntryKind::Symlink
@@ -202,14 +202,17 @@ impl Repo {
             && committed_kind == kind
             && gix::index::fs::Metadata::from_file(&file).is_ok_and(|m| walker.stat_unchanged(rel, &m, kind, oid))
         {
-            return Ok((kind, oid, false));
+            return Ok((kind, oid, None));
         }
         let path = self.workdir.join(rel);
-        let oid = if kind == EntryKind::Symlink {
+        if kind == EntryKind::Symlink {
             let target = nix::fcntl::readlinkat(&file, "").map_err(|e| self.io(rel, e))?;
-            gix::objs::compute_hash(walker.hash_kind, gix::objs::Kind::Blob, target.as_encoded_bytes())
-                .map_err(|source| GitError::Hash { path, source })?
-        } else {
+            let bytes = target.as_encoded_bytes();
+            let oid = gix::objs::compute_hash(walker.hash_kind, gix::objs::Kind::Blob, bytes)
+                .map_err(|source| GitError::Hash { path, source })?;
+            return Ok((kind, oid, Some(bytes.len() as u64)));
+        }
+        {
             let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
             let fd = nix::fcntl::openat(dir_fd, name, flags, Mode::empty()).map_err(|e| self.io(rel, e))?;
             let mut data = std::fs::File::from(fd);
@@ -218,10 +221,10 @@ impl Repo {
                 return Err(GitError::WorktreeChanged { path: rel.to_string() });
             }
             let len = u64::try_from(now.st_size).unwrap_or(0);
-            hash_stream(walker.hash_kind, len, &mut data, None, &path)?
-                .ok_or_else(|| GitError::WorktreeChanged { path: rel.to_string() })?
-        };
-        Ok((kind, oid, true))
+            let oid = hash_stream(walker.hash_kind, len, &mut data, None, &path)?
+                .ok_or_else(|| GitError::WorktreeChanged { path: rel.to_string() })?;
+            Ok((kind, oid, Some(len)))
+        }
     }
 
     /// Every non-directory entry under `subdir` of `commit` (its tree, or the snapshot
@@ -271,19 +274,17 @@ impl Repo {
                 match entry.kind {
                     EntryKind::Submodule if last => return Err(not_a_file()),
                     EntryKind::File | EntryKind::Executable if last => {
-                        let mut out = Bounded { data: Vec::new(), limit: MAX_READ_FILE };
-                        return match self.copy_entry(commit, &entry.oid, &mut out) {
-                            Err(GitError::WriteBlob { .. }) | Err(GitError::WorktreeWrite { .. }) => {
-                                Err(GitError::FileTooLarge {
-                                    commit: WORKING_TREE.into(),
-                                    path: here,
-                                    size: out.data.len() as u64,
-                                    limit: MAX_READ_FILE,
-                                })
-                            }
-                            Err(e) => Err(e),
-                            Ok(_) => Ok(Some(out.data)),
+                        let Some(&(_, _, size)) = snapshot.from_disk.get(&entry.oid) else {
+                            let id = parse_oid(&entry.oid)?;
+                            return self.read_bounded(WORKING_TREE, &here, id, MAX_READ_FILE).map(Some);
                         };
+                        if size > MAX_READ_FILE {
+                            let commit = WORKING_TREE.into();
+                            return Err(GitError::FileTooLarge { commit, path: here, size, limit: MAX_READ_FILE });
+                        }
+                        let mut out = Vec::new();
+                        self.copy_entry(commit, &entry.oid, &mut out)?;
+                        return Ok(Some(out));
                     }
                     EntryKind::File | EntryKind::Executable | EntryKind::Submodule => return Ok(None),
                     EntryKind::Symlink => {
@@ -326,7 +327,7 @@ impl Repo {
     /// working tree, hashed again on the way: a file changed since the snapshot is an
     /// error). Returns the size.
     pub fn copy_entry(&self, commit: &CommitInfo, oid: &str, out: &mut dyn Write) -> Result<u64, GitError> {
-        let Some((rel, kind)) = commit.worktree.as_ref().and_then(|s| s.from_disk.get(oid)) else {
+        let Some((rel, kind, _)) = commit.worktree.as_ref().and_then(|s| s.from_disk.get(oid)) else {
             return self.copy_blob(oid, out);
         };
         let want = parse_oid(oid)?;
@@ -362,15 +363,15 @@ impl Repo {
 
     /// The target of symlink blob `oid` of `commit`; `None` if longer than `PATH_MAX`.
     pub fn symlink_target_at(&self, commit: &CommitInfo, oid: &str) -> Result<Option<Vec<u8>>, GitError> {
-        if !commit.worktree.as_ref().is_some_and(|s| s.from_disk.contains_key(oid)) {
+        let Some(&(_, _, size)) = commit.worktree.as_ref().and_then(|s| s.from_disk.get(oid)) else {
             return self.symlink_target(oid);
+        };
+        if size > libc::PATH_MAX as u64 {
+            return Ok(None);
         }
-        let mut out = Bounded { data: Vec::new(), limit: libc::PATH_MAX as u64 };
-        match self.copy_entry(commit, oid, &mut out) {
-            Ok(_) => Ok(Some(out.data)),
-            Err(GitError::WorktreeWrite { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        let mut out = Vec::new();
+        self.copy_entry(commit, oid, &mut out)?;
+        Ok(Some(out))
     }
 
     /// A configuration file of `commit` (werf.yaml, `werf-giterminism.yaml`, a
@@ -506,24 +507,4 @@ pub(super) fn hash_stream(
         return Ok(None);
     }
     hasher.try_finalize().map(Some).map_err(|source| GitError::Hash { path: path.to_path_buf(), source })
-}
-
-/// A buffer that refuses to grow past `limit` bytes.
-struct Bounded {
-    data: Vec<u8>,
-    limit: u64,
-}
-
-impl Write for Bounded {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if (self.data.len() + buf.len()) as u64 > self.limit {
-            return Err(std::io::Error::other(format!("more than {} bytes", self.limit)));
-        }
-        self.data.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
