@@ -75,7 +75,8 @@ pub struct ProjectArgs {
     #[arg(long = "dev-ignore", value_name = "RULE")]
     pub dev_ignore: Vec<String>,
 
-    /// Dev git branch name (default $WERF_DEV_BRANCH or "_werf-dev"); only used with --dev.
+    /// Dev git branch name (default $WERF_DEV_BRANCH or "_werf-dev"). Accepted and unused:
+    /// slipway keeps werf's dev commit in memory and creates no branch.
     #[arg(long, env = "WERF_DEV_BRANCH", default_value = "_werf-dev")]
     pub dev_branch: String,
 
