@@ -147,4 +147,13 @@ fn loose_giterminism_reads_the_working_tree_and_allows_env() {
     // Without --dev the uncommitted werf-giterminism.yaml does not count.
     let out = render(&[]);
     assert!(!out.status.success());
+    // --dev-ignore (or WERF_DEV_IGNORE_*) leaves a path at HEAD's version: here, absent.
+    let ignored = |out: std::process::Output| {
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("the file \"notes.txt\" not found"), "{}", stderr(&out));
+    };
+    ignored(render(&["--dev", "--dev-ignore", "notes.txt"]));
+    let mut c = env.slipway();
+    c.args(["config", "render", "--dev", "--dir"]).arg(&dir).env("TAG_FROM_ENV", "3.20");
+    ignored(c.env("WERF_DEV_IGNORE_NOTES", "*.txt").output().unwrap());
 }
