@@ -183,3 +183,26 @@ fn worktree_files_are_read_beneath_the_root() {
     assert!(matches!(err, GitError::WorktreeEscape { .. }), "{err}");
     assert!(repo.read_worktree_file("../x").is_err());
 }
+
+/// A measurement, as `five_thousand_files_are_quick`: 5000 committed files (the stat
+/// cache answers, none is read) and 5000 untracked ones (each hashed).
+#[test]
+#[ignore = "slow set-up; run with --ignored --nocapture to measure"]
+fn five_thousand_files_snapshot_quickly() {
+    let t = super::TestRepo::new();
+    for i in 0..5000 {
+        t.write(&format!("d{}/sub{}/file{i}.txt", i % 50, i % 7), &format!("content {i}\n"));
+    }
+    t.commit_all("many");
+    for i in 0..5000 {
+        t.write(&format!("new{}/file{i}.txt", i % 50), &format!("new {i}\n"));
+    }
+    let repo = t.open();
+    let start = std::time::Instant::now();
+    let snapshot = repo.snapshot(&[]).unwrap();
+    let took = start.elapsed();
+    let commit = CommitInfo { worktree: Some(Arc::new(snapshot)), ..repo.head_commit().unwrap() };
+    assert_eq!(repo.tree_at(&commit, "").unwrap().len(), 10_000);
+    eprintln!("snapshot of 5000 committed + 5000 untracked files: {took:?}");
+    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+}
