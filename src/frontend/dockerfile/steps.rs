@@ -627,7 +627,7 @@ pub fn resolve_path(workdir: &str, p: &str) -> String {
     format!("/{}", crate::project::join_rel(base, p))
 }
 
-fn healthcheck_json(h: &Healthcheck) -> serde_json::Value {
+pub(crate) fn healthcheck_json(h: &Healthcheck) -> serde_json::Value {
     match h {
         Healthcheck::None => serde_json::json!({ "Test": ["NONE"] }),
         Healthcheck::Check(c) => {
