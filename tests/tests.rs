@@ -20,3 +20,4 @@ mod repo;
 mod report;
 mod sandbox;
 mod security;
+mod stapel;

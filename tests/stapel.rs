@@ -1,0 +1,126 @@
+//! Stapel images (`from` + `shell` + `docker`) built end to end as the unprivileged user.
+
+use crate::common::{Env, git, git_project, registry, rootless_env, run_ok, stderr, stdout, write};
+
+fn werf_yaml(reg: &str, setup: &str) -> String {
+    format!(
+        r#"project: demo
+configVersion: 1
+---
+image: base
+from: {reg}/base/busybox
+shell:
+  install:
+  - mkdir -p /app
+  - echo "installed at $WERF_COMMIT_HASH" > /app/install.txt
+  setup:
+  - echo "{setup}" > /app/setup.txt
+  - id -u > /app/uid.txt; pwd > /app/pwd.txt
+docker:
+  ENV:
+    GREETING: hello-stapel
+  CMD: cat /app/setup.txt
+  WORKDIR: /app
+---
+image: app
+from: base
+shell:
+  setup: echo "on $(cat /app/setup.txt)" > /app/child.txt
+"#
+    )
+}
+
+const INSPECT: &str = "cat /app/install.txt /app/setup.txt /app/uid.txt /app/pwd.txt; echo $GREETING; pwd; \
+                       echo ${WERF_COMMIT_HASH:-no-commit-env}; test -e /.werf || echo no-script-left";
+
+#[test]
+fn builds_shell_stages_and_rebuilds_from_the_changed_one() {
+    let test = "builds_shell_stages_and_rebuilds_from_the_changed_one";
+    if !rootless_env(test) {
+        return;
+    }
+    let Some(reg) = registry(test) else {
+        return;
+    };
+    let env = Env::new();
+    let dir = env.path().join("project");
+    git_project(&dir, &[("werf.yaml", &werf_yaml(&reg, "setup one"))], &[]);
+    let head =
+        String::from_utf8(crate::common::git_cmd(&dir, &["rev-parse", "HEAD"]).output().unwrap().stdout).unwrap();
+    let report = env.path().join("report.json");
+    let build = |insecure: bool| {
+        let mut cmd = env.slipway();
+        cmd.arg("build");
+        if insecure {
+            cmd.arg("--insecure-registry");
+        }
+        cmd.arg("--dir").arg(&dir).arg("--save-build-report").arg("--build-report-path").arg(&report);
+        let log = stdout(&run_ok(&mut cmd));
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        (log, r)
+    };
+
+    let (log, r) = build(true);
+    assert_eq!(log.matches("built in").count(), 6, "{log}");
+    let stages = |r: &serde_json::Value, image: &str| -> Vec<String> {
+        r["Images"][image]["Stages"].as_array().unwrap().iter().map(|s| s["Name"].as_str().unwrap().into()).collect()
+    };
+    assert_eq!(r["Images"]["base"]["ConfigType"], "stapel", "{r}");
+    assert_eq!(stages(&r, "base"), ["from", "install", "setup", "dockerInstructions"]);
+    assert_eq!(stages(&r, "app"), ["from", "setup"]);
+
+    let out = run_ok(env.slipway().args(["run", "base", "--dir"]).arg(&dir).args(["--", "/bin/sh", "-c", INSPECT]));
+    let want = format!("installed at {}setup one\n0\n/\nhello-stapel\n/app\nno-commit-env\nno-script-left\n", head);
+    assert_eq!(stdout(&out), want, "stderr:\n{}", stderr(&out));
+    let out = run_ok(env.slipway().args(["run", "base", "--dir"]).arg(&dir));
+    assert_eq!(stdout(&out), "setup one\n");
+    let out = run_ok(env.slipway().args(["run", "app", "--dir"]).arg(&dir).args(["--", "cat", "/app/child.txt"]));
+    assert_eq!(stdout(&out), "on setup one\n");
+
+    // Nothing changed: every stage is found, no registry needed.
+    let (log, r) = build(false);
+    assert!(!log.contains("built in"), "a stage ran on a cached rebuild:\n{log}");
+    assert_eq!(log.matches("cached").count(), 6, "{log}");
+    assert_eq!(r["Images"]["base"]["Rebuilt"], false, "{r}");
+
+    // A changed `setup` rebuilds setup and what follows it, and the image based on it.
+    write(&dir, "werf.yaml", &werf_yaml(&reg, "setup two"));
+    git(&dir, &["commit", "-q", "-am", "setup two"]);
+    let (log, _) = build(true);
+    let built: Vec<&str> = log.lines().filter(|l| l.contains("built in")).collect();
+    assert_eq!(built.len(), 4, "{log}");
+    for (line, stage) in built.iter().zip(["base/setup", "base/dockerInstructions", "app/from", "app/setup"]) {
+        assert!(line.contains(stage), "{stage} not rebuilt in order:\n{log}");
+    }
+    assert_eq!(log.matches("cached").count(), 2, "{log}");
+    let out = run_ok(env.slipway().args(["run", "app", "--dir"]).arg(&dir).args(["--", "cat", "/app/child.txt"]));
+    assert_eq!(stdout(&out), "on setup two\n");
+}
+
+/// What this slice does not build is refused in one line naming the key's werf.yaml line;
+/// a base without /bin/sh is named too. Neither needs a registry.
+#[test]
+fn refuses_what_it_cannot_build_in_one_line() {
+    let test = "refuses_what_it_cannot_build_in_one_line";
+    if !rootless_env(test) {
+        return;
+    }
+    let cases = [
+        (
+            "image: app\nfrom: alpine:3\ngit:\n- add: /\n  to: /app\n",
+            "Error: image app (werf.yaml:7): `git` is not supported for Stapel images yet\n",
+        ),
+        (
+            "image: app\nfrom: scratch\nshell:\n  install: echo hi\n",
+            "Error: building image app (werf.yaml:4), stage install: the base image has no /bin/sh, which runs the shell commands\n",
+        ),
+    ];
+    for (doc, want) in cases {
+        let env = Env::new();
+        let dir = env.path().join("project");
+        git_project(&dir, &[("werf.yaml", &format!("project: demo\nconfigVersion: 1\n---\n{doc}"))], &[]);
+        let out = env.slipway().args(["build", "--dir"]).arg(&dir).output().unwrap();
+        assert!(!out.status.success(), "{doc}");
+        assert_eq!(stderr(&out), want, "{doc}");
+    }
+}
