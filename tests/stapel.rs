@@ -13,6 +13,7 @@ shell:
   install:
   - mkdir -p /app
   - echo "installed at $WERF_COMMIT_HASH" > /app/install.txt
+  - test "$(cat /run/secrets/token)" = s3cret && echo secret-ok > /app/secret.txt
   setup:
   - echo "{setup}" > /app/setup.txt
   - id -u > /app/uid.txt; pwd > /app/pwd.txt
@@ -21,6 +22,9 @@ docker:
     GREETING: hello-stapel
   CMD: cat /app/setup.txt
   WORKDIR: /app
+secrets:
+- id: token
+  value: s3cret
 ---
 image: app
 from: base
@@ -30,8 +34,9 @@ shell:
     )
 }
 
-const INSPECT: &str = "cat /app/install.txt /app/setup.txt /app/uid.txt /app/pwd.txt; echo $GREETING; pwd; \
-                       echo ${WERF_COMMIT_HASH:-no-commit-env}; test -e /.werf || echo no-script-left";
+const INSPECT: &str = "cat /app/install.txt /app/secret.txt /app/setup.txt /app/uid.txt /app/pwd.txt; \
+                       echo $GREETING; pwd; echo ${WERF_COMMIT_HASH:-no-commit-env}; \
+                       test -e /.werf || echo no-script-left; test -e /run/secrets/token || echo no-secret-left";
 
 #[test]
 fn builds_shell_stages_and_rebuilds_from_the_changed_one() {
@@ -44,7 +49,8 @@ fn builds_shell_stages_and_rebuilds_from_the_changed_one() {
     };
     let env = Env::new();
     let dir = env.path().join("project");
-    git_project(&dir, &[("werf.yaml", &werf_yaml(&reg, "setup one"))], &[]);
+    let giterminism = "giterminismConfigVersion: 1\nconfig:\n  secrets:\n    allowValueIds: [token]\n";
+    git_project(&dir, &[("werf.yaml", &werf_yaml(&reg, "setup one")), ("werf-giterminism.yaml", giterminism)], &[]);
     let head =
         String::from_utf8(crate::common::git_cmd(&dir, &["rev-parse", "HEAD"]).output().unwrap().stdout).unwrap();
     let report = env.path().join("report.json");
@@ -70,7 +76,9 @@ fn builds_shell_stages_and_rebuilds_from_the_changed_one() {
     assert_eq!(stages(&r, "app"), ["from", "setup"]);
 
     let out = run_ok(env.slipway().args(["run", "base", "--dir"]).arg(&dir).args(["--", "/bin/sh", "-c", INSPECT]));
-    let want = format!("installed at {}setup one\n0\n/\nhello-stapel\n/app\nno-commit-env\nno-script-left\n", head);
+    let want = format!(
+        "installed at {head}secret-ok\nsetup one\n0\n/\nhello-stapel\n/app\nno-commit-env\nno-script-left\nno-secret-left\n"
+    );
     assert_eq!(stdout(&out), want, "stderr:\n{}", stderr(&out));
     let out = run_ok(env.slipway().args(["run", "base", "--dir"]).arg(&dir));
     assert_eq!(stdout(&out), "setup one\n");

@@ -394,7 +394,7 @@ fn seed_cache(env: &StepEnv<'_>, dir: &std::path::Path, from: &str, source: &str
 }
 
 /// The value of a werf.yaml secret: a host env var, a host file, or a literal.
-fn secret_value(secret: &crate::config::Secret) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn secret_value(secret: &crate::config::Secret) -> anyhow::Result<Vec<u8>> {
     use crate::config::SecretSource as S;
     Ok(match &secret.source {
         S::Env(name) => std::env::var(name)

@@ -54,6 +54,7 @@ pub fn build(job: &Job<'_>, s: &StapelImage) -> anyhow::Result<Built> {
         stdout_to_stderr: run.log.to_stderr(),
         no_network: network == "none",
         commit: run.commit,
+        secrets: &s.secrets,
     };
     let stages: Vec<StapelStage<'_>> =
         planned.iter().map(|p| StapelStage { job, image: s, planned: p, shell: &shell_env }).collect();

@@ -55,16 +55,12 @@ pub struct PlannedStage {
     pub step: Step,
 }
 
-/// The user stages werf runs shell commands in, in order.
-pub const USER_STAGES: [&str; 4] = ["beforeInstall", "install", "beforeSetup", "setup"];
-
 /// Plan the image's stages.
 pub fn plan(input: &PlanInput<'_>) -> anyhow::Result<Vec<PlannedStage>> {
     let (base, from_digest) = from_stage(input)?;
     let mut stages = vec![PlannedStage { name: "from", digest: from_digest, step: Step::From(base) }];
     if let Some(shell) = input.shell {
-        for name in USER_STAGES {
-            let (commands, stage_version) = user_stage(shell, name);
+        for (name, commands, stage_version) in user_stages(shell) {
             // werf's rule (`builder/shell.go`): a stage exists when it has commands or
             // any cache version, the shell's own or the stage's.
             if commands.is_empty() && stage_version.is_none() && shell.cache_version.is_none() {
@@ -123,16 +119,15 @@ fn from_stage(input: &PlanInput<'_>) -> anyhow::Result<(Base, String)> {
     Ok((base, digest.finish()))
 }
 
-/// A user stage's commands and its own cache version (`installCacheVersion`, ...).
-fn user_stage<'s>(shell: &'s Shell, name: &str) -> (&'s [String], Option<&'s str>) {
-    let (commands, version) = match name {
-        "beforeInstall" => (&shell.before_install, &shell.before_install_cache_version),
-        "install" => (&shell.install, &shell.install_cache_version),
-        "beforeSetup" => (&shell.before_setup, &shell.before_setup_cache_version),
-        "setup" => (&shell.setup, &shell.setup_cache_version),
-        _ => unreachable!("not a user stage: {name}"),
-    };
-    (commands, version.as_deref())
+/// The user stages in werf's order: name, commands, the stage's own cache version
+/// (`installCacheVersion`, ...).
+fn user_stages(shell: &Shell) -> [(&'static str, &[String], Option<&str>); 4] {
+    [
+        ("beforeInstall", &shell.before_install, shell.before_install_cache_version.as_deref()),
+        ("install", &shell.install, shell.install_cache_version.as_deref()),
+        ("beforeSetup", &shell.before_setup, shell.before_setup_cache_version.as_deref()),
+        ("setup", &shell.setup, shell.setup_cache_version.as_deref()),
+    ]
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The parts of a Stapel image slipway does not build yet. Each is refused before
 //! anything is built, with one line naming the werf.yaml line and the key, so nothing
 //! in a werf.yaml is silently ignored. Keys with a line of their own (`git`, `import`,
-//! `mount`, `dependencies`, `secrets`) give it; for the others the caller names the
+//! `mount`, `dependencies`) give it; for the others the caller names the
 //! image's line.
 
 use crate::config::StapelImage;
@@ -26,7 +26,7 @@ pub fn unsupported(s: &StapelImage, build_platforms: &[String]) -> Result<(), (O
         image_spec: _,
         platform,
         network,
-        secrets,
+        secrets: _,
     } = s;
     let not_yet =
         |line: Option<usize>, key: &str| Err((line, format!("`{key}` is not supported for Stapel images yet")));
@@ -50,9 +50,6 @@ pub fn unsupported(s: &StapelImage, build_platforms: &[String]) -> Result<(), (O
     }
     if let Some(m) = mount.first() {
         return not_yet(Some(m.line), "mount");
-    }
-    if let Some(s) = secrets.first() {
-        return not_yet(Some(s.line), "secrets");
     }
     if let Some(p) =
         platform.iter().chain(build_platforms).find(|p| !crate::frontend::dockerfile::plan::is_linux_amd64(p))

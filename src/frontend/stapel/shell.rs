@@ -6,9 +6,12 @@
 //! the script is bound at `/.werf/script.sh` and run as `sh /.werf/script.sh` by root
 //! (`0:0`) in `/`, with `set -e` and re-executed by `bash` when the image has one; the
 //! environment is the image's plus `WERF_COMMIT_HASH`, `WERF_COMMIT_TIME_HUMAN` and
-//! `WERF_COMMIT_TIME_UNIX`. werf v2 also leaves those three in the stage's config (its
-//! issue #3403, fixed in v3); slipway gives them to the commands only, as v3 does, so
-//! a stage's config never depends on the commit that happened to build it.
+//! `WERF_COMMIT_TIME_UNIX`; every werf.yaml secret is a read-only file at
+//! `/run/secrets/ID` (`pkg/build/secrets`), in neither the layer nor the digest.
+//!
+//! werf v2 also leaves the three variables in the stage's config (its issue #3403, fixed
+//! in v3); slipway gives them to the commands only, as v3 does, so a stage's config
+//! never depends on the commit that happened to build it.
 
 use crate::engine::pull::Puller;
 use crate::engine::rootfs::Mutation;
@@ -31,6 +34,8 @@ pub struct ShellEnv<'a> {
     /// werf.yaml `network: none`.
     pub no_network: bool,
     pub commit: &'a crate::git::CommitInfo,
+    /// werf.yaml `secrets` of the image.
+    pub secrets: &'a [crate::config::Secret],
 }
 
 /// werf's script: `set -e`, then `bash` if the image has it, then the commands.
@@ -63,6 +68,13 @@ pub fn run(env: &ShellEnv<'_>, state: &ImageState, stage: &str, commands: &[Stri
     let file = dir.join("script.sh");
     std::fs::write(&file, script(commands)).with_context(|| format!("writing {}", file.display()))?;
     std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o555))?;
+    let mut binds = vec![Bind { source: file, dest: SCRIPT.into(), readonly: true }];
+    for secret in env.secrets {
+        let file = dir.join(format!("secret-{}", binds.len()));
+        std::fs::write(&file, crate::frontend::dockerfile::steps::secret_value(secret)?)?;
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o400))?;
+        binds.push(Bind { source: file, dest: format!("/run/secrets/{}", secret.id), readonly: true });
+    }
     let mut run_env = state.config.config.env.clone().unwrap_or_default();
     run_env.extend(commit_env(env.commit));
     env.puller.ensure_layers(state)?;
@@ -77,7 +89,7 @@ pub fn run(env: &ShellEnv<'_>, state: &ImageState, stage: &str, commands: &[Stri
         cwd: "/",
         rlimits: env.rlimits,
         stdout_to_stderr: env.stdout_to_stderr,
-        binds: vec![Bind { source: file, dest: SCRIPT.into(), readonly: true }],
+        binds,
         no_network: env.no_network,
     };
     let exit = run_command(m.root(), cmd)?;
