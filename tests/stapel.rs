@@ -132,3 +132,68 @@ fn refuses_what_it_cannot_build_in_one_line() {
         assert_eq!(stderr(&out), want, "{doc}");
     }
 }
+
+/// With `--repo`: an image `from:` another starts from that image's last stage, and its
+/// stages carry werf's labels (the first one names the base's last stage as its parent).
+#[test]
+fn builds_in_a_repo_with_werfs_stage_labels() {
+    let test = "builds_in_a_repo_with_werfs_stage_labels";
+    if !rootless_env(test) {
+        return;
+    }
+    let Some(reg) = registry(test) else {
+        return;
+    };
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let werf_yaml = format!(
+        "project: demo\nconfigVersion: 1\n---\nimage: base\nfrom: {reg}/base/busybox:latest\nshell:\n  install: echo base > /base.txt\n\
+         ---\nimage: app\nfrom: base\nshell:\n  setup: cat /base.txt > /app.txt\n"
+    );
+    git_project(&dir, &[("werf.yaml", &werf_yaml)], &[]);
+    let head =
+        String::from_utf8(crate::common::git_cmd(&dir, &["rev-parse", "HEAD"]).output().unwrap().stdout).unwrap();
+    let repo = crate::repo::fresh_repo(&reg, "stapel");
+    let report = env.path().join("report.json");
+    run_ok(
+        env.slipway()
+            .args(["build", "--insecure-registry", "--repo", &repo, "--dir"])
+            .arg(&dir)
+            .arg("--save-build-report")
+            .arg("--build-report-path")
+            .arg(&report),
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let labels = |stage: &serde_json::Value| {
+        let name = stage["DockerImageName"].as_str().unwrap();
+        assert!(name.starts_with(&format!("{repo}:")), "{r}");
+        let out = std::process::Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false"])
+            .arg(format!("docker://{name}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "skopeo inspect {name}: {}", stderr(&out));
+        let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        info["Labels"].clone()
+    };
+    let base = &r["Images"]["base"]["Stages"];
+    let app = &r["Images"]["app"]["Stages"];
+    let base_from = labels(&base[0]);
+    assert_eq!(base_from["werf"], "demo");
+    assert_eq!(base_from["werf-project-repo-commit"], head.trim());
+    assert!(base_from.get("werf.io/parent-stage-id").is_none(), "{base_from}");
+    assert_eq!(labels(&base[1])["werf.io/parent-stage-id"], base[0]["DockerTag"]);
+    assert_eq!(app[0]["Name"], "from");
+    assert_eq!(labels(&app[0])["werf.io/parent-stage-id"], r["Images"]["base"]["DockerTag"]);
+    assert_eq!(labels(&app[1])["werf.io/parent-stage-id"], app[0]["DockerTag"]);
+
+    // A fresh store finds every stage in the repo.
+    let out = run_ok(
+        env.slipway()
+            .env("XDG_DATA_HOME", env.path().join("store2"))
+            .args(["build", "--insecure-registry", "--repo", &repo, "--dir"])
+            .arg(&dir),
+    );
+    let log = stdout(&out);
+    assert!(!log.contains("built in"), "{log}");
+}

@@ -30,8 +30,7 @@ pub fn build(job: &Job<'_>, s: &StapelImage) -> anyhow::Result<Built> {
     let werf_base = match &s.from {
         BaseImage::Werf(name) => {
             let r = job.done.images.get(name).with_context(|| format!("{}: image {name} was not built first", at()))?;
-            let digest = r.docker_tag.split_once('-').map_or(r.docker_tag.as_str(), |(d, _)| d);
-            Some((r.docker_image_name.as_str(), digest))
+            Some((r.docker_image_name.as_str(), r.docker_tag.as_str()))
         }
         _ => None,
     };
@@ -93,6 +92,13 @@ impl Stage for StapelStage<'_> {
         &self.planned.digest
     }
 
+    fn base_stage_id(&self) -> Option<String> {
+        match &self.planned.step {
+            Step::From(Base::Werf { stage_id, .. }) => Some(stage_id.clone()),
+            _ => None,
+        }
+    }
+
     fn build(&self, prev: Option<&ImageState>) -> anyhow::Result<BuiltStage> {
         let (job, name) = (self.job, self.planned.name);
         let at = || format!("building image {} (werf.yaml:{}), stage {name}", job.shown, job.image.line);
@@ -128,7 +134,7 @@ impl StapelStage<'_> {
         let job = self.job;
         Ok(match base {
             Base::Scratch => ImageState::scratch().into(),
-            Base::Werf(reference) => {
+            Base::Werf { reference, .. } => {
                 let state = match job.stages.local_image(reference)? {
                     Some(state) => state,
                     None => job.puller.pull_counted(reference)?.0,

@@ -14,7 +14,7 @@ use crate::engine::digest::DigestInput;
 pub struct PlanInput<'a> {
     pub from: &'a BaseImage,
     /// For `from: <werf image>`: that image's last stage, as the build report names it
-    /// (`DockerImageName`), and that stage's digest.
+    /// (`DockerImageName`), and its ID (`DIGEST-TS`, the report's `DockerTag`).
     pub werf_base: Option<(&'a str, &'a str)>,
     /// The image's `cacheVersion`, else werf.yaml's `build.cacheVersion`.
     pub cache_version: Option<&'a str>,
@@ -32,8 +32,12 @@ pub enum Base {
     Scratch,
     /// A registry reference as written (pulled as `:latest` when it has no tag).
     Image(String),
-    /// Another werf image's last stage (`PROJECT:DIGEST-TS` or `REPO:DIGEST-TS`).
-    Werf(String),
+    /// Another werf image's last stage: its name (`PROJECT:DIGEST-TS` or
+    /// `REPO:DIGEST-TS`) and its ID (`DIGEST-TS`).
+    Werf {
+        reference: String,
+        stage_id: String,
+    },
 }
 
 /// What a stage does.
@@ -110,10 +114,11 @@ fn from_stage(input: &PlanInput<'_>) -> anyhow::Result<(Base, String)> {
             Base::Image(reference.clone())
         }
         BaseImage::Werf(name) => {
-            let (reference, stage_digest) =
+            let (reference, stage_id) =
                 input.werf_base.ok_or_else(|| anyhow::anyhow!("image {name} was not built before this one"))?;
+            let stage_digest = stage_id.split_once('-').map_or(stage_id, |(d, _)| d);
             digest.str("base", "werf-image").str("base-stage", stage_digest);
-            Base::Werf(reference.to_string())
+            Base::Werf { reference: reference.to_string(), stage_id: stage_id.to_string() }
         }
     };
     Ok((base, digest.finish()))
@@ -192,7 +197,7 @@ mod tests {
         );
         let werf = BaseImage::Werf("base".into());
         let mut i = input(&werf, None);
-        i.werf_base = Some(("demo:0123-1", "0123"));
+        i.werf_base = Some(("demo:0123-1", "0123-1"));
         i.cache_version = Some("2");
         i.from_cache_version = Some("x");
         assert_eq!(digests(&plan(&i).unwrap()), [("from", "6a034036fc938804a3dc41f2f44145f1dd47ad4bbdaa0d0e97e69b76")]);
