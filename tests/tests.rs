@@ -21,3 +21,4 @@ mod repo;
 mod report;
 mod sandbox;
 mod security;
+mod stapel;
