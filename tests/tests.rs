@@ -6,6 +6,7 @@
 //! `SLIPWAY_TEST_REGISTRY`. With `SLIPWAY_REQUIRE_PRIVILEGED_TESTS=1` (CI) a test that
 //! cannot run fails instead of skipping.
 
+mod architecture;
 mod build;
 mod cli;
 mod common;
@@ -21,3 +22,4 @@ mod repo;
 mod report;
 mod sandbox;
 mod security;
+mod stapel;

@@ -22,6 +22,12 @@ pub trait Stage {
     fn digest(&self) -> &str;
     /// Build the stage on the previous stage's result (`None` for the first stage).
     fn build(&self, prev: Option<&ImageState>) -> anyhow::Result<BuiltStage>;
+    /// The first stage of an image based on another werf image: that image's last stage
+    /// ID, werf's `werf.io/parent-stage-id` of this stage (errata 4). Later stages take
+    /// the previous stage's.
+    fn base_stage_id(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What [`Stage::build`] made: the image before it is stored, and the report's meta
@@ -84,7 +90,10 @@ impl Conveyor<'_> {
         }
         for stage in &list[start..] {
             let t = Instant::now();
-            let parent_id = state.as_ref().and_then(|s: &ImageState| s.stage.as_ref().map(|st| st.id()));
+            let parent_id = match &state {
+                Some(prev) => prev.stage.as_ref().map(|st| st.id()),
+                None => stage.base_stage_id(),
+            };
             let built = stage.build(state.as_ref())?;
             let meta = match (built.meta, &state) {
                 (Some(meta), _) => meta,

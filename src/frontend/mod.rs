@@ -2,7 +2,8 @@
 //! (`crate::engine`) looks up, builds and stores.
 //!
 //! - `dockerfile`: Dockerfile images (werf's `dockerfile:` images), BuildKit's language.
-//! - `stapel`: Stapel images (werf's `from:`/`git:`/`shell:`/`import:` images); refused so far.
+//! - `stapel`: Stapel images (werf's `from:`/`shell:`/`docker:` images; `git:`, `import:`
+//!   and the rest are refused so far).
 //! - `image_spec`: werf's `imageSpec` stage, which every front end ends with.
 
 pub mod dockerfile;

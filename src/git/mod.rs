@@ -26,8 +26,6 @@
 //!
 //! [`Repo`] is cheap to clone and `Send` but not `Sync`: give each thread its own clone.
 
-// Until the build engine calls in, most of this is unused by the binary.
-
 mod error;
 mod status;
 mod stream;

@@ -1,6 +1,6 @@
 //! The one image model: descriptors, platforms, image manifests and indexes (OCI and
 //! Docker schema 2, the same JSON under other media types), and image configs. The
-//! local store, the build engine and the registry client all use these types;
+//! local store, the stage engine and the registry client all use these types;
 //! [`crate::registry`] adds only what is about the wire (raw bytes, media-type sniffing).
 //!
 //! Own serde types instead of `oci-spec`: the config must carry Docker's `Shell`,
@@ -319,7 +319,7 @@ mod tests {
         assert_eq!(back["os.version"], "x");
     }
 
-    /// A stage image as `src/build/state.rs` writes it: a config carried over from a
+    /// A stage image as `src/engine/state.rs` writes it: a config carried over from a
     /// base image (unknown fields and all) with slipway's changes, and an OCI manifest
     /// whose descriptors have only media type, digest and size. The expected bytes were
     /// captured from the code before the two models were merged.

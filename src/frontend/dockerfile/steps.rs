@@ -394,7 +394,7 @@ fn seed_cache(env: &StepEnv<'_>, dir: &std::path::Path, from: &str, source: &str
 }
 
 /// The value of a werf.yaml secret: a host env var, a host file, or a literal.
-fn secret_value(secret: &crate::config::Secret) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn secret_value(secret: &crate::config::Secret) -> anyhow::Result<Vec<u8>> {
     use crate::config::SecretSource as S;
     Ok(match &secret.source {
         S::Env(name) => std::env::var(name)
@@ -627,7 +627,7 @@ pub fn resolve_path(workdir: &str, p: &str) -> String {
     format!("/{}", crate::project::join_rel(base, p))
 }
 
-fn healthcheck_json(h: &Healthcheck) -> serde_json::Value {
+pub(crate) fn healthcheck_json(h: &Healthcheck) -> serde_json::Value {
     match h {
         Healthcheck::None => serde_json::json!({ "Test": ["NONE"] }),
         Healthcheck::Check(c) => {

@@ -1,8 +1,151 @@
-//! The Stapel front end: werf's `from`/`git`/`shell`/`import` images. Not built yet:
-//! every Stapel image is refused with one line naming it.
+//! The Stapel front end: werf's `from`/`shell`/`docker` images, planned as werf's stages
+//! (`plan`) and found or built by the engine's conveyor.
+//!
+//! - `plan`: the stage list and every stage's digest (pure).
+//! - `shell`: running a `shell` stage's commands in the image's own `/bin/sh`.
+//! - `docker`: the `docker:` directives (the `dockerInstructions` stage).
+//! - `refuse`: the Stapel keys this front end does not build yet, each refused with one
+//!   line naming the image, its werf.yaml line and the key.
 
+mod docker;
+mod plan;
+mod refuse;
+mod shell;
+
+use crate::config::{BaseImage, StapelImage};
+use crate::engine::conveyor::{BuiltStage, Conveyor, Stage};
+use crate::engine::report::StageMeta;
+use crate::engine::state::ImageState;
 use crate::engine::{Built, Job};
+use anyhow::Context;
+use plan::{Base, PlannedStage, Step};
 
-pub fn build(job: &Job<'_>, _image: &crate::config::StapelImage) -> anyhow::Result<Built> {
-    anyhow::bail!("image {} (werf.yaml:{}): Stapel images are not supported yet", job.shown, job.image.line)
+/// Build (or find) a Stapel image's stages.
+pub fn build(job: &Job<'_>, s: &StapelImage) -> anyhow::Result<Built> {
+    let (run, image, shown) = (job.run, job.image, job.shown);
+    let at = || format!("image {shown} (werf.yaml:{})", image.line);
+    if let Err((line, refusal)) = refuse::unsupported(s, &run.config.meta.build.platform) {
+        anyhow::bail!("image {shown} (werf.yaml:{}): {refusal}", line.unwrap_or(image.line));
+    }
+    let werf_base = match &s.from {
+        BaseImage::Werf(name) => {
+            let r = job.done.images.get(name).with_context(|| format!("{}: image {name} was not built first", at()))?;
+            Some((r.docker_image_name.as_str(), r.docker_tag.as_str()))
+        }
+        _ => None,
+    };
+    let network = s.network.as_deref().unwrap_or("default");
+    let planned = plan::plan(&plan::PlanInput {
+        from: &s.from,
+        werf_base,
+        cache_version: s.cache_version.as_deref().or(run.config.meta.build.cache_version.as_deref()),
+        from_cache_version: s.from_cache_version.as_deref(),
+        shell: s.shell.as_ref(),
+        network,
+        docker: s.docker.as_ref(),
+        image_spec: s.image_spec.as_ref(),
+    })
+    .with_context(at)?;
+    run.log.image_header(shown);
+    let shell_env = shell::ShellEnv {
+        puller: job.puller,
+        rlimits: &run.rlimits,
+        stdout_to_stderr: run.log.to_stderr(),
+        no_network: network == "none",
+        commit: run.commit,
+        secrets: &s.secrets,
+    };
+    let stages: Vec<StapelStage<'_>> =
+        planned.iter().map(|p| StapelStage { job, image: s, planned: p, shell: &shell_env }).collect();
+    let list: Vec<&dyn Stage> = stages.iter().map(|s| s as &dyn Stage).collect();
+    let conveyor = Conveyor {
+        stages: job.stages,
+        log: run.log,
+        project: run.name,
+        commit: &run.commit.id,
+        image: shown,
+        require_built: run.settings.require_built,
+    };
+    let (state, records) = conveyor.run(&list)?;
+    let digest = planned.last().expect("from comes first").digest.clone();
+    Ok(Built { state, digest, config_type: "stapel", stages: records, more: Vec::new() })
+}
+
+/// One planned stage of a Stapel image, as an engine stage.
+struct StapelStage<'a> {
+    job: &'a Job<'a>,
+    image: &'a StapelImage,
+    planned: &'a PlannedStage,
+    shell: &'a shell::ShellEnv<'a>,
+}
+
+impl Stage for StapelStage<'_> {
+    fn log_name(&self) -> String {
+        self.planned.name.into()
+    }
+
+    fn report_name(&self) -> String {
+        self.planned.name.into()
+    }
+
+    fn digest(&self) -> &str {
+        &self.planned.digest
+    }
+
+    fn base_stage_id(&self) -> Option<String> {
+        match &self.planned.step {
+            Step::From(Base::Werf { stage_id, .. }) => Some(stage_id.clone()),
+            _ => None,
+        }
+    }
+
+    fn build(&self, prev: Option<&ImageState>) -> anyhow::Result<BuiltStage> {
+        let (job, name) = (self.job, self.planned.name);
+        let at = || format!("building image {} (werf.yaml:{}), stage {name}", job.shown, job.image.line);
+        let prev = || prev.expect("from comes first");
+        match &self.planned.step {
+            Step::From(base) => self.from(base).with_context(at),
+            Step::Shell(commands) => {
+                for c in commands {
+                    job.run.log.step_command(c);
+                }
+                Ok(shell::run(self.shell, prev(), name, commands).with_context(at)?.into())
+            }
+            Step::Docker(instructions) => {
+                let mut state = prev().clone();
+                docker::apply(instructions, &mut state.config.config);
+                state.push_history("werf dockerInstructions", true);
+                Ok(state.into())
+            }
+            Step::ImageSpec => {
+                let spec = self.image.image_spec.as_ref().expect("planned only with an imageSpec");
+                let mut state = prev().clone();
+                crate::frontend::image_spec::apply(spec, &mut state.config, job.run.name, job.shown)
+                    .with_context(at)?;
+                Ok(state.into())
+            }
+        }
+    }
+}
+
+impl StapelStage<'_> {
+    /// The `from` stage: the base image as it is (no layer of its own).
+    fn from(&self, base: &Base) -> anyhow::Result<BuiltStage> {
+        let job = self.job;
+        Ok(match base {
+            Base::Scratch => ImageState::scratch().into(),
+            Base::Werf { reference, .. } => {
+                let state = match job.stages.local_image(reference)? {
+                    Some(state) => state,
+                    None => job.puller.pull_counted(reference)?.0,
+                };
+                BuiltStage { state, meta: None }
+            }
+            Base::Image(reference) => {
+                let (state, fetched) =
+                    job.puller.pull_counted(reference).with_context(|| format!("from: {reference}"))?;
+                BuiltStage { state, meta: (fetched > 0).then_some(StageMeta::BUILT_ON_PULLED_IMAGE) }
+            }
+        })
+    }
 }

@@ -1,0 +1,261 @@
+//! A Stapel image as a list of planned stages, each with its digest: werf's order
+//! (`from → beforeInstall → install → beforeSetup → setup → dockerInstructions →
+//! imageSpec`), a stage only when werf would make one. Pure: no I/O.
+//!
+//! Each digest is a [`DigestInput`] with werf's inputs for that stage (WERF-SPEC §2,
+//! `pkg/build/stage/*.go` GetDependencies), written as slipway's explicit parts, and the
+//! digest of the stage before it.
+
+use super::docker::{self, Instructions};
+use crate::config::{BaseImage, DockerInstructions, ImageSpec, Shell};
+use crate::engine::digest::DigestInput;
+
+/// What a Stapel image's stages need to be planned.
+pub struct PlanInput<'a> {
+    pub from: &'a BaseImage,
+    /// For `from: <werf image>`: that image's last stage, as the build report names it
+    /// (`DockerImageName`), and its ID (`DIGEST-TS`, the report's `DockerTag`).
+    pub werf_base: Option<(&'a str, &'a str)>,
+    /// The image's `cacheVersion`, else werf.yaml's `build.cacheVersion`.
+    pub cache_version: Option<&'a str>,
+    pub from_cache_version: Option<&'a str>,
+    pub shell: Option<&'a Shell>,
+    /// werf.yaml `network` of the image (`default` when unset).
+    pub network: &'a str,
+    pub docker: Option<&'a DockerInstructions>,
+    pub image_spec: Option<&'a ImageSpec>,
+}
+
+/// The image a `from` stage starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    Scratch,
+    /// A registry reference as written (pulled as `:latest` when it has no tag).
+    Image(String),
+    /// Another werf image's last stage: its name (`PROJECT:DIGEST-TS` or
+    /// `REPO:DIGEST-TS`) and its ID (`DIGEST-TS`).
+    Werf {
+        reference: String,
+        stage_id: String,
+    },
+}
+
+/// What a stage does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    From(Base),
+    /// The commands of a `shell` stage, run as one script (none: the stage exists for
+    /// its cache version only, and runs nothing, as in werf).
+    Shell(Vec<String>),
+    Docker(Instructions),
+    ImageSpec,
+}
+
+/// One stage of the image: werf's name (log and build report), digest, what it does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedStage {
+    pub name: &'static str,
+    pub digest: String,
+    pub step: Step,
+}
+
+/// Plan the image's stages.
+pub fn plan(input: &PlanInput<'_>) -> anyhow::Result<Vec<PlannedStage>> {
+    let (base, from_digest) = from_stage(input)?;
+    let mut stages = vec![PlannedStage { name: "from", digest: from_digest, step: Step::From(base) }];
+    if let Some(shell) = input.shell {
+        for (name, commands, stage_version) in user_stages(shell) {
+            // werf's rule (`builder/shell.go`): a stage exists when it has commands or
+            // any cache version, the shell's own or the stage's.
+            if commands.is_empty() && stage_version.is_none() && shell.cache_version.is_none() {
+                continue;
+            }
+            let prev = &stages.last().expect("from comes first").digest;
+            let digest = DigestInput::new("stapel-shell")
+                .str("stage", name)
+                .str("prev", prev)
+                .list("commands", commands.iter().map(String::as_str))
+                .opt("stage-cache-version", stage_version)
+                .opt("shell-cache-version", shell.cache_version.as_deref())
+                .str("network", input.network)
+                .finish();
+            stages.push(PlannedStage { name, digest, step: Step::Shell(commands.to_vec()) });
+        }
+    }
+    if let Some(d) = input.docker {
+        let prev = &stages.last().expect("from comes first").digest;
+        let digest = docker::stage_digest(prev, d);
+        stages.push(PlannedStage { name: "dockerInstructions", digest, step: Step::Docker(docker::prepare(d)?) });
+    }
+    if let Some(spec) = input.image_spec {
+        let prev = &stages.last().expect("from comes first").digest;
+        let digest = crate::frontend::image_spec::stage_digest(prev, spec);
+        stages.push(PlannedStage { name: "imageSpec", digest, step: Step::ImageSpec });
+    }
+    Ok(stages)
+}
+
+/// The `from` stage: werf's inputs are the cache versions and the base, which is
+/// `scratch`, the reference as written (a change behind an external tag is not
+/// noticed, as in werf), or the other werf image's last stage digest (werf: its
+/// content digest).
+fn from_stage(input: &PlanInput<'_>) -> anyhow::Result<(Base, String)> {
+    let mut digest = DigestInput::new("stapel-from");
+    digest
+        .str("werf-cache-version", input.cache_version.unwrap_or(""))
+        .opt("from-cache-version", input.from_cache_version);
+    let base = match input.from {
+        BaseImage::Scratch => {
+            digest.str("base", "scratch");
+            Base::Scratch
+        }
+        BaseImage::External(reference) => {
+            digest.str("base", "image").str("base-image", reference);
+            Base::Image(reference.clone())
+        }
+        BaseImage::Werf(name) => {
+            let (reference, stage_id) =
+                input.werf_base.ok_or_else(|| anyhow::anyhow!("image {name} was not built before this one"))?;
+            let stage_digest = stage_id.split_once('-').map_or(stage_id, |(d, _)| d);
+            digest.str("base", "werf-image").str("base-stage", stage_digest);
+            Base::Werf { reference: reference.to_string(), stage_id: stage_id.to_string() }
+        }
+    };
+    Ok((base, digest.finish()))
+}
+
+/// The user stages in werf's order: name, commands, the stage's own cache version
+/// (`installCacheVersion`, ...).
+fn user_stages(shell: &Shell) -> [(&'static str, &[String], Option<&str>); 4] {
+    [
+        ("beforeInstall", &shell.before_install, shell.before_install_cache_version.as_deref()),
+        ("install", &shell.install, shell.install_cache_version.as_deref()),
+        ("beforeSetup", &shell.before_setup, shell.before_setup_cache_version.as_deref()),
+        ("setup", &shell.setup, shell.setup_cache_version.as_deref()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input<'a>(from: &'a BaseImage, shell: Option<&'a Shell>) -> PlanInput<'a> {
+        PlanInput {
+            from,
+            werf_base: None,
+            cache_version: None,
+            from_cache_version: None,
+            shell,
+            network: "default",
+            docker: None,
+            image_spec: None,
+        }
+    }
+
+    fn names(stages: &[PlannedStage]) -> Vec<&str> {
+        stages.iter().map(|s| s.name).collect()
+    }
+
+    fn digests(stages: &[PlannedStage]) -> Vec<(&str, &str)> {
+        stages.iter().map(|s| (s.name, s.digest.as_str())).collect()
+    }
+
+    fn shell() -> Shell {
+        Shell {
+            install: vec!["echo install > /install.txt".into()],
+            setup: vec!["echo setup > /setup.txt".into(), "date".into()],
+            ..Default::default()
+        }
+    }
+
+    /// If this fails, a Stapel digest's inputs or encoding changed: every stored Stapel
+    /// stage stops matching. Bump `CACHE_VERSION` deliberately and update the pins.
+    #[test]
+    fn golden_digests() {
+        let from = BaseImage::External("registry.local/base/busybox".into());
+        let shell = shell();
+        let docker = DockerInstructions {
+            env: [("A".to_string(), "1".to_string())].into(),
+            cmd: Some(crate::config::Command::Exec(vec!["/bin/app".into()])),
+            ..Default::default()
+        };
+        let mut i = input(&from, Some(&shell));
+        i.docker = Some(&docker);
+        let stages = plan(&i).unwrap();
+        // The from stage byte for byte, as docs/ARCHITECTURE.md §7 lists its parts.
+        let bytes = "cache-version:::=9:slipway-2\nkind:::=11:stapel-from\nwerf-cache-version:::=0:\n\
+                     base:::=5:image\nbase-image:::=27:registry.local/base/busybox\n";
+        assert_eq!(stages[0].digest, hex::encode(<sha3::Sha3_224 as sha3::Digest>::digest(bytes)));
+        assert_eq!(
+            digests(&stages),
+            [
+                ("from", "382ae5f7fd18c862596748c8783206303627fe32f3107cb639a8b5df"),
+                ("install", "42e627841d44a8a7dcb5ca3bc58b781598542fd35905994a3904b077"),
+                ("setup", "b8da68d9856eccb43a4f9f239af8a9744c53db3c9a24643cb0a770f8"),
+                ("dockerInstructions", "6719e24e9c9e36a2c65583c2aa9ffd8c7d8104da35216b9cb85b7224"),
+            ]
+        );
+        let werf = BaseImage::Werf("base".into());
+        let mut i = input(&werf, None);
+        i.werf_base = Some(("demo:0123-1", "0123-1"));
+        i.cache_version = Some("2");
+        i.from_cache_version = Some("x");
+        assert_eq!(digests(&plan(&i).unwrap()), [("from", "6a034036fc938804a3dc41f2f44145f1dd47ad4bbdaa0d0e97e69b76")]);
+        assert_eq!(
+            digests(&plan(&input(&BaseImage::Scratch, None)).unwrap()),
+            [("from", "d4898322c5ff667a5a7b76160effa7c4f7caf8cf6c028b6a9dbb6cd5")]
+        );
+    }
+
+    #[test]
+    fn stages_exist_only_when_configured() {
+        let from = BaseImage::Scratch;
+        assert_eq!(names(&plan(&input(&from, None)).unwrap()), ["from"]);
+        assert_eq!(names(&plan(&input(&from, Some(&shell()))).unwrap()), ["from", "install", "setup"]);
+        // A stage's own cache version makes it exist without commands; the shell's
+        // cache version makes every user stage exist (werf's `builder/shell.go`).
+        let versioned = Shell { before_setup_cache_version: Some("1".into()), ..shell() };
+        assert_eq!(names(&plan(&input(&from, Some(&versioned))).unwrap()), ["from", "install", "beforeSetup", "setup"]);
+        let all = Shell { cache_version: Some("1".into()), ..Default::default() };
+        let stages = plan(&input(&from, Some(&all))).unwrap();
+        assert_eq!(names(&stages), ["from", "beforeInstall", "install", "beforeSetup", "setup"]);
+        assert_eq!(stages[1].step, Step::Shell(vec![]));
+        let spec = ImageSpec::default();
+        let docker = DockerInstructions::default();
+        let mut i = input(&from, None);
+        i.docker = Some(&docker);
+        i.image_spec = Some(&spec);
+        assert_eq!(names(&plan(&i).unwrap()), ["from", "dockerInstructions", "imageSpec"]);
+    }
+
+    /// What each input invalidates: the stage it belongs to and every later one.
+    #[test]
+    fn inputs_invalidate_their_stage_and_later_ones() {
+        let from = BaseImage::External("busybox".into());
+        let base = shell();
+        let before = plan(&input(&from, Some(&base))).unwrap();
+        let changed = |shell: &Shell, f: &dyn Fn(&mut PlanInput<'_>)| {
+            let mut i = input(&from, Some(shell));
+            f(&mut i);
+            let after = plan(&i).unwrap();
+            before.iter().zip(&after).map(|(a, b)| a.digest != b.digest).collect::<Vec<_>>()
+        };
+        let setup = Shell { setup: vec!["echo other".into()], ..shell() };
+        assert_eq!(changed(&setup, &|_| {}), [false, false, true]);
+        let install_version = Shell { install_cache_version: Some("2".into()), ..shell() };
+        assert_eq!(changed(&install_version, &|_| {}), [false, true, true]);
+        assert_eq!(changed(&base, &|i| i.from_cache_version = Some("1")), [true, true, true]);
+        assert_eq!(changed(&base, &|i| i.cache_version = Some("1")), [true, true, true]);
+        assert_eq!(changed(&base, &|i| i.network = "none"), [false, true, true]);
+        let shell_version = Shell { cache_version: Some("1".into()), ..shell() };
+        let stages = plan(&input(&from, Some(&shell_version))).unwrap();
+        assert_ne!(stages[2].digest, before[1].digest, "install covers shell.cacheVersion");
+    }
+
+    #[test]
+    fn werf_base_must_be_built_first() {
+        let werf = BaseImage::Werf("base".into());
+        let err = plan(&input(&werf, None)).unwrap_err().to_string();
+        assert_eq!(err, "image base was not built before this one");
+    }
+}

@@ -1,0 +1,102 @@
+//! The parts of a Stapel image slipway does not build yet. Each is refused before
+//! anything is built, with one line naming the werf.yaml line and the key, so nothing
+//! in a werf.yaml is silently ignored. Keys with a line of their own (`git`, `import`,
+//! `mount`, `dependencies`) give it; for the others the caller names the
+//! image's line.
+
+use crate::config::StapelImage;
+
+/// `Err((line of the key if known, message))` for the first key of `s` that is not
+/// supported. `build_platforms` is werf.yaml's `build.platform`.
+pub fn unsupported(s: &StapelImage, build_platforms: &[String]) -> Result<(), (Option<usize>, String)> {
+    let StapelImage {
+        from: _,
+        from_latest,
+        from_cache_version: _,
+        cache_version: _,
+        artifact: _,
+        disable_git_after_patch: _,
+        git,
+        shell: _,
+        ansible,
+        mount,
+        docker: _,
+        import,
+        dependencies,
+        image_spec: _,
+        platform,
+        network,
+        secrets: _,
+    } = s;
+    let not_yet =
+        |line: Option<usize>, key: &str| Err((line, format!("`{key}` is not supported for Stapel images yet")));
+    if ansible.is_some() {
+        return Err((
+            None,
+            "`ansible` is not supported: werf's Buildah mode has no Ansible either; use `shell`".into(),
+        ));
+    }
+    if *from_latest {
+        return not_yet(None, "fromLatest");
+    }
+    if let Some(g) = git.first() {
+        return not_yet(Some(g.line), "git");
+    }
+    if let Some(i) = import.first() {
+        return not_yet(Some(i.line), "import");
+    }
+    if let Some(d) = dependencies.first() {
+        return not_yet(Some(d.line), "dependencies");
+    }
+    if let Some(m) = mount.first() {
+        return not_yet(Some(m.line), "mount");
+    }
+    if let Some(p) =
+        platform.iter().chain(build_platforms).find(|p| !crate::frontend::dockerfile::plan::is_linux_amd64(p))
+    {
+        return Err((None, format!("platform {p}: slipway builds linux/amd64 only so far")));
+    }
+    match network.as_deref() {
+        None | Some("default" | "host" | "none") => Ok(()),
+        Some(other) => Err((None, format!("network {other:?} is not one of default, host, none"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(doc: &str) -> StapelImage {
+        let text = format!("project: p\nconfigVersion: 1\n---\nimage: app\nfrom: busybox\n{doc}");
+        let config = crate::config::parse("werf.yaml", &text).unwrap();
+        match &config.images[0].kind {
+            crate::config::ImageKind::Stapel(s) => s.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_each_unsupported_key_in_one_line() {
+        let cases = [
+            ("git:\n- add: /\n  to: /app\n", Some(7), "`git` is not supported for Stapel images yet"),
+            (
+                "import:\n- from: alpine:3\n  add: /x\n  to: /x\n  after: install\n",
+                Some(7),
+                "`import` is not supported for Stapel images yet",
+            ),
+            ("mount:\n- from: tmp_dir\n  to: /tmp/x\n", Some(7), "`mount` is not supported for Stapel images yet"),
+            ("fromLatest: true\n", None, "`fromLatest` is not supported for Stapel images yet"),
+            (
+                "ansible:\n  install:\n  - debug: {}\n",
+                None,
+                "`ansible` is not supported: werf's Buildah mode has no Ansible either; use `shell`",
+            ),
+            ("platform: [linux/arm64]\n", None, "platform linux/arm64: slipway builds linux/amd64 only so far"),
+            ("network: bridge\n", None, "network \"bridge\" is not one of default, host, none"),
+        ];
+        for (doc, line, want) in cases {
+            assert_eq!(unsupported(&parsed(doc), &[]), Err((line, want.to_string())), "{doc}");
+        }
+        assert_eq!(unsupported(&parsed("shell:\n  install: [true]\nnetwork: none\n"), &[]), Ok(()));
+    }
+}

@@ -1,0 +1,199 @@
+//! Stapel images (`from` + `shell` + `docker`) built end to end as the unprivileged user.
+
+use crate::common::{Env, git, git_project, registry, rootless_env, run_ok, stderr, stdout, write};
+
+fn werf_yaml(reg: &str, setup: &str) -> String {
+    format!(
+        r#"project: demo
+configVersion: 1
+---
+image: base
+from: {reg}/base/busybox
+shell:
+  install:
+  - mkdir -p /app
+  - echo "installed at $WERF_COMMIT_HASH" > /app/install.txt
+  - test "$(cat /run/secrets/token)" = s3cret && echo secret-ok > /app/secret.txt
+  setup:
+  - echo "{setup}" > /app/setup.txt
+  - id -u > /app/uid.txt; pwd > /app/pwd.txt
+docker:
+  ENV:
+    GREETING: hello-stapel
+  CMD: cat /app/setup.txt
+  WORKDIR: /app
+secrets:
+- id: token
+  value: s3cret
+---
+image: app
+from: base
+shell:
+  setup: echo "on $(cat /app/setup.txt)" > /app/child.txt
+"#
+    )
+}
+
+const INSPECT: &str = "cat /app/install.txt /app/secret.txt /app/setup.txt /app/uid.txt /app/pwd.txt; \
+                       echo $GREETING; pwd; echo ${WERF_COMMIT_HASH:-no-commit-env}; \
+                       test -e /.werf || echo no-script-left; test -e /run/secrets/token || echo no-secret-left";
+
+#[test]
+fn builds_shell_stages_and_rebuilds_from_the_changed_one() {
+    let test = "builds_shell_stages_and_rebuilds_from_the_changed_one";
+    if !rootless_env(test) {
+        return;
+    }
+    let Some(reg) = registry(test) else {
+        return;
+    };
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let giterminism = "giterminismConfigVersion: 1\nconfig:\n  secrets:\n    allowValueIds: [token]\n";
+    git_project(&dir, &[("werf.yaml", &werf_yaml(&reg, "setup one")), ("werf-giterminism.yaml", giterminism)], &[]);
+    let head =
+        String::from_utf8(crate::common::git_cmd(&dir, &["rev-parse", "HEAD"]).output().unwrap().stdout).unwrap();
+    let report = env.path().join("report.json");
+    let build = |insecure: bool| {
+        let mut cmd = env.slipway();
+        cmd.arg("build");
+        if insecure {
+            cmd.arg("--insecure-registry");
+        }
+        cmd.arg("--dir").arg(&dir).arg("--save-build-report").arg("--build-report-path").arg(&report);
+        let log = stdout(&run_ok(&mut cmd));
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        (log, r)
+    };
+
+    let (log, r) = build(true);
+    assert_eq!(log.matches("built in").count(), 6, "{log}");
+    let stages = |r: &serde_json::Value, image: &str| -> Vec<String> {
+        r["Images"][image]["Stages"].as_array().unwrap().iter().map(|s| s["Name"].as_str().unwrap().into()).collect()
+    };
+    assert_eq!(r["Images"]["base"]["ConfigType"], "stapel", "{r}");
+    assert_eq!(stages(&r, "base"), ["from", "install", "setup", "dockerInstructions"]);
+    assert_eq!(stages(&r, "app"), ["from", "setup"]);
+
+    let out = run_ok(env.slipway().args(["run", "base", "--dir"]).arg(&dir).args(["--", "/bin/sh", "-c", INSPECT]));
+    let want = format!(
+        "installed at {head}secret-ok\nsetup one\n0\n/\nhello-stapel\n/app\nno-commit-env\nno-script-left\nno-secret-left\n"
+    );
+    assert_eq!(stdout(&out), want, "stderr:\n{}", stderr(&out));
+    let out = run_ok(env.slipway().args(["run", "base", "--dir"]).arg(&dir));
+    assert_eq!(stdout(&out), "setup one\n");
+    let out = run_ok(env.slipway().args(["run", "app", "--dir"]).arg(&dir).args(["--", "cat", "/app/child.txt"]));
+    assert_eq!(stdout(&out), "on setup one\n");
+
+    // Nothing changed: every stage is found, no registry needed.
+    let (log, r) = build(false);
+    assert!(!log.contains("built in"), "a stage ran on a cached rebuild:\n{log}");
+    assert_eq!(log.matches("cached").count(), 6, "{log}");
+    assert_eq!(r["Images"]["base"]["Rebuilt"], false, "{r}");
+
+    // A changed `setup` rebuilds setup and what follows it, and the image based on it.
+    write(&dir, "werf.yaml", &werf_yaml(&reg, "setup two"));
+    git(&dir, &["commit", "-q", "-am", "setup two"]);
+    let (log, _) = build(true);
+    let built: Vec<&str> = log.lines().filter(|l| l.contains("built in")).collect();
+    assert_eq!(built.len(), 4, "{log}");
+    for (line, stage) in built.iter().zip(["base/setup", "base/dockerInstructions", "app/from", "app/setup"]) {
+        assert!(line.contains(stage), "{stage} not rebuilt in order:\n{log}");
+    }
+    assert_eq!(log.matches("cached").count(), 2, "{log}");
+    let out = run_ok(env.slipway().args(["run", "app", "--dir"]).arg(&dir).args(["--", "cat", "/app/child.txt"]));
+    assert_eq!(stdout(&out), "on setup two\n");
+}
+
+/// What this slice does not build is refused in one line naming the key's werf.yaml line;
+/// a base without /bin/sh is named too. Neither needs a registry.
+#[test]
+fn refuses_what_it_cannot_build_in_one_line() {
+    let test = "refuses_what_it_cannot_build_in_one_line";
+    if !rootless_env(test) {
+        return;
+    }
+    let cases = [
+        (
+            "image: app\nfrom: alpine:3\ngit:\n- add: /\n  to: /app\n",
+            "Error: image app (werf.yaml:7): `git` is not supported for Stapel images yet\n",
+        ),
+        (
+            "image: app\nfrom: scratch\nshell:\n  install: echo hi\n",
+            "Error: building image app (werf.yaml:4), stage install: the base image has no /bin/sh, which runs the shell commands\n",
+        ),
+    ];
+    for (doc, want) in cases {
+        let env = Env::new();
+        let dir = env.path().join("project");
+        git_project(&dir, &[("werf.yaml", &format!("project: demo\nconfigVersion: 1\n---\n{doc}"))], &[]);
+        let out = env.slipway().args(["build", "--dir"]).arg(&dir).output().unwrap();
+        assert!(!out.status.success(), "{doc}");
+        assert_eq!(stderr(&out), want, "{doc}");
+    }
+}
+
+/// With `--repo`: an image `from:` another starts from that image's last stage, and its
+/// stages carry werf's labels (the first one names the base's last stage as its parent).
+#[test]
+fn builds_in_a_repo_with_werfs_stage_labels() {
+    let test = "builds_in_a_repo_with_werfs_stage_labels";
+    if !rootless_env(test) {
+        return;
+    }
+    let Some(reg) = registry(test) else {
+        return;
+    };
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let werf_yaml = format!(
+        "project: demo\nconfigVersion: 1\n---\nimage: base\nfrom: {reg}/base/busybox:latest\nshell:\n  install: echo base > /base.txt\n\
+         ---\nimage: app\nfrom: base\nshell:\n  setup: cat /base.txt > /app.txt\n"
+    );
+    git_project(&dir, &[("werf.yaml", &werf_yaml)], &[]);
+    let head =
+        String::from_utf8(crate::common::git_cmd(&dir, &["rev-parse", "HEAD"]).output().unwrap().stdout).unwrap();
+    let repo = crate::repo::fresh_repo(&reg, "stapel");
+    let report = env.path().join("report.json");
+    run_ok(
+        env.slipway()
+            .args(["build", "--insecure-registry", "--repo", &repo, "--dir"])
+            .arg(&dir)
+            .arg("--save-build-report")
+            .arg("--build-report-path")
+            .arg(&report),
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let labels = |stage: &serde_json::Value| {
+        let name = stage["DockerImageName"].as_str().unwrap();
+        assert!(name.starts_with(&format!("{repo}:")), "{r}");
+        let out = std::process::Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false"])
+            .arg(format!("docker://{name}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "skopeo inspect {name}: {}", stderr(&out));
+        let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        info["Labels"].clone()
+    };
+    let base = &r["Images"]["base"]["Stages"];
+    let app = &r["Images"]["app"]["Stages"];
+    let base_from = labels(&base[0]);
+    assert_eq!(base_from["werf"], "demo");
+    assert_eq!(base_from["werf-project-repo-commit"], head.trim());
+    assert!(base_from.get("werf.io/parent-stage-id").is_none(), "{base_from}");
+    assert_eq!(labels(&base[1])["werf.io/parent-stage-id"], base[0]["DockerTag"]);
+    assert_eq!(app[0]["Name"], "from");
+    assert_eq!(labels(&app[0])["werf.io/parent-stage-id"], r["Images"]["base"]["DockerTag"]);
+    assert_eq!(labels(&app[1])["werf.io/parent-stage-id"], app[0]["DockerTag"]);
+
+    // A fresh store finds every stage in the repo.
+    let out = run_ok(
+        env.slipway()
+            .env("XDG_DATA_HOME", env.path().join("store2"))
+            .args(["build", "--insecure-registry", "--repo", &repo, "--dir"])
+            .arg(&dir),
+    );
+    let log = stdout(&out);
+    assert!(!log.contains("built in"), "{log}");
+}
