@@ -58,7 +58,7 @@ pub struct Repo {
 }
 
 /// The commit a build is made from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CommitInfo {
     /// Full hex object id (HEAD's, in dev mode too).
     pub id: String,
