@@ -3,7 +3,7 @@
 //! `--dev` and `--loose-giterminism` ask, as the working tree has them ([`SourceMode`]).
 
 use crate::config::{self, WerfConfig};
-use crate::git::{CommitInfo, EntryKind, GitError, Repo, TreeEntry};
+use crate::git::{CommitInfo, EntryKind, GitError, Repo};
 use crate::giterminism::{AllowedVar, GiterminismConfig, HostPaths};
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
@@ -155,7 +155,8 @@ pub struct CommitFiles {
     repo: Mutex<Repo>,
     commit: CommitInfo,
     dir_rel: String,
-    listing: OnceLock<Result<Vec<TreeEntry>, String>>,
+    /// Files and symlinks of the project directory, relative to it, sorted.
+    listing: OnceLock<Result<Vec<String>, String>>,
     /// Working-tree files of the project that differ from the commit (werf refuses to
     /// render with them rather than silently reading another version).
     uncommitted: OnceLock<Result<Vec<String>, String>>,
@@ -188,7 +189,7 @@ impl CommitFiles {
         let listing = self.listing()?;
         let (mut modified, mut untracked) = (Vec::new(), Vec::new());
         for path in paths.iter().filter(|p| uncommitted.contains(p)) {
-            match listing.iter().any(|e| &e.path == path) {
+            match listing.binary_search(path).is_ok() {
                 true => modified.push(path.as_str()),
                 false => untracked.push(path.as_str()),
             }
@@ -235,19 +236,20 @@ impl CommitFiles {
         self.repo.lock().expect("repo").read_config(&self.commit, rel)
     }
 
-    /// Every non-directory entry of the project directory in the commit.
-    fn listing(&self) -> Result<&[TreeEntry], String> {
+    /// Every file and symlink of the project directory in the commit (submodules left
+    /// out), or, with loose giterminism, in the working tree as it is, ignored files
+    /// included (werf's `ListFilesWithGlob` walks the filesystem).
+    fn listing(&self) -> Result<&[String], String> {
         let listing = self.listing.get_or_init(|| {
             let repo = self.repo.lock().expect("repo");
-            // Loose giterminism lists the working tree as git would commit it.
-            let mut source = self.commit.clone();
-            if source.loose && source.worktree.is_none() {
-                source.worktree = Some(Arc::new(repo.snapshot(&[]).map_err(|e| format!("{e:#}"))?));
+            if self.commit.loose {
+                return repo.worktree_files(&self.dir_rel).map_err(|e| format!("{e:#}"));
             }
-            match repo.read_at(&source, &self.dir_rel) {
-                Ok(_) if !self.dir_rel.is_empty() => Ok(Vec::new()),
-                _ => repo.tree_at(&source, &self.dir_rel).map_err(|e| format!("{e:#}")),
-            }
+            let entries = match repo.read_at(&self.commit, &self.dir_rel) {
+                Ok(_) if !self.dir_rel.is_empty() => Vec::new(),
+                _ => repo.tree_at(&self.commit, &self.dir_rel).map_err(|e| format!("{e:#}"))?,
+            };
+            Ok(entries.into_iter().filter(|e| e.kind != EntryKind::Submodule).map(|e| e.path).collect())
         });
         listing.as_deref().map_err(Clone::clone)
     }
@@ -259,7 +261,7 @@ impl CommitFiles {
         let listing = self.listing()?;
         let pattern = pattern.trim_start_matches("./");
         let mut paths: Vec<String> = Vec::new();
-        for path in listing.iter().filter(|e| e.kind != EntryKind::Submodule).map(|e| &e.path) {
+        for path in listing {
             if glob_match(pattern, path)? {
                 paths.push(path.clone());
             }
@@ -270,17 +272,17 @@ impl CommitFiles {
             }
         }
         self.check_committed(&paths)?;
-        for entry in listing.iter().filter(|e| e.kind != EntryKind::Submodule) {
-            if !paths.contains(&entry.path) {
+        for path in listing {
+            if !paths.contains(path) {
                 continue;
             }
-            let rel = join_rel(&self.dir_rel, &entry.path);
+            let rel = join_rel(&self.dir_rel, path);
             let Some(bytes) = self.read(&rel).map_err(|e| format!("{e:#}"))? else { continue };
             total += bytes.len() as u64;
             if total > MAX_TEMPLATE_FILES_BYTES {
                 return Err(format!("the files matching {pattern:?} exceed {} MiB", MAX_TEMPLATE_FILES_BYTES >> 20));
             }
-            out.insert(entry.path.clone(), String::from_utf8_lossy(&bytes).into_owned());
+            out.insert(path.clone(), String::from_utf8_lossy(&bytes).into_owned());
         }
         Ok(out)
     }
@@ -323,7 +325,7 @@ impl config::FileSource for CommitFiles {
         if dir.is_empty() {
             return Ok(true);
         }
-        Ok(self.listing()?.iter().any(|e| e.path.strip_prefix(&dir).is_some_and(|rest| rest.starts_with('/'))))
+        Ok(self.listing()?.iter().any(|p| p.strip_prefix(&dir).is_some_and(|rest| rest.starts_with('/'))))
     }
 }
 

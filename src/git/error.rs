@@ -149,7 +149,7 @@ pub enum GitError {
         source: std::io::Error,
     },
 
-    #[error("the working tree holds more than {limit} files that git would commit")]
+    #[error("the working tree holds more than {limit} files")]
     TooManyWorktreeFiles { limit: usize },
 
     #[error("reading the git index of {}", workdir.display())]

@@ -425,6 +425,59 @@ impl Repo {
         Ok(Some(data))
     }
 
+    /// Every file and symlink under `subdir` of the working tree as it is, ignored files
+    /// included and `.git` left out (werf's loose giterminism lists the filesystem),
+    /// paths relative to `subdir`, sorted; empty if `subdir` is not a directory. Walked as
+    /// [`Repo::snapshot`] walks (beneath the root, symlinks listed and never entered,
+    /// [`MAX_TREE_DEPTH`] levels, [`MAX_SNAPSHOT_ENTRIES`] entries); nothing is read.
+    pub fn worktree_files(&self, subdir: &str) -> Result<Vec<String>, GitError> {
+        let base = clean_rel_path(subdir)?.join("/");
+        let strip = if base.is_empty() { 0 } else { base.len() + 1 };
+        let root = open_root(&self.workdir)?;
+        let mut out = Vec::new();
+        let mut pending = vec![(base.clone(), 0usize)];
+        while let Some((dir, depth)) = pending.pop() {
+            let dir_fd = match self.beneath(&root, &dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
+                Ok(fd) => fd,
+                Err(GitError::Io { source, .. })
+                    if dir == base && matches!(source.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) =>
+                {
+                    return Ok(out);
+                }
+                Err(e) => return Err(e),
+            };
+            for name in list_names(&dir_fd, &self.workdir.join(&dir))? {
+                // A template cannot name it: not listed.
+                let Ok(name) = name.into_string() else { continue };
+                if name == ".git" {
+                    continue;
+                }
+                let rel = join(&dir, &name);
+                let st = nix::sys::stat::fstatat(&dir_fd, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .map_err(|e| self.io(&rel, e))?;
+                match st.st_mode & libc::S_IFMT {
+                    libc::S_IFDIR if depth + 1 > MAX_TREE_DEPTH => {
+                        return Err(GitError::TreeTooDeep {
+                            commit: WORKING_TREE.into(),
+                            path: rel,
+                            limit: MAX_TREE_DEPTH,
+                        });
+                    }
+                    libc::S_IFDIR => pending.push((rel, depth + 1)),
+                    libc::S_IFREG | libc::S_IFLNK => {
+                        out.push(rel[strip..].to_string());
+                        if out.len() > MAX_SNAPSHOT_ENTRIES {
+                            return Err(GitError::TooManyWorktreeFiles { limit: MAX_SNAPSHOT_ENTRIES });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
     /// `rel` (`""` for the root) opened beneath the working tree with no symlink on the
     /// way: one in any component, or a `..` leading out, is [`GitError::WorktreeEscape`].
     fn beneath(&self, root: &OwnedFd, rel: &str, flags: OFlag) -> Result<OwnedFd, GitError> {

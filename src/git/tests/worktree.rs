@@ -206,3 +206,24 @@ fn five_thousand_files_snapshot_quickly() {
     eprintln!("snapshot of 5000 committed + 5000 untracked files: {took:?}");
     assert!(took < std::time::Duration::from_secs(20), "{took:?}");
 }
+
+/// Loose giterminism lists the filesystem: ignored files too, never `.git`, symlinks
+/// listed and not entered.
+#[test]
+fn worktree_files_list_the_filesystem() {
+    let t = dirty();
+    t.write("build/out.txt", "ignored\n");
+    t.write("sub/deeper/new.txt", "untracked\n");
+    let outside = t._tmp.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("host.txt"), "host\n").unwrap();
+    t.symlink("sub/dirlink", outside.to_str().unwrap());
+    let repo = t.open();
+    let all = repo.worktree_files("").unwrap();
+    assert!(all.contains(&"build/out.txt".to_string()) && all.contains(&"vendor/lib.txt".to_string()));
+    assert!(!all.iter().any(|p| p.starts_with(".git/")));
+    assert_eq!(repo.worktree_files("sub").unwrap(), ["deeper/new.txt", "dirlink", "in.txt", "link"]);
+    assert_eq!(repo.worktree_files("nope").unwrap(), Vec::<String>::new());
+    assert_eq!(repo.worktree_files("mod.txt").unwrap(), Vec::<String>::new());
+    assert!(repo.worktree_files("sub/dirlink").is_err());
+}
