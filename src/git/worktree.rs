@@ -61,6 +61,14 @@ impl Snapshot {
     fn entry(&self, path: &str) -> Option<&TreeEntry> {
         self.entries.binary_search_by(|e| e.path.as_str().cmp(path)).ok().map(|i| &self.entries[i])
     }
+
+    /// The entries below directory `dir` (not `""`), full paths.
+    fn below(&self, dir: &str) -> &[TreeEntry] {
+        let prefix = format!("{dir}/");
+        let start = self.entries.partition_point(|e| e.path < prefix);
+        let len = self.entries[start..].iter().take_while(|e| e.path.starts_with(&prefix)).count();
+        &self.entries[start..start + len]
+    }
 }
 
 /// Whether `path` is in `rule`'s reach, as a git pathspec (werf passes `--dev-ignore`
@@ -101,12 +109,11 @@ impl Repo {
         while let Some((dir, ignored, depth)) = pending.pop() {
             let dir_fd = self.beneath(&root, &dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
             for name in list_names(&dir_fd, &self.workdir.join(&dir))? {
-                let Ok(name) = name.into_string() else {
+                let name = match name.into_string() {
+                    Ok(name) => name,
                     // Git cannot record it in a commit slipway reads; an ignored one is harmless.
-                    if ignored {
-                        continue;
-                    }
-                    return Err(GitError::NonUtf8FsPath { path: self.workdir.join(&dir) });
+                    Err(_) if ignored => continue,
+                    Err(name) => return Err(GitError::NonUtf8FsPath { path: self.workdir.join(&dir).join(name) }),
                 };
                 if name == ".git" {
                     continue;
@@ -212,19 +219,17 @@ impl Repo {
                 .map_err(|source| GitError::Hash { path, source })?;
             return Ok((kind, oid, Some(bytes.len() as u64)));
         }
-        {
-            let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-            let fd = nix::fcntl::openat(dir_fd, name, flags, Mode::empty()).map_err(|e| self.io(rel, e))?;
-            let mut data = std::fs::File::from(fd);
-            let now = nix::sys::stat::fstat(&data).map_err(|e| self.io(rel, e))?;
-            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) {
-                return Err(GitError::WorktreeChanged { path: rel.to_string() });
-            }
-            let len = u64::try_from(now.st_size).unwrap_or(0);
-            let oid = hash_stream(walker.hash_kind, len, &mut data, None, &path)?
-                .ok_or_else(|| GitError::WorktreeChanged { path: rel.to_string() })?;
-            Ok((kind, oid, Some(len)))
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::openat(dir_fd, name, flags, Mode::empty()).map_err(|e| self.io(rel, e))?;
+        let mut data = std::fs::File::from(fd);
+        let now = nix::sys::stat::fstat(&data).map_err(|e| self.io(rel, e))?;
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) {
+            return Err(GitError::WorktreeChanged { path: rel.to_string() });
         }
+        let len = u64::try_from(now.st_size).unwrap_or(0);
+        let oid = hash_stream(walker.hash_kind, len, &mut data, None, &path)?
+            .ok_or_else(|| GitError::WorktreeChanged { path: rel.to_string() })?;
+        Ok((kind, oid, Some(len)))
     }
 
     /// Every non-directory entry under `subdir` of `commit` (its tree, or the snapshot
@@ -238,12 +243,10 @@ impl Repo {
         if snapshot.entry(&dir).is_some() {
             return Err(GitError::NotADirectory { commit: WORKING_TREE.into(), path: dir });
         }
-        let prefix = format!("{dir}/");
-        let start = snapshot.entries.partition_point(|e| e.path < prefix);
-        let below: Vec<TreeEntry> = snapshot.entries[start..]
+        let below: Vec<TreeEntry> = snapshot
+            .below(&dir)
             .iter()
-            .take_while(|e| e.path.starts_with(&prefix))
-            .map(|e| TreeEntry { path: e.path[prefix.len()..].to_string(), kind: e.kind, oid: e.oid.clone() })
+            .map(|e| TreeEntry { path: e.path[dir.len() + 1..].to_string(), kind: e.kind, oid: e.oid.clone() })
             .collect();
         if below.is_empty() {
             return Err(GitError::PathNotFound { commit: WORKING_TREE.into(), path: dir });
@@ -266,7 +269,7 @@ impl Repo {
                 let here = parts[..=i].join("/");
                 let last = i + 1 == parts.len();
                 let Some(entry) = snapshot.entry(&here) else {
-                    if last && snapshot.entries.iter().any(|e| e.path.starts_with(&format!("{here}/"))) {
+                    if last && !snapshot.below(&here).is_empty() {
                         return Err(not_a_file());
                     }
                     continue;
