@@ -17,6 +17,8 @@
 
 pub mod dockerignore;
 pub(crate) mod glob;
+#[cfg(test)]
+mod tests;
 
 use crate::engine::digest::DigestInput;
 use crate::git::{CommitInfo, EntryKind, Repo, TreeEntry};
@@ -493,27 +495,4 @@ fn clean(source: &str) -> anyhow::Result<String> {
         }
     }
     Ok(parts.join("/"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::clean;
-
-    #[test]
-    fn cleans_sources() {
-        assert_eq!(clean("./a/b/").unwrap(), "a/b");
-        assert_eq!(clean("/a/../b").unwrap(), "b");
-        assert_eq!(clean(".").unwrap(), "");
-        assert!(clean("../x").is_err());
-    }
-
-    #[test]
-    fn tells_wildcards_as_buildkit() {
-        use super::BuildContext;
-        assert!(BuildContext::is_wildcard("nomatch*"));
-        assert!(BuildContext::is_wildcard("a/?.txt"));
-        assert!(BuildContext::is_wildcard("[ab].txt"));
-        assert!(!BuildContext::is_wildcard("missing.txt"));
-        assert!(!BuildContext::is_wildcard("a\\*b"));
-    }
 }
