@@ -67,7 +67,7 @@ pub fn build(job: &Job<'_>, d: &DockerfileImage) -> anyhow::Result<Built> {
         image_spec: d.image_spec.as_ref(),
         secrets: &d.secrets,
         built: Default::default(),
-        stage_repo: job.stages.primary.as_ref().map_or(run.name, |p| p.name.as_str()),
+        stage_repo: job.stages.name(),
         report: Default::default(),
     };
     let (state, digest) = b.run()?;
