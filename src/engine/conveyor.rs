@@ -133,7 +133,7 @@ impl Conveyor<'_> {
     }
 
     fn record(&self, stage: &dyn Stage, state: &ImageState, meta: StageMeta) -> anyhow::Result<StageRecord> {
-        let repo = self.stages.primary.as_ref().map_or(self.project, |p| p.name.as_str());
+        let repo = self.stages.name();
         let facts = stage_facts(self.stages.store, repo, state)?;
         Ok(StageRecord::new(&stage.report_name(), &facts, meta, 0.0))
     }
