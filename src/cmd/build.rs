@@ -144,7 +144,7 @@ pub fn run(args: BuildArgs, storage_root: &Option<PathBuf>) -> anyhow::Result<u8
                     }
                     continue;
                 }
-                engine::repo::add_tag(&client, &source, &dest)
+                engine::push::add_tag(&client, &source, &dest)
                     .with_context(|| format!("tagging image {name} as {dest}"))?;
                 log.info(&format!("tagged {name} as {dest}"));
             }

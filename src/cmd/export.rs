@@ -6,7 +6,7 @@
 
 use super::ProjectArgs;
 use super::flags::werf_bool;
-use crate::engine::{self, Log, repo::push_image, report::BuildReport};
+use crate::engine::{self, Log, push::push_image, report::BuildReport};
 use crate::project::Project;
 use crate::slug::{TagTemplate, render_all, validate_all};
 use anyhow::{Context, bail};

@@ -353,6 +353,13 @@ impl ProjectArgs {
             secondary_repos: with_env_list(&self.secondary_repo, "WERF_SECONDARY_REPO_"),
             cache_repos: with_env_list(&self.cache_repo, "WERF_CACHE_REPO_"),
             final_repo: self.final_repo.clone().filter(|r| !r.is_empty()),
+            publish_grace: std::time::Duration::from_millis(
+                std::env::var("SLIPWAY_PUBLISH_GRACE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000),
+            ),
+            lock_dir: match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+                Some(d) => PathBuf::from(d).join("slipway/locks"),
+                None => std::env::temp_dir().join(format!("slipway-{}/locks", nix::unistd::getuid())),
+            },
             require_built: false,
             parallel: match (self.parallel, self.parallel_tasks_limit) {
                 (false, _) => 1,

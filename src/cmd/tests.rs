@@ -165,6 +165,7 @@ fn werf_shapes_that_clap_refuses() {
         "slugify",
         "slugify a b",
         "stage image a b",
+        "stages delete --repo r",
     ];
     for line in bad {
         assert!(parse(line).is_err(), "{line} was accepted");
@@ -175,6 +176,7 @@ fn werf_shapes_that_clap_refuses() {
         "stage image",
         "stage image app --repo r",
         "stages list --insecure-registry",
+        "stages delete a-1 b-2 --repo r",
     ] {
         parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
     }
