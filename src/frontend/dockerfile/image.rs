@@ -11,7 +11,6 @@ use crate::engine::stages::Stages;
 use crate::engine::state::{ImageState, StageLabels};
 use crate::frontend::dockerfile::syntax::StageRef;
 use anyhow::Context;
-use slipway_runtime::rlimit::Rlimit;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -25,7 +24,8 @@ pub struct DockerfileBuild<'a> {
     pub image: &'a str,
     pub plan: &'a Plan,
     pub context: &'a BuildContext,
-    pub rlimits: &'a [Rlimit],
+    pub backend: &'a crate::engine::Backend,
+    pub rootfs: &'a crate::engine::RootfsDriver,
     /// Fail instead of building a missing stage (`--require-built-images`).
     pub require_built: bool,
     /// werf's `imageSpec` (merged with `build.imageSpec` for final images): one more
@@ -122,7 +122,8 @@ impl DockerfileBuild<'_> {
             puller: self.puller,
             plan: self.plan,
             context: self.context,
-            rlimits: self.rlimits,
+            backend: self.backend,
+            rootfs: self.rootfs,
             images: self,
         }
     }
