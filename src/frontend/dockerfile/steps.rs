@@ -712,6 +712,20 @@ mod tests {
     }
 
     #[test]
+    fn secrets_come_from_the_settings_host_environment() {
+        use crate::config::{Secret, SecretSource as S};
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("token"), "from-file").unwrap();
+        let host: HostEnv = [("TOKEN", "from-env"), ("HOME", t.path().to_str().unwrap())].into_iter().collect();
+        let secret = |source| Secret { line: 7, id: "s".into(), source };
+        assert_eq!(secret_value(&secret(S::Env("TOKEN".into())), &host).unwrap(), b"from-env");
+        assert_eq!(secret_value(&secret(S::File("~/token".into())), &host).unwrap(), b"from-file");
+        assert_eq!(secret_value(&secret(S::Value("v".into())), &host).unwrap(), b"v");
+        let e = secret_value(&secret(S::Env("UNSET".into())), &host).unwrap_err();
+        assert_eq!(e.to_string(), "secret s: environment variable UNSET is not set (werf.yaml:7)");
+    }
+
+    #[test]
     fn argv_forms() {
         assert_eq!(argv(&CommandLine::Shell("echo hi".into()), None), ["/bin/sh", "-c", "echo hi"]);
         let bash = vec!["/bin/bash".to_string(), "-ec".to_string()];
