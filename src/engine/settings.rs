@@ -143,8 +143,15 @@ fn parse_storage_driver(value: &str) -> anyhow::Result<StorageDriver> {
 }
 
 /// A snapshot of environment variables (the CLI takes it from the process).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct HostEnv(BTreeMap<OsString, OsString>);
+
+/// Names only: values may be secrets.
+impl std::fmt::Debug for HostEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
 
 impl HostEnv {
     pub fn var_os(&self, name: &str) -> Option<&OsStr> {
@@ -265,6 +272,7 @@ mod tests {
         assert_eq!(b.rlimits.len(), 1);
         assert_eq!(b.host.var("SECRET"), Some("s3cret"));
         assert_eq!(b.host.var("UNSET"), None);
+        assert!(!format!("{b:?}").contains("s3cret"), "values stay out of debug output");
         // Empty means unset, as before.
         assert_eq!(backend(&[("SLIPWAY_MAX_LAYER_SIZE", "")]).unwrap().max_layer_size, 64 << 30);
         assert_eq!(
