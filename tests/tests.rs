@@ -18,5 +18,6 @@ mod proxy;
 mod registry;
 mod repo;
 mod report;
+mod rootfs;
 mod sandbox;
 mod security;
