@@ -1,8 +1,7 @@
 //! Rootfs drivers: overlayfs and vfs give steps the same trees, and a store where
 //! overlayfs cannot be mounted falls back to copies.
 
-use crate::common::{Env, git, git_project, registry, rootless_env, run_ok, stderr, stdout, which};
-use std::path::Path;
+use crate::common::{Env, git_project, registry, rootless_env, run_ok, stderr, stdout, which};
 use std::process::Command;
 
 /// A source stage of two layers (a removed directory, an opaque one, a hard link, a
@@ -118,17 +117,12 @@ fn a_store_on_overlayfs_falls_back_to_copies() {
     if !rootless_env(test) {
         return;
     }
-    let (Some(unshare), Some(busybox)) = (which("unshare"), which("busybox")) else {
-        panic!("{test}: unshare (util-linux) and busybox (busybox-static) are needed");
-    };
+    let unshare = which("unshare").expect("unshare (util-linux) is needed");
     let env = Env::new();
     let dir = env.path().join("project");
-    let df = "FROM scratch AS src\nCOPY a.txt /src/a.txt\nCOPY b.txt /src/b.txt\nFROM scratch\nCOPY --from=src /src /copied\nCOPY busybox /bin/busybox\n";
+    let df = "FROM scratch AS src\nCOPY a.txt /src/a.txt\nCOPY b.txt /src/b.txt\nFROM scratch\nCOPY --from=src /src /copied\n";
     let werf = "project: fallback\nconfigVersion: 1\n---\nimage: app\ndockerfile: Dockerfile\n";
     git_project(&dir, &[("werf.yaml", werf), ("Dockerfile", df), ("a.txt", "a\n"), ("b.txt", "b\n")], &[]);
-    std::fs::copy(&busybox, dir.join("busybox")).unwrap();
-    git(&dir, &["add", "-A"]);
-    git(&dir, &["commit", "-q", "-m", "busybox"]);
     let on_overlay = env.path().join("on-overlay");
     for d in ["lower", "upper", "work", "mnt"] {
         std::fs::create_dir_all(on_overlay.join(d)).unwrap();
@@ -160,15 +154,21 @@ fn a_store_on_overlayfs_falls_back_to_copies() {
     let err = stderr(&out);
     let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("Warning:")).map(str::trim).collect();
     assert_eq!(warnings.len(), 1, "{err}");
-    assert!(warnings[0].contains("not supported") || warnings[0].contains("mounting overlayfs"), "{warnings:?}");
+    assert!(warnings[0].starts_with("Warning: mounting overlayfs at "), "{warnings:?}");
     assert!(warnings[0].ends_with("falling back to the vfs driver (plain copies: slower, more disk)"), "{warnings:?}");
 
-    let out = run_ok(&mut slipway("store", "run", &["--", "/bin/busybox", "cat", "/copied/a.txt", "/copied/b.txt"]));
-    assert_eq!(stdout(&out), "a\nb\n", "{}", stderr(&out));
+    // The last layer, made on copies from a view of the source stage.
+    let layers = on_overlay.join("upper/store/layers");
+    let mut copied: Vec<String> = std::fs::read_dir(&layers)
+        .unwrap()
+        .filter_map(|l| std::fs::read_dir(l.unwrap().path().join("diff/copied")).ok())
+        .flat_map(|d| d.map(|e| e.unwrap().file_name().into_string().unwrap()))
+        .collect();
+    copied.sort();
+    assert_eq!(copied, ["a.txt", "b.txt"]);
 
     let mut forced = slipway("forced", "build", &[]);
     let out = forced.env("WERF_BUILDAH_STORAGE_DRIVER", "overlay").output().unwrap();
     assert!(!out.status.success(), "a forced overlay driver built on overlayfs:\n{}", stderr(&out));
     assert!(stderr(&out).contains("mounting overlayfs at "), "{}", stderr(&out));
-    assert!(Path::new(&on_overlay.join("upper/store")).is_dir());
 }
