@@ -29,7 +29,8 @@ pub struct RootfsDirs {
 pub trait RootfsMounter {
     /// `dirs.lowers` (bottom first) under the empty `dirs.upper`, merged at `dirs.target`.
     fn mount(&self, dirs: &RootfsDirs) -> Result<()>;
-    /// `lowers` (bottom first) merged read-only at `target`, with no upper directory.
+    /// `lowers` (bottom first, at least one) merged read-only at `target`, with no upper
+    /// directory.
     fn mount_readonly(&self, lowers: &[PathBuf], target: &Path) -> Result<()>;
     fn unmount(&self, target: &Path) -> Result<()>;
     /// Whether this kind of mount works here at all: a tiny mount under `scratch`.

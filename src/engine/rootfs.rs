@@ -91,7 +91,10 @@ impl RootfsDriver {
     pub fn view<'d>(&'d self, store: &'d Store, diff_ids: &[Digest]) -> anyhow::Result<View<'d>> {
         let lowers = lowers(store, diff_ids);
         let mut v = View { driver: self, root: store.scratch_dir("view")?.join("root"), mounted: false };
-        if self.overlay(store, lowers.len(), |mounter| mounter.mount_readonly(&lowers, &v.root))? {
+        // No layers (`FROM scratch` and nothing else): the empty directory is the view.
+        if !lowers.is_empty()
+            && self.overlay(store, lowers.len(), |mounter| mounter.mount_readonly(&lowers, &v.root))?
+        {
             v.mounted = true;
             return Ok(v);
         }
@@ -386,7 +389,11 @@ mod tests {
         let f = fixture(StorageDriver::Overlay, false);
         let e = f.driver.begin(&f.store, &[]).map(|_| ()).unwrap_err();
         assert!(matches!(e.downcast_ref::<RuntimeError>(), Some(RuntimeError::Overlay { .. })), "{e:#}");
-        assert!(f.driver.view(&f.store, &[]).is_err());
+        let layer = Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
+        assert!(f.driver.view(&f.store, &[layer]).is_err());
+        // An image without layers is an empty directory, nothing to mount.
+        let v = f.driver.view(&f.store, &[]).unwrap();
+        assert_eq!(std::fs::read_dir(v.root()).unwrap().count(), 0);
         assert_eq!(f.calls(), ["mount", "mount_readonly"]);
         assert!(f.warnings().is_empty());
     }
