@@ -5,8 +5,8 @@ use crate::common::{Env, git_project, registry, rootless_env, run_ok, stderr, st
 use std::process::Command;
 
 /// A source stage of two layers (a removed directory, an opaque one, a hard link, a
-/// symlink, owners) and a one-layer `FROM scratch` stage, read by `COPY --from`, a
-/// read-only and a `rw` bind mount, and a cache seeded from a stage.
+/// symlink, owners), a one-layer and a layerless `FROM scratch` stage, read by
+/// `COPY --from`, read-only and `rw` bind mounts, and a cache seeded from a stage.
 const DOCKERFILE: &str = r#"FROM BASE AS src
 RUN mkdir -p /out/gone /out/opaque/old /out/d && echo 1 > /out/f && echo x > /out/gone/x \
  && echo o > /out/opaque/old/o && ln /out/f /out/hard && ln -s f /out/sym \
@@ -14,6 +14,7 @@ RUN mkdir -p /out/gone /out/opaque/old /out/d && echo 1 > /out/f && echo x > /ou
 RUN rm -r /out/gone /out/opaque && mkdir /out/opaque && echo n > /out/opaque/new && echo 2 > /out/two
 FROM scratch AS one
 COPY one.txt /one.txt
+FROM scratch AS empty
 FROM BASE
 COPY --from=src /out /copied
 COPY --from=one /one.txt /one.txt
@@ -23,10 +24,11 @@ RUN --mount=type=bind,from=src,source=/out,target=/m cd /m && find . | sort > /r
 RUN --mount=type=bind,from=src,source=/out,target=/m,rw echo changed > /m/f && rm /m/sym && cat /m/f > /rw.txt
 COPY --from=src /out/f /out/sym /after-rw/
 RUN --mount=type=cache,id=view-seed,from=src,source=/out,target=/c find /c | sort > /cache.txt
+RUN --mount=type=bind,from=empty,target=/e ls -A /e | wc -l > /empty.txt
 "#;
 
 const INSPECT: &str = "cd /copied && find . | sort && stat -c '%n %u:%g %a %F %h' $(find . | sort) \
- && cat /one.txt /ro.txt /rw.txt /after-rw/f /after-rw/sym /cache.txt";
+ && cat /one.txt /ro.txt /rw.txt /after-rw/f /after-rw/sym /cache.txt /empty.txt";
 
 const EXPECTED: &str = "\
 .
@@ -77,6 +79,7 @@ changed
 /c/opaque/new
 /c/sym
 /c/two
+0
 ";
 
 /// The same Dockerfile under overlayfs and vfs: what `COPY --from` and the mounts read
