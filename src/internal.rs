@@ -88,7 +88,7 @@ pub fn run(cmd: Command, storage_root: &Option<PathBuf>) -> anyhow::Result<u8> {
             };
             let exit = sandbox::run(&spec, &scratch);
             if let Some(dirs) = &mounted {
-                NativeOverlay.unmount(dirs)?;
+                NativeOverlay.unmount(&dirs.target)?;
             }
             let _ = std::fs::remove_dir_all(scratch.join("work"));
             let _ = std::fs::remove_dir_all(&scratch);

@@ -20,6 +20,7 @@ mod proxy;
 mod registry;
 mod repo;
 mod report;
+mod rootfs;
 mod sandbox;
 mod security;
 mod stapel;

@@ -73,11 +73,11 @@ pub(crate) fn ignore_interactive_signals() {
 }
 
 /// Mount overlayfs through the new mount API, one `lowerdir+` per layer (Linux >= 6.8),
-/// which lifts mount(2)'s one-page limit on the option string.
+/// which lifts mount(2)'s one-page limit on the option string. Without `upper_work`
+/// (upper and work directory) the overlay is read-only.
 pub(crate) fn mount_overlay_fsconfig(
     lowers_top_first: &[std::path::PathBuf],
-    upper: &std::path::Path,
-    work: &std::path::Path,
+    upper_work: Option<(&std::path::Path, &std::path::Path)>,
     target: &std::path::Path,
 ) -> nix::Result<()> {
     use nix::errno::Errno;
@@ -110,8 +110,10 @@ pub(crate) fn mount_overlay_fsconfig(
     for l in lowers_top_first {
         set("lowerdir+", Some(l.as_os_str().as_bytes()))?;
     }
-    set("upperdir", Some(upper.as_os_str().as_bytes()))?;
-    set("workdir", Some(work.as_os_str().as_bytes()))?;
+    if let Some((upper, work)) = upper_work {
+        set("upperdir", Some(upper.as_os_str().as_bytes()))?;
+        set("workdir", Some(work.as_os_str().as_bytes()))?;
+    }
     set("userxattr", None)?;
     // SAFETY: no pointers are passed with FSCONFIG_CMD_CREATE.
     let rc = unsafe { libc::syscall(libc::SYS_fsconfig, fsfd, FSCONFIG_CMD_CREATE, 0usize, 0usize, 0) };

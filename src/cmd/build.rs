@@ -110,7 +110,7 @@ pub fn run(args: BuildArgs, storage_root: &Option<PathBuf>) -> anyhow::Result<u8
     let save_to = report::save_path(args.save_build_report, args.build_report_path.as_deref())?;
     let project = Project::load(&dir, p.config.as_deref(), &p.env, &p.source_mode())?;
     p.check_project(&project, false)?;
-    let mut settings = p.settings();
+    let mut settings = p.settings()?;
     settings.require_built = args.check_built_images || args.require_built_images;
     let images = selected(&project, &args.images, args.final_images_only);
     let tag_templates = super::with_env_list(&args.add_custom_tag, "WERF_ADD_CUSTOM_TAG_");

@@ -97,7 +97,7 @@ pub fn run(args: ExportArgs, storage_root: &Option<std::path::PathBuf>) -> anyho
     };
     let store = Store::open(&args.project.storage_root(storage_root)?)?;
     let log = Log::new(false).quiet(args.project.log.quiet());
-    let mut settings = args.project.settings();
+    let mut settings = args.project.settings()?;
     settings.require_built = args.require_built_images;
     let (report, states) = match report_path {
         Some(path) => {

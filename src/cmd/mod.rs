@@ -343,9 +343,12 @@ impl ProjectArgs {
         Ok(())
     }
 
-    pub fn settings(&self) -> crate::engine::BuildSettings {
+    /// The settings of a command, read here once: these flags and the environment (the
+    /// backend variables, and a snapshot of the rest for what a build reads from the host).
+    pub fn settings(&self) -> anyhow::Result<crate::engine::BuildSettings> {
         let all = || vec!["*".to_string()];
-        crate::engine::BuildSettings {
+        let backend = crate::engine::Backend::from_env(std::env::vars_os().collect())?;
+        Ok(crate::engine::BuildSettings {
             insecure_registries: if self.insecure_registry { all() } else { Vec::new() },
             skip_tls_verify_registries: if self.skip_tls_verify_registry { all() } else { Vec::new() },
             docker_config: self.docker_config(),
@@ -367,7 +370,8 @@ impl ProjectArgs {
                 (true, n) => (n as usize).max(1),
             },
             registry_progress: slipway_storage::registry::ProgressDeadline::from_secs(self.registry_progress_timeout),
-        }
+            backend,
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::ProjectArgs;
 use super::flags::{refuse, werf_bool};
-use crate::engine::{self, Log, Mutation};
+use crate::engine::{self, Log, RootfsDriver};
 use crate::project::Project;
 use anyhow::{Context, bail};
 use clap::Args;
@@ -87,7 +87,7 @@ pub fn run(args: RunArgs, storage_root: &Option<std::path::PathBuf>) -> anyhow::
     };
     let store = Store::open(&args.project.storage_root(storage_root)?)?;
     let log = Log::new(true).quiet(args.project.log.quiet());
-    let mut settings = args.project.settings();
+    let mut settings = args.project.settings()?;
     settings.require_built = args.require_built_images;
     let (_, states) = engine::build(&project, &store, std::slice::from_ref(&name), &settings, &log)?;
     let state = states.get(&name).context("the image was not built")?;
@@ -108,15 +108,17 @@ pub fn run(args: RunArgs, storage_root: &Option<std::path::PathBuf>) -> anyhow::
         bail!("image {name} has no ENTRYPOINT or CMD: give a command after --");
     }
     let client = engine::registry_client(&settings)?;
-    engine::Puller { client: &client, store: &store, log: &log }.ensure_layers(state)?;
-    let rlimits = engine::rlimits_from_env()?;
-    let m = Mutation::begin(&store, state.diff_ids())?;
+    let backend = &settings.backend;
+    engine::Puller { client: &client, store: &store, log: &log, backend }.ensure_layers(state)?;
+    let rootfs = RootfsDriver::new(backend);
+    let m = rootfs.begin(&store, state.diff_ids())?;
     let cmd = crate::frontend::dockerfile::Command {
         args: argv,
         env: c.env.clone().unwrap_or_default(),
         user: c.user.as_deref().unwrap_or(""),
         cwd: c.working_dir.as_deref().filter(|w| !w.is_empty()).unwrap_or("/"),
-        rlimits: &rlimits,
+        rlimits: &backend.rlimits,
+        isolation: &backend.isolation,
         stdout_to_stderr: false,
         binds: Vec::new(),
         no_network: false,

@@ -43,7 +43,7 @@ pub fn run(cmd: StageCommand, storage_root: &Option<std::path::PathBuf>) -> anyh
         },
     };
     let store = Store::open(&args.project.storage_root(storage_root)?)?;
-    let mut settings = args.project.settings();
+    let mut settings = args.project.settings()?;
     settings.require_built = true;
     let log = Log::new(true).quiet(true);
     let (report, _) = engine::build(&project, &store, std::slice::from_ref(&name), &settings, &log)?;

@@ -64,13 +64,13 @@ pub fn run(cmd: StagesCommand, storage_root: &Option<std::path::PathBuf>) -> any
     };
     let project = Project::load(&args.dir()?, args.config.as_deref(), &args.env, &args.source_mode())?;
     args.check_project(&project, false)?;
-    let settings = args.settings();
+    let settings = args.settings()?;
     let store = Store::open(&args.storage_root(storage_root)?)?;
     let log = Log::new(true).quiet(args.log.quiet());
     let local = LocalStorage { store: &store, project: &project.name, log: &log };
     let Some(repo) = &settings.repo else { return act(&local, delete.as_deref()) };
     let client = crate::engine::registry_client(&settings)?;
-    let puller = Puller { client: &client, store: &store, log: &log };
+    let puller = Puller { client: &client, store: &store, log: &log, backend: &settings.backend };
     let layered = Layered {
         client: &client,
         local,

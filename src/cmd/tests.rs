@@ -291,15 +291,16 @@ fn source_mode_follows_the_flags() {
 
 #[test]
 fn settings_follow_the_flags() {
-    let s = build("--insecure-registry --skip-tls-verify-registry --parallel-tasks-limit=3").project.settings();
+    let s =
+        build("--insecure-registry --skip-tls-verify-registry --parallel-tasks-limit=3").project.settings().unwrap();
     assert_eq!(s.insecure_registries, ["*"]);
     assert_eq!(s.skip_tls_verify_registries, ["*"]);
     assert_eq!(s.parallel, 3);
-    let s = build("--parallel=false --docker-config /cfg").project.settings();
+    let s = build("--parallel=false --docker-config /cfg").project.settings().unwrap();
     assert!(s.insecure_registries.is_empty());
     assert_eq!(s.parallel, 1);
     assert_eq!(s.docker_config.as_deref(), Some("/cfg".as_ref()));
-    assert_eq!(build("--parallel-tasks-limit=-1").project.settings().parallel, usize::MAX);
+    assert_eq!(build("--parallel-tasks-limit=-1").project.settings().unwrap().parallel, usize::MAX);
     let p = build("--home-dir /h").project;
     assert_eq!(p.storage_root(&None).unwrap(), std::path::Path::new("/h/slipway"));
     assert_eq!(p.storage_root(&Some("/s".into())).unwrap(), std::path::Path::new("/s"));

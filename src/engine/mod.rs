@@ -11,13 +11,15 @@ pub mod pull;
 pub mod push;
 pub mod report;
 pub mod rootfs;
+pub mod settings;
 pub mod stages;
 pub mod state;
 pub mod storage;
 
 pub use log::Log;
 pub use pull::Puller;
-pub use rootfs::Mutation;
+pub use rootfs::RootfsDriver;
+pub use settings::Backend;
 use stages::Stages;
 pub use state::ImageState;
 
@@ -54,6 +56,8 @@ pub struct BuildSettings {
     pub parallel: usize,
     /// The progress every registry transfer must make (`SLIPWAY_REGISTRY_PROGRESS_TIMEOUT`).
     pub registry_progress: slipway_storage::registry::ProgressDeadline,
+    /// Isolation, storage driver, limits and the host environment (`WERF_BUILDAH_*`).
+    pub backend: Backend,
 }
 
 /// Builds selected images; returns the report and each image's final state.
@@ -64,7 +68,6 @@ pub fn build(
     settings: &BuildSettings,
     log: &Log,
 ) -> anyhow::Result<(BuildReport, BTreeMap<String, ImageState>)> {
-    check_backend_env()?;
     let run = Run {
         name: &project.name,
         dir_rel: &project.dir_rel,
@@ -74,7 +77,7 @@ pub fn build(
         store,
         settings,
         log,
-        rlimits: rlimits_from_env()?,
+        rootfs: RootfsDriver::new(&settings.backend),
         client: registry_client(settings)?,
     };
     let mut pending = build_order(&project.config, &project.config.select(images)?);
@@ -136,7 +139,8 @@ pub struct Run<'a> {
     pub store: &'a Store,
     pub settings: &'a BuildSettings,
     pub log: &'a Log,
-    pub rlimits: Vec<slipway_runtime::rlimit::Rlimit>,
+    /// How layers become a rootfs, for every image of the run.
+    pub rootfs: RootfsDriver,
     client: Client,
 }
 
@@ -175,7 +179,7 @@ impl Run<'_> {
         done: &BuildReport,
     ) -> anyhow::Result<(Vec<ImageRecord>, ImageState)> {
         let (store, log, settings) = (self.store, self.log, self.settings);
-        let puller = Puller { client: &self.client, store, log };
+        let puller = Puller { client: &self.client, store, log, backend: &settings.backend };
         let stages = stage_storage(self.name, store, &puller, settings, log)?;
         let started = Instant::now();
         let shown = if image.name.is_empty() { "~".to_string() } else { image.name.clone() };
@@ -218,7 +222,7 @@ pub fn report_image(
     digest: &str,
 ) -> anyhow::Result<(ImageState, slipway_storage::Digest)> {
     let client = registry_client(settings)?;
-    let puller = Puller { client: &client, store, log };
+    let puller = Puller { client: &client, store, log, backend: &settings.backend };
     let (state, manifest) = match (storage::local::LocalStorage { store, project, log }).image(name)? {
         Some(state) => {
             let m = state.stage.as_ref().context("a local stage is recorded")?.record.manifest.clone();
@@ -314,60 +318,19 @@ fn stage_storage<'a>(
     Ok(Stages::new(local, Box::new(layered)))
 }
 
-/// `WERF_BUILDAH_ULIMIT` for build steps and `slipway run`.
-pub fn rlimits_from_env() -> anyhow::Result<Vec<slipway_runtime::rlimit::Rlimit>> {
-    match std::env::var("WERF_BUILDAH_ULIMIT").ok().filter(|v| !v.is_empty()) {
-        Some(v) => {
-            Ok(slipway_runtime::rlimit::parse_list(&v, slipway_runtime::rlimit::current)
-                .context("WERF_BUILDAH_ULIMIT")?)
-        }
-        None => Ok(Vec::new()),
-    }
-}
-
+/// The registry client of the settings: registries.conf and credentials found where the
+/// host environment says, `--docker-config` replacing `~/.docker`.
 pub fn registry_client(settings: &BuildSettings) -> anyhow::Result<Client> {
-    let mut config = RegistryConfig::load().context("reading registries.conf")?;
+    use slipway_storage::registry::{default_auth_paths, default_registries_conf_paths};
+    let host = &settings.backend.host;
+    let mut config = RegistryConfig::load_from(&default_registries_conf_paths(|n| host.path(n)))
+        .context("reading registries.conf")?;
     config = config.with_insecure(settings.insecure_registries.iter().cloned());
     config.skip_tls_verify.extend(settings.skip_tls_verify_registries.iter().cloned());
-    let auth = match &settings.docker_config {
-        None => AuthStore::load(),
-        Some(dir) => {
-            let var = |n: &str| match n {
-                "DOCKER_CONFIG" => Some(dir.clone()),
-                _ => std::env::var_os(n).map(std::path::PathBuf::from),
-            };
-            AuthStore::load_from(&slipway_storage::registry::default_auth_paths(var))
-        }
-    }
-    .context("reading registry credentials")?;
+    let var = |n: &str| match (n, &settings.docker_config) {
+        ("DOCKER_CONFIG", Some(dir)) => Some(dir.clone()),
+        _ => host.path(n),
+    };
+    let auth = AuthStore::load_from(&default_auth_paths(var)).context("reading registry credentials")?;
     Ok(Client::new(config, auth).with_progress_deadline(settings.registry_progress))
-}
-
-/// How steps are isolated, from `WERF_BUILDAH_MODE`: slipway's own sandbox for
-/// `auto`/`native-chroot` (werf's default too), runc for `native-rootless`.
-pub fn isolation() -> anyhow::Result<slipway_runtime::sandbox::Isolation> {
-    use slipway_runtime::sandbox::Isolation;
-    match std::env::var("WERF_BUILDAH_MODE").unwrap_or_default().as_str() {
-        "" | "auto" | "default" | "native-chroot" => Ok(Isolation::Builtin),
-        "native-rootless" => {
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            let runtime = std::env::split_paths(&path)
-                .chain(["/usr/sbin".into(), "/usr/bin".into()])
-                .map(|d| d.join("runc"))
-                .find(|p| p.is_file())
-                .context("WERF_BUILDAH_MODE=native-rootless runs steps with runc, which is not installed (Debian package runc)")?;
-            Ok(Isolation::Oci { runtime })
-        }
-        "docker" => bail!("WERF_BUILDAH_MODE=docker: slipway has no Docker backend; unset it or use auto"),
-        other => bail!("WERF_BUILDAH_MODE={other:?} is not one of auto, native-chroot, native-rootless"),
-    }
-}
-
-/// werf's backend variables: say clearly what is not implemented instead of ignoring it.
-fn check_backend_env() -> anyhow::Result<()> {
-    isolation()?;
-    match std::env::var("WERF_BUILDAH_STORAGE_DRIVER").unwrap_or_default().as_str() {
-        "" | "auto" | "default" | "overlay" | "vfs" => Ok(()),
-        other => bail!("WERF_BUILDAH_STORAGE_DRIVER={other:?} is not one of overlay, vfs"),
-    }
 }

@@ -4,6 +4,7 @@
 //! unpacked inside the user namespace (so owners are real) with its diffID checked.
 
 use super::log::Log;
+use super::settings::Backend;
 use super::state::ImageState;
 use anyhow::{Context, bail};
 use slipway_storage::Digest;
@@ -11,12 +12,14 @@ use slipway_storage::image::{Compression, Descriptor, Manifest, Platform};
 use slipway_storage::reference::Reference;
 use slipway_storage::registry::Client;
 use slipway_storage::store::{LayerMeta, Store};
-use slipway_storage::unpack::{Limits, Ownership, unpack_limited};
+use slipway_storage::unpack::{Limits, unpack_limited};
 
 pub struct Puller<'a> {
     pub client: &'a Client,
     pub store: &'a Store,
     pub log: &'a Log,
+    /// The layer size limit and how owners are set when unpacking.
+    pub backend: &'a Backend,
 }
 
 impl Puller<'_> {
@@ -113,8 +116,13 @@ impl Puller<'_> {
         std::fs::create_dir(&tree)?;
         let blob = self.store.blobs().open(&layer.digest)?;
         let what = layer.digest.to_string();
-        let unpacked =
-            unpack_limited(std::io::BufReader::with_capacity(256 * 1024, blob), compression, &tree, &what, limits()?)?;
+        let unpacked = unpack_limited(
+            std::io::BufReader::with_capacity(256 * 1024, blob),
+            compression,
+            &tree,
+            &what,
+            self.limits(),
+        )?;
         let got = unpacked.diff_id.expect("unpack sets the diffID");
         if got != *diff_id {
             bail!("layer {what} does not match the image config: diffID {got}, config says {diff_id}");
@@ -136,25 +144,14 @@ impl Puller<'_> {
         self.store.add_layer(&tree, &meta)?;
         Ok(())
     }
-}
 
-/// Unpack limits; `SLIPWAY_MAX_LAYER_SIZE` (bytes, uncompressed) raises or lowers the
-/// default 64 GiB.
-fn limits() -> anyhow::Result<Limits> {
-    let mut l = Limits { ownership: ownership(), ..Limits::default() };
-    if let Some(v) = std::env::var("SLIPWAY_MAX_LAYER_SIZE").ok().filter(|v| !v.is_empty()) {
-        l.max_size = v.parse().with_context(|| format!("SLIPWAY_MAX_LAYER_SIZE={v:?}: expected a number of bytes"))?;
-    }
-    Ok(l)
-}
-
-/// How strictly owners are set when unpacking or copying layers: exactly, unless the
-/// user namespace maps a single id (no /etc/subuid range), where only root can own files
-/// (pull.rs warns about the files that keep root as owner).
-pub fn ownership() -> Ownership {
-    if std::env::var(slipway_runtime::userns::MAPPING_ENV).as_deref() == Ok("single") {
-        Ownership::BestEffort
-    } else {
-        Ownership::Exact
+    /// Unpack limits: `SLIPWAY_MAX_LAYER_SIZE` (default 64 GiB) and the owners this user
+    /// namespace can set.
+    fn limits(&self) -> Limits {
+        Limits {
+            max_size: self.backend.max_layer_size,
+            ownership: self.backend.id_mapping.ownership(),
+            ..Limits::default()
+        }
     }
 }

@@ -8,6 +8,11 @@
 //! and ctime, which no step can fake), and a whiteout for each removed path — so
 //! committing and storing the layer is the same as with overlayfs.
 //!
+//! [`link_view`] is the read-only counterpart of [`materialize`]: the same layering,
+//! but files are hard links to the layers' own inodes and only directories are created,
+//! for a source that is read and never changed (`COPY --from`, a read-only
+//! `RUN --mount=from=`).
+//!
 //! Owners are copied as [`crate::unpack`] sets them: with [`Ownership::Exact`] an owner
 //! this user namespace cannot map (chown EINVAL) is [`StorageError::UnmappedCopyOwner`],
 //! never a copy silently left owned by root; only [`Ownership::BestEffort`] (a single-id
@@ -30,11 +35,30 @@ pub struct Snapshot {
 /// as strictly as `ownership` says.
 pub fn materialize(lowers: &[PathBuf], target: &Path, ownership: Ownership) -> Result<Snapshot> {
     for lower in lowers {
-        apply_layer(lower, target, &mut HashMap::new(), ownership)?;
+        apply_layer(lower, target, &mut HashMap::new(), ownership, How::Copy)?;
     }
     let mut entries = HashMap::new();
     snapshot(target, Path::new(""), &mut entries)?;
     Ok(Snapshot { entries })
+}
+
+/// Lay `lowers` (bottom first) over the empty directory `target` as [`materialize`]
+/// does, but for reading only: directories are created (with their metadata, owners as
+/// strictly as `ownership` says) and everything else is a hard link to the layer's own
+/// inode (a copy where the link fails, e.g. at the link-count limit). A write through
+/// `target` would change a stored layer: callers only read it, or bind it read-only.
+pub fn link_view(lowers: &[PathBuf], target: &Path, ownership: Ownership) -> Result<()> {
+    for lower in lowers {
+        apply_layer(lower, target, &mut HashMap::new(), ownership, How::Link)?;
+    }
+    Ok(())
+}
+
+/// How a layer's non-directory entries get into the tree.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum How {
+    Copy,
+    Link,
 }
 
 fn io(action: &'static str, p: &Path) -> impl FnOnce(std::io::Error) -> StorageError {
@@ -75,7 +99,13 @@ fn remove_any(p: &Path) -> Result<()> {
 /// Lay one layer over `dst`. `links` maps (dev, inode) of the layer's files to their copy.
 /// Iterative (one frame per level, at most [`crate::MAX_TREE_DEPTH`]); a directory's
 /// own metadata is copied once its contents are.
-fn apply_layer(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>, ownership: Ownership) -> Result<()> {
+fn apply_layer(
+    src: &Path,
+    dst: &Path,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+    ownership: Ownership,
+    how: How,
+) -> Result<()> {
     type Frame = (PathBuf, PathBuf, std::vec::IntoIter<std::ffi::OsString>, Option<std::fs::Metadata>);
     let mut stack: Vec<Frame> = vec![(src.to_path_buf(), dst.to_path_buf(), sorted_names(src)?.into_iter(), None)];
     while let Some((src, dst, names, _)) = stack.last_mut() {
@@ -109,10 +139,30 @@ fn apply_layer(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>,
             stack.push((s, d, names, Some(meta)));
         } else {
             remove_any(&d)?;
+            if how == How::Link && link_entry(&s, &meta, &d) {
+                continue;
+            }
             copy_entry(&s, &meta, &d, links, ownership)?;
         }
     }
     Ok(())
+}
+
+/// Hard-link a file, symlink or fifo `s` at `d` (never following a symlink); false when
+/// that is not possible and it must be copied instead.
+fn link_entry(s: &Path, meta: &std::fs::Metadata, d: &Path) -> bool {
+    let ft = meta.file_type();
+    if !(ft.is_file() || ft.is_symlink() || ft.is_fifo()) {
+        return false;
+    }
+    let cwd = nix::fcntl::AT_FDCWD;
+    match nix::unistd::linkat(cwd, s, cwd, d, nix::fcntl::AtFlags::empty()) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(path = %s.display(), error = %e, "hard link failed, copying");
+            false
+        }
+    }
 }
 
 /// Copy a non-directory entry (file, symlink, fifo), as a hardlink to an earlier copy of
@@ -363,6 +413,47 @@ mod tests {
         let mut got: Vec<String> = walk(&upper);
         got.sort();
         assert_eq!(got, ["dir/", "dir/added", "dir/sub (whiteout)", "keep", "keep2", "link (whiteout)"]);
+    }
+
+    #[test]
+    fn a_view_links_the_layers_files_and_applies_whiteouts() {
+        let t = tempfile::tempdir().unwrap();
+        let (l1, l2, view, copy) = (t.path().join("l1"), t.path().join("l2"), t.path().join("v"), t.path().join("c"));
+        for d in [&l1, &l2, &view, &copy] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::create_dir_all(l1.join("dir/sub")).unwrap();
+        std::fs::write(l1.join("dir/sub/f"), "1").unwrap();
+        std::fs::write(l1.join("dir/old"), "o").unwrap();
+        std::fs::write(l1.join("keep"), "k").unwrap();
+        std::fs::write(l1.join("gone"), "g").unwrap();
+        std::fs::hard_link(l1.join("keep"), l1.join("keep2")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", l1.join("link")).unwrap();
+        std::fs::set_permissions(l1.join("dir"), std::fs::Permissions::from_mode(0o750)).unwrap();
+        // Layer 2 replaces `keep`, makes `dir` opaque and deletes `gone`, if this user may.
+        std::fs::write(l2.join("keep"), "k2").unwrap();
+        std::fs::create_dir(l2.join("dir")).unwrap();
+        std::fs::write(l2.join("dir/new"), "n").unwrap();
+        let whiteouts = nix::sys::stat::mknod(&l2.join("gone"), SFlag::S_IFCHR, Mode::empty(), 0).is_ok()
+            && crate::sys::lsetxattr(&l2.join("dir"), OPAQUE_XATTR.as_bytes(), b"y").is_ok();
+
+        link_view(&[l1.clone(), l2.clone()], &view, Ownership::Exact).unwrap();
+        materialize(&[l1.clone(), l2.clone()], &copy, Ownership::Exact).unwrap();
+        assert_eq!(walk(&view), walk(&copy), "a view shows what a copy shows");
+        let ino = |p: &Path| std::fs::symlink_metadata(p).unwrap().ino();
+        for (v, l) in [("keep", &l2), ("keep2", &l1), ("link", &l1), ("dir/new", &l2)] {
+            assert_eq!(ino(&view.join(v)), ino(&l.join(v)), "{v} is the layer's own inode");
+        }
+        assert_eq!(std::fs::read_link(view.join("link")).unwrap(), Path::new("/etc/passwd"));
+        assert_eq!(std::fs::read_to_string(view.join("keep")).unwrap(), "k2");
+        assert_eq!(view.join("dir/old").exists(), !whiteouts);
+        assert_eq!(view.join("gone").exists(), !whiteouts);
+        // Directories are the view's own, with the layer's metadata.
+        assert_ne!(ino(&view.join("dir")), ino(&l2.join("dir")));
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().mode();
+        assert_eq!(mode(&view.join("dir")), mode(&l2.join("dir")));
+        crate::remove::remove_tree(&view).unwrap();
+        assert_eq!(std::fs::read_to_string(l1.join("keep")).unwrap(), "k", "removing a view keeps the layers");
     }
 
     #[test]

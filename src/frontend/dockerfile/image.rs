@@ -13,7 +13,6 @@ use crate::engine::stages::Stages;
 use crate::engine::state::ImageState;
 use crate::frontend::dockerfile::syntax::{self, StageRef};
 use anyhow::Context;
-use slipway_runtime::rlimit::Rlimit;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
@@ -27,7 +26,8 @@ pub struct DockerfileBuild<'a> {
     pub image: &'a str,
     pub plan: &'a Plan,
     pub context: &'a BuildContext,
-    pub rlimits: &'a [Rlimit],
+    pub backend: &'a crate::engine::Backend,
+    pub rootfs: &'a crate::engine::RootfsDriver,
     /// Fail instead of building a missing stage (`--require-built-images`).
     pub require_built: bool,
     /// werf's `imageSpec` (merged with `build.imageSpec` for final images): one more
@@ -107,7 +107,8 @@ impl DockerfileBuild<'_> {
             puller: self.puller,
             plan: self.plan,
             context: self.context,
-            rlimits: self.rlimits,
+            backend: self.backend,
+            rootfs: self.rootfs,
             images: self,
         }
     }

@@ -5,13 +5,14 @@ use super::plan::{Plan, PlannedStep};
 use super::users;
 use crate::context::BuildContext;
 use crate::engine::pull::Puller;
-use crate::engine::rootfs::Mutation;
+use crate::engine::rootfs::{Mutation, RootfsDriver, View};
+use crate::engine::settings::{Backend, HostEnv};
 use crate::engine::state::DEFAULT_PATH;
 use crate::engine::state::ImageState;
 use crate::frontend::dockerfile::syntax::{CommandLine, Healthcheck, Instruction, RunForm, StageRef, Step};
 use anyhow::{Context, bail};
 use slipway_runtime::rlimit::Rlimit;
-use slipway_runtime::sandbox::{self, Bind, SandboxSpec};
+use slipway_runtime::sandbox::{self, Bind, Isolation, SandboxSpec};
 use slipway_storage::store::Store;
 use std::collections::BTreeMap;
 
@@ -27,7 +28,10 @@ pub struct StepEnv<'a> {
     pub puller: &'a Puller<'a>,
     pub plan: &'a Plan,
     pub context: &'a BuildContext,
-    pub rlimits: &'a [Rlimit],
+    /// Isolation, rlimits and the host environment (for `env` secrets).
+    pub backend: &'a Backend,
+    /// How image layers become the step's rootfs and the trees it reads from.
+    pub rootfs: &'a RootfsDriver,
     /// Resolves other Dockerfile stages and external images (for COPY --from).
     pub images: &'a dyn Images,
 }
@@ -99,7 +103,7 @@ pub fn execute(
             let dir = resolve_path(c.working_dir.as_deref().unwrap_or("/"), w);
             c.working_dir = Some(dir.clone());
             let user = c.user.clone().unwrap_or_default();
-            layer = with_rootfs(env.puller, state, |root| {
+            layer = with_rootfs(env, state, |root| {
                 let u = super::resolve_user_in(root, &user)?;
                 Rootfs::open(root)?.mkdir_all(&dir, (u.uid, u.gid))?;
                 Ok(())
@@ -130,7 +134,7 @@ pub fn execute(
             let cwd = c.working_dir.clone().unwrap_or_else(|| "/".into());
             let mounts =
                 run.mounts.iter().map(|m| super::mounts::parse(m)).collect::<anyhow::Result<Vec<_>>>().map_err(at)?;
-            layer = with_rootfs(env.puller, state, |root| {
+            layer = with_rootfs(env, state, |root| {
                 let mut prepared = prepare_mounts(env, &mounts)?;
                 if let Some(h) = script {
                     let dir = env.puller.store.scratch_dir("heredoc")?;
@@ -144,7 +148,8 @@ pub fn execute(
                     env: run_env,
                     user: &user,
                     cwd: &cwd,
-                    rlimits: env.rlimits,
+                    rlimits: &env.backend.rlimits,
+                    isolation: &env.backend.isolation,
                     stdout_to_stderr: env.stdout_to_stderr,
                     binds: prepared.binds.clone(),
                     no_network: super::plan::effective_network(
@@ -170,7 +175,7 @@ pub fn execute(
                 dest: copy.dest.clone(),
                 add: false,
             };
-            layer = with_rootfs(env.puller, state, |root| copy_in(root, env, state, &spec)).map_err(at)?;
+            layer = with_rootfs(env, state, |root| copy_in(root, env, state, &spec)).map_err(at)?;
         }
         Instruction::Add(add) => {
             let spec = CopySpec {
@@ -182,7 +187,7 @@ pub fn execute(
                 dest: add.dest.clone(),
                 add: add.unpack != Some(false),
             };
-            layer = with_rootfs(env.puller, state, |root| copy_in(root, env, state, &spec)).map_err(at)?;
+            layer = with_rootfs(env, state, |root| copy_in(root, env, state, &spec)).map_err(at)?;
         }
     }
     if let Some(meta) = &layer {
@@ -224,12 +229,12 @@ fn args_in_scope(planned: &PlannedStep, env: &[String], escape: char) -> anyhow:
 
 /// Mount `state`, let `f` change it, and commit the changes (None: nothing changed).
 fn with_rootfs(
-    puller: &Puller<'_>,
+    env: &StepEnv<'_>,
     state: &ImageState,
     f: impl FnOnce(&std::path::Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<Option<slipway_storage::store::LayerMeta>> {
-    puller.ensure_layers(state)?;
-    let m = Mutation::begin(puller.store, state.diff_ids())?;
+    env.puller.ensure_layers(state)?;
+    let m = env.rootfs.begin(env.puller.store, state.diff_ids())?;
     f(m.root())?;
     m.finish()
 }
@@ -243,6 +248,7 @@ pub struct Command<'a> {
     /// Created (owned by the user) if missing.
     pub cwd: &'a str,
     pub rlimits: &'a [Rlimit],
+    pub isolation: &'a Isolation,
     /// See [`SandboxSpec::stdout_to_stderr`].
     pub stdout_to_stderr: bool,
     /// Mounts of the step (`RUN --mount`), besides `/etc/hosts` and `/etc/resolv.conf`.
@@ -292,14 +298,21 @@ pub fn run_command(root: &std::path::Path, cmd: Command<'_>) -> anyhow::Result<s
         .chain(cmd.binds)
         .collect(),
     };
-    Ok(sandbox::run_with(&spec, &scratch, &crate::engine::isolation()?)?)
+    Ok(sandbox::run_with(&spec, &scratch, cmd.isolation)?)
 }
 
 /// The sources of a step's `RUN --mount`s, kept alive while the step runs.
 struct PreparedMounts<'s> {
     binds: Vec<Bind>,
     /// Other stages or images mounted for `--mount=from=…`.
-    _sources: Vec<Mutation<'s>>,
+    _sources: Vec<Source<'s>>,
+}
+
+/// A stage or image a `RUN --mount=type=bind,from=…` shows: a view when read-only; a
+/// throw-away rootfs when `rw`, so the step's writes never reach a stored layer.
+enum Source<'s> {
+    View(View<'s>),
+    Writable(Mutation<'s>),
 }
 
 fn prepare_mounts<'s>(env: &StepEnv<'s>, mounts: &[super::mounts::RunMount]) -> anyhow::Result<PreparedMounts<'s>> {
@@ -334,7 +347,7 @@ fn prepare_mounts<'s>(env: &StepEnv<'s>, mounts: &[super::mounts::RunMount]) -> 
                     }
                     continue;
                 };
-                let value = secret_value(secret)?;
+                let value = secret_value(secret, &env.backend.host)?;
                 let dir = store.scratch_dir("secret")?;
                 let file = dir.join("secret");
                 std::fs::write(&file, value)?;
@@ -348,9 +361,17 @@ fn prepare_mounts<'s>(env: &StepEnv<'s>, mounts: &[super::mounts::RunMount]) -> 
                         let which = env.plan.dockerfile.resolve_from(f).map_err(|k| anyhow::anyhow!("{k}"))?;
                         let image = env.images.image_of(&which)?;
                         env.puller.ensure_layers(&image)?;
-                        let m = Mutation::begin(store, image.diff_ids())?;
-                        let root = m.root().to_path_buf();
-                        sources.push(m);
+                        let source = if *readonly {
+                            Source::View(env.rootfs.view(store, image.diff_ids())?)
+                        } else {
+                            Source::Writable(env.rootfs.begin(store, image.diff_ids())?)
+                        };
+                        let root = match &source {
+                            Source::View(v) => v.root(),
+                            Source::Writable(m) => m.root(),
+                        }
+                        .to_path_buf();
+                        sources.push(source);
                         root
                     }
                 };
@@ -377,8 +398,8 @@ fn seed_cache(env: &StepEnv<'_>, dir: &std::path::Path, from: &str, source: &str
     let which = env.plan.dockerfile.resolve_from(from).map_err(|k| anyhow::anyhow!("{k}"))?;
     let image = env.images.image_of(&which)?;
     env.puller.ensure_layers(&image)?;
-    let m = Mutation::begin(store, image.diff_ids())?;
-    let fd = Rootfs::open(m.root())?
+    let view = env.rootfs.view(store, image.diff_ids())?;
+    let fd = Rootfs::open(view.root())?
         .open_path(source)
         .with_context(|| format!("--mount source {source} cannot be resolved inside {from}"))?;
     let seeding = dir.with_extension("seeding");
@@ -393,18 +414,20 @@ fn seed_cache(env: &StepEnv<'_>, dir: &std::path::Path, from: &str, source: &str
     Ok(())
 }
 
-/// The value of a werf.yaml secret: a host env var, a host file, or a literal.
-pub(crate) fn secret_value(secret: &crate::config::Secret) -> anyhow::Result<Vec<u8>> {
+/// The value of a werf.yaml secret: a variable of `host`, a host file, or a literal.
+pub(crate) fn secret_value(secret: &crate::config::Secret, host: &HostEnv) -> anyhow::Result<Vec<u8>> {
     use crate::config::SecretSource as S;
     Ok(match &secret.source {
-        S::Env(name) => std::env::var(name)
+        S::Env(name) => host
+            .var(name)
             .with_context(|| {
                 format!("secret {}: environment variable {name} is not set (werf.yaml:{})", secret.id, secret.line)
             })?
-            .into_bytes(),
+            .as_bytes()
+            .to_vec(),
         S::File(path) => {
             let path = match path.strip_prefix("~/") {
-                Some(rest) => std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(rest),
+                Some(rest) => std::path::PathBuf::from(host.var("HOME").unwrap_or_default()).join(rest),
                 None => std::path::PathBuf::from(path),
             };
             std::fs::read(&path).with_context(|| {
@@ -452,8 +475,8 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
             let which = df.resolve_from(from).map_err(|k| anyhow::anyhow!("{k}"))?;
             let src_state = env.images.image_of(&which)?;
             env.puller.ensure_layers(&src_state)?;
-            let m = Mutation::begin(env.puller.store, src_state.diff_ids())?;
-            let src_fs = Rootfs::open(m.root())?;
+            let view = env.rootfs.view(env.puller.store, src_state.diff_ids())?;
+            let src_fs = Rootfs::open(view.root())?;
             for s in &spec.sources {
                 // `/file/` names the file, as in BuildKit and buildah (not ENOTDIR).
                 let trimmed = s.trim_end_matches('/');
@@ -462,7 +485,7 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
                 let name = s.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string();
                 sources.push((fd, format!("{from}:{s}"), name));
             }
-            source_mount = Some(m);
+            source_mount = Some(view);
             mtime = None;
         }
         None => {
@@ -686,6 +709,20 @@ mod tests {
         ] {
             assert_eq!(C::detect(head), want, "{head:?}");
         }
+    }
+
+    #[test]
+    fn secrets_come_from_the_settings_host_environment() {
+        use crate::config::{Secret, SecretSource as S};
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("token"), "from-file").unwrap();
+        let host: HostEnv = [("TOKEN", "from-env"), ("HOME", t.path().to_str().unwrap())].into_iter().collect();
+        let secret = |source| Secret { line: 7, id: "s".into(), source };
+        assert_eq!(secret_value(&secret(S::Env("TOKEN".into())), &host).unwrap(), b"from-env");
+        assert_eq!(secret_value(&secret(S::File("~/token".into())), &host).unwrap(), b"from-file");
+        assert_eq!(secret_value(&secret(S::Value("v".into())), &host).unwrap(), b"v");
+        let e = secret_value(&secret(S::Env("UNSET".into())), &host).unwrap_err();
+        assert_eq!(e.to_string(), "secret s: environment variable UNSET is not set (werf.yaml:7)");
     }
 
     #[test]

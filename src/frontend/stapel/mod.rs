@@ -49,7 +49,8 @@ pub fn build(job: &Job<'_>, s: &StapelImage) -> anyhow::Result<Built> {
     run.log.image_header(shown);
     let shell_env = shell::ShellEnv {
         puller: job.puller,
-        rlimits: &run.rlimits,
+        backend: &run.settings.backend,
+        rootfs: &run.rootfs,
         stdout_to_stderr: run.log.to_stderr(),
         no_network: network == "none",
         commit: run.commit,

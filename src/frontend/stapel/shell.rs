@@ -14,12 +14,12 @@
 //! never depends on the commit that happened to build it.
 
 use crate::engine::pull::Puller;
-use crate::engine::rootfs::Mutation;
+use crate::engine::rootfs::RootfsDriver;
+use crate::engine::settings::Backend;
 use crate::engine::state::ImageState;
 use crate::frontend::dockerfile::copy::Rootfs;
 use crate::frontend::dockerfile::{Command, run_command};
 use anyhow::{Context, bail};
-use slipway_runtime::rlimit::Rlimit;
 use slipway_runtime::sandbox::Bind;
 
 /// Where the script is bound in the build container, as werf binds it.
@@ -28,7 +28,10 @@ const SCRIPT: &str = "/.werf/script.sh";
 /// What every shell stage of one image shares.
 pub struct ShellEnv<'a> {
     pub puller: &'a Puller<'a>,
-    pub rlimits: &'a [Rlimit],
+    /// Isolation, rlimits and the host environment (for `env` secrets).
+    pub backend: &'a Backend,
+    /// How image layers become the stage's rootfs.
+    pub rootfs: &'a RootfsDriver,
     /// Step output to stderr: stdout belongs to someone else (`slipway run`).
     pub stdout_to_stderr: bool,
     /// werf.yaml `network: none`.
@@ -71,14 +74,14 @@ pub fn run(env: &ShellEnv<'_>, state: &ImageState, stage: &str, commands: &[Stri
     let mut binds = vec![Bind { source: file, dest: SCRIPT.into(), readonly: true }];
     for secret in env.secrets {
         let file = dir.join(format!("secret-{}", binds.len()));
-        std::fs::write(&file, crate::frontend::dockerfile::steps::secret_value(secret)?)?;
+        std::fs::write(&file, crate::frontend::dockerfile::steps::secret_value(secret, &env.backend.host)?)?;
         std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o400))?;
         binds.push(Bind { source: file, dest: format!("/run/secrets/{}", secret.id), readonly: true });
     }
     let mut run_env = state.config.config.env.clone().unwrap_or_default();
     run_env.extend(commit_env(env.commit));
     env.puller.ensure_layers(state)?;
-    let m = Mutation::begin(env.puller.store, state.diff_ids())?;
+    let m = env.rootfs.begin(env.puller.store, state.diff_ids())?;
     if Rootfs::open(m.root())?.open_path("/bin/sh").is_err() {
         bail!("the base image has no /bin/sh, which runs the shell commands");
     }
@@ -87,7 +90,8 @@ pub fn run(env: &ShellEnv<'_>, state: &ImageState, stage: &str, commands: &[Stri
         env: run_env,
         user: "0:0",
         cwd: "/",
-        rlimits: env.rlimits,
+        rlimits: &env.backend.rlimits,
+        isolation: &env.backend.isolation,
         stdout_to_stderr: env.stdout_to_stderr,
         binds,
         no_network: env.no_network,

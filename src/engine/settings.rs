@@ -1,0 +1,283 @@
+//! The backend settings of a run: werf's `WERF_BUILDAH_*` variables, slipway's own, and
+//! a snapshot of the host environment, read once at the CLI edge
+//! (`cmd::ProjectArgs::settings`) into one typed [`Backend`].
+//!
+//! Below the CLI nothing reads the environment: whatever a build needs from the host
+//! (werf.yaml secrets of type `env`, `~` in secret paths, where registry credentials
+//! live) is looked up in [`HostEnv`], the snapshot taken here. A bad value is refused
+//! here, naming its variable, before anything is built.
+
+use anyhow::{Context, bail};
+use slipway_runtime::rlimit::Rlimit;
+use slipway_runtime::sandbox::Isolation;
+use slipway_storage::unpack::Ownership;
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+
+/// How steps are run and layers are stored.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// `WERF_BUILDAH_MODE`: slipway's own sandbox, or runc found on `PATH`.
+    pub isolation: Isolation,
+    /// `WERF_BUILDAH_STORAGE_DRIVER`.
+    pub storage_driver: StorageDriver,
+    /// `WERF_BUILDAH_ULIMIT`, for build steps and `slipway run`.
+    pub rlimits: Vec<Rlimit>,
+    /// `SLIPWAY_MAX_LAYER_SIZE`: the most uncompressed bytes one pulled layer may hold.
+    pub max_layer_size: u64,
+    /// The user namespace slipway runs in (set by `slipway_runtime::userns`).
+    pub id_mapping: IdMapping,
+    /// The host environment as it was when the settings were read.
+    pub host: HostEnv,
+}
+
+/// `WERF_BUILDAH_STORAGE_DRIVER`: how layers become a rootfs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StorageDriver {
+    /// Unset, `auto` or `default`: native overlayfs, and copies (vfs) with a warning
+    /// where overlayfs cannot be mounted.
+    #[default]
+    Auto,
+    /// `overlay`: native overlayfs; a failed mount is an error.
+    Overlay,
+    /// `vfs`: plain copies.
+    Vfs,
+}
+
+/// How many ids the user namespace maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdMapping {
+    /// Root plus a subordinate range from /etc/subuid: owners are set exactly.
+    #[default]
+    Full,
+    /// Only the user's own id (no /etc/subuid range): only root can own files.
+    Single,
+}
+
+impl IdMapping {
+    /// How strictly owners are set when unpacking or copying layers: exactly, unless only
+    /// root can own files (pull.rs warns about the files that keep root as owner).
+    pub fn ownership(self) -> Ownership {
+        match self {
+            IdMapping::Full => Ownership::Exact,
+            IdMapping::Single => Ownership::BestEffort,
+        }
+    }
+}
+
+impl Default for Backend {
+    fn default() -> Self {
+        Backend {
+            isolation: Isolation::Builtin,
+            storage_driver: StorageDriver::Auto,
+            rlimits: Vec::new(),
+            max_layer_size: slipway_storage::unpack::Limits::default().max_size,
+            id_mapping: IdMapping::Full,
+            host: HostEnv::default(),
+        }
+    }
+}
+
+impl Backend {
+    /// The settings `host` asks for. Looks runc up on `PATH` for `native-rootless`, and
+    /// reads the current rlimits to check `WERF_BUILDAH_ULIMIT` against them.
+    pub fn from_env(host: HostEnv) -> anyhow::Result<Self> {
+        let isolation = match parse_mode(host.var("WERF_BUILDAH_MODE").unwrap_or_default())? {
+            Mode::Builtin => Isolation::Builtin,
+            Mode::Runc => {
+                let path = host.var_os("PATH").unwrap_or_default();
+                let runtime = std::env::split_paths(path)
+                    .chain(["/usr/sbin".into(), "/usr/bin".into()])
+                    .map(|d| d.join("runc"))
+                    .find(|p| p.is_file())
+                    .context("WERF_BUILDAH_MODE=native-rootless runs steps with runc, which is not installed (Debian package runc)")?;
+                Isolation::Oci { runtime }
+            }
+        };
+        let storage_driver = parse_storage_driver(host.var("WERF_BUILDAH_STORAGE_DRIVER").unwrap_or_default())?;
+        let rlimits = match host.var("WERF_BUILDAH_ULIMIT").filter(|v| !v.is_empty()) {
+            Some(v) => slipway_runtime::rlimit::parse_list(v, slipway_runtime::rlimit::current)
+                .context("WERF_BUILDAH_ULIMIT")?,
+            None => Vec::new(),
+        };
+        let max_layer_size = match host.var("SLIPWAY_MAX_LAYER_SIZE").filter(|v| !v.is_empty()) {
+            Some(v) => {
+                v.parse().with_context(|| format!("SLIPWAY_MAX_LAYER_SIZE={v:?}: expected a number of bytes"))?
+            }
+            None => Backend::default().max_layer_size,
+        };
+        let id_mapping = match host.var(slipway_runtime::userns::MAPPING_ENV) {
+            Some("single") => IdMapping::Single,
+            _ => IdMapping::Full,
+        };
+        Ok(Backend { isolation, storage_driver, rlimits, max_layer_size, id_mapping, host })
+    }
+}
+
+/// Which isolation `WERF_BUILDAH_MODE` names.
+#[derive(Debug, PartialEq, Eq)]
+enum Mode {
+    Builtin,
+    Runc,
+}
+
+/// `auto`/`native-chroot` (werf's default too) use slipway's own sandbox,
+/// `native-rootless` runs steps with runc.
+fn parse_mode(value: &str) -> anyhow::Result<Mode> {
+    match value {
+        "" | "auto" | "default" | "native-chroot" => Ok(Mode::Builtin),
+        "native-rootless" => Ok(Mode::Runc),
+        "docker" => bail!("WERF_BUILDAH_MODE=docker: slipway has no Docker backend; unset it or use auto"),
+        other => bail!("WERF_BUILDAH_MODE={other:?} is not one of auto, native-chroot, native-rootless"),
+    }
+}
+
+fn parse_storage_driver(value: &str) -> anyhow::Result<StorageDriver> {
+    match value {
+        "" | "auto" | "default" => Ok(StorageDriver::Auto),
+        "overlay" => Ok(StorageDriver::Overlay),
+        "vfs" => Ok(StorageDriver::Vfs),
+        other => bail!("WERF_BUILDAH_STORAGE_DRIVER={other:?} is not one of overlay, vfs"),
+    }
+}
+
+/// A snapshot of environment variables (the CLI takes it from the process).
+#[derive(Clone, Default)]
+pub struct HostEnv(BTreeMap<OsString, OsString>);
+
+/// Names only: values may be secrets.
+impl std::fmt::Debug for HostEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl HostEnv {
+    pub fn var_os(&self, name: &str) -> Option<&OsStr> {
+        self.0.get(OsStr::new(name)).map(OsString::as_os_str)
+    }
+
+    /// The value if it is set and UTF-8 (as `std::env::var` would have it).
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.var_os(name)?.to_str()
+    }
+
+    /// The value as a path, for file-location lookups.
+    pub fn path(&self, name: &str) -> Option<PathBuf> {
+        self.var_os(name).map(PathBuf::from)
+    }
+}
+
+impl<K: Into<OsString>, V: Into<OsString>> FromIterator<(K, V)> for HostEnv {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        HostEnv(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(vars: &[(&str, &str)]) -> anyhow::Result<Backend> {
+        Backend::from_env(vars.iter().copied().collect())
+    }
+
+    fn error(vars: &[(&str, &str)]) -> String {
+        format!("{:#}", backend(vars).unwrap_err())
+    }
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        let b = backend(&[]).unwrap();
+        assert_eq!(b.isolation, Isolation::Builtin);
+        assert_eq!(b.storage_driver, StorageDriver::Auto);
+        assert!(b.rlimits.is_empty());
+        assert_eq!(b.max_layer_size, 64 << 30);
+        assert_eq!(b.id_mapping, IdMapping::Full);
+    }
+
+    #[test]
+    fn werf_modes_and_drivers() {
+        for (mode, want) in [("", Mode::Builtin), ("auto", Mode::Builtin), ("default", Mode::Builtin)]
+            .into_iter()
+            .chain([("native-chroot", Mode::Builtin), ("native-rootless", Mode::Runc)])
+        {
+            assert_eq!(parse_mode(mode).unwrap(), want, "{mode}");
+        }
+        for (value, want) in [
+            ("", StorageDriver::Auto),
+            ("auto", StorageDriver::Auto),
+            ("default", StorageDriver::Auto),
+            ("overlay", StorageDriver::Overlay),
+            ("vfs", StorageDriver::Vfs),
+        ] {
+            assert_eq!(backend(&[("WERF_BUILDAH_STORAGE_DRIVER", value)]).unwrap().storage_driver, want, "{value}");
+        }
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_the_variable() {
+        assert_eq!(
+            error(&[("WERF_BUILDAH_MODE", "docker")]),
+            "WERF_BUILDAH_MODE=docker: slipway has no Docker backend; unset it or use auto"
+        );
+        assert_eq!(
+            error(&[("WERF_BUILDAH_MODE", "chroot")]),
+            r#"WERF_BUILDAH_MODE="chroot" is not one of auto, native-chroot, native-rootless"#
+        );
+        assert_eq!(
+            error(&[("WERF_BUILDAH_STORAGE_DRIVER", "fuse-overlayfs")]),
+            r#"WERF_BUILDAH_STORAGE_DRIVER="fuse-overlayfs" is not one of overlay, vfs"#
+        );
+        assert_eq!(
+            error(&[("SLIPWAY_MAX_LAYER_SIZE", "1G")]),
+            r#"SLIPWAY_MAX_LAYER_SIZE="1G": expected a number of bytes: invalid digit found in string"#
+        );
+        assert!(error(&[("WERF_BUILDAH_ULIMIT", "nofile=x")]).starts_with("WERF_BUILDAH_ULIMIT: "));
+        // The mode is checked first, as before any build.
+        let both = [("WERF_BUILDAH_MODE", "docker"), ("WERF_BUILDAH_STORAGE_DRIVER", "x")];
+        assert!(error(&both).starts_with("WERF_BUILDAH_MODE=docker"));
+    }
+
+    #[test]
+    fn runc_comes_from_path_or_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let runc = t.path().join("runc");
+        std::fs::write(&runc, "").unwrap();
+        let path = t.path().to_str().unwrap();
+        let b = backend(&[("WERF_BUILDAH_MODE", "native-rootless"), ("PATH", path)]).unwrap();
+        assert_eq!(b.isolation, Isolation::Oci { runtime: runc });
+        // Without runc on PATH, the fixed fallbacks are tried; if this host has none either,
+        // the refusal says what to install.
+        if !["/usr/sbin/runc", "/usr/bin/runc"].iter().any(|p| std::path::Path::new(p).is_file()) {
+            let empty = t.path().join("empty");
+            std::fs::create_dir(&empty).unwrap();
+            let e = error(&[("WERF_BUILDAH_MODE", "native-rootless"), ("PATH", empty.to_str().unwrap())]);
+            assert!(e.contains("Debian package runc"), "{e}");
+        }
+    }
+
+    #[test]
+    fn limits_mapping_and_host_values() {
+        let b = backend(&[
+            ("SLIPWAY_MAX_LAYER_SIZE", "4096"),
+            (slipway_runtime::userns::MAPPING_ENV, "single"),
+            ("WERF_BUILDAH_ULIMIT", "nofile=64:64"),
+            ("SECRET", "s3cret"),
+        ])
+        .unwrap();
+        assert_eq!(b.max_layer_size, 4096);
+        assert_eq!(b.id_mapping.ownership(), Ownership::BestEffort);
+        assert_eq!(b.rlimits.len(), 1);
+        assert_eq!(b.host.var("SECRET"), Some("s3cret"));
+        assert_eq!(b.host.var("UNSET"), None);
+        assert!(!format!("{b:?}").contains("s3cret"), "values stay out of debug output");
+        // Empty means unset, as before.
+        assert_eq!(backend(&[("SLIPWAY_MAX_LAYER_SIZE", "")]).unwrap().max_layer_size, 64 << 30);
+        assert_eq!(
+            backend(&[(slipway_runtime::userns::MAPPING_ENV, "full")]).unwrap().id_mapping.ownership(),
+            Ownership::Exact
+        );
+    }
+}
