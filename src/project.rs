@@ -24,6 +24,9 @@ pub struct SourceMode {
     /// uncommitted-file checks, no allow-lists for env vars, `contextAddFiles` and
     /// secrets. The build context still comes from the commit (or the dev snapshot).
     pub loose: bool,
+    /// The process environment as the CLI took it: templates' `.Env` and `env`,
+    /// `WERF_PROJECT_NAME`, and `HOME` for secret paths.
+    pub host: crate::engine::settings::HostEnv,
 }
 
 pub struct Project {
@@ -103,7 +106,7 @@ impl Project {
         };
         let files = Arc::new(CommitFiles::new(repo.clone(), commit.clone(), dir_rel.clone()));
         let input = config::TemplateInput {
-            vars: std::env::vars().collect(),
+            vars: mode.host.utf8_vars(),
             allow_env,
             env: env_name.to_string(),
             partials: files.partials()?,
@@ -112,16 +115,16 @@ impl Project {
         };
         let rendered = config::render(&file_name, &text, &input)?;
         let config = config::parse_rendered(&file_name, &rendered)?;
-        let name = match std::env::var("WERF_PROJECT_NAME").ok().filter(|s| !s.is_empty()) {
+        let name = match mode.host.var("WERF_PROJECT_NAME").filter(|s| !s.is_empty()) {
             Some(n) => {
-                config::validate_project(&n).map_err(|e| anyhow::anyhow!("WERF_PROJECT_NAME={n:?}: {e}"))?;
-                n
+                config::validate_project(n).map_err(|e| anyhow::anyhow!("WERF_PROJECT_NAME={n:?}: {e}"))?;
+                n.to_string()
             }
             None => config.meta.project.clone(),
         };
         // Secrets are checked here, before anything is built, as werf does at config load.
         let host = HostPaths {
-            home: std::env::var("HOME").unwrap_or_default(),
+            home: mode.host.var("HOME").unwrap_or_default().to_string(),
             cwd: std::env::current_dir().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default(),
         };
         // Loose giterminism allows every secret (werf's inspector/config_secrets.go).

@@ -287,6 +287,7 @@ impl ProjectArgs {
             dev: self.dev,
             dev_ignore: with_env_list(&self.dev_ignore, "WERF_DEV_IGNORE_"),
             loose: self.loose_giterminism,
+            host: std::env::vars_os().collect(),
         }
     }
 

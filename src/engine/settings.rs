@@ -143,7 +143,7 @@ fn parse_storage_driver(value: &str) -> anyhow::Result<StorageDriver> {
 }
 
 /// A snapshot of environment variables (the CLI takes it from the process).
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct HostEnv(BTreeMap<OsString, OsString>);
 
 /// Names only: values may be secrets.
@@ -161,6 +161,12 @@ impl HostEnv {
     /// The value if it is set and UTF-8 (as `std::env::var` would have it).
     pub fn var(&self, name: &str) -> Option<&str> {
         self.var_os(name)?.to_str()
+    }
+
+    /// Every variable whose name and value are UTF-8 (werf.yaml templates' `.Env`).
+    pub fn utf8_vars(&self) -> std::collections::BTreeMap<String, String> {
+        let utf8 = |(k, v): (&OsString, &OsString)| Some((k.to_str()?.to_string(), v.to_str()?.to_string()));
+        self.0.iter().filter_map(utf8).collect()
     }
 
     /// The value as a path, for file-location lookups.
