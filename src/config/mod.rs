@@ -27,6 +27,7 @@
 
 mod common;
 mod convert;
+mod dates;
 mod dependency;
 mod dockerfile;
 mod error;
