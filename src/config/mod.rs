@@ -33,6 +33,7 @@ mod dockerfile;
 mod error;
 mod funcs;
 mod git;
+mod gotime;
 mod graph;
 mod image_spec;
 mod meta;
