@@ -10,13 +10,18 @@
 //! is not a time (Sprig's `date` then formats the current time, as Go does).
 //!
 //! Zones: `Local` is UTC, as `.Commit.Date.Human` is: rendering does not depend on the
-//! host's zone (werf in CI usually runs in UTC). Other IANA names are refused with an
-//! error naming the function and the zone, rather than rendered in a wrong zone.
+//! host's zone (werf in CI usually runs in UTC). Other names are IANA zones read from the
+//! system's zoneinfo (`zoneinfo`); a name Go would not load (`..`, absolute, no such
+//! zone) gives UTC, as Sprig falls back to it, but a missing zoneinfo directory is an
+//! error naming the function and the zone rather than a silent UTC.
+
+use std::path::Path;
 
 use gotmpl::{TemplateError, Value};
 
 use super::funcs::{MAX_WEIGHT, TOO_LONG, exec, go_quote, text};
 use super::gotime::{NS, STRING_LAYOUT, Time, format, parse};
+use super::zoneinfo::{self, LoadError, ZONEINFO_DIR};
 
 impl Time {
     fn value(&self) -> Value {
@@ -125,10 +130,21 @@ fn date_in_zone(func: &str, layout: &Value, t: &Value, zone: &str) -> Result<Val
         Value::Int(n) => Time::utc(*n, 0),
         other => as_time(other).unwrap_or_else(Time::now),
     };
-    match zone {
-        "" | "UTC" | "Local" => Ok(Value::from(format(&layout, &Time::utc(t.unix, t.nanos)).as_str())),
-        _ => Err(exec(format!("{func}: time zone {zone:?} is not available: slipway knows UTC and Local (UTC)"))),
-    }
+    let shown = match zone {
+        "" | "UTC" | "Local" => Time::utc(t.unix, t.nanos),
+        name => match zoneinfo::load(Path::new(ZONEINFO_DIR), name) {
+            Ok(z) => {
+                let (offset, zone) = z.lookup(t.unix);
+                Time { offset, zone, ..t }
+            }
+            // Sprig's fallback when Go cannot load the zone.
+            Err(LoadError::Unknown) => Time::utc(t.unix, t.nanos),
+            Err(LoadError::NoDatabase) => {
+                return Err(exec(format!("{func}: time zone {name:?}: no time zone database at {ZONEINFO_DIR}")));
+            }
+        },
+    };
+    Ok(Value::from(format(&layout, &shown).as_str()))
 }
 
 /// Sprig's `dateModify`: a duration added; a bad duration leaves the time as it is,

@@ -12,9 +12,9 @@ pub(super) struct Time {
     pub(super) unix: i64,
     pub(super) nanos: u32,
     /// Seconds east of UTC.
-    offset: i32,
+    pub(super) offset: i32,
     /// The zone's abbreviation; empty for a zone known only by its offset.
-    zone: String,
+    pub(super) zone: String,
 }
 
 /// Go's layout for `time.Time.String()`.
@@ -169,7 +169,7 @@ const MONTHS: [&str; 12] = [
 const DAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 
 /// Days since 1970-01-01 of a civil date (the inverse of `civil_from_days`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+pub(super) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -179,11 +179,11 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-fn is_leap(y: i64) -> bool {
+pub(super) fn is_leap(y: i64) -> bool {
     y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
 }
 
-fn days_in(m: i64, y: i64) -> i64 {
+pub(super) fn days_in(m: i64, y: i64) -> i64 {
     match m {
         2 if is_leap(y) => 29,
         2 => 28,

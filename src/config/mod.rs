@@ -44,6 +44,7 @@ mod stapel;
 mod template;
 #[cfg(test)]
 mod tests;
+mod zoneinfo;
 
 use std::fmt;
 

@@ -1,7 +1,11 @@
 //! Sprig's date functions with fixed times (Unix 1700000000 is Tue 2023-11-14 22:13:20
 //! UTC): Go layouts, `time.Parse` and `time.ParseDuration` texts and errors, Sprig's
-//! duration rounding, refused zones. The clock itself is checked only for shape.
+//! duration rounding, IANA zones (TZif files built here, and the system's when it has
+//! them). The clock itself is checked only for shape.
 
+use std::path::Path;
+
+use crate::config::zoneinfo::{LoadError, ZONEINFO_DIR, load, parse};
 use crate::config::{TemplateInput, render};
 
 fn check(cases: &[(&str, Result<&str, &str>)]) {
@@ -135,17 +139,119 @@ fn durations_print_as_sprig_does() {
 }
 
 #[test]
-fn zones_other_than_utc_are_refused() {
+fn zones_come_from_the_zoneinfo_directory() {
     check(&[
-        (
-            r#"{{ dateInZone "15:04" 0 "Europe/Berlin" }}"#,
-            Err(r#"dateInZone: time zone "Europe/Berlin" is not available"#),
-        ),
-        (r#"{{ htmlDateInZone 0 "../../etc/passwd" }}"#, Err(r#"htmlDateInZone: time zone "../../etc/passwd" is not"#)),
-        (r#"{{ date_in_zone "15:04" 0 "/etc/localtime" }}"#, Err("date_in_zone: time zone \"/etc/localtime\"")),
-        (r#"{{ date "2006" }}"#, Err("date: wrong number of args: want 2 got 1")),
+        // Names Go would not load give Sprig's fallback, UTC; nothing outside is read.
+        (r#"{{ htmlDateInZone 1700000000 "../../etc/passwd" }}"#, Ok("2023-11-14")),
+        (r#"{{ dateInZone "15:04 MST" 1700000000 "/etc/localtime" }}"#, Ok("22:13 UTC")),
         (r#"{{ date (repeat 2000000 "2006") 0 }}"#, Err("a value exceeds 16 MiB")),
+        (r#"{{ date "2006" }}"#, Err("date: wrong number of args: want 2 got 1")),
     ]);
+    if Path::new(ZONEINFO_DIR).is_dir() {
+        check(&[
+            (
+                r#"{{ dateInZone "2006-01-02 15:04 MST -0700" 1700000000 "Europe/Berlin" }}"#,
+                Ok("2023-11-14 23:13 CET +0100"),
+            ),
+            (r#"{{ date_in_zone "15:04 MST" 1690000000 "Europe/Berlin" }}"#, Ok("06:26 CEST")),
+            (r#"{{ dateInZone "15:04 MST Z07:00" 1700000000 "America/New_York" }}"#, Ok("17:13 EST -05:00")),
+            (r#"{{ htmlDateInZone 1700000000 "Asia/Tokyo" }}"#, Ok("2023-11-15")),
+            (r#"{{ dateInZone "15:04 MST" 1700000000 "Nowhere/City" }}"#, Ok("22:13 UTC")),
+        ]);
+    } else {
+        check(&[(
+            r#"{{ dateInZone "15:04" 0 "Europe/Berlin" }}"#,
+            Err(r#"dateInZone: time zone "Europe/Berlin": no time zone database at /usr/share/zoneinfo"#),
+        )]);
+    }
+}
+
+/// A TZif file: version 2 with an empty version 1 block, or version 1 alone.
+fn tzif(v2: bool, transitions: &[(i64, u8)], types: &[(i32, bool, &str)], footer: &str) -> Vec<u8> {
+    let mut chars = Vec::new();
+    let mut ttinfo = Vec::new();
+    for (off, dst, abbr) in types {
+        ttinfo.extend(off.to_be_bytes());
+        ttinfo.push(u8::from(*dst));
+        ttinfo.push(chars.len() as u8);
+        chars.extend(abbr.as_bytes());
+        chars.push(0);
+    }
+    let header = |version: u8, counts: [usize; 6]| {
+        let mut h = b"TZif".to_vec();
+        h.push(version);
+        h.extend([0; 15]);
+        for c in counts {
+            h.extend((c as u32).to_be_bytes());
+        }
+        h
+    };
+    let counts = [0, 0, 0, transitions.len(), types.len(), chars.len()];
+    let mut out = Vec::new();
+    if v2 {
+        out.extend(header(b'2', [0; 6]));
+    }
+    out.extend(header(if v2 { b'2' } else { 0 }, counts));
+    for (at, _) in transitions {
+        if v2 {
+            out.extend(at.to_be_bytes());
+        } else {
+            out.extend((*at as i32).to_be_bytes());
+        }
+    }
+    out.extend(transitions.iter().map(|(_, i)| *i));
+    out.extend(ttinfo);
+    out.extend(chars);
+    if v2 {
+        out.extend(format!("\n{footer}\n").as_bytes());
+    }
+    out
+}
+
+#[test]
+fn tzif_transitions_and_posix_rules() {
+    let cet = [(3600, false, "CET"), (7200, true, "CEST")];
+    let berlin = parse(&tzif(true, &[(0, 0)], &cet, "CET-1CEST,M3.5.0,M10.5.0/3")).unwrap();
+    let sydney = parse(&tzif(true, &[], &[(36000, false, "AEST")], "AEST-10AEDT,M10.1.0,M4.1.0/3")).unwrap();
+    let fixed = parse(&tzif(true, &[], &[(-10800, false, "-03")], "<-03>3")).unwrap();
+    let v1 = parse(&tzif(false, &[(1000, 1), (2000, 0)], &cet, "")).unwrap();
+    // (zone, Unix time, offset, abbreviation): 2024's switches, either side.
+    let cases = [
+        (&berlin, -10, 3600, "CET"),
+        (&berlin, 1_711_846_799, 3600, "CET"),
+        (&berlin, 1_711_846_800, 7200, "CEST"),
+        (&berlin, 1_729_990_799, 7200, "CEST"),
+        (&berlin, 1_729_990_800, 3600, "CET"),
+        (&sydney, 1_712_419_199, 39600, "AEDT"),
+        (&sydney, 1_712_419_200, 36000, "AEST"),
+        (&sydney, 1_728_143_999, 36000, "AEST"),
+        (&sydney, 1_728_144_000, 39600, "AEDT"),
+        (&fixed, 1_700_000_000, -10800, "-03"),
+        (&v1, 999, 3600, "CET"),
+        (&v1, 1500, 7200, "CEST"),
+        (&v1, 2500, 3600, "CET"),
+    ];
+    for (zone, at, offset, abbr) in cases {
+        assert_eq!(zone.lookup(at), (offset, abbr.to_owned()), "{at}");
+    }
+    assert_eq!(parse(b"not a zone"), None);
+    let whole = tzif(true, &[(0, 0)], &cet, "CET-1");
+    assert_eq!(parse(&whole[..whole.len() - 20]), None);
+    assert_eq!(parse(&tzif(true, &[(0, 5)], &cet, "")), None);
+}
+
+#[test]
+fn zone_names_stay_inside_the_directory() {
+    let dir = std::env::temp_dir().join(format!("slipway-zoneinfo-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("Test")).unwrap();
+    std::fs::write(dir.join("Test/Zone"), tzif(true, &[], &[(-10800, false, "-03")], "<-03>3")).unwrap();
+    std::fs::write(dir.join("zone.tab"), "# not a zone\n").unwrap();
+    assert_eq!(load(&dir, "Test/Zone").unwrap().lookup(0), (-10800, "-03".to_owned()));
+    for name in ["Test/Nowhere", "zone.tab", "Test", "../Test/Zone", "Test/../Test/Zone", "/etc/localtime", "\\x"] {
+        assert_eq!(load(&dir, name), Err(LoadError::Unknown), "{name}");
+    }
+    assert_eq!(load(&dir.join("missing"), "Test/Zone"), Err(LoadError::NoDatabase));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
