@@ -423,8 +423,10 @@ pub(super) fn parse(layout: &str, value: &str) -> Result<Time, String> {
                 };
                 let num = |x: &str| getnum(x, true, 2).map(|(n, _)| n as i32).ok_or_else(fail);
                 let (h, m, s) = (num(hh)?, num(mm)?, num(ss)?);
-                if h > 24 || m > 60 || s > 60 {
-                    return Err(range("time zone offset"));
+                // Go compares with `>`: offsets of 24 hours or 60 minutes are written.
+                let over = [(h > 24, "hour"), (m > 60, "minute"), (s > 60, "second")];
+                if let Some((_, what)) = over.iter().find(|(o, _)| *o) {
+                    return Err(range(&format!("time zone offset {what}")));
                 }
                 let offset = (h * 60 + m) * 60 + s;
                 zone_offset = Some(match b[0] {

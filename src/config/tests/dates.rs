@@ -86,6 +86,10 @@ fn times_round_trip_as_go_prints_them() {
         (r#"{{ mustToDate "2006-01-02" "2024/05/01" }}"#, Err(r#"cannot parse "/05/01" as "-""#)),
         (r#"{{ mustToDate "2006 -07:00" "2024 +aé:00" }}"#, Err(r#"cannot parse "+aé:00" as "-07:00""#)),
         (r#"{{ mustToDate "2006 -0700" "2024 +0260" }}"#, Ok("2024-01-01 00:00:00 +0300 +0300")),
+        (
+            r#"{{ mustToDate "2006 -0700" "2024 +2500" }}"#,
+            Err(r#"parsing time "2024 +2500": time zone offset hour out of range"#),
+        ),
     ]);
 }
 
