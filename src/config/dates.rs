@@ -20,8 +20,9 @@ use std::path::Path;
 use gotmpl::{TemplateError, Value};
 
 use super::funcs::{MAX_WEIGHT, TOO_LONG, exec, go_quote, text};
-use super::gotime::{NS, STRING_LAYOUT, Time, format, parse};
+use super::gotime::{NS, STRING_LAYOUT, Time, days_from_civil, days_in, format, parse};
 use super::zoneinfo::{self, LoadError, ZONEINFO_DIR};
+use crate::engine::state::civil_from_days;
 
 impl Time {
     fn value(&self) -> Value {
@@ -105,14 +106,33 @@ fn three(
     }
 }
 
-/// A string Go printed for a `time.Time`, read back.
+/// A string Go printed for a `time.Time`, read back. Go prints a year past 9999 with
+/// more digits (and one before 0 with a sign), which `2006` does not read: the year is
+/// taken apart and put back.
 fn as_time(v: &Value) -> Option<Time> {
     let Value::String(x) = v else { return None };
     if x.len() > 96 {
         return None;
     }
+    let sign = usize::from(x.starts_with('-'));
+    let digits = x[sign..].bytes().take_while(u8::is_ascii_digit).count();
+    if digits < 4 {
+        return None;
+    }
+    let year: i64 = x[..sign + digits].parse().ok()?;
+    let rest = &x[sign + digits..];
     // A zone known only by its offset prints the offset twice.
-    parse(STRING_LAYOUT, x).or_else(|_| parse("2006-01-02 15:04:05.999999999 -0700 -0700", x)).ok()
+    let t = parse("-01-02 15:04:05.999999999 -0700 MST", rest)
+        .or_else(|_| parse("-01-02 15:04:05.999999999 -0700 -0700", rest))
+        .ok()?;
+    // Parsed in year 0 (a leap year); move the wall date to `year`.
+    let wall_days = t.unix.saturating_add(i64::from(t.offset)).div_euclid(86_400);
+    let (_, m, d) = civil_from_days(wall_days);
+    if d > days_in(m, year) {
+        return None;
+    }
+    let unix = t.unix.checked_add(days_from_civil(year, m, d).checked_sub(wall_days)?.checked_mul(86_400)?)?;
+    Some(Time { unix, ..t })
 }
 
 /// A `time.Time` argument, as Go's template engine demands one.

@@ -202,7 +202,7 @@ fn push_int(out: &mut String, x: i64, width: usize) {
 
 /// Go's `time.Time.Format`.
 pub(super) fn format(layout: &str, t: &Time) -> String {
-    let local = t.unix + i64::from(t.offset);
+    let local = t.unix.saturating_add(i64::from(t.offset));
     let days = local.div_euclid(86_400);
     let secs = local.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);

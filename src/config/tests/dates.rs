@@ -150,6 +150,18 @@ fn zones_come_from_the_zoneinfo_directory() {
         (r#"{{ dateInZone "15:04 MST" 1700000000 "/etc/localtime" }}"#, Ok("22:13 UTC")),
         (r#"{{ date (repeat 2000000 "2006") 0 }}"#, Err("a value exceeds 16 MiB")),
         (r#"{{ date "2006" }}"#, Err("date: wrong number of args: want 2 got 1")),
+        // Extremes render something, as Go does, rather than overflow.
+        (r#"{{ dateInZone "2006" 9223372036854775807 "Europe/Berlin" | len | lt 3 }}"#, Ok("true")),
+        (r#"{{ date "2006" -9223372036854775807 | len | lt 3 }}"#, Ok("true")),
+        (r#"{{ toDate "2006" "9999" | dateModify "2562047h" }}"#, Ok("10291-04-11 23:00:00 +0000 UTC")),
+        (
+            r#"{{ toDate "2006" "9999" | dateModify "2562047h" | dateModify "2562047h" }}"#,
+            Ok("10583-07-21 22:00:00 +0000 UTC"),
+        ),
+        (r#"{{ toDate "2006" "0001" | dateModify "-2562047h" | unixEpoch }}"#, Ok("-71358966000")),
+        (r#"{{ toDate "2006" "0001" | dateModify "-2562047h" | date "2006-01-02" }}"#, Ok("-0292-09-22")),
+        (r#"{{ duration 9223372036854775807 }}"#, Ok("2562047h47m16.854775807s")),
+        (r#"{{ durationRound -9223372036854775807 }}"#, Ok("292y")),
     ]);
     if Path::new(ZONEINFO_DIR).is_dir() {
         check(&[
