@@ -29,7 +29,7 @@ pub(super) const MAX_WEIGHT: usize = super::template::MAX_RENDERED_BYTES;
 
 /// The functions, by name.
 pub(super) fn sprig() -> Vec<(&'static str, Func)> {
-    vec![
+    let mut all: Vec<(&'static str, Func)> = vec![
         // strings
         ("toString", |a| one(a, |v| Ok(s(text(v))))),
         ("lower", |a| str1(a, |x| x.to_lowercase())),
@@ -376,7 +376,9 @@ pub(super) fn sprig() -> Vec<(&'static str, Func)> {
         // YAML (werf's own: yaml.v2, the trailing newline trimmed; a map from fromYaml)
         ("toYaml", |a| one(a, |v| Ok(s(to_yaml(v).trim_end_matches('\n'))))),
         ("fromYaml", |a| one(a, |v| from_yaml(&text(v)))),
-    ]
+    ];
+    all.extend(super::dates::functions());
+    all
 }
 
 pub(super) fn exec(msg: impl Into<String>) -> TemplateError {

@@ -27,11 +27,13 @@
 
 mod common;
 mod convert;
+mod dates;
 mod dependency;
 mod dockerfile;
 mod error;
 mod funcs;
 mod git;
+mod gotime;
 mod graph;
 mod image_spec;
 mod meta;
@@ -42,6 +44,7 @@ mod stapel;
 mod template;
 #[cfg(test)]
 mod tests;
+mod zoneinfo;
 
 use std::fmt;
 

@@ -1,6 +1,8 @@
 //! Table-driven tests of werf.yaml parsing: accepted configs and their values
-//! (`valid`, `images`), and every rejection with its exact message and file line (`errors`).
+//! (`valid`, `images`), every rejection with its exact message and file line (`errors`),
+//! and Sprig's date functions (`dates`).
 
+mod dates;
 mod errors;
 mod images;
 mod templates;
