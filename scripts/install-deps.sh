@@ -5,7 +5,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_root
 
 PKGS=(uidmap busybox-static fuse-overlayfs runc crun attr docker-registry skopeo podman
-      umoci buildah apache2-utils jq git python3 curl)
+      umoci buildah apache2-utils jq git python3 curl tzdata)
 
 missing=()
 for p in "${PKGS[@]}"; do
