@@ -13,7 +13,6 @@ use crate::git::Repo;
 use std::collections::BTreeMap;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
-use std::process::Command;
 
 /// A file of a fixed project: path, content, executable.
 type File<'a> = (&'a str, &'a [u8], bool);
@@ -30,19 +29,7 @@ fn context(dir: &Path, files: &[File<'_>], links: &[(&str, &str)]) -> BuildConte
         symlink(target, dir.join(path)).unwrap();
     }
     for args in [&["init", "-q", "-b", "main"][..], &["add", "-A"], &["commit", "-q", "--no-gpg-sign", "-m", "fixed"]] {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .env("GIT_AUTHOR_NAME", "Test")
-            .env("GIT_AUTHOR_EMAIL", "test@example.com")
-            .env("GIT_COMMITTER_NAME", "Test")
-            .env("GIT_COMMITTER_EMAIL", "test@example.com")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .output()
-            .expect("running git");
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        crate::git::tests::git(dir, args);
     }
     let repo = Repo::discover(dir).unwrap();
     let commit = repo.head_commit().unwrap();

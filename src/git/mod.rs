@@ -33,7 +33,7 @@ mod tree;
 mod worktree;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::{Path, PathBuf};
 
