@@ -12,6 +12,7 @@
 //!   are bounded in depth (`tree.rs`);
 //! - [`Repo::uncommitted`] finds working-tree files that differ from HEAD, so the CLI
 //!   can warn that they are *not* in the build context (`status.rs`);
+//! - [`Repo::diff`] lists what changed in a directory between two commits (`diff.rs`);
 //! - [`Repo::is_ancestor`] answers the history questions of Stapel's git stages.
 //!
 //! Object ids and paths cross this API as strings: ids as 40-char lowercase hex, paths
@@ -21,6 +22,7 @@
 //!
 //! [`Repo`] is cheap to clone and `Send` but not `Sync`: give each thread its own clone.
 
+mod diff;
 mod error;
 mod status;
 mod stream;
@@ -31,6 +33,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
+pub use diff::TreeChange;
 pub use error::GitError;
 pub use tree::{EntryKind, TreeEntry};
 
@@ -142,7 +145,6 @@ impl Repo {
 
     /// Whether commit `ancestor` is reachable from commit `descendant` (a commit is its
     /// own ancestor, as with `git merge-base --is-ancestor`). Both may be any revision.
-    #[allow(dead_code)] // Stapel git stages select by ancestry (next issue)
     pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Result<bool, GitError> {
         let a = self.resolve_commit(ancestor)?.id;
         let d = self.resolve_commit(descendant)?.id;
