@@ -306,4 +306,24 @@ fn git_mappings_are_archived_then_patched() {
     git(&dir, &["commit", "-q", "-am", "outside"]);
     let (log, _, built) = build();
     assert!(built.is_empty(), "{log}");
+
+    // Changes writing ≥ 1 MiB make a gitCache stage (werf's threshold); a rename after
+    // it is a gitLatestPatch on top of it.
+    let sh = |script: &str| {
+        let out = run_ok(env.slipway().args(["run", "app", "--dir"]).arg(&dir).args(["--", "/bin/sh", "-c", script]));
+        stdout(&out)
+    };
+    write(&dir, "src/big.txt", &"0123456789abcdef".repeat(96 * 1024));
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-q", "-m", "big"]);
+    let (log, names, built) = build();
+    assert_eq!(names, ["from", "gitArchive", "install", "gitCache"], "{log}");
+    assert_eq!(built.len(), 1, "{log}");
+    assert_eq!(sh("wc -c < /app/big.txt"), "1572864\n");
+    git(&dir, &["mv", "src/a.txt", "src/b.txt"]);
+    git(&dir, &["commit", "-q", "-m", "rename"]);
+    let (log, names, built) = build();
+    assert_eq!(names, ["from", "gitArchive", "install", "gitCache", "gitLatestPatch"], "{log}");
+    assert_eq!(built.len(), 1, "{log}");
+    assert_eq!(sh("cat /app/b.txt; test -e /app/a.txt || echo a-gone"), "a2\na-gone\n");
 }
