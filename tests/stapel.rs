@@ -327,3 +327,55 @@ fn git_mappings_are_archived_then_patched() {
     assert_eq!(built.len(), 1, "{log}");
     assert_eq!(sh("cat /app/b.txt; test -e /app/a.txt || echo a-gone"), "a2\na-gone\n");
 }
+
+/// A branch never reuses another branch's git stages (werf's ancestry check): main's
+/// build after a feature branch's builds its own gitArchive; each branch then finds its
+/// own stages.
+#[test]
+fn git_stages_of_another_branch_are_not_reused() {
+    let test = "git_stages_of_another_branch_are_not_reused";
+    if !rootless_env(test) {
+        return;
+    }
+    let Some(reg) = registry(test) else {
+        return;
+    };
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let werf_yaml = format!(
+        "project: demo\nconfigVersion: 1\n---\nimage: app\nfrom: {reg}/base/busybox\ngit:\n- add: /src\n  to: /app\n\
+         shell:\n  install: cp /app/a.txt /installed.txt\n"
+    );
+    git_project(&dir, &[("werf.yaml", &werf_yaml), ("src/a.txt", "base\n")], &[]);
+    let build = || {
+        let out = run_ok(env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir));
+        let log = stdout(&out);
+        let built: Vec<String> = log.lines().filter(|l| l.contains("built in")).map(str::to_string).collect();
+        (log, built)
+    };
+    let show = || {
+        let out = run_ok(env.slipway().args(["run", "app", "--dir"]).arg(&dir).args(["--", "cat", "/app/a.txt"]));
+        stdout(&out)
+    };
+    git(&dir, &["checkout", "-q", "-b", "feature"]);
+    write(&dir, "src/a.txt", "feature\n");
+    git(&dir, &["commit", "-q", "-am", "feature"]);
+    let (log, built) = build();
+    assert_eq!(built.len(), 3, "{log}");
+    assert_eq!(show(), "feature\n");
+
+    git(&dir, &["checkout", "-q", "main"]);
+    write(&dir, "src/a.txt", "main\n");
+    git(&dir, &["commit", "-q", "-am", "main"]);
+    let (log, built) = build();
+    assert_eq!(built.len(), 2, "gitArchive and install of main are built:\n{log}");
+    assert!(built[0].contains("gitArchive") && built[1].contains("install"), "{log}");
+    assert_eq!(show(), "main\n");
+    let (log, built) = build();
+    assert!(built.is_empty(), "{log}");
+
+    git(&dir, &["checkout", "-q", "feature"]);
+    let (log, built) = build();
+    assert!(built.is_empty(), "{log}");
+    assert_eq!(show(), "feature\n");
+}

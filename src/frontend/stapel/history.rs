@@ -2,16 +2,13 @@
 //! stored git stage recorded, and whether the mapped files changed since a commit.
 //!
 //! Stage selection (werf's `stage/base.go`): a git stage is reused only when the commit
-//! it recorded is an ancestor of HEAD ([`reusable`]); another branch's stage is treated
-//! as missing. The engine's lookup still returns a stage by digest alone, so a
-//! `gitArchive` (whose digest does not depend on a commit) of a non-ancestor is reused
-//! as the base of the stages after it; those are then planned as built at HEAD, and
-//! build on it by applying the changes from its commit (a tree diff works between any
-//! two commits). The engine's stage selector hook is where this check plugs in so that
-//! `gitArchive` is skipped too (docs/ARCHITECTURE.md §11).
+//! it recorded is an ancestor of HEAD ([`reusable`]). The engine's lookup returns one
+//! stage per digest, so the planner steps past another branch's stage to a digest of
+//! its own (`plan::settle`); with a stage selector in the engine, [`reusable`] is the
+//! check to run on each candidate instead (docs/ARCHITECTURE.md §11).
 
 use super::git::{Mapping, commit_label};
-use super::plan::GitHistory;
+use super::plan::{GitHistory, Recorded};
 use crate::engine::stages::Stages;
 use crate::engine::state::ImageState;
 use crate::git::{Repo, TreeChange};
@@ -26,9 +23,14 @@ pub struct GitStages<'a> {
 }
 
 impl GitHistory for GitStages<'_> {
-    fn recorded(&self, digest: &str) -> anyhow::Result<Option<String>> {
-        let Some(found) = self.stages.lookup(digest)? else { return Ok(None) };
-        Ok(recorded_commit(&found.state, self.mappings).filter(|c| reusable(self.repo, c, self.head)))
+    fn recorded(&self, digest: &str) -> anyhow::Result<Recorded> {
+        let Some(found) = self.stages.lookup(digest)? else { return Ok(Recorded::Missing) };
+        let commit = recorded_commit(&found.state, self.mappings).unwrap_or_default();
+        Ok(if reusable(self.repo, &commit, self.head) {
+            Recorded::Reusable(commit)
+        } else {
+            Recorded::Unusable(commit)
+        })
     }
 
     fn patch(&self, from: &str) -> anyhow::Result<Option<(String, u64)>> {

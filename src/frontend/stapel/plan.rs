@@ -51,11 +51,22 @@ pub struct GitPlan<'a> {
     pub history: &'a dyn GitHistory,
 }
 
+/// What the stage storage holds for a git stage's digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// Nothing: the stage will be built at HEAD.
+    Missing,
+    /// A stage that may be reused, and the commit it recorded (an ancestor of HEAD).
+    Reusable(String),
+    /// A stage that must not be reused (its commit is not an ancestor of HEAD, or this
+    /// repository lacks it), and that commit.
+    Unusable(String),
+}
+
 /// What the planner asks about git history and stored stages.
 pub trait GitHistory {
-    /// The commit the stored git stage `digest` recorded, when there is one that may
-    /// be reused (its commit an ancestor of HEAD); `None`: it will be built at HEAD.
-    fn recorded(&self, digest: &str) -> anyhow::Result<Option<String>>;
+    /// What is stored under the git stage `digest`.
+    fn recorded(&self, digest: &str) -> anyhow::Result<Recorded>;
     /// The changes of every mapping from commit `from` to HEAD: `None` when there are
     /// none, else their digest and the bytes they write.
     fn patch(&self, from: &str) -> anyhow::Result<Option<(String, u64)>>;
@@ -63,6 +74,29 @@ pub trait GitHistory {
 
 /// werf's threshold for a `gitCache` stage: a patch of at least 1 MiB.
 pub const GIT_CACHE_STEP: u64 = 1024 * 1024;
+
+/// How many stored stages of other branches one git stage steps past.
+const MAX_UNUSABLE: usize = 16;
+
+/// The digest a git stage is stored under and the commit it has: `digest` when nothing
+/// or a reusable stage is stored there. A stage another branch stored (its commit not an
+/// ancestor of HEAD) is stepped past to a digest derived from it and that commit — werf
+/// keeps several stages per digest and selects by ancestry; slipway's stage lookup
+/// returns one stage per digest, so each branch's stage gets a digest of its own, the
+/// same on every build of that branch.
+fn settle(g: &GitPlan<'_>, mut digest: String) -> anyhow::Result<(String, String)> {
+    for _ in 0..MAX_UNUSABLE {
+        match g.history.recorded(&digest)? {
+            Recorded::Missing => break,
+            Recorded::Reusable(commit) => return Ok((digest, commit)),
+            Recorded::Unusable(commit) => {
+                digest =
+                    DigestInput::new("stapel-git-elsewhere").str("digest", &digest).str("commit", &commit).finish();
+            }
+        }
+    }
+    Ok((digest, g.head.to_string()))
+}
 
 /// The image a `from` stage starts from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +156,8 @@ pub fn plan(input: &PlanInput<'_>) -> anyhow::Result<Vec<PlannedStage>> {
                 .str("prev", prev)
                 .list("mappings", g.mappings.iter().copied())
                 .finish();
-            commit = Some(g.history.recorded(&digest)?.unwrap_or_else(|| g.head.to_string()));
+            let (digest, c) = settle(g, digest)?;
+            commit = Some(c);
             stages.push(PlannedStage { name: "gitArchive", digest, step: Step::GitArchive });
         }
         // werf's rule (`builder/shell.go`): a stage exists when it has commands or
@@ -143,7 +178,8 @@ pub fn plan(input: &PlanInput<'_>) -> anyhow::Result<Vec<PlannedStage>> {
             (Some(g), Some(c)) => {
                 let deps = k.checked_sub(1).and_then(|i| g.stage_dependencies[i].as_deref());
                 let digest = digest.opt("stage-dependencies", deps).str("prev-commit", c).finish();
-                commit = Some(g.history.recorded(&digest)?.unwrap_or_else(|| g.head.to_string()));
+                let (digest, c) = settle(g, digest)?;
+                commit = Some(c);
                 stages.push(PlannedStage { name, digest, step: Step::GitShell(commands.to_vec()) });
                 continue;
             }
@@ -164,7 +200,8 @@ pub fn plan(input: &PlanInput<'_>) -> anyhow::Result<Vec<PlannedStage>> {
                 .str("prev-commit", &c)
                 .num("patch-mib", size / GIT_CACHE_STEP)
                 .finish();
-            c = g.history.recorded(&digest)?.unwrap_or_else(|| g.head.to_string());
+            let (digest, recorded) = settle(g, digest)?;
+            c = recorded;
             stages.push(PlannedStage { name: "gitCache", digest, step: Step::GitPatch });
             patch = if c == g.head { None } else { g.history.patch(&c)? };
         }
@@ -175,6 +212,7 @@ pub fn plan(input: &PlanInput<'_>) -> anyhow::Result<Vec<PlannedStage>> {
                 .str("prev-commit", &c)
                 .str("patch", &patch)
                 .finish();
+            let (digest, _) = settle(g, digest)?;
             stages.push(PlannedStage { name: "gitLatestPatch", digest, step: Step::GitPatch });
         }
     }
@@ -356,8 +394,12 @@ mod tests {
     }
 
     impl GitHistory for FakeHistory {
-        fn recorded(&self, digest: &str) -> anyhow::Result<Option<String>> {
-            Ok(self.stored.get(digest).cloned())
+        fn recorded(&self, digest: &str) -> anyhow::Result<Recorded> {
+            Ok(match self.stored.get(digest) {
+                None => Recorded::Missing,
+                Some(c) if c.starts_with("other") => Recorded::Unusable(c.clone()),
+                Some(c) => Recorded::Reusable(c.clone()),
+            })
         }
         fn patch(&self, from: &str) -> anyhow::Result<Option<(String, u64)>> {
             Ok(self.patches.get(from).cloned())
@@ -413,6 +455,17 @@ mod tests {
         let changed = plan(&i).unwrap();
         let differs: Vec<bool> = first.iter().zip(&changed).map(|(a, b)| a.digest != b.digest).collect();
         assert_eq!(differs, [false, false, true, true]);
+        // Stages another branch stored are stepped past, each to a digest of its own.
+        let stored = first.iter().skip(1).map(|s| (s.digest.clone(), "other-branch".to_string())).collect();
+        let other = FakeHistory { stored, patches: Default::default() };
+        let mut i = input(&from, Some(&shell));
+        i.git = Some(git_plan(&other, "c1", None));
+        let mine = plan(&i).unwrap();
+        assert_eq!(names(&mine), ["from", "gitArchive", "install", "setup"]);
+        assert_eq!(mine[0].digest, first[0].digest);
+        for (a, b) in mine.iter().zip(&first).skip(1) {
+            assert_ne!(a.digest, b.digest, "{}", a.name);
+        }
         // An image without commands still gets its gitArchive.
         let mut i = input(&from, None);
         i.git = Some(git_plan(&none, "c1", None));
