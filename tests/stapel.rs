@@ -216,6 +216,8 @@ git:
   includePaths: [keep]
 - add: /conf/app.conf
   to: /etc/app.conf
+  owner: nobody
+  group: "65533"
 shell:
   install: cat /app/deps.txt > /installed.txt
 "#
@@ -281,6 +283,15 @@ fn git_mappings_are_archived_then_patched() {
     assert_eq!(names, ["from", "gitArchive", "install"], "{log}");
     assert_eq!(built.len(), 3, "{log}");
     assert_eq!(inspect(), "a1\nd1\nconf\nkept\n/etc/passwd\nis-link\na.txt deps.txt gone.txt passwd \nno-drop\n");
+    let out = run_ok(env.slipway().args(["run", "app", "--dir"]).arg(&dir).args([
+        "--",
+        "stat",
+        "-c",
+        "%u:%g %a %n",
+        "/etc/app.conf",
+        "/app/a.txt",
+    ]));
+    assert_eq!(stdout(&out), "65534:65533 644 /etc/app.conf\n0:0 644 /app/a.txt\n");
 
     // Change one file, delete another: only gitLatestPatch is built.
     write(&dir, "src/a.txt", "a2\n");

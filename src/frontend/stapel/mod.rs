@@ -191,13 +191,8 @@ impl Stage for StapelStage<'_> {
 impl StapelStage<'_> {
     /// The commit the previous stage recorded, which a patch starts from.
     fn patch_base(&self, prev: &ImageState) -> anyhow::Result<String> {
-        let commit = history::recorded_commit(prev, self.mappings)
-            .context("the previous stage records no git commit for the mappings")?;
-        if !history::reusable(self.job.repo, &commit, &self.job.run.commit.id) {
-            // Still a tree diff: correct content even off the branch, if the commit exists.
-            tracing::debug!(commit = %commit, "patching from a commit that is not an ancestor of HEAD");
-        }
-        Ok(commit)
+        history::recorded_commit(prev, self.mappings)
+            .context("the previous stage records no git commit for the mappings")
     }
 
     /// Apply every mapping's changes from `from` to HEAD.
