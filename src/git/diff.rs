@@ -108,6 +108,18 @@ impl Repo {
         Ok(Some(TreeEntry { path: utf8(commit_id, path)?, kind: entry_kind, oid: oid.to_string() }))
     }
 
+    /// Whether `path` (relative to the repository root) is a directory in commit
+    /// `rev`: `Some(true)`, another entry: `Some(false)`, missing: `None`. Reads only the
+    /// trees on the way.
+    pub fn is_dir(&self, rev: &str, path: &str) -> Result<Option<bool>, GitError> {
+        let commit = self.resolve_commit(rev)?;
+        match self.subtree(&commit, path) {
+            Ok(tree) => Ok(tree.map(|_| true)),
+            Err(GitError::NotADirectory { .. }) => Ok(Some(false)),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Size of blob `oid` from its header, without reading it.
     pub fn blob_size(&self, oid: &str) -> Result<u64, GitError> {
         let id = super::parse_oid(oid)?;
@@ -215,6 +227,10 @@ mod tests {
         );
         assert_eq!(repo.blob(&oid("app/link")).unwrap(), b"/etc/passwd");
         assert_eq!(repo.blob_size(&oid("app/bin")).unwrap(), 5);
+        assert_eq!(repo.is_dir(&to, "app").unwrap(), Some(true));
+        assert_eq!(repo.is_dir(&to, "app/link").unwrap(), Some(false));
+        assert_eq!(repo.is_dir(&to, "app/nope").unwrap(), None);
+        assert_eq!(repo.is_dir(&to, "app/bin/below").unwrap(), None);
         // The reverse direction, and a directory missing on one side.
         let back = repo.diff(&to, &from, "app").unwrap();
         assert!(back.contains(&TreeChange::Deleted("x/inner".into())));

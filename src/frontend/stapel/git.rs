@@ -15,7 +15,7 @@
 //! `file` archive type) has one entry, with the empty path, written at `to` itself.
 
 use crate::config::{GitMapping, StageDependencies};
-use crate::git::{GitError, Repo, TreeChange, TreeEntry};
+use crate::git::{Repo, TreeChange, TreeEntry};
 use anyhow::{Context, bail};
 use sha2::{Digest as _, Sha256};
 
@@ -114,13 +114,9 @@ impl Mapping {
             .zip(filters)
             .map(|(g, filter)| {
                 let add = clean(g.add.trim_start_matches('/'));
-                let is_file = match repo.tree(head, &add) {
-                    Ok(_) => false,
-                    Err(GitError::NotADirectory { .. }) => true,
-                    Err(GitError::PathNotFound { .. }) => {
-                        bail!("werf.yaml:{}: git: add {} does not exist in commit {head}", g.line, g.add)
-                    }
-                    Err(e) => return Err(e.into()),
+                let is_file = match repo.is_dir(head, &add)? {
+                    Some(dir) => !dir,
+                    None => bail!("werf.yaml:{}: git: add {} does not exist in commit {head}", g.line, g.add),
                 };
                 let paramshash = paramshash(&g.to, &g.add, &filter, g.owner.as_deref(), g.group.as_deref());
                 Ok(Mapping {
