@@ -141,7 +141,7 @@ impl<'a> Writer<'a> {
         remove_non_dir(&parent, name, &dest)?;
         let to = self.mapping.to.trim_end_matches('/');
         let mut dir = parent_path.to_string();
-        while dir.len() > to.len() && dir.starts_with(to) {
+        while dir != "/" && dir.len() > to.len() && dir.starts_with(to) {
             let (up, name) = split(&dir)?;
             let Ok(up_fd) = self.rootfs.open_path(up) else { break };
             if nix::unistd::unlinkat(&up_fd, name, UnlinkatFlags::RemoveDir).is_err() {
@@ -257,6 +257,17 @@ mod tests {
         assert!(!root.join("app/sub").exists());
         assert_eq!(std::fs::metadata(root.join("app/run.sh")).unwrap().mode() & 0o7777, 0o755);
         assert_eq!(std::fs::read_link(root.join("app/passwd")).unwrap(), Path::new("a.txt"));
+        // The same mapping to `/`: emptied directories go up to the root, never it.
+        let root2 = tmp.path().join("rootfs2");
+        std::fs::create_dir(&root2).unwrap();
+        let at_root = Mapping { to: "/".into(), ..mappings[0].clone() };
+        let rootfs2 = Rootfs::open(&root2).unwrap();
+        let writer2 = Writer::new(&repo, &rootfs2, &at_root).unwrap();
+        writer2.archive(&c1).unwrap();
+        assert_eq!(std::fs::read_to_string(root2.join("sub/b.txt")).unwrap(), "b\n");
+        writer2.patch(&c1, &c2).unwrap();
+        assert!(!root2.join("sub").exists());
+        assert_eq!(std::fs::read_to_string(root2.join("a.txt")).unwrap(), "a2\n");
         // A mapping that takes nothing is refused, naming it.
         let empty = Mapping {
             filter: super::super::git::PathFilter { include: vec!["none".into()], exclude: vec![] },
