@@ -416,6 +416,55 @@ mod tests {
         }
     }
 
+    /// If this fails, a git stage digest's inputs or encoding changed (see
+    /// `golden_digests`).
+    #[test]
+    fn golden_git_digests() {
+        let from = BaseImage::Scratch;
+        let shell = shell();
+        let (head, old) = ("c".repeat(40), "b".repeat(40));
+        let none = FakeHistory { stored: Default::default(), patches: Default::default() };
+        let mut i = input(&from, Some(&shell));
+        i.git = Some(git_plan(&none, &old, Some("deps")));
+        let built = plan(&i).unwrap();
+        let stored = built.iter().skip(1).map(|s| (s.digest.clone(), old.clone())).collect();
+        let patched = FakeHistory { stored, patches: [(old.clone(), ("p".to_string(), GIT_CACHE_STEP + 1))].into() };
+        let mut i = input(&from, Some(&shell));
+        i.git = Some(git_plan(&patched, &head, Some("deps")));
+        let second = plan(&i).unwrap();
+        let mut all = digests(&second);
+        let stored = built.iter().skip(1).map(|s| (s.digest.clone(), "other".to_string())).collect();
+        let elsewhere = FakeHistory { stored, patches: Default::default() };
+        let mut i = input(&from, Some(&shell));
+        i.git = Some(git_plan(&elsewhere, &head, None));
+        let branch = plan(&i).unwrap();
+        all.push(digests(&branch)[1]);
+        let stored = built.iter().skip(1).map(|s| (s.digest.clone(), old.clone())).collect();
+        let small = FakeHistory { stored, patches: [(old.clone(), ("p".to_string(), 1))].into() };
+        let mut i = input(&from, Some(&shell));
+        i.git = Some(git_plan(&small, &head, Some("deps")));
+        let latest = plan(&i).unwrap();
+        all.push(digests(&latest)[4]);
+        assert_eq!(
+            all,
+            [
+                ("from", "d4898322c5ff667a5a7b76160effa7c4f7caf8cf6c028b6a9dbb6cd5"),
+                ("gitArchive", "ce1dd76472de83bc7dc81a04cc7e7f755e36a3fa30185cfa098a8f31"),
+                ("install", "08b14fc262eb7e55694f76f6a60981541b409664ba8c9e5786e417f8"),
+                ("setup", "c44849be5cb8e0c2c865744b48db5222307e12f643bd580003c52113"),
+                ("gitCache", "0221c0e0cc51b4b92920607ae13063896da4c3d7ad4e7677fec31de5"),
+                ("gitArchive", "bb8ec1d424ed0d967ac0ff57479ff590311ff8755bd74bf8e4e15f93"),
+                ("gitLatestPatch", "fe1ad23d7b0578c459ddbd44f36f48155095811e4061a4577588625d"),
+            ]
+        );
+        // gitArchive byte for byte, as docs/ARCHITECTURE.md §7 lists its parts.
+        let bytes = format!(
+            "cache-version:::=9:slipway-2\nkind:::=18:stapel-git-archive\nprev:::=56:{}\nmappings:::[1]2:p1\n",
+            built[0].digest
+        );
+        assert_eq!(built[1].digest, hex::encode(<sha3::Sha3_224 as sha3::Digest>::digest(bytes)));
+    }
+
     #[test]
     fn git_stages_follow_the_recorded_commits() {
         let from = BaseImage::Scratch;
