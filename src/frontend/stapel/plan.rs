@@ -492,6 +492,10 @@ mod tests {
         assert_eq!(names(&second), ["from", "gitArchive", "install", "setup", "gitLatestPatch"]);
         assert_eq!(digests(&second)[..4], digests(&first)[..]);
         assert_eq!(second[4].step, Step::GitPatch);
+        // `disableGitAfterPatch`: no patch stages.
+        let mut i = input(&from, Some(&shell));
+        i.git = Some(GitPlan { disable_git_after_patch: true, ..git_plan(&small, "c2", None) });
+        assert_eq!(names(&plan(&i).unwrap()), ["from", "gitArchive", "install", "setup"]);
         // A big patch: gitCache first (built at HEAD, so no gitLatestPatch after it).
         let stored = first.iter().skip(1).map(|s| (s.digest.clone(), "c1".to_string())).collect();
         let big = FakeHistory { stored, patches: [("c1".to_string(), ("p".to_string(), 3 * GIT_CACHE_STEP))].into() };
