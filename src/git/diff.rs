@@ -120,6 +120,26 @@ impl Repo {
         }
     }
 
+    /// The non-directory entry at `path` in commit `rev` (not followed if a symlink),
+    /// `None` if there is none; reads only the trees on the way.
+    pub fn entry(&self, rev: &str, path: &str) -> Result<Option<TreeEntry>, GitError> {
+        let commit = self.resolve_commit(rev)?;
+        let commit_id = commit.id.to_string();
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let tree = match self.subtree(&commit, dir) {
+            Ok(Some(tree)) => tree,
+            Ok(None) | Err(GitError::NotADirectory { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(entry) = tree.find_entry(name) else { return Ok(None) };
+        let kind = entry.mode().kind();
+        check_name(&commit_id, path.as_bytes(), name.into(), kind)?;
+        Ok(match EntryKind::from_gix(kind) {
+            None | Some(EntryKind::Submodule) => None,
+            Some(kind) => Some(TreeEntry { path: path.to_string(), kind, oid: entry.object_id().to_string() }),
+        })
+    }
+
     /// Size of blob `oid` from its header, without reading it.
     pub fn blob_size(&self, oid: &str) -> Result<u64, GitError> {
         let id = super::parse_oid(oid)?;
@@ -227,6 +247,13 @@ mod tests {
         );
         assert_eq!(repo.blob(&oid("app/link")).unwrap(), b"/etc/passwd");
         assert_eq!(repo.blob_size(&oid("app/bin")).unwrap(), 5);
+        assert_eq!(
+            repo.entry(&to, "app/link").unwrap(),
+            Some(TreeEntry { path: "app/link".into(), kind: EntryKind::Symlink, oid: oid("app/link") })
+        );
+        assert_eq!(repo.entry(&to, "app/x").unwrap(), None);
+        assert_eq!(repo.entry(&to, "app/gone.txt").unwrap(), None);
+        assert_eq!(repo.entry(&to, "app/bin/below").unwrap(), None);
         assert_eq!(repo.is_dir(&to, "app").unwrap(), Some(true));
         assert_eq!(repo.is_dir(&to, "app/link").unwrap(), Some(false));
         assert_eq!(repo.is_dir(&to, "app/nope").unwrap(), None);

@@ -148,14 +148,13 @@ impl Mapping {
 
     /// The mapping's files in commit `rev` (paths relative to `add`).
     pub fn entries(&self, repo: &Repo, rev: &str) -> anyhow::Result<Vec<TreeEntry>> {
-        let (dir, file) = self.scope();
-        let listing = repo.tree(rev, dir).with_context(|| format!("listing {} in commit {rev}", self.shown()))?;
-        Ok(match file {
-            Some(name) => {
-                listing.into_iter().filter(|e| e.path == name).map(|e| TreeEntry { path: String::new(), ..e }).collect()
-            }
-            None => listing.into_iter().filter(|e| self.filter.matches(&e.path)).collect(),
-        })
+        let what = || format!("listing {} in commit {rev}", self.shown());
+        if self.is_file {
+            let entry = repo.entry(rev, &self.add).with_context(what)?;
+            return Ok(entry.into_iter().map(|e| TreeEntry { path: String::new(), ..e }).collect());
+        }
+        let listing = repo.tree(rev, &self.add).with_context(what)?;
+        Ok(listing.into_iter().filter(|e| self.filter.matches(&e.path)).collect())
     }
 
     /// What changed in the mapping from commit `from` to commit `to` (deletions first).
