@@ -87,7 +87,7 @@ impl Cli {
                 crate::cmd::config::ConfigCommand::List(a) => &a.project.log,
                 crate::cmd::config::ConfigCommand::Graph(a) => &a.project.log,
             }),
-            Command::Stages(crate::cmd::stages::StagesCommand::List(a)) => Some(&a.project.log),
+            Command::Stages(c) => Some(&c.project().log),
             Command::Stage(crate::cmd::stage::StageCommand::Image(a)) => Some(&a.project.log),
             Command::Slugify(a) => Some(&a.log),
             Command::Internal(_) => None,

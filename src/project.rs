@@ -1,13 +1,30 @@
 //! The project a command works on: its git repository, the commit, and werf.yaml as
-//! committed there (giterminism: the working tree is not what is built).
+//! committed there (giterminism: the working tree is not what is built), or, as werf's
+//! `--dev` and `--loose-giterminism` ask, as the working tree has them ([`SourceMode`]).
 
 use crate::config::{self, WerfConfig};
-use crate::git::{CommitInfo, EntryKind, GitError, Repo, TreeEntry};
+use crate::git::{CommitInfo, EntryKind, GitError, Repo};
 use crate::giterminism::{AllowedVar, GiterminismConfig, HostPaths};
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
+
+/// Where a project is read from: werf's `--dev` (`WERF_DEV`), `--dev-ignore`
+/// (`WERF_DEV_IGNORE_*`) and `--loose-giterminism` (`WERF_LOOSE_GITERMINISM`), as the
+/// CLI parsed them. The default is werf's: the HEAD commit, giterminism enforced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceMode {
+    /// Build werf's dev commit: HEAD plus the working tree (`git::Snapshot`).
+    pub dev: bool,
+    /// Paths (relative to the repository root) whose working-tree changes dev mode
+    /// leaves out, git pathspecs as werf passes them to `git add ':!RULE'`.
+    pub dev_ignore: Vec<String>,
+    /// werf's loose giterminism: configuration files from the working tree, no
+    /// uncommitted-file checks, no allow-lists for env vars, `contextAddFiles` and
+    /// secrets. The build context still comes from the commit (or the dev snapshot).
+    pub loose: bool,
+}
 
 pub struct Project {
     pub repo: Repo,
@@ -27,10 +44,23 @@ pub struct Project {
 
 impl Project {
     /// Load the project in `dir`; `config` is `--config` (relative to `dir`).
-    pub fn load(dir: &Path, config_flag: Option<&Path>, env_name: &str) -> anyhow::Result<Project> {
+    pub fn load(dir: &Path, config_flag: Option<&Path>, env_name: &str, mode: &SourceMode) -> anyhow::Result<Project> {
         let dir = dir.canonicalize().with_context(|| format!("opening project directory {}", dir.display()))?;
         let repo = Repo::discover(&dir)?;
-        let commit = repo.head_commit()?;
+        let mut commit = repo.head_commit()?;
+        commit.loose = mode.loose;
+        if mode.loose {
+            // werf's own warning (pkg/giterminism_manager/manager.go).
+            eprintln!(
+                "Warning: We recommend using werf-giterminism.yaml to loosen giterminism instead of using --loose-giterminism/WERF_LOOSE_GITERMINISM"
+            );
+        }
+        if mode.dev {
+            let snapshot = repo.snapshot(&mode.dev_ignore).context("taking the working tree (--dev)")?;
+            commit.worktree = Some(Arc::new(snapshot));
+        }
+        // Files that differ from HEAD matter only when HEAD is what is read.
+        let strict = commit.worktree.is_none() && !commit.loose;
         let dir_rel = repo.rel_path(&dir)?;
         let candidates: Vec<PathBuf> = match config_flag {
             Some(c) => vec![c.to_path_buf()],
@@ -39,13 +69,13 @@ impl Project {
         let mut found = None;
         for c in &candidates {
             let rel = join_rel(&dir_rel, &c.to_string_lossy());
-            if let Some(bytes) = repo.read_file(&commit.id, &rel)? {
+            if let Some(bytes) = repo.read_config(&commit, &rel)? {
                 found = Some((rel, c.clone(), bytes));
                 break;
             }
         }
         let Some((rel, shown, bytes)) = found else {
-            let in_worktree = candidates.iter().find(|c| dir.join(c).is_file());
+            let in_worktree = candidates.iter().find(|c| strict && dir.join(c).is_file());
             match in_worktree {
                 Some(c) => bail!(
                     "{} is not in commit {}: slipway reads werf.yaml from the current commit (giterminism); commit it",
@@ -57,21 +87,24 @@ impl Project {
         };
         let file_name = shown.to_string_lossy().into_owned();
         let text = String::from_utf8(bytes).with_context(|| format!("{file_name} is not UTF-8"))?;
-        if repo.uncommitted(&dir_rel)?.iter().any(|f| join_rel(&dir_rel, f) == rel) {
+        if strict && repo.uncommitted(&dir_rel)?.iter().any(|f| join_rel(&dir_rel, f) == rel) {
             eprintln!("Warning: {file_name} has uncommitted changes; the committed version is used (giterminism)");
         }
-        refuse_loose_giterminism()?;
         let giterminism = giterminism(&repo, &commit, &dir_rel)?;
         // Only what werf-giterminism.yaml allows: werf allows no name by default, `WERF_*`
-        // included.
+        // included. Loose giterminism allows every name (werf's inspector/config_go_template.go).
         let mut allowed = Vec::new();
         for s in &giterminism.config.go_template_rendering.allow_env_variables {
             allowed.push(AllowedVar::parse(s)?);
         }
-        let files = Arc::new(CommitFiles::new(repo.clone(), commit.id.clone(), dir_rel.clone()));
+        let allow_env: Option<config::EnvFilter> = match mode.loose {
+            true => None,
+            false => Some(Arc::new(move |name: &str| allowed.iter().any(|a| a.matches(name)))),
+        };
+        let files = Arc::new(CommitFiles::new(repo.clone(), commit.clone(), dir_rel.clone()));
         let input = config::TemplateInput {
             vars: std::env::vars().collect(),
-            allow_env: Some(Arc::new(move |name: &str| allowed.iter().any(|a| a.matches(name)))),
+            allow_env,
             env: env_name.to_string(),
             partials: files.partials()?,
             files: Some(files),
@@ -91,7 +124,10 @@ impl Project {
             home: std::env::var("HOME").unwrap_or_default(),
             cwd: std::env::current_dir().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default(),
         };
-        giterminism.check_secrets(&file_name, &config.images, &host)?;
+        // Loose giterminism allows every secret (werf's inspector/config_secrets.go).
+        if !mode.loose {
+            giterminism.check_secrets(&file_name, &config.images, &host)?;
+        }
         let allow_context_add_files = giterminism.config.dockerfile.allow_context_add_files;
         Ok(Project { repo, rendered, commit, dir_rel, config, name, allow_context_add_files })
     }
@@ -104,47 +140,37 @@ impl Project {
 /// secrets (`config.secrets.*`).
 fn giterminism(repo: &Repo, commit: &CommitInfo, dir_rel: &str) -> anyhow::Result<GiterminismConfig> {
     let rel = join_rel(dir_rel, "werf-giterminism.yaml");
-    let Some(bytes) = repo.read_file(&commit.id, &rel)? else { return Ok(GiterminismConfig::default()) };
+    let Some(bytes) = repo.read_config(commit, &rel)? else { return Ok(GiterminismConfig::default()) };
     let text = String::from_utf8(bytes).with_context(|| format!("{rel} is not UTF-8"))?;
     Ok(GiterminismConfig::parse(&rel, &text)?)
-}
-
-/// werf's `--loose-giterminism` (`WERF_LOOSE_GITERMINISM`, true for `1`, `true` or
-/// `yes` as werf's `GetBoolEnvironmentDefaultFalse` reads it) makes werf read werf.yaml,
-/// `.werf` partials, `.Files` and the build context from the working tree. slipway reads
-/// them from the commit only (docs/SECURITY.md), so it refuses the mode in one line
-/// rather than silently building something else.
-fn refuse_loose_giterminism() -> anyhow::Result<()> {
-    let value = std::env::var("WERF_LOOSE_GITERMINISM").unwrap_or_default();
-    if matches!(value.to_lowercase().as_str(), "1" | "true" | "yes") {
-        bail!(
-            "WERF_LOOSE_GITERMINISM/--loose-giterminism is not supported: slipway reads werf.yaml, templates and build context from the commit only; allow what you need in werf-giterminism.yaml"
-        );
-    }
-    Ok(())
 }
 
 /// The most bytes of `.werf` partials, or of one `.Files.Glob` result.
 const MAX_TEMPLATE_FILES_BYTES: u64 = config::MAX_RENDERED_BYTES as u64;
 
-/// `.Files` and the `.werf` partials, read from the commit's tree (never the working
-/// tree), paths relative to the project directory.
+/// `.Files` and the `.werf` partials, read from the commit's tree (or, in werf's dev
+/// mode, its snapshot of the working tree; with loose giterminism, from the working tree
+/// as it is), paths relative to the project directory.
 pub struct CommitFiles {
     repo: Mutex<Repo>,
-    commit: String,
+    commit: CommitInfo,
     dir_rel: String,
-    listing: OnceLock<Result<Vec<TreeEntry>, String>>,
+    /// Files and symlinks of the project directory, relative to it, sorted.
+    listing: OnceLock<Result<Vec<String>, String>>,
     /// Working-tree files of the project that differ from the commit (werf refuses to
     /// render with them rather than silently reading another version).
     uncommitted: OnceLock<Result<Vec<String>, String>>,
 }
 
 impl CommitFiles {
-    pub fn new(repo: Repo, commit: String, dir_rel: String) -> CommitFiles {
+    pub fn new(repo: Repo, commit: CommitInfo, dir_rel: String) -> CommitFiles {
         CommitFiles { repo: Mutex::new(repo), commit, dir_rel, listing: OnceLock::new(), uncommitted: OnceLock::new() }
     }
 
     fn uncommitted(&self) -> Result<&[String], String> {
+        if self.commit.worktree.is_some() || self.commit.loose {
+            return Ok(&[]);
+        }
         let list = self
             .uncommitted
             .get_or_init(|| self.repo.lock().expect("repo").uncommitted(&self.dir_rel).map_err(|e| format!("{e:#}")));
@@ -154,11 +180,16 @@ impl CommitFiles {
     /// werf's `UncommittedFilesError`/`UntrackedFilesError` for `paths` (relative to the
     /// project) that differ from the commit, if any do.
     fn check_committed(&self, paths: &[String]) -> Result<(), String> {
+        // Dev mode builds the working tree (werf's file_reader/git.go skips the status
+        // check); loose giterminism reads the files as they are.
+        if self.commit.worktree.is_some() || self.commit.loose {
+            return Ok(());
+        }
         let uncommitted = self.uncommitted()?;
         let listing = self.listing()?;
         let (mut modified, mut untracked) = (Vec::new(), Vec::new());
         for path in paths.iter().filter(|p| uncommitted.contains(p)) {
-            match listing.iter().any(|e| &e.path == path) {
+            match listing.binary_search(path).is_ok() {
                 true => modified.push(path.as_str()),
                 false => untracked.push(path.as_str()),
             }
@@ -202,17 +233,23 @@ impl CommitFiles {
     }
 
     fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, GitError> {
-        self.repo.lock().expect("repo").read_file(&self.commit, rel)
+        self.repo.lock().expect("repo").read_config(&self.commit, rel)
     }
 
-    /// Every non-directory entry of the project directory in the commit.
-    fn listing(&self) -> Result<&[TreeEntry], String> {
+    /// Every file and symlink of the project directory in the commit (submodules left
+    /// out), or, with loose giterminism, in the working tree as it is, ignored files
+    /// included (werf's `ListFilesWithGlob` walks the filesystem).
+    fn listing(&self) -> Result<&[String], String> {
         let listing = self.listing.get_or_init(|| {
             let repo = self.repo.lock().expect("repo");
-            match repo.read_file(&self.commit, &self.dir_rel) {
-                Ok(_) if !self.dir_rel.is_empty() => Ok(Vec::new()),
-                _ => repo.tree(&self.commit, &self.dir_rel).map_err(|e| format!("{e:#}")),
+            if self.commit.loose {
+                return repo.worktree_files(&self.dir_rel).map_err(|e| format!("{e:#}"));
             }
+            let entries = match repo.read_at(&self.commit, &self.dir_rel) {
+                Ok(_) if !self.dir_rel.is_empty() => Vec::new(),
+                _ => repo.tree_at(&self.commit, &self.dir_rel).map_err(|e| format!("{e:#}"))?,
+            };
+            Ok(entries.into_iter().filter(|e| e.kind != EntryKind::Submodule).map(|e| e.path).collect())
         });
         listing.as_deref().map_err(Clone::clone)
     }
@@ -224,7 +261,7 @@ impl CommitFiles {
         let listing = self.listing()?;
         let pattern = pattern.trim_start_matches("./");
         let mut paths: Vec<String> = Vec::new();
-        for path in listing.iter().filter(|e| e.kind != EntryKind::Submodule).map(|e| &e.path) {
+        for path in listing {
             if glob_match(pattern, path)? {
                 paths.push(path.clone());
             }
@@ -235,17 +272,17 @@ impl CommitFiles {
             }
         }
         self.check_committed(&paths)?;
-        for entry in listing.iter().filter(|e| e.kind != EntryKind::Submodule) {
-            if !paths.contains(&entry.path) {
+        for path in listing {
+            if !paths.contains(path) {
                 continue;
             }
-            let rel = join_rel(&self.dir_rel, &entry.path);
+            let rel = join_rel(&self.dir_rel, path);
             let Some(bytes) = self.read(&rel).map_err(|e| format!("{e:#}"))? else { continue };
             total += bytes.len() as u64;
             if total > MAX_TEMPLATE_FILES_BYTES {
                 return Err(format!("the files matching {pattern:?} exceed {} MiB", MAX_TEMPLATE_FILES_BYTES >> 20));
             }
-            out.insert(entry.path.clone(), String::from_utf8_lossy(&bytes).into_owned());
+            out.insert(path.clone(), String::from_utf8_lossy(&bytes).into_owned());
         }
         Ok(out)
     }
@@ -288,7 +325,7 @@ impl config::FileSource for CommitFiles {
         if dir.is_empty() {
             return Ok(true);
         }
-        Ok(self.listing()?.iter().any(|e| e.path.strip_prefix(&dir).is_some_and(|rest| rest.starts_with('/'))))
+        Ok(self.listing()?.iter().any(|p| p.strip_prefix(&dir).is_some_and(|rest| rest.starts_with('/'))))
     }
 }
 

@@ -194,7 +194,7 @@ fn unsupported_flags_fail_with_one_line() {
     let dir = env.path().join("project");
     git_project(&dir, &[("werf.yaml", "project: x\nconfigVersion: 1\n")], &[]);
     for (args, want) in [
-        (&["build", "--dev"][..], "Error: --dev is not supported by slipway\n"),
+        (&["build", "--virtual-merge"][..], "Error: --virtual-merge is not supported by slipway\n"),
         (
             &["build", "--platform", "linux/arm64"][..],
             "Error: --platform linux/arm64 is not supported by slipway: it builds linux/amd64 only\n",

@@ -99,11 +99,6 @@ fn config_render_list_and_graph_print_what_werf_prints() {
         "{}",
         stderr(&out)
     );
-    // Loose giterminism would read the working tree: refused in one line.
-    let out = config(&["render"]).env("WERF_LOOSE_GITERMINISM", "true").output().unwrap();
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("WERF_LOOSE_GITERMINISM/--loose-giterminism is not supported"), "{}", stderr(&out));
-    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     // A file read through .Files that differs from the commit: werf's error.
     write(&dir, "base.txt", "second\n");
     let out = config(&["render"]).output().unwrap();

@@ -147,7 +147,10 @@ COPY --from=build /out/f/ /slashed/
 /// a lower directory once), with no fallback to copies.
 #[test]
 fn identical_layers_twice_still_mount_the_overlay() {
+    // The bind targets exist first: a RUN that creates `/etc/hosts` copies `/etc` up with
+    // the time of the step, and two steps in different seconds would differ.
     let df = "FROM BASE
+RUN touch /etc/hosts /etc/resolv.conf
 RUN echo same > /same && touch -d @0 /same
 RUN rm /same
 RUN echo same > /same && touch -d @0 /same

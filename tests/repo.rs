@@ -206,6 +206,53 @@ fn repo_build_runs_in_podman_and_a_fresh_store_downloads_no_layer() {
 }
 
 #[test]
+fn stages_delete_removes_the_stage_from_the_repo_and_the_local_store() {
+    let t = "stages_delete_removes_the_stage_from_the_repo_and_the_local_store";
+    if !rootless_env(t) {
+        return;
+    }
+    let Some(reg) = registry(t) else { return };
+    let env = Env::new();
+    let dir = project(&env, &reg, "");
+    let repo = fresh_repo(&reg, "delete");
+    let with_repo = ["--insecure-registry", "--repo", repo.as_str()];
+    let (out, r) = build(&env, &dir, "s1", &with_repo);
+    ok(&out);
+    let tag = r["Images"]["app"]["DockerTag"].as_str().unwrap().to_string();
+    let stages = |args: &[&str]| {
+        env.slipway()
+            .env("XDG_DATA_HOME", env.path().join("s1"))
+            .arg("stages")
+            .args(args)
+            .arg("--dir")
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    let before = stdout(&stages(&[&["list"][..], &with_repo].concat())).lines().count();
+
+    let out = stages(&[&["delete", &tag][..], &with_repo].concat());
+    ok(&out);
+    assert_eq!(stdout(&out), format!("Deleted stage {tag} from {repo}\n"));
+    for args in [&[&["list"][..], &with_repo].concat(), &vec!["list"]] {
+        let text = stdout(&stages(args));
+        assert_eq!(text.lines().count(), before - 1, "{text}");
+        assert!(!text.contains(&tag), "{text}");
+    }
+    assert!(!curl(&[&format!("http://{}/tags/list", repo.replacen('/', "/v2/", 1))]).contains(&tag));
+    assert_eq!(assert_repo_consistent(&repo), before - 2);
+    // Deleting it again fails: the repository has no such stage.
+    let out = stages(&[&["delete", &tag][..], &with_repo].concat());
+    assert!(!out.status.success() && stderr(&out).contains(&tag), "{}", stderr(&out));
+
+    // The next build stores the final stage again, under a new ID.
+    let (out, r) = build(&env, &dir, "s1", &with_repo);
+    ok(&out);
+    assert_ne!(r["Images"]["app"]["DockerTag"].as_str().unwrap(), tag);
+    assert_eq!(stdout(&out).matches("built in").count(), 1, "{}", stdout(&out));
+}
+
+#[test]
 fn four_concurrent_builders_agree_on_one_final_image() {
     let t = "four_concurrent_builders_agree_on_one_final_image";
     if !rootless_env(t) {

@@ -389,4 +389,13 @@ fn git_stages_of_another_branch_are_not_reused() {
     let (log, built) = build();
     assert!(built.is_empty(), "{log}");
     assert_eq!(show(), "feature\n");
+
+    // The working tree (--dev) is not a commit the git stages can record: one line.
+    let out = env.slipway().args(["build", "--dev", "--dir"]).arg(&dir).output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out),
+        "Error: image app (werf.yaml:7): `git` mappings are not supported with --dev yet (they read commits only); \
+         commit the changes and build without --dev\n"
+    );
 }

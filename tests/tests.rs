@@ -12,6 +12,7 @@ mod cli;
 mod common;
 mod config;
 mod conformance;
+mod dev;
 mod dockerfile;
 mod export;
 mod fds;

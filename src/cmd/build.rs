@@ -108,7 +108,7 @@ pub fn run(args: BuildArgs, storage_root: &Option<PathBuf>) -> anyhow::Result<u8
     let dir = p.dir()?;
     // Refuse a bad path before building.
     let save_to = report::save_path(args.save_build_report, args.build_report_path.as_deref())?;
-    let project = Project::load(&dir, p.config.as_deref(), &p.env)?;
+    let project = Project::load(&dir, p.config.as_deref(), &p.env, &p.source_mode())?;
     p.check_project(&project, false)?;
     let mut settings = p.settings();
     settings.require_built = args.check_built_images || args.require_built_images;
@@ -144,7 +144,7 @@ pub fn run(args: BuildArgs, storage_root: &Option<PathBuf>) -> anyhow::Result<u8
                     }
                     continue;
                 }
-                engine::repo::add_tag(&client, &source, &dest)
+                engine::push::add_tag(&client, &source, &dest)
                     .with_context(|| format!("tagging image {name} as {dest}"))?;
                 log.info(&format!("tagged {name} as {dest}"));
             }

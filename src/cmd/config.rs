@@ -56,7 +56,7 @@ pub struct GraphArgs {
 }
 
 pub fn run(cmd: ConfigCommand) -> anyhow::Result<u8> {
-    let load = |p: &ProjectArgs| Project::load(&p.dir()?, p.config.as_deref(), &p.env);
+    let load = |p: &ProjectArgs| Project::load(&p.dir()?, p.config.as_deref(), &p.env, &p.source_mode());
     let out = match cmd {
         ConfigCommand::Render(a) => {
             let project = load(&a.project)?;

@@ -6,7 +6,7 @@
 
 use super::ProjectArgs;
 use super::flags::werf_bool;
-use crate::engine::{self, Log, repo::push_image, report::BuildReport};
+use crate::engine::{self, Log, push::push_image, report::BuildReport};
 use crate::project::Project;
 use crate::slug::{TagTemplate, render_all, validate_all};
 use anyhow::{Context, bail};
@@ -76,7 +76,12 @@ pub fn run(args: ExportArgs, storage_root: &Option<std::path::PathBuf>) -> anyho
     }
     let labels =
         parse_labels(&super::with_env_list(&args.add_labels, "WERF_EXPORT_ADD_LABEL_"), &args.add_label_separator)?;
-    let project = Project::load(&args.project.dir()?, args.project.config.as_deref(), &args.project.env)?;
+    let project = Project::load(
+        &args.project.dir()?,
+        args.project.config.as_deref(),
+        &args.project.env,
+        &args.project.source_mode(),
+    )?;
     args.project.check_project(&project, false)?;
     let names: Vec<String> = if args.images.is_empty() {
         project.config.images.iter().filter(|i| i.final_ || !args.final_images_only).map(|i| i.name.clone()).collect()

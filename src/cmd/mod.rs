@@ -54,23 +54,29 @@ pub struct ProjectArgs {
     #[arg(long, env = "WERF_ENV", default_value = "")]
     pub env: String,
 
-    /// Loose werf giterminism mode restrictions. Not supported by slipway.
+    /// Loose werf giterminism mode restrictions (default $WERF_LOOSE_GITERMINISM):
+    /// werf.yaml, templates, `.Files`, Dockerfiles and .dockerignore are read from the
+    /// working tree, and env vars, `contextAddFiles` and secrets need no allow-list.
     #[arg(long, env = "WERF_LOOSE_GITERMINISM", value_parser = werf_bool, num_args = 0..=1,
           require_equals = true, default_value = "false", default_missing_value = "true")]
     pub loose_giterminism: bool,
 
-    /// Enable development mode (default $WERF_DEV). Not supported by slipway: commit
-    /// the changes instead.
+    /// Enable development mode (default $WERF_DEV). The mode allows working with project
+    /// files without doing redundant commits during debugging and development: the
+    /// working tree (tracked and untracked files, minus .gitignore and --dev-ignore) is
+    /// built as if it were committed.
     #[arg(long, env = "WERF_DEV", value_parser = werf_bool, num_args = 0..=1,
           require_equals = true, default_value = "false", default_missing_value = "true")]
     pub dev: bool,
 
-    /// Rules to ignore changes in development mode (repeatable; $WERF_DEV_IGNORE_*).
-    /// Not supported by slipway.
+    /// Add rules to ignore tracked and untracked changes in development mode (can specify
+    /// multiple). Also, can be specified with $WERF_DEV_IGNORE_* (e.g.
+    /// $WERF_DEV_IGNORE_TESTS=*_test.go, $WERF_DEV_IGNORE_DOCS=path/to/docs).
     #[arg(long = "dev-ignore", value_name = "RULE")]
     pub dev_ignore: Vec<String>,
 
-    /// Dev git branch name (default $WERF_DEV_BRANCH or "_werf-dev"); only used with --dev.
+    /// Dev git branch name (default $WERF_DEV_BRANCH or "_werf-dev"). Accepted and unused:
+    /// slipway keeps werf's dev commit in memory and creates no branch.
     #[arg(long, env = "WERF_DEV_BRANCH", default_value = "_werf-dev")]
     pub dev_branch: String,
 
@@ -242,9 +248,6 @@ impl ProjectArgs {
             ("--config-templates-dir", self.config_templates_dir.as_ref().is_some_and(|p| !p.as_os_str().is_empty())),
             ("--config-render-path", self.config_render_path.as_ref().is_some_and(|p| !p.as_os_str().is_empty())),
             ("--giterminism-config", self.giterminism_config.as_ref().is_some_and(|p| !p.as_os_str().is_empty())),
-            ("--loose-giterminism", self.loose_giterminism),
-            ("--dev", self.dev),
-            ("--dev-ignore", !with_env_list(&self.dev_ignore, "WERF_DEV_IGNORE_").is_empty()),
             ("--ssh-key", !with_env_list(&self.ssh_key, "WERF_SSH_KEY_").is_empty()),
             ("--container-registry-mirror", !self.container_registry_mirror.is_empty()),
             ("--introspect-stage", !self.introspect_stage.is_empty()),
@@ -275,6 +278,16 @@ impl ProjectArgs {
             anyhow::bail!("--tmp-dir {}: not a directory", t.display());
         }
         Ok(())
+    }
+
+    /// Where the project is read from: `--dev`, `--dev-ignore` and `WERF_DEV_IGNORE_*`
+    /// (werf's `GetDevIgnore`), `--loose-giterminism`.
+    pub fn source_mode(&self) -> crate::project::SourceMode {
+        crate::project::SourceMode {
+            dev: self.dev,
+            dev_ignore: with_env_list(&self.dev_ignore, "WERF_DEV_IGNORE_"),
+            loose: self.loose_giterminism,
+        }
     }
 
     /// `--platform`, else `WERF_PLATFORM`, else `DOCKER_DEFAULT_PLATFORM` (werf's order).
@@ -340,6 +353,13 @@ impl ProjectArgs {
             secondary_repos: with_env_list(&self.secondary_repo, "WERF_SECONDARY_REPO_"),
             cache_repos: with_env_list(&self.cache_repo, "WERF_CACHE_REPO_"),
             final_repo: self.final_repo.clone().filter(|r| !r.is_empty()),
+            publish_grace: std::time::Duration::from_millis(
+                std::env::var("SLIPWAY_PUBLISH_GRACE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000),
+            ),
+            lock_dir: match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+                Some(d) => PathBuf::from(d).join("slipway/locks"),
+                None => std::env::temp_dir().join(format!("slipway-{}/locks", nix::unistd::getuid())),
+            },
             require_built: false,
             parallel: match (self.parallel, self.parallel_tasks_limit) {
                 (false, _) => 1,

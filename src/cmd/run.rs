@@ -72,7 +72,7 @@ pub fn run(args: RunArgs, storage_root: &Option<std::path::PathBuf>) -> anyhow::
         ("--docker-options", args.docker_options.as_ref().is_some_and(|o| !o.is_empty())),
     ])?;
     let dir = args.project.dir()?;
-    let project = Project::load(&dir, args.project.config.as_deref(), &args.project.env)?;
+    let project = Project::load(&dir, args.project.config.as_deref(), &args.project.env, &args.project.source_mode())?;
     args.project.check_project(&project, true)?;
     let name = match args.image {
         Some(n) => n,

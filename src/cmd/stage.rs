@@ -28,7 +28,12 @@ pub struct ImageArgs {
 pub fn run(cmd: StageCommand, storage_root: &Option<std::path::PathBuf>) -> anyhow::Result<u8> {
     let StageCommand::Image(args) = cmd;
     args.project.check()?;
-    let project = Project::load(&args.project.dir()?, args.project.config.as_deref(), &args.project.env)?;
+    let project = Project::load(
+        &args.project.dir()?,
+        args.project.config.as_deref(),
+        &args.project.env,
+        &args.project.source_mode(),
+    )?;
     args.project.check_project(&project, true)?;
     let name = match args.image {
         Some(n) => n,

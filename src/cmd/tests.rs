@@ -165,6 +165,7 @@ fn werf_shapes_that_clap_refuses() {
         "slugify",
         "slugify a b",
         "stage image a b",
+        "stages delete --repo r",
     ];
     for line in bad {
         assert!(parse(line).is_err(), "{line} was accepted");
@@ -175,6 +176,7 @@ fn werf_shapes_that_clap_refuses() {
         "stage image",
         "stage image app --repo r",
         "stages list --insecure-registry",
+        "stages delete a-1 b-2 --repo r",
     ] {
         parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
     }
@@ -243,8 +245,6 @@ fn flags_read_werfs_variables() {
 #[test]
 fn unsupported_flags_are_refused_by_name() {
     let cases = [
-        ("--dev", "--dev is not supported by slipway"),
-        ("--loose-giterminism", "--loose-giterminism is not supported"),
         ("--ssh-key k", "--ssh-key is not supported"),
         ("--introspect-error", "--introspect-error is not supported"),
         ("--virtual-merge", "--virtual-merge is not supported"),
@@ -274,9 +274,19 @@ fn unsupported_flags_are_refused_by_name() {
         "-S :local",
         "--log-pretty=false --log-terminal-width 80",
         "--repo-container-registry auto --final-repo-container-registry default",
+        "--dev --dev-ignore docs --loose-giterminism",
     ] {
         build(line).project.check().unwrap_or_else(|e| panic!("build {line}: {e}"));
     }
+}
+
+/// `--dev`, `--dev-ignore` and `--loose-giterminism` become the project's source mode.
+#[test]
+fn source_mode_follows_the_flags() {
+    use crate::project::SourceMode;
+    assert_eq!(build("").project.source_mode(), SourceMode::default());
+    let mode = build("--dev --dev-ignore docs --dev-ignore=*.md --loose-giterminism=true").project.source_mode();
+    assert_eq!(mode, SourceMode { dev: true, dev_ignore: vec!["docs".into(), "*.md".into()], loose: true });
 }
 
 #[test]

@@ -1,16 +1,24 @@
 //! The build context of a Dockerfile image: the `context` directory of the HEAD commit,
-//! filtered by `.dockerignore` (giterminism: working-tree files are not in it).
+//! filtered by `.dockerignore` (giterminism: working-tree files are not in it) — or, in
+//! werf's dev mode, of the working-tree snapshot that stands for werf's dev commit
+//! (`git::Snapshot`; `.dockerignore` and the Dockerfile are read as configuration files,
+//! from the working tree with loose giterminism, `Repo::read_config`).
 //!
-//! Content identity comes for free from git: a file's blob id is a hash of its content,
-//! so checksums for stage digests never read file data. Files are written out
-//! (materialized) only when a COPY or ADD actually has to run.
+//! Content identity comes for free from git: a file's blob id is a hash of its content
+//! (the snapshot hashes working-tree files as `git hash-object` does), so checksums for
+//! stage digests never read file data, and the same content gives the same checksum
+//! whether it is committed or not. Files are written out (materialized) only when a COPY
+//! or ADD actually has to run.
 //!
-//! The one way in for working-tree files is werf's `contextAddFiles`, each of which must
-//! be allowed by `config.dockerfile.allowContextAddFiles` in the committed
-//! `werf-giterminism.yaml`; their content is hashed (sha256) for the digests.
+//! The other way in for working-tree files is werf's `contextAddFiles`, each of which
+//! must be allowed by `config.dockerfile.allowContextAddFiles` in the committed
+//! `werf-giterminism.yaml` (anything, with loose giterminism); their content is hashed
+//! (sha256) for the digests.
 
 pub mod dockerignore;
 pub(crate) mod glob;
+#[cfg(test)]
+mod tests;
 
 use crate::engine::digest::DigestInput;
 use crate::git::{CommitInfo, EntryKind, Repo, TreeEntry};
@@ -55,14 +63,14 @@ impl BuildContext {
         allowed: &[String],
     ) -> anyhow::Result<BuildContext> {
         let ignore_rel = crate::project::join_rel(rel, ".dockerignore");
-        let ignore = match repo.read_file(&commit.id, &ignore_rel)? {
+        let ignore = match repo.read_config(commit, &ignore_rel)? {
             Some(b) => {
                 DockerIgnore::parse(&String::from_utf8_lossy(&b)).with_context(|| format!("parsing {ignore_rel}"))?
             }
             None => DockerIgnore::parse("")?,
         };
         let all = repo
-            .tree(&commit.id, rel)
+            .tree_at(commit, rel)
             .with_context(|| format!("reading context directory {:?} of commit {}", rel, &commit.id[..12]))?;
         let mut dirs: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
         for e in &all {
@@ -81,10 +89,13 @@ impl BuildContext {
         for add in add_files {
             let add = clean(add).with_context(|| format!("contextAddFiles {add:?}"))?;
             let in_repo = crate::project::join_rel(rel, &add);
-            if !allowed.iter().any(|a| {
-                let a = crate::project::join_rel("", a);
-                in_repo == a || in_repo.starts_with(&format!("{a}/")) || a.is_empty()
-            }) {
+            // Loose giterminism accepts every file (werf's inspector/dockerfile.go).
+            if !commit.loose
+                && !allowed.iter().any(|a| {
+                    let a = crate::project::join_rel("", a);
+                    in_repo == a || in_repo.starts_with(&format!("{a}/")) || a.is_empty()
+                })
+            {
                 bail!(
                     "contextAddFiles {add:?} takes files from the working tree, which giterminism forbids unless werf-giterminism.yaml allows it (config.dockerfile.allowContextAddFiles)"
                 );
@@ -109,11 +120,10 @@ impl BuildContext {
         }
         dirs.retain(|d| !below.contains(d.as_str()));
         drop(below);
-        let uncommitted = repo
-            .uncommitted(rel)?
-            .into_iter()
-            .filter(|p| !ignore.is_excluded(p) && !worktree.contains_key(p))
-            .collect();
+        // In dev mode the working tree is what is built: nothing is left out.
+        let uncommitted = if commit.worktree.is_some() { Vec::new() } else { repo.uncommitted(rel)? };
+        let uncommitted =
+            uncommitted.into_iter().filter(|p| !ignore.is_excluded(p) && !worktree.contains_key(p)).collect();
         Ok(BuildContext {
             worktree,
             repo: repo.clone(),
@@ -214,7 +224,7 @@ impl BuildContext {
             if hops > 40 {
                 return None;
             }
-            let target = self.repo.symlink_target(&e.oid).ok()??;
+            let target = self.repo.symlink_target_at(&self.commit, &e.oid).ok()??;
             let target = String::from_utf8(target).ok()?;
             done.pop();
             if target.starts_with('/') {
@@ -293,13 +303,15 @@ impl BuildContext {
             }
             if e.kind == EntryKind::Symlink {
                 let mut target = BoundedBuf(Vec::new());
-                self.repo.copy_blob(&e.oid, &mut target).with_context(|| format!("symlink {}", e.path))?;
+                self.repo
+                    .copy_entry(&self.commit, &e.oid, &mut target)
+                    .with_context(|| format!("symlink {}", e.path))?;
                 let target =
                     String::from_utf8(target.0).with_context(|| format!("symlink {} target is not UTF-8", e.path))?;
                 nix::unistd::symlinkat(target.as_str(), &parent, name).with_context(write_err)?;
             } else {
                 let mut f = create_file(&parent, name, mode).with_context(write_err)?;
-                self.repo.copy_blob(&e.oid, &mut f).with_context(write_err)?;
+                self.repo.copy_entry(&self.commit, &e.oid, &mut f).with_context(write_err)?;
             }
         }
         for d in &self.empty_dirs {
@@ -483,27 +495,4 @@ fn clean(source: &str) -> anyhow::Result<String> {
         }
     }
     Ok(parts.join("/"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::clean;
-
-    #[test]
-    fn cleans_sources() {
-        assert_eq!(clean("./a/b/").unwrap(), "a/b");
-        assert_eq!(clean("/a/../b").unwrap(), "b");
-        assert_eq!(clean(".").unwrap(), "");
-        assert!(clean("../x").is_err());
-    }
-
-    #[test]
-    fn tells_wildcards_as_buildkit() {
-        use super::BuildContext;
-        assert!(BuildContext::is_wildcard("nomatch*"));
-        assert!(BuildContext::is_wildcard("a/?.txt"));
-        assert!(BuildContext::is_wildcard("[ab].txt"));
-        assert!(!BuildContext::is_wildcard("missing.txt"));
-        assert!(!BuildContext::is_wildcard("a\\*b"));
-    }
 }

@@ -133,7 +133,7 @@ impl Conveyor<'_> {
     }
 
     fn record(&self, stage: &dyn Stage, state: &ImageState, meta: StageMeta) -> anyhow::Result<StageRecord> {
-        let repo = self.stages.primary.as_ref().map_or(self.project, |p| p.name.as_str());
+        let repo = self.stages.name();
         let facts = stage_facts(self.stages.store, repo, state)?;
         Ok(StageRecord::new(&stage.report_name(), &facts, meta, 0.0))
     }
@@ -153,5 +153,92 @@ impl Conveyor<'_> {
             }
         }
         Ok(StageMeta::BUILT_ON_LOCAL)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::storage::local::LocalStorage;
+    use slipway_storage::store::Store;
+    use std::cell::Cell;
+
+    /// A stage that sets one env var and counts its builds.
+    struct Fake {
+        name: &'static str,
+        digest: String,
+        builds: Cell<usize>,
+    }
+
+    impl Fake {
+        fn new(name: &'static str, c: char) -> Self {
+            Fake { name, digest: c.to_string().repeat(56), builds: Cell::new(0) }
+        }
+    }
+
+    impl Stage for Fake {
+        fn log_name(&self) -> String {
+            self.name.into()
+        }
+
+        fn report_name(&self) -> String {
+            self.name.to_lowercase()
+        }
+
+        fn digest(&self) -> &str {
+            &self.digest
+        }
+
+        fn build(&self, prev: Option<&ImageState>) -> anyhow::Result<BuiltStage> {
+            self.builds.set(self.builds.get() + 1);
+            let mut state = prev.cloned().unwrap_or_else(ImageState::scratch);
+            state.config.config.set_env(self.name, "1");
+            Ok(state.into())
+        }
+    }
+
+    #[test]
+    fn builds_what_is_missing_after_the_newest_stored_stage() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let log = Log::new(true).quiet(true);
+        let local = || LocalStorage { store: &store, project: "p", log: &log };
+        let stages = Stages::new(local(), Box::new(local()));
+        let conveyor = |require_built| Conveyor {
+            stages: &stages,
+            log: &log,
+            project: "p",
+            commit: "c0ffee",
+            image: "app",
+            require_built,
+        };
+        let (a, b, c) = (Fake::new("A", 'a'), Fake::new("B", 'b'), Fake::new("C", 'c'));
+        let builds = || [&a, &b, &c].map(|s| s.builds.get());
+
+        // Nothing stored: every stage is built, each on the one before.
+        let (state, records) = conveyor(false).run(&[&a, &b]).unwrap();
+        assert_eq!(builds(), [1, 1, 0]);
+        assert_eq!(state.config.config.env.as_deref().unwrap()[1..], ["A=1", "B=1"]);
+        assert_eq!(records.iter().map(|(r, _)| r.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        let labels = state.config.config.labels.clone().unwrap();
+        let a_id = stages.lookup(&a.digest).unwrap().unwrap().state.stage.unwrap().id();
+        assert_eq!(labels["werf.io/parent-stage-id"], a_id);
+
+        // The newest stored stage is B: only C is built, on B's stored state; A and B
+        // are reported as cached.
+        let (state, records) = conveyor(false).run(&[&a, &b, &c]).unwrap();
+        assert_eq!(builds(), [1, 1, 1]);
+        assert_eq!(state.config.config.env.as_deref().unwrap()[1..], ["A=1", "B=1", "C=1"]);
+        assert_eq!(records.len(), 3);
+
+        // Everything stored: nothing is built, even under --require-built-images.
+        conveyor(true).run(&[&a, &b, &c]).unwrap();
+        assert_eq!(builds(), [1, 1, 1]);
+
+        // A missing stage under --require-built-images is an error naming it.
+        let d = Fake::new("D", 'd');
+        let err = conveyor(true).run(&[&a, &d]).unwrap_err().to_string();
+        assert!(err.contains("image app is not built: stage D") && err.contains(&d.digest), "{err}");
+        assert_eq!(d.builds.get(), 0);
     }
 }

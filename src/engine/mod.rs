@@ -8,11 +8,12 @@ pub mod conveyor;
 pub mod digest;
 pub mod log;
 pub mod pull;
-pub mod repo;
+pub mod push;
 pub mod report;
 pub mod rootfs;
 pub mod stages;
 pub mod state;
+pub mod storage;
 
 pub use log::Log;
 pub use pull::Puller;
@@ -41,6 +42,12 @@ pub struct BuildSettings {
     pub secondary_repos: Vec<String>,
     pub cache_repos: Vec<String>,
     pub final_repo: Option<String>,
+    /// How long after a stage's timestamp every older tag of its digest is surely
+    /// listed (`SLIPWAY_PUBLISH_GRACE_MS`, default 1 s): see `docs/STAGE-STORAGE.md`.
+    pub publish_grace: std::time::Duration,
+    /// Where the locks shared by every build of this user on this host live
+    /// (`$XDG_RUNTIME_DIR/slipway/locks`).
+    pub lock_dir: std::path::PathBuf,
     /// Only look stages up; a missing one is an error.
     pub require_built: bool,
     /// How many images may build at once (`-p`, `--parallel-tasks-limit`); 1: one by one.
@@ -169,7 +176,7 @@ impl Run<'_> {
     ) -> anyhow::Result<(Vec<ImageRecord>, ImageState)> {
         let (store, log, settings) = (self.store, self.log, self.settings);
         let puller = Puller { client: &self.client, store, log };
-        let stages = stage_storage(self.name, store, &self.client, &puller, settings, log)?;
+        let stages = stage_storage(self.name, store, &puller, settings, log)?;
         let started = Instant::now();
         let shown = if image.name.is_empty() { "~".to_string() } else { image.name.clone() };
         let job = Job { run: self, repo, image, shown: &shown, stages: &stages, puller: &puller, done };
@@ -178,12 +185,10 @@ impl Run<'_> {
             ImageKind::Stapel(s) => crate::frontend::stapel::build(&job, s)?,
         };
         let state = stages.settle(built.state, &built.digest)?;
-        let repo_name =
-            match (image.final_.then(|| stages.to_final_repo(&state)).transpose()?.flatten(), &stages.primary) {
-                (Some(fr), _) => fr.name.clone(),
-                (None, Some(p)) => p.name.clone(),
-                (None, None) => self.name.to_string(),
-            };
+        let repo_name = match image.final_.then(|| stages.to_final_repo(&state)).transpose()?.flatten() {
+            Some(final_repo) => final_repo.to_string(),
+            None => stages.name().to_string(),
+        };
         let last = stage_facts(store, &repo_name, &state)?;
         let (records, secs): (Vec<_>, Vec<_>) = built.stages.into_iter().unzip();
         let mut images = vec![report::image_record(
@@ -214,8 +219,7 @@ pub fn report_image(
 ) -> anyhow::Result<(ImageState, slipway_storage::Digest)> {
     let client = registry_client(settings)?;
     let puller = Puller { client: &client, store, log };
-    let stages = stage_storage(project, store, &client, &puller, settings, log)?;
-    let (state, manifest) = match stages.local_image(name)? {
+    let (state, manifest) = match (storage::local::LocalStorage { store, project, log }).image(name)? {
         Some(state) => {
             let m = state.stage.as_ref().context("a local stage is recorded")?.record.manifest.clone();
             (state, m)
@@ -278,34 +282,36 @@ fn build_order<'c>(config: &'c WerfConfig, selected: &[&'c Image]) -> Vec<&'c Im
     out
 }
 
+/// The stage storage of one image build: the local store, or with `--repo` the primary
+/// repository (the local store as its cache) and its secondary, cache and final repos.
 fn stage_storage<'a>(
     project: &'a str,
     store: &'a Store,
-    client: &'a Client,
     puller: &'a Puller<'a>,
-    settings: &BuildSettings,
+    settings: &'a BuildSettings,
     log: &'a Log,
 ) -> anyhow::Result<Stages<'a>> {
-    use repo::{Role, StageRepo};
-    let parse_all =
-        |names: &[String], role| names.iter().map(|n| StageRepo::parse(n, role)).collect::<anyhow::Result<Vec<_>>>();
-    let primary = settings.repo.as_deref().map(|r| StageRepo::parse(r, Role::Primary)).transpose()?;
-    if primary.is_none()
-        && (settings.final_repo.is_some() || !settings.secondary_repos.is_empty() || !settings.cache_repos.is_empty())
-    {
-        bail!("--final-repo, --secondary-repo and --cache-repo need --repo (WERF_REPO)");
-    }
-    Ok(Stages {
-        store,
-        client,
-        puller,
-        log,
-        project,
-        primary,
-        secondary: parse_all(&settings.secondary_repos, Role::Secondary)?,
-        cache: parse_all(&settings.cache_repos, Role::Cache)?,
-        final_repo: settings.final_repo.as_deref().map(|r| StageRepo::parse(r, Role::Final)).transpose()?,
-    })
+    use storage::layered::Layered;
+    use storage::registry::{RegistryStorage, Role};
+    let local = storage::local::LocalStorage { store, project, log };
+    let repo = |name: &str, role| RegistryStorage::new(name, role, puller, &settings.lock_dir);
+    let Some(primary) = settings.repo.as_deref() else {
+        if settings.final_repo.is_some() || !settings.secondary_repos.is_empty() || !settings.cache_repos.is_empty() {
+            bail!("--final-repo, --secondary-repo and --cache-repo need --repo (WERF_REPO)");
+        }
+        return Ok(Stages::new(local, Box::new(local)));
+    };
+    let all = |names: &[String], role| names.iter().map(|n| repo(n, role)).collect::<anyhow::Result<Vec<_>>>();
+    let layered = Layered {
+        client: puller.client,
+        local,
+        primary: repo(primary, Role::Primary)?,
+        secondary: all(&settings.secondary_repos, Role::Secondary)?,
+        cache: all(&settings.cache_repos, Role::Cache)?,
+        final_repo: settings.final_repo.as_deref().map(|r| repo(r, Role::Final)).transpose()?,
+        grace: settings.publish_grace,
+    };
+    Ok(Stages::new(local, Box::new(layered)))
 }
 
 /// `WERF_BUILDAH_ULIMIT` for build steps and `slipway run`.

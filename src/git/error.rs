@@ -134,6 +134,24 @@ pub enum GitError {
         source: std::io::Error,
     },
 
+    #[error(
+        "{path:?} leads outside the working tree through a symlink or `..`: refused (files are only taken from inside it)"
+    )]
+    WorktreeEscape { path: String },
+
+    #[error("{path:?} changed in the working tree while slipway was reading it: build again")]
+    WorktreeChanged { path: String },
+
+    #[error("copying {path:?} from the working tree")]
+    WorktreeWrite {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("the working tree holds more than {limit} files")]
+    TooManyWorktreeFiles { limit: usize },
+
     #[error("reading the git index of {}", workdir.display())]
     Index {
         workdir: PathBuf,

@@ -13,7 +13,12 @@
 //! - [`Repo::uncommitted`] finds working-tree files that differ from HEAD, so the CLI
 //!   can warn that they are *not* in the build context (`status.rs`);
 //! - [`Repo::diff`] lists what changed in a directory between two commits (`diff.rs`);
-//! - [`Repo::is_ancestor`] answers the history questions of Stapel's git stages.
+//! - [`Repo::is_ancestor`] answers the history questions of Stapel's git stages;
+//! - [`Repo::snapshot`] lists the working tree as werf's `--dev` would commit it, in
+//!   memory, with git blob ids; [`Repo::tree_at`], [`Repo::read_at`] and
+//!   [`Repo::copy_entry`] read a [`CommitInfo`] whichever it is (a commit or that
+//!   snapshot), [`Repo::read_config`] reads configuration files as loose giterminism
+//!   asks (`worktree.rs`).
 //!
 //! Object ids and paths cross this API as strings: ids as 40-char lowercase hex, paths
 //! relative, `/`-separated and UTF-8 (a non-UTF-8 name in a commit is an error).
@@ -27,6 +32,7 @@ mod error;
 mod status;
 mod stream;
 mod tree;
+mod worktree;
 
 #[cfg(test)]
 mod tests;
@@ -36,6 +42,7 @@ use std::path::{Path, PathBuf};
 pub use diff::TreeChange;
 pub use error::GitError;
 pub use tree::{EntryKind, TreeEntry};
+pub use worktree::Snapshot;
 
 use gix::ObjectId;
 
@@ -54,12 +61,18 @@ pub struct Repo {
 }
 
 /// The commit a build is made from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CommitInfo {
-    /// Full hex object id.
+    /// Full hex object id (HEAD's, in dev mode too).
     pub id: String,
     /// Committer time, seconds since the Unix epoch.
     pub time_unix: i64,
+    /// werf's dev commit (`--dev`): HEAD plus the working tree, held in memory; read
+    /// through [`Repo::tree_at`], [`Repo::read_at`] and [`Repo::copy_entry`].
+    pub worktree: Option<std::sync::Arc<Snapshot>>,
+    /// werf's loose giterminism (`--loose-giterminism`): configuration files are read
+    /// from the working tree as they are ([`Repo::read_config`]).
+    pub loose: bool,
 }
 
 impl std::fmt::Debug for Repo {
@@ -102,7 +115,7 @@ impl Repo {
         let id = self.head_id()?;
         let commit = self.find_commit(id, &id.to_string())?;
         let time = commit.time().map_err(|source| GitError::Object { what: "commit", id: id.to_string(), source })?;
-        Ok(CommitInfo { id: id.to_string(), time_unix: time.seconds })
+        Ok(CommitInfo { id: id.to_string(), time_unix: time.seconds, worktree: None, loose: false })
     }
 
     /// Path of `dir` relative to the working tree root, `/`-separated, `""` for the root.

@@ -18,7 +18,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, Metadata};
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -30,6 +29,11 @@ use super::tree::EntryKind;
 use super::{GitError, Repo, clean_rel_path};
 
 impl Repo {
+    /// The index (an empty one if there is none): git's stat cache and staged files.
+    pub(super) fn index(&self) -> Result<gix::worktree::Index, GitError> {
+        self.inner.index_or_empty().map_err(|source| GitError::Index { workdir: self.workdir.clone(), source })
+    }
+
     /// Files under `subdir` (repository-relative, `""` for all) that exist in the working
     /// tree but are not in HEAD as they are: modified, staged, or untracked and not
     /// ignored. Paths are relative to `subdir`, sorted; see the module docs for details.
@@ -46,26 +50,8 @@ impl Repo {
             }
         }
 
-        let index =
-            self.inner.index_or_empty().map_err(|source| GitError::Index { workdir: self.workdir.clone(), source })?;
-        let excludes = self
-            .inner
-            .excludes(&index, None, gix::worktree::stack::state::ignore::Source::WorktreeThenIdMappingIfNotSkipped)
-            .map_err(|source| GitError::Excludes { workdir: self.workdir.clone(), source })?;
-        let stat_options =
-            self.inner.stat_options().map_err(|source| GitError::Index { workdir: self.workdir.clone(), source })?;
-        let executable_bit = self.inner.filesystem_options().map(|caps| caps.executable_bit).unwrap_or(true);
-
-        let mut walker = Walker {
-            workdir: &self.workdir,
-            committed,
-            index: &index,
-            excludes,
-            stat_options,
-            executable_bit,
-            hash_kind: self.inner.object_hash(),
-            found: Vec::new(),
-        };
+        let index = self.index()?;
+        let mut walker = Walker::new(self, &index, committed)?;
         // An ignored subdir (or one inside an ignored directory) makes everything in it
         // ignored, as for git.
         let mut ignored = false;
@@ -83,21 +69,48 @@ impl Repo {
     }
 }
 
-struct Walker<'a> {
+pub(super) struct Walker<'a> {
     workdir: &'a Path,
     /// HEAD's entries under the subdirectory, by repository-relative path.
-    committed: BTreeMap<String, (EntryKind, ObjectId)>,
-    index: &'a gix::index::State,
+    pub(super) committed: BTreeMap<String, (EntryKind, ObjectId)>,
+    pub(super) index: &'a gix::index::State,
     excludes: gix::AttributeStack<'a>,
     stat_options: gix::index::entry::stat::Options,
     /// `core.fileMode`: whether the executable bit on disk means anything.
-    executable_bit: bool,
-    hash_kind: gix::hash::Kind,
+    pub(super) executable_bit: bool,
+    pub(super) hash_kind: gix::hash::Kind,
     /// Repository-relative paths found to differ.
     found: Vec<String>,
 }
 
-impl Walker<'_> {
+impl<'a> Walker<'a> {
+    /// A walker over the working tree of `repo` comparing it with `committed` (HEAD's
+    /// entries), with `index` as git's stat cache and tracked-file list.
+    pub(super) fn new(
+        repo: &'a Repo,
+        index: &'a gix::index::State,
+        committed: BTreeMap<String, (EntryKind, ObjectId)>,
+    ) -> Result<Walker<'a>, GitError> {
+        let workdir = repo.workdir.as_path();
+        let inner = &repo.inner;
+        let excludes = inner
+            .excludes(index, None, gix::worktree::stack::state::ignore::Source::WorktreeThenIdMappingIfNotSkipped)
+            .map_err(|source| GitError::Excludes { workdir: workdir.to_path_buf(), source })?;
+        let stat_options =
+            inner.stat_options().map_err(|source| GitError::Index { workdir: workdir.to_path_buf(), source })?;
+        let executable_bit = inner.filesystem_options().map(|caps| caps.executable_bit).unwrap_or(true);
+        Ok(Walker {
+            workdir,
+            committed,
+            index,
+            excludes,
+            stat_options,
+            executable_bit,
+            hash_kind: inner.object_hash(),
+            found: Vec::new(),
+        })
+    }
+
     fn walk(&mut self, rel_dir: &str, ignored: bool) -> Result<(), GitError> {
         let abs_dir = self.workdir.join(rel_dir);
         let entries = match fs::read_dir(&abs_dir) {
@@ -194,7 +207,9 @@ impl Walker<'_> {
         if on_disk != kind {
             return Ok(true);
         }
-        if self.stat_unchanged(rel, abs, kind, oid) {
+        let unchanged = gix::index::fs::Metadata::from_path_no_follow(abs)
+            .is_ok_and(|meta| self.stat_unchanged(rel, &meta, kind, oid));
+        if unchanged {
             return Ok(false);
         }
         Ok(self.hash_file(abs, kind)? != oid)
@@ -202,7 +217,13 @@ impl Walker<'_> {
 
     /// The index as a stat cache: the entry records HEAD's blob and the file has not been
     /// touched since the index was written (and not within its timestamp's granularity).
-    fn stat_unchanged(&self, rel: &str, abs: &Path, kind: EntryKind, oid: ObjectId) -> bool {
+    pub(super) fn stat_unchanged(
+        &self,
+        rel: &str,
+        meta: &gix::index::fs::Metadata,
+        kind: EntryKind,
+        oid: ObjectId,
+    ) -> bool {
         let Some(entry) = self.index.entry_by_path(bstr(rel)) else {
             return false;
         };
@@ -215,10 +236,7 @@ impl Walker<'_> {
         if entry.id != oid || entry.mode != mode || entry.stat.is_racy(self.index.timestamp(), self.stat_options) {
             return false;
         }
-        let Ok(meta) = gix::index::fs::Metadata::from_path_no_follow(abs) else {
-            return false;
-        };
-        let Ok(stat) = gix::index::entry::Stat::from_fs(&meta) else {
+        let Ok(stat) = gix::index::entry::Stat::from_fs(meta) else {
             return false;
         };
         entry.stat.matches(&stat, self.stat_options)
@@ -239,33 +257,19 @@ impl Walker<'_> {
         }
         let mut file = fs::File::open(abs).map_err(|source| io_error(abs.into(), source))?;
         let len = file.metadata().map_err(|source| io_error(abs.into(), source))?.len();
-        let mut hasher = gix::hash::hasher(self.hash_kind);
-        hasher.update(&gix::objs::encode::loose_header(gix::objs::Kind::Blob, len));
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut total = 0u64;
-        loop {
-            let n = file.read(&mut buf).map_err(|source| io_error(abs.into(), source))?;
-            if n == 0 {
-                break;
-            }
-            total += n as u64;
-            hasher.update(&buf[..n]);
-        }
-        if total != len {
-            // Changed while we read it: certainly not the committed content we can vouch for.
-            return Ok(ObjectId::null(self.hash_kind));
-        }
-        hasher.try_finalize().map_err(hash_error)
+        // Changed while we read it: certainly not the committed content we can vouch for.
+        Ok(super::worktree::hash_stream(self.hash_kind, len, &mut file, None, abs)?
+            .unwrap_or(ObjectId::null(self.hash_kind)))
     }
 
     /// Whether HEAD or the index has anything under directory `rel`.
-    fn tracked_under(&self, rel: &str) -> bool {
+    pub(super) fn tracked_under(&self, rel: &str) -> bool {
         let prefix = format!("{rel}/");
         let in_head = self.committed.range(prefix.clone()..).next().is_some_and(|(path, _)| path.starts_with(&prefix));
         in_head || self.index.prefixed_entries(bstr(&prefix)).is_some_and(|entries| !entries.is_empty())
     }
 
-    fn excluded(&mut self, rel: &str, is_dir: bool) -> Result<bool, GitError> {
+    pub(super) fn excluded(&mut self, rel: &str, is_dir: bool) -> Result<bool, GitError> {
         let mode = if is_dir { Mode::DIR } else { Mode::FILE };
         let platform = self
             .excludes

@@ -455,3 +455,4 @@ fn repo_can_move_to_another_thread() {
 
 mod hostile;
 mod stream;
+mod worktree;

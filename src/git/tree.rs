@@ -7,7 +7,7 @@ use gix::objs::tree::EntryKind as GixKind;
 use super::{GitError, Repo, clean_rel_path};
 
 /// How many symlinks [`Repo::read_file`] follows before calling it a loop (Linux's limit).
-const MAX_SYMLINK_HOPS: usize = 40;
+pub(super) const MAX_SYMLINK_HOPS: usize = 40;
 
 /// The largest file [`Repo::read_file`] reads into memory (werf.yaml, a Dockerfile,
 /// .dockerignore, werf-giterminism.yaml): 16 MiB. Trees on the way are held to it too.
@@ -184,7 +184,13 @@ impl Repo {
     }
 
     /// A blob read whole for [`Repo::read_file`], refused above `limit` bytes.
-    fn read_bounded(&self, commit_id: &str, path: &str, id: gix::ObjectId, limit: u64) -> Result<Vec<u8>, GitError> {
+    pub(super) fn read_bounded(
+        &self,
+        commit_id: &str,
+        path: &str,
+        id: gix::ObjectId,
+        limit: u64,
+    ) -> Result<Vec<u8>, GitError> {
         let size = self.object_size(id, "blob")?;
         if size > limit {
             return Err(GitError::FileTooLarge { commit: commit_id.to_string(), path: path.to_string(), size, limit });
@@ -308,7 +314,7 @@ impl Repo {
         Ok(Some(tree))
     }
 
-    fn commit_tree<'r>(&'r self, commit: &gix::Commit<'r>) -> Result<gix::Tree<'r>, GitError> {
+    pub(super) fn commit_tree<'r>(&'r self, commit: &gix::Commit<'r>) -> Result<gix::Tree<'r>, GitError> {
         commit.tree().map_err(|source| GitError::Object { what: "commit", id: commit.id.to_string(), source })
     }
 }

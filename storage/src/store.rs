@@ -214,6 +214,21 @@ impl Store {
         Ok(StageRef { digest: digest.to_string(), timestamp_ms, record: record.clone() })
     }
 
+    /// Forget the stage `<digest>-<timestamp_ms>` of `project` (its blobs and layers stay).
+    /// Removing a stage that is not there is not an error.
+    pub fn remove_stage(&self, project: &str, digest: &str, timestamp_ms: u64) -> Result<()> {
+        let dir = self.stage_dir(project);
+        let p = dir.join(format!("{digest}-{timestamp_ms}"));
+        match std::fs::remove_file(&p) {
+            Ok(()) => {
+                sync_dir(&dir);
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::io("removing", p)(e)),
+        }
+    }
+
     /// All stages of `project`, optionally only those with `digest`, oldest first.
     pub fn stages(&self, project: &str, digest: Option<&str>) -> Result<Vec<StageRef>> {
         let dir = self.stage_dir(project);
@@ -348,6 +363,10 @@ mod tests {
         assert_eq!(got, ["aaa-10", "aaa-20"]);
         assert_eq!(s.stages("p", None).unwrap().len(), 3);
         assert!(s.stages("other", None).unwrap().is_empty());
+        s.remove_stage("p", "aaa", 10).unwrap();
+        s.remove_stage("p", "aaa", 10).unwrap();
+        let got: Vec<String> = s.stages("p", None).unwrap().iter().map(StageRef::id).collect();
+        assert_eq!(got, ["bbb-5", "aaa-20"]);
     }
 
     #[test]

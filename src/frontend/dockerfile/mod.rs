@@ -38,8 +38,12 @@ pub fn build(job: &Job<'_>, d: &DockerfileImage) -> anyhow::Result<Built> {
         ));
     }
     let df_rel = join_rel(&context_rel, &d.dockerfile);
-    let df_bytes = job.repo.read_file(&run.commit.id, &df_rel)?.with_context(|| {
-        format!("image {shown}: {df_rel} is not in commit {} (werf.yaml:{})", &run.commit.id[..12], image.line)
+    let df_bytes = job.repo.read_config(run.commit, &df_rel)?.with_context(|| match run.commit.worktree.is_some() {
+        true => format!("image {shown}: {df_rel} is not in the working tree (werf.yaml:{})", image.line),
+        false if run.commit.loose => format!("image {shown}: {df_rel} does not exist (werf.yaml:{})", image.line),
+        false => {
+            format!("image {shown}: {df_rel} is not in commit {} (werf.yaml:{})", &run.commit.id[..12], image.line)
+        }
     })?;
     let df_text = String::from_utf8(df_bytes).with_context(|| format!("{df_rel} is not UTF-8"))?;
     let dockerfile = syntax::parse(&df_rel, &df_text)?;

@@ -36,6 +36,13 @@ pub fn build(job: &Job<'_>, s: &StapelImage) -> anyhow::Result<Built> {
     if let Err((line, refusal)) = refuse::unsupported(s, &run.config.meta.build.platform) {
         anyhow::bail!("image {shown} (werf.yaml:{}): {refusal}", line.unwrap_or(image.line));
     }
+    if let (Some(g), Some(_)) = (s.git.first(), &run.commit.worktree) {
+        anyhow::bail!(
+            "image {shown} (werf.yaml:{}): `git` mappings are not supported with --dev yet (they read commits only); \
+             commit the changes and build without --dev",
+            g.line
+        );
+    }
     let werf_base = match &s.from {
         BaseImage::Werf(name) => {
             let r = job.done.images.get(name).with_context(|| format!("{}: image {name} was not built first", at()))?;

@@ -142,7 +142,7 @@ mod tests {
 
     #[test]
     fn commit_variables() {
-        let c = crate::git::CommitInfo { id: "abc".into(), time_unix: 86_400 + 3_661 };
+        let c = crate::git::CommitInfo { id: "abc".into(), time_unix: 86_400 + 3_661, ..Default::default() };
         assert_eq!(
             commit_env(&c),
             [

@@ -1,0 +1,157 @@
+//! The local store as stage storage (no `--repo`): a stage is the record
+//! `stages/<project>/<digest>-<timestamp_ms>` naming its manifest in the blob store.
+
+use super::{Found, ListedStage, Selector, StageId, StageStorage};
+use crate::engine::log::Log;
+use crate::engine::state::{ImageState, StageLabels, now_ms, write_image};
+use anyhow::Context;
+use slipway_storage::store::{StageRecord, StageRef, Store};
+
+#[derive(Clone, Copy)]
+pub struct LocalStorage<'a> {
+    pub store: &'a Store,
+    pub project: &'a str,
+    pub log: &'a Log,
+}
+
+impl LocalStorage<'_> {
+    /// The record of stage `id`, if the local store has it.
+    pub fn stage(&self, id: &StageId) -> anyhow::Result<Option<StageRef>> {
+        Ok(self.store.stages(self.project, Some(&id.digest))?.into_iter().find(|s| s.timestamp_ms == id.timestamp_ms))
+    }
+
+    /// An image named `PROJECT:DIGEST-TS` (a dependency's `ImageName` without `--repo`):
+    /// that stage of the local store.
+    pub fn image(&self, reference: &str) -> anyhow::Result<Option<ImageState>> {
+        let Some(id) = reference.strip_prefix(&format!("{}:", self.project)).and_then(StageId::parse) else {
+            return Ok(None);
+        };
+        self.stage(&id)?.map(|s| ImageState::load(self.store, &s)).transpose()
+    }
+}
+
+impl StageStorage for LocalStorage<'_> {
+    fn name(&self) -> &str {
+        self.project
+    }
+
+    fn list(&self) -> anyhow::Result<Vec<ListedStage>> {
+        self.store
+            .stages(self.project, None)?
+            .iter()
+            .map(|s| Ok(ListedStage { id: s.into(), manifest: self.store.manifest(&s.record.manifest)? }))
+            .collect()
+    }
+
+    fn candidates(&self, digest: &str) -> anyhow::Result<Vec<StageId>> {
+        Ok(self.store.stages(self.project, Some(digest))?.iter().map(StageId::from).collect())
+    }
+
+    fn fetch(&self, id: &StageId) -> anyhow::Result<Found> {
+        let stage = self.stage(id)?.with_context(|| format!("stage {id} is not in the local store"))?;
+        Ok(Found { state: ImageState::load(self.store, &stage)?, source: "local" })
+    }
+
+    fn publish(
+        &self,
+        built: &ImageState,
+        digest: &str,
+        name: &str,
+        labels: &StageLabels<'_>,
+        selector: &dyn Selector,
+    ) -> anyhow::Result<(ImageState, bool)> {
+        let (manifest, config) = write_image(self.store, built, digest, name, labels)?;
+        let _lock = self.store.lock(&format!("{}.{digest}", self.project))?;
+        if let Some(existing) = self.select(digest, selector)? {
+            self.log.info(&format!("discarding the newly built {name}: another build stored stage {existing} first"));
+            return Ok((self.fetch(&existing)?.state, false));
+        }
+        let record = StageRecord { manifest, git_commit: None, repo: None };
+        let stage = self.store.put_stage(self.project, digest, now_ms(), &record)?;
+        Ok((
+            ImageState { config, layers: built.layers.clone(), stage: Some(stage), source: built.source.clone() },
+            true,
+        ))
+    }
+
+    fn delete(&self, id: &StageId) -> anyhow::Result<()> {
+        Ok(self.store.remove_stage(self.project, &id.digest, id.timestamp_ms)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::storage::Oldest;
+
+    fn labels() -> StageLabels<'static> {
+        StageLabels { project: "p", commit: "c0ffee", parent_stage_id: None }
+    }
+
+    fn digest(c: char) -> String {
+        c.to_string().repeat(56)
+    }
+
+    #[test]
+    fn publish_list_select_fetch_delete() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let log = Log::new(true).quiet(true);
+        let local = LocalStorage { store: &store, project: "p", log: &log };
+        let (a, b) = (digest('a'), digest('b'));
+        assert!(local.list().unwrap().is_empty());
+        assert!(local.select(&a, &Oldest).unwrap().is_none());
+
+        let (stored, ours) = local.publish(&ImageState::scratch(), &a, "image/1-FROM", &labels(), &Oldest).unwrap();
+        assert!(ours);
+        let first = StageId::from(stored.stage.as_ref().unwrap());
+        let labels_of = |s: &ImageState| s.config.config.labels.clone().unwrap();
+        assert_eq!(labels_of(&stored)["werf"], "p");
+
+        // A second build of the same digest keeps the stage stored first.
+        let (again, ours) = local.publish(&ImageState::scratch(), &a, "image/1-FROM", &labels(), &Oldest).unwrap();
+        assert!(!ours);
+        assert_eq!(StageId::from(again.stage.as_ref().unwrap()), first);
+
+        let (other, _) = local.publish(&ImageState::scratch(), &b, "image/2-RUN", &labels(), &Oldest).unwrap();
+        let second = StageId::from(other.stage.as_ref().unwrap());
+        let listed: Vec<StageId> = local.list().unwrap().into_iter().map(|l| l.id).collect();
+        assert_eq!(listed, [first.clone(), second.clone()]);
+        assert_eq!(local.select(&a, &Oldest).unwrap(), Some(first.clone()));
+
+        let found = local.fetch(&first).unwrap();
+        assert_eq!(found.source, "local");
+        assert_eq!(labels_of(&found.state)["werf-project-repo-commit"], "c0ffee");
+        assert_eq!(local.image(&format!("p:{first}")).unwrap().unwrap().stage, found.state.stage);
+        assert!(local.image(&format!("q:{first}")).unwrap().is_none());
+
+        local.delete(&first).unwrap();
+        assert!(local.select(&a, &Oldest).unwrap().is_none());
+        assert!(local.fetch(&first).is_err());
+        assert_eq!(local.list().unwrap().into_iter().map(|l| l.id).collect::<Vec<_>>(), [second]);
+        local.delete(&first).unwrap();
+    }
+
+    #[test]
+    fn publish_asks_the_selector_whether_an_existing_stage_will_do() {
+        struct Nothing;
+        impl Selector for Nothing {
+            fn choose<'c>(&self, _: &'c [StageId]) -> Option<&'c StageId> {
+                None
+            }
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let log = Log::new(true).quiet(true);
+        let local = LocalStorage { store: &store, project: "p", log: &log };
+        let a = digest('a');
+        let (first, _) = local.publish(&ImageState::scratch(), &a, "s", &labels(), &Oldest).unwrap();
+        // Timestamps are milliseconds: make sure the second stage gets its own.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let (second, ours) = local.publish(&ImageState::scratch(), &a, "s", &labels(), &Nothing).unwrap();
+        assert!(ours);
+        assert_ne!(first.stage, second.stage);
+        assert_eq!(local.candidates(&a).unwrap().len(), 2);
+        assert_eq!(local.select(&a, &Oldest).unwrap(), first.stage.as_ref().map(StageId::from));
+    }
+}
