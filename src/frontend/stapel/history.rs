@@ -4,8 +4,9 @@
 //! Stage selection (werf's `stage/base.go`): a git stage is reused only when the commit
 //! it recorded is an ancestor of HEAD ([`reusable`]). The engine's lookup returns one
 //! stage per digest, so the planner steps past another branch's stage to a digest of
-//! its own (`plan::settle`); with a stage selector in the engine, [`reusable`] is the
-//! check to run on each candidate instead (docs/ARCHITECTURE.md §11).
+//! its own (`plan::settle`); once the engine hands a per-stage `Selector` down to the
+//! storage, [`reusable`] is the check to run on each candidate instead
+//! (docs/ARCHITECTURE.md §11).
 
 use super::git::{Mapping, commit_label};
 use super::plan::{GitHistory, Recorded};
