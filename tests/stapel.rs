@@ -1,4 +1,4 @@
-//! Stapel images (`from` + `shell` + `docker`) built end to end as the unprivileged user.
+//! Stapel images (`from` + `git` + `shell` + `docker`) built end to end as the unprivileged user.
 
 use crate::common::{Env, git, git_project, registry, rootless_env, run_ok, stderr, stdout, write};
 
@@ -115,8 +115,8 @@ fn refuses_what_it_cannot_build_in_one_line() {
     }
     let cases = [
         (
-            "image: app\nfrom: alpine:3\ngit:\n- add: /\n  to: /app\n",
-            "Error: image app (werf.yaml:7): `git` is not supported for Stapel images yet\n",
+            "image: app\nfrom: alpine:3\ngit:\n- url: https://example.com/x.git\n  to: /app\n",
+            "Error: image app (werf.yaml:7): remote `git` mappings (`url`) are not supported yet; map the project's own repository (no `url`)\n",
         ),
         (
             "image: app\nfrom: scratch\nshell:\n  install: echo hi\n",
@@ -196,4 +196,206 @@ fn builds_in_a_repo_with_werfs_stage_labels() {
     );
     let log = stdout(&out);
     assert!(!log.contains("built in"), "{log}");
+}
+
+fn git_werf_yaml(reg: &str) -> String {
+    format!(
+        r#"project: demo
+configVersion: 1
+---
+image: app
+from: {reg}/base/busybox
+git:
+- add: /src
+  to: /app
+  excludePaths: "*.md"
+  stageDependencies:
+    install: deps.txt
+- add: /extra
+  to: /extra
+  includePaths: [keep]
+- add: /conf/app.conf
+  to: /etc/app.conf
+  owner: nobody
+  group: "65533"
+shell:
+  install: cat /app/deps.txt > /installed.txt
+"#
+    )
+}
+
+const GIT_INSPECT: &str = "cat /app/a.txt /installed.txt /etc/app.conf /extra/keep/k.txt; readlink /app/passwd; \
+                           test -L /app/passwd && echo is-link; ls /app | tr '\\n' ' '; echo; \
+                           test -e /extra/drop.txt || echo no-drop";
+
+/// Local git mappings: the first build writes them (gitArchive); a commit changing and
+/// deleting files adds only a gitLatestPatch stage; a change to an install stage
+/// dependency rebuilds install on the patched files.
+#[test]
+fn git_mappings_are_archived_then_patched() {
+    let test = "git_mappings_are_archived_then_patched";
+    if !rootless_env(test) {
+        return;
+    }
+    let Some(reg) = registry(test) else {
+        return;
+    };
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let files = [
+        ("werf.yaml", git_werf_yaml(&reg)),
+        ("src/a.txt", "a1\n".into()),
+        ("src/deps.txt", "d1\n".into()),
+        ("src/gone.txt", "gone\n".into()),
+        ("src/README.md", "excluded\n".into()),
+        ("extra/keep/k.txt", "kept\n".into()),
+        ("extra/drop.txt", "not included\n".into()),
+        ("conf/app.conf", "conf\n".into()),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, c)| (*n, c.as_str())).collect();
+    git_project(&dir, &files, &[]);
+    std::os::unix::fs::symlink("/etc/passwd", dir.join("src/passwd")).unwrap();
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-q", "-m", "link"]);
+    let report = env.path().join("report.json");
+    let build = || {
+        let mut cmd = env.slipway();
+        cmd.args(["build", "--insecure-registry", "--dir"]).arg(&dir);
+        cmd.arg("--save-build-report").arg("--build-report-path").arg(&report);
+        let log = stdout(&run_ok(&mut cmd));
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        let names: Vec<String> = r["Images"]["app"]["Stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["Name"].as_str().unwrap().into())
+            .collect();
+        let built: Vec<String> = log.lines().filter(|l| l.contains("built in")).map(str::to_string).collect();
+        (log, names, built)
+    };
+    let inspect = || {
+        let out =
+            run_ok(env.slipway().args(["run", "app", "--dir"]).arg(&dir).args(["--", "/bin/sh", "-c", GIT_INSPECT]));
+        stdout(&out)
+    };
+
+    let (log, names, built) = build();
+    assert_eq!(names, ["from", "gitArchive", "install"], "{log}");
+    assert_eq!(built.len(), 3, "{log}");
+    assert_eq!(inspect(), "a1\nd1\nconf\nkept\n/etc/passwd\nis-link\na.txt deps.txt gone.txt passwd \nno-drop\n");
+    let out = run_ok(env.slipway().args(["run", "app", "--dir"]).arg(&dir).args([
+        "--",
+        "stat",
+        "-c",
+        "%u:%g %a %n",
+        "/etc/app.conf",
+        "/app/a.txt",
+    ]));
+    assert_eq!(stdout(&out), "65534:65533 644 /etc/app.conf\n0:0 644 /app/a.txt\n");
+
+    // Change one file, delete another: only gitLatestPatch is built.
+    write(&dir, "src/a.txt", "a2\n");
+    git(&dir, &["rm", "-q", "src/gone.txt"]);
+    git(&dir, &["commit", "-q", "-am", "change and delete"]);
+    let (log, names, built) = build();
+    assert_eq!(names, ["from", "gitArchive", "install", "gitLatestPatch"], "{log}");
+    assert_eq!(built.len(), 1, "{log}");
+    assert!(built[0].contains("gitLatestPatch"), "{log}");
+    assert_eq!(inspect(), "a2\nd1\nconf\nkept\n/etc/passwd\nis-link\na.txt deps.txt passwd \nno-drop\n");
+
+    // A change in install's stage dependency rebuilds install, on the patched files.
+    write(&dir, "src/deps.txt", "d2\n");
+    git(&dir, &["commit", "-q", "-am", "deps"]);
+    let (log, names, built) = build();
+    assert_eq!(names, ["from", "gitArchive", "install"], "{log}");
+    assert_eq!(built.len(), 1, "{log}");
+    assert!(built[0].contains("install"), "{log}");
+    assert_eq!(inspect(), "a2\nd2\nconf\nkept\n/etc/passwd\nis-link\na.txt deps.txt passwd \nno-drop\n");
+
+    // A change outside every mapping: nothing is built.
+    write(&dir, "extra/drop.txt", "still not included\n");
+    git(&dir, &["commit", "-q", "-am", "outside"]);
+    let (log, _, built) = build();
+    assert!(built.is_empty(), "{log}");
+
+    // Changes writing ≥ 1 MiB make a gitCache stage (werf's threshold); a rename after
+    // it is a gitLatestPatch on top of it.
+    let sh = |script: &str| {
+        let out = run_ok(env.slipway().args(["run", "app", "--dir"]).arg(&dir).args(["--", "/bin/sh", "-c", script]));
+        stdout(&out)
+    };
+    write(&dir, "src/big.txt", &"0123456789abcdef".repeat(96 * 1024));
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-q", "-m", "big"]);
+    let (log, names, built) = build();
+    assert_eq!(names, ["from", "gitArchive", "install", "gitCache"], "{log}");
+    assert_eq!(built.len(), 1, "{log}");
+    assert_eq!(sh("wc -c < /app/big.txt"), "1572864\n");
+    git(&dir, &["mv", "src/a.txt", "src/b.txt"]);
+    git(&dir, &["commit", "-q", "-m", "rename"]);
+    let (log, names, built) = build();
+    assert_eq!(names, ["from", "gitArchive", "install", "gitCache", "gitLatestPatch"], "{log}");
+    assert_eq!(built.len(), 1, "{log}");
+    assert_eq!(sh("cat /app/b.txt; test -e /app/a.txt || echo a-gone"), "a2\na-gone\n");
+}
+
+/// A branch never reuses another branch's git stages (werf's ancestry check): main's
+/// build after a feature branch's builds its own gitArchive; each branch then finds its
+/// own stages.
+#[test]
+fn git_stages_of_another_branch_are_not_reused() {
+    let test = "git_stages_of_another_branch_are_not_reused";
+    if !rootless_env(test) {
+        return;
+    }
+    let Some(reg) = registry(test) else {
+        return;
+    };
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let werf_yaml = format!(
+        "project: demo\nconfigVersion: 1\n---\nimage: app\nfrom: {reg}/base/busybox\ngit:\n- add: /src\n  to: /app\n\
+         shell:\n  install: cp /app/a.txt /installed.txt\n"
+    );
+    git_project(&dir, &[("werf.yaml", &werf_yaml), ("src/a.txt", "base\n")], &[]);
+    let build = || {
+        let out = run_ok(env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir));
+        let log = stdout(&out);
+        let built: Vec<String> = log.lines().filter(|l| l.contains("built in")).map(str::to_string).collect();
+        (log, built)
+    };
+    let show = || {
+        let out = run_ok(env.slipway().args(["run", "app", "--dir"]).arg(&dir).args(["--", "cat", "/app/a.txt"]));
+        stdout(&out)
+    };
+    git(&dir, &["checkout", "-q", "-b", "feature"]);
+    write(&dir, "src/a.txt", "feature\n");
+    git(&dir, &["commit", "-q", "-am", "feature"]);
+    let (log, built) = build();
+    assert_eq!(built.len(), 3, "{log}");
+    assert_eq!(show(), "feature\n");
+
+    git(&dir, &["checkout", "-q", "main"]);
+    write(&dir, "src/a.txt", "main\n");
+    git(&dir, &["commit", "-q", "-am", "main"]);
+    let (log, built) = build();
+    assert_eq!(built.len(), 2, "gitArchive and install of main are built:\n{log}");
+    assert!(built[0].contains("gitArchive") && built[1].contains("install"), "{log}");
+    assert_eq!(show(), "main\n");
+    let (log, built) = build();
+    assert!(built.is_empty(), "{log}");
+
+    git(&dir, &["checkout", "-q", "feature"]);
+    let (log, built) = build();
+    assert!(built.is_empty(), "{log}");
+    assert_eq!(show(), "feature\n");
+
+    // The working tree (--dev) is not a commit the git stages can record: one line.
+    let out = env.slipway().args(["build", "--dev", "--dir"]).arg(&dir).output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out),
+        "Error: image app (werf.yaml:7): `git` mappings are not supported with --dev yet (they read commits only); \
+         commit the changes and build without --dev\n"
+    );
 }

@@ -12,6 +12,7 @@
 //!   are bounded in depth (`tree.rs`);
 //! - [`Repo::uncommitted`] finds working-tree files that differ from HEAD, so the CLI
 //!   can warn that they are *not* in the build context (`status.rs`);
+//! - [`Repo::diff`] lists what changed in a directory between two commits (`diff.rs`);
 //! - [`Repo::is_ancestor`] answers the history questions of Stapel's git stages;
 //! - [`Repo::snapshot`] lists the working tree as werf's `--dev` would commit it, in
 //!   memory, with git blob ids; [`Repo::tree_at`], [`Repo::read_at`] and
@@ -26,6 +27,7 @@
 //!
 //! [`Repo`] is cheap to clone and `Send` but not `Sync`: give each thread its own clone.
 
+mod diff;
 mod error;
 mod status;
 mod stream;
@@ -37,6 +39,7 @@ pub(crate) mod tests;
 
 use std::path::{Path, PathBuf};
 
+pub use diff::TreeChange;
 pub use error::GitError;
 pub use tree::{EntryKind, TreeEntry};
 pub use worktree::Snapshot;
@@ -155,7 +158,6 @@ impl Repo {
 
     /// Whether commit `ancestor` is reachable from commit `descendant` (a commit is its
     /// own ancestor, as with `git merge-base --is-ancestor`). Both may be any revision.
-    #[allow(dead_code)] // Stapel git stages select by ancestry (next issue)
     pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Result<bool, GitError> {
         let a = self.resolve_commit(ancestor)?.id;
         let d = self.resolve_commit(descendant)?.id;

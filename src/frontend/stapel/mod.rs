@@ -1,13 +1,20 @@
-//! The Stapel front end: werf's `from`/`shell`/`docker` images, planned as werf's stages
-//! (`plan`) and found or built by the engine's conveyor.
+//! The Stapel front end: werf's `from`/`git`/`shell`/`docker` images, planned as werf's
+//! stages (`plan`) and found or built by the engine's conveyor.
 //!
-//! - `plan`: the stage list and every stage's digest (pure).
+//! - `plan`: the stage list and every stage's digest (pure but for [`plan::GitHistory`]).
+//! - `git`: local `git` mappings: filters, auto-excludes, labels, stage dependencies.
+//! - `git_apply`: writing a mapping's files, or the changes between two commits, into a
+//!   stage rootfs.
+//! - `history`: the commits stored git stages recorded, ancestry, patches since a commit.
 //! - `shell`: running a `shell` stage's commands in the image's own `/bin/sh`.
 //! - `docker`: the `docker:` directives (the `dockerInstructions` stage).
 //! - `refuse`: the Stapel keys this front end does not build yet, each refused with one
 //!   line naming the image, its werf.yaml line and the key.
 
 mod docker;
+mod git;
+mod git_apply;
+mod history;
 mod plan;
 mod refuse;
 mod shell;
@@ -17,6 +24,7 @@ use crate::engine::conveyor::{BuiltStage, Conveyor, Stage};
 use crate::engine::report::StageMeta;
 use crate::engine::state::ImageState;
 use crate::engine::{Built, Job};
+use crate::frontend::dockerfile::copy::Rootfs;
 use anyhow::Context;
 use plan::{Base, PlannedStage, Step};
 
@@ -27,6 +35,13 @@ pub fn build(job: &Job<'_>, s: &StapelImage) -> anyhow::Result<Built> {
     if let Err((line, refusal)) = refuse::unsupported(s, &run.config.meta.build.platform) {
         anyhow::bail!("image {shown} (werf.yaml:{}): {refusal}", line.unwrap_or(image.line));
     }
+    if let (Some(g), Some(_)) = (s.git.first(), &run.commit.worktree) {
+        anyhow::bail!(
+            "image {shown} (werf.yaml:{}): `git` mappings are not supported with --dev yet (they read commits only); \
+             commit the changes and build without --dev",
+            g.line
+        );
+    }
     let werf_base = match &s.from {
         BaseImage::Werf(name) => {
             let r = job.done.images.get(name).with_context(|| format!("{}: image {name} was not built first", at()))?;
@@ -35,6 +50,23 @@ pub fn build(job: &Job<'_>, s: &StapelImage) -> anyhow::Result<Built> {
         _ => None,
     };
     let network = s.network.as_deref().unwrap_or("default");
+    let head = run.commit.id.as_str();
+    let mappings = git::Mapping::prepare(job.repo, head, &s.git).with_context(at)?;
+    let history = history::GitStages { repo: job.repo, head, mappings: &mappings, stages: job.stages };
+    let git_plan = if mappings.is_empty() {
+        None
+    } else {
+        let mut paramshashes: Vec<&str> = mappings.iter().map(|m| m.paramshash.as_str()).collect();
+        paramshashes.sort_unstable();
+        let deps = |stage| git::stage_dependencies(job.repo, head, &mappings, stage).with_context(at);
+        Some(plan::GitPlan {
+            mappings: paramshashes,
+            stage_dependencies: [deps("install")?, deps("beforeSetup")?, deps("setup")?],
+            head,
+            disable_git_after_patch: s.disable_git_after_patch,
+            history: &history,
+        })
+    };
     let planned = plan::plan(&plan::PlanInput {
         from: &s.from,
         werf_base,
@@ -44,6 +76,7 @@ pub fn build(job: &Job<'_>, s: &StapelImage) -> anyhow::Result<Built> {
         network,
         docker: s.docker.as_ref(),
         image_spec: s.image_spec.as_ref(),
+        git: git_plan,
     })
     .with_context(at)?;
     run.log.image_header(shown);
@@ -56,8 +89,10 @@ pub fn build(job: &Job<'_>, s: &StapelImage) -> anyhow::Result<Built> {
         commit: run.commit,
         secrets: &s.secrets,
     };
-    let stages: Vec<StapelStage<'_>> =
-        planned.iter().map(|p| StapelStage { job, image: s, planned: p, shell: &shell_env }).collect();
+    let stages: Vec<StapelStage<'_>> = planned
+        .iter()
+        .map(|p| StapelStage { job, image: s, planned: p, shell: &shell_env, mappings: &mappings })
+        .collect();
     let list: Vec<&dyn Stage> = stages.iter().map(|s| s as &dyn Stage).collect();
     let conveyor = Conveyor {
         stages: job.stages,
@@ -78,6 +113,7 @@ struct StapelStage<'a> {
     image: &'a StapelImage,
     planned: &'a PlannedStage,
     shell: &'a shell::ShellEnv<'a>,
+    mappings: &'a [git::Mapping],
 }
 
 impl Stage for StapelStage<'_> {
@@ -110,7 +146,37 @@ impl Stage for StapelStage<'_> {
                 for c in commands {
                     job.run.log.step_command(c);
                 }
-                Ok(shell::run(self.shell, prev(), name, commands).with_context(at)?.into())
+                Ok(shell::run(self.shell, prev(), name, commands, None).with_context(at)?.into())
+            }
+            Step::GitShell(commands) => {
+                for c in commands {
+                    job.run.log.step_command(c);
+                }
+                let from = self.patch_base(prev()).with_context(at)?;
+                let patch = |rootfs: &Rootfs| self.apply_patch(rootfs, &from);
+                let prepare: Option<shell::Prepare<'_>> = (from != job.run.commit.id).then_some(&patch);
+                let mut state = shell::run(self.shell, prev(), name, commands, prepare).with_context(at)?;
+                self.label(&mut state);
+                Ok(state.into())
+            }
+            Step::GitArchive => {
+                let head = job.run.commit.id.as_str();
+                let state = self
+                    .on_rootfs(prev(), "werf gitArchive", |rootfs| {
+                        for m in self.mappings {
+                            git_apply::Writer::new(job.repo, rootfs, m)?.archive(head)?;
+                        }
+                        Ok(())
+                    })
+                    .with_context(at)?;
+                Ok(state.into())
+            }
+            Step::GitPatch => {
+                let from = self.patch_base(prev()).with_context(at)?;
+                let state = self
+                    .on_rootfs(prev(), &format!("werf {name}"), |rootfs| self.apply_patch(rootfs, &from))
+                    .with_context(at)?;
+                Ok(state.into())
             }
             Step::Docker(instructions) => {
                 let mut state = prev().clone();
@@ -130,6 +196,53 @@ impl Stage for StapelStage<'_> {
 }
 
 impl StapelStage<'_> {
+    /// The commit the previous stage recorded, which a patch starts from.
+    fn patch_base(&self, prev: &ImageState) -> anyhow::Result<String> {
+        history::recorded_commit(prev, self.mappings)
+            .context("the previous stage records no git commit for the mappings")
+    }
+
+    /// Apply every mapping's changes from `from` to HEAD.
+    fn apply_patch(&self, rootfs: &Rootfs, from: &str) -> anyhow::Result<()> {
+        let head = self.job.run.commit.id.as_str();
+        for m in self.mappings {
+            git_apply::Writer::new(self.job.repo, rootfs, m)?
+                .patch(from, head)
+                .with_context(|| format!("applying the changes from commit {from} to {head}"))?;
+        }
+        Ok(())
+    }
+
+    /// Change `prev`'s rootfs with `change`, commit the layer, label the result.
+    fn on_rootfs(
+        &self,
+        prev: &ImageState,
+        history: &str,
+        change: impl FnOnce(&Rootfs) -> anyhow::Result<()>,
+    ) -> anyhow::Result<ImageState> {
+        let puller = self.job.puller;
+        puller.ensure_layers(prev)?;
+        let m = self.job.run.rootfs.begin(puller.store, prev.diff_ids())?;
+        change(&Rootfs::open(m.root())?)?;
+        let layer = m.finish()?;
+        let mut state = prev.clone();
+        if let Some(meta) = &layer {
+            state.push_layer(meta);
+        }
+        state.push_history(history, layer.is_none());
+        self.label(&mut state);
+        Ok(state)
+    }
+
+    /// werf's git labels: the commit (HEAD) and archive type per mapping.
+    fn label(&self, state: &mut ImageState) {
+        let labels = state.config.config.labels.get_or_insert_with(Default::default);
+        for m in self.mappings {
+            labels.insert(git::commit_label(&m.paramshash), self.job.run.commit.id.clone());
+            labels.insert(git::type_label(&m.paramshash), m.archive_type().into());
+        }
+    }
+
     /// The `from` stage: the base image as it is (no layer of its own).
     fn from(&self, base: &Base) -> anyhow::Result<BuiltStage> {
         let job = self.job;

@@ -1,10 +1,18 @@
 //! A Stapel image as a list of planned stages, each with its digest: werf's order
-//! (`from → beforeInstall → install → beforeSetup → setup → dockerInstructions →
-//! imageSpec`), a stage only when werf would make one. Pure: no I/O.
+//! (`from → beforeInstall → gitArchive → install → beforeSetup → setup → gitCache →
+//! gitLatestPatch → dockerInstructions → imageSpec`), a stage only when werf would make
+//! one. Pure but for [`GitHistory`], which answers what stored git stages recorded.
 //!
 //! Each digest is a [`DigestInput`] with werf's inputs for that stage (WERF-SPEC §2,
 //! `pkg/build/stage/*.go` GetDependencies), written as slipway's explicit parts, and the
 //! digest of the stage before it.
+//!
+//! Git stages (werf's `nextStageDeps`): a stage after a git stage (`gitArchive`, the user
+//! stages after it, `gitCache`) also covers the commit the previous stage recorded —
+//! the stored stage's label when it is stored, else HEAD, at which it will be built. So
+//! a `gitArchive` built at an older commit keeps the later digests stable, and
+//! `gitLatestPatch` (the changes from that commit to HEAD) exists only when the mapped
+//! files changed.
 
 use super::docker::{self, Instructions};
 use crate::config::{BaseImage, DockerInstructions, ImageSpec, Shell};
@@ -24,6 +32,70 @@ pub struct PlanInput<'a> {
     pub network: &'a str,
     pub docker: Option<&'a DockerInstructions>,
     pub image_spec: Option<&'a ImageSpec>,
+    /// The image's local git mappings, if it has any.
+    pub git: Option<GitPlan<'a>>,
+}
+
+/// What the git stages of an image are planned from.
+pub struct GitPlan<'a> {
+    /// Every mapping's werf `paramshash`, sorted (they name the mappings and cover
+    /// their parameters).
+    pub mappings: Vec<&'a str>,
+    /// The checksum of the files each user stage depends on (`stageDependencies`):
+    /// `install`, `beforeSetup`, `setup`.
+    pub stage_dependencies: [Option<String>; 3],
+    /// The HEAD commit.
+    pub head: &'a str,
+    /// No `gitCache`/`gitLatestPatch` (werf.yaml `disableGitAfterPatch`).
+    pub disable_git_after_patch: bool,
+    pub history: &'a dyn GitHistory,
+}
+
+/// What the stage storage holds for a git stage's digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// Nothing: the stage will be built at HEAD.
+    Missing,
+    /// A stage that may be reused, and the commit it recorded (an ancestor of HEAD).
+    Reusable(String),
+    /// A stage that must not be reused (its commit is not an ancestor of HEAD, or this
+    /// repository lacks it), and that commit.
+    Unusable(String),
+}
+
+/// What the planner asks about git history and stored stages.
+pub trait GitHistory {
+    /// What is stored under the git stage `digest`.
+    fn recorded(&self, digest: &str) -> anyhow::Result<Recorded>;
+    /// The changes of every mapping from commit `from` to HEAD: `None` when there are
+    /// none, else their digest and the bytes they write.
+    fn patch(&self, from: &str) -> anyhow::Result<Option<(String, u64)>>;
+}
+
+/// werf's threshold for a `gitCache` stage: a patch of at least 1 MiB.
+pub const GIT_CACHE_STEP: u64 = 1024 * 1024;
+
+/// How many stored stages of other branches one git stage steps past.
+const MAX_UNUSABLE: usize = 16;
+
+/// The digest a git stage is stored under and the commit it has: `digest` when nothing
+/// or a reusable stage is stored there. A stage another branch stored (its commit not an
+/// ancestor of HEAD) is stepped past to a digest derived from it and that commit — werf
+/// keeps several stages per digest and selects by ancestry; slipway's stage lookup
+/// returns one stage per digest, so each branch's stage gets a digest of its own, the
+/// same on every build of that branch.
+fn settle(g: &GitPlan<'_>, mut digest: String) -> anyhow::Result<(String, String)> {
+    for _ in 0..MAX_UNUSABLE {
+        match g.history.recorded(&digest)? {
+            Recorded::Missing => break,
+            Recorded::Reusable(commit) => return Ok((digest, commit)),
+            Recorded::Unusable(commit) => {
+                digest =
+                    DigestInput::new("stapel-git-elsewhere").str("digest", &digest).str("commit", &commit).finish();
+            }
+        }
+    }
+    Ok((digest, g.head.to_string()))
 }
 
 /// The image a `from` stage starts from.
@@ -47,6 +119,15 @@ pub enum Step {
     /// The commands of a `shell` stage, run as one script (none: the stage exists for
     /// its cache version only, and runs nothing, as in werf).
     Shell(Vec<String>),
+    /// A `shell` stage of an image with git mappings: the changes from the commit the
+    /// previous stage recorded to HEAD are applied first (werf's user stage with git
+    /// patch).
+    GitShell(Vec<String>),
+    /// Every mapping's files at HEAD.
+    GitArchive,
+    /// The changes from the commit the previous stage recorded to HEAD (`gitCache`,
+    /// `gitLatestPatch`).
+    GitPatch,
     Docker(Instructions),
     ImageSpec,
 }
@@ -63,23 +144,76 @@ pub struct PlannedStage {
 pub fn plan(input: &PlanInput<'_>) -> anyhow::Result<Vec<PlannedStage>> {
     let (base, from_digest) = from_stage(input)?;
     let mut stages = vec![PlannedStage { name: "from", digest: from_digest, step: Step::From(base) }];
-    if let Some(shell) = input.shell {
-        for (name, commands, stage_version) in user_stages(shell) {
-            // werf's rule (`builder/shell.go`): a stage exists when it has commands or
-            // any cache version, the shell's own or the stage's.
-            if commands.is_empty() && stage_version.is_none() && shell.cache_version.is_none() {
+    let git = input.git.as_ref();
+    // The commit the last git stage recorded (none before gitArchive).
+    let mut commit: Option<String> = None;
+    let empty = Shell::default();
+    let shell = input.shell.unwrap_or(&empty);
+    for (k, (name, commands, stage_version)) in user_stages(shell).into_iter().enumerate() {
+        if let (Some(g), "install") = (git, name) {
+            let prev = &stages.last().expect("from comes first").digest;
+            let digest = DigestInput::new("stapel-git-archive")
+                .str("prev", prev)
+                .list("mappings", g.mappings.iter().copied())
+                .finish();
+            let (digest, c) = settle(g, digest)?;
+            commit = Some(c);
+            stages.push(PlannedStage { name: "gitArchive", digest, step: Step::GitArchive });
+        }
+        // werf's rule (`builder/shell.go`): a stage exists when it has commands or
+        // any cache version, the shell's own or the stage's.
+        if commands.is_empty() && stage_version.is_none() && shell.cache_version.is_none() {
+            continue;
+        }
+        let prev = &stages.last().expect("from comes first").digest;
+        let mut digest = DigestInput::new("stapel-shell");
+        digest
+            .str("stage", name)
+            .str("prev", prev)
+            .list("commands", commands.iter().map(String::as_str))
+            .opt("stage-cache-version", stage_version)
+            .opt("shell-cache-version", shell.cache_version.as_deref())
+            .str("network", input.network);
+        let step = match (git, &commit) {
+            (Some(g), Some(c)) => {
+                let deps = k.checked_sub(1).and_then(|i| g.stage_dependencies[i].as_deref());
+                let digest = digest.opt("stage-dependencies", deps).str("prev-commit", c).finish();
+                let (digest, c) = settle(g, digest)?;
+                commit = Some(c);
+                stages.push(PlannedStage { name, digest, step: Step::GitShell(commands.to_vec()) });
                 continue;
             }
+            _ => Step::Shell(commands.to_vec()),
+        };
+        stages.push(PlannedStage { name, digest: digest.finish(), step });
+    }
+    if let (Some(g), Some(mut c)) = (git, commit)
+        && !g.disable_git_after_patch
+    {
+        let mut patch = if c == g.head { None } else { g.history.patch(&c)? };
+        if let Some((_, size)) = &patch
+            && *size >= GIT_CACHE_STEP
+        {
             let prev = &stages.last().expect("from comes first").digest;
-            let digest = DigestInput::new("stapel-shell")
-                .str("stage", name)
+            let digest = DigestInput::new("stapel-git-cache")
                 .str("prev", prev)
-                .list("commands", commands.iter().map(String::as_str))
-                .opt("stage-cache-version", stage_version)
-                .opt("shell-cache-version", shell.cache_version.as_deref())
-                .str("network", input.network)
+                .str("prev-commit", &c)
+                .num("patch-mib", size / GIT_CACHE_STEP)
                 .finish();
-            stages.push(PlannedStage { name, digest, step: Step::Shell(commands.to_vec()) });
+            let (digest, recorded) = settle(g, digest)?;
+            c = recorded;
+            stages.push(PlannedStage { name: "gitCache", digest, step: Step::GitPatch });
+            patch = if c == g.head { None } else { g.history.patch(&c)? };
+        }
+        if let Some((patch, _)) = patch {
+            let prev = &stages.last().expect("from comes first").digest;
+            let digest = DigestInput::new("stapel-git-latest-patch")
+                .str("prev", prev)
+                .str("prev-commit", &c)
+                .str("patch", &patch)
+                .finish();
+            let (digest, _) = settle(g, digest)?;
+            stages.push(PlannedStage { name: "gitLatestPatch", digest, step: Step::GitPatch });
         }
     }
     if let Some(d) = input.docker {
@@ -149,6 +283,7 @@ mod tests {
             network: "default",
             docker: None,
             image_spec: None,
+            git: None,
         }
     }
 
@@ -250,6 +385,144 @@ mod tests {
         let shell_version = Shell { cache_version: Some("1".into()), ..shell() };
         let stages = plan(&input(&from, Some(&shell_version))).unwrap();
         assert_ne!(stages[2].digest, before[1].digest, "install covers shell.cacheVersion");
+    }
+
+    /// Stored stages by digest (their recorded commit), and a patch per commit.
+    struct FakeHistory {
+        stored: std::collections::HashMap<String, String>,
+        patches: std::collections::HashMap<String, (String, u64)>,
+    }
+
+    impl GitHistory for FakeHistory {
+        fn recorded(&self, digest: &str) -> anyhow::Result<Recorded> {
+            Ok(match self.stored.get(digest) {
+                None => Recorded::Missing,
+                Some(c) if c.starts_with("other") => Recorded::Unusable(c.clone()),
+                Some(c) => Recorded::Reusable(c.clone()),
+            })
+        }
+        fn patch(&self, from: &str) -> anyhow::Result<Option<(String, u64)>> {
+            Ok(self.patches.get(from).cloned())
+        }
+    }
+
+    fn git_plan<'a>(history: &'a FakeHistory, head: &'a str, install_deps: Option<&str>) -> GitPlan<'a> {
+        GitPlan {
+            mappings: vec!["p1"],
+            stage_dependencies: [install_deps.map(str::to_string), None, None],
+            head,
+            disable_git_after_patch: false,
+            history,
+        }
+    }
+
+    /// If this fails, a git stage digest's inputs or encoding changed (see
+    /// `golden_digests`).
+    #[test]
+    fn golden_git_digests() {
+        let from = BaseImage::Scratch;
+        let shell = shell();
+        let (head, old) = ("c".repeat(40), "b".repeat(40));
+        let none = FakeHistory { stored: Default::default(), patches: Default::default() };
+        let mut i = input(&from, Some(&shell));
+        i.git = Some(git_plan(&none, &old, Some("deps")));
+        let built = plan(&i).unwrap();
+        let stored = built.iter().skip(1).map(|s| (s.digest.clone(), old.clone())).collect();
+        let patched = FakeHistory { stored, patches: [(old.clone(), ("p".to_string(), GIT_CACHE_STEP + 1))].into() };
+        let mut i = input(&from, Some(&shell));
+        i.git = Some(git_plan(&patched, &head, Some("deps")));
+        let second = plan(&i).unwrap();
+        let mut all = digests(&second);
+        let stored = built.iter().skip(1).map(|s| (s.digest.clone(), "other".to_string())).collect();
+        let elsewhere = FakeHistory { stored, patches: Default::default() };
+        let mut i = input(&from, Some(&shell));
+        i.git = Some(git_plan(&elsewhere, &head, None));
+        let branch = plan(&i).unwrap();
+        all.push(digests(&branch)[1]);
+        let stored = built.iter().skip(1).map(|s| (s.digest.clone(), old.clone())).collect();
+        let small = FakeHistory { stored, patches: [(old.clone(), ("p".to_string(), 1))].into() };
+        let mut i = input(&from, Some(&shell));
+        i.git = Some(git_plan(&small, &head, Some("deps")));
+        let latest = plan(&i).unwrap();
+        all.push(digests(&latest)[4]);
+        assert_eq!(
+            all,
+            [
+                ("from", "d4898322c5ff667a5a7b76160effa7c4f7caf8cf6c028b6a9dbb6cd5"),
+                ("gitArchive", "ce1dd76472de83bc7dc81a04cc7e7f755e36a3fa30185cfa098a8f31"),
+                ("install", "08b14fc262eb7e55694f76f6a60981541b409664ba8c9e5786e417f8"),
+                ("setup", "c44849be5cb8e0c2c865744b48db5222307e12f643bd580003c52113"),
+                ("gitCache", "0221c0e0cc51b4b92920607ae13063896da4c3d7ad4e7677fec31de5"),
+                ("gitArchive", "bb8ec1d424ed0d967ac0ff57479ff590311ff8755bd74bf8e4e15f93"),
+                ("gitLatestPatch", "fe1ad23d7b0578c459ddbd44f36f48155095811e4061a4577588625d"),
+            ]
+        );
+        // gitArchive byte for byte, as docs/ARCHITECTURE.md §7 lists its parts.
+        let bytes = format!(
+            "cache-version:::=9:slipway-2\nkind:::=18:stapel-git-archive\nprev:::=56:{}\nmappings:::[1]2:p1\n",
+            built[0].digest
+        );
+        assert_eq!(built[1].digest, hex::encode(<sha3::Sha3_224 as sha3::Digest>::digest(bytes)));
+    }
+
+    #[test]
+    fn git_stages_follow_the_recorded_commits() {
+        let from = BaseImage::Scratch;
+        let shell = shell();
+        let none = FakeHistory { stored: Default::default(), patches: Default::default() };
+        let mut i = input(&from, Some(&shell));
+        i.git = Some(git_plan(&none, "c1", None));
+        let first = plan(&i).unwrap();
+        assert_eq!(names(&first), ["from", "gitArchive", "install", "setup"]);
+        assert_eq!(first[1].step, Step::GitArchive);
+        assert!(matches!(first[2].step, Step::GitShell(_)));
+        // The same config at a later commit, nothing stored: the same gitArchive (it
+        // covers the mappings, not the commit); what follows it is built at HEAD.
+        let mut i = input(&from, Some(&shell));
+        i.git = Some(git_plan(&none, "c2", None));
+        let later = plan(&i).unwrap();
+        assert_eq!(digests(&later)[..2], digests(&first)[..2]);
+        assert_ne!(later[2].digest, first[2].digest);
+        // Everything stored at c1, HEAD c2 with changes: a gitLatestPatch stage.
+        let stored = first.iter().skip(1).map(|s| (s.digest.clone(), "c1".to_string())).collect();
+        let small = FakeHistory { stored, patches: [("c1".to_string(), ("p".to_string(), 10))].into() };
+        let mut i = input(&from, Some(&shell));
+        i.git = Some(git_plan(&small, "c2", None));
+        let second = plan(&i).unwrap();
+        assert_eq!(names(&second), ["from", "gitArchive", "install", "setup", "gitLatestPatch"]);
+        assert_eq!(digests(&second)[..4], digests(&first)[..]);
+        assert_eq!(second[4].step, Step::GitPatch);
+        // `disableGitAfterPatch`: no patch stages.
+        let mut i = input(&from, Some(&shell));
+        i.git = Some(GitPlan { disable_git_after_patch: true, ..git_plan(&small, "c2", None) });
+        assert_eq!(names(&plan(&i).unwrap()), ["from", "gitArchive", "install", "setup"]);
+        // A big patch: gitCache first (built at HEAD, so no gitLatestPatch after it).
+        let stored = first.iter().skip(1).map(|s| (s.digest.clone(), "c1".to_string())).collect();
+        let big = FakeHistory { stored, patches: [("c1".to_string(), ("p".to_string(), 3 * GIT_CACHE_STEP))].into() };
+        let mut i = input(&from, Some(&shell));
+        i.git = Some(git_plan(&big, "c2", None));
+        assert_eq!(names(&plan(&i).unwrap()), ["from", "gitArchive", "install", "setup", "gitCache"]);
+        // A change in install's stage dependencies changes install and later stages only.
+        let mut i = input(&from, Some(&shell));
+        i.git = Some(git_plan(&none, "c1", Some("deps")));
+        let changed = plan(&i).unwrap();
+        let differs: Vec<bool> = first.iter().zip(&changed).map(|(a, b)| a.digest != b.digest).collect();
+        assert_eq!(differs, [false, false, true, true]);
+        // Stages another branch stored are stepped past, each to a digest of its own.
+        let stored = first.iter().skip(1).map(|s| (s.digest.clone(), "other-branch".to_string())).collect();
+        let other = FakeHistory { stored, patches: Default::default() };
+        let mut i = input(&from, Some(&shell));
+        i.git = Some(git_plan(&other, "c1", None));
+        let mine = plan(&i).unwrap();
+        assert_eq!(names(&mine), ["from", "gitArchive", "install", "setup"]);
+        assert_eq!(mine[0].digest, first[0].digest);
+        for (a, b) in mine.iter().zip(&first).skip(1) {
+            assert_ne!(a.digest, b.digest, "{}", a.name);
+        }
+        // An image without commands still gets its gitArchive.
+        let mut i = input(&from, None);
+        i.git = Some(git_plan(&none, "c1", None));
+        assert_eq!(names(&plan(&i).unwrap()), ["from", "gitArchive"]);
     }
 
     #[test]

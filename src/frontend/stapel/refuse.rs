@@ -1,6 +1,6 @@
 //! The parts of a Stapel image slipway does not build yet. Each is refused before
 //! anything is built, with one line naming the werf.yaml line and the key, so nothing
-//! in a werf.yaml is silently ignored. Keys with a line of their own (`git`, `import`,
+//! in a werf.yaml is silently ignored. Keys with a line of their own (remote `git`, `import`,
 //! `mount`, `dependencies`) give it; for the others the caller names the
 //! image's line.
 
@@ -39,8 +39,14 @@ pub fn unsupported(s: &StapelImage, build_platforms: &[String]) -> Result<(), (O
     if *from_latest {
         return not_yet(None, "fromLatest");
     }
-    if let Some(g) = git.first() {
-        return not_yet(Some(g.line), "git");
+    if let Some(g) = git.iter().find(|g| g.source != crate::config::GitSource::Local) {
+        return Err((
+            Some(g.line),
+            "remote `git` mappings (`url`) are not supported yet; map the project's own repository (no `url`)".into(),
+        ));
+    }
+    if let Some(g) = git.iter().find(|g| g.lfs) {
+        return not_yet(Some(g.line), "git.lfs");
     }
     if let Some(i) = import.first() {
         return not_yet(Some(i.line), "import");
@@ -78,7 +84,12 @@ mod tests {
     #[test]
     fn refuses_each_unsupported_key_in_one_line() {
         let cases = [
-            ("git:\n- add: /\n  to: /app\n", Some(7), "`git` is not supported for Stapel images yet"),
+            (
+                "git:\n- url: https://example.com/x.git\n  to: /app\n",
+                Some(7),
+                "remote `git` mappings (`url`) are not supported yet; map the project's own repository (no `url`)",
+            ),
+            ("git:\n- to: /app\n  lfs: true\n", Some(7), "`git.lfs` is not supported for Stapel images yet"),
             (
                 "import:\n- from: alpine:3\n  add: /x\n  to: /x\n  after: install\n",
                 Some(7),
@@ -98,5 +109,6 @@ mod tests {
             assert_eq!(unsupported(&parsed(doc), &[]), Err((line, want.to_string())), "{doc}");
         }
         assert_eq!(unsupported(&parsed("shell:\n  install: [true]\nnetwork: none\n"), &[]), Ok(()));
+        assert_eq!(unsupported(&parsed("git:\n- add: /src\n  to: /app\n"), &[]), Ok(()));
     }
 }

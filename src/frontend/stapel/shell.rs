@@ -59,11 +59,21 @@ pub fn commit_env(commit: &crate::git::CommitInfo) -> [String; 3] {
     ]
 }
 
-/// Run `commands` on `state`; `stage` names the werf stage in errors and history.
-pub fn run(env: &ShellEnv<'_>, state: &ImageState, stage: &str, commands: &[String]) -> anyhow::Result<ImageState> {
+/// What a stage does to the rootfs before its commands (a user stage's git patch).
+pub type Prepare<'p> = &'p dyn Fn(&Rootfs) -> anyhow::Result<()>;
+
+/// Run `commands` on `state`, after `prepare` if given; `stage` names the werf stage in
+/// errors and history.
+pub fn run(
+    env: &ShellEnv<'_>,
+    state: &ImageState,
+    stage: &str,
+    commands: &[String],
+    prepare: Option<Prepare<'_>>,
+) -> anyhow::Result<ImageState> {
     let mut next = state.clone();
     // werf runs nothing when a stage has only a cache version.
-    if commands.is_empty() {
+    if commands.is_empty() && prepare.is_none() {
         next.push_history(&format!("werf {stage}: no commands"), true);
         return Ok(next);
     }
@@ -82,7 +92,19 @@ pub fn run(env: &ShellEnv<'_>, state: &ImageState, stage: &str, commands: &[Stri
     run_env.extend(commit_env(env.commit));
     env.puller.ensure_layers(state)?;
     let m = env.rootfs.begin(env.puller.store, state.diff_ids())?;
-    if Rootfs::open(m.root())?.open_path("/bin/sh").is_err() {
+    let rootfs = Rootfs::open(m.root())?;
+    if let Some(prepare) = prepare {
+        prepare(&rootfs)?;
+    }
+    if commands.is_empty() {
+        let layer = m.finish()?;
+        if let Some(meta) = &layer {
+            next.push_layer(meta);
+        }
+        next.push_history(&format!("werf {stage}: git patch"), layer.is_none());
+        return Ok(next);
+    }
+    if rootfs.open_path("/bin/sh").is_err() {
         bail!("the base image has no /bin/sh, which runs the shell commands");
     }
     let cmd = Command {
