@@ -11,6 +11,7 @@ use super::report::{StageMeta, StageRecord};
 use super::stage_facts;
 use super::stages::{Found, Stages};
 use super::state::{ImageState, StageLabels};
+use super::storage::Selector;
 use std::time::Instant;
 
 /// One stage as a front end planned it.
@@ -26,6 +27,11 @@ pub trait Stage {
     /// ID, werf's `werf.io/parent-stage-id` of this stage (errata 4). Later stages take
     /// the previous stage's.
     fn base_stage_id(&self) -> Option<String> {
+        None
+    }
+    /// Which stored stages of the digest may be used (Stapel's git stages: those whose
+    /// recorded commit is an ancestor of HEAD); `None`: any, the oldest is used.
+    fn selector(&self) -> Option<&dyn Selector> {
         None
     }
 }
@@ -66,10 +72,10 @@ impl Conveyor<'_> {
         // Where the current state came from (`Found::source`), for the next stage's meta.
         let mut origin = "local";
         for (k, stage) in list.iter().enumerate().rev() {
-            if let Some(found) = self.stages.lookup(stage.digest())? {
+            if let Some(found) = self.stages.lookup(stage.digest(), stage.selector())? {
                 for earlier in &list[..k] {
                     // Only for the report: werf lists every stage with its image.
-                    let peeked = self.stages.lookup_primary(earlier.digest())?;
+                    let peeked = self.stages.lookup_primary(earlier.digest(), earlier.selector())?;
                     self.cached(*earlier, "cached", peeked.as_ref(), &mut records)?;
                 }
                 self.cached(*stage, &format!("cached ({})", found.source), Some(&found), &mut records)?;
@@ -102,7 +108,7 @@ impl Conveyor<'_> {
             };
             let labels = StageLabels { project: self.project, commit: self.commit, parent_stage_id: parent_id };
             let name = stage.log_name();
-            let (stored, ours) = self.stages.publish(&built.state, stage.digest(), &name, &labels)?;
+            let (stored, ours) = self.stages.publish(&built.state, stage.digest(), &name, &labels, stage.selector())?;
             let secs = t.elapsed().as_secs_f64();
             let status =
                 if ours { format!("built in {secs:.2}s") } else { "built, but another build stored it first".into() };
@@ -168,11 +174,19 @@ mod tests {
         name: &'static str,
         digest: String,
         builds: Cell<usize>,
+        /// Use only a stored stage that a build at this commit stored.
+        commit: Option<&'static str>,
     }
 
     impl Fake {
         fn new(name: &'static str, c: char) -> Self {
-            Fake { name, digest: c.to_string().repeat(56), builds: Cell::new(0) }
+            Fake { name, digest: c.to_string().repeat(56), builds: Cell::new(0), commit: None }
+        }
+    }
+
+    impl Selector for &'static str {
+        fn accepts(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+            labels.get("werf-project-repo-commit").is_some_and(|c| c == self)
         }
     }
 
@@ -187,6 +201,10 @@ mod tests {
 
         fn digest(&self) -> &str {
             &self.digest
+        }
+
+        fn selector(&self) -> Option<&dyn Selector> {
+            self.commit.as_ref().map(|c| c as &dyn Selector)
         }
 
         fn build(&self, prev: Option<&ImageState>) -> anyhow::Result<BuiltStage> {
@@ -204,14 +222,15 @@ mod tests {
         let log = Log::new(true).quiet(true);
         let local = || LocalStorage { store: &store, project: "p", log: &log };
         let stages = Stages::new(local(), Box::new(local()));
-        let conveyor = |require_built| Conveyor {
+        let at = |commit, require_built| Conveyor {
             stages: &stages,
             log: &log,
             project: "p",
-            commit: "c0ffee",
+            commit,
             image: "app",
             require_built,
         };
+        let conveyor = |require_built| at("c0ffee", require_built);
         let (a, b, c) = (Fake::new("A", 'a'), Fake::new("B", 'b'), Fake::new("C", 'c'));
         let builds = || [&a, &b, &c].map(|s| s.builds.get());
 
@@ -221,7 +240,7 @@ mod tests {
         assert_eq!(state.config.config.env.as_deref().unwrap()[1..], ["A=1", "B=1"]);
         assert_eq!(records.iter().map(|(r, _)| r.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
         let labels = state.config.config.labels.clone().unwrap();
-        let a_id = stages.lookup(&a.digest).unwrap().unwrap().state.stage.unwrap().id();
+        let a_id = stages.lookup(&a.digest, None).unwrap().unwrap().state.stage.unwrap().id();
         assert_eq!(labels["werf.io/parent-stage-id"], a_id);
 
         // The newest stored stage is B: only C is built, on B's stored state; A and B
@@ -240,5 +259,15 @@ mod tests {
         let err = conveyor(true).run(&[&a, &d]).unwrap_err().to_string();
         assert!(err.contains("image app is not built: stage D") && err.contains(&d.digest), "{err}");
         assert_eq!(d.builds.get(), 0);
+
+        // A stage's selector is handed down: A of another commit is not used, a second
+        // stage of A's digest is stored and found from then on.
+        let a2 = Fake { commit: Some("c2"), ..Fake::new("A", 'a') };
+        at("c2", false).run(&[&a2]).unwrap();
+        at("c2", false).run(&[&a2]).unwrap();
+        assert_eq!(a2.builds.get(), 1);
+        let found = stages.lookup(&a.digest, a2.selector()).unwrap().unwrap();
+        assert_ne!(found.state.stage.unwrap().id(), a_id);
+        assert_eq!(stages.lookup(&a.digest, None).unwrap().unwrap().state.stage.unwrap().id(), a_id);
     }
 }

@@ -184,11 +184,11 @@ impl Run<'_> {
         let started = Instant::now();
         let shown = if image.name.is_empty() { "~".to_string() } else { image.name.clone() };
         let job = Job { run: self, repo, image, shown: &shown, stages: &stages, puller: &puller, done };
-        let built = match &image.kind {
-            ImageKind::Dockerfile(d) => crate::frontend::dockerfile::build(&job, d)?,
+        let (built, selector) = match &image.kind {
+            ImageKind::Dockerfile(d) => (crate::frontend::dockerfile::build(&job, d)?, None),
             ImageKind::Stapel(s) => crate::frontend::stapel::build(&job, s)?,
         };
-        let state = stages.settle(built.state, &built.digest)?;
+        let state = stages.settle(built.state, &built.digest, selector.as_deref())?;
         let repo_name = match image.final_.then(|| stages.to_final_repo(&state)).transpose()?.flatten() {
             Some(final_repo) => final_repo.to_string(),
             None => stages.name().to_string(),

@@ -1,11 +1,12 @@
 //! The stage storage of one image build, as the stage loop uses it: the project's
 //! [`StageStorage`] (the local store, or `--repo` with its companions), selecting the
-//! oldest stage of a digest, plus the local store for images named `PROJECT:DIGEST-TS`.
+//! stage of a digest with the stage's [`Selector`] (the oldest without one), plus the
+//! local store for images named `PROJECT:DIGEST-TS`.
 
 use super::state::{ImageState, StageLabels};
 pub use super::storage::Found;
 use super::storage::local::LocalStorage;
-use super::storage::{Oldest, StageStorage};
+use super::storage::{Selector, StageStorage};
 use slipway_storage::store::Store;
 
 pub struct Stages<'a> {
@@ -26,16 +27,16 @@ impl<'a> Stages<'a> {
 
     /// The stage with `digest`, if the storage has one or can take one from elsewhere
     /// (a secondary repo).
-    pub fn lookup(&self, digest: &str) -> anyhow::Result<Option<Found>> {
-        match self.storage.find(digest, &Oldest)? {
+    pub fn lookup(&self, digest: &str, selector: Option<&dyn Selector>) -> anyhow::Result<Option<Found>> {
+        match self.storage.find(digest, selector)? {
             Some(found) => Ok(Some(found)),
-            None => self.storage.find_elsewhere(digest, &Oldest),
+            None => self.storage.find_elsewhere(digest, selector),
         }
     }
 
     /// The stage with `digest` in the primary storage; secondary repos are not asked.
-    pub fn lookup_primary(&self, digest: &str) -> anyhow::Result<Option<Found>> {
-        self.storage.find(digest, &Oldest)
+    pub fn lookup_primary(&self, digest: &str, selector: Option<&dyn Selector>) -> anyhow::Result<Option<Found>> {
+        self.storage.find(digest, selector)
     }
 
     /// Store a newly built stage; returns the stage to continue from and whether it is ours.
@@ -45,14 +46,20 @@ impl<'a> Stages<'a> {
         digest: &str,
         name: &str,
         labels: &StageLabels<'_>,
+        selector: Option<&dyn Selector>,
     ) -> anyhow::Result<(ImageState, bool)> {
-        self.storage.publish(built, digest, name, labels, &Oldest)
+        self.storage.publish(built, digest, name, labels, selector)
     }
 
     /// The stage to report for an image whose final stage is `state` (see
     /// [`StageStorage::settle`]).
-    pub fn settle(&self, state: ImageState, digest: &str) -> anyhow::Result<ImageState> {
-        self.storage.settle(state, digest, &Oldest)
+    pub fn settle(
+        &self,
+        state: ImageState,
+        digest: &str,
+        selector: Option<&dyn Selector>,
+    ) -> anyhow::Result<ImageState> {
+        self.storage.settle(state, digest, selector)
     }
 
     /// Copy a final image to `--final-repo`; returns that repository's name.

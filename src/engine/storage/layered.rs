@@ -10,7 +10,7 @@
 
 use super::local::LocalStorage;
 use super::registry::{Pushed, RegistryStorage, Role};
-use super::{Found, ListedStage, Oldest, Selector, StageId, StageStorage};
+use super::{Found, ListedStage, Selector, StageId, StageStorage};
 use crate::engine::push::push_image;
 use crate::engine::state::{ImageState, StageLabels, now_ms, write_image};
 use anyhow::Context;
@@ -44,7 +44,7 @@ impl Layered<'_> {
         }
         let mut from = repo;
         for c in &self.cache {
-            if c.select(&id.digest, &Oldest)?.is_some_and(|t| t == *id) {
+            if c.select(&id.digest, None)?.is_some_and(|t| t == *id) {
                 from = c;
                 break;
             }
@@ -63,7 +63,7 @@ impl Layered<'_> {
     fn fill_caches(&self, manifest: &Digest, source: Option<&Reference>, id: &StageId) {
         let log = self.local.log;
         for c in &self.cache {
-            if c.select(&id.digest, &Oldest).ok().flatten().is_some_and(|t| t == *id) {
+            if c.select(&id.digest, None).ok().flatten().is_some_and(|t| t == *id) {
                 continue;
             }
             let res =
@@ -100,7 +100,7 @@ impl StageStorage for Layered<'_> {
         digest: &str,
         name: &str,
         labels: &StageLabels<'_>,
-        selector: &dyn Selector,
+        selector: Option<&dyn Selector>,
     ) -> anyhow::Result<(ImageState, bool)> {
         let store = self.local.store;
         let (manifest, config) = write_image(store, built, digest, name, labels)?;
@@ -128,7 +128,7 @@ impl StageStorage for Layered<'_> {
     }
 
     /// A stage of a secondary repo, copied into the primary (if nobody did meanwhile).
-    fn find_elsewhere(&self, digest: &str, selector: &dyn Selector) -> anyhow::Result<Option<Found>> {
+    fn find_elsewhere(&self, digest: &str, selector: Option<&dyn Selector>) -> anyhow::Result<Option<Found>> {
         let primary = &self.primary;
         for sec in &self.secondary {
             let Some(id) = sec.select(digest, selector)? else { continue };
@@ -157,9 +157,9 @@ impl StageStorage for Layered<'_> {
     }
 
     /// When an image's final stage is young (builders may be racing to store it), wait
-    /// briefly and take the oldest stage of that digest: racing builders on other hosts
+    /// briefly and take the stage of that digest `selector` chooses (the oldest by default): racing builders on other hosts
     /// all end on the same image, whether they pushed theirs or took another's.
-    fn settle(&self, state: ImageState, digest: &str, selector: &dyn Selector) -> anyhow::Result<ImageState> {
+    fn settle(&self, state: ImageState, digest: &str, selector: Option<&dyn Selector>) -> anyhow::Result<ImageState> {
         let age = state.stage.as_ref().map_or(0, |s| now_ms().saturating_sub(s.timestamp_ms));
         if age > 60_000 {
             return Ok(state);
@@ -182,7 +182,7 @@ impl StageStorage for Layered<'_> {
         let Some(fr) = &self.final_repo else { return Ok(None) };
         let stage = state.stage.as_ref().expect("final images are stored");
         let id = StageId::from(stage);
-        if fr.select(&id.digest, &Oldest)?.is_none_or(|t| t.timestamp_ms != id.timestamp_ms) {
+        if fr.select(&id.digest, None)?.is_none_or(|t| t.timestamp_ms != id.timestamp_ms) {
             push_image(
                 self.client,
                 self.local.store,

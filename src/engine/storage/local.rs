@@ -58,7 +58,7 @@ impl StageStorage for LocalStorage<'_> {
         digest: &str,
         name: &str,
         labels: &StageLabels<'_>,
-        selector: &dyn Selector,
+        selector: Option<&dyn Selector>,
     ) -> anyhow::Result<(ImageState, bool)> {
         let (manifest, config) = write_image(self.store, built, digest, name, labels)?;
         let _lock = self.store.lock(&format!("{}.{digest}", self.project))?;
@@ -82,7 +82,7 @@ impl StageStorage for LocalStorage<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::storage::Oldest;
+    use std::collections::BTreeMap;
 
     fn labels() -> StageLabels<'static> {
         StageLabels { project: "p", commit: "c0ffee", parent_stage_id: None }
@@ -100,24 +100,24 @@ mod tests {
         let local = LocalStorage { store: &store, project: "p", log: &log };
         let (a, b) = (digest('a'), digest('b'));
         assert!(local.list().unwrap().is_empty());
-        assert!(local.select(&a, &Oldest).unwrap().is_none());
+        assert!(local.select(&a, None).unwrap().is_none());
 
-        let (stored, ours) = local.publish(&ImageState::scratch(), &a, "image/1-FROM", &labels(), &Oldest).unwrap();
+        let (stored, ours) = local.publish(&ImageState::scratch(), &a, "image/1-FROM", &labels(), None).unwrap();
         assert!(ours);
         let first = StageId::from(stored.stage.as_ref().unwrap());
         let labels_of = |s: &ImageState| s.config.config.labels.clone().unwrap();
         assert_eq!(labels_of(&stored)["werf"], "p");
 
         // A second build of the same digest keeps the stage stored first.
-        let (again, ours) = local.publish(&ImageState::scratch(), &a, "image/1-FROM", &labels(), &Oldest).unwrap();
+        let (again, ours) = local.publish(&ImageState::scratch(), &a, "image/1-FROM", &labels(), None).unwrap();
         assert!(!ours);
         assert_eq!(StageId::from(again.stage.as_ref().unwrap()), first);
 
-        let (other, _) = local.publish(&ImageState::scratch(), &b, "image/2-RUN", &labels(), &Oldest).unwrap();
+        let (other, _) = local.publish(&ImageState::scratch(), &b, "image/2-RUN", &labels(), None).unwrap();
         let second = StageId::from(other.stage.as_ref().unwrap());
         let listed: Vec<StageId> = local.list().unwrap().into_iter().map(|l| l.id).collect();
         assert_eq!(listed, [first.clone(), second.clone()]);
-        assert_eq!(local.select(&a, &Oldest).unwrap(), Some(first.clone()));
+        assert_eq!(local.select(&a, None).unwrap(), Some(first.clone()));
 
         let found = local.fetch(&first).unwrap();
         assert_eq!(found.source, "local");
@@ -126,18 +126,19 @@ mod tests {
         assert!(local.image(&format!("q:{first}")).unwrap().is_none());
 
         local.delete(&first).unwrap();
-        assert!(local.select(&a, &Oldest).unwrap().is_none());
+        assert!(local.select(&a, None).unwrap().is_none());
         assert!(local.fetch(&first).is_err());
         assert_eq!(local.list().unwrap().into_iter().map(|l| l.id).collect::<Vec<_>>(), [second]);
         local.delete(&first).unwrap();
     }
 
     #[test]
-    fn publish_asks_the_selector_whether_an_existing_stage_will_do() {
-        struct Nothing;
-        impl Selector for Nothing {
-            fn choose<'c>(&self, _: &'c [StageId]) -> Option<&'c StageId> {
-                None
+    fn a_selector_picks_among_stages_of_one_digest_and_publish_rechecks_with_it() {
+        /// Accepts the stages a build at `commit` stored.
+        struct Commit(&'static str);
+        impl Selector for Commit {
+            fn accepts(&self, labels: &BTreeMap<String, String>) -> bool {
+                labels.get("werf-project-repo-commit").is_some_and(|v| v == self.0)
             }
         }
         let tmp = tempfile::tempdir().unwrap();
@@ -145,13 +146,26 @@ mod tests {
         let log = Log::new(true).quiet(true);
         let local = LocalStorage { store: &store, project: "p", log: &log };
         let a = digest('a');
-        let (first, _) = local.publish(&ImageState::scratch(), &a, "s", &labels(), &Oldest).unwrap();
+        let at = |commit| StageLabels { project: "p", commit, parent_stage_id: None };
+        let id = |s: &ImageState| s.stage.as_ref().map(StageId::from);
+        let (first, _) = local.publish(&ImageState::scratch(), &a, "s", &at("c1"), None).unwrap();
         // Timestamps are milliseconds: make sure the second stage gets its own.
         std::thread::sleep(std::time::Duration::from_millis(2));
-        let (second, ours) = local.publish(&ImageState::scratch(), &a, "s", &labels(), &Nothing).unwrap();
+        // The stage stored first does not do for c2: a second stage of the digest.
+        let (second, ours) = local.publish(&ImageState::scratch(), &a, "s", &at("c2"), Some(&Commit("c2"))).unwrap();
         assert!(ours);
-        assert_ne!(first.stage, second.stage);
+        assert_ne!(id(&first), id(&second));
         assert_eq!(local.candidates(&a).unwrap().len(), 2);
-        assert_eq!(local.select(&a, &Oldest).unwrap(), first.stage.as_ref().map(StageId::from));
+        // Under the lock, publish asks the selector again: the second stage does now.
+        let (again, ours) = local.publish(&ImageState::scratch(), &a, "s", &at("c2"), Some(&Commit("c2"))).unwrap();
+        assert!(!ours);
+        assert_eq!(id(&again), id(&second));
+        assert_eq!(local.candidates(&a).unwrap().len(), 2);
+        // The default is still the oldest; the selector picks the second; none may do.
+        assert_eq!(local.select(&a, None).unwrap(), id(&first));
+        assert_eq!(local.select(&a, Some(&Commit("c2"))).unwrap(), id(&second));
+        assert_eq!(local.select(&a, Some(&Commit("c1"))).unwrap(), id(&first));
+        assert_eq!(local.select(&a, Some(&Commit("c3"))).unwrap(), None);
+        assert_eq!(id(&local.find(&a, Some(&Commit("c2"))).unwrap().unwrap().state), id(&second));
     }
 }

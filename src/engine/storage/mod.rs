@@ -9,9 +9,9 @@
 //! ```
 //!
 //! A stage is named by its [`StageId`], werf's `DIGEST-TIMESTAMP_MS`. Several stages
-//! can share a digest (racing builders); a [`Selector`] chooses the one to use, the
-//! oldest by default ([`Oldest`]). Stapel's git stages will plug in a selector that
-//! keeps only stages whose commit is an ancestor of the current one, as werf does.
+//! can share a digest (racing builders, or Stapel git stages built on several
+//! branches); the oldest is used, or, when a stage passes a [`Selector`], the oldest it
+//! accepts ([`choose`]). Only then are the candidates' configs read, one by one.
 //!
 //! Storing is optimistic (werf's model): a stage is built without a lock; then, under a
 //! lock, the storage is asked again (bypassing any cache), and if a suitable stage of
@@ -27,6 +27,7 @@ pub mod registry;
 use super::state::{ImageState, StageLabels};
 use slipway_storage::image::Manifest;
 use slipway_storage::store::StageRef;
+use std::collections::BTreeMap;
 
 /// werf's stage ID, `DIGEST-TIMESTAMP_MS`: a 56-hex digest and the UTC millisecond time
 /// the stage was stored. In a registry it is the stage's tag.
@@ -78,19 +79,35 @@ pub struct Found {
     pub source: &'static str,
 }
 
-/// Chooses the stage to use among the stages of one digest.
+/// Which stages of one digest may be used (werf's `SelectSuitableStage`); without one,
+/// any stage may, and the oldest is used.
 pub trait Selector {
-    /// `candidates` are oldest first; `None` when none of them will do.
-    fn choose<'c>(&self, candidates: &'c [StageId]) -> Option<&'c StageId>;
+    /// Whether a stored stage with these config `labels` will do. The candidates are
+    /// asked oldest first; the first one accepted is used.
+    fn accepts(&self, labels: &BTreeMap<String, String>) -> bool;
 }
 
-/// werf's default selection: the oldest stage of the digest.
-pub struct Oldest;
-
-impl Selector for Oldest {
-    fn choose<'c>(&self, candidates: &'c [StageId]) -> Option<&'c StageId> {
-        candidates.iter().min_by_key(|c| c.timestamp_ms)
+/// The stage to use among `candidates`: the oldest without a selector (nothing is
+/// read), else the oldest `selector` accepts, reading the labels of each candidate it
+/// is asked about with `labels` (a registry: one manifest and one config request).
+pub fn choose(
+    mut candidates: Vec<StageId>,
+    selector: Option<&dyn Selector>,
+    labels: impl Fn(&StageId) -> anyhow::Result<BTreeMap<String, String>>,
+) -> anyhow::Result<Option<StageId>> {
+    candidates.sort_by_key(|c| c.timestamp_ms);
+    let Some(selector) = selector else { return Ok(candidates.into_iter().next()) };
+    for id in candidates {
+        if selector.accepts(&labels(&id)?) {
+            return Ok(Some(id));
+        }
     }
+    Ok(None)
+}
+
+/// The labels of a stage's config.
+pub fn labels_of(found: Found) -> BTreeMap<String, String> {
+    found.state.config.config.labels.unwrap_or_default()
 }
 
 /// A place that keeps the stages of one project.
@@ -104,9 +121,9 @@ pub trait StageStorage {
     /// The stages of `digest`, oldest first (a registry lists its tags once per run).
     fn candidates(&self, digest: &str) -> anyhow::Result<Vec<StageId>>;
 
-    /// The stage of `digest` to use, as `selector` chooses among [`Self::candidates`].
-    fn select(&self, digest: &str, selector: &dyn Selector) -> anyhow::Result<Option<StageId>> {
-        Ok(selector.choose(&self.candidates(digest)?).cloned())
+    /// The stage of `digest` to use among [`Self::candidates`] (see [`choose`]).
+    fn select(&self, digest: &str, selector: Option<&dyn Selector>) -> anyhow::Result<Option<StageId>> {
+        choose(self.candidates(digest)?, selector, |id| Ok(labels_of(self.fetch(id)?)))
     }
 
     /// A listed stage as an image: its manifest and config in the local store, never
@@ -122,7 +139,7 @@ pub trait StageStorage {
         digest: &str,
         name: &str,
         labels: &StageLabels<'_>,
-        selector: &dyn Selector,
+        selector: Option<&dyn Selector>,
     ) -> anyhow::Result<(ImageState, bool)>;
 
     /// Remove a stage: its record, or its manifest in a registry (every tag naming
@@ -130,7 +147,7 @@ pub trait StageStorage {
     fn delete(&self, id: &StageId) -> anyhow::Result<()>;
 
     /// The stage of `digest` in this storage, fetched.
-    fn find(&self, digest: &str, selector: &dyn Selector) -> anyhow::Result<Option<Found>> {
+    fn find(&self, digest: &str, selector: Option<&dyn Selector>) -> anyhow::Result<Option<Found>> {
         match self.select(digest, selector)? {
             Some(id) => Ok(Some(self.fetch(&id)?)),
             None => Ok(None),
@@ -139,13 +156,13 @@ pub trait StageStorage {
 
     /// A stage of `digest` that this storage can take from elsewhere (secondary repos)
     /// instead of having it built.
-    fn find_elsewhere(&self, _digest: &str, _selector: &dyn Selector) -> anyhow::Result<Option<Found>> {
+    fn find_elsewhere(&self, _digest: &str, _selector: Option<&dyn Selector>) -> anyhow::Result<Option<Found>> {
         Ok(None)
     }
 
     /// The stage to report for an image whose final stage is `state`: where builders on
     /// several hosts may race, the one they all agree on.
-    fn settle(&self, state: ImageState, _digest: &str, _selector: &dyn Selector) -> anyhow::Result<ImageState> {
+    fn settle(&self, state: ImageState, _digest: &str, _selector: Option<&dyn Selector>) -> anyhow::Result<ImageState> {
         Ok(state)
     }
 
@@ -174,18 +191,25 @@ mod tests {
     }
 
     #[test]
-    fn oldest_is_the_default_and_a_selector_can_refuse_or_prefer() {
-        let c = [id(300), id(100), id(200)];
-        assert_eq!(Oldest.choose(&c), Some(&id(100)));
-        assert_eq!(Oldest.choose(&[]), None);
+    fn oldest_is_the_default_and_a_selector_reads_labels_oldest_first() {
+        let c = vec![id(300), id(100), id(200)];
+        let asked = std::cell::RefCell::new(Vec::new());
+        let labels = |i: &StageId| {
+            asked.borrow_mut().push(i.timestamp_ms);
+            Ok(BTreeMap::from([("ts".to_string(), i.timestamp_ms.to_string())]))
+        };
+        assert_eq!(choose(c.clone(), None, labels).unwrap(), Some(id(100)));
+        assert!(asked.borrow().is_empty(), "the default reads no labels");
+        assert_eq!(choose(Vec::new(), None, labels).unwrap(), None);
         // A filter like Stapel's ancestry check: the oldest of the acceptable ones.
         struct NotBefore(u64);
         impl Selector for NotBefore {
-            fn choose<'c>(&self, candidates: &'c [StageId]) -> Option<&'c StageId> {
-                candidates.iter().filter(|c| c.timestamp_ms >= self.0).min_by_key(|c| c.timestamp_ms)
+            fn accepts(&self, labels: &BTreeMap<String, String>) -> bool {
+                labels["ts"].parse::<u64>().unwrap() >= self.0
             }
         }
-        assert_eq!(NotBefore(150).choose(&c), Some(&id(200)));
-        assert_eq!(NotBefore(400).choose(&c), None);
+        assert_eq!(choose(c.clone(), Some(&NotBefore(150)), labels).unwrap(), Some(id(200)));
+        assert_eq!(*asked.borrow(), [100, 200], "read lazily, oldest first");
+        assert_eq!(choose(c, Some(&NotBefore(400)), labels).unwrap(), None);
     }
 }

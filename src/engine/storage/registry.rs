@@ -5,7 +5,7 @@
 //! are listed once per run and kept (tags this process pushes are added); storing lists
 //! them again, bypassing that cache, under the host lock.
 
-use super::{Found, ListedStage, Selector, StageId, StageStorage};
+use super::{Found, ListedStage, Selector, StageId, StageStorage, choose, labels_of};
 use crate::engine::pull::Puller;
 use crate::engine::push::{push_blobs, put_manifest};
 use crate::engine::state::{ImageState, StageLabels, now_ms, write_image};
@@ -98,8 +98,8 @@ impl<'a> RegistryStorage<'a> {
     }
 
     /// [`StageStorage::select`] on a fresh listing of the repository.
-    pub fn select_fresh(&self, digest: &str, selector: &dyn Selector) -> anyhow::Result<Option<StageId>> {
-        Ok(selector.choose(&self.stage_ids(Some(digest), true)?).cloned())
+    pub fn select_fresh(&self, digest: &str, selector: Option<&dyn Selector>) -> anyhow::Result<Option<StageId>> {
+        choose(self.stage_ids(Some(digest), true)?, selector, |id| Ok(labels_of(self.fetch(id)?)))
     }
 
     /// Remember a stage we pushed, so the cached list stays true.
@@ -124,7 +124,7 @@ impl<'a> RegistryStorage<'a> {
         source: Option<&Reference>,
         digest: &str,
         name: &str,
-        selector: &dyn Selector,
+        selector: Option<&dyn Selector>,
     ) -> anyhow::Result<Pushed> {
         let _lock = self.lock(digest)?;
         if let Some(theirs) = self.select_fresh(digest, selector)? {
@@ -190,7 +190,7 @@ impl StageStorage for RegistryStorage<'_> {
         digest: &str,
         name: &str,
         labels: &StageLabels<'_>,
-        selector: &dyn Selector,
+        selector: Option<&dyn Selector>,
     ) -> anyhow::Result<(ImageState, bool)> {
         let (manifest, config) = write_image(self.puller.store, built, digest, name, labels)?;
         match self.push_stage(&manifest, built.source.as_ref(), digest, name, selector)? {
@@ -249,7 +249,6 @@ fn get_listed_manifest(client: &Client, reference: &Reference) -> Result<RawMani
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::storage::Oldest;
 
     #[test]
     fn stages_are_the_tags_of_werfs_shape_and_the_oldest_wins() {
@@ -264,7 +263,6 @@ mod tests {
         let id = |d: &str, ts| StageId { digest: d.to_string(), timestamp_ms: ts };
         let of_a = stage_ids(&tags, Some(&a));
         assert_eq!(of_a, [id(&a, 1_700_000_000_200), id(&a, 1_700_000_000_300)]);
-        assert_eq!(Oldest.choose(&of_a), Some(&id(&a, 1_700_000_000_200)));
         assert_eq!(stage_ids(&tags, None).len(), 3);
         assert_eq!(stage_ids(&tags, None)[0], id(&b, 1_700_000_000_000));
         assert!(stage_ids(&tags, Some(&"c".repeat(56))).is_empty());

@@ -1,19 +1,43 @@
 //! What the planner of an image with git mappings asks ([`GitHistory`]): the commit a
 //! stored git stage recorded, and whether the mapped files changed since a commit.
 //!
-//! Stage selection (werf's `stage/base.go`): a git stage is reused only when the commit
-//! it recorded is an ancestor of HEAD ([`reusable`]). The engine's lookup returns one
-//! stage per digest, so the planner steps past another branch's stage to a digest of
-//! its own (`plan::settle`); once the engine hands a per-stage `Selector` down to the
-//! storage, [`reusable`] is the check to run on each candidate instead
-//! (docs/ARCHITECTURE.md §11).
+//! Stage selection (werf's `SelectSuitableStage` of the git stages): several stages
+//! may share a git stage's digest (one per branch); [`Ancestry`] is the stage selector
+//! that keeps those whose recorded commit is an ancestor of HEAD ([`reusable`]), and
+//! the engine uses the oldest of them. The planner asks with the same selector, so the
+//! commit it plans the next stage from is the one of the stage the conveyor uses.
 
 use super::git::{Mapping, commit_label};
-use super::plan::{GitHistory, Recorded};
+use super::plan::GitHistory;
 use crate::engine::stages::Stages;
 use crate::engine::state::ImageState;
+use crate::engine::storage::Selector;
 use crate::git::{Repo, TreeChange};
 use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+
+/// werf's ancestry check as a stage selector: a stage whose recorded commit (the
+/// image's `werf-git-<paramshash>-commit` label; every local mapping records the same
+/// commit) is an ancestor of HEAD.
+#[derive(Clone)]
+pub struct Ancestry<'a> {
+    repo: &'a Repo,
+    head: &'a str,
+    label: String,
+}
+
+impl<'a> Ancestry<'a> {
+    /// The selector of an image's git stages; `None` without mappings.
+    pub fn new(repo: &'a Repo, head: &'a str, mappings: &[Mapping]) -> Option<Self> {
+        Some(Ancestry { repo, head, label: commit_label(&mappings.first()?.paramshash) })
+    }
+}
+
+impl Selector for Ancestry<'_> {
+    fn accepts(&self, labels: &BTreeMap<String, String>) -> bool {
+        labels.get(&self.label).is_some_and(|commit| reusable(self.repo, commit, self.head))
+    }
+}
 
 /// An image's local mappings in the repository at HEAD, and the stage storage.
 pub struct GitStages<'a> {
@@ -21,17 +45,13 @@ pub struct GitStages<'a> {
     pub head: &'a str,
     pub mappings: &'a [Mapping],
     pub stages: &'a Stages<'a>,
+    pub ancestry: &'a Ancestry<'a>,
 }
 
 impl GitHistory for GitStages<'_> {
-    fn recorded(&self, digest: &str) -> anyhow::Result<Recorded> {
-        let Some(found) = self.stages.lookup(digest)? else { return Ok(Recorded::Missing) };
-        let commit = recorded_commit(&found.state, self.mappings).unwrap_or_default();
-        Ok(if reusable(self.repo, &commit, self.head) {
-            Recorded::Reusable(commit)
-        } else {
-            Recorded::Unusable(commit)
-        })
+    fn recorded(&self, digest: &str) -> anyhow::Result<Option<String>> {
+        let found = self.stages.lookup(digest, Some(self.ancestry))?;
+        Ok(found.and_then(|f| recorded_commit(&f.state, self.mappings)))
     }
 
     fn patch(&self, from: &str) -> anyhow::Result<Option<(String, u64)>> {

@@ -5,7 +5,8 @@
 //! - `git`: local `git` mappings: filters, auto-excludes, labels, stage dependencies.
 //! - `git_apply`: writing a mapping's files, or the changes between two commits, into a
 //!   stage rootfs.
-//! - `history`: the commits stored git stages recorded, ancestry, patches since a commit.
+//! - `history`: the git stages' selector (ancestry of HEAD), the commits stored git
+//!   stages recorded, patches since a commit.
 //! - `shell`: running a `shell` stage's commands in the image's own `/bin/sh`.
 //! - `docker`: the `docker:` directives (the `dockerInstructions` stage).
 //! - `refuse`: the Stapel keys this front end does not build yet, each refused with one
@@ -23,13 +24,15 @@ use crate::config::{BaseImage, StapelImage};
 use crate::engine::conveyor::{BuiltStage, Conveyor, Stage};
 use crate::engine::report::StageMeta;
 use crate::engine::state::ImageState;
+use crate::engine::storage::Selector;
 use crate::engine::{Built, Job};
 use crate::frontend::dockerfile::copy::Rootfs;
 use anyhow::Context;
 use plan::{Base, PlannedStage, Step};
 
-/// Build (or find) a Stapel image's stages.
-pub fn build(job: &Job<'_>, s: &StapelImage) -> anyhow::Result<Built> {
+/// Build (or find) a Stapel image's stages; returns the image and its last stage's
+/// selector (for `Stages::settle`).
+pub fn build<'a>(job: &Job<'a>, s: &StapelImage) -> anyhow::Result<(Built, Option<Box<dyn Selector + 'a>>)> {
     let (run, image, shown) = (job.run, job.image, job.shown);
     let at = || format!("image {shown} (werf.yaml:{})", image.line);
     if let Err((line, refusal)) = refuse::unsupported(s, &run.config.meta.build.platform) {
@@ -52,10 +55,8 @@ pub fn build(job: &Job<'_>, s: &StapelImage) -> anyhow::Result<Built> {
     let network = s.network.as_deref().unwrap_or("default");
     let head = run.commit.id.as_str();
     let mappings = git::Mapping::prepare(job.repo, head, &s.git).with_context(at)?;
-    let history = history::GitStages { repo: job.repo, head, mappings: &mappings, stages: job.stages };
-    let git_plan = if mappings.is_empty() {
-        None
-    } else {
+    let ancestry = history::Ancestry::new(job.repo, head, &mappings);
+    let git_plan = if let Some(ancestry) = &ancestry {
         let mut paramshashes: Vec<&str> = mappings.iter().map(|m| m.paramshash.as_str()).collect();
         paramshashes.sort_unstable();
         let deps = |stage| git::stage_dependencies(job.repo, head, &mappings, stage).with_context(at);
@@ -64,8 +65,10 @@ pub fn build(job: &Job<'_>, s: &StapelImage) -> anyhow::Result<Built> {
             stage_dependencies: [deps("install")?, deps("beforeSetup")?, deps("setup")?],
             head,
             disable_git_after_patch: s.disable_git_after_patch,
-            history: &history,
+            history: &history::GitStages { repo: job.repo, head, mappings: &mappings, stages: job.stages, ancestry },
         })
+    } else {
+        None
     };
     let planned = plan::plan(&plan::PlanInput {
         from: &s.from,
@@ -91,7 +94,14 @@ pub fn build(job: &Job<'_>, s: &StapelImage) -> anyhow::Result<Built> {
     };
     let stages: Vec<StapelStage<'_>> = planned
         .iter()
-        .map(|p| StapelStage { job, image: s, planned: p, shell: &shell_env, mappings: &mappings })
+        .map(|p| StapelStage {
+            job,
+            image: s,
+            planned: p,
+            shell: &shell_env,
+            mappings: &mappings,
+            ancestry: ancestry.as_ref(),
+        })
         .collect();
     let list: Vec<&dyn Stage> = stages.iter().map(|s| s as &dyn Stage).collect();
     let conveyor = Conveyor {
@@ -103,8 +113,11 @@ pub fn build(job: &Job<'_>, s: &StapelImage) -> anyhow::Result<Built> {
         require_built: run.settings.require_built,
     };
     let (state, records) = conveyor.run(&list)?;
-    let digest = planned.last().expect("from comes first").digest.clone();
-    Ok(Built { state, digest, config_type: "stapel", stages: records, more: Vec::new() })
+    let last = stages.last().expect("from comes first");
+    let selector = last.selector().and(ancestry.clone());
+    let digest = last.planned.digest.clone();
+    let built = Built { state, digest, config_type: "stapel", stages: records, more: Vec::new() };
+    Ok((built, selector.map(|a| Box::new(a) as Box<dyn Selector + 'a>)))
 }
 
 /// One planned stage of a Stapel image, as an engine stage.
@@ -114,6 +127,8 @@ struct StapelStage<'a> {
     planned: &'a PlannedStage,
     shell: &'a shell::ShellEnv<'a>,
     mappings: &'a [git::Mapping],
+    /// The image's git stages' selector (`None` without git mappings).
+    ancestry: Option<&'a history::Ancestry<'a>>,
 }
 
 impl Stage for StapelStage<'_> {
@@ -133,6 +148,15 @@ impl Stage for StapelStage<'_> {
         match &self.planned.step {
             Step::From(Base::Werf { stage_id, .. }) => Some(stage_id.clone()),
             _ => None,
+        }
+    }
+
+    /// Every stage from `gitArchive` on carries the commit label it or a git stage
+    /// before it recorded: one of another branch is not used.
+    fn selector(&self) -> Option<&dyn Selector> {
+        match self.planned.step {
+            Step::From(_) | Step::Shell(_) => None,
+            _ => self.ancestry.map(|a| a as &dyn Selector),
         }
     }
 

@@ -51,22 +51,11 @@ pub struct GitPlan<'a> {
     pub history: &'a dyn GitHistory,
 }
 
-/// What the stage storage holds for a git stage's digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Recorded {
-    /// Nothing: the stage will be built at HEAD.
-    Missing,
-    /// A stage that may be reused, and the commit it recorded (an ancestor of HEAD).
-    Reusable(String),
-    /// A stage that must not be reused (its commit is not an ancestor of HEAD, or this
-    /// repository lacks it), and that commit.
-    Unusable(String),
-}
-
 /// What the planner asks about git history and stored stages.
 pub trait GitHistory {
-    /// What is stored under the git stage `digest`.
-    fn recorded(&self, digest: &str) -> anyhow::Result<Recorded>;
+    /// The commit recorded by the stage of the git stage `digest` that will be used (one
+    /// whose commit is an ancestor of HEAD); `None` when none is stored.
+    fn recorded(&self, digest: &str) -> anyhow::Result<Option<String>>;
     /// The changes of every mapping from commit `from` to HEAD: `None` when there are
     /// none, else their digest and the bytes they write.
     fn patch(&self, from: &str) -> anyhow::Result<Option<(String, u64)>>;
@@ -75,27 +64,10 @@ pub trait GitHistory {
 /// werf's threshold for a `gitCache` stage: a patch of at least 1 MiB.
 pub const GIT_CACHE_STEP: u64 = 1024 * 1024;
 
-/// How many stored stages of other branches one git stage steps past.
-const MAX_UNUSABLE: usize = 16;
-
-/// The digest a git stage is stored under and the commit it has: `digest` when nothing
-/// or a reusable stage is stored there. A stage another branch stored (its commit not an
-/// ancestor of HEAD) is stepped past to a digest derived from it and that commit — werf
-/// keeps several stages per digest and selects by ancestry; slipway's stage lookup
-/// returns one stage per digest, so each branch's stage gets a digest of its own, the
-/// same on every build of that branch.
-fn settle(g: &GitPlan<'_>, mut digest: String) -> anyhow::Result<(String, String)> {
-    for _ in 0..MAX_UNUSABLE {
-        match g.history.recorded(&digest)? {
-            Recorded::Missing => break,
-            Recorded::Reusable(commit) => return Ok((digest, commit)),
-            Recorded::Unusable(commit) => {
-                digest =
-                    DigestInput::new("stapel-git-elsewhere").str("digest", &digest).str("commit", &commit).finish();
-            }
-        }
-    }
-    Ok((digest, g.head.to_string()))
+/// The commit a git stage of `digest` has: the one its stored stage recorded, else HEAD,
+/// at which it will be built.
+fn commit_of(g: &GitPlan<'_>, digest: &str) -> anyhow::Result<String> {
+    Ok(g.history.recorded(digest)?.unwrap_or_else(|| g.head.to_string()))
 }
 
 /// The image a `from` stage starts from.
@@ -156,8 +128,7 @@ pub fn plan(input: &PlanInput<'_>) -> anyhow::Result<Vec<PlannedStage>> {
                 .str("prev", prev)
                 .list("mappings", g.mappings.iter().copied())
                 .finish();
-            let (digest, c) = settle(g, digest)?;
-            commit = Some(c);
+            commit = Some(commit_of(g, &digest)?);
             stages.push(PlannedStage { name: "gitArchive", digest, step: Step::GitArchive });
         }
         // werf's rule (`builder/shell.go`): a stage exists when it has commands or
@@ -178,8 +149,7 @@ pub fn plan(input: &PlanInput<'_>) -> anyhow::Result<Vec<PlannedStage>> {
             (Some(g), Some(c)) => {
                 let deps = k.checked_sub(1).and_then(|i| g.stage_dependencies[i].as_deref());
                 let digest = digest.opt("stage-dependencies", deps).str("prev-commit", c).finish();
-                let (digest, c) = settle(g, digest)?;
-                commit = Some(c);
+                commit = Some(commit_of(g, &digest)?);
                 stages.push(PlannedStage { name, digest, step: Step::GitShell(commands.to_vec()) });
                 continue;
             }
@@ -200,8 +170,7 @@ pub fn plan(input: &PlanInput<'_>) -> anyhow::Result<Vec<PlannedStage>> {
                 .str("prev-commit", &c)
                 .num("patch-mib", size / GIT_CACHE_STEP)
                 .finish();
-            let (digest, recorded) = settle(g, digest)?;
-            c = recorded;
+            c = commit_of(g, &digest)?;
             stages.push(PlannedStage { name: "gitCache", digest, step: Step::GitPatch });
             patch = if c == g.head { None } else { g.history.patch(&c)? };
         }
@@ -212,7 +181,6 @@ pub fn plan(input: &PlanInput<'_>) -> anyhow::Result<Vec<PlannedStage>> {
                 .str("prev-commit", &c)
                 .str("patch", &patch)
                 .finish();
-            let (digest, _) = settle(g, digest)?;
             stages.push(PlannedStage { name: "gitLatestPatch", digest, step: Step::GitPatch });
         }
     }
@@ -387,19 +355,16 @@ mod tests {
         assert_ne!(stages[2].digest, before[1].digest, "install covers shell.cacheVersion");
     }
 
-    /// Stored stages by digest (their recorded commit), and a patch per commit.
+    /// Stored stages by digest (their recorded commit), and a patch per commit. A commit
+    /// named `other…` is another branch's: the engine's selector does not pick it.
     struct FakeHistory {
         stored: std::collections::HashMap<String, String>,
         patches: std::collections::HashMap<String, (String, u64)>,
     }
 
     impl GitHistory for FakeHistory {
-        fn recorded(&self, digest: &str) -> anyhow::Result<Recorded> {
-            Ok(match self.stored.get(digest) {
-                None => Recorded::Missing,
-                Some(c) if c.starts_with("other") => Recorded::Unusable(c.clone()),
-                Some(c) => Recorded::Reusable(c.clone()),
-            })
+        fn recorded(&self, digest: &str) -> anyhow::Result<Option<String>> {
+            Ok(self.stored.get(digest).filter(|c| !c.starts_with("other")).cloned())
         }
         fn patch(&self, from: &str) -> anyhow::Result<Option<(String, u64)>> {
             Ok(self.patches.get(from).cloned())
@@ -417,7 +382,9 @@ mod tests {
     }
 
     /// If this fails, a git stage digest's inputs or encoding changed (see
-    /// `golden_digests`).
+    /// `golden_digests`). The second gitArchive (another branch's stage stored) was
+    /// `bb8ec1d4…`, a derived `stapel-git-elsewhere` digest, until the engine selected
+    /// git stages by ancestry: it is now the plain digest, as in werf.
     #[test]
     fn golden_git_digests() {
         let from = BaseImage::Scratch;
@@ -453,7 +420,7 @@ mod tests {
                 ("install", "08b14fc262eb7e55694f76f6a60981541b409664ba8c9e5786e417f8"),
                 ("setup", "c44849be5cb8e0c2c865744b48db5222307e12f643bd580003c52113"),
                 ("gitCache", "0221c0e0cc51b4b92920607ae13063896da4c3d7ad4e7677fec31de5"),
-                ("gitArchive", "bb8ec1d424ed0d967ac0ff57479ff590311ff8755bd74bf8e4e15f93"),
+                ("gitArchive", "ce1dd76472de83bc7dc81a04cc7e7f755e36a3fa30185cfa098a8f31"),
                 ("gitLatestPatch", "fe1ad23d7b0578c459ddbd44f36f48155095811e4061a4577588625d"),
             ]
         );
@@ -508,17 +475,13 @@ mod tests {
         let changed = plan(&i).unwrap();
         let differs: Vec<bool> = first.iter().zip(&changed).map(|(a, b)| a.digest != b.digest).collect();
         assert_eq!(differs, [false, false, true, true]);
-        // Stages another branch stored are stepped past, each to a digest of its own.
+        // Stages another branch stored share the digests (the engine's selector keeps
+        // them apart); what follows them is planned from HEAD.
         let stored = first.iter().skip(1).map(|s| (s.digest.clone(), "other-branch".to_string())).collect();
         let other = FakeHistory { stored, patches: Default::default() };
         let mut i = input(&from, Some(&shell));
         i.git = Some(git_plan(&other, "c1", None));
-        let mine = plan(&i).unwrap();
-        assert_eq!(names(&mine), ["from", "gitArchive", "install", "setup"]);
-        assert_eq!(mine[0].digest, first[0].digest);
-        for (a, b) in mine.iter().zip(&first).skip(1) {
-            assert_ne!(a.digest, b.digest, "{}", a.name);
-        }
+        assert_eq!(digests(&plan(&i).unwrap()), digests(&first));
         // An image without commands still gets its gitArchive.
         let mut i = input(&from, None);
         i.git = Some(git_plan(&none, "c1", None));
