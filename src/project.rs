@@ -24,6 +24,9 @@ pub struct SourceMode {
     /// uncommitted-file checks, no allow-lists for env vars, `contextAddFiles` and
     /// secrets. The build context still comes from the commit (or the dev snapshot).
     pub loose: bool,
+    /// `--config-templates-dir` (`WERF_CONFIG_TEMPLATES_DIR`) as given, absolute or
+    /// relative to the current directory; `None`: `.werf` in the project directory.
+    pub templates_dir: Option<PathBuf>,
     /// The process environment as the CLI took it: templates' `.Env` and `env`,
     /// `WERF_PROJECT_NAME`, and `HOME` for secret paths.
     pub host: crate::engine::settings::HostEnv,
@@ -109,7 +112,7 @@ impl Project {
             vars: mode.host.utf8_vars(),
             allow_env,
             env: env_name.to_string(),
-            partials: files.partials()?,
+            partials: files.partials(&templates_rel(&dir, mode.templates_dir.as_deref())?)?,
             files: Some(files),
             commit: Some(config::CommitData { hash: commit.id.clone(), time_unix: commit.time_unix }),
         };
@@ -291,15 +294,47 @@ impl CommitFiles {
     }
 
     /// `.werf/**/*.tmpl`, each named by its path relative to `.werf` (werf's names).
-    pub fn partials(&self) -> anyhow::Result<Vec<(String, String)>> {
-        let dir = join_rel(&self.dir_rel, ".werf");
-        match self.read(&dir) {
+    /// `TEMPLATES/**/*.tmpl` (`templates`: relative to the project directory), each named by
+    /// its path inside `templates`, as werf names them.
+    pub fn partials(&self, templates: &str) -> anyhow::Result<Vec<(String, String)>> {
+        match self.read(&join_rel(&self.dir_rel, templates)) {
             Err(GitError::NotAFile { .. }) => {}
             _ => return Ok(Vec::new()),
         }
-        let files = self.matching(".werf/**/*.tmpl").map_err(|e| anyhow::anyhow!("reading .werf templates: {e}"))?;
-        Ok(files.into_iter().map(|(path, text)| (path[".werf/".len()..].to_owned(), text)).collect())
+        let prefix = if templates.is_empty() { String::new() } else { format!("{templates}/") };
+        let files = self.matching(&format!("{prefix}**/*.tmpl")).map_err(|e| {
+            anyhow::anyhow!("reading the templates in {}: {e}", if templates.is_empty() { "." } else { templates })
+        })?;
+        Ok(files.into_iter().map(|(path, text)| (path[prefix.len()..].to_owned(), text)).collect())
     }
+}
+
+/// The templates directory relative to the project directory `dir`: `.werf`, or
+/// `--config-templates-dir` made absolute against the current directory (werf's
+/// `GetAbsoluteFilepath`, no symlinks resolved). werf accepts any directory of the work
+/// tree; slipway reads templates only inside the project directory and refuses others.
+fn templates_rel(dir: &Path, flag: Option<&Path>) -> anyhow::Result<String> {
+    let Some(flag) = flag.filter(|f| !f.as_os_str().is_empty()) else { return Ok(".werf".into()) };
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let mut abs = PathBuf::new();
+    for c in cwd.join(flag).components() {
+        match c {
+            std::path::Component::ParentDir => {
+                abs.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => abs.push(other),
+        }
+    }
+    let rel = abs.strip_prefix(dir).map_err(|_| {
+        anyhow::anyhow!(
+            "--config-templates-dir {}: slipway reads configuration templates only inside the project directory {}",
+            flag.display(),
+            dir.display()
+        )
+    })?;
+    let rel = rel.to_str().with_context(|| format!("--config-templates-dir {}: not UTF-8", flag.display()))?;
+    Ok(rel.to_string())
 }
 
 impl config::FileSource for CommitFiles {

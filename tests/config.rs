@@ -112,3 +112,47 @@ fn config_render_list_and_graph_print_what_werf_prints() {
     git(&dir, &["commit", "-qam", "second"]);
     assert!(stdout(&run_ok(&mut config(&["render", "web"]))).contains("BASE_TXT: \"second\""));
 }
+
+/// `--config-templates-dir` (and `WERF_CONFIG_TEMPLATES_DIR`) names the directory whose
+/// `**/*.tmpl` are the partials instead of `.werf`, named by their path inside it; a
+/// directory outside the project is refused in one line.
+#[test]
+fn config_templates_dir_replaces_dot_werf() {
+    if !rootless_env("config_templates_dir_replaces_dot_werf") {
+        return;
+    }
+    let env = Env::new();
+    let dir = env.path().join("project");
+    git_project(
+        &dir,
+        &[
+            ("werf.yaml", "project: tpl\nconfigVersion: 1\n---\n{{ include \"sub/image.tmpl\" . }}\n"),
+            (".werf/sub/image.tmpl", "image: from-dot-werf\nfrom: alpine\n"),
+            ("custom/sub/image.tmpl", "image: from-custom\nfrom: alpine\n"),
+        ],
+        &[],
+    );
+    let render = |flag: Option<&std::path::Path>, var: Option<&std::path::Path>| {
+        let mut c = env.slipway();
+        c.arg("config").arg("render").arg("--dir").arg(&dir).env_remove("WERF_CONFIG_TEMPLATES_DIR");
+        if let Some(f) = flag {
+            c.arg("--config-templates-dir").arg(f);
+        }
+        if let Some(v) = var {
+            c.env("WERF_CONFIG_TEMPLATES_DIR", v);
+        }
+        c
+    };
+    let want = |name: &str| format!("project: tpl\nconfigVersion: 1\n---\nimage: {name}\nfrom: alpine\n\n");
+    let custom = dir.join("custom");
+    assert_eq!(stdout(&run_ok(&mut render(None, None))), want("from-dot-werf"));
+    assert_eq!(stdout(&run_ok(&mut render(Some(&custom), None))), want("from-custom"));
+    assert_eq!(stdout(&run_ok(&mut render(None, Some(&custom)))), want("from-custom"));
+    let out = render(Some(env.path()), None).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("reads configuration templates only inside the project directory"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -37,7 +37,7 @@ pub struct ProjectArgs {
     pub config: Option<PathBuf>,
 
     /// Custom configuration templates directory (default $WERF_CONFIG_TEMPLATES_DIR or
-    /// .werf). Not supported by slipway.
+    /// .werf in the project directory); slipway reads it inside the project directory.
     #[arg(long, env = "WERF_CONFIG_TEMPLATES_DIR")]
     pub config_templates_dir: Option<PathBuf>,
 
@@ -245,7 +245,6 @@ impl ProjectArgs {
         self.repo_options.check()?;
         self.final_repo_options.check()?;
         refuse(&[
-            ("--config-templates-dir", self.config_templates_dir.as_ref().is_some_and(|p| !p.as_os_str().is_empty())),
             ("--config-render-path", self.config_render_path.as_ref().is_some_and(|p| !p.as_os_str().is_empty())),
             ("--giterminism-config", self.giterminism_config.as_ref().is_some_and(|p| !p.as_os_str().is_empty())),
             ("--ssh-key", !with_env_list(&self.ssh_key, "WERF_SSH_KEY_").is_empty()),
@@ -287,6 +286,7 @@ impl ProjectArgs {
             dev: self.dev,
             dev_ignore: with_env_list(&self.dev_ignore, "WERF_DEV_IGNORE_"),
             loose: self.loose_giterminism,
+            templates_dir: self.config_templates_dir.clone(),
             host: std::env::vars_os().collect(),
         }
     }

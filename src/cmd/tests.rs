@@ -250,7 +250,6 @@ fn unsupported_flags_are_refused_by_name() {
         ("--virtual-merge", "--virtual-merge is not supported"),
         ("--backend-network host", "--backend-network is not supported"),
         ("--container-registry-mirror m", "--container-registry-mirror is not supported"),
-        ("--config-templates-dir .werf", "--config-templates-dir is not supported"),
         ("--platform linux/arm64", "--platform linux/arm64 is not supported by slipway: it builds linux/amd64 only"),
         ("-S kubernetes://ns", "--synchronization \"kubernetes://ns\" is not supported"),
         ("--log-time", "--log-time is not supported"),
