@@ -147,16 +147,21 @@ COPY --from=build /out/f/ /slashed/
 /// a lower directory once), with no fallback to copies.
 #[test]
 fn identical_layers_twice_still_mount_the_overlay() {
-    // The bind targets exist first: a RUN that creates `/etc/hosts` copies `/etc` up with
-    // the time of the step, and two steps in different seconds would differ.
+    // The bind targets exist first (COPY: a RUN's own bind targets are removed after it):
+    // a RUN that needs to create `/etc/hosts` copies `/etc` up with the time of the step,
+    // and two steps in different seconds would differ.
     let df = "FROM BASE
-RUN touch /etc/hosts /etc/resolv.conf
+COPY hosts resolv.conf /etc/
 RUN echo same > /same && touch -d @0 /same
 RUN rm /same
 RUN echo same > /same && touch -d @0 /same
 RUN echo after > /after
 ";
-    let Some(p) = Project::new("identical_layers_twice_still_mount_the_overlay", df, &[]) else { return };
+    let Some(p) =
+        Project::new("identical_layers_twice_still_mount_the_overlay", df, &[("hosts", "h\n"), ("resolv.conf", "r\n")])
+    else {
+        return;
+    };
     let (out, err) = p.run("cat /same /after");
     assert_eq!(out, "same\nafter\n", "{err}");
     assert!(!err.contains("Warning"), "{err}");
