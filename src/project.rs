@@ -27,6 +27,9 @@ pub struct SourceMode {
     /// `--config-templates-dir` (`WERF_CONFIG_TEMPLATES_DIR`) as given, absolute or
     /// relative to the current directory; `None`: `.werf` in the project directory.
     pub templates_dir: Option<PathBuf>,
+    /// `--config-render-path`: where the rendered werf.yaml is also written (werf writes it
+    /// before parsing, so a config that fails to parse can be read there).
+    pub render_path: Option<PathBuf>,
     /// The process environment as the CLI took it: templates' `.Env` and `env`,
     /// `WERF_PROJECT_NAME`, and `HOME` for secret paths.
     pub host: crate::engine::settings::HostEnv,
@@ -117,6 +120,10 @@ impl Project {
             commit: Some(config::CommitData { hash: commit.id.clone(), time_unix: commit.time_unix }),
         };
         let rendered = config::render(&file_name, &text, &input)?;
+        if let Some(path) = mode.render_path.as_deref().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::write(path, &rendered)
+                .with_context(|| format!("--config-render-path: writing the rendered config to {}", path.display()))?;
+        }
         let config = config::parse_rendered(&file_name, &rendered)?;
         let name = match mode.host.var("WERF_PROJECT_NAME").filter(|s| !s.is_empty()) {
             Some(n) => {

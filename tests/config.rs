@@ -115,7 +115,8 @@ fn config_render_list_and_graph_print_what_werf_prints() {
 
 /// `--config-templates-dir` (and `WERF_CONFIG_TEMPLATES_DIR`) names the directory whose
 /// `**/*.tmpl` are the partials instead of `.werf`, named by their path inside it; a
-/// directory outside the project is refused in one line.
+/// directory outside the project is refused in one line. `--config-render-path` gets a
+/// copy of the rendered werf.yaml.
 #[test]
 fn config_templates_dir_replaces_dot_werf() {
     if !rootless_env("config_templates_dir_replaces_dot_werf") {
@@ -148,6 +149,10 @@ fn config_templates_dir_replaces_dot_werf() {
     assert_eq!(stdout(&run_ok(&mut render(None, None))), want("from-dot-werf"));
     assert_eq!(stdout(&run_ok(&mut render(Some(&custom), None))), want("from-custom"));
     assert_eq!(stdout(&run_ok(&mut render(None, Some(&custom)))), want("from-custom"));
+    // --config-render-path: the rendered werf.yaml is written there too.
+    let rendered = env.path().join("rendered.yaml");
+    run_ok(render(Some(&custom), None).arg("--config-render-path").arg(&rendered));
+    assert_eq!(std::fs::read_to_string(&rendered).unwrap(), want("from-custom"));
     let out = render(Some(env.path()), None).output().unwrap();
     assert!(!out.status.success());
     assert!(

@@ -41,7 +41,7 @@ pub struct ProjectArgs {
     #[arg(long, env = "WERF_CONFIG_TEMPLATES_DIR")]
     pub config_templates_dir: Option<PathBuf>,
 
-    /// Custom path for storing rendered configuration file. Not supported by slipway.
+    /// Custom path for storing rendered configuration file.
     #[arg(long)]
     pub config_render_path: Option<PathBuf>,
 
@@ -245,7 +245,6 @@ impl ProjectArgs {
         self.repo_options.check()?;
         self.final_repo_options.check()?;
         refuse(&[
-            ("--config-render-path", self.config_render_path.as_ref().is_some_and(|p| !p.as_os_str().is_empty())),
             ("--giterminism-config", self.giterminism_config.as_ref().is_some_and(|p| !p.as_os_str().is_empty())),
             ("--ssh-key", !with_env_list(&self.ssh_key, "WERF_SSH_KEY_").is_empty()),
             ("--container-registry-mirror", !self.container_registry_mirror.is_empty()),
@@ -287,6 +286,7 @@ impl ProjectArgs {
             dev_ignore: with_env_list(&self.dev_ignore, "WERF_DEV_IGNORE_"),
             loose: self.loose_giterminism,
             templates_dir: self.config_templates_dir.clone(),
+            render_path: self.config_render_path.clone(),
             host: std::env::vars_os().collect(),
         }
     }
