@@ -43,6 +43,9 @@ pub enum Command {
     /// Print slugged string by specified format.
     #[command(args_override_self = true)]
     Slugify(crate::cmd::slugify::SlugifyArgs),
+    /// What this host offers rootless builds (`host check`).
+    #[command(subcommand)]
+    Host(crate::cmd::host::HostCommand),
     /// Plumbing for tests and debugging.
     #[command(hide = true, subcommand)]
     Internal(internal::Command),
@@ -58,6 +61,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Stages(c) => crate::cmd::stages::run(c, &cli.storage_root),
         Command::Stage(c) => crate::cmd::stage::run(c, &cli.storage_root),
         Command::Slugify(a) => crate::cmd::slugify::run(a),
+        Command::Host(c) => crate::cmd::host::run(c),
         Command::Internal(c) => internal::run(c, &cli.storage_root),
     }
 }
@@ -76,6 +80,12 @@ pub fn storage_root(flag: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
 }
 
 impl Cli {
+    /// Whether the command must run outside the user namespace (`host check` probes how
+    /// entering one goes).
+    pub fn outside_namespace(&self) -> bool {
+        matches!(self.command, Command::Host(_))
+    }
+
     /// The `--log-*` flags of the command, if it has them.
     pub fn log_args(&self) -> Option<&crate::cmd::flags::LogArgs> {
         match &self.command {
@@ -90,7 +100,7 @@ impl Cli {
             Command::Stages(c) => Some(&c.project().log),
             Command::Stage(crate::cmd::stage::StageCommand::Image(a)) => Some(&a.project.log),
             Command::Slugify(a) => Some(&a.log),
-            Command::Internal(_) => None,
+            Command::Host(_) | Command::Internal(_) => None,
         }
     }
 }

@@ -30,10 +30,18 @@ pub enum Command {
     },
     /// Print the namespace this process runs in: uid map and mapping kind.
     Whoami,
+    /// Inside the user namespace, try what a build does (an overlay mount, a sandbox set
+    /// up to the exec) and print one `NAME<TAB>ok|failed<TAB>DETAIL` line for each, for
+    /// `slipway host check`.
+    Probe,
 }
 
 pub fn run(cmd: Command, storage_root: &Option<PathBuf>) -> anyhow::Result<u8> {
     match cmd {
+        Command::Probe => {
+            probe();
+            Ok(0)
+        }
         Command::Whoami => {
             let map = std::fs::read_to_string("/proc/self/uid_map")?;
             println!(
@@ -95,4 +103,66 @@ pub fn run(cmd: Command, storage_root: &Option<PathBuf>) -> anyhow::Result<u8> {
             Ok(exit?.code.clamp(0, 255) as u8)
         }
     }
+}
+
+/// The in-namespace half of `slipway host check`: see [`Command::Probe`].
+fn probe() {
+    let line = |name: &str, r: Result<String, String>| match r {
+        Ok(d) => println!("{name}\tok\t{d}"),
+        Err(e) => println!("{name}\tfailed\t{}", e.replace(['\t', '\n'], " ")),
+    };
+    let mapping = std::env::var(slipway_runtime::userns::MAPPING_ENV).unwrap_or_else(|_| "root".into());
+    let ids = std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| m.lines().filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok()).sum::<u64>())
+        .unwrap_or(0);
+    line("mapping", Ok(format!("{mapping} ({ids} ids)")));
+    let Ok(dir) = tempdir() else {
+        line("overlay", Err("cannot create a temporary directory".into()));
+        return;
+    };
+    line(
+        "overlay",
+        NativeOverlay
+            .probe(&dir.join("overlay"))
+            .map(|()| "native overlayfs mounts here".into())
+            .map_err(|e| e.to_string()),
+    );
+    // A sandbox over an empty rootfs, set up all the way to the exec of a program that
+    // does not exist: every namespace, mount and pivot_root a step needs is tried.
+    let rootfs = dir.join("rootfs");
+    let spec = SandboxSpec {
+        rootfs: rootfs.clone(),
+        args: vec![PROBE_PROGRAM.into()],
+        env: Vec::new(),
+        cwd: "/".into(),
+        uid: 0,
+        gid: 0,
+        groups: Vec::new(),
+        hostname: "slipway".into(),
+        rlimits: Vec::new(),
+        binds: Vec::new(),
+        no_network: false,
+        stdout_to_stderr: false,
+    };
+    let sandbox = std::fs::create_dir_all(&rootfs).map_err(|e| e.to_string()).and_then(|()| {
+        match sandbox::run(&spec, &dir.join("scratch")) {
+            Err(e) if e.to_string().contains(&format!("executing {PROBE_PROGRAM}: ENOENT")) => {
+                Ok("namespaces, /proc, /dev and pivot_root set up for a step".into())
+            }
+            Err(e) => Err(e.to_string()),
+            Ok(exit) => Err(format!("a program that does not exist ran (exit {})", exit.code)),
+        }
+    });
+    line("sandbox", sandbox);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The program the sandbox probe asks for; it exists in no rootfs.
+const PROBE_PROGRAM: &str = "/.slipway-probe-absent";
+
+fn tempdir() -> std::io::Result<PathBuf> {
+    let base = std::env::var_os("TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    let dir = base.join(format!("slipway-probe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }

@@ -33,6 +33,9 @@ fn main() -> ExitCode {
         args.log_level.as_deref().or(log.and_then(|l| l.level())),
         log.map_or_else(|| std::io::IsTerminal::is_terminal(&std::io::stderr()), |l| l.color()),
     );
+    if args.outside_namespace() {
+        return finish(cli::run(args));
+    }
     match slipway_runtime::userns::enter(&Default::default()) {
         Ok(slipway_runtime::userns::Entered::ParentDone(code)) => return ExitCode::from(code.clamp(0, 255) as u8),
         Ok(slipway_runtime::userns::Entered::Inside) => {}
@@ -41,7 +44,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    match cli::run(args) {
+    finish(cli::run(args))
+}
+
+fn finish(result: anyhow::Result<u8>) -> ExitCode {
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("Error: {}", error_chain(&e));

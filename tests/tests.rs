@@ -16,6 +16,7 @@ mod dev;
 mod dockerfile;
 mod export;
 mod fds;
+mod host;
 mod proxy;
 mod registry;
 mod repo;

@@ -10,11 +10,14 @@
 //!   a minimal `/dev`, `pivot_root`, rlimits ([`rlimit`]), user, env and working dir.
 //!
 //! - [`fds`]: no inherited file descriptor reaches a child process or a step.
+//! - [`hostfacts`]: what the host offers (sysctls, id-map tools, seccomp, fuse, cgroups)
+//!   for `slipway host check`.
 //!
 //! All `unsafe` lives in [`sys`].
 
 pub mod error;
 pub mod fds;
+pub mod hostfacts;
 pub mod mount;
 pub mod oci;
 pub mod rlimit;

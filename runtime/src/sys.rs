@@ -218,3 +218,15 @@ pub(crate) fn loopback_up() -> nix::Result<()> {
     }
     Ok(())
 }
+
+/// Whether `path` (not followed if a symlink) has the extended attribute `name`.
+pub(crate) fn has_xattr(path: &std::path::Path, name: &str) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let (Ok(p), Ok(n)) = (std::ffi::CString::new(path.as_os_str().as_bytes()), std::ffi::CString::new(name)) else {
+        return false;
+    };
+    // SAFETY: both arguments are valid NUL-terminated strings; a null buffer of size 0
+    // only asks for the value's length.
+    let rc = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
+    rc >= 0
+}

@@ -4,6 +4,7 @@ pub mod build;
 pub mod config;
 pub mod export;
 pub mod flags;
+pub mod host;
 pub mod run;
 pub mod slugify;
 pub mod stage;
