@@ -315,7 +315,22 @@ fn setup(spec: &SandboxSpec) -> Result<Never> {
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
 
     let proc_fd = dir("proc")?;
-    mnt(Some("proc"), &fd_path(&proc_fd), Some("proc"), nosuid_nodev_noexec, None, "/proc")?;
+    if let Err(e) =
+        nix::mount::mount(Some("proc"), fd_path(&proc_fd).as_str(), Some("proc"), nosuid_nodev_noexec, None::<&str>)
+    {
+        // In a user namespace the kernel refuses a new proc mount while parts of the
+        // outer /proc are hidden under other mounts (mnt_too_revealing), as container
+        // runtimes do by default.
+        return Err(RuntimeError::Other(if e == nix::errno::Errno::EPERM {
+            format!(
+                "mounting /proc: {e}: the container this runs in masks parts of /proc, so no user namespace may mount \
+                 a new one; run it with /proc unmasked (Kubernetes: securityContext.procMount: Unmasked; \
+                 podman/docker: --security-opt unmask=ALL / systempaths=unconfined)"
+            )
+        } else {
+            format!("mounting /proc: {e}")
+        }));
+    }
 
     let dev_fd = dir("dev")?;
     mnt(
@@ -412,7 +427,13 @@ fn setup(spec: &SandboxSpec) -> Result<Never> {
     nix::mount::umount2(".", MntFlags::MNT_DETACH).map_err(RuntimeError::sys("detaching the old root"))?;
     nix::unistd::chdir("/").map_err(RuntimeError::sys("chdir /"))?;
 
-    nix::unistd::sethostname(&spec.hostname).map_err(RuntimeError::sys("sethostname"))?;
+    if let Err(e) = nix::unistd::sethostname(&spec.hostname) {
+        // Container seccomp profiles deny sethostname without CAP_SYS_ADMIN; the step's
+        // own UTS namespace then keeps the outer name, which changes nothing it builds.
+        if e != nix::errno::Errno::EPERM {
+            return Err(RuntimeError::sys("sethostname")(e));
+        }
+    }
     for r in &spec.rlimits {
         crate::sys::setrlimit(r.resource, r.soft, r.hard).map_err(RuntimeError::sys(format!(
             "setting rlimit {} to {}:{}",

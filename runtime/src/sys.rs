@@ -230,3 +230,12 @@ pub(crate) fn has_xattr(path: &std::path::Path, name: &str) -> bool {
     let rc = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
     rc >= 0
 }
+
+/// `setenv` while the process is still single-threaded (the namespace child, before it
+/// carries on as slipway).
+pub(crate) fn set_env_single_threaded(key: &str, value: &str) {
+    // SAFETY: called only from `userns::enter`'s child side, which runs before any thread
+    // exists (unshare(CLONE_NEWUSER) in the same function requires that), so nothing can
+    // read the environment concurrently.
+    unsafe { std::env::set_var(key, value) }
+}

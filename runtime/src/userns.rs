@@ -56,11 +56,46 @@ pub fn enter(host: &HostIds) -> Result<Entered> {
     }
     if Uid::effective().is_root() {
         // Real root, or already root of a namespace: only a private mount namespace.
-        nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(RuntimeError::sys("unshare(CLONE_NEWNS)"))?;
-        make_mounts_private()?;
-        return Ok(Entered::Inside);
+        match nix::sched::unshare(CloneFlags::CLONE_NEWNS) {
+            Ok(()) => {
+                make_mounts_private()?;
+                return Ok(Entered::Inside);
+            }
+            // Root of a container without CAP_SYS_ADMIN (a pod's default): a user
+            // namespace of our own, mapping every id this one has onto itself, gives
+            // the mount rights back.
+            Err(nix::errno::Errno::EPERM) => {
+                let (uids, gids) = (own_id_ranges("/proc/self/uid_map"), own_id_ranges("/proc/self/gid_map"));
+                return spawn_mapped(Mapping::Identity { uids, gids }).map(Entered::ParentDone);
+            }
+            Err(e) => return Err(RuntimeError::sys("unshare(CLONE_NEWNS)")(e)),
+        }
     }
     parent_side(host).map(Entered::ParentDone)
+}
+
+/// How the re-executed child gets its ids.
+enum Mapping {
+    /// 0 → the caller, 1.. → subordinate ranges, by newuidmap/newgidmap.
+    Subordinate { uid: u32, gid: u32, uid_ranges: Vec<subid::IdRange>, gid_ranges: Vec<subid::IdRange> },
+    /// Only 0 → the caller, written by ourselves.
+    Single { uid: u32, gid: u32 },
+    /// Root of this namespace: every id range it has onto itself, written by ourselves.
+    Identity { uids: Vec<(u32, u32)>, gids: Vec<(u32, u32)> },
+}
+
+/// The id ranges this process's namespace has (`(first, count)` by its map file's inside
+/// column). A child's map extent must lie within one extent of its parent's, so an
+/// identity map repeats them one by one.
+fn own_id_ranges(map_file: &str) -> Vec<(u32, u32)> {
+    std::fs::read_to_string(map_file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<u32> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            (f.len() == 3).then(|| (f[0], f[2]))
+        })
+        .collect()
 }
 
 fn make_mounts_private() -> Result<()> {
@@ -85,9 +120,12 @@ fn child_side() -> Result<()> {
     unshared.map_err(|source| RuntimeError::UserNamespace { source })?;
     let mut answer = [0u8; 1];
     let n = go.read(&mut answer).map_err(RuntimeError::io("waiting for the id mapping on", "pipe"))?;
-    if n == 0 || answer[0] != b'1' {
+    match (n, answer[0]) {
+        (1, b'1') => {}
+        // newuidmap failed and the parent mapped only the caller.
+        (1, b'2') => crate::sys::set_env_single_threaded(MAPPING_ENV, "single"),
         // The parent failed to map us and has printed why.
-        std::process::exit(125);
+        _ => std::process::exit(125),
     }
     nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
         .map_err(RuntimeError::sys("setresgid(0) in the user namespace"))?;
@@ -123,17 +161,32 @@ fn parent_side(host: &HostIds) -> Result<i32> {
     {
         gid_ranges = subid::parse(&read(host.subgid), &g, gid);
     }
-    let full = !uid_ranges.is_empty() && !gid_ranges.is_empty();
+    if uid_ranges.is_empty() || gid_ranges.is_empty() {
+        tracing::warn!(
+            user = %user,
+            "no subordinate id ranges for {user} in /etc/subuid and /etc/subgid: using a single-id mapping, so files cannot be owned by other users inside builds (chown fails)"
+        );
+        return spawn_mapped(Mapping::Single { uid, gid });
+    }
+    spawn_mapped(Mapping::Subordinate { uid, gid, uid_ranges, gid_ranges })
+}
 
+/// Re-execute this process as the namespace's child, map it as `mapping` says, and wait
+/// for it; returns its exit code.
+fn spawn_mapped(mapping: Mapping) -> Result<i32> {
     let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(RuntimeError::sys("pipe2"));
     let (ready_r, ready_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
     let exe = std::fs::read_link("/proc/self/exe").map_err(RuntimeError::io("reading", "/proc/self/exe"))?;
     let mut cmd = Command::new(&exe);
+    let kind = match mapping {
+        Mapping::Subordinate { .. } | Mapping::Identity { .. } => "full",
+        Mapping::Single { .. } => "single",
+    };
     cmd.args(std::env::args_os().skip(1))
         .env(STAGE_ENV, "child")
         .env(FDS_ENV, format!("{},{}", ready_w.as_raw_fd(), go_r.as_raw_fd()))
-        .env(MAPPING_ENV, if full { "full" } else { "single" });
+        .env(MAPPING_ENV, kind);
     if let Some(a0) = std::env::args_os().next() {
         cmd.arg0(a0);
     }
@@ -151,20 +204,29 @@ fn parent_side(host: &HostIds) -> Result<i32> {
     let mut b = [0u8; 1];
     let n = ready.read(&mut b).map_err(RuntimeError::io("waiting for the child on", "pipe"))?;
     let mut go = std::fs::File::from(go_w);
+    // What the child is told: mapped as planned (1), or with a single id instead (2).
+    let mut answer = b'1';
     if n == 1 && b[0] == b'1' {
-        let mapped = if full {
-            run_map("newuidmap", pid, &subid::map_args(uid, &uid_ranges))
-                .and_then(|_| run_map("newgidmap", pid, &subid::map_args(gid, &gid_ranges)))
-        } else {
-            tracing::warn!(
-                user = %user,
-                "no subordinate id ranges for {user} in /etc/subuid and /etc/subgid: using a single-id mapping, so files cannot be owned by other users inside builds (chown fails)"
-            );
-            single_map(pid, uid, gid)
+        let mapped = match &mapping {
+            Mapping::Subordinate { uid, gid, uid_ranges, gid_ranges } => {
+                match run_map("newuidmap", pid, &subid::map_args(*uid, uid_ranges)) {
+                    Ok(()) => run_map("newgidmap", pid, &subid::map_args(*gid, gid_ranges)),
+                    // Not installed, or without its privilege (a pod image, no_new_privs, a
+                    // nosuid mount): nothing is mapped yet, so map the caller alone.
+                    Err(e) => {
+                        tracing::warn!(
+                            "{e}: using a single-id mapping instead, so only your own id owns files inside builds"
+                        );
+                        single_map(pid, *uid, *gid).map(|()| answer = b'2')
+                    }
+                }
+            }
+            Mapping::Single { uid, gid } => single_map(pid, *uid, *gid),
+            Mapping::Identity { uids, gids } => identity_map(pid, uids, gids),
         };
         match mapped {
             Ok(()) => {
-                let _ = go.write_all(b"1");
+                let _ = go.write_all(&[answer]);
             }
             Err(e) => {
                 let _ = go.write_all(b"0");
@@ -203,4 +265,26 @@ fn single_map(pid: i32, uid: u32, gid: u32) -> Result<()> {
     write("uid_map", format!("0 {uid} 1\n"))?;
     write("setgroups", "deny\n".into())?;
     write("gid_map", format!("0 {gid} 1\n"))
+}
+
+fn identity_map(pid: i32, uids: &[(u32, u32)], gids: &[(u32, u32)]) -> Result<()> {
+    for (file, ranges) in [("uid_map", uids), ("gid_map", gids)] {
+        let path = format!("/proc/{pid}/{file}");
+        let text: String = ranges.iter().map(|(first, count)| format!("{first} {first} {count}\n")).collect();
+        std::fs::write(&path, text).map_err(RuntimeError::io("writing", path))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn own_id_ranges_are_read_from_the_inside_column() {
+        let f = std::env::temp_dir().join(format!("userns-map-{}", std::process::id()));
+        std::fs::write(&f, "         0       1001          1\n         1     100000      65536\n").unwrap();
+        assert_eq!(super::own_id_ranges(f.to_str().unwrap()), [(0, 1), (1, 65536)]);
+        std::fs::write(&f, "").unwrap();
+        assert_eq!(super::own_id_ranges(f.to_str().unwrap()), []);
+        std::fs::remove_file(&f).unwrap();
+    }
 }

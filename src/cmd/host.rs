@@ -109,11 +109,13 @@ fn gather() -> (Vec<Row>, String) {
     }
     let probe = in_namespace_probe();
     let probed = |name: &str| probe.iter().find(|(n, _, _)| n == name);
-    let mapping = match (&probe.first(), root) {
-        (_, true) => Fact { value: "not needed: running as root (only a private mount namespace)".into(), ok: true },
-        (Some((n, true, d)), _) if n == "mapping" => Fact { value: d.clone(), ok: true },
-        (Some((_, _, d)), _) => Fact { value: d.clone(), ok: false },
-        (None, _) => Fact { value: "no answer from the probe".into(), ok: false },
+    let mapping = match probe.first() {
+        Some((n, true, d)) if n == "mapping" && d.starts_with("root") => {
+            Fact { value: "not needed: root with the right to mount (a private mount namespace only)".into(), ok: true }
+        }
+        Some((n, true, d)) if n == "mapping" => Fact { value: d.clone(), ok: true },
+        Some((_, _, d)) => Fact { value: d.clone(), ok: false },
+        None => Fact { value: "no answer from the probe".into(), ok: false },
     };
     let single = mapping.value.starts_with("single");
     rows.push(Row::check("id mapping", mapping, || {
@@ -130,13 +132,19 @@ fn gather() -> (Vec<Row>, String) {
          (WERF_BUILDAH_STORAGE_DRIVER=vfs, slower)"
             .into()
     }));
-    rows.push(Row::check("sandbox", from_probe("sandbox"), || {
-        if pod {
-            "the container's masked /proc or mount restrictions block the step sandbox: \
-             set `securityContext.procMount: Unmasked`, seccomp and AppArmor `Unconfined`"
+    let sandbox = from_probe("sandbox");
+    let masked_proc = sandbox.value.contains("masks parts of /proc");
+    rows.push(Row::check("sandbox", sandbox, || {
+        if masked_proc {
+            "unmask /proc for the container: Kubernetes `securityContext.procMount: Unmasked` (with hostUsers: false), \
+             podman `--security-opt unmask=ALL`, docker `--security-opt systempaths=unconfined`"
+                .into()
+        } else if pod {
+            "run the container with seccomp and AppArmor `Unconfined`: the step sandbox needs pid, mount, uts and \
+             ipc namespaces, mounts and pivot_root"
                 .into()
         } else {
-            "see the error: the step sandbox needs pid, mount, uts and ipc namespaces and a /proc mount".into()
+            "see the error: the step sandbox needs pid, mount, uts and ipc namespaces, mounts and pivot_root".into()
         }
     }));
     rows.push(Row::check("fuse", hostfacts::fuse_device(), || {
@@ -175,13 +183,13 @@ fn gather() -> (Vec<Row>, String) {
     let can_build = rows.iter().all(|r| !(r.ok == Some(false) && blocks_builds(r.name)));
     let summary = if can_build {
         format!(
-            "slipway builds here: {} ids, layers on {}, steps in the built-in sandbox (WERF_BUILDAH_MODE=native-chroot){}",
-            if root {
-                "host"
-            } else if single {
-                "single-id mapping (owners other than yours are not kept)"
+            "slipway builds here: {}, layers on {}, steps in the built-in sandbox (WERF_BUILDAH_MODE=native-chroot){}",
+            if single {
+                "a single-id mapping"
+            } else if root && !pod {
+                "the host's ids"
             } else {
-                "full subordinate"
+                "a full id mapping"
             },
             if overlay_ok { "native overlayfs" } else { "copies (vfs)" },
             if runtimes.iter().any(|r| r.contains("runc")) {
@@ -221,16 +229,22 @@ fn in_namespace_probe() -> Vec<(String, bool, String)> {
         Ok(o) => o,
         Err(e) => return vec![("mapping".into(), false, format!("running {}: {e}", exe.display()))],
     };
-    let parsed: Vec<(String, bool, String)> = String::from_utf8_lossy(&out.stdout)
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // newuidmap failing turns a full mapping into a single-id one with a warning: say why.
+    let fallback = stderr.lines().find(|l| l.contains("using a single-id mapping instead"));
+    let mut parsed: Vec<(String, bool, String)> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {
             let mut f = l.splitn(3, '\t');
             Some((f.next()?.to_string(), f.next()? == "ok", f.next()?.to_string()))
         })
         .collect();
+    if let (Some(why), Some((_, _, detail))) = (fallback, parsed.first_mut()) {
+        let why = why.split_once("WARN ").map_or(why, |(_, w)| w).trim();
+        *detail = format!("{detail}: {why}");
+    }
     if parsed.is_empty() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let err = err.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("no output").trim_start_matches("Error: ");
+        let err = stderr.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("no output").trim_start_matches("Error: ");
         return vec![("mapping".into(), false, err.to_string())];
     }
     parsed
