@@ -66,6 +66,16 @@ fn builds_with_runc_isolation() {
     build_run_rebuild("builds_with_runc_isolation", Env::new().with_var("WERF_BUILDAH_MODE", "native-rootless"));
 }
 
+/// The same project with steps run by crun (`BUILDAH_RUNTIME=crun`; on this hybrid-cgroup
+/// host crun needs the cgroup v2 mount hidden and its cgroup manager off).
+#[test]
+fn builds_with_crun_isolation() {
+    build_run_rebuild(
+        "builds_with_crun_isolation",
+        Env::new().with_var("WERF_BUILDAH_MODE", "native-rootless").with_var("BUILDAH_RUNTIME", "crun"),
+    );
+}
+
 fn build_run_rebuild(test: &str, env: Env) {
     if !rootless_env(test) {
         return;

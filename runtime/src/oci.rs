@@ -94,11 +94,43 @@ pub fn run(spec: &SandboxSpec, scratch: &Path, runtime: &Path) -> Result<Exit> {
         scratch.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     );
     let mut cmd = std::process::Command::new(runtime);
-    cmd.arg("--root").arg(&state).arg("run").arg("--bundle").arg(&bundle).arg(&id);
+    cmd.arg("--root").arg(&state);
+    if is_crun(runtime) {
+        hide_hybrid_cgroup2()?;
+        // No cgroup is delegated to users here: crun must not try to create one.
+        cmd.arg("--cgroup-manager=disabled");
+    }
+    cmd.arg("run").arg("--bundle").arg(&bundle).arg(&id);
     crate::sandbox::wait_step(cmd, spec).map_err(|e| {
         RuntimeError::Other(format!(
-            "starting the OCI runtime {}: {e}; install runc or use WERF_BUILDAH_MODE=native-chroot",
+            "starting the OCI runtime {}: {e}; install it or use WERF_BUILDAH_MODE=native-chroot",
             runtime.display()
         ))
     })
+}
+
+fn is_crun(runtime: &Path) -> bool {
+    runtime.file_name().is_some_and(|n| n == "crun")
+}
+
+/// crun refuses a hybrid cgroup layout (v1 controllers plus a v2 mount at
+/// `/sys/fs/cgroup/unified`) even with its cgroup manager disabled. In slipway's own
+/// mount namespace, cover that v2 mount with an empty read-only tmpfs, once: crun then
+/// sees plain v1 and, disabled, uses no cgroup at all.
+fn hide_hybrid_cgroup2() -> Result<()> {
+    static DONE: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let unified = Path::new("/sys/fs/cgroup/unified");
+        let is_cgroup2 = nix::sys::statfs::statfs(unified)
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+        if !is_cgroup2 {
+            return Ok(());
+        }
+        use nix::mount::MsFlags;
+        let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        nix::mount::mount(Some("tmpfs"), unified, Some("tmpfs"), flags, Some("size=4k,mode=555"))
+            .map_err(|e| format!("hiding the hybrid cgroup v2 mount {} from crun: {e}", unified.display()))
+    })
+    .clone()
+    .map_err(RuntimeError::Other)
 }

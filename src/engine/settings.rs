@@ -85,15 +85,7 @@ impl Backend {
     pub fn from_env(host: HostEnv) -> anyhow::Result<Self> {
         let isolation = match parse_mode(host.var("WERF_BUILDAH_MODE").unwrap_or_default())? {
             Mode::Builtin => Isolation::Builtin,
-            Mode::Runc => {
-                let path = host.var_os("PATH").unwrap_or_default();
-                let runtime = std::env::split_paths(path)
-                    .chain(["/usr/sbin".into(), "/usr/bin".into()])
-                    .map(|d| d.join("runc"))
-                    .find(|p| p.is_file())
-                    .context("WERF_BUILDAH_MODE=native-rootless runs steps with runc, which is not installed (Debian package runc)")?;
-                Isolation::Oci { runtime }
-            }
+            Mode::Oci => Isolation::Oci { runtime: oci_runtime(&host)? },
         };
         let storage_driver = parse_storage_driver(host.var("WERF_BUILDAH_STORAGE_DRIVER").unwrap_or_default())?;
         let rlimits = match host.var("WERF_BUILDAH_ULIMIT").filter(|v| !v.is_empty()) {
@@ -119,18 +111,74 @@ impl Backend {
 #[derive(Debug, PartialEq, Eq)]
 enum Mode {
     Builtin,
-    Runc,
+    Oci,
 }
 
 /// `auto`/`native-chroot` (werf's default too) use slipway's own sandbox,
-/// `native-rootless` runs steps with runc.
+/// `native-rootless` runs steps with an OCI runtime (runc, or crun: [`oci_runtime`]).
 fn parse_mode(value: &str) -> anyhow::Result<Mode> {
     match value {
         "" | "auto" | "default" | "native-chroot" => Ok(Mode::Builtin),
-        "native-rootless" => Ok(Mode::Runc),
+        "native-rootless" => Ok(Mode::Oci),
         "docker" => bail!("WERF_BUILDAH_MODE=docker: slipway has no Docker backend; unset it or use auto"),
         other => bail!("WERF_BUILDAH_MODE={other:?} is not one of auto, native-chroot, native-rootless"),
     }
+}
+
+/// The OCI runtime for `native-rootless`, chosen as buildah chooses it: `BUILDAH_RUNTIME`,
+/// else `[engine] runtime` of the containers.conf files (`CONTAINERS_CONF` alone if set;
+/// else `/usr/share/containers/`, `/etc/containers/`, then the user's
+/// `$XDG_CONFIG_HOME/containers/`, the later winning), else runc. A name is looked up on
+/// `PATH` (then /usr/sbin, /usr/bin); a path is taken as it is.
+fn oci_runtime(host: &HostEnv) -> anyhow::Result<PathBuf> {
+    let (name, from) = match host.var("BUILDAH_RUNTIME").filter(|v| !v.is_empty()) {
+        Some(v) => (v.to_string(), "BUILDAH_RUNTIME".to_string()),
+        None => containers_conf_runtime(host)?.unwrap_or_else(|| ("runc".into(), "the default".into())),
+    };
+    if name.contains('/') {
+        let p = PathBuf::from(&name);
+        anyhow::ensure!(p.is_file(), "OCI runtime {name} (from {from}) does not exist");
+        return Ok(p);
+    }
+    anyhow::ensure!(
+        matches!(name.as_str(), "runc" | "crun"),
+        "OCI runtime {name:?} (from {from}): slipway runs steps with runc or crun only"
+    );
+    let path = host.var_os("PATH").unwrap_or_default();
+    std::env::split_paths(path)
+        .chain(["/usr/sbin".into(), "/usr/bin".into()])
+        .map(|d| d.join(&name))
+        .find(|p| p.is_file())
+        .with_context(|| {
+            format!("WERF_BUILDAH_MODE=native-rootless runs steps with {name} (from {from}), which is not installed (Debian package {name})")
+        })
+}
+
+/// `[engine] runtime` from the containers.conf files, with the file it came from.
+fn containers_conf_runtime(host: &HostEnv) -> anyhow::Result<Option<(String, String)>> {
+    let files: Vec<PathBuf> = match host.path("CONTAINERS_CONF") {
+        Some(p) => vec![p],
+        None => {
+            let user = host
+                .path("XDG_CONFIG_HOME")
+                .or_else(|| host.path("HOME").map(|h| h.join(".config")))
+                .map(|d| d.join("containers/containers.conf"));
+            ["/usr/share/containers/containers.conf", "/etc/containers/containers.conf"]
+                .into_iter()
+                .map(PathBuf::from)
+                .chain(user)
+                .collect()
+        }
+    };
+    let mut found = None;
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else { continue };
+        let doc: toml::Table = toml::from_str(&text).with_context(|| format!("reading {}", f.display()))?;
+        if let Some(r) = doc.get("engine").and_then(|e| e.get("runtime")).and_then(|r| r.as_str()) {
+            found = Some((r.to_string(), f.display().to_string()));
+        }
+    }
+    Ok(found)
 }
 
 fn parse_storage_driver(value: &str) -> anyhow::Result<StorageDriver> {
@@ -207,7 +255,7 @@ mod tests {
     fn werf_modes_and_drivers() {
         for (mode, want) in [("", Mode::Builtin), ("auto", Mode::Builtin), ("default", Mode::Builtin)]
             .into_iter()
-            .chain([("native-chroot", Mode::Builtin), ("native-rootless", Mode::Runc)])
+            .chain([("native-chroot", Mode::Builtin), ("native-rootless", Mode::Oci)])
         {
             assert_eq!(parse_mode(mode).unwrap(), want, "{mode}");
         }
@@ -252,7 +300,10 @@ mod tests {
         let runc = t.path().join("runc");
         std::fs::write(&runc, "").unwrap();
         let path = t.path().to_str().unwrap();
-        let b = backend(&[("WERF_BUILDAH_MODE", "native-rootless"), ("PATH", path)]).unwrap();
+        let none = t.path().join("none.conf");
+        let conf = none.to_str().unwrap();
+        let b =
+            backend(&[("WERF_BUILDAH_MODE", "native-rootless"), ("PATH", path), ("CONTAINERS_CONF", conf)]).unwrap();
         assert_eq!(b.isolation, Isolation::Oci { runtime: runc });
         // Without runc on PATH, the fixed fallbacks are tried; if this host has none either,
         // the refusal says what to install.
@@ -262,6 +313,31 @@ mod tests {
             let e = error(&[("WERF_BUILDAH_MODE", "native-rootless"), ("PATH", empty.to_str().unwrap())]);
             assert!(e.contains("Debian package runc"), "{e}");
         }
+    }
+
+    #[test]
+    fn crun_comes_from_buildah_runtime_or_containers_conf() {
+        let t = tempfile::tempdir().unwrap();
+        for name in ["runc", "crun"] {
+            std::fs::write(t.path().join(name), "").unwrap();
+        }
+        let path = t.path().to_str().unwrap();
+        let conf = t.path().join("containers.conf");
+        std::fs::write(&conf, "[engine]\nruntime = \"crun\"\n").unwrap();
+        let conf = conf.to_str().unwrap();
+        let mode = ("WERF_BUILDAH_MODE", "native-rootless");
+        let oci = |vars: &[(&str, &str)]| backend(vars).unwrap().isolation;
+        assert_eq!(
+            oci(&[mode, ("PATH", path), ("CONTAINERS_CONF", conf)]),
+            Isolation::Oci { runtime: t.path().join("crun") }
+        );
+        // BUILDAH_RUNTIME wins over containers.conf.
+        assert_eq!(
+            oci(&[mode, ("PATH", path), ("CONTAINERS_CONF", conf), ("BUILDAH_RUNTIME", "runc")]),
+            Isolation::Oci { runtime: t.path().join("runc") }
+        );
+        let e = error(&[mode, ("PATH", path), ("BUILDAH_RUNTIME", "kata")]);
+        assert_eq!(e, "OCI runtime \"kata\" (from BUILDAH_RUNTIME): slipway runs steps with runc or crun only");
     }
 
     #[test]
