@@ -74,6 +74,7 @@ pub fn build(
         commit: &project.commit,
         config: &project.config,
         allow_context_add_files: &project.allow_context_add_files,
+        mount_allow: project.mount_allow.as_ref(),
         store,
         settings,
         log,
@@ -136,6 +137,9 @@ pub struct Run<'a> {
     pub commit: &'a crate::git::CommitInfo,
     pub config: &'a WerfConfig,
     pub allow_context_add_files: &'a [String],
+    /// werf-giterminism.yaml, for Stapel mounts a base image's labels ask for (`None`:
+    /// loose giterminism allows every mount).
+    pub mount_allow: Option<&'a crate::giterminism::GiterminismConfig>,
     pub store: &'a Store,
     pub settings: &'a BuildSettings,
     pub log: &'a Log,
