@@ -82,6 +82,12 @@ pub fn build(
         client: registry_client(settings)?,
     };
     let mut pending = build_order(&project.config, &project.config.select(images)?);
+    // What a front end refuses is refused before any image is built.
+    for image in &pending {
+        if let ImageKind::Stapel(s) = &image.kind {
+            crate::frontend::stapel::refuse(image, s, &project.config.meta.build.platform)?;
+        }
+    }
     let mut report = BuildReport::default();
     let mut states = BTreeMap::new();
     // In waves: every image whose dependencies are built, several at a time (werf's -p).

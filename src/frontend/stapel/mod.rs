@@ -32,14 +32,22 @@ use crate::frontend::dockerfile::copy::Rootfs;
 use anyhow::Context;
 use plan::{Base, PlannedStage, Step};
 
+/// Refuse, in one line naming the key's werf.yaml line, what this front end does not
+/// build yet (`refuse.rs`); the engine asks before it builds any image.
+pub fn refuse(image: &crate::config::Image, s: &StapelImage, build_platforms: &[String]) -> anyhow::Result<()> {
+    if let Err((line, refusal)) = refuse::unsupported(s, build_platforms) {
+        let shown = if image.name.is_empty() { "~" } else { image.name.as_str() };
+        anyhow::bail!("image {shown} (werf.yaml:{}): {refusal}", line.unwrap_or(image.line));
+    }
+    Ok(())
+}
+
 /// Build (or find) a Stapel image's stages; returns the image and its last stage's
 /// selector (for `Stages::settle`).
 pub fn build<'a>(job: &Job<'a>, s: &StapelImage) -> anyhow::Result<(Built, Option<Box<dyn Selector + 'a>>)> {
     let (run, image, shown) = (job.run, job.image, job.shown);
     let at = || format!("image {shown} (werf.yaml:{})", image.line);
-    if let Err((line, refusal)) = refuse::unsupported(s, &run.config.meta.build.platform) {
-        anyhow::bail!("image {shown} (werf.yaml:{}): {refusal}", line.unwrap_or(image.line));
-    }
+    refuse(image, s, &run.config.meta.build.platform)?;
     if let (Some(g), Some(_)) = (s.git.first(), &run.commit.worktree) {
         anyhow::bail!(
             "image {shown} (werf.yaml:{}): `git` mappings are not supported with --dev yet (they read commits only); \
