@@ -257,7 +257,7 @@ fn push_unique(list: &mut Vec<String>, item: String) {
 }
 
 /// Go's `path.Clean`.
-fn go_clean(path: &str) -> String {
+pub(super) fn go_clean(path: &str) -> String {
     let rooted = path.starts_with('/');
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {

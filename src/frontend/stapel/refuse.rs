@@ -19,7 +19,7 @@ pub fn unsupported(s: &StapelImage, build_platforms: &[String]) -> Result<(), (O
         git,
         shell: _,
         ansible,
-        mount: _,
+        mount,
         docker: _,
         import,
         dependencies,
@@ -53,6 +53,9 @@ pub fn unsupported(s: &StapelImage, build_platforms: &[String]) -> Result<(), (O
     }
     if let Some(d) = dependencies.first() {
         return not_yet(Some(d.line), "dependencies");
+    }
+    if let Some(m) = mount.iter().find(|m| super::mount::go_clean(&m.to) == "/") {
+        return Err((Some(m.line), "mount `to: /` would hide the whole image; mount a directory in it".into()));
     }
     if let Some(p) =
         platform.iter().chain(build_platforms).find(|p| !crate::frontend::dockerfile::plan::is_linux_amd64(p))
@@ -107,5 +110,9 @@ mod tests {
         assert_eq!(unsupported(&parsed("shell:\n  install: [true]\nnetwork: none\n"), &[]), Ok(()));
         assert_eq!(unsupported(&parsed("git:\n- add: /src\n  to: /app\n"), &[]), Ok(()));
         assert_eq!(unsupported(&parsed("mount:\n- from: tmp_dir\n  to: /tmp/x\n"), &[]), Ok(()));
+        assert_eq!(
+            unsupported(&parsed("mount:\n- from: tmp_dir\n  to: /x\n- from: tmp_dir\n  to: /a/..\n"), &[]),
+            Err((Some(9), "mount `to: /` would hide the whole image; mount a directory in it".to_string()))
+        );
     }
 }
