@@ -17,6 +17,10 @@ enum Outcome {
     },
     /// `slipway build` fails with exactly this one line on stderr.
     Refused(&'static str),
+    /// werf's legacy mount suite (`base_test.go`): built twice, with
+    /// `FROM_CACHE_VERSION` 1 then 2 and loose giterminism, in the project directory;
+    /// each build's log has the line given, and then `sh -c CMD` in the image prints OUT.
+    BuildsTwice { first: &'static str, second: &'static str, run: (&'static str, &'static str) },
 }
 
 struct Fixture {
@@ -27,7 +31,10 @@ struct Fixture {
     outcome: Outcome,
 }
 
-use Outcome::{Builds, Refused};
+use Outcome::{Builds, BuildsTwice, Refused};
+
+/// werf's check that the mount point is empty in the image (`[[ -z "$(ls -A /mount)" ]]`).
+const MOUNT_EMPTY: (&str, &str) = ("test -z \"$(ls -A /mount 2>/dev/null)\" && echo empty", "empty\n");
 
 const FIXTURES: &[Fixture] = &[
     Fixture {
@@ -123,6 +130,21 @@ const FIXTURES: &[Fixture] = &[
         },
     },
     Fixture {
+        dir: "legacy_e2e/build/stapel_image/mount/tmp_dir",
+        env: &[],
+        outcome: BuildsTwice { first: "Result number is 2", second: "Result number is 2", run: MOUNT_EMPTY },
+    },
+    Fixture {
+        dir: "legacy_e2e/build/stapel_image/mount/build_dir",
+        env: &[],
+        outcome: BuildsTwice { first: "Result number is 2", second: "Result number is 4", run: MOUNT_EMPTY },
+    },
+    Fixture {
+        dir: "legacy_e2e/build/stapel_image/mount/from_path",
+        env: &[],
+        outcome: BuildsTwice { first: "Result number is 4", second: "Result number is 6", run: MOUNT_EMPTY },
+    },
+    Fixture {
         dir: "stages/copy/complex/state0",
         env: &[("ARTIFACT_CACHE_VERSION", "1"), ("ARTIFACT_DATA", "one")],
         outcome: Refused("Error: image backend (werf.yaml:8): `import` is not supported for Stapel images yet"),
@@ -211,6 +233,33 @@ fn check(f: &Fixture, reg: &str) -> Result<(), String> {
     let files = files(&fixtures_root().join(f.dir), reg);
     let files: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     git_project(&dir, &files, &[]);
+    if let BuildsTwice { first, second, run: (cmd, want) } = &f.outcome {
+        for (version, line) in [("1", first), ("2", second)] {
+            let out = env
+                .slipway()
+                .current_dir(&dir)
+                .env("FROM_CACHE_VERSION", version)
+                .env("WERF_LOOSE_GITERMINISM", "1")
+                .args(["build", "--insecure-registry"])
+                .output()
+                .unwrap();
+            if !out.status.success() || !stdout(&out).lines().any(|l| l.trim_end().ends_with(*line)) {
+                return Err(format!("build {version}: no line {line:?}:\n{}\n{}", stdout(&out), stderr(&out)));
+            }
+        }
+        let out = env
+            .slipway()
+            .current_dir(&dir)
+            .env("FROM_CACHE_VERSION", "2")
+            .env("WERF_LOOSE_GITERMINISM", "1")
+            .args(["run", "--", "/bin/sh", "-c", cmd])
+            .output()
+            .unwrap();
+        if stdout(&out) != *want {
+            return Err(format!("{cmd:?} printed {:?} ({})", stdout(&out), stderr(&out)));
+        }
+        return Ok(());
+    }
     let report = env.path().join("report.json");
     let out = env
         .slipway()
@@ -222,6 +271,7 @@ fn check(f: &Fixture, reg: &str) -> Result<(), String> {
         .output()
         .unwrap();
     match &f.outcome {
+        BuildsTwice { .. } => unreachable!("handled above"),
         Refused(want) => {
             if out.status.success() {
                 return Err(format!("built, expected {want:?}"));
