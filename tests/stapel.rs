@@ -507,3 +507,35 @@ fn binds_stapel_mounts_as_werf() {
     );
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 }
+
+/// A base image's `werf-mount-type-custom-dir-*` label (here written by `docker: LABEL`)
+/// cannot bind a host path werf-giterminism.yaml does not allow: werf would bind it.
+#[test]
+fn a_base_image_mount_label_cannot_bind_a_host_path() {
+    let test = "a_base_image_mount_label_cannot_bind_a_host_path";
+    if !rootless_env(test) {
+        return;
+    }
+    let Some(reg) = registry(test) else {
+        return;
+    };
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let werf_yaml = format!(
+        "project: demo\nconfigVersion: 1\n---\nimage: base\nfrom: {reg}/base/busybox\ndocker:\n  LABEL:\n    \
+         werf-mount-type-custom-dir---etc: /hostetc\n---\nimage: app\nfromImage: base\nshell:\n  \
+         install: cat /hostetc/passwd > /leak\n"
+    );
+    git_project(&dir, &[("werf.yaml", &werf_yaml)], &[]);
+    let out = env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir).output().unwrap();
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert_eq!(
+        stderr(&out),
+        "Error: building image app (werf.yaml:10), stage install: the base image's werf-mount-type-* labels ask \
+         for a mount: the configuration with potential external dependency found in the werf config: \"mount { \
+         fromPath: /etc, ... }\" not allowed by giterminism (the use of the fromPath mount may lead to \
+         unpredictable behavior when used in parallel and potentially affect reproducibility and reliability; \
+         the data in the mounted directory has no effect on the final image digest); to allow it, set \
+         config.stapel.mount.allowFromPaths in werf-giterminism.yaml\n"
+    );
+}

@@ -204,7 +204,10 @@ impl<'a> MountEnv<'a> {
             };
             binds.push(self.bind(root.join("mount").join(slug(point)), point)?);
         }
-        if !points.build_dir.is_empty() {
+        // The image's own mounts were checked when werf.yaml was loaded (naming their
+        // line); what only the base's labels ask for is checked here.
+        let own_build_dir = self.config.iter().any(|m| m.source == MountSource::BuildDir);
+        if !points.build_dir.is_empty() && !own_build_dir {
             self.check(&MountSource::BuildDir)?;
         }
         for point in &points.build_dir {
@@ -212,7 +215,10 @@ impl<'a> MountEnv<'a> {
             binds.push(self.bind(dir, point)?);
         }
         for (from, list) in &points.custom {
-            self.check(&MountSource::Path(from.clone()))?;
+            let own = self.config.iter().any(|m| matches!(&m.source, MountSource::Path(p) if go_clean(p) == *from));
+            if !own {
+                self.check(&MountSource::Path(from.clone()))?;
+            }
             let dir = self.expand(from)?;
             for point in list {
                 binds.push(self.bind(dir.clone(), point)?);
@@ -223,7 +229,7 @@ impl<'a> MountEnv<'a> {
 
     fn check(&self, source: &MountSource) -> anyhow::Result<()> {
         match self.allow.map(|g| g.mount_allowed(source)) {
-            Some(Err(message)) => bail!("werf-giterminism.yaml: {message}"),
+            Some(Err(message)) => bail!("the base image's werf-mount-type-* labels ask for a mount: {message}"),
             _ => Ok(()),
         }
     }
