@@ -5,7 +5,7 @@
 //! `giterminismConfigVersion: 1` is required as in werf. werf tolerates unknown keys
 //! (its schema has `additionalProperties`); slipway refuses them, because a misspelt
 //! allowance silently not applying is hard to debug. Keys that slipway does not act on
-//! yet (`allowUncommitted*`, `stapel.*`, `helm.*`, `cli.allowCustomTags`,
+//! yet (`allowUncommitted*`, `stapel.allowFromLatest`, `stapel.git.allowBranch`, `helm.*`, `cli.allowCustomTags`,
 //! `includes.*`) are accepted and ignored: they can only loosen checks slipway does not
 //! make.
 //!
@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use serde_saphyr::{DefaultMessageFormatter, MessageFormatter};
 
-use crate::config::{Image, ImageKind, Secret, SecretSource};
+use crate::config::{Image, ImageKind, MountSource, Secret, SecretSource};
 use crate::context::glob::Glob;
 
 /// A parsed `werf-giterminism.yaml`; the default is "no file": nothing allowed.
@@ -62,7 +62,7 @@ pub struct Config {
     pub go_template_rendering: GoTemplateRendering,
     #[serde(default)]
     pub secrets: Secrets,
-    /// Not acted on: Stapel images are not built.
+    /// `mount` is acted on (`check_mounts`); `allowFromLatest` and `git.allowBranch` not yet.
     #[serde(default)]
     pub stapel: Stapel,
     #[serde(default)]
@@ -234,6 +234,61 @@ impl GiterminismConfig {
         }
         Ok(())
     }
+}
+
+impl GiterminismConfig {
+    /// werf's check of Stapel `mount` at config load (`pkg/config/mount.go`,
+    /// `inspector/stapel.go`): `from: build_dir` needs `config.stapel.mount.allowBuildDir`,
+    /// `fromPath: P` a pattern of `config.stapel.mount.allowFromPaths` matching `P` as
+    /// written; `tmp_dir` is always allowed. `file` is werf.yaml's name, for the error.
+    pub fn check_mounts(&self, file: &str, images: &[Image]) -> Result<(), GiterminismError> {
+        for image in images {
+            let ImageKind::Stapel(s) = &image.kind else { continue };
+            for m in &s.mount {
+                if let Err(message) = self.mount_allowed(&m.source) {
+                    return Err(GiterminismError { file: file.to_owned(), line: m.line, message });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a mount source may be bound (werf's message, in one line, if not).
+    pub fn mount_allowed(&self, source: &MountSource) -> Result<(), String> {
+        let allow = &self.config.stapel.mount;
+        let (shown, why, key) = match source {
+            MountSource::TmpDir => return Ok(()),
+            MountSource::BuildDir if allow.allow_build_dir => return Ok(()),
+            MountSource::Path(p) if path_matcher_matches(&allow.allow_from_paths, p) => return Ok(()),
+            MountSource::BuildDir => (
+                "from: build_dir".to_owned(),
+                "the use of the build_dir mount may lead to unpredictable behavior when used in parallel and \
+                 potentially affect reproducibility and reliability",
+                "allowBuildDir: true",
+            ),
+            MountSource::Path(p) => (
+                format!("fromPath: {p}"),
+                "the use of the fromPath mount may lead to unpredictable behavior when used in parallel and \
+                 potentially affect reproducibility and reliability; the data in the mounted directory has no \
+                 effect on the final image digest",
+                "allowFromPaths",
+            ),
+        };
+        Err(format!(
+            "the configuration with potential external dependency found in the werf config: \
+             \"mount {{ {shown}, ... }}\" not allowed by giterminism ({why}); to allow it, set \
+             config.stapel.mount.{key} in werf-giterminism.yaml"
+        ))
+    }
+}
+
+/// werf's `path_matcher` with include globs (`isPathMatched`): a glob matches the path
+/// itself or anything below it.
+fn path_matcher_matches(patterns: &[String], path: &str) -> bool {
+    patterns.iter().any(|p| {
+        let p = p.trim_end_matches('/');
+        path_glob_matches(p, path) || path_glob_matches(&format!("{p}/**/*"), path)
+    })
 }
 
 /// Where `~` and relative paths point, read once by the caller.

@@ -49,6 +49,10 @@ pub struct Project {
     /// (relative to the project directory) that `contextAddFiles` may take from the
     /// working tree.
     pub allow_context_add_files: Vec<String>,
+    /// What Stapel `mount` may bind: `config.stapel.mount` of `werf-giterminism.yaml`
+    /// (werf.yaml's own mounts are checked at load; a base image's inherited mount
+    /// labels are checked against it when building), or `None` with loose giterminism.
+    pub mount_allow: Option<GiterminismConfig>,
 }
 
 impl Project {
@@ -140,9 +144,11 @@ impl Project {
         // Loose giterminism allows every secret (werf's inspector/config_secrets.go).
         if !mode.loose {
             giterminism.check_secrets(&file_name, &config.images, &host)?;
+            giterminism.check_mounts(&file_name, &config.images)?;
         }
-        let allow_context_add_files = giterminism.config.dockerfile.allow_context_add_files;
-        Ok(Project { repo, rendered, commit, dir_rel, config, name, allow_context_add_files })
+        let allow_context_add_files = giterminism.config.dockerfile.allow_context_add_files.clone();
+        let mount_allow = (!mode.loose).then_some(giterminism);
+        Ok(Project { repo, rendered, commit, dir_rel, config, name, allow_context_add_files, mount_allow })
     }
 }
 

@@ -399,3 +399,143 @@ fn git_stages_of_another_branch_are_not_reused() {
          commit the changes and build without --dev\n"
     );
 }
+
+/// werf.yaml `mount`: `tmp_dir` shared by the image's stages and fresh per build,
+/// `build_dir` kept between builds in the store, `fromPath` bound read-write as
+/// werf-giterminism.yaml allows; no mount target in the image, werf's labels on the
+/// stages, and the `from` stage empties the base's mount points.
+#[test]
+fn binds_stapel_mounts_as_werf() {
+    let test = "binds_stapel_mounts_as_werf";
+    if !rootless_env(test) {
+        return;
+    }
+    let Some(reg) = registry(test) else {
+        return;
+    };
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let host = env.path().join("host-dir");
+    let werf_yaml = |version: &str| {
+        format!(
+            "project: demo\nconfigVersion: 1\n---\nimage: base\nfrom: {reg}/base/busybox\n\
+             shell:\n  install: mkdir -p /data && echo keep > /data/keep\n---\n\
+             image: app\nfromImage: base\ncacheVersion: \"{version}\"\nmount:\n- from: tmp_dir\n  to: /tmp_dir\n\
+             - from: build_dir\n  to: /var/cache/app\n- fromPath: {}\n  to: /host\n- from: tmp_dir\n  to: /data\n\
+             shell:\n  install:\n  - ls -A /tmp_dir > /install-saw.txt; echo from-install > /tmp_dir/a\n\
+             \x20 - echo run >> /var/cache/app/runs; grep -c run /var/cache/app/runs > /runs.txt\n\
+             \x20 - echo from-build > /host/out; ls -A /data > /data-saw.txt\n\
+             \x20 setup:\n  - cat /tmp_dir/a > /setup-saw.txt\n",
+            host.display()
+        )
+    };
+    let giterminism = format!(
+        "giterminismConfigVersion: 1\nconfig:\n  stapel:\n    mount:\n      allowBuildDir: true\n      allowFromPaths: [{}]\n",
+        host.display()
+    );
+    git_project(&dir, &[("werf.yaml", &werf_yaml("1")), ("werf-giterminism.yaml", &giterminism)], &[]);
+    let repo = crate::repo::fresh_repo(&reg, "mount");
+    let report = env.path().join("report.json");
+    let build = || {
+        run_ok(
+            env.slipway()
+                .args(["build", "--insecure-registry", "--repo", &repo, "--dir"])
+                .arg(&dir)
+                .arg("--save-build-report")
+                .arg("--build-report-path")
+                .arg(&report),
+        );
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(&report).unwrap()).unwrap()
+    };
+    let inspect = "cat /install-saw.txt /setup-saw.txt /runs.txt /data-saw.txt; \
+                   for p in /tmp_dir /var/cache/app /host /.werf; do test -e $p && echo left $p; done; ls -A /data";
+    let show = |r: &serde_json::Value| {
+        let name = r["Images"]["app"]["DockerImageName"].as_str().unwrap().to_string();
+        let out = run_ok(
+            env.slipway()
+                .args(["run", "--insecure-registry", "--repo", &repo, "app", "--dir"])
+                .arg(&dir)
+                .args(["--", "/bin/sh", "-c", inspect]),
+        );
+        (name, stdout(&out))
+    };
+    let r = build();
+    let (name, out) = show(&r);
+    // install saw an empty tmp_dir, setup what install left there; /data (emptied by the
+    // from stage, then a tmp_dir) was empty; no mount target is left in the image.
+    assert_eq!(out, "from-install\n1\n", "{r}");
+    assert_eq!(std::fs::read_to_string(host.join("out")).unwrap(), "from-build\n");
+    let out =
+        run_ok(env.slipway().args(["run", "--insecure-registry", "--repo", &repo, "base", "--dir"]).arg(&dir).args([
+            "--",
+            "cat",
+            "/data/keep",
+        ]));
+    assert_eq!(stdout(&out), "keep\n");
+    let out = std::process::Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{name}"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "skopeo inspect {name}: {}", stderr(&out));
+    let labels = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["Labels"].clone();
+    assert_eq!(labels["werf-mount-type-tmp-dir"], "/tmp_dir;/data", "{labels}");
+    assert_eq!(labels["werf-mount-type-build-dir"], "/var/cache/app", "{labels}");
+    let custom = format!("werf-mount-type-custom-dir-{}", host.display().to_string().replace('/', "--"));
+    assert_eq!(labels[&custom], "/host", "{labels}");
+
+    // build_dir is kept between builds (a new cacheVersion rebuilds install); tmp_dir is not.
+    write(&dir, "werf.yaml", &werf_yaml("2"));
+    git(&dir, &["commit", "-q", "-am", "v2"]);
+    let (_, out) = show(&build());
+    assert_eq!(out, "from-install\n2\n");
+    let slug = std::fs::read_dir(env.path().join("data/slipway/mounts/projects/demo")).unwrap().count();
+    assert_eq!(slug, 1);
+
+    // Without the allowance: refused at load, naming the mount's line.
+    write(&dir, "werf-giterminism.yaml", "giterminismConfigVersion: 1\n");
+    git(&dir, &["commit", "-q", "-am", "no allowance"]);
+    let out = env.slipway().args(["build", "--dir"]).arg(&dir).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).starts_with(
+            "Error: werf.yaml:15: the configuration with potential external dependency found in the werf config: \
+             \"mount { from: build_dir, ... }\" not allowed by giterminism"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+}
+
+/// A base image's `werf-mount-type-custom-dir-*` label (here written by `docker: LABEL`)
+/// cannot bind a host path werf-giterminism.yaml does not allow: werf would bind it.
+#[test]
+fn a_base_image_mount_label_cannot_bind_a_host_path() {
+    let test = "a_base_image_mount_label_cannot_bind_a_host_path";
+    if !rootless_env(test) {
+        return;
+    }
+    let Some(reg) = registry(test) else {
+        return;
+    };
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let werf_yaml = format!(
+        "project: demo\nconfigVersion: 1\n---\nimage: base\nfrom: {reg}/base/busybox\ndocker:\n  LABEL:\n    \
+         werf-mount-type-custom-dir---etc: /hostetc\n---\nimage: app\nfromImage: base\nshell:\n  \
+         install: cat /hostetc/passwd > /leak\n"
+    );
+    git_project(&dir, &[("werf.yaml", &werf_yaml)], &[]);
+    let out = env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir).output().unwrap();
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert_eq!(
+        stderr(&out),
+        "Error: building image app (werf.yaml:10), stage install: the base image's werf-mount-type-* labels ask \
+         for a mount: the configuration with potential external dependency found in the werf config: \"mount { \
+         fromPath: /etc, ... }\" not allowed by giterminism (the use of the fromPath mount may lead to \
+         unpredictable behavior when used in parallel and potentially affect reproducibility and reliability; \
+         the data in the mounted directory has no effect on the final image digest); to allow it, set \
+         config.stapel.mount.allowFromPaths in werf-giterminism.yaml\n"
+    );
+}

@@ -26,3 +26,4 @@ mod rootfs;
 mod sandbox;
 mod security;
 mod stapel;
+mod werf_fixtures;

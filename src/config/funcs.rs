@@ -218,6 +218,8 @@ pub(super) fn sprig() -> Vec<(&'static str, Func)> {
         ("untilStep", |a| three(a, |start, stop, step| range_list(int(start), int(stop), int(step)))),
         // lists
         ("list", |a| Ok(Value::from(a.to_vec()))),
+        // Sprig's alias, common in werf.yaml: `include "x" (tuple $ "a")`.
+        ("tuple", |a| Ok(Value::from(a.to_vec()))),
         ("first", |a| one(a, |l| Ok(items(l)?.first().cloned().unwrap_or(Value::Nil)))),
         ("last", |a| one(a, |l| Ok(items(l)?.last().cloned().unwrap_or(Value::Nil)))),
         ("rest", |a| one(a, |l| Ok(Value::from(items(l)?.iter().skip(1).cloned().collect::<Vec<_>>())))),

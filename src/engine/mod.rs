@@ -74,6 +74,7 @@ pub fn build(
         commit: &project.commit,
         config: &project.config,
         allow_context_add_files: &project.allow_context_add_files,
+        mount_allow: project.mount_allow.as_ref(),
         store,
         settings,
         log,
@@ -81,6 +82,12 @@ pub fn build(
         client: registry_client(settings)?,
     };
     let mut pending = build_order(&project.config, &project.config.select(images)?);
+    // What a front end refuses is refused before any image is built.
+    for image in &pending {
+        if let ImageKind::Stapel(s) = &image.kind {
+            crate::frontend::stapel::refuse(image, s, &project.config.meta.build.platform)?;
+        }
+    }
     let mut report = BuildReport::default();
     let mut states = BTreeMap::new();
     // In waves: every image whose dependencies are built, several at a time (werf's -p).
@@ -136,6 +143,9 @@ pub struct Run<'a> {
     pub commit: &'a crate::git::CommitInfo,
     pub config: &'a WerfConfig,
     pub allow_context_add_files: &'a [String],
+    /// werf-giterminism.yaml, for Stapel mounts a base image's labels ask for (`None`:
+    /// loose giterminism allows every mount).
+    pub mount_allow: Option<&'a crate::giterminism::GiterminismConfig>,
     pub store: &'a Store,
     pub settings: &'a BuildSettings,
     pub log: &'a Log,

@@ -172,3 +172,50 @@ fn secrets_need_an_allowance() {
         assert_eq!(check(giterminism), want, "{giterminism}");
     }
 }
+
+#[test]
+fn mounts_need_an_allowance() {
+    let werf = "project: p\nconfigVersion: 1\n---\nimage: app\nfrom: busybox\nmount:\n- from: tmp_dir\n  to: /t\n\
+                - from: build_dir\n  to: /b\n- fromPath: ~/cache/go\n  to: /go\n";
+    let config = crate::config::parse("werf.yaml", werf).unwrap();
+    let check = |giterminism: &str| {
+        parse(giterminism).unwrap().check_mounts("werf.yaml", &config.images).map_err(|e| e.to_string())
+    };
+    let head = "the configuration with potential external dependency found in the werf config:";
+    let cases: Vec<(&str, Result<(), String>)> = vec![
+        (
+            "giterminismConfigVersion: 1\n",
+            Err(format!(
+                "werf.yaml:9: {head} \"mount {{ from: build_dir, ... }}\" not allowed by giterminism (the use of \
+                 the build_dir mount may lead to unpredictable behavior when used in parallel and potentially \
+                 affect reproducibility and reliability); to allow it, set config.stapel.mount.allowBuildDir: \
+                 true in werf-giterminism.yaml"
+            )),
+        ),
+        (
+            "giterminismConfigVersion: 1\nconfig:\n  stapel:\n    mount:\n      allowBuildDir: true\n      allowFromPaths: [~/other]\n",
+            Err(format!(
+                "werf.yaml:11: {head} \"mount {{ fromPath: ~/cache/go, ... }}\" not allowed by giterminism (the \
+                 use of the fromPath mount may lead to unpredictable behavior when used in parallel and \
+                 potentially affect reproducibility and reliability; the data in the mounted directory has no \
+                 effect on the final image digest); to allow it, set config.stapel.mount.allowFromPaths in \
+                 werf-giterminism.yaml"
+            )),
+        ),
+        (
+            "giterminismConfigVersion: 1\nconfig:\n  stapel:\n    mount:\n      allowBuildDir: true\n      allowFromPaths: [~/cache/**]\n",
+            Ok(()),
+        ),
+        (
+            "giterminismConfigVersion: 1\nconfig:\n  stapel:\n    mount:\n      allowBuildDir: true\n      allowFromPaths: [~/cache]\n",
+            Ok(()),
+        ),
+        (
+            "giterminismConfigVersion: 1\nconfig:\n  stapel:\n    mount:\n      allowBuildDir: true\n      allowFromPaths: [~/cache/go]\n",
+            Ok(()),
+        ),
+    ];
+    for (giterminism, want) in cases {
+        assert_eq!(check(giterminism), want, "{giterminism}");
+    }
+}

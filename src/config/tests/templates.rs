@@ -138,6 +138,10 @@ fn sprig_functions_as_werf_yaml_uses_them() {
             Ok("[1,2,3] 1 [2,3] true [1,2]"),
         ),
         (
+            r#"{{ define "two" }}{{ index . 1 }}{{ end }}{{ tuple 1 "b" | include "two" }} {{ toJson (tuple) }}"#,
+            Ok("b []"),
+        ),
+        (
             r#"{{ merge (dict "a" 1) (dict "a" 2 "b" 3) | toJson }} {{ mergeOverwrite (dict "a" 1) (dict "a" 2) | toJson }}"#,
             Ok(r#"{"a":1,"b":3} {"a":2}"#),
         ),

@@ -8,6 +8,7 @@
 //! - `history`: the git stages' selector (ancestry of HEAD), the commits stored git
 //!   stages recorded, patches since a commit.
 //! - `shell`: running a `shell` stage's commands in the image's own `/bin/sh`.
+//! - `mount`: werf.yaml `mount`: labels, binds, emptying the base's mount points.
 //! - `docker`: the `docker:` directives (the `dockerInstructions` stage).
 //! - `refuse`: the Stapel keys this front end does not build yet, each refused with one
 //!   line naming the image, its werf.yaml line and the key.
@@ -16,6 +17,7 @@ mod docker;
 mod git;
 mod git_apply;
 mod history;
+mod mount;
 mod plan;
 mod refuse;
 mod shell;
@@ -30,14 +32,22 @@ use crate::frontend::dockerfile::copy::Rootfs;
 use anyhow::Context;
 use plan::{Base, PlannedStage, Step};
 
+/// Refuse, in one line naming the key's werf.yaml line, what this front end does not
+/// build yet (`refuse.rs`); the engine asks before it builds any image.
+pub fn refuse(image: &crate::config::Image, s: &StapelImage, build_platforms: &[String]) -> anyhow::Result<()> {
+    if let Err((line, refusal)) = refuse::unsupported(s, build_platforms) {
+        let shown = if image.name.is_empty() { "~" } else { image.name.as_str() };
+        anyhow::bail!("image {shown} (werf.yaml:{}): {refusal}", line.unwrap_or(image.line));
+    }
+    Ok(())
+}
+
 /// Build (or find) a Stapel image's stages; returns the image and its last stage's
 /// selector (for `Stages::settle`).
 pub fn build<'a>(job: &Job<'a>, s: &StapelImage) -> anyhow::Result<(Built, Option<Box<dyn Selector + 'a>>)> {
     let (run, image, shown) = (job.run, job.image, job.shown);
     let at = || format!("image {shown} (werf.yaml:{})", image.line);
-    if let Err((line, refusal)) = refuse::unsupported(s, &run.config.meta.build.platform) {
-        anyhow::bail!("image {shown} (werf.yaml:{}): {refusal}", line.unwrap_or(image.line));
-    }
+    refuse(image, s, &run.config.meta.build.platform)?;
     if let (Some(g), Some(_)) = (s.git.first(), &run.commit.worktree) {
         anyhow::bail!(
             "image {shown} (werf.yaml:{}): `git` mappings are not supported with --dev yet (they read commits only); \
@@ -75,6 +85,7 @@ pub fn build<'a>(job: &Job<'a>, s: &StapelImage) -> anyhow::Result<(Built, Optio
         werf_base,
         cache_version: s.cache_version.as_deref().or(run.config.meta.build.cache_version.as_deref()),
         from_cache_version: s.from_cache_version.as_deref(),
+        mounts: &s.mount,
         shell: s.shell.as_ref(),
         network,
         docker: s.docker.as_ref(),
@@ -83,6 +94,8 @@ pub fn build<'a>(job: &Job<'a>, s: &StapelImage) -> anyhow::Result<(Built, Optio
     })
     .with_context(at)?;
     run.log.image_header(shown);
+    let home = run.settings.backend.host.var("HOME");
+    let mounts = mount::MountEnv::new(&s.mount, run.mount_allow, run.store, run.name, home);
     let shell_env = shell::ShellEnv {
         puller: job.puller,
         backend: &run.settings.backend,
@@ -91,6 +104,7 @@ pub fn build<'a>(job: &Job<'a>, s: &StapelImage) -> anyhow::Result<(Built, Optio
         no_network: network == "none",
         commit: run.commit,
         secrets: &s.secrets,
+        mounts: &mounts,
     };
     let stages: Vec<StapelStage<'_>> = planned
         .iter()
@@ -161,6 +175,20 @@ impl Stage for StapelStage<'_> {
     }
 
     fn build(&self, prev: Option<&ImageState>) -> anyhow::Result<BuiltStage> {
+        let mut built = self.build_step(prev)?;
+        // werf writes the mount labels on every stage it builds (not on scratch).
+        if !matches!(self.planned.step, Step::From(Base::Scratch) | Step::ImageSpec) {
+            let points = self.shell.mounts.points(built.state.config.config.labels.as_ref());
+            if !points.is_empty() {
+                mount::label(&points, built.state.config.config.labels.get_or_insert_with(Default::default));
+            }
+        }
+        Ok(built)
+    }
+}
+
+impl StapelStage<'_> {
+    fn build_step(&self, prev: Option<&ImageState>) -> anyhow::Result<BuiltStage> {
         let (job, name) = (self.job, self.planned.name);
         let at = || format!("building image {} (werf.yaml:{}), stage {name}", job.shown, job.image.line);
         let prev = || prev.expect("from comes first");
@@ -277,13 +305,34 @@ impl StapelStage<'_> {
                     Some(state) => state,
                     None => job.puller.pull_counted(reference)?.0,
                 };
-                BuiltStage { state, meta: None }
+                BuiltStage { state: self.empty_mount_points(state)?, meta: None }
             }
             Base::Image(reference) => {
                 let (state, fetched) =
                     job.puller.pull_counted(reference).with_context(|| format!("from: {reference}"))?;
+                let state = self.empty_mount_points(state)?;
                 BuiltStage { state, meta: (fetched > 0).then_some(StageMeta::BUILT_ON_PULLED_IMAGE) }
             }
         })
+    }
+
+    /// werf's `from` stage with mounts: each mount point of the base emptied (a layer
+    /// when one had content).
+    fn empty_mount_points(&self, base: ImageState) -> anyhow::Result<ImageState> {
+        let points = self.shell.mounts.points(base.config.config.labels.as_ref());
+        if points.is_empty() {
+            return Ok(base);
+        }
+        let puller = self.job.puller;
+        puller.ensure_layers(&base)?;
+        let m = self.job.run.rootfs.begin(puller.store, base.diff_ids())?;
+        mount::empty_mount_points(&Rootfs::open(m.root())?, &points)?;
+        let layer = m.finish()?;
+        let mut state = base;
+        if let Some(meta) = &layer {
+            state.push_layer(meta);
+        }
+        state.push_history("werf from: mount points emptied", layer.is_none());
+        Ok(state)
     }
 }

@@ -27,6 +27,8 @@ pub struct PlanInput<'a> {
     /// The image's `cacheVersion`, else werf.yaml's `build.cacheVersion`.
     pub cache_version: Option<&'a str>,
     pub from_cache_version: Option<&'a str>,
+    /// werf.yaml `mount` of the image (in the `from` digest, as in werf).
+    pub mounts: &'a [crate::config::Mount],
     pub shell: Option<&'a Shell>,
     /// werf.yaml `network` of the image (`default` when unset).
     pub network: &'a str,
@@ -206,6 +208,10 @@ fn from_stage(input: &PlanInput<'_>) -> anyhow::Result<(Base, String)> {
     digest
         .str("werf-cache-version", input.cache_version.unwrap_or(""))
         .opt("from-cache-version", input.from_cache_version);
+    if !input.mounts.is_empty() {
+        let parts = super::mount::digest_parts(input.mounts);
+        digest.list("mounts", parts.iter().map(String::as_str));
+    }
     let base = match input.from {
         BaseImage::Scratch => {
             digest.str("base", "scratch");
@@ -247,6 +253,7 @@ mod tests {
             werf_base: None,
             cache_version: None,
             from_cache_version: None,
+            mounts: &[],
             shell,
             network: "default",
             docker: None,

@@ -1,7 +1,7 @@
 //! The parts of a Stapel image slipway does not build yet. Each is refused before
 //! anything is built, with one line naming the werf.yaml line and the key, so nothing
 //! in a werf.yaml is silently ignored. Keys with a line of their own (remote `git`, `import`,
-//! `mount`, `dependencies`) give it; for the others the caller names the
+//! `dependencies`) give it; for the others the caller names the
 //! image's line.
 
 use crate::config::StapelImage;
@@ -54,8 +54,8 @@ pub fn unsupported(s: &StapelImage, build_platforms: &[String]) -> Result<(), (O
     if let Some(d) = dependencies.first() {
         return not_yet(Some(d.line), "dependencies");
     }
-    if let Some(m) = mount.first() {
-        return not_yet(Some(m.line), "mount");
+    if let Some(m) = mount.iter().find(|m| super::mount::go_clean(&m.to) == "/") {
+        return Err((Some(m.line), "mount `to: /` would hide the whole image; mount a directory in it".into()));
     }
     if let Some(p) =
         platform.iter().chain(build_platforms).find(|p| !crate::frontend::dockerfile::plan::is_linux_amd64(p))
@@ -95,7 +95,6 @@ mod tests {
                 Some(7),
                 "`import` is not supported for Stapel images yet",
             ),
-            ("mount:\n- from: tmp_dir\n  to: /tmp/x\n", Some(7), "`mount` is not supported for Stapel images yet"),
             ("fromLatest: true\n", None, "`fromLatest` is not supported for Stapel images yet"),
             (
                 "ansible:\n  install:\n  - debug: {}\n",
@@ -110,5 +109,10 @@ mod tests {
         }
         assert_eq!(unsupported(&parsed("shell:\n  install: [true]\nnetwork: none\n"), &[]), Ok(()));
         assert_eq!(unsupported(&parsed("git:\n- add: /src\n  to: /app\n"), &[]), Ok(()));
+        assert_eq!(unsupported(&parsed("mount:\n- from: tmp_dir\n  to: /tmp/x\n"), &[]), Ok(()));
+        assert_eq!(
+            unsupported(&parsed("mount:\n- from: tmp_dir\n  to: /x\n- from: tmp_dir\n  to: /a/..\n"), &[]),
+            Err((Some(9), "mount `to: /` would hide the whole image; mount a directory in it".to_string()))
+        );
     }
 }

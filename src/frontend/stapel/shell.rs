@@ -7,7 +7,8 @@
 //! (`0:0`) in `/`, with `set -e` and re-executed by `bash` when the image has one; the
 //! environment is the image's plus `WERF_COMMIT_HASH`, `WERF_COMMIT_TIME_HUMAN` and
 //! `WERF_COMMIT_TIME_UNIX`; every werf.yaml secret is a read-only file at
-//! `/run/secrets/ID` (`pkg/build/secrets`), in neither the layer nor the digest.
+//! `/run/secrets/ID` (`pkg/build/secrets`), in neither the layer nor the digest; the
+//! image's `mount`s are bound read-write (`mount.rs`).
 //!
 //! werf v2 also leaves the three variables in the stage's config (its issue #3403, fixed
 //! in v3); slipway gives them to the commands only, as v3 does, so a stage's config
@@ -39,6 +40,8 @@ pub struct ShellEnv<'a> {
     pub commit: &'a crate::git::CommitInfo,
     /// werf.yaml `secrets` of the image.
     pub secrets: &'a [crate::config::Secret],
+    /// werf.yaml `mount` of the image, and where the mounts come from.
+    pub mounts: &'a super::mount::MountEnv<'a>,
 }
 
 /// werf's script: `set -e`, then `bash` if the image has it, then the commands.
@@ -88,6 +91,7 @@ pub fn run(
         std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o400))?;
         binds.push(Bind { source: file, dest: format!("/run/secrets/{}", secret.id), readonly: true });
     }
+    binds.extend(env.mounts.binds(&env.mounts.points(state.config.config.labels.as_ref()))?);
     let mut run_env = state.config.config.env.clone().unwrap_or_default();
     run_env.extend(commit_env(env.commit));
     env.puller.ensure_layers(state)?;

@@ -1,0 +1,4 @@
+#!/bin/bash
+
+echo ${USERNAME} > /username
+echo ${PASSWORD} > /password
