@@ -225,6 +225,35 @@ for ((i = 1; i <= runs; i++)); do
     log "run $i/$runs: fully cached rebuilds"
     for t in "${tools[@]}"; do measure "cached.$t" "$t" app cached "$i"; done
 done
+# --- Stapel: a 5,000-file git repository (slipway only: buildah has no Stapel) -----------------
+# Cold build (fresh store), then per run a one-file commit and a rebuild: only gitLatestPatch
+# is built (the file is outside install's stageDependencies). Target: rebuild <= 0.1 x cold.
+run_as_user bash -c '
+    set -e
+    p=$1/stapel; mkdir -p "$p/src"; cd "$p"
+    for d in $(seq 1 50); do mkdir -p src/d$d
+        for f in $(seq 1 100); do echo "file $d $f $RANDOM$RANDOM" >src/d$d/f$f.txt; done; done
+    printf "%s\n" "project: bench-stapel" "configVersion: 1" "---" "image: app" "from: $2" "git:" \
+        "- add: /" "  to: /app" "  stageDependencies:" "    install: [\"src/d1/**\"]" "shell:" \
+        "  install: [\"ls /app/src | wc -l > /installed\"]" "  setup: [\"echo setup > /setup\"]" >werf.yaml
+    git init -q && git add -A && git -c user.name=b -c user.email=b@b commit -qm init' _ "$B" "$base"
+stapel_build() { # LOG STORE
+    timed "$1" env XDG_DATA_HOME="$2" "$slipway" build --dir "$B/stapel" --insecure-registry
+}
+stapel_commit() { # RUN
+    run_as_user bash -c 'cd "$1/stapel" && echo "change $2" >>src/d20/f5.txt &&
+        git -c user.name=b -c user.email=b@b commit -qam "change $2"' _ "$B" "$1"
+}
+if ((slipway_ok)); then
+    for ((i = 1; i <= runs; i++)); do
+        log "run $i/$runs: Stapel 5,000 files, cold build and one-file rebuild"
+        fresh "$B/stores/stapel"
+        record stapelcold.slipway "$B/logs/stapelcold.$i.log" stapel_build "$B/stores/stapel" || continue
+        stapel_commit "$i"
+        record stapelpatch.slipway "$B/logs/stapelpatch.$i.log" stapel_build "$B/stores/stapel" || true
+    done
+fi
+
 # --- registry rows ---------------------------------------------------------------------------
 # This run's repositories live under bench/<run id>/. At exit, all of bench/ (which only this
 # script writes, under the run lock) is deleted and its blobs garbage-collected, which needs
@@ -433,6 +462,11 @@ mkdir -p "$(dirname "$results")"
         "$(secs "$b")" "$ratio" "skopeo copy in the buildah column"
     echo "  export: slipway export --require-built-images from an empty store, stages in one repo," \
         "exported to another; local store afterwards: $(maximum <<<"${disk[export]:-}") KiB (max of runs)"
+    s=$(median <<<"${ms[stapelcold.slipway]:-}") b=$(median <<<"${ms[stapelpatch.slipway]:-}")
+    ratio=-
+    [[ -n $s && -n $b ]] && ratio=$(awk -v s="$s" -v b="$b" 'BEGIN { printf "%.2f", b / s }')
+    echo "Stapel, 5,000-file repository (slipway only): cold build $(secs "$s") s, one-file change" \
+        "rebuild $(secs "$b") s, rebuild/cold $ratio (target <= 0.1)"
     s=$(maximum <<<"${rss[big.slipway]:-}") b=$(maximum <<<"${rss[big.buildah]:-}")
     echo "peak RSS, 500 MiB layer (max of runs): slipway $([[ -n $s ]] && echo "$((s / 1024)) MiB" \
         || echo FAILED) (target <= 64 MiB), buildah $([[ -n $b ]] && echo "$((b / 1024)) MiB" || echo FAILED)"

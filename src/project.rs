@@ -100,7 +100,7 @@ impl Project {
         };
         let file_name = shown.to_string_lossy().into_owned();
         let text = String::from_utf8(bytes).with_context(|| format!("{file_name} is not UTF-8"))?;
-        if strict && repo.uncommitted(&dir_rel)?.iter().any(|f| join_rel(&dir_rel, f) == rel) {
+        if strict && repo.file_uncommitted(&rel)? {
             eprintln!("Warning: {file_name} has uncommitted changes; the committed version is used (giterminism)");
         }
         let giterminism = giterminism(&repo, &commit, &dir_rel)?;

@@ -69,6 +69,26 @@ impl Repo {
     }
 }
 
+impl Repo {
+    /// Whether the working tree's file at `rel` (repository-relative) is not what HEAD
+    /// has there, by the same rules as [`Repo::uncommitted`] but for this one path: no
+    /// walk of the whole tree. A path HEAD lacks counts as differing when it exists.
+    pub fn file_uncommitted(&self, rel: &str) -> Result<bool, GitError> {
+        let rel = clean_rel_path(rel)?.join("/");
+        let abs = self.workdir.join(&rel);
+        let meta = match fs::symlink_metadata(&abs) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(source) => return Err(io_error(abs, source)),
+        };
+        let Some(entry) = self.entry("HEAD", &rel)? else { return Ok(true) };
+        let oid = super::parse_oid(&entry.oid)?;
+        let index = self.index()?;
+        let walker = Walker::new(self, &index, BTreeMap::new())?;
+        walker.differs(&rel, &abs, &meta, entry.kind, oid)
+    }
+}
+
 pub(super) struct Walker<'a> {
     workdir: &'a Path,
     /// HEAD's entries under the subdirectory, by repository-relative path.

@@ -297,6 +297,20 @@ fn uncommitted_reports_modified_untracked_and_staged_files() {
     assert_eq!(repo.uncommitted("vendor").unwrap(), vec!["lib.txt"]);
     assert_eq!(repo.uncommitted("build").unwrap(), Vec::<String>::new());
     assert_eq!(repo.uncommitted("missing").unwrap(), Vec::<String>::new());
+    // One path, the same answers without the walk.
+    for (path, differs) in [
+        ("mod.txt", true),
+        ("tool.sh", true),
+        ("sub/link", true),
+        ("vendor/lib.txt", true),
+        ("touched.txt", false),
+        ("keep.txt", false),
+        ("sub/in.txt", false),
+        ("new.txt", true),
+        ("missing.txt", false),
+    ] {
+        assert_eq!(repo.file_uncommitted(path).unwrap(), differs, "{path}");
+    }
 }
 
 #[test]
