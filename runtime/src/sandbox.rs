@@ -20,6 +20,7 @@
 //! in the image (say `/etc -> /host/etc`) can never point a mount or a write at the host.
 
 use crate::error::{Result, RuntimeError};
+use crate::idmap::IdMap;
 use crate::rlimit::Rlimit;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::mount::{MntFlags, MsFlags};
@@ -105,6 +106,7 @@ pub enum Isolation {
 /// [`run`] with the given isolation.
 pub fn run_with(spec: &SandboxSpec, scratch: &Path, isolation: &Isolation) -> Result<Exit> {
     std::fs::create_dir_all(scratch).map_err(RuntimeError::io("creating", scratch))?;
+    let spec = &adapt_to_namespace(spec, &IdMap::current());
     let created = create_mount_points(spec)?;
     let result = match isolation {
         Isolation::Builtin => spawn_helper(spec, scratch),
@@ -112,6 +114,27 @@ pub fn run_with(spec: &SandboxSpec, scratch: &Path, isolation: &Isolation) -> Re
     };
     remove_created(&spec.rootfs, &created);
     result
+}
+
+/// The step's identity as this user namespace can give it ([`IdMap::adapt`]): no
+/// supplementary groups where setgroups is denied, and in a single-id namespace the
+/// mapped id for an unmapped `USER` (buildah's behaviour there), each change noted.
+fn adapt_to_namespace(spec: &SandboxSpec, ids: &IdMap) -> SandboxSpec {
+    let mut spec = spec.clone();
+    let a = ids.adapt(&mut spec.uid, &mut spec.gid, &mut spec.groups);
+    if !a.dropped_groups.is_empty() {
+        tracing::debug!(groups = ?a.dropped_groups, "setgroups is denied in this user namespace: the step runs without supplementary groups");
+    }
+    if a.uid.is_some() || a.gid.is_some() {
+        tracing::info!(
+            "user {}:{} is not mapped in this single-id user namespace: the step runs as {}:{} (as buildah does)",
+            a.uid.map_or(spec.uid, |u| u.0),
+            a.gid.map_or(spec.gid, |g| g.0),
+            a.uid.map_or(spec.uid, |u| u.1),
+            a.gid.map_or(spec.gid, |g| g.1),
+        );
+    }
+    spec
 }
 
 fn spawn_helper(spec: &SandboxSpec, scratch: &Path) -> Result<Exit> {
@@ -423,11 +446,12 @@ fn setup(spec: &SandboxSpec) -> Result<Never> {
     }
     crate::sys::drop_bounding_caps(DEFAULT_CAPS).map_err(RuntimeError::sys("dropping capabilities"))?;
     let groups: Vec<Gid> = spec.groups.iter().copied().map(Gid::from_raw).collect();
-    if let Err(e) = nix::unistd::setgroups(&groups) {
-        // A single-id namespace denies setgroups; that only matters if groups were asked for.
-        if !groups.is_empty() {
-            return Err(RuntimeError::sys("setgroups")(e));
-        }
+    // A single-id namespace denies setgroups for good; `run` has emptied the groups
+    // there (`adapt_to_namespace`), so an error left here is a real one.
+    if let Err(e) = nix::unistd::setgroups(&groups)
+        && !(groups.is_empty() && e == nix::errno::Errno::EPERM)
+    {
+        return Err(RuntimeError::sys("setgroups")(e));
     }
     let (uid, gid) = (Uid::from_raw(spec.uid), Gid::from_raw(spec.gid));
     nix::unistd::setresgid(gid, gid, gid)

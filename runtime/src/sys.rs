@@ -218,3 +218,11 @@ pub(crate) fn loopback_up() -> nix::Result<()> {
     }
     Ok(())
 }
+
+/// `std::env::set_var` in a process that has no other thread yet (the namespace child
+/// right after its re-exec, before it starts anything).
+pub(crate) fn set_env_single_threaded(key: &str, value: &str) {
+    // SAFETY: called only from `userns::child_side`, which runs first thing in `main`,
+    // before any thread exists, so nothing can read the environment concurrently.
+    unsafe { std::env::set_var(key, value) }
+}

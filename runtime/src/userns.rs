@@ -56,6 +56,12 @@ pub fn enter(host: &HostIds) -> Result<Entered> {
     }
     if Uid::effective().is_root() {
         // Real root, or already root of a namespace: only a private mount namespace.
+        if crate::idmap::IdMap::current().is_single() {
+            tracing::info!(
+                "user namespace: single-id mapping, because slipway runs as root of a namespace that maps one id; {SINGLE_ID_MEANS}"
+            );
+            crate::sys::set_env_single_threaded(MAPPING_ENV, "single");
+        }
         nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(RuntimeError::sys("unshare(CLONE_NEWNS)"))?;
         make_mounts_private()?;
         return Ok(Entered::Inside);
@@ -85,9 +91,12 @@ fn child_side() -> Result<()> {
     unshared.map_err(|source| RuntimeError::UserNamespace { source })?;
     let mut answer = [0u8; 1];
     let n = go.read(&mut answer).map_err(RuntimeError::io("waiting for the id mapping on", "pipe"))?;
-    if n == 0 || answer[0] != b'1' {
+    match (n, answer[0]) {
+        (1, b'1') => {}
+        // The parent fell back to a single-id mapping after spawning us.
+        (1, b's') => crate::sys::set_env_single_threaded(MAPPING_ENV, "single"),
         // The parent failed to map us and has printed why.
-        std::process::exit(125);
+        _ => std::process::exit(125),
     }
     nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
         .map_err(RuntimeError::sys("setresgid(0) in the user namespace"))?;
@@ -153,19 +162,29 @@ fn parent_side(host: &HostIds) -> Result<i32> {
     let mut go = std::fs::File::from(go_w);
     if n == 1 && b[0] == b'1' {
         let mapped = if full {
-            run_map("newuidmap", pid, &subid::map_args(uid, &uid_ranges))
-                .and_then(|_| run_map("newgidmap", pid, &subid::map_args(gid, &gid_ranges)))
+            match run_map("newuidmap", pid, &subid::map_args(uid, &uid_ranges)) {
+                Ok(()) => run_map("newgidmap", pid, &subid::map_args(gid, &gid_ranges)).map(|()| {
+                    tracing::info!(
+                        "user namespace: full id mapping (0 → uid {uid}, 1… → the ranges of {user} in /etc/subuid and /etc/subgid)"
+                    );
+                }),
+                // Nothing is mapped yet, so the single-id mapping is still possible.
+                Err(e) => {
+                    tracing::warn!(
+                        "user namespace: single-id mapping, because newuidmap failed ({e}); {SINGLE_ID_MEANS}"
+                    );
+                    single_map(pid, uid, gid)
+                }
+            }
         } else {
-            tracing::warn!(
-                user = %user,
-                "no subordinate id ranges for {user} in /etc/subuid and /etc/subgid: using a single-id mapping, so files cannot be owned by other users inside builds (chown fails)"
+            tracing::info!(
+                "user namespace: single-id mapping (0 → uid {uid}), because {user} has no ranges in /etc/subuid and /etc/subgid; {SINGLE_ID_MEANS}"
             );
             single_map(pid, uid, gid)
         };
-        match mapped {
-            Ok(()) => {
-                let _ = go.write_all(b"1");
-            }
+        let mapping = if full && mapped.is_ok() { "full" } else { "single" };
+        match mapped.and_then(|()| tell_mapping(&mut go, mapping)) {
+            Ok(()) => {}
             Err(e) => {
                 let _ = go.write_all(b"0");
                 drop(go);
@@ -177,6 +196,16 @@ fn parent_side(host: &HostIds) -> Result<i32> {
     drop(go);
     let status = child.wait().map_err(RuntimeError::io("waiting for", &exe))?;
     Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// What a single-id mapping means for a build, in the log line that announces it.
+const SINGLE_ID_MEANS: &str = "steps run as root without supplementary groups, owners other than root that slipway writes are recorded in the user.containers.override_stat xattr and written to the layers, and chown in RUN steps fails";
+
+/// Let the child go, telling it which mapping it got (`1`: as announced in its
+/// environment; `s`: single-id after all).
+fn tell_mapping(go: &mut std::fs::File, mapping: &str) -> Result<()> {
+    let byte: &[u8] = if mapping == "full" { b"1" } else { b"s" };
+    go.write_all(byte).map_err(RuntimeError::io("signalling the child over", "pipe"))
 }
 
 fn run_map(tool: &'static str, pid: i32, args: &[String]) -> Result<()> {

@@ -330,8 +330,13 @@ fn prepare_mounts<'s>(env: &StepEnv<'s>, mounts: &[super::mounts::RunMount]) -> 
                         None => {
                             std::fs::create_dir_all(&dir)
                                 .with_context(|| format!("creating cache {}", dir.display()))?;
-                            std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid))
-                                .with_context(|| format!("chown of cache {id} to {uid}:{gid}"))?;
+                            // A single-id namespace runs every step as root: the cache is root's.
+                            if let Err(e) = std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid))
+                                && !(e.raw_os_error() == Some(libc::EINVAL)
+                                    && slipway_storage::owner::single_id_namespace())
+                            {
+                                return Err(e).with_context(|| format!("chown of cache {id} to {uid}:{gid}"));
+                            }
                             std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(*mode))?;
                         }
                         // BuildKit seeds a new cache from `source` of the `from` stage or image.
