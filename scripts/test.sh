@@ -3,7 +3,8 @@
 #   e.g. bash scripts/test.sh --no-setup overlay --nocapture   (libtest filter + flags)
 # As root: install packages, create the test user, start the registries, push base images,
 # build the test binaries (the toolchain lives under /root). Then run every test binary as
-# $TEST_USER. --no-setup skips packages/user/base images (registries are still started).
+# $TEST_USER. --no-setup skips packages and the user (registries are still started and
+# missing base images pushed).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_root
@@ -41,7 +42,9 @@ for i in "" -auth; do
         started+=("$i")
     fi
 done
-if ((setup)); then bash "$SCRIPTS_DIR/base-images.sh"; fi
+# Also with --no-setup: it only checks a stamp and the registry when the images are
+# up to date, and pushes an image a newer checkout added.
+bash "$SCRIPTS_DIR/base-images.sh"
 
 # Build as root. Diagnostics are rendered to stderr; stdout is JSON, one message per line.
 log "building test binaries"

@@ -23,4 +23,5 @@ mod report;
 mod rootfs;
 mod sandbox;
 mod security;
+mod single_id;
 mod stapel;

@@ -628,7 +628,16 @@ fn extract_archive(
     let tmp = scratch.join("tree");
     std::fs::create_dir(&tmp)?;
     let input = compression.decoder(super::copy::open_regular(src, shown)?)?;
-    slipway_storage::unpack::unpack(input, slipway_storage::image::Compression::None, &tmp, shown)?;
+    // A single-id namespace records the archive's owners (they are copied from there).
+    let limits = slipway_storage::unpack::Limits {
+        ownership: if slipway_storage::owner::single_id_namespace() {
+            slipway_storage::unpack::Ownership::BestEffort
+        } else {
+            slipway_storage::unpack::Ownership::Exact
+        },
+        ..Default::default()
+    };
+    slipway_storage::unpack::unpack_limited(input, slipway_storage::image::Compression::None, &tmp, shown, limits)?;
     let tree = Rootfs::open(&tmp)?.open_path("/")?;
     let attrs = CopyAttrs { chown, keep_owner: true, chmod: None, mtime: None };
     fs.copy_contents(&tree, shown, dest, &attrs, owner)?;
