@@ -34,7 +34,8 @@ fn owned_tar() -> Vec<u8> {
 }
 
 /// What the project's image adds to `base/owned` (`/srv` owned by 1000:1000): the same
-/// whether the build ran with the full range or with a single id.
+/// whether the build ran with the full range or with a single id (where the RUN as
+/// `USER app` runs as root and what it creates is recorded as app's).
 const EXPECTED: &str = "\
 added: dir mode=0755 owner=0:0
 added/t: dir mode=0750 owner=77:88
@@ -55,6 +56,8 @@ opt/ctx/sub/b: file size=2 sha256=0263829989b6fd95 mode=0644 owner=123:456
 srv: dir mode=0750 owner=1000:1000
 srv/hard: file size=11 sha256=968a4419acb76990 mode=0640 owner=1000:1000 links=srv/hard,srv/owned.txt
 srv/owned.txt: file size=11 sha256=968a4419acb76990 mode=0640 owner=1000:1000 links=srv/hard,srv/owned.txt
+tmp/app-dir: dir mode=0755 owner=1000:1000
+tmp/by-app: file size=2 sha256=ea46748e171abd2d mode=0644 owner=1000:1000
 srv/gone: (deleted)
 srv/gone/x: (deleted)
 ";
@@ -66,7 +69,14 @@ fn single_id_build_keeps_owners_as_the_full_range_does() {
         return;
     }
     let Some(reg) = registry(test) else { return };
-    let env = Env::new();
+    // overlayfs, and plain copies (whose diff carries the records along).
+    for driver in ["overlay", "vfs"] {
+        build_and_compare(&reg, driver);
+    }
+}
+
+fn build_and_compare(reg: &str, driver: &str) {
+    let env = Env::new().with_var("WERF_BUILDAH_STORAGE_DRIVER", driver);
     let single = single_id_pass();
 
     let whoami = stdout(&run_ok(env.slipway().args(["internal", "whoami"])));
@@ -84,7 +94,7 @@ FROM {reg}/base/owned:latest
 RUN echo more >> /srv/owned.txt && rm -r /srv/gone && chmod 0750 /srv \\
  && mkdir /made && echo m > /made/f && ln /made/f /made/hard && ln -s f /made/sym
 USER app
-RUN test \"$(id -u)\" = {uid}
+RUN test \"$(id -u)\" = {uid} && echo u > /tmp/by-app && mkdir /tmp/app-dir
 USER root
 COPY --chown=123:456 ctx/ /opt/ctx/
 ADD owned.tar /added/
@@ -102,7 +112,7 @@ COPY --from=src /srv/owned.txt /srv/suid /srv/made-in-src /copied/
         ],
         &[],
     );
-    let dest = format!("{}:latest", fresh_repo(&reg, &format!("single-id-{mapping}")));
+    let dest = format!("{}:latest", fresh_repo(reg, &format!("single-id-{mapping}-{driver}")));
     let out = run_ok(
         env.slipway()
             .args(["export", "--insecure-registry", "--log-verbose", "--dir"])
@@ -125,7 +135,7 @@ COPY --from=src /srv/owned.txt /srv/suid /srv/made-in-src /copied/
     skopeo_copy(&format!("docker://{reg}/base/owned:latest"), &base_dir);
     let got = relative_listing(&listing(&read_dir_image(&base_dir).tree), &listing(&read_dir_image(&img_dir).tree));
     if std::env::var_os("SLIPWAY_SINGLE_ID_PRINT").is_some() || got != EXPECTED {
-        eprintln!("--- listing ({mapping}):\n{got}");
+        eprintln!("--- listing ({mapping}, {driver}):\n{got}");
     }
-    assert_eq!(got, EXPECTED, "{mapping} mapping");
+    assert_eq!(got, EXPECTED, "{mapping} mapping, {driver}");
 }

@@ -125,6 +125,58 @@ pub fn effective_owner(fd: impl AsFd) -> nix::Result<(u32, u32)> {
         .map_or((0, 0), |o| (o.uid, o.gid)))
 }
 
+/// Record `uid:gid` on every file and directory of the upper directory `upper` that a
+/// step running as root (in place of that unmapped user) created: root's on disk, with
+/// no record yet, and new by `existed` (called with the entry's path and its path
+/// relative to `upper`) saying no. Symlinks, fifos and whiteouts are left alone.
+/// Returns how many entries got the record.
+pub fn record_new_entries(
+    upper: &Path,
+    uid: u32,
+    gid: u32,
+    existed: &dyn Fn(&Path, &Path) -> bool,
+) -> crate::error::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let io = |what: &'static str, p: &Path| crate::error::StorageError::io(what, p.to_path_buf());
+    let mut todo = vec![std::path::PathBuf::new()];
+    let mut n = 0;
+    while let Some(rel) = todo.pop() {
+        if rel.components().count() >= crate::MAX_TREE_DEPTH {
+            return Err(crate::error::StorageError::TooDeep { path: upper.join(&rel), limit: crate::MAX_TREE_DEPTH });
+        }
+        let dir = upper.join(&rel);
+        for e in std::fs::read_dir(&dir).map_err(io("reading directory", &dir))? {
+            let e = e.map_err(io("reading directory", &dir))?;
+            let (path, r) = (e.path(), rel.join(e.file_name()));
+            let meta = std::fs::symlink_metadata(&path).map_err(io("stat", &path))?;
+            let ft = meta.file_type();
+            if !(ft.is_file() || ft.is_dir()) {
+                continue;
+            }
+            if meta.uid() == 0
+                && meta.gid() == 0
+                && crate::sys::lgetxattr(&path, OVERRIDE_XATTR.as_bytes()).is_err()
+                && !existed(&path, &r)
+            {
+                let value = Override { uid, gid, mode: meta.mode() & 0o7777 }.encode();
+                crate::sys::lsetxattr(&path, OVERRIDE_XATTR.as_bytes(), value.as_bytes())
+                    .map_err(crate::error::StorageError::sys("recording the owner of", path.display().to_string()))?;
+                n += 1;
+            }
+            if ft.is_dir() {
+                todo.push(r);
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Whether the upper-directory entry `path` was copied up by overlayfs from a lower
+/// layer (overlayfs marks copies with `user.overlay.origin` under `userxattr`).
+pub fn copied_up(path: &Path) -> bool {
+    crate::sys::lgetxattr(path, b"user.overlay.origin").is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -134,7 +134,8 @@ pub fn execute(
             let cwd = c.working_dir.clone().unwrap_or_else(|| "/".into());
             let mounts =
                 run.mounts.iter().map(|m| super::mounts::parse(m)).collect::<anyhow::Result<Vec<_>>>().map_err(at)?;
-            layer = with_rootfs(env, state, |root| {
+            layer = with_mutation(env, state, |m| {
+                let root = &m.root().to_path_buf();
                 let mut prepared = prepare_mounts(env, &mounts)?;
                 if let Some(h) = script {
                     let dir = env.puller.store.scratch_dir("heredoc")?;
@@ -157,9 +158,13 @@ pub fn execute(
                         env.plan.default_network.as_deref(),
                     ) == "none",
                 };
+                let new_owner = unmapped_run_user(root, &user)?;
                 let exit = run_command(root, cmd)?;
                 if !exit.success() {
                     bail!("the command exited with code {}", exit.code);
+                }
+                if let Some(owner) = new_owner {
+                    m.new_entries_owned_by(owner);
                 }
                 Ok(())
             })
@@ -233,10 +238,31 @@ fn with_rootfs(
     state: &ImageState,
     f: impl FnOnce(&std::path::Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<Option<slipway_storage::store::LayerMeta>> {
+    with_mutation(env, state, |m| f(m.root()))
+}
+
+/// [`with_rootfs`] with the whole [`Mutation`] at hand.
+fn with_mutation(
+    env: &StepEnv<'_>,
+    state: &ImageState,
+    f: impl FnOnce(&mut Mutation<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<Option<slipway_storage::store::LayerMeta>> {
     env.puller.ensure_layers(state)?;
-    let m = env.rootfs.begin(env.puller.store, state.diff_ids())?;
-    f(m.root())?;
+    let mut m = env.rootfs.begin(env.puller.store, state.diff_ids())?;
+    f(&mut m)?;
     m.finish()
+}
+
+/// The owner of what a RUN step creates when the single-id namespace runs it as root in
+/// place of its unmapped USER (`slipway_runtime::idmap`): that user, as a full range
+/// would have made it.
+fn unmapped_run_user(root: &std::path::Path, user: &str) -> anyhow::Result<Option<(u32, u32)>> {
+    let ids = slipway_runtime::idmap::IdMap::current();
+    if !ids.is_single() {
+        return Ok(None);
+    }
+    let u = super::resolve_user_in(root, user)?;
+    Ok((!ids.maps_uid(u.uid) || !ids.maps_gid(u.gid)).then_some((u.uid, u.gid)))
 }
 
 /// What to run in a rootfs: the command, its environment and who runs it where.
