@@ -139,3 +139,26 @@ COPY --from=src /srv/owned.txt /srv/suid /srv/made-in-src /copied/
     }
     assert_eq!(got, EXPECTED, "{mapping} mapping, {driver}");
 }
+
+#[test]
+fn single_id_mapping_is_the_fallback_when_newuidmap_fails() {
+    let test = "single_id_mapping_is_the_fallback_when_newuidmap_fails";
+    if !rootless_env(test) {
+        return;
+    }
+    let env = Env::new();
+    let bin = env.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("newuidmap");
+    std::fs::write(&fake, "#!/bin/sh\necho 'newuidmap: uid range [1-65537) -> [1-65537) not allowed' >&2\nexit 1\n")
+        .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let out = run_ok(env.slipway().env("PATH", path).args(["--log-level", "info", "internal", "whoami"]));
+    let (text, log) = (stdout(&out), stderr(&out));
+    assert!(text.starts_with("uid=0 mapping=single\n"), "{text}");
+    assert_eq!(text.lines().count(), 2, "one id mapped: {text}");
+    let why = if single_id_pass() { "has no ranges in /etc/subuid" } else { "because newuidmap failed (" };
+    assert!(log.contains(why), "{log}");
+    assert_eq!(log.contains("not allowed"), !single_id_pass(), "newuidmap's own words: {log}");
+}

@@ -161,6 +161,7 @@ fn parent_side(host: &HostIds) -> Result<i32> {
     let n = ready.read(&mut b).map_err(RuntimeError::io("waiting for the child on", "pipe"))?;
     let mut go = std::fs::File::from(go_w);
     if n == 1 && b[0] == b'1' {
+        let mut mapping = if full { "full" } else { "single" };
         let mapped = if full {
             match run_map("newuidmap", pid, &subid::map_args(uid, &uid_ranges)) {
                 Ok(()) => run_map("newgidmap", pid, &subid::map_args(gid, &gid_ranges)).map(|()| {
@@ -173,6 +174,7 @@ fn parent_side(host: &HostIds) -> Result<i32> {
                     tracing::warn!(
                         "user namespace: single-id mapping, because newuidmap failed ({e}); {SINGLE_ID_MEANS}"
                     );
+                    mapping = "single";
                     single_map(pid, uid, gid)
                 }
             }
@@ -182,7 +184,6 @@ fn parent_side(host: &HostIds) -> Result<i32> {
             );
             single_map(pid, uid, gid)
         };
-        let mapping = if full && mapped.is_ok() { "full" } else { "single" };
         match mapped.and_then(|()| tell_mapping(&mut go, mapping)) {
             Ok(()) => {}
             Err(e) => {
