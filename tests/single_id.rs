@@ -3,7 +3,8 @@
 //! `single_id` twice: as `slipway-test` (full range) and, with `SLIPWAY_TEST_SINGLE_ID=1`,
 //! as `slipway-single` (no subordinate ids). Both runs must produce the same image, owners
 //! included: a single-id build records the owners it cannot set
-//! (`user.containers.override_stat`) and writes them into the layers.
+//! (`user.containers.override_stat`), chown in RUN steps included (seccomp user
+//! notification), and writes them into the layers.
 
 use crate::common::{Env, git_project, registry, rootless_env, run_ok, stderr, stdout};
 use crate::conformance::flatten::{listing, read_dir_image};
@@ -40,6 +41,10 @@ const EXPECTED: &str = "\
 added: dir mode=0755 owner=0:0
 added/t: dir mode=0750 owner=77:88
 added/t/added: file size=6 sha256=3428719b7688c78a mode=0600 owner=77:88
+ch: dir mode=0755 owner=0:0
+ch/f: file size=2 sha256=73cb3858a687a849 mode=0644 owner=123:456
+ch/sub: dir mode=0755 owner=7:8
+ch/sub/g: file size=2 sha256=3bb2abb69ebb27fb mode=0644 owner=7:8
 copied: dir mode=0755 owner=0:0
 copied/made-in-src: file size=9 sha256=3b8267f93e5f66b7 mode=0640 owner=0:0
 copied/owned.txt: file size=6 sha256=33bff9108736f232 mode=0640 owner=1000:1000
@@ -56,6 +61,7 @@ opt/ctx/sub/b: file size=2 sha256=0263829989b6fd95 mode=0644 owner=123:456
 srv: dir mode=0750 owner=1000:1000
 srv/hard: file size=11 sha256=968a4419acb76990 mode=0640 owner=1000:1000 links=srv/hard,srv/owned.txt
 srv/owned.txt: file size=11 sha256=968a4419acb76990 mode=0640 owner=1000:1000 links=srv/hard,srv/owned.txt
+srv/suid: file size=6 sha256=33bff9108736f232 mode=0755 owner=0:0
 tmp/app-dir: dir mode=0755 owner=1000:1000
 tmp/by-app: file size=2 sha256=ea46748e171abd2d mode=0644 owner=1000:1000
 srv/gone: (deleted)
@@ -96,6 +102,8 @@ RUN echo more >> /srv/owned.txt && rm -r /srv/gone && chmod 0750 /srv \\
 USER app
 RUN test \"$(id -u)\" = {uid} && echo u > /tmp/by-app && mkdir /tmp/app-dir
 USER root
+RUN mkdir -p /ch/sub && echo x > /ch/f && echo y > /ch/sub/g \
+ && chown 123:456 /ch/f && chown -R 7:8 /ch/sub && chown 0:0 /srv/suid
 COPY --chown=123:456 ctx/ /opt/ctx/
 ADD owned.tar /added/
 COPY --from=src /srv/owned.txt /srv/suid /srv/made-in-src /copied/
@@ -161,4 +169,35 @@ fn single_id_mapping_is_the_fallback_when_newuidmap_fails() {
     let why = if single_id_pass() { "has no ranges in /etc/subuid" } else { "because newuidmap failed (" };
     assert!(log.contains(why), "{log}");
     assert_eq!(log.contains("not allowed"), !single_id_pass(), "newuidmap's own words: {log}");
+}
+
+#[test]
+fn single_id_chown_in_a_step_stays_in_its_root() {
+    let test = "single_id_chown_in_a_step_stays_in_its_root";
+    if !rootless_env(test) {
+        return;
+    }
+    let Some(reg) = registry(test) else { return };
+    let env = Env::new();
+    // A file of the invoking user on the host, named by a symlink and by its path.
+    let victim = env.path().join("victim");
+    std::fs::write(&victim, "host\n").unwrap();
+    let v = victim.display();
+    let dir = env.path().join("project");
+    let dockerfile = format!(
+        "FROM {reg}/base/busybox:latest\nRUN ln -s {v} /l && (chown 5:5 /l; chown 5:5 {v}; chown -h 6:6 /l; true)\n"
+    );
+    git_project(
+        &dir,
+        &[
+            ("werf.yaml", "project: single-id-root\nconfigVersion: 1\n---\nimage: app\ndockerfile: Dockerfile\n"),
+            ("Dockerfile", &dockerfile),
+        ],
+        &[],
+    );
+    run_ok(env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir));
+    let attrs = std::process::Command::new("getfattr").args(["-d", "-m", "-"]).arg(&victim).output().unwrap();
+    assert!(attrs.status.success(), "{}", stderr(&attrs));
+    assert_eq!(stdout(&attrs), "", "no xattr reached the host file");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "host\n");
 }

@@ -15,6 +15,7 @@
 //!
 //! All `unsafe` lives in [`sys`].
 
+pub mod chown_notify;
 pub mod error;
 pub mod fds;
 pub mod idmap;

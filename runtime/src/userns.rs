@@ -200,7 +200,7 @@ fn parent_side(host: &HostIds) -> Result<i32> {
 }
 
 /// What a single-id mapping means for a build, in the log line that announces it.
-const SINGLE_ID_MEANS: &str = "steps run as root without supplementary groups, owners other than root that slipway writes are recorded in the user.containers.override_stat xattr and written to the layers, and chown in RUN steps fails";
+const SINGLE_ID_MEANS: &str = "steps run as root without supplementary groups, and owners other than root (from layers, COPY/ADD, git mappings, chown in RUN steps) are recorded in the user.containers.override_stat xattr and written to the layers";
 
 /// Let the child go, telling it which mapping it got (`1`: as announced in its
 /// environment; `s`: single-id after all).
