@@ -11,7 +11,7 @@ W=$STATE_DIR/base-work
 OCI=$W/oci                      # one OCI layout, one tag per image
 HOSTILE=(dotdot abs-symlink hardlink-out abspath)
 IMAGES=(base/busybox base/busybox-v2s2 base/busybox-multiarch base/busybox-multiarch-v2s2
-        "${HOSTILE[@]/#/hostile/}")
+        base/owned "${HOSTILE[@]/#/hostile/}")
 PATH_ENV=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 curl -fsS -m 2 "http://$R/v2/" >/dev/null || die "registry $R not answering; run scripts/registry.sh start"
@@ -79,6 +79,10 @@ oci layer marker-arm64 "$W/marker-arm64.tar"
 oci image "$OCI" arm64 --arch arm64 --variant v8 --env "$PATH_ENV" --cmd /bin/sh \
     --layer "$W/marker-arm64.tar"
 oci index "$OCI" multiarch "$OCI:arm64" "$OCI:busybox"
+# Owned: layer 1 = busybox, layer 2 = /srv owned by 1000:1000 (single-id owner tests).
+oci layer owned "$W/owned.tar"
+oci image "$OCI" owned --arch amd64 --env "$PATH_ENV" --cmd /bin/sh \
+    --layer "$W/busybox.tar" --layer "$W/owned.tar"
 # Hostile: layer 1 = busybox, layer 2 = exactly the malicious entries.
 for h in "${HOSTILE[@]}"; do
     oci layer "$h" "$W/hostile-$h.tar"
@@ -91,6 +95,7 @@ push() { log "push $2"; skopeo copy -q --dest-tls-verify=false "${@:3}" "oci:$OC
 push busybox base/busybox --format oci
 push busybox base/busybox-v2s2 --format v2s2
 push multiarch base/busybox-multiarch --all
+push owned base/owned --format oci
 push multiarch base/busybox-multiarch-v2s2 --all --format v2s2   # Docker manifest list
 for h in "${HOSTILE[@]}"; do push "hostile-$h" "hostile/$h" --format oci; done
 

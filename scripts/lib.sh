@@ -6,6 +6,9 @@ SCRIPTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPTS_DIR/.." && pwd)
 
 TEST_USER=${TEST_USER:-slipway-test}
+# A second test user WITHOUT subordinate ids: slipway gives it a single-id user namespace.
+# scripts/test.sh runs the tests named *single_id* as this user too.
+SINGLE_USER=${SLIPWAY_TEST_SINGLE_USER:-slipway-single}
 # First subordinate id for the test user (uid and gid); moved up if it overlaps another range.
 SUBID_START=${SLIPWAY_TEST_SUBID_START:-400000}
 SUBID_COUNT=65536
@@ -42,12 +45,16 @@ test_uid() { id -u "$TEST_USER"; }
 # Runs CMD as $TEST_USER with a clean, sane environment (runuser keeps root's env otherwise).
 # Leading VAR=value words are passed through `env`, so they add to / override the defaults.
 # The working directory is inherited: cd somewhere the user can read first.
-run_as_user() {
-    local uid home
-    uid=$(id -u "$TEST_USER")
-    home=$(getent passwd "$TEST_USER" | cut -d: -f6)
-    runuser -u "$TEST_USER" -- env -i \
-        HOME="$home" USER="$TEST_USER" LOGNAME="$TEST_USER" \
+run_as_user() { run_as "$TEST_USER" "$@"; }
+
+# run_as USER [VAR=value...] CMD [ARGS...]: run_as_user for any user.
+run_as() {
+    local user=$1 uid home
+    shift
+    uid=$(id -u "$user")
+    home=$(getent passwd "$user" | cut -d: -f6)
+    runuser -u "$user" -- env -i \
+        HOME="$home" USER="$user" LOGNAME="$user" \
         XDG_RUNTIME_DIR="/run/user/$uid" PATH="$USER_PATH" \
         LANG=C.UTF-8 TERM="${TERM:-dumb}" \
         "$@"

@@ -8,7 +8,8 @@
       (blobs are copied into LAYOUT).
   oci.py layer KIND OUT.tar
       A single-layer tar: KIND is a hostile layer (dotdot, abs-symlink, hardlink-out,
-      abspath) or "marker-ARCH" (one file /marker saying ARCH).
+      abspath), "marker-ARCH" (one file /marker saying ARCH) or "owned" (/srv owned by
+      1000:1000: a file, a hard link to it, a symlink, a set-uid file, a directory).
 
 Identical inputs give identical digests, so re-pushing is a no-op for the registry.
 """
@@ -159,6 +160,19 @@ def cmd_layer(a):
             tf.addfile(info("hl", tarfile.LNKTYPE, linkname="../../../etc/passwd"))
         elif k == "abspath":
             reg(tf, "/abs-escape", b"pwned\n")
+        elif k == "owned":
+            def own(ti, mode):
+                ti.uid = ti.gid = 1000
+                ti.mode = mode
+                return ti
+            data = b"owned\n"
+            tf.addfile(own(info("srv", tarfile.DIRTYPE), 0o755))
+            tf.addfile(own(info("srv/gone", tarfile.DIRTYPE), 0o750))
+            tf.addfile(own(info("srv/gone/x", size=2), 0o644), io.BytesIO(b"x\n"))
+            tf.addfile(own(info("srv/owned.txt", size=len(data)), 0o640), io.BytesIO(data))
+            tf.addfile(own(info("srv/hard", tarfile.LNKTYPE, linkname="srv/owned.txt"), 0o640))
+            tf.addfile(own(info("srv/suid", size=len(data)), 0o4755), io.BytesIO(data))
+            tf.addfile(own(info("srv/sym", tarfile.SYMTYPE, linkname="owned.txt"), 0o777))
         elif k.startswith("marker-"):
             reg(tf, "marker", k[len("marker-"):].encode() + b"\n")
         else:

@@ -54,6 +54,22 @@ install -d -m 0700 -o "$uid" -g "$gid" "/run/user/$uid"
     run_as_user git config --global init.defaultBranch main
 )
 
+# The single-id user: no subordinate ids at all (useradd gives every new user
+# 100000:65536; take it away), so slipway maps only the user itself.
+if ! id -u "$SINGLE_USER" >/dev/null 2>&1; then
+    log "creating user $SINGLE_USER (no subordinate ids)"
+    useradd -m -s /bin/bash "$SINGLE_USER"
+fi
+single_uid=$(id -u "$SINGLE_USER")
+sed -i -e "/^$SINGLE_USER:/d" -e "/^$single_uid:/d" /etc/subuid /etc/subgid
+install -d -m 0700 -o "$single_uid" -g "$(id -g "$SINGLE_USER")" "/run/user/$single_uid"
+(
+    cd /
+    run_as "$SINGLE_USER" git config --global user.name "Slipway Single"
+    run_as "$SINGLE_USER" git config --global user.email "slipway-single@localhost"
+    run_as "$SINGLE_USER" git config --global init.defaultBranch main
+)
+
 # Debian's usual mode; here it is 0600, which makes fuse-overlayfs unusable for users.
 if [[ -c /dev/fuse ]]; then chmod 0666 /dev/fuse; fi
 
@@ -61,3 +77,4 @@ if [[ $(sysctl -n user.max_user_namespaces 2>/dev/null || echo 1) -eq 0 ]]; then
     log "WARNING: user.max_user_namespaces is 0; rootless tests will fail"
 fi
 log "user $TEST_USER uid=$uid subids=$start:$SUBID_COUNT runtime dir=/run/user/$uid"
+log "user $SINGLE_USER uid=$single_uid without subordinate ids"

@@ -3,7 +3,8 @@
 #   e.g. bash scripts/test.sh --no-setup overlay --nocapture   (libtest filter + flags)
 # As root: install packages, create the test user, start the registries, push base images,
 # build the test binaries (the toolchain lives under /root). Then run every test binary as
-# $TEST_USER. --no-setup skips packages/user/base images (registries are still started).
+# $TEST_USER. --no-setup skips packages and the user (registries are still started and
+# missing base images pushed).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_root
@@ -24,6 +25,9 @@ fi
 id -u "$TEST_USER" >/dev/null 2>&1 || die "no user $TEST_USER; run without --no-setup once"
 # /run is a tmpfs: after a reboot only the runtime dir is gone, so --no-setup re-creates it.
 [[ -d /run/user/$(test_uid) ]] || bash "$SCRIPTS_DIR/test-user.sh"
+# The single-id user came later than the test user: create it on the next run.
+{ id -u "$SINGLE_USER" >/dev/null 2>&1 && [[ -d /run/user/$(id -u "$SINGLE_USER") ]]; } ||
+    bash "$SCRIPTS_DIR/test-user.sh"
 
 # Start the registries unless already up; stop on exit only those this run started.
 started=()
@@ -38,7 +42,9 @@ for i in "" -auth; do
         started+=("$i")
     fi
 done
-if ((setup)); then bash "$SCRIPTS_DIR/base-images.sh"; fi
+# Also with --no-setup: it only checks a stamp and the registry when the images are
+# up to date, and pushes an image a newer checkout added.
+bash "$SCRIPTS_DIR/base-images.sh"
 
 # Build as root. Diagnostics are rendered to stderr; stdout is JSON, one message per line.
 log "building test binaries"
@@ -90,6 +96,34 @@ for t in "${tests[@]}"; do
         failed+=("$name ($exe)")
     fi
 done
+
+# The single-id pass: the integration tests named *single_id* again, as $SINGLE_USER
+# (no subordinate ids), when no filter was given or a filter names them.
+filters=()
+flags=()
+for a in "${test_args[@]}"; do
+    if [[ $a == -* ]]; then flags+=("$a"); else filters+=("$a"); fi
+done
+run_single=0
+if [[ ${#filters[@]} -eq 0 ]]; then run_single=1; fi
+for f in "${filters[@]}"; do
+    if [[ single_id == *"$f"* || $f == *single_id* ]]; then run_single=1; fi
+done
+if ((run_single)); then
+    single_tmp=$STATE_DIR/tmp-single
+    rm -rf "$single_tmp"
+    install -d -m 0700 -o "$SINGLE_USER" -g "$(id -g "$SINGLE_USER")" "$single_tmp" "$single_tmp/work"
+    for t in "${tests[@]}"; do
+        IFS=$'\t' read -r exe pkg_dir name <<<"$t"
+        [[ $name == tests ]] || continue
+        echo "=== $name as $SINGLE_USER (single-id): $exe single_id ${flags[*]}"
+        if ! (cd "$single_tmp/work" && run_as "$SINGLE_USER" "${test_env[@]}" TMPDIR="$single_tmp" \
+            SLIPWAY_TEST_SINGLE_ID=1 CARGO_MANIFEST_DIR="$pkg_dir" \
+            timeout -k 30 "${SLIPWAY_TEST_TIMEOUT:-1800}" "$exe" single_id "${flags[@]}"); then
+            failed+=("$name as $SINGLE_USER ($exe)")
+        fi
+    done
+fi
 
 echo "=== ${#tests[@]} test binaries, ${#failed[@]} failed"
 if [[ ${#failed[@]} -gt 0 ]]; then

@@ -121,8 +121,8 @@ fn masked_proc_stops_the_build_naming_the_pod_setting() {
 }
 
 #[test]
-fn builds_in_a_pod_with_proc_unmasked() {
-    let test = "builds_in_a_pod_with_proc_unmasked";
+fn builds_in_a_pod_as_container_root_and_as_a_uid_without_subordinate_ids() {
+    let test = "builds_in_a_pod_as_container_root_and_as_a_uid_without_subordinate_ids";
     let Some(reg) = registry(test) else { return };
     if !rootless_env(test) {
         return;
@@ -131,8 +131,7 @@ fn builds_in_a_pod_with_proc_unmasked() {
     let rootfs = pod_rootfs(&env);
     let dir = project(&env, &reg);
     let unmasked = ["--security-opt", "unmask=ALL"];
-    #[allow(clippy::single_element_loop)] // uid 2000 (single-id) joins when setgroups is fixed
-    for (user, mapping) in [("0", "full (65537 ids)")] {
+    for (user, mapping) in [("0", "full (65537 ids)"), ("2000", "single (1 ids)")] {
         let check = in_pod(&env, &rootfs, &dir, user, &unmasked, "slipway host check");
         let t = text(&check);
         assert_eq!(check.status.code(), Some(0), "user {user}:\n{t}");

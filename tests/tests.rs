@@ -25,5 +25,6 @@ mod report;
 mod rootfs;
 mod sandbox;
 mod security;
+mod single_id;
 mod stapel;
 mod werf_fixtures;

@@ -9,15 +9,19 @@
 //! - [`sandbox`]: the per-step child in new pid/uts/ipc/mount namespaces, with `/proc`,
 //!   a minimal `/dev`, `pivot_root`, rlimits ([`rlimit`]), user, env and working dir.
 //!
+//! - [`idmap`]: the id mapping this process runs under, and the identity a step can
+//!   have in it (a single-id namespace denies setgroups and maps only root).
 //! - [`fds`]: no inherited file descriptor reaches a child process or a step.
 //! - [`hostfacts`]: what the host offers (sysctls, id-map tools, seccomp, fuse, cgroups)
 //!   for `slipway host check`.
 //!
 //! All `unsafe` lives in [`sys`].
 
+pub mod chown_notify;
 pub mod error;
 pub mod fds;
 pub mod hostfacts;
+pub mod idmap;
 pub mod mount;
 pub mod oci;
 pub mod rlimit;

@@ -20,7 +20,9 @@
 //! in the image (say `/etc -> /host/etc`) can never point a mount or a write at the host.
 
 use crate::error::{Result, RuntimeError};
+use crate::idmap::IdMap;
 use crate::rlimit::Rlimit;
+use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
@@ -105,6 +107,7 @@ pub enum Isolation {
 /// [`run`] with the given isolation.
 pub fn run_with(spec: &SandboxSpec, scratch: &Path, isolation: &Isolation) -> Result<Exit> {
     std::fs::create_dir_all(scratch).map_err(RuntimeError::io("creating", scratch))?;
+    let spec = &adapt_to_namespace(spec, &IdMap::current());
     let created = create_mount_points(spec)?;
     let result = match isolation {
         Isolation::Builtin => spawn_helper(spec, scratch),
@@ -112,6 +115,27 @@ pub fn run_with(spec: &SandboxSpec, scratch: &Path, isolation: &Isolation) -> Re
     };
     remove_created(&spec.rootfs, &created);
     result
+}
+
+/// The step's identity as this user namespace can give it ([`IdMap::adapt`]): no
+/// supplementary groups where setgroups is denied, and in a single-id namespace the
+/// mapped id for an unmapped `USER` (buildah's behaviour there), each change noted.
+fn adapt_to_namespace(spec: &SandboxSpec, ids: &IdMap) -> SandboxSpec {
+    let mut spec = spec.clone();
+    let a = ids.adapt(&mut spec.uid, &mut spec.gid, &mut spec.groups);
+    if !a.dropped_groups.is_empty() {
+        tracing::debug!(groups = ?a.dropped_groups, "setgroups is denied in this user namespace: the step runs without supplementary groups");
+    }
+    if a.uid.is_some() || a.gid.is_some() {
+        tracing::info!(
+            "user {}:{} is not mapped in this single-id user namespace: the step runs as {}:{} (as buildah does)",
+            a.uid.map_or(spec.uid, |u| u.0),
+            a.gid.map_or(spec.gid, |g| g.0),
+            a.uid.map_or(spec.uid, |u| u.1),
+            a.gid.map_or(spec.gid, |g| g.1),
+        );
+    }
+    spec
 }
 
 fn spawn_helper(spec: &SandboxSpec, scratch: &Path) -> Result<Exit> {
@@ -273,12 +297,29 @@ pub fn helper_main_if_requested() {
     {
         fail(format!("bringing up lo in the step's network namespace: {e}"));
     }
+    // A single-id namespace: chown in the step is recorded (`chown_notify`). The step's
+    // pid 1 sends the seccomp listener over this socketpair.
+    let notify = match IdMap::current().is_single() {
+        true => match (crate::chown_notify::Supervisor::new(), notify_socketpair()) {
+            (Ok(sup), Ok(pair)) => Some((sup, pair)),
+            (Err(e), _) | (_, Err(e)) => fail(format!("preparing the chown supervisor: {e}")),
+        },
+        false => None,
+    };
     match crate::sys::fork() {
         Err(e) => fail(format!("fork: {e}")),
         Ok(nix::unistd::ForkResult::Child) => {
             let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
-            let e = setup_and_exec(&spec);
+            let e = setup_and_exec(&spec, notify.as_ref().map(|(_, (_, child_end))| child_end));
             fail(e.to_string());
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) if notify.is_some() => {
+            let (sup, (parent_end, child_end)) = notify.expect("checked");
+            drop(child_end);
+            match supervise(child, &sup, &parent_end) {
+                Ok(code) => std::process::exit(code),
+                Err(e) => fail(format!("supervising the step's chown calls: {e}")),
+            }
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => loop {
             match nix::sys::wait::waitpid(child, None) {
@@ -292,9 +333,89 @@ pub fn helper_main_if_requested() {
     }
 }
 
+/// A socketpair for handing the seccomp listener from the step to the helper.
+fn notify_socketpair() -> nix::Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+}
+
+/// The helper's loop while the step runs in a single-id namespace: take the listener
+/// from the step, answer its chown calls, and return the step's exit code.
+fn supervise(child: nix::unistd::Pid, sup: &crate::chown_notify::Supervisor, sock: &OwnedFd) -> nix::Result<i32> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let exited = crate::sys::pidfd_open(child.as_raw())?;
+    let mut listener: Option<OwnedFd> = None;
+    let mut sock_open = true;
+    loop {
+        let mut fds = vec![PollFd::new(exited.as_fd(), PollFlags::POLLIN)];
+        if let Some(l) = &listener {
+            fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+        } else if sock_open {
+            fds.push(PollFd::new(sock.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        let ready = |i: usize| fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+        let (child_done, other) = (ready(0), ready(1));
+        drop(fds);
+        if other {
+            match &listener {
+                Some(l) => sup.handle_one(l),
+                None => match receive_fd(sock) {
+                    Ok(Some(fd)) => listener = Some(fd),
+                    // The step closed its end without sending (its filter failed): it runs
+                    // without one and chown fails as it would anyway.
+                    _ => sock_open = false,
+                },
+            }
+        }
+        if child_done {
+            loop {
+                match nix::sys::wait::waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+                    Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+                    Ok(_) | Err(Errno::EINTR) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+}
+
+fn receive_fd(sock: &OwnedFd) -> nix::Result<Option<OwnedFd>> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c
+            && let Some(&fd) = fds.first()
+        {
+            return Ok(Some(crate::sys::own_fd(fd)));
+        }
+    }
+    Ok(None)
+}
+
+/// pid 1's side: install the chown filter and send its listener to the helper. A kernel
+/// without seccomp user notification leaves the step without one.
+fn send_chown_listener(sock: &OwnedFd) {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    if let Ok(listener) = crate::sys::install_chown_notifier() {
+        let fds = [listener.as_raw_fd()];
+        let iov = [std::io::IoSlice::new(b"l")];
+        let _ = sendmsg::<()>(sock.as_raw_fd(), &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None);
+    }
+}
+
 /// Runs as pid 1 of the new pid namespace; returns only on failure.
-fn setup_and_exec(spec: &SandboxSpec) -> RuntimeError {
-    match setup(spec) {
+fn setup_and_exec(spec: &SandboxSpec, notify: Option<&OwnedFd>) -> RuntimeError {
+    match setup(spec, notify) {
         Ok(never) => match never {},
         Err(e) => e,
     }
@@ -302,7 +423,7 @@ fn setup_and_exec(spec: &SandboxSpec) -> RuntimeError {
 
 enum Never {}
 
-fn setup(spec: &SandboxSpec) -> Result<Never> {
+fn setup(spec: &SandboxSpec, notify: Option<&OwnedFd>) -> Result<Never> {
     let rootfs = &spec.rootfs;
     let mnt =
         |src: Option<&str>, target: &str, fstype: Option<&str>, flags: MsFlags, data: Option<&str>, what: &str| {
@@ -444,11 +565,12 @@ fn setup(spec: &SandboxSpec) -> Result<Never> {
     }
     crate::sys::drop_bounding_caps(DEFAULT_CAPS).map_err(RuntimeError::sys("dropping capabilities"))?;
     let groups: Vec<Gid> = spec.groups.iter().copied().map(Gid::from_raw).collect();
-    if let Err(e) = nix::unistd::setgroups(&groups) {
-        // A single-id namespace denies setgroups; that only matters if groups were asked for.
-        if !groups.is_empty() {
-            return Err(RuntimeError::sys("setgroups")(e));
-        }
+    // A single-id namespace denies setgroups for good; `run` has emptied the groups
+    // there (`adapt_to_namespace`), so an error left here is a real one.
+    if let Err(e) = nix::unistd::setgroups(&groups)
+        && !(groups.is_empty() && e == nix::errno::Errno::EPERM)
+    {
+        return Err(RuntimeError::sys("setgroups")(e));
     }
     let (uid, gid) = (Uid::from_raw(spec.uid), Gid::from_raw(spec.gid));
     nix::unistd::setresgid(gid, gid, gid)
@@ -468,6 +590,10 @@ fn setup(spec: &SandboxSpec) -> Result<Never> {
     // would let it read the host through /proc/self/fd/N/..). The error file stays open
     // until the exec succeeds.
     crate::fds::cloexec_all_but_stdio().map_err(RuntimeError::io("marking fds close-on-exec in", "/proc/self/fd"))?;
+    // Last: from here on this process's own chown calls would wait for the helper.
+    if let Some(sock) = notify {
+        send_chown_listener(sock);
+    }
     let e = nix::unistd::execve(&cstr(&program)?, &argv, &envp).unwrap_err();
     Err(RuntimeError::Other(format!("executing {program}: {e}")))
 }

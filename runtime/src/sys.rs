@@ -231,11 +231,123 @@ pub(crate) fn has_xattr(path: &std::path::Path, name: &str) -> bool {
     rc >= 0
 }
 
-/// `setenv` while the process is still single-threaded (the namespace child, before it
-/// carries on as slipway).
+/// `std::env::set_var` in a process that has no other thread yet (the namespace child
+/// right after its re-exec, before it starts anything).
 pub(crate) fn set_env_single_threaded(key: &str, value: &str) {
-    // SAFETY: called only from `userns::enter`'s child side, which runs before any thread
-    // exists (unshare(CLONE_NEWUSER) in the same function requires that), so nothing can
-    // read the environment concurrently.
+    // SAFETY: called only from `userns::child_side`, which runs first thing in `main`,
+    // before any thread exists, so nothing can read the environment concurrently.
     unsafe { std::env::set_var(key, value) }
+}
+
+/// The syscalls a chown notifier intercepts, and the audit arch they belong to.
+#[cfg(target_arch = "x86_64")]
+const CHOWN_SYSCALLS: (u32, &[libc::c_long]) =
+    (0xc000_003e, &[libc::SYS_chown, libc::SYS_fchown, libc::SYS_lchown, libc::SYS_fchownat]);
+#[cfg(target_arch = "aarch64")]
+const CHOWN_SYSCALLS: (u32, &[libc::c_long]) = (0xc000_00b7, &[libc::SYS_fchown, libc::SYS_fchownat]);
+
+/// Install a seccomp filter on this thread that sends the chown family to a user-space
+/// listener (`SECCOMP_RET_USER_NOTIF`) and allows everything else; returns the
+/// listener fd (close-on-exec). Needs `no_new_privs` (or CAP_SYS_ADMIN) first.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) fn install_chown_notifier() -> nix::Result<std::os::fd::OwnedFd> {
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    let stmt = |code, k| libc::sock_filter { code, jt: 0, jf: 0, k };
+    let (arch, calls) = CHOWN_SYSCALLS;
+    let n = calls.len() as u8;
+    // seccomp_data: nr at offset 0, arch at offset 4.
+    let mut prog = vec![
+        stmt(LD_W_ABS, 4),
+        // Another arch: allow (jump over the nr checks to ALLOW).
+        libc::sock_filter { code: JEQ_K, jt: 0, jf: n + 1, k: arch },
+        stmt(LD_W_ABS, 0),
+    ];
+    for (i, nr) in calls.iter().enumerate() {
+        // Match: jump to NOTIF (after the remaining checks and ALLOW).
+        prog.push(libc::sock_filter { code: JEQ_K, jt: n - i as u8, jf: 0, k: *nr as u32 });
+    }
+    prog.push(stmt(RET_K, libc::SECCOMP_RET_ALLOW));
+    prog.push(stmt(RET_K, libc::SECCOMP_RET_USER_NOTIF));
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_mut_ptr() };
+    // SAFETY: `fprog` points at `prog`, which outlives the call; the kernel copies it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    let fd = nix::errno::Errno::result(rc)? as i32;
+    Ok(own_fd(fd))
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub(crate) fn install_chown_notifier() -> nix::Result<std::os::fd::OwnedFd> {
+    Err(nix::errno::Errno::ENOSYS)
+}
+
+/// `SECCOMP_IOCTL_NOTIF_RECV`: the next intercepted call.
+pub(crate) fn notif_recv(listener: &impl std::os::fd::AsRawFd) -> nix::Result<libc::seccomp_notif> {
+    // SAFETY: seccomp_notif is plain old data; the kernel wants it zeroed.
+    let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: the ioctl writes one seccomp_notif into `req`, which is large enough.
+    let rc = unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) };
+    nix::errno::Errno::result(rc).map(|_| req)
+}
+
+/// `SECCOMP_IOCTL_NOTIF_ID_VALID`: the call `id` still waits (its task is alive).
+pub(crate) fn notif_id_valid(listener: &impl std::os::fd::AsRawFd, id: u64) -> bool {
+    // SAFETY: the ioctl reads one u64 from `id`, which lives across the call.
+    unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0 }
+}
+
+/// `SECCOMP_IOCTL_NOTIF_SEND`: answer the call `id` with `error` (0 or a negative errno),
+/// or let the kernel run it as the task would (`cont`).
+pub(crate) fn notif_send(listener: &impl std::os::fd::AsRawFd, id: u64, error: i32, cont: bool) -> nix::Result<()> {
+    let resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error,
+        flags: if cont { libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32 } else { 0 },
+    };
+    // SAFETY: the ioctl reads one seccomp_notif_resp from `resp`, which lives across it.
+    let rc = unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) };
+    nix::errno::Errno::result(rc).map(drop)
+}
+
+/// `fsetxattr(2)`.
+pub(crate) fn fsetxattr(fd: &impl std::os::fd::AsRawFd, name: &str, value: &[u8]) -> nix::Result<()> {
+    let n = std::ffi::CString::new(name).map_err(|_| nix::errno::Errno::EINVAL)?;
+    // SAFETY: `n` is NUL-terminated and `value` is valid for the call.
+    let rc = unsafe { libc::fsetxattr(fd.as_raw_fd(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    nix::errno::Errno::result(rc).map(drop)
+}
+
+/// `fgetxattr(2)` into a small buffer (an owner record is short).
+pub(crate) fn fgetxattr(fd: &impl std::os::fd::AsRawFd, name: &str) -> nix::Result<Vec<u8>> {
+    let n = std::ffi::CString::new(name).map_err(|_| nix::errno::Errno::EINVAL)?;
+    let mut buf = vec![0u8; 256];
+    // SAFETY: `n` is NUL-terminated; `buf` is writable for its length.
+    let rc = unsafe { libc::fgetxattr(fd.as_raw_fd(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let len = nix::errno::Errno::result(rc)? as usize;
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// `fremovexattr(2)`.
+pub(crate) fn fremovexattr(fd: &impl std::os::fd::AsRawFd, name: &str) -> nix::Result<()> {
+    let n = std::ffi::CString::new(name).map_err(|_| nix::errno::Errno::EINVAL)?;
+    // SAFETY: `n` is NUL-terminated.
+    let rc = unsafe { libc::fremovexattr(fd.as_raw_fd(), n.as_ptr()) };
+    nix::errno::Errno::result(rc).map(drop)
+}
+
+/// `pidfd_open(2)`: an fd that polls readable once `pid` has exited.
+pub(crate) fn pidfd_open(pid: i32) -> nix::Result<std::os::fd::OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd, which we own.
+    let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    Ok(own_fd(nix::errno::Errno::result(rc)? as i32))
 }

@@ -56,6 +56,12 @@ pub fn enter(host: &HostIds) -> Result<Entered> {
     }
     if Uid::effective().is_root() {
         // Real root, or already root of a namespace: only a private mount namespace.
+        if crate::idmap::IdMap::current().is_single() {
+            tracing::info!(
+                "user namespace: single-id mapping, because slipway runs as root of a namespace that maps one id; {SINGLE_ID_MEANS}"
+            );
+            crate::sys::set_env_single_threaded(MAPPING_ENV, "single");
+        }
         match nix::sched::unshare(CloneFlags::CLONE_NEWNS) {
             Ok(()) => {
                 make_mounts_private()?;
@@ -77,7 +83,7 @@ pub fn enter(host: &HostIds) -> Result<Entered> {
 /// How the re-executed child gets its ids.
 enum Mapping {
     /// 0 → the caller, 1.. → subordinate ranges, by newuidmap/newgidmap.
-    Subordinate { uid: u32, gid: u32, uid_ranges: Vec<subid::IdRange>, gid_ranges: Vec<subid::IdRange> },
+    Subordinate { uid: u32, gid: u32, user: String, uid_ranges: Vec<subid::IdRange>, gid_ranges: Vec<subid::IdRange> },
     /// Only 0 → the caller, written by ourselves.
     Single { uid: u32, gid: u32 },
     /// Root of this namespace: every id range it has onto itself, written by ourselves.
@@ -122,8 +128,8 @@ fn child_side() -> Result<()> {
     let n = go.read(&mut answer).map_err(RuntimeError::io("waiting for the id mapping on", "pipe"))?;
     match (n, answer[0]) {
         (1, b'1') => {}
-        // newuidmap failed and the parent mapped only the caller.
-        (1, b'2') => crate::sys::set_env_single_threaded(MAPPING_ENV, "single"),
+        // The parent fell back to a single-id mapping after spawning us.
+        (1, b's') => crate::sys::set_env_single_threaded(MAPPING_ENV, "single"),
         // The parent failed to map us and has printed why.
         _ => std::process::exit(125),
     }
@@ -162,13 +168,12 @@ fn parent_side(host: &HostIds) -> Result<i32> {
         gid_ranges = subid::parse(&read(host.subgid), &g, gid);
     }
     if uid_ranges.is_empty() || gid_ranges.is_empty() {
-        tracing::warn!(
-            user = %user,
-            "no subordinate id ranges for {user} in /etc/subuid and /etc/subgid: using a single-id mapping, so files cannot be owned by other users inside builds (chown fails)"
+        tracing::info!(
+            "user namespace: single-id mapping (0 → uid {uid}), because {user} has no ranges in /etc/subuid and /etc/subgid; {SINGLE_ID_MEANS}"
         );
         return spawn_mapped(Mapping::Single { uid, gid });
     }
-    spawn_mapped(Mapping::Subordinate { uid, gid, uid_ranges, gid_ranges })
+    spawn_mapped(Mapping::Subordinate { uid, gid, user, uid_ranges, gid_ranges })
 }
 
 /// Re-execute this process as the namespace's child, map it as `mapping` says, and wait
@@ -204,30 +209,36 @@ fn spawn_mapped(mapping: Mapping) -> Result<i32> {
     let mut b = [0u8; 1];
     let n = ready.read(&mut b).map_err(RuntimeError::io("waiting for the child on", "pipe"))?;
     let mut go = std::fs::File::from(go_w);
-    // What the child is told: mapped as planned (1), or with a single id instead (2).
-    let mut answer = b'1';
     if n == 1 && b[0] == b'1' {
+        let mut told = if matches!(mapping, Mapping::Single { .. }) { "single" } else { "full" };
         let mapped = match &mapping {
-            Mapping::Subordinate { uid, gid, uid_ranges, gid_ranges } => {
+            Mapping::Subordinate { uid, gid, uid_ranges, gid_ranges, user } => {
                 match run_map("newuidmap", pid, &subid::map_args(*uid, uid_ranges)) {
-                    Ok(()) => run_map("newgidmap", pid, &subid::map_args(*gid, gid_ranges)),
+                    Ok(()) => run_map("newgidmap", pid, &subid::map_args(*gid, gid_ranges)).map(|()| {
+                        tracing::info!(
+                            "user namespace: full id mapping (0 → uid {uid}, 1… → the ranges of {user} in /etc/subuid and /etc/subgid)"
+                        );
+                    }),
                     // Not installed, or without its privilege (a pod image, no_new_privs, a
                     // nosuid mount): nothing is mapped yet, so map the caller alone.
                     Err(e) => {
                         tracing::warn!(
-                            "{e}: using a single-id mapping instead, so only your own id owns files inside builds"
+                            "user namespace: single-id mapping, because newuidmap failed ({e}); {SINGLE_ID_MEANS}"
                         );
-                        single_map(pid, *uid, *gid).map(|()| answer = b'2')
+                        told = "single";
+                        single_map(pid, *uid, *gid)
                     }
                 }
             }
             Mapping::Single { uid, gid } => single_map(pid, *uid, *gid),
-            Mapping::Identity { uids, gids } => identity_map(pid, uids, gids),
+            Mapping::Identity { uids, gids } => identity_map(pid, uids, gids).map(|()| {
+                tracing::info!(
+                    "user namespace: every id of this namespace mapped onto itself, because root here may not mount (no CAP_SYS_ADMIN, as in a pod)"
+                );
+            }),
         };
-        match mapped {
-            Ok(()) => {
-                let _ = go.write_all(&[answer]);
-            }
+        match mapped.and_then(|()| tell_mapping(&mut go, told)) {
+            Ok(()) => {}
             Err(e) => {
                 let _ = go.write_all(b"0");
                 drop(go);
@@ -239,6 +250,16 @@ fn spawn_mapped(mapping: Mapping) -> Result<i32> {
     drop(go);
     let status = child.wait().map_err(RuntimeError::io("waiting for", &exe))?;
     Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// What a single-id mapping means for a build, in the log line that announces it.
+const SINGLE_ID_MEANS: &str = "steps run as root without supplementary groups, and owners other than root (from layers, COPY/ADD, git mappings, chown in RUN steps) are recorded in the user.containers.override_stat xattr and written to the layers";
+
+/// Let the child go, telling it which mapping it got (`1`: as announced in its
+/// environment; `s`: single-id after all).
+fn tell_mapping(go: &mut std::fs::File, mapping: &str) -> Result<()> {
+    let byte: &[u8] = if mapping == "full" { b"1" } else { b"s" };
+    go.write_all(byte).map_err(RuntimeError::io("signalling the child over", "pipe"))
 }
 
 fn run_map(tool: &'static str, pid: i32, args: &[String]) -> Result<()> {

@@ -231,7 +231,7 @@ fn in_namespace_probe() -> Vec<(String, bool, String)> {
     };
     let stderr = String::from_utf8_lossy(&out.stderr);
     // newuidmap failing turns a full mapping into a single-id one with a warning: say why.
-    let fallback = stderr.lines().find(|l| l.contains("using a single-id mapping instead"));
+    let fallback = stderr.lines().find(|l| l.contains("because newuidmap failed"));
     let mut parsed: Vec<(String, bool, String)> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {
@@ -240,7 +240,8 @@ fn in_namespace_probe() -> Vec<(String, bool, String)> {
         })
         .collect();
     if let (Some(why), Some((_, _, detail))) = (fallback, parsed.first_mut()) {
-        let why = why.split_once("WARN ").map_or(why, |(_, w)| w).trim();
+        let why = why.split_once("because ").map_or(why, |(_, w)| w);
+        let why = why.split_once("; ").map_or(why, |(w, _)| w).trim();
         *detail = format!("{detail}: {why}");
     }
     if parsed.is_empty() {

@@ -129,7 +129,7 @@ impl Puller<'_> {
         }
         if unpacked.chown_failures > 0 {
             self.log.warn(&format!(
-                "{} files of layer {what} could not be given their owners (single-id user namespace)",
+                "{} symlinks or fifos of layer {what} are root's in this single-id user namespace, which can record no owner on them (the layer's blob keeps their owners)",
                 unpacked.chown_failures
             ));
         }

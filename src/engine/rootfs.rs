@@ -72,7 +72,7 @@ impl RootfsDriver {
             work: scratch.join("work"),
             target: scratch.join("merged"),
         };
-        let mut m = Mutation { driver: self, store, dirs, how: How::Overlay { mounted: false } };
+        let mut m = Mutation { driver: self, store, dirs, how: How::Overlay { mounted: false }, new_owner: None };
         if self.overlay(store, m.dirs.lowers.len(), |mounter| mounter.mount(&m.dirs))? {
             m.how = How::Overlay { mounted: true };
             return Ok(m);
@@ -160,6 +160,9 @@ pub struct Mutation<'d> {
     store: &'d Store,
     dirs: RootfsDirs,
     how: How,
+    /// The owner of what the step created, when a single-id namespace ran it as root
+    /// in place of that user ([`Mutation::new_entries_owned_by`]).
+    new_owner: Option<(u32, u32)>,
 }
 
 impl Mutation<'_> {
@@ -176,13 +179,33 @@ impl Mutation<'_> {
         Ok(())
     }
 
+    /// The files and directories the step created belong to `owner` (a RUN whose USER
+    /// the single-id namespace could not map ran as root): recorded at [`Mutation::finish`].
+    pub fn new_entries_owned_by(&mut self, owner: (u32, u32)) {
+        self.new_owner = Some(owner);
+    }
+
     /// Commit the changes as a layer; `None` when nothing changed.
     pub fn finish(mut self) -> anyhow::Result<Option<LayerMeta>> {
         self.unmount()?;
+        let overlay = matches!(self.how, How::Overlay { .. });
         if let How::Copies(snapshot) = &mut self.how {
             let snapshot = snapshot.take().expect("finish runs once");
             vfs::diff(&self.dirs.target, &snapshot, &self.dirs.upper, self.driver.ownership)
                 .with_context(|| format!("finding the changes in {}", self.dirs.target.display()))?;
+        }
+        if let Some((uid, gid)) = self.new_owner {
+            // New: in no lower layer, or (overlayfs) not a copy-up, so a path deleted and
+            // made again counts as new there.
+            let lowers = &self.dirs.lowers;
+            let existed = |path: &Path, rel: &Path| {
+                lowers.iter().any(|l| l.join(rel).symlink_metadata().is_ok())
+                    && (!overlay || slipway_storage::owner::copied_up(path))
+            };
+            let upper = &self.dirs.upper;
+            slipway_storage::owner::record_new_entries(upper, uid, gid, &existed).with_context(|| {
+                format!("recording the owner {uid}:{gid} of what the step created in {}", upper.display())
+            })?;
         }
         let upper = &self.dirs.upper;
         let empty = std::fs::read_dir(upper).with_context(|| format!("reading {}", upper.display()))?.next().is_none();

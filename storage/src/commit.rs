@@ -5,12 +5,16 @@
 //! sha256 again (the blob digest) straight into the blob store, in one pass and in
 //! constant memory (compression on every core, see `pgzip`). overlayfs whiteouts
 //! (character devices 0/0) become `.wh.<name>` entries, opaque directories get a
-//! `.wh..wh..opq` entry, hardlinked files are written once and linked after. The directory itself is left as it is, in overlayfs format,
-//! ready to become the layer's `diff/`.
+//! `.wh..wh..opq` entry, hardlinked files are written once and linked after. An owner
+//! recorded in a single-id namespace (`user.containers.override_stat`, [`crate::owner`])
+//! is written as the entry's uid/gid, and the xattr itself is never written. The
+//! directory itself is left as it is, in overlayfs format, ready to become the layer's
+//! `diff/`.
 
 use crate::blob::BlobStore;
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Result, StorageError};
+use crate::owner::{OVERRIDE_XATTR, Override};
 use crate::pgzip::ParGzWriter;
 use crate::unpack::{OPAQUE_XATTR, keep_xattr};
 use std::collections::HashMap;
@@ -126,8 +130,9 @@ impl<W: Write> Walker<'_, W> {
             h.set_size(0);
             self.append(&mut h, &wh, std::io::empty())?;
         } else if ft.is_dir() {
-            self.xattrs(&path)?;
+            let recorded = self.xattrs(&path, &meta)?;
             let mut h = header(&meta, tar::EntryType::Directory);
+            set_recorded_owner(&mut h, recorded);
             let mut d = rel.clone();
             d.push(b'/');
             self.append(&mut h, &d, std::io::empty())?;
@@ -152,6 +157,7 @@ impl<W: Write> Walker<'_, W> {
                 if let Some(first) = self.links.get(&key) {
                     let first = std::ffi::OsStr::from_bytes(first).to_owned();
                     let mut h = header(&meta, tar::EntryType::Link);
+                    set_recorded_owner(&mut h, crate::owner::recorded(&path, meta.uid(), meta.gid()));
                     h.set_size(0);
                     self.builder
                         .append_link(&mut h, std::ffi::OsStr::from_bytes(&rel), first)
@@ -160,9 +166,10 @@ impl<W: Write> Walker<'_, W> {
                 }
                 self.links.insert(key, rel.clone());
             }
-            self.xattrs(&path)?;
+            let recorded = self.xattrs(&path, &meta)?;
             let file = std::fs::File::open(&path).map_err(self.io("opening", &path))?;
             let mut h = header(&meta, tar::EntryType::Regular);
+            set_recorded_owner(&mut h, recorded);
             h.set_size(meta.len());
             self.append(&mut h, &rel, file)?;
         } else if ft.is_fifo() {
@@ -181,13 +188,19 @@ impl<W: Write> Walker<'_, W> {
             .map_err(|e| StorageError::io("writing tar entry for", root.join(std::ffi::OsStr::from_bytes(rel)))(e))
     }
 
-    /// Emit a PAX header with the xattrs of `path` worth keeping, if any.
-    fn xattrs(&mut self, path: &Path) -> Result<()> {
+    /// Emit a PAX header with the xattrs of `path` worth keeping, if any; returns the
+    /// owner recorded for it in a single-id namespace ([`crate::owner`]), if any.
+    fn xattrs(&mut self, path: &Path, meta: &std::fs::Metadata) -> Result<Option<Override>> {
         let names =
             crate::sys::llistxattr(path).map_err(StorageError::sys("listing xattrs of", path.display().to_string()))?;
         let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut recorded = None;
         for n in names {
             let name = String::from_utf8_lossy(&n).into_owned();
+            if name == OVERRIDE_XATTR {
+                recorded = crate::owner::recorded(path, meta.uid(), meta.gid());
+                continue;
+            }
             if !keep_xattr(&name) {
                 continue;
             }
@@ -201,7 +214,16 @@ impl<W: Write> Walker<'_, W> {
                 .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
                 .map_err(self.io("writing xattrs for", path))?;
         }
-        Ok(())
+        Ok(recorded)
+    }
+}
+
+/// The owner recorded for an entry replaces the real one (root's) in its header; the
+/// mode stays the file's own, which steps change for real.
+fn set_recorded_owner(h: &mut tar::Header, recorded: Option<Override>) {
+    if let Some(o) = recorded {
+        h.set_uid(u64::from(o.uid));
+        h.set_gid(u64::from(o.gid));
     }
 }
 
@@ -348,6 +370,54 @@ mod tests {
             &["-U", "-r", "-m"],
             "commit::tests::commit_into_a_full_tmpfs_fails_naming_the_blob_temp_file",
             &[(IN_USERNS, std::ffi::OsStr::new("1"))],
+            120,
+        );
+    }
+
+    const RECORDED_IN_USERNS: &str = "SLIPWAY_TEST_COMMIT_RECORDED_IN_USERNS";
+
+    #[test]
+    fn recorded_owners_become_the_tar_owners_and_the_record_is_not_written() {
+        if std::env::var_os(RECORDED_IN_USERNS).is_some() {
+            // Inside `unshare -r`: a single-id namespace, where only root owns files.
+            let t = tempfile::tempdir().unwrap();
+            let d = t.path().join("d");
+            std::fs::create_dir(&d).unwrap();
+            std::fs::write(d.join("f"), b"x").unwrap();
+            std::fs::hard_link(d.join("f"), d.join("h")).unwrap();
+            std::fs::write(d.join("root"), b"r").unwrap();
+            let f = std::fs::File::open(d.join("f")).unwrap();
+            assert_eq!(crate::owner::chown_fd(&f, 123, 456, 0o644).unwrap(), crate::owner::Applied::Recorded);
+            let dir = std::fs::File::open(&d).unwrap();
+            crate::owner::record(&dir, 1000, 1000, 0o755).unwrap();
+            crate::sys::lsetxattr(&d.join("root"), b"user.other", b"kept").unwrap();
+            let (_, _, gz) = commit_to(t.path(), Vec::new()).unwrap();
+            let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(&gz[..]));
+            let mut seen = Vec::new();
+            for e in tar.entries().unwrap() {
+                let mut e = e.unwrap();
+                let xattrs: Vec<String> = e
+                    .pax_extensions()
+                    .unwrap()
+                    .map(|x| x.flatten().map(|x| x.key().unwrap().to_string()).collect())
+                    .unwrap_or_default();
+                assert!(!xattrs.iter().any(|k| k.contains("override_stat")), "{xattrs:?}");
+                let h = e.header();
+                let p = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+                seen.push(format!("{p} {}:{} {}", h.uid().unwrap(), h.gid().unwrap(), xattrs.join(",")));
+            }
+            assert_eq!(
+                seen,
+                ["d/ 1000:1000 ", "d/f 123:456 ", "d/h 123:456 ", "d/root 0:0 SCHILY.xattr.user.other"],
+                "{seen:?}"
+            );
+            println!("{}", crate::userns_test::CHECKED);
+            return;
+        }
+        crate::userns_test::rerun_under_unshare(
+            &["-r"],
+            "commit::tests::recorded_owners_become_the_tar_owners_and_the_record_is_not_written",
+            &[(RECORDED_IN_USERNS, std::ffi::OsStr::new("1"))],
             120,
         );
     }

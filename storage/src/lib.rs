@@ -2,7 +2,8 @@
 //!
 //! Knows nothing of werf.yaml: it stores and moves OCI images and the unpacked layer
 //! trees the runtime mounts. Layer trees are unpacked and committed inside slipway's user
-//! namespace, so file owners on disk are the real (subordinate) ids.
+//! namespace, so file owners on disk are the real (subordinate) ids; in a single-id
+//! namespace the owners it cannot set are recorded in an xattr ([`owner`]).
 //!
 //! All `unsafe` lives in [`sys`].
 
@@ -11,6 +12,7 @@ pub mod commit;
 pub mod digest;
 pub mod error;
 pub mod image;
+pub mod owner;
 pub mod pgzip;
 pub mod reference;
 pub mod registry;

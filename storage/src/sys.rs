@@ -64,3 +64,30 @@ pub(crate) fn lsetxattr(path: &Path, name: &[u8], value: &[u8]) -> nix::Result<(
     let rc = unsafe { libc::lsetxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
     nix::errno::Errno::result(rc).map(drop)
 }
+
+/// `getxattr(2)`, following symlinks (for `/proc/self/fd/N` of an `O_PATH` fd).
+pub(crate) fn getxattr(path: &Path, name: &[u8]) -> nix::Result<Vec<u8>> {
+    let p = cstring(path.as_os_str().as_bytes())?;
+    let n = cstring(name)?;
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: `p`, `n` are NUL-terminated; `buf` is writable for `buf.len()` bytes.
+        let rc = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        match nix::errno::Errno::result(rc) {
+            Ok(len) => {
+                buf.truncate(len as usize);
+                return Ok(buf);
+            }
+            Err(nix::errno::Errno::ERANGE) => buf.resize(buf.len() * 4, 0),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `fremovexattr(2)`.
+pub(crate) fn fremovexattr(fd: impl AsFd, name: &str) -> nix::Result<()> {
+    let n = cstring(name.as_bytes())?;
+    // SAFETY: `n` is NUL-terminated; the fd is valid for the call.
+    let rc = unsafe { libc::fremovexattr(fd.as_fd().as_raw_fd(), n.as_ptr()) };
+    nix::errno::Errno::result(rc).map(drop)
+}

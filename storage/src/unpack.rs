@@ -68,7 +68,10 @@ pub enum Ownership {
     #[default]
     Exact,
     /// A single-id user namespace (no /etc/subuid range), where no owner but root can be
-    /// set: failures are counted (and the caller warns), files stay root-owned.
+    /// set: files and directories get their owner recorded in
+    /// [`crate::owner::OVERRIDE_XATTR`] (and the commit of a layer writes it back);
+    /// symlinks and fifos, which cannot carry it, are counted (the caller warns) and stay
+    /// root's.
     BestEffort,
 }
 
@@ -393,7 +396,13 @@ impl Unpacker<'_> {
 
     fn set_owner_mode(&mut self, fd: &OwnedFd, uid: u32, gid: u32, mode: Mode, entry: &[u8]) -> Result<()> {
         if let Err(e) = nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))) {
-            self.chown_failed(e, entry, uid, gid)?;
+            // A single-id namespace: the owner is recorded where the file can carry it.
+            let recorded = e == Errno::EINVAL
+                && self.ownership == Ownership::BestEffort
+                && crate::owner::record(fd, uid, gid, mode.bits()).is_ok();
+            if !recorded {
+                self.chown_failed(e, entry, uid, gid)?;
+            }
         }
         // After chown, which clears set-id bits.
         nix::sys::stat::fchmod(fd, mode).map_err(|e| self.bad(format!("chmod: {e}")))
@@ -451,9 +460,20 @@ impl Unpacker<'_> {
     }
 }
 
-/// Which xattrs a layer may carry into the store (and out of it at commit).
+/// Which xattrs a layer may carry into the store (and out of it at commit). The owner
+/// record is the store's own ([`crate::owner`]): a layer cannot bring one, and a commit
+/// writes it as the tar header's owner, never as an xattr.
 pub fn keep_xattr(name: &str) -> bool {
-    !(name.starts_with("trusted.") || name == "security.selinux" || name.starts_with("user.overlay."))
+    !(name.starts_with("trusted.")
+        || name == "security.selinux"
+        || name.starts_with("user.overlay.")
+        || name == crate::owner::OVERRIDE_XATTR)
+}
+
+/// Which xattrs a copy of a stored tree keeps (vfs): those of a layer, and the owner
+/// record.
+pub fn keep_xattr_in_store(name: &str) -> bool {
+    keep_xattr(name) || name == crate::owner::OVERRIDE_XATTR
 }
 
 #[cfg(test)]
@@ -530,7 +550,9 @@ mod tests {
             let t2 = tempfile::tempdir().unwrap();
             let limits = Limits { ownership: Ownership::BestEffort, ..Limits::default() };
             let ok = unpack_limited(&layer[..], Compression::None, t2.path(), "sha256:test", limits).unwrap();
-            assert_eq!(ok.chown_failures, 1);
+            assert_eq!(ok.chown_failures, 0, "the owner is recorded, not lost");
+            let rec = crate::owner::recorded(&t2.path().join("etc/owned"), 0, 0);
+            assert_eq!(rec, Some(crate::owner::Override { uid: 1234, gid: 1234, mode: 0o644 }));
             println!("{}", crate::userns_test::CHECKED);
             return;
         }
@@ -549,5 +571,8 @@ mod tests {
         assert!(!keep_xattr("trusted.overlay.opaque"));
         assert!(!keep_xattr("security.selinux"));
         assert!(!keep_xattr("user.overlay.origin"));
+        assert!(!keep_xattr("user.containers.override_stat"));
+        assert!(keep_xattr_in_store("user.containers.override_stat"));
+        assert!(!keep_xattr_in_store("user.overlay.opaque"));
     }
 }

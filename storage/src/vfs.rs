@@ -19,7 +19,7 @@
 //! namespace) tolerates it.
 
 use crate::error::{Result, StorageError};
-use crate::unpack::{ChownVerdict, OPAQUE_XATTR, Ownership, chown_verdict, keep_xattr};
+use crate::unpack::{ChownVerdict, OPAQUE_XATTR, Ownership, chown_verdict, keep_xattr_in_store};
 use nix::sys::stat::{Mode, SFlag};
 use nix::sys::time::TimeSpec;
 use std::collections::HashMap;
@@ -221,7 +221,7 @@ fn copy_metadata(s: &Path, meta: &std::fs::Metadata, d: &Path, ownership: Owners
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(io("chmod", d))?;
         for name in crate::sys::llistxattr(s).unwrap_or_default() {
             let n = String::from_utf8_lossy(&name);
-            if !keep_xattr(&n) {
+            if !keep_xattr_in_store(&n) {
                 continue;
             }
             if let Ok(v) = crate::sys::lgetxattr(s, &name) {

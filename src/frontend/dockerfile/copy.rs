@@ -102,7 +102,7 @@ impl Rootfs {
                     nix::sys::stat::mkdirat(&fd, comp.as_str(), Mode::from_bits_truncate(0o755))
                         .with_context(|| format!("creating directory {next_path} in the image"))?;
                     let next = self.resolve(&next_path, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
-                    chown_fd(&next, owner)?;
+                    chown_fd(&next, owner, 0o755)?;
                     nix::sys::stat::fchmod(&next, Mode::from_bits_truncate(0o755))?;
                     fd = next;
                 }
@@ -204,15 +204,7 @@ impl Rootfs {
             nix::unistd::symlinkat(target.as_os_str(), &parent, name)
                 .with_context(|| format!("creating symlink {dest}"))?;
             let (uid, gid) = self.owner_for(&src.stat, attrs);
-            nix::unistd::fchownat(
-                &parent,
-                name,
-                Some(Uid::from_raw(uid)),
-                Some(Gid::from_raw(gid)),
-                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-            )
-            .with_context(|| format!("chown {dest}"))?;
-            return Ok(());
+            return chown_symlink(&parent, name, (uid, gid), dest);
         }
         // A later name of a file hard-linked within this source tree: linked to the first
         // copy (resolved inside the rootfs again, the link itself never followed).
@@ -254,8 +246,8 @@ impl Rootfs {
     }
 
     fn apply_attrs(&self, fd: &OwnedFd, st: &FileStat, attrs: &CopyAttrs, is_dir: bool) -> anyhow::Result<()> {
-        chown_fd(fd, self.owner_for(st, attrs))?;
         let mode = attrs.chmod.unwrap_or(st.st_mode & 0o7777);
+        chown_fd(fd, self.owner_for(st, attrs), mode)?;
         nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(mode))?;
         let mtime = attrs.mtime.unwrap_or(st.st_mtime);
         if !is_dir || attrs.mtime.is_some() {
@@ -270,9 +262,36 @@ impl Rootfs {
 /// destination path of their first copy.
 type Links = std::collections::HashMap<(u64, u64), String>;
 
-fn chown_fd(fd: &OwnedFd, (uid, gid): (u32, u32)) -> anyhow::Result<()> {
-    nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+/// The owner of a file or directory: set, or in a single-id user namespace recorded
+/// (`slipway_storage::owner`) with `mode`, the mode the caller gives it next (after the
+/// chown, which clears set-id bits).
+pub fn chown_fd(fd: &OwnedFd, (uid, gid): (u32, u32), mode: u32) -> anyhow::Result<()> {
+    slipway_storage::owner::chown_fd(fd, uid, gid, mode)
+        .map(drop)
         .with_context(|| format!("chown to {uid}:{gid} (is the id mapped in the user namespace? see /etc/subuid)"))
+}
+
+/// The owner of a symlink. A single-id user namespace cannot give it one but root, and
+/// the kernel lets no `user.*` xattr record it: it stays root's (a debug note).
+pub fn chown_symlink(parent: &OwnedFd, name: &str, (uid, gid): (u32, u32), dest: &str) -> anyhow::Result<()> {
+    match nix::unistd::fchownat(
+        parent,
+        name,
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    ) {
+        Err(nix::errno::Errno::EINVAL) if slipway_storage::owner::single_id_namespace() => {
+            tracing::debug!(
+                path = dest,
+                uid,
+                gid,
+                "a symlink cannot record an owner in a single-id user namespace: it stays root's"
+            );
+            Ok(())
+        }
+        r => r.with_context(|| format!("chown {dest}")),
+    }
 }
 
 fn split_parent(dest: &str) -> anyhow::Result<(&str, &str)> {
@@ -300,8 +319,9 @@ impl Node {
     /// The top of a source: an fd resolved inside its root (a symlink there was
     /// followed inside the root, as COPY follows its sources).
     fn top(fd: &OwnedFd, shown: &str) -> anyhow::Result<Node> {
-        let stat = nix::sys::stat::fstat(fd).with_context(|| format!("reading {shown}"))?;
+        let mut stat = nix::sys::stat::fstat(fd).with_context(|| format!("reading {shown}"))?;
         let fd = fd.try_clone()?;
+        recorded_owner(&mut stat, &fd, shown)?;
         Ok(Node { name: String::new(), shown: shown.to_string(), stat, fd: Some(fd), link: None })
     }
 
@@ -333,7 +353,7 @@ impl Node {
         let dir = self.fd.as_ref().expect("a directory has an fd");
         let name = n.to_string_lossy().into_owned();
         let shown = format!("{}/{name}", self.shown.trim_end_matches('/'));
-        let stat = nix::sys::stat::fstatat(dir, n.as_os_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+        let mut stat = nix::sys::stat::fstatat(dir, n.as_os_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
             .with_context(|| format!("reading {shown}"))?;
         let (fd, link) = match stat.st_mode & libc::S_IFMT {
             libc::S_IFLNK => {
@@ -345,6 +365,7 @@ impl Node {
                 let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
                 let fd = nix::fcntl::openat(dir, n.as_os_str(), flags, Mode::empty())
                     .with_context(|| format!("opening {shown}"))?;
+                recorded_owner(&mut stat, &fd, &shown)?;
                 (Some(fd), None)
             }
             _ => bail!("cannot copy {shown}: only files, directories and symlinks can be copied"),
@@ -355,6 +376,16 @@ impl Node {
     fn open_file(&self) -> anyhow::Result<std::fs::File> {
         open_regular(self.fd.as_ref().expect("a file has an fd"), &self.shown)
     }
+}
+
+/// A source entry owned by root may carry the owner a single-id namespace could not
+/// give it (`slipway_storage::owner`): that is its owner for `COPY --from`.
+fn recorded_owner(stat: &mut FileStat, fd: &OwnedFd, shown: &str) -> anyhow::Result<()> {
+    if stat.st_uid == 0 && stat.st_gid == 0 {
+        (stat.st_uid, stat.st_gid) =
+            slipway_storage::owner::effective_owner(fd).with_context(|| format!("reading the owner of {shown}"))?;
+    }
+    Ok(())
 }
 
 /// The content of the regular file `fd` (an `O_PATH` fd resolved inside its root),

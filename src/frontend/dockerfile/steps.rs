@@ -134,7 +134,8 @@ pub fn execute(
             let cwd = c.working_dir.clone().unwrap_or_else(|| "/".into());
             let mounts =
                 run.mounts.iter().map(|m| super::mounts::parse(m)).collect::<anyhow::Result<Vec<_>>>().map_err(at)?;
-            layer = with_rootfs(env, state, |root| {
+            layer = with_mutation(env, state, |m| {
+                let root = &m.root().to_path_buf();
                 let mut prepared = prepare_mounts(env, &mounts)?;
                 if let Some(h) = script {
                     let dir = env.puller.store.scratch_dir("heredoc")?;
@@ -157,9 +158,13 @@ pub fn execute(
                         env.plan.default_network.as_deref(),
                     ) == "none",
                 };
+                let new_owner = unmapped_run_user(root, &user)?;
                 let exit = run_command(root, cmd)?;
                 if !exit.success() {
                     bail!("the command exited with code {}", exit.code);
+                }
+                if let Some(owner) = new_owner {
+                    m.new_entries_owned_by(owner);
                 }
                 Ok(())
             })
@@ -233,10 +238,31 @@ fn with_rootfs(
     state: &ImageState,
     f: impl FnOnce(&std::path::Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<Option<slipway_storage::store::LayerMeta>> {
+    with_mutation(env, state, |m| f(m.root()))
+}
+
+/// [`with_rootfs`] with the whole [`Mutation`] at hand.
+fn with_mutation(
+    env: &StepEnv<'_>,
+    state: &ImageState,
+    f: impl FnOnce(&mut Mutation<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<Option<slipway_storage::store::LayerMeta>> {
     env.puller.ensure_layers(state)?;
-    let m = env.rootfs.begin(env.puller.store, state.diff_ids())?;
-    f(m.root())?;
+    let mut m = env.rootfs.begin(env.puller.store, state.diff_ids())?;
+    f(&mut m)?;
     m.finish()
+}
+
+/// The owner of what a RUN step creates when the single-id namespace runs it as root in
+/// place of its unmapped USER (`slipway_runtime::idmap`): that user, as a full range
+/// would have made it.
+fn unmapped_run_user(root: &std::path::Path, user: &str) -> anyhow::Result<Option<(u32, u32)>> {
+    let ids = slipway_runtime::idmap::IdMap::current();
+    if !ids.is_single() {
+        return Ok(None);
+    }
+    let u = super::resolve_user_in(root, user)?;
+    Ok((!ids.maps_uid(u.uid) || !ids.maps_gid(u.gid)).then_some((u.uid, u.gid)))
 }
 
 /// What to run in a rootfs: the command, its environment and who runs it where.
@@ -330,8 +356,13 @@ fn prepare_mounts<'s>(env: &StepEnv<'s>, mounts: &[super::mounts::RunMount]) -> 
                         None => {
                             std::fs::create_dir_all(&dir)
                                 .with_context(|| format!("creating cache {}", dir.display()))?;
-                            std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid))
-                                .with_context(|| format!("chown of cache {id} to {uid}:{gid}"))?;
+                            // A single-id namespace runs every step as root: the cache is root's.
+                            if let Err(e) = std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid))
+                                && !(e.raw_os_error() == Some(libc::EINVAL)
+                                    && slipway_storage::owner::single_id_namespace())
+                            {
+                                return Err(e).with_context(|| format!("chown of cache {id} to {uid}:{gid}"));
+                            }
                             std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(*mode))?;
                         }
                         // BuildKit seeds a new cache from `source` of the `from` stage or image.
@@ -623,7 +654,16 @@ fn extract_archive(
     let tmp = scratch.join("tree");
     std::fs::create_dir(&tmp)?;
     let input = compression.decoder(super::copy::open_regular(src, shown)?)?;
-    slipway_storage::unpack::unpack(input, slipway_storage::image::Compression::None, &tmp, shown)?;
+    // A single-id namespace records the archive's owners (they are copied from there).
+    let limits = slipway_storage::unpack::Limits {
+        ownership: if slipway_storage::owner::single_id_namespace() {
+            slipway_storage::unpack::Ownership::BestEffort
+        } else {
+            slipway_storage::unpack::Ownership::Exact
+        },
+        ..Default::default()
+    };
+    slipway_storage::unpack::unpack_limited(input, slipway_storage::image::Compression::None, &tmp, shown, limits)?;
     let tree = Rootfs::open(&tmp)?.open_path("/")?;
     let attrs = CopyAttrs { chown, keep_owner: true, chmod: None, mtime: None };
     fs.copy_contents(&tree, shown, dest, &attrs, owner)?;

@@ -16,7 +16,7 @@ use crate::git::{EntryKind, Repo, TreeChange, TreeEntry};
 use anyhow::{Context, bail};
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::Mode;
-use nix::unistd::{Gid, Uid, UnlinkatFlags};
+use nix::unistd::UnlinkatFlags;
 use std::os::fd::OwnedFd;
 
 /// Writes one mapping's entries into one rootfs, owned by the mapping's owner/group.
@@ -102,14 +102,7 @@ impl<'a> Writer<'a> {
                     .with_context(|| format!("symlink {dest}: its target is longer than 4096 bytes"))?;
                 let target = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&target);
                 nix::unistd::symlinkat(target, &parent, name).with_context(|| format!("creating symlink {dest}"))?;
-                nix::unistd::fchownat(
-                    &parent,
-                    name,
-                    Some(Uid::from_raw(uid)),
-                    Some(Gid::from_raw(gid)),
-                    AtFlags::AT_SYMLINK_NOFOLLOW,
-                )
-                .with_context(|| format!("chown {dest}"))?;
+                crate::frontend::dockerfile::copy::chown_symlink(&parent, name, (uid, gid), &dest)?;
             }
             EntryKind::File | EntryKind::Executable => {
                 let fd = nix::fcntl::openat(
@@ -122,9 +115,9 @@ impl<'a> Writer<'a> {
                 let mut out = std::fs::File::from(fd);
                 self.repo.copy_blob(&e.oid, &mut out).with_context(|| format!("writing {dest}"))?;
                 let fd = OwnedFd::from(out);
-                nix::unistd::fchown(&fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
-                    .with_context(|| format!("chown {dest} to {uid}:{gid}"))?;
                 let mode = if e.kind == EntryKind::Executable { 0o755 } else { 0o644 };
+                crate::frontend::dockerfile::copy::chown_fd(&fd, (uid, gid), mode)
+                    .with_context(|| format!("chown {dest}"))?;
                 nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode))?;
             }
             EntryKind::Submodule => {}

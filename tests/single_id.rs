@@ -1,0 +1,203 @@
+//! Single-id user namespaces: a user without `/etc/subuid` and `/etc/subgid` ranges gets
+//! a namespace that maps only itself, as root. `scripts/test.sh` runs the tests named
+//! `single_id` twice: as `slipway-test` (full range) and, with `SLIPWAY_TEST_SINGLE_ID=1`,
+//! as `slipway-single` (no subordinate ids). Both runs must produce the same image, owners
+//! included: a single-id build records the owners it cannot set
+//! (`user.containers.override_stat`), chown in RUN steps included (seccomp user
+//! notification), and writes them into the layers.
+
+use crate::common::{Env, git_project, registry, rootless_env, run_ok, stderr, stdout};
+use crate::conformance::flatten::{listing, read_dir_image};
+use crate::conformance::{relative_listing, skopeo_copy};
+use crate::repo::fresh_repo;
+
+/// Whether this run is the harness's single-id pass.
+fn single_id_pass() -> bool {
+    std::env::var("SLIPWAY_TEST_SINGLE_ID").is_ok_and(|v| v == "1")
+}
+
+/// A tar with one directory and one file owned by 77:88, for ADD.
+fn owned_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, kind, mode, data) in
+        [("t/", tar::EntryType::Directory, 0o750, &b""[..]), ("t/added", tar::EntryType::Regular, 0o600, b"added\n")]
+    {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(77);
+        h.set_gid(88);
+        h.set_mtime(0);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, path, data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// What the project's image adds to `base/owned` (`/srv` owned by 1000:1000): the same
+/// whether the build ran with the full range or with a single id (where the RUN as
+/// `USER app` runs as root and what it creates is recorded as app's).
+const EXPECTED: &str = "\
+added: dir mode=0755 owner=0:0
+added/t: dir mode=0750 owner=77:88
+added/t/added: file size=6 sha256=3428719b7688c78a mode=0600 owner=77:88
+ch: dir mode=0755 owner=0:0
+ch/f: file size=2 sha256=73cb3858a687a849 mode=0644 owner=123:456
+ch/sub: dir mode=0755 owner=7:8
+ch/sub/g: file size=2 sha256=3bb2abb69ebb27fb mode=0644 owner=7:8
+copied: dir mode=0755 owner=0:0
+copied/made-in-src: file size=9 sha256=3b8267f93e5f66b7 mode=0640 owner=0:0
+copied/owned.txt: file size=6 sha256=33bff9108736f232 mode=0640 owner=1000:1000
+copied/suid: file size=6 sha256=33bff9108736f232 mode=4755 owner=1000:1000
+made: dir mode=0755 owner=0:0
+made/f: file size=2 sha256=01a60e35df88d8b4 mode=0644 owner=0:0 links=made/f,made/hard
+made/hard: file size=2 sha256=01a60e35df88d8b4 mode=0644 owner=0:0 links=made/f,made/hard
+made/sym: symlink -> f mode=0777 owner=0:0
+opt: dir mode=0755 owner=123:456
+opt/ctx: dir mode=0755 owner=123:456
+opt/ctx/a: file size=2 sha256=87428fc522803d31 mode=0644 owner=123:456
+opt/ctx/sub: dir mode=0755 owner=123:456
+opt/ctx/sub/b: file size=2 sha256=0263829989b6fd95 mode=0644 owner=123:456
+srv: dir mode=0750 owner=1000:1000
+srv/hard: file size=11 sha256=968a4419acb76990 mode=0640 owner=1000:1000 links=srv/hard,srv/owned.txt
+srv/owned.txt: file size=11 sha256=968a4419acb76990 mode=0640 owner=1000:1000 links=srv/hard,srv/owned.txt
+srv/suid: file size=6 sha256=33bff9108736f232 mode=0755 owner=0:0
+tmp/app-dir: dir mode=0755 owner=1000:1000
+tmp/by-app: file size=2 sha256=ea46748e171abd2d mode=0644 owner=1000:1000
+srv/gone: (deleted)
+srv/gone/x: (deleted)
+";
+
+#[test]
+fn single_id_build_keeps_owners_as_the_full_range_does() {
+    let test = "single_id_build_keeps_owners_as_the_full_range_does";
+    if !rootless_env(test) {
+        return;
+    }
+    let Some(reg) = registry(test) else { return };
+    // overlayfs, and plain copies (whose diff carries the records along).
+    for driver in ["overlay", "vfs"] {
+        build_and_compare(&reg, driver);
+    }
+}
+
+fn build_and_compare(reg: &str, driver: &str) {
+    let env = Env::new().with_var("WERF_BUILDAH_STORAGE_DRIVER", driver);
+    let single = single_id_pass();
+
+    let whoami = stdout(&run_ok(env.slipway().args(["internal", "whoami"])));
+    let mapping = if single { "single" } else { "full" };
+    assert!(whoami.starts_with(&format!("uid=0 mapping={mapping}\n")), "{whoami}");
+
+    let dir = env.path().join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("owned.tar"), owned_tar()).unwrap();
+    let dockerfile = format!(
+        "FROM {reg}/base/owned:latest AS src
+RUN echo from-src > /srv/made-in-src && chmod 0640 /srv/made-in-src
+
+FROM {reg}/base/owned:latest
+RUN echo more >> /srv/owned.txt && rm -r /srv/gone && chmod 0750 /srv \\
+ && mkdir /made && echo m > /made/f && ln /made/f /made/hard && ln -s f /made/sym
+USER app
+RUN test \"$(id -u)\" = {uid} && echo u > /tmp/by-app && mkdir /tmp/app-dir
+USER root
+RUN mkdir -p /ch/sub && echo x > /ch/f && echo y > /ch/sub/g \
+ && chown 123:456 /ch/f && chown -R 7:8 /ch/sub && chown 0:0 /srv/suid
+COPY --chown=123:456 ctx/ /opt/ctx/
+ADD owned.tar /added/
+COPY --from=src /srv/owned.txt /srv/suid /srv/made-in-src /copied/
+",
+        uid = if single { 0 } else { 1000 }
+    );
+    git_project(
+        &dir,
+        &[
+            ("werf.yaml", "project: single-id\nconfigVersion: 1\n---\nimage: app\ndockerfile: Dockerfile\n"),
+            ("Dockerfile", &dockerfile),
+            ("ctx/a", "a\n"),
+            ("ctx/sub/b", "b\n"),
+        ],
+        &[],
+    );
+    let dest = format!("{}:latest", fresh_repo(reg, &format!("single-id-{mapping}-{driver}")));
+    let out = run_ok(
+        env.slipway()
+            .args(["export", "--insecure-registry", "--log-verbose", "--dir"])
+            .arg(&dir)
+            .args(["--tag", &dest]),
+    );
+    let log = stderr(&out);
+    let announced =
+        if single { "user namespace: single-id mapping (0 → uid " } else { "user namespace: full id mapping" };
+    assert!(log.contains(announced), "{log}");
+    // The files and directories of base/owned get their owners recorded; only its
+    // symlink cannot carry a record (the layer's blob, pushed as it is, keeps it).
+    let lost = "1 symlinks or fifos of layer";
+    assert_eq!(log.contains(lost), single, "{log}");
+    assert!(!log.contains("could not be given their owners"), "{log}");
+
+    let img_dir = env.path().join("image");
+    skopeo_copy(&format!("docker://{dest}"), &img_dir);
+    let base_dir = env.path().join("base");
+    skopeo_copy(&format!("docker://{reg}/base/owned:latest"), &base_dir);
+    let got = relative_listing(&listing(&read_dir_image(&base_dir).tree), &listing(&read_dir_image(&img_dir).tree));
+    if std::env::var_os("SLIPWAY_SINGLE_ID_PRINT").is_some() || got != EXPECTED {
+        eprintln!("--- listing ({mapping}, {driver}):\n{got}");
+    }
+    assert_eq!(got, EXPECTED, "{mapping} mapping, {driver}");
+}
+
+#[test]
+fn single_id_mapping_is_the_fallback_when_newuidmap_fails() {
+    let test = "single_id_mapping_is_the_fallback_when_newuidmap_fails";
+    if !rootless_env(test) {
+        return;
+    }
+    let env = Env::new();
+    let bin = env.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("newuidmap");
+    std::fs::write(&fake, "#!/bin/sh\necho 'newuidmap: uid range [1-65537) -> [1-65537) not allowed' >&2\nexit 1\n")
+        .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let out = run_ok(env.slipway().env("PATH", path).args(["--log-level", "info", "internal", "whoami"]));
+    let (text, log) = (stdout(&out), stderr(&out));
+    assert!(text.starts_with("uid=0 mapping=single\n"), "{text}");
+    assert_eq!(text.lines().count(), 2, "one id mapped: {text}");
+    let why = if single_id_pass() { "has no ranges in /etc/subuid" } else { "because newuidmap failed (" };
+    assert!(log.contains(why), "{log}");
+    assert_eq!(log.contains("not allowed"), !single_id_pass(), "newuidmap's own words: {log}");
+}
+
+#[test]
+fn single_id_chown_in_a_step_stays_in_its_root() {
+    let test = "single_id_chown_in_a_step_stays_in_its_root";
+    if !rootless_env(test) {
+        return;
+    }
+    let Some(reg) = registry(test) else { return };
+    let env = Env::new();
+    // A file of the invoking user on the host, named by a symlink and by its path.
+    let victim = env.path().join("victim");
+    std::fs::write(&victim, "host\n").unwrap();
+    let v = victim.display();
+    let dir = env.path().join("project");
+    let dockerfile = format!(
+        "FROM {reg}/base/busybox:latest\nRUN ln -s {v} /l && (chown 5:5 /l; chown 5:5 {v}; chown -h 6:6 /l; true)\n"
+    );
+    git_project(
+        &dir,
+        &[
+            ("werf.yaml", "project: single-id-root\nconfigVersion: 1\n---\nimage: app\ndockerfile: Dockerfile\n"),
+            ("Dockerfile", &dockerfile),
+        ],
+        &[],
+    );
+    run_ok(env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir));
+    let attrs = std::process::Command::new("getfattr").args(["-d", "-m", "-"]).arg(&victim).output().unwrap();
+    assert!(attrs.status.success(), "{}", stderr(&attrs));
+    assert_eq!(stdout(&attrs), "", "no xattr reached the host file");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "host\n");
+}
