@@ -34,6 +34,42 @@ pub struct PlanInput<'a> {
     pub image_spec: Option<&'a ImageSpec>,
     /// The image's local git mappings, if it has any.
     pub git: Option<GitPlan<'a>>,
+    /// What each of werf's dependencies stages covers (`import` and `dependencies`), in
+    /// [`DEPENDENCIES_STAGES`] order; an empty one is no stage.
+    pub dependencies: &'a [DependenciesInput; 4],
+}
+
+/// werf's dependencies stages in werf's order, where `import` and `dependencies` with
+/// `before: install`, `after: install`, `before: setup` and `after: setup` go.
+pub const DEPENDENCIES_STAGES: [&str; 4] =
+    ["dependenciesBeforeInstall", "dependenciesAfterInstall", "dependenciesBeforeSetup", "dependenciesAfterSetup"];
+
+/// What a dependencies stage covers (werf's `DependenciesStage.GetDependencies`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DependenciesInput {
+    /// Per import, in werf.yaml order: the checksum of the files it takes, `to`, `group`,
+    /// `owner`.
+    pub imports: Vec<ImportInput>,
+    /// Per dependency, in werf.yaml order: the image's last stage (its report
+    /// `DockerImageName`), and its imports as `TYPE=targetEnv`.
+    pub dependencies: Vec<(String, Vec<String>)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportInput {
+    pub checksum: String,
+    pub to: String,
+    pub group: String,
+    pub owner: String,
+}
+
+impl DependenciesInput {
+    #[cfg(test)]
+    pub const EMPTY: DependenciesInput = DependenciesInput { imports: Vec::new(), dependencies: Vec::new() };
+
+    pub fn is_empty(&self) -> bool {
+        self.imports.is_empty() && self.dependencies.is_empty()
+    }
 }
 
 /// What the git stages of an image are planned from.
@@ -102,6 +138,10 @@ pub enum Step {
     GitPatch,
     Docker(Instructions),
     ImageSpec,
+    /// One of werf's dependencies stages: the files of its imports copied in, the
+    /// variables of its dependencies set. `slot` indexes [`DEPENDENCIES_STAGES`];
+    /// `after_git`: the stage follows `gitArchive` (and carries its commit).
+    Dependencies { slot: usize, after_git: bool },
 }
 
 /// One stage of the image: werf's name (log and build report), digest, what it does.
@@ -122,6 +162,11 @@ pub fn plan(input: &PlanInput<'_>) -> anyhow::Result<Vec<PlannedStage>> {
     let empty = Shell::default();
     let shell = input.shell.unwrap_or(&empty);
     for (k, (name, commands, stage_version)) in user_stages(shell).into_iter().enumerate() {
+        // werf's order: dependenciesBeforeInstall before gitArchive and install,
+        // dependenciesBeforeSetup after beforeSetup, the `after` ones after their stage.
+        if k == 1 || k == 3 {
+            dependencies_stage(input, k - 1, &mut stages, &mut commit)?;
+        }
         if let (Some(g), "install") = (git, name) {
             let prev = &stages.last().expect("from comes first").digest;
             let digest = DigestInput::new("stapel-git-archive")
@@ -133,29 +178,12 @@ pub fn plan(input: &PlanInput<'_>) -> anyhow::Result<Vec<PlannedStage>> {
         }
         // werf's rule (`builder/shell.go`): a stage exists when it has commands or
         // any cache version, the shell's own or the stage's.
-        if commands.is_empty() && stage_version.is_none() && shell.cache_version.is_none() {
-            continue;
+        if !(commands.is_empty() && stage_version.is_none() && shell.cache_version.is_none()) {
+            shell_stage(input, name, commands, stage_version, k, &mut stages, &mut commit)?;
         }
-        let prev = &stages.last().expect("from comes first").digest;
-        let mut digest = DigestInput::new("stapel-shell");
-        digest
-            .str("stage", name)
-            .str("prev", prev)
-            .list("commands", commands.iter().map(String::as_str))
-            .opt("stage-cache-version", stage_version)
-            .opt("shell-cache-version", shell.cache_version.as_deref())
-            .str("network", input.network);
-        let step = match (git, &commit) {
-            (Some(g), Some(c)) => {
-                let deps = k.checked_sub(1).and_then(|i| g.stage_dependencies[i].as_deref());
-                let digest = digest.opt("stage-dependencies", deps).str("prev-commit", c).finish();
-                commit = Some(commit_of(g, &digest)?);
-                stages.push(PlannedStage { name, digest, step: Step::GitShell(commands.to_vec()) });
-                continue;
-            }
-            _ => Step::Shell(commands.to_vec()),
-        };
-        stages.push(PlannedStage { name, digest: digest.finish(), step });
+        if k == 1 || k == 3 {
+            dependencies_stage(input, k, &mut stages, &mut commit)?;
+        }
     }
     if let (Some(g), Some(mut c)) = (git, commit)
         && !g.disable_git_after_patch
@@ -195,6 +223,80 @@ pub fn plan(input: &PlanInput<'_>) -> anyhow::Result<Vec<PlannedStage>> {
         stages.push(PlannedStage { name: "imageSpec", digest, step: Step::ImageSpec });
     }
     Ok(stages)
+}
+
+/// A user stage with `shell` commands (or a cache version): werf's inputs are the
+/// commands and cache versions; after `gitArchive` also the stage dependencies and the
+/// commit the previous stage recorded.
+fn shell_stage(
+    input: &PlanInput<'_>,
+    name: &'static str,
+    commands: &[String],
+    stage_version: Option<&str>,
+    k: usize,
+    stages: &mut Vec<PlannedStage>,
+    commit: &mut Option<String>,
+) -> anyhow::Result<()> {
+    let prev = &stages.last().expect("from comes first").digest;
+    let mut digest = DigestInput::new("stapel-shell");
+    digest
+        .str("stage", name)
+        .str("prev", prev)
+        .list("commands", commands.iter().map(String::as_str))
+        .opt("stage-cache-version", stage_version)
+        .opt("shell-cache-version", input.shell.and_then(|s| s.cache_version.as_deref()))
+        .str("network", input.network);
+    if let (Some(g), Some(c)) = (&input.git, commit.as_ref()) {
+        let deps = k.checked_sub(1).and_then(|i| g.stage_dependencies[i].as_deref());
+        let digest = digest.opt("stage-dependencies", deps).str("prev-commit", c).finish();
+        *commit = Some(commit_of(g, &digest)?);
+        stages.push(PlannedStage { name, digest, step: Step::GitShell(commands.to_vec()) });
+    } else {
+        stages.push(PlannedStage { name, digest: digest.finish(), step: Step::Shell(commands.to_vec()) });
+    }
+    Ok(())
+}
+
+/// The dependencies stage `slot` when it has imports or dependencies: werf's inputs
+/// (`DependenciesStage.GetDependencies`) are, per import, the checksum of the files it
+/// takes, `to`, `group` and `owner`, and per dependency the image's last stage and
+/// every import's type and variable; after `gitArchive` also the commit the previous
+/// stage recorded.
+fn dependencies_stage(
+    input: &PlanInput<'_>,
+    slot: usize,
+    stages: &mut Vec<PlannedStage>,
+    commit: &mut Option<String>,
+) -> anyhow::Result<()> {
+    let deps = &input.dependencies[slot];
+    if deps.is_empty() {
+        return Ok(());
+    }
+    let name = DEPENDENCIES_STAGES[slot];
+    let prev = &stages.last().expect("from comes first").digest;
+    let mut digest = DigestInput::new("stapel-dependencies");
+    digest.str("stage", name).str("prev", prev);
+    for i in &deps.imports {
+        digest
+            .str("import-checksum", &i.checksum)
+            .str("import-to", &i.to)
+            .str("import-group", &i.group)
+            .str("import-owner", &i.owner);
+    }
+    for (image, imports) in &deps.dependencies {
+        digest.str("dependency", image).list("dependency-imports", imports.iter().map(String::as_str));
+    }
+    let after_git = match (&input.git, commit.as_ref()) {
+        (Some(g), Some(c)) => {
+            let d = digest.str("prev-commit", c).finish();
+            *commit = Some(commit_of(g, &d)?);
+            stages.push(PlannedStage { name, digest: d, step: Step::Dependencies { slot, after_git: true } });
+            return Ok(());
+        }
+        _ => false,
+    };
+    stages.push(PlannedStage { name, digest: digest.finish(), step: Step::Dependencies { slot, after_git } });
+    Ok(())
 }
 
 /// The `from` stage: werf's inputs are the cache versions and the base, which is
@@ -252,8 +354,11 @@ mod tests {
             docker: None,
             image_spec: None,
             git: None,
+            dependencies: &NO_DEPENDENCIES,
         }
     }
+
+    static NO_DEPENDENCIES: [DependenciesInput; 4] = [const { DependenciesInput::EMPTY }; 4];
 
     fn names(stages: &[PlannedStage]) -> Vec<&str> {
         stages.iter().map(|s| s.name).collect()
