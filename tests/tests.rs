@@ -24,3 +24,4 @@ mod rootfs;
 mod sandbox;
 mod security;
 mod stapel;
+mod stapel_import;

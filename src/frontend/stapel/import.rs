@@ -111,7 +111,8 @@ pub fn prepare<'a>(job: &Job<'_>, imports: &'a [Import], dependencies: &[Depende
         let r = job.done.images.get(&dep.image).with_context(|| {
             format!("dependency at werf.yaml:{}: image {} was not built first", dep.line, dep.image)
         })?;
-        let relation = dep.relation.with_context(|| format!("dependency at werf.yaml:{}: no before/after", dep.line))?;
+        let relation =
+            dep.relation.with_context(|| format!("dependency at werf.yaml:{}: no before/after", dep.line))?;
         let slot = slot(relation);
         let env = dep
             .imports
@@ -301,7 +302,8 @@ impl Tree {
     pub fn walk(root: &Path, add: &str, filter: &PathFilter) -> anyhow::Result<Tree> {
         let top = resolve_no_follow(root, add)?;
         let stat = nix::sys::stat::lstat(&top).with_context(|| format!("add {add} does not exist in the source"))?;
-        let mut tree = Tree { add: add.to_string(), is_dir: stat.st_mode & libc::S_IFMT == libc::S_IFDIR, entries: vec![] };
+        let mut tree =
+            Tree { add: add.to_string(), is_dir: stat.st_mode & libc::S_IFMT == libc::S_IFDIR, entries: vec![] };
         let top = Entry { rel: String::new(), real: top, stat, link: None };
         if !tree.is_dir {
             if filter.matches("") {
@@ -455,7 +457,8 @@ impl Tree {
         }
         let mut links: std::collections::HashMap<(u64, u64), String> = Default::default();
         for e in &self.entries {
-            let dest = if e.rel.is_empty() { base.clone() } else { format!("{}/{}", base.trim_end_matches('/'), e.rel) };
+            let dest =
+                if e.rel.is_empty() { base.clone() } else { format!("{}/{}", base.trim_end_matches('/'), e.rel) };
             let ids = (owner.0.unwrap_or(e.stat.st_uid), owner.1.unwrap_or(e.stat.st_gid));
             if dest == "/" {
                 // `to: /`: the root directory stays as it is; only what is below is taken.
@@ -676,7 +679,19 @@ mod tests {
         let all = Tree::walk(tmp.path(), "/out", &filter(&[], &[])).unwrap();
         assert_eq!(
             rels(&all),
-            ["", "bin", "bin/app", "bin/app2", "bin/link", "bin/secret", "bin/sub", "bin/sub/a.txt", "doc", "doc/readme", "empty"]
+            [
+                "",
+                "bin",
+                "bin/app",
+                "bin/app2",
+                "bin/link",
+                "bin/secret",
+                "bin/sub",
+                "bin/sub/a.txt",
+                "doc",
+                "doc/readme",
+                "empty"
+            ]
         );
         let some = Tree::walk(tmp.path(), "/out", &filter(&["bin"], &["bin/secret", "**/*.txt"])).unwrap();
         assert_eq!(rels(&some), ["", "bin", "bin/app", "bin/app2", "bin/link", "bin/sub"]);

@@ -141,7 +141,10 @@ pub enum Step {
     /// One of werf's dependencies stages: the files of its imports copied in, the
     /// variables of its dependencies set. `slot` indexes [`DEPENDENCIES_STAGES`];
     /// `after_git`: the stage follows `gitArchive` (and carries its commit).
-    Dependencies { slot: usize, after_git: bool },
+    Dependencies {
+        slot: usize,
+        after_git: bool,
+    },
 }
 
 /// One stage of the image: werf's name (log and build report), digest, what it does.
@@ -591,6 +594,74 @@ mod tests {
         let mut i = input(&from, None);
         i.git = Some(git_plan(&none, "c1", None));
         assert_eq!(names(&plan(&i).unwrap()), ["from", "gitArchive"]);
+    }
+
+    fn deps() -> [DependenciesInput; 4] {
+        let import = ImportInput { checksum: "c1".into(), to: "/app".into(), group: "".into(), owner: "app".into() };
+        [
+            DependenciesInput {
+                dependencies: vec![("demo:d-1".into(), vec!["ImageName=BASE".into()])],
+                ..Default::default()
+            },
+            DependenciesInput { imports: vec![import], ..Default::default() },
+            DependenciesInput::default(),
+            DependenciesInput::default(),
+        ]
+    }
+
+    /// werf's order of the dependencies stages, and their digests pinned (see
+    /// `golden_digests`).
+    #[test]
+    fn golden_dependencies_digests() {
+        let from = BaseImage::Scratch;
+        let shell = shell();
+        let deps = deps();
+        let mut i = input(&from, Some(&shell));
+        i.dependencies = &deps;
+        let stages = plan(&i).unwrap();
+        assert_eq!(
+            digests(&stages),
+            [
+                ("from", "d4898322c5ff667a5a7b76160effa7c4f7caf8cf6c028b6a9dbb6cd5"),
+                ("dependenciesBeforeInstall", "62e9cb8226ca78d3c5525c2ce6f39c73e4b81c772badade14e082c9d"),
+                ("install", "983cb4c59bc65ee25003504a91d5b4811039c3a984798d4fd3b218b8"),
+                ("dependenciesAfterInstall", "6751a02aa829ab4542602de714ebbf7685cf4b45ad8cdd5df288ecfe"),
+                ("setup", "43843be73f5e212657adc42a7795a46e8769ba8d77ec0f9044dd784a"),
+            ]
+        );
+        assert_eq!(stages[3].step, Step::Dependencies { slot: 1, after_git: false });
+        // The dependencies stage byte for byte, as docs/ARCHITECTURE.md §7 lists its parts.
+        let bytes = format!(
+            "cache-version:::=9:slipway-2\nkind:::=19:stapel-dependencies\nstage:::=24:dependenciesAfterInstall\n\
+             prev:::=56:{}\nimport-checksum:::=2:c1\nimport-to:::=4:/app\nimport-group:::=0:\nimport-owner:::=3:app\n",
+            stages[2].digest
+        );
+        assert_eq!(stages[3].digest, hex::encode(<sha3::Sha3_224 as sha3::Digest>::digest(bytes)));
+        // Each input invalidates its stage and the later ones.
+        let mut changed = deps.clone();
+        changed[1].imports[0].checksum = "c2".into();
+        let mut i = input(&from, Some(&shell));
+        i.dependencies = &changed;
+        let after = plan(&i).unwrap();
+        let differs: Vec<bool> = stages.iter().zip(&after).map(|(a, b)| a.digest != b.digest).collect();
+        assert_eq!(differs, [false, false, false, true, true]);
+        // With git mappings: dependenciesBeforeInstall comes before gitArchive, and the
+        // stages after gitArchive cover the recorded commit and select by ancestry.
+        let none = FakeHistory { stored: Default::default(), patches: Default::default() };
+        let mut i = input(&from, Some(&shell));
+        i.dependencies = &deps;
+        i.git = Some(git_plan(&none, "c1", None));
+        let git = plan(&i).unwrap();
+        assert_eq!(
+            names(&git),
+            ["from", "dependenciesBeforeInstall", "gitArchive", "install", "dependenciesAfterInstall", "setup"]
+        );
+        assert_eq!(git[1].step, Step::Dependencies { slot: 0, after_git: false });
+        assert_eq!(git[4].step, Step::Dependencies { slot: 1, after_git: true });
+        let mut i = input(&from, Some(&shell));
+        i.dependencies = &deps;
+        i.git = Some(git_plan(&none, "c2", None));
+        assert_ne!(plan(&i).unwrap()[4].digest, git[4].digest);
     }
 
     #[test]
