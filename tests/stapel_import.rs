@@ -39,6 +39,10 @@ import:
   owner: app
   group: nogroup
   after: install
+- image: {reg}/base/busybox:latest
+  add: /etc/group
+  to: /opt/group
+  before: setup
 dependencies:
 - image: builder
   after: setup
@@ -100,7 +104,15 @@ fn imports_an_artifacts_files_with_owners_links_and_filters() {
     let app = stages(&r, "app");
     assert_eq!(
         names(&app),
-        ["from", "install", "dependenciesAfterInstall", "setup", "dependenciesAfterSetup", "dockerInstructions"],
+        [
+            "from",
+            "install",
+            "dependenciesAfterInstall",
+            "dependenciesBeforeSetup",
+            "setup",
+            "dependenciesAfterSetup",
+            "dockerInstructions"
+        ],
         "{log}"
     );
     assert_eq!(names(&stages(&r, "builder")), ["from", "install"]);
@@ -118,6 +130,8 @@ fn imports_an_artifacts_files_with_owners_links_and_filters() {
                 app.txt\nhard\nlink\nrun\nreadme\nno-skip\nv1\ndoc\n";
     assert_eq!(run(&["/bin/sh", "-c", INSPECT]), want);
     assert_eq!(run(&["/bin/sh", "-c", "echo $BUILDER_NAME"]), format!("{builder_name}\n"));
+    // From an external image (a reference with a tag, werf's `ExternalImage`).
+    assert_eq!(run(&["/bin/sh", "-c", "cmp /opt/group /etc/group && echo same-group"]), "same-group\n");
 
     // The image as podman runs it: CMD reads the imported tree through the symlink.
     let image = r["Images"]["app"]["DockerImageName"].as_str().unwrap().to_string();
@@ -138,7 +152,7 @@ fn imports_an_artifacts_files_with_owners_links_and_filters() {
     assert_eq!(names(&after), names(&app));
     let digest = |s: &(String, String)| s.1.split('-').next().unwrap().to_string();
     let same: Vec<bool> = app.iter().zip(&after).map(|(a, b)| digest(a) == digest(b)).collect();
-    assert_eq!(same, [true, true, false, false, false, false], "{log}");
+    assert_eq!(same, [true, true, false, false, false, false, false], "{log}");
     assert_eq!(run(&["cat", "/setup.txt"]), "v2\n");
 }
 

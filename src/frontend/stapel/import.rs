@@ -20,7 +20,7 @@
 //! `O_EXCL|O_NOFOLLOW` after whatever non-directory was there is unlinked.
 
 use super::git::PathFilter;
-use super::plan::{DEPENDENCIES_STAGES, DependenciesInput, ImportInput};
+use super::plan::{DependenciesInput, ImportInput};
 use crate::config::{Anchor, Dependency, DependencyImportType, ImageRef, Import, Relation, UserStage};
 use crate::engine::state::ImageState;
 use crate::engine::{Job, report::BuildReport};
@@ -634,12 +634,6 @@ fn split(dest: &str) -> anyhow::Result<(&str, &str)> {
         Some((p, n)) if !n.is_empty() && n != "." && n != ".." => Ok((if p.is_empty() { "/" } else { p }, n)),
         _ => bail!("invalid destination {dest:?}"),
     }
-}
-
-/// The names of the stages a [`Prepared`] fills, for messages.
-#[allow(dead_code)]
-pub fn stage_names(p: &Prepared<'_>) -> Vec<&'static str> {
-    (0..4).filter(|&k| !p.inputs[k].is_empty()).map(|k| DEPENDENCIES_STAGES[k]).collect()
 }
 
 #[cfg(test)]
