@@ -300,12 +300,18 @@ impl Tree {
     /// mode, as werf's copy creates it); the `add` directory itself is taken when
     /// anything below it is.
     pub fn walk(root: &Path, add: &str, filter: &PathFilter) -> anyhow::Result<Tree> {
+        // The view's own path, symlinks resolved, so the resolved `add` can be checked
+        // to be inside it.
+        let root = &std::fs::canonicalize(root).with_context(|| format!("locating {}", root.display()))?;
         let top = resolve_no_follow(root, add)?;
         let stat = nix::sys::stat::lstat(&top).with_context(|| format!("add {add} does not exist in the source"))?;
         let mut tree =
             Tree { add: add.to_string(), is_dir: stat.st_mode & libc::S_IFMT == libc::S_IFDIR, entries: vec![] };
         let top = Entry { rel: String::new(), real: top, stat, link: None };
         if !tree.is_dir {
+            if !matches!(stat.st_mode & libc::S_IFMT, libc::S_IFREG | libc::S_IFLNK) {
+                bail!("add {add}: only files, directories and symlinks can be imported");
+            }
             if filter.matches("") {
                 tree.push_leaf(top)?;
             }
@@ -743,6 +749,26 @@ mod tests {
         let file = Tree::walk(tmp.path(), "/out/doc/readme", &filter(&[], &[])).unwrap();
         file.copy(&rootfs, "/opt", (None, None)).unwrap();
         assert_eq!(std::fs::read_to_string(dst.path().join("opt/readme")).unwrap(), "r");
+    }
+
+    /// `add` is resolved inside the source (a symlink on the way to it leads inside the
+    /// source's root, never to the host); `add` itself, when a symlink, is the symlink.
+    #[test]
+    fn add_is_resolved_inside_the_source() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("etc")).unwrap();
+        std::fs::write(tmp.path().join("etc/passwd"), "inside").unwrap();
+        std::os::unix::fs::symlink("/etc", tmp.path().join("lnk")).unwrap();
+        std::os::unix::fs::symlink("../../..", tmp.path().join("up")).unwrap();
+        let tree = Tree::walk(tmp.path(), "/lnk/passwd", &filter(&[], &[])).unwrap();
+        let mut content = String::new();
+        std::io::Read::read_to_string(&mut open_source(&tree.entries[0]).unwrap(), &mut content).unwrap();
+        assert_eq!(content, "inside");
+        let tree = Tree::walk(tmp.path(), "/up/etc/passwd", &filter(&[], &[])).unwrap();
+        assert!(tree.entries[0].real.starts_with(std::fs::canonicalize(tmp.path()).unwrap()));
+        let link = Tree::walk(tmp.path(), "/lnk", &filter(&[], &[])).unwrap();
+        assert_eq!(link.entries[0].link.as_deref(), Some(std::ffi::OsStr::new("/etc")));
+        assert!(!link.is_dir);
     }
 
     #[test]
