@@ -26,6 +26,9 @@ shell:
 ---
 image: app
 from: {reg}/base/busybox
+git:
+- add: /src
+  to: /src
 import:
 - image: builder
   add: /out
@@ -76,7 +79,7 @@ fn imports_an_artifacts_files_with_owners_links_and_filters() {
     };
     let env = Env::new();
     let dir = env.path().join("project");
-    git_project(&dir, &[("werf.yaml", &werf_yaml(&reg, "v1"))], &[]);
+    git_project(&dir, &[("werf.yaml", &werf_yaml(&reg, "v1")), ("src/hello", "hello\n")], &[]);
     let repo = fresh_repo(&reg, "import");
     let report = env.path().join("report.json");
     let build = || {
@@ -106,6 +109,7 @@ fn imports_an_artifacts_files_with_owners_links_and_filters() {
         names(&app),
         [
             "from",
+            "gitArchive",
             "install",
             "dependenciesAfterInstall",
             "dependenciesBeforeSetup",
@@ -137,6 +141,20 @@ fn imports_an_artifacts_files_with_owners_links_and_filters() {
     let image = r["Images"]["app"]["DockerImageName"].as_str().unwrap().to_string();
     assert_eq!(podman_run(&env, &image), format!("v1\nfrom {builder_name}\n"));
 
+    // The same without --repo: sources are stages of the local store.
+    let local = env.path().join("local-store");
+    let mut cmd = env.slipway();
+    cmd.env("XDG_DATA_HOME", &local).args(["build", "--insecure-registry", "--dir"]).arg(&dir);
+    run_ok(&mut cmd);
+    let mut cmd = env.slipway();
+    cmd.env("XDG_DATA_HOME", &local).args(["run", "app", "--dir"]).arg(&dir).args([
+        "--",
+        "cat",
+        "/setup.txt",
+        "/src/hello",
+    ]);
+    assert_eq!(stdout(&run_ok(&mut cmd)), "v1\nhello\n");
+
     // Nothing changed: every stage is found.
     let (log, r) = build();
     assert!(!log.contains("built in"), "a stage ran on a cached rebuild:\n{log}");
@@ -152,7 +170,7 @@ fn imports_an_artifacts_files_with_owners_links_and_filters() {
     assert_eq!(names(&after), names(&app));
     let digest = |s: &(String, String)| s.1.split('-').next().unwrap().to_string();
     let same: Vec<bool> = app.iter().zip(&after).map(|(a, b)| digest(a) == digest(b)).collect();
-    assert_eq!(same, [true, true, false, false, false, false, false], "{log}");
+    assert_eq!(same, [true, true, true, false, false, false, false, false], "{log}");
     assert_eq!(run(&["cat", "/setup.txt"]), "v2\n");
 }
 

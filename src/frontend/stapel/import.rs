@@ -162,9 +162,18 @@ fn source(done: &BuildReport, import: &Import) -> anyhow::Result<(String, String
     }
 }
 
-/// The source image: a stage of the local store, else pulled.
+/// The source image: a stage of the local store, else pulled. An external reference
+/// pulled before is used as it was pulled (a moved tag is not noticed, as werf's import
+/// metadata is kept by the name, and as `from` does), so a cached build does not ask
+/// the registry.
 fn source_state(job: &Job<'_>, reference: &str, external: bool) -> anyhow::Result<ImageState> {
-    if !external && let Some(state) = job.stages.local_image(reference)? {
+    if external {
+        let parsed = slipway_storage::reference::Reference::parse(reference)
+            .with_context(|| format!("parsing image reference {reference:?}"))?;
+        if let Some(digest) = job.puller.store.image_ref(&parsed.to_string())? {
+            return job.puller.local_image(&digest, Some(&parsed));
+        }
+    } else if let Some(state) = job.stages.local_image(reference)? {
         return Ok(state);
     }
     Ok(job.puller.pull_counted(reference).with_context(|| format!("import source {reference}"))?.0)
