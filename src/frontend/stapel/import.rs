@@ -667,7 +667,7 @@ mod tests {
         t.entries.iter().map(|e| e.rel.as_str()).collect()
     }
 
-    fn source() -> tempfile::TempDir {
+    fn source_tree() -> tempfile::TempDir {
         let tmp = tempfile::tempdir().unwrap();
         let s = tmp.path().join("out");
         std::fs::create_dir_all(s.join("bin/sub")).unwrap();
@@ -684,7 +684,7 @@ mod tests {
 
     #[test]
     fn walks_with_werfs_include_and_exclude_rules() {
-        let tmp = source();
+        let tmp = source_tree();
         let all = Tree::walk(tmp.path(), "/out", &filter(&[], &[])).unwrap();
         assert_eq!(
             rels(&all),
@@ -718,7 +718,7 @@ mod tests {
 
     #[test]
     fn the_checksum_covers_content_modes_links_and_paths() {
-        let tmp = source();
+        let tmp = source_tree();
         let sum = |add: &str| Tree::walk(tmp.path(), add, &filter(&[], &[])).unwrap().checksum().unwrap();
         let before = sum("/out");
         assert_eq!(before, sum("/out"));
@@ -727,10 +727,6 @@ mod tests {
         assert_ne!(before, content);
         std::fs::set_permissions(tmp.path().join("out/doc/readme"), std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_ne!(content, sum("/out"));
-        std::fs::create_dir(tmp.path().join("other")).unwrap();
-        std::fs::rename(tmp.path().join("out/doc"), tmp.path().join("other/doc")).unwrap();
-        std::fs::create_dir(tmp.path().join("out/doc")).unwrap();
-        std::fs::rename(tmp.path().join("other/doc/readme"), tmp.path().join("out/doc/readme")).unwrap();
         // The same files under another add are another import.
         std::fs::rename(tmp.path().join("out"), tmp.path().join("out2")).unwrap();
         assert_ne!(sum("/out2"), sum("/out2/bin"));
@@ -738,9 +734,27 @@ mod tests {
 
     use std::os::unix::fs::PermissionsExt;
 
+    /// The checksum byte for byte, as docs/ARCHITECTURE.md §7 describes it.
+    #[test]
+    fn checksum_encoding() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("d")).unwrap();
+        std::fs::write(tmp.path().join("d/f"), "x").unwrap();
+        std::fs::set_permissions(tmp.path().join("d"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(tmp.path().join("d/f"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+        let owner = format!("{uid}:{gid}");
+        let x = hex::encode(Sha256::digest("x"));
+        let fields = |items: &[&str]| items.iter().map(|f| format!("{}:{f}", f.len())).collect::<String>();
+        let want = fields(&["/d", "dir", &format!("755 {owner}"), ""])
+            + &fields(&["/d/f", "file", &format!("644 {owner}"), &x]);
+        let tree = Tree::walk(tmp.path(), "/d", &filter(&[], &[])).unwrap();
+        assert_eq!(tree.checksum().unwrap(), hex::encode(Sha256::digest(want)));
+    }
+
     #[test]
     fn copies_owners_modes_symlinks_and_hard_links() {
-        let tmp = source();
+        let tmp = source_tree();
         std::fs::set_permissions(tmp.path().join("out/bin/app"), std::fs::Permissions::from_mode(0o750)).unwrap();
         let dst = tempfile::tempdir().unwrap();
         let rootfs = Rootfs::open(dst.path()).unwrap();
@@ -789,6 +803,79 @@ mod tests {
         assert!(!go_through(&f, "b"));
         assert!(go_through(&f, "x/1/2/3"));
         assert!(!go_through(&f, "a/b/c/d"));
+    }
+
+    /// `stage` names that stage of the source when it has one, else its last stage; a
+    /// reference with a tag is external.
+    #[test]
+    fn the_source_is_the_named_stage_or_the_last() {
+        use crate::engine::report::{ImageRecord, StageRecord};
+        let stage = |name: &str, tag: &str| StageRecord {
+            name: name.into(),
+            docker_image_name: format!("p:{tag}"),
+            docker_tag: tag.into(),
+            ..Default::default()
+        };
+        let mut done = BuildReport::default();
+        done.images.insert(
+            "builder".into(),
+            ImageRecord {
+                docker_image_name: "p:last-2".into(),
+                docker_tag: "last-2".into(),
+                stages: vec![stage("from", "f-1"), stage("install", "i-1"), stage("setup", "last-2")],
+                ..Default::default()
+            },
+        );
+        let import = |from: ImageRef, stage: Option<UserStage>| Import {
+            line: 1,
+            from,
+            relation: Relation::After(Anchor::Install),
+            stage,
+            add: "/out".into(),
+            to: "/out".into(),
+            owner: None,
+            group: None,
+            include_paths: vec![],
+            exclude_paths: vec![],
+        };
+        let werf = ImageRef::Werf("builder".into());
+        assert_eq!(source(&done, &import(werf.clone(), None)).unwrap(), ("p:last-2".into(), "last-2".into(), false));
+        let install = import(werf.clone(), Some(UserStage::Install));
+        assert_eq!(source(&done, &install).unwrap(), ("p:i-1".into(), "i-1".into(), false));
+        let missing = import(werf, Some(UserStage::BeforeSetup));
+        assert_eq!(source(&done, &missing).unwrap(), ("p:last-2".into(), "last-2".into(), false));
+        let external = import(ImageRef::External("r/x:1".into()), None);
+        assert_eq!(source(&done, &external).unwrap(), ("r/x:1".into(), "external-image:r/x:1".into(), true));
+        let unknown = import(ImageRef::Werf("nothere".into()), None);
+        assert_eq!(source(&done, &unknown).unwrap_err().to_string(), "image nothere was not built first");
+        // werf's import ID over every parameter.
+        assert_eq!(
+            import_id(&install),
+            sha256_hash(&[
+                "ImageName",
+                "builder",
+                "ArtifactName",
+                "",
+                "Stage",
+                "install",
+                "After",
+                "install",
+                "Before",
+                "",
+                "Add",
+                "/out",
+                "To",
+                "/out",
+                "Group",
+                "",
+                "Owner",
+                "",
+                "IncludePaths",
+                "",
+                "ExcludePaths",
+                ""
+            ])
+        );
     }
 
     /// If this fails, werf's import ID (the label keys) changed.
