@@ -96,7 +96,10 @@ pub fn prepare<'a>(job: &Job<'_>, imports: &'a [Import], dependencies: &[Depende
         let state = source_state(job, &reference, external).with_context(at)?;
         let checksum = with_tree(job, &state, import, |tree| tree.checksum()).with_context(at)?;
         if checksum == EMPTY_CHECKSUM {
-            tracing::warn!("import at werf.yaml:{} takes no file from {reference} (add {})", import.line, import.add);
+            job.run.log.warn(&format!(
+                "this import does nothing: import at werf.yaml:{} takes no file from {reference} (add {})",
+                import.line, import.add
+            ));
         }
         let slot = slot(import.relation);
         out.inputs[slot].imports.push(ImportInput {
@@ -128,11 +131,22 @@ pub fn prepare<'a>(job: &Job<'_>, imports: &'a [Import], dependencies: &[Depende
                 (i.target.clone(), value.clone())
             })
             .collect();
-        let kinds = dep.imports.iter().map(|i| format!("{:?}={}", i.kind, i.target)).collect();
+        let kinds = dep.imports.iter().map(|i| format!("{}={}", type_name(i.kind), i.target)).collect();
         out.inputs[slot].dependencies.push((r.docker_image_name.clone(), kinds));
         out.dependencies.push(ResolvedDependency { slot, env, stage_id: r.docker_tag.clone() });
     }
     Ok(out)
+}
+
+/// werf.yaml's name of a dependency import type.
+fn type_name(kind: DependencyImportType) -> &'static str {
+    match kind {
+        DependencyImportType::ImageName => "ImageName",
+        DependencyImportType::ImageID => "ImageID",
+        DependencyImportType::ImageRepo => "ImageRepo",
+        DependencyImportType::ImageTag => "ImageTag",
+        DependencyImportType::ImageDigest => "ImageDigest",
+    }
 }
 
 /// werf.yaml's name of a user stage, as the report names it.
