@@ -212,7 +212,7 @@ pub fn copy_into(job: &Job<'_>, rootfs: &Rootfs, r: &Resolved<'_>) -> anyhow::Re
     let at = || format!("import at werf.yaml:{} from {}", r.import.line, r.reference);
     let state = source_state(job, &r.reference, r.external).with_context(at)?;
     let owner = resolve_owner(rootfs, r.import).with_context(at)?;
-    with_tree(job, &state, r.import, |tree| tree.copy(rootfs, &r.import.to, owner)).with_context(at)
+    with_tree(job, &state, r.import, |tree| tree.copy(rootfs, &r.import.to, owner, (0, 0))).with_context(at)
 }
 
 /// The labels werf writes on a dependencies stage for an import: the checksum and the
@@ -468,8 +468,15 @@ impl Tree {
     }
 
     /// Write the entries into `rootfs` at `to`, owned by `owner` where given (uid, gid)
-    /// and by their source owner otherwise.
-    pub fn copy(&self, rootfs: &Rootfs, to: &str, owner: (Option<u32>, Option<u32>)) -> anyhow::Result<()> {
+    /// and by their source owner otherwise; missing directories above `to` are made
+    /// with mode 0755, owned by `parents` (root in a build).
+    pub fn copy(
+        &self,
+        rootfs: &Rootfs,
+        to: &str,
+        owner: (Option<u32>, Option<u32>),
+        parents: (u32, u32),
+    ) -> anyhow::Result<()> {
         if self.entries.is_empty() {
             return Ok(());
         }
@@ -494,7 +501,7 @@ impl Tree {
                 continue;
             }
             let (parent_path, name) = split(&dest)?;
-            let parent = rootfs.mkdir_all(parent_path, (0, 0))?;
+            let parent = rootfs.mkdir_all(parent_path, parents)?;
             let existing = nix::sys::stat::fstatat(&parent, name, AtFlags::AT_SYMLINK_NOFOLLOW).ok();
             let existing_dir = existing.is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
             match e.kind() {
@@ -774,7 +781,7 @@ mod tests {
         let rootfs = Rootfs::open(dst.path()).unwrap();
         let tree = Tree::walk(tmp.path(), "/out", &filter(&["bin"], &["bin/secret"])).unwrap();
         let me = (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
-        tree.copy(&rootfs, "/opt/app", (Some(me.0), None)).unwrap();
+        tree.copy(&rootfs, "/opt/app", (Some(me.0), None), me).unwrap();
         let meta = |p: &str| std::fs::symlink_metadata(dst.path().join(p)).unwrap();
         assert_eq!(meta("opt/app/bin/app").mode() & 0o7777, 0o750);
         assert_eq!(meta("opt/app/bin/app").ino(), meta("opt/app/bin/app2").ino());
@@ -784,7 +791,7 @@ mod tests {
         assert_eq!(std::fs::read_to_string(dst.path().join("opt/app/bin/sub/../app")).unwrap(), "app");
         // A file into an existing directory goes below it, by its name.
         let file = Tree::walk(tmp.path(), "/out/doc/readme", &filter(&[], &[])).unwrap();
-        file.copy(&rootfs, "/opt", (None, None)).unwrap();
+        file.copy(&rootfs, "/opt", (None, None), me).unwrap();
         assert_eq!(std::fs::read_to_string(dst.path().join("opt/readme")).unwrap(), "r");
     }
 
