@@ -19,6 +19,7 @@ shell:
   - chown 1234:5678 /out/bin/app.txt && chmod 640 /out/bin/app.txt
   - printf '#!/bin/sh\ncat /opt/app/bin/link\necho "from $BUILDER_NAME"\n' > /out/bin/run && chmod 750 /out/bin/run
   - ln -s app.txt /out/bin/link
+  - ln -s /root /out/bin/loot
   - ln /out/bin/app.txt /out/bin/hard
   - echo secret > /out/bin/secret.key
   - echo doc > /out/doc/readme
@@ -65,7 +66,7 @@ docker:
 /// targets and content.
 const INSPECT: &str = "cd /opt/app; stat -c '%n %u:%g %a' bin; \
                        for f in bin/app.txt bin/hard bin/run doc/readme /opt/owned; do stat -c '%n %u:%g %a %h' $f; done; \
-                       readlink bin/link; test $(stat -c %i bin/app.txt) = $(stat -c %i bin/hard) && echo same-inode; \
+                       readlink bin/link; readlink bin/loot; test $(stat -c %i bin/app.txt) = $(stat -c %i bin/hard) && echo same-inode; \
                        ls bin; ls doc; test -e skip || echo no-skip; cat /setup.txt /opt/owned";
 
 #[test]
@@ -130,8 +131,8 @@ fn imports_an_artifacts_files_with_owners_links_and_filters() {
         stdout(&out)
     };
     let want = "bin 0:0 755\nbin/app.txt 1234:5678 640 2\nbin/hard 1234:5678 640 2\nbin/run 0:0 750 1\n\
-                doc/readme 0:0 644 1\n/opt/owned 1000:65534 644 1\napp.txt\nsame-inode\n\
-                app.txt\nhard\nlink\nrun\nreadme\nno-skip\nv1\ndoc\n";
+                doc/readme 0:0 644 1\n/opt/owned 1000:65534 644 1\napp.txt\n/root\nsame-inode\n\
+                app.txt\nhard\nlink\nloot\nrun\nreadme\nno-skip\nv1\ndoc\n";
     assert_eq!(run(&["/bin/sh", "-c", INSPECT]), want);
     assert_eq!(run(&["/bin/sh", "-c", "echo $BUILDER_NAME"]), format!("{builder_name}\n"));
     // From an external image (a reference with a tag, werf's `ExternalImage`).
