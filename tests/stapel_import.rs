@@ -69,6 +69,11 @@ const INSPECT: &str = "cd /opt/app; stat -c '%n %u:%g %a' bin; \
                        readlink bin/link; readlink bin/loot; test $(stat -c %i bin/app.txt) = $(stat -c %i bin/hard) && echo same-inode; \
                        ls bin; ls doc; test -e skip || echo no-skip; cat /setup.txt /opt/owned";
 
+/// What [`INSPECT`] prints for the first version.
+const WANT: &str = "bin 0:0 755\nbin/app.txt 1234:5678 640 2\nbin/hard 1234:5678 640 2\nbin/run 0:0 750 1\n\
+                doc/readme 0:0 644 1\n/opt/owned 1000:65534 644 1\napp.txt\n/root\nsame-inode\n\
+                app.txt\nhard\nlink\nloot\nrun\nreadme\nno-skip\nv1\ndoc\n";
+
 #[test]
 fn imports_an_artifacts_files_with_owners_links_and_filters() {
     let test = "imports_an_artifacts_files_with_owners_links_and_filters";
@@ -130,10 +135,7 @@ fn imports_an_artifacts_files_with_owners_links_and_filters() {
         assert!(out.status.success(), "{}", stderr(&out));
         stdout(&out)
     };
-    let want = "bin 0:0 755\nbin/app.txt 1234:5678 640 2\nbin/hard 1234:5678 640 2\nbin/run 0:0 750 1\n\
-                doc/readme 0:0 644 1\n/opt/owned 1000:65534 644 1\napp.txt\n/root\nsame-inode\n\
-                app.txt\nhard\nlink\nloot\nrun\nreadme\nno-skip\nv1\ndoc\n";
-    assert_eq!(run(&["/bin/sh", "-c", INSPECT]), want);
+    assert_eq!(run(&["/bin/sh", "-c", INSPECT]), WANT);
     assert_eq!(run(&["/bin/sh", "-c", "echo $BUILDER_NAME"]), format!("{builder_name}\n"));
     // From an external image (a reference with a tag, werf's `ExternalImage`).
     assert_eq!(run(&["/bin/sh", "-c", "cmp /opt/group /etc/group && echo same-group"]), "same-group\n");
@@ -192,4 +194,23 @@ fn refuses_an_unknown_import_source_in_one_line() {
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("werf.yaml:7"), "{err}");
+}
+
+/// The same import with the vfs driver: the source stage is a tree of hard links to the
+/// stored layers, which must not make every file a hard link of another.
+#[test]
+fn imports_with_the_vfs_driver() {
+    let test = "imports_with_the_vfs_driver";
+    if !rootless_env(test) {
+        return;
+    }
+    let Some(reg) = registry(test) else {
+        return;
+    };
+    let env = Env::new().with_var("WERF_BUILDAH_STORAGE_DRIVER", "vfs");
+    let dir = env.path().join("project");
+    git_project(&dir, &[("werf.yaml", &werf_yaml(&reg, "v1")), ("src/hello", "hello\n")], &[]);
+    run_ok(env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir));
+    let out = run_ok(env.slipway().args(["run", "app", "--dir"]).arg(&dir).args(["--", "/bin/sh", "-c", INSPECT]));
+    assert_eq!(stdout(&out), WANT);
 }
