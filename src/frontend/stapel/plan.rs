@@ -165,10 +165,11 @@ pub fn plan(input: &PlanInput<'_>) -> anyhow::Result<Vec<PlannedStage>> {
     let empty = Shell::default();
     let shell = input.shell.unwrap_or(&empty);
     for (k, (name, commands, stage_version)) in user_stages(shell).into_iter().enumerate() {
-        // werf's order: dependenciesBeforeInstall before gitArchive and install,
-        // dependenciesBeforeSetup after beforeSetup, the `after` ones after their stage.
-        if k == 1 || k == 3 {
-            dependencies_stage(input, k - 1, &mut stages, &mut commit)?;
+        // werf's order: each dependencies stage but the last comes before a user stage
+        // (dependenciesBeforeInstall even before gitArchive); dependenciesAfterSetup
+        // after the loop.
+        if let Some(slot) = k.checked_sub(1) {
+            dependencies_stage(input, slot, &mut stages, &mut commit)?;
         }
         if let (Some(g), "install") = (git, name) {
             let prev = &stages.last().expect("from comes first").digest;
@@ -181,13 +182,31 @@ pub fn plan(input: &PlanInput<'_>) -> anyhow::Result<Vec<PlannedStage>> {
         }
         // werf's rule (`builder/shell.go`): a stage exists when it has commands or
         // any cache version, the shell's own or the stage's.
-        if !(commands.is_empty() && stage_version.is_none() && shell.cache_version.is_none()) {
-            shell_stage(input, name, commands, stage_version, k, &mut stages, &mut commit)?;
+        if commands.is_empty() && stage_version.is_none() && shell.cache_version.is_none() {
+            continue;
         }
-        if k == 1 || k == 3 {
-            dependencies_stage(input, k, &mut stages, &mut commit)?;
-        }
+        let prev = &stages.last().expect("from comes first").digest;
+        let mut digest = DigestInput::new("stapel-shell");
+        digest
+            .str("stage", name)
+            .str("prev", prev)
+            .list("commands", commands.iter().map(String::as_str))
+            .opt("stage-cache-version", stage_version)
+            .opt("shell-cache-version", shell.cache_version.as_deref())
+            .str("network", input.network);
+        let step = match (git, &commit) {
+            (Some(g), Some(c)) => {
+                let deps = k.checked_sub(1).and_then(|i| g.stage_dependencies[i].as_deref());
+                let digest = digest.opt("stage-dependencies", deps).str("prev-commit", c).finish();
+                commit = Some(commit_of(g, &digest)?);
+                stages.push(PlannedStage { name, digest, step: Step::GitShell(commands.to_vec()) });
+                continue;
+            }
+            _ => Step::Shell(commands.to_vec()),
+        };
+        stages.push(PlannedStage { name, digest: digest.finish(), step });
     }
+    dependencies_stage(input, 3, &mut stages, &mut commit)?;
     if let (Some(g), Some(mut c)) = (git, commit)
         && !g.disable_git_after_patch
     {
@@ -226,38 +245,6 @@ pub fn plan(input: &PlanInput<'_>) -> anyhow::Result<Vec<PlannedStage>> {
         stages.push(PlannedStage { name: "imageSpec", digest, step: Step::ImageSpec });
     }
     Ok(stages)
-}
-
-/// A user stage with `shell` commands (or a cache version): werf's inputs are the
-/// commands and cache versions; after `gitArchive` also the stage dependencies and the
-/// commit the previous stage recorded.
-fn shell_stage(
-    input: &PlanInput<'_>,
-    name: &'static str,
-    commands: &[String],
-    stage_version: Option<&str>,
-    k: usize,
-    stages: &mut Vec<PlannedStage>,
-    commit: &mut Option<String>,
-) -> anyhow::Result<()> {
-    let prev = &stages.last().expect("from comes first").digest;
-    let mut digest = DigestInput::new("stapel-shell");
-    digest
-        .str("stage", name)
-        .str("prev", prev)
-        .list("commands", commands.iter().map(String::as_str))
-        .opt("stage-cache-version", stage_version)
-        .opt("shell-cache-version", input.shell.and_then(|s| s.cache_version.as_deref()))
-        .str("network", input.network);
-    if let (Some(g), Some(c)) = (&input.git, commit.as_ref()) {
-        let deps = k.checked_sub(1).and_then(|i| g.stage_dependencies[i].as_deref());
-        let digest = digest.opt("stage-dependencies", deps).str("prev-commit", c).finish();
-        *commit = Some(commit_of(g, &digest)?);
-        stages.push(PlannedStage { name, digest, step: Step::GitShell(commands.to_vec()) });
-    } else {
-        stages.push(PlannedStage { name, digest: digest.finish(), step: Step::Shell(commands.to_vec()) });
-    }
-    Ok(())
 }
 
 /// The dependencies stage `slot` when it has imports or dependencies: werf's inputs
