@@ -10,7 +10,9 @@
 //! - `shell`: running a `shell` stage's commands in the image's own `/bin/sh`.
 //! - `docker`: the `docker:` directives (the `dockerInstructions` stage).
 //! - `import`: `import` and `dependencies` (werf's dependencies stages): sources,
-//!   checksums, copying files from another image's stage.
+//!   values, labels.
+//! - `import_tree`: what an import takes from its source (walk, checksum) and copying
+//!   it into a stage rootfs.
 //! - `refuse`: the Stapel keys this front end does not build yet, each refused with one
 //!   line naming the image, its werf.yaml line and the key.
 
@@ -19,6 +21,7 @@ mod git;
 mod git_apply;
 mod history;
 mod import;
+mod import_tree;
 mod plan;
 mod refuse;
 mod shell;
