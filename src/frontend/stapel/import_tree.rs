@@ -185,6 +185,12 @@ impl Tree {
             };
             field(kind.as_bytes());
             field(format!("{:o} {}:{}", e.stat.st_mode & 0o7777, e.stat.st_uid, e.stat.st_gid).as_bytes());
+            let xattrs = if e.link.is_some() { Vec::new() } else { xattrs(e)? };
+            field(xattrs.len().to_string().as_bytes());
+            for (name, value) in &xattrs {
+                field(name.as_bytes());
+                field(value);
+            }
             match (&e.link, e.kind()) {
                 (Some(target), _) => field(target.as_bytes()),
                 (None, libc::S_IFREG) => {
@@ -323,7 +329,7 @@ fn finish(fd: &OwnedFd, e: &Entry, (uid, gid): (u32, u32), dest: &str, file: boo
     })?;
     nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(e.stat.st_mode & 0o7777))
         .with_context(|| format!("chmod {dest}"))?;
-    for (name, value) in slipway_storage::xattr::kept(&e.real).unwrap_or_default() {
+    for (name, value) in xattrs(e)? {
         slipway_storage::xattr::set(fd, &name, &value).with_context(|| format!("setting xattr {name} on {dest}"))?;
     }
     if file {
@@ -331,6 +337,11 @@ fn finish(fd: &OwnedFd, e: &Entry, (uid, gid): (u32, u32), dest: &str, file: boo
         nix::sys::stat::futimens(fd, &t, &t).with_context(|| format!("setting the mtime of {dest}"))?;
     }
     Ok(())
+}
+
+/// The xattrs of a source entry a layer may carry, sorted by name.
+fn xattrs(e: &Entry) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    slipway_storage::xattr::kept(&e.real).with_context(|| format!("reading the xattrs of {}", e.real.display()))
 }
 
 /// A regular file of the source, opened without following a symlink and checked to be
@@ -491,7 +502,13 @@ mod tests {
         let content = sum("/out");
         assert_ne!(before, content);
         std::fs::set_permissions(tmp.path().join("out/doc/readme"), std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_ne!(content, sum("/out"));
+        let mode = sum("/out");
+        assert_ne!(content, mode);
+        // An xattr (where the filesystem takes user xattrs).
+        let f = std::fs::File::open(tmp.path().join("out/doc/readme")).unwrap();
+        if slipway_storage::xattr::set(&f, "user.slipway", b"1").is_ok() {
+            assert_ne!(mode, sum("/out"));
+        }
         // The same files under another add are another import.
         std::fs::rename(tmp.path().join("out"), tmp.path().join("out2")).unwrap();
         assert_ne!(sum("/out2"), sum("/out2/bin"));
@@ -511,8 +528,8 @@ mod tests {
         let owner = format!("{uid}:{gid}");
         let x = hex::encode(Sha256::digest("x"));
         let fields = |items: &[&str]| items.iter().map(|f| format!("{}:{f}", f.len())).collect::<String>();
-        let want = fields(&["/d", "dir", &format!("755 {owner}"), ""])
-            + &fields(&["/d/f", "file", &format!("644 {owner}"), &x]);
+        let want = fields(&["/d", "dir", &format!("755 {owner}"), "0", ""])
+            + &fields(&["/d/f", "file", &format!("644 {owner}"), "0", &x]);
         let tree = Tree::walk(tmp.path(), "/d", &filter(&[], &[])).unwrap();
         assert_eq!(tree.checksum().unwrap(), hex::encode(Sha256::digest(want)));
     }
@@ -521,6 +538,9 @@ mod tests {
     fn copies_owners_modes_symlinks_and_hard_links() {
         let tmp = source_tree();
         std::fs::set_permissions(tmp.path().join("out/bin/app"), std::fs::Permissions::from_mode(0o750)).unwrap();
+        let app = std::fs::File::open(tmp.path().join("out/bin/app")).unwrap();
+        let xattr = slipway_storage::xattr::set(&app, "user.slipway", b"kept").is_ok();
+        slipway_storage::xattr::set(&app, "user.overlay.origin", b"forged").ok();
         let dst = tempfile::tempdir().unwrap();
         let rootfs = Rootfs::open(dst.path()).unwrap();
         let tree = Tree::walk(tmp.path(), "/out", &filter(&["bin"], &["bin/secret"])).unwrap();
@@ -529,6 +549,10 @@ mod tests {
         let meta = |p: &str| std::fs::symlink_metadata(dst.path().join(p)).unwrap();
         assert_eq!(meta("opt/app/bin/app").mode() & 0o7777, 0o750);
         assert_eq!(meta("opt/app/bin/app").ino(), meta("opt/app/bin/app2").ino());
+        if xattr {
+            let kept = slipway_storage::xattr::kept(&dst.path().join("opt/app/bin/app")).unwrap();
+            assert_eq!(kept, [("user.slipway".to_string(), b"kept".to_vec())]);
+        }
         assert_eq!(std::fs::read_link(dst.path().join("opt/app/bin/link")).unwrap(), Path::new("/etc/passwd"));
         assert!(!dst.path().join("opt/app/bin/secret").exists());
         assert!(!dst.path().join("opt/app/doc").exists());
