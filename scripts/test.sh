@@ -87,12 +87,13 @@ for v in RUST_LOG RUST_TEST_THREADS RUST_TEST_NOCAPTURE RUST_BACKTRACE SLIPWAY_C
 done
 
 failed=()
+# Tests never get the run lock's fd 9: a daemon a test leaks would hold the lock forever.
 for t in "${tests[@]}"; do
     IFS=$'\t' read -r exe pkg_dir name <<<"$t"
     echo "=== $name: $exe ${test_args[*]}"
     # Per-binary timeout so a hung namespace test cannot stall CI forever.
     if ! run_as_user "${test_env[@]}" CARGO_MANIFEST_DIR="$pkg_dir" \
-        timeout -k 30 "${SLIPWAY_TEST_TIMEOUT:-1800}" "$exe" "${test_args[@]}"; then
+        timeout -k 30 "${SLIPWAY_TEST_TIMEOUT:-1800}" "$exe" "${test_args[@]}" 9>&-; then
         failed+=("$name ($exe)")
     fi
 done
@@ -119,7 +120,7 @@ if ((run_single)); then
         echo "=== $name as $SINGLE_USER (single-id): $exe single_id ${flags[*]}"
         if ! (cd "$single_tmp/work" && run_as "$SINGLE_USER" "${test_env[@]}" TMPDIR="$single_tmp" \
             SLIPWAY_TEST_SINGLE_ID=1 CARGO_MANIFEST_DIR="$pkg_dir" \
-            timeout -k 30 "${SLIPWAY_TEST_TIMEOUT:-1800}" "$exe" single_id "${flags[@]}"); then
+            timeout -k 30 "${SLIPWAY_TEST_TIMEOUT:-1800}" "$exe" single_id "${flags[@]}" 9>&-); then
             failed+=("$name as $SINGLE_USER ($exe)")
         fi
     done

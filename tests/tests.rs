@@ -27,4 +27,5 @@ mod sandbox;
 mod security;
 mod single_id;
 mod stapel;
+mod stapel_import;
 mod werf_fixtures;

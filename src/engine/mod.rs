@@ -344,3 +344,25 @@ pub fn registry_client(settings: &BuildSettings) -> anyhow::Result<Client> {
     let auth = AuthStore::load_from(&default_auth_paths(var)).context("reading registry credentials")?;
     Ok(Client::new(config, auth).with_progress_deadline(settings.registry_progress))
 }
+
+#[cfg(test)]
+mod tests {
+    /// An import source (and a dependency) is built before the image that needs it,
+    /// whatever the config order and even when only that image is selected.
+    #[test]
+    fn build_order_follows_imports_and_dependencies() {
+        let text = "project: p\nconfigVersion: 1\n---\nimage: app\nfrom: base\nimport:\n- image: builder\n  add: /out\n  \
+                    after: install\ndependencies:\n- image: tool\n  after: setup\n---\nimage: builder\nfinal: false\n\
+                    from: alpine:3\n---\nimage: tool\nfrom: alpine:3\n---\nimage: base\nfrom: alpine:3\n";
+        let config = crate::config::parse("werf.yaml", text).unwrap();
+        let order = |names: &[&str]| {
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            super::build_order(&config, &config.select(&names).unwrap())
+                .iter()
+                .map(|i| i.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(order(&["app"]), ["base", "builder", "tool", "app"]);
+        assert_eq!(order(&[]), ["base", "builder", "tool", "app"]);
+    }
+}

@@ -23,6 +23,7 @@ pub mod unpack;
 #[cfg(test)]
 mod userns_test;
 pub mod vfs;
+pub mod xattr;
 
 pub use digest::Digest;
 

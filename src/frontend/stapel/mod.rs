@@ -10,6 +10,10 @@
 //! - `shell`: running a `shell` stage's commands in the image's own `/bin/sh`.
 //! - `mount`: werf.yaml `mount`: labels, binds, emptying the base's mount points.
 //! - `docker`: the `docker:` directives (the `dockerInstructions` stage).
+//! - `import`: `import` and `dependencies` (werf's dependencies stages): sources,
+//!   values, labels.
+//! - `import_tree`: what an import takes from its source (walk, checksum) and copying
+//!   it into a stage rootfs.
 //! - `refuse`: the Stapel keys this front end does not build yet, each refused with one
 //!   line naming the image, its werf.yaml line and the key.
 
@@ -17,6 +21,8 @@ mod docker;
 mod git;
 mod git_apply;
 mod history;
+mod import;
+mod import_tree;
 mod mount;
 mod plan;
 mod refuse;
@@ -80,6 +86,7 @@ pub fn build<'a>(job: &Job<'a>, s: &StapelImage) -> anyhow::Result<(Built, Optio
     } else {
         None
     };
+    let prepared = import::prepare(job, &s.import, &s.dependencies).with_context(at)?;
     let planned = plan::plan(&plan::PlanInput {
         from: &s.from,
         werf_base,
@@ -91,6 +98,7 @@ pub fn build<'a>(job: &Job<'a>, s: &StapelImage) -> anyhow::Result<(Built, Optio
         docker: s.docker.as_ref(),
         image_spec: s.image_spec.as_ref(),
         git: git_plan,
+        dependencies: &prepared.inputs,
     })
     .with_context(at)?;
     run.log.image_header(shown);
@@ -115,6 +123,7 @@ pub fn build<'a>(job: &Job<'a>, s: &StapelImage) -> anyhow::Result<(Built, Optio
             shell: &shell_env,
             mappings: &mappings,
             ancestry: ancestry.as_ref(),
+            prepared: &prepared,
         })
         .collect();
     let list: Vec<&dyn Stage> = stages.iter().map(|s| s as &dyn Stage).collect();
@@ -143,6 +152,8 @@ struct StapelStage<'a> {
     mappings: &'a [git::Mapping],
     /// The image's git stages' selector (`None` without git mappings).
     ancestry: Option<&'a history::Ancestry<'a>>,
+    /// The image's imports and dependencies, resolved.
+    prepared: &'a import::Prepared<'a>,
 }
 
 impl Stage for StapelStage<'_> {
@@ -169,7 +180,7 @@ impl Stage for StapelStage<'_> {
     /// before it recorded: one of another branch is not used.
     fn selector(&self) -> Option<&dyn Selector> {
         match self.planned.step {
-            Step::From(_) | Step::Shell(_) => None,
+            Step::From(_) | Step::Shell(_) | Step::Dependencies { after_git: false, .. } => None,
             _ => self.ancestry.map(|a| a as &dyn Selector),
         }
     }
@@ -236,6 +247,7 @@ impl StapelStage<'_> {
                 state.push_history("werf dockerInstructions", true);
                 Ok(state.into())
             }
+            Step::Dependencies { slot, .. } => Ok(self.dependencies(prev(), *slot).with_context(at)?.into()),
             Step::ImageSpec => {
                 let spec = self.image.image_spec.as_ref().expect("planned only with an imageSpec");
                 let mut state = prev().clone();
@@ -293,6 +305,46 @@ impl StapelStage<'_> {
             labels.insert(git::commit_label(&m.paramshash), self.job.run.commit.id.clone());
             labels.insert(git::type_label(&m.paramshash), m.archive_type().into());
         }
+    }
+
+    /// A dependencies stage: the files of its imports copied in (one layer), werf's
+    /// import and dependency labels, the dependencies' variables. A stage after
+    /// `gitArchive` keeps the commit labels of the stage before it (its files are that
+    /// commit's).
+    fn dependencies(&self, prev: &ImageState, slot: usize) -> anyhow::Result<ImageState> {
+        let (job, name) = (self.job, self.planned.name);
+        let imports: Vec<&import::Resolved<'_>> = self.prepared.imports.iter().filter(|r| r.slot == slot).collect();
+        let mut state = prev.clone();
+        if imports.is_empty() {
+            state.push_history(&format!("werf {name}"), true);
+        } else {
+            let puller = job.puller;
+            puller.ensure_layers(prev)?;
+            let m = job.run.rootfs.begin(puller.store, prev.diff_ids())?;
+            {
+                let rootfs = Rootfs::open(m.root())?;
+                for r in &imports {
+                    job.run.log.step_command(&format!("import {}:{} to {}", r.reference, r.import.add, r.import.to));
+                    import::copy_into(job, &rootfs, r)?;
+                }
+            }
+            let layer = m.finish()?;
+            if let Some(meta) = &layer {
+                state.push_layer(meta);
+            }
+            state.push_history(&format!("werf {name}"), layer.is_none());
+        }
+        let deps: Vec<&import::ResolvedDependency> =
+            self.prepared.dependencies.iter().filter(|d| d.slot == slot).collect();
+        let labels = state.config.config.labels.get_or_insert_with(Default::default);
+        for r in &imports {
+            labels.extend(import::import_labels(r));
+        }
+        labels.extend(deps.iter().map(|d| import::dependency_label(d)));
+        for (k, v) in deps.iter().flat_map(|d| &d.env) {
+            state.config.config.set_env(k, v);
+        }
+        Ok(state)
     }
 
     /// The `from` stage: the base image as it is (no layer of its own).

@@ -36,6 +36,42 @@ pub struct PlanInput<'a> {
     pub image_spec: Option<&'a ImageSpec>,
     /// The image's local git mappings, if it has any.
     pub git: Option<GitPlan<'a>>,
+    /// What each of werf's dependencies stages covers (`import` and `dependencies`), in
+    /// [`DEPENDENCIES_STAGES`] order; an empty one is no stage.
+    pub dependencies: &'a [DependenciesInput; 4],
+}
+
+/// werf's dependencies stages in werf's order, where `import` and `dependencies` with
+/// `before: install`, `after: install`, `before: setup` and `after: setup` go.
+pub const DEPENDENCIES_STAGES: [&str; 4] =
+    ["dependenciesBeforeInstall", "dependenciesAfterInstall", "dependenciesBeforeSetup", "dependenciesAfterSetup"];
+
+/// What a dependencies stage covers (werf's `DependenciesStage.GetDependencies`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DependenciesInput {
+    /// Per import, in werf.yaml order: the checksum of the files it takes, `to`, `group`,
+    /// `owner`.
+    pub imports: Vec<ImportInput>,
+    /// Per dependency, in werf.yaml order: the image's last stage (its report
+    /// `DockerImageName`), and its imports as `TYPE=targetEnv`.
+    pub dependencies: Vec<(String, Vec<String>)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportInput {
+    pub checksum: String,
+    pub to: String,
+    pub group: String,
+    pub owner: String,
+}
+
+impl DependenciesInput {
+    #[cfg(test)]
+    pub const EMPTY: DependenciesInput = DependenciesInput { imports: Vec::new(), dependencies: Vec::new() };
+
+    pub fn is_empty(&self) -> bool {
+        self.imports.is_empty() && self.dependencies.is_empty()
+    }
 }
 
 /// What the git stages of an image are planned from.
@@ -104,6 +140,13 @@ pub enum Step {
     GitPatch,
     Docker(Instructions),
     ImageSpec,
+    /// One of werf's dependencies stages: the files of its imports copied in, the
+    /// variables of its dependencies set. `slot` indexes [`DEPENDENCIES_STAGES`];
+    /// `after_git`: the stage follows `gitArchive` (and carries its commit).
+    Dependencies {
+        slot: usize,
+        after_git: bool,
+    },
 }
 
 /// One stage of the image: werf's name (log and build report), digest, what it does.
@@ -124,6 +167,12 @@ pub fn plan(input: &PlanInput<'_>) -> anyhow::Result<Vec<PlannedStage>> {
     let empty = Shell::default();
     let shell = input.shell.unwrap_or(&empty);
     for (k, (name, commands, stage_version)) in user_stages(shell).into_iter().enumerate() {
+        // werf's order: each dependencies stage but the last comes before a user stage
+        // (dependenciesBeforeInstall even before gitArchive); dependenciesAfterSetup
+        // after the loop.
+        if let Some(slot) = k.checked_sub(1) {
+            dependencies_stage(input, slot, &mut stages, &mut commit)?;
+        }
         if let (Some(g), "install") = (git, name) {
             let prev = &stages.last().expect("from comes first").digest;
             let digest = DigestInput::new("stapel-git-archive")
@@ -159,6 +208,7 @@ pub fn plan(input: &PlanInput<'_>) -> anyhow::Result<Vec<PlannedStage>> {
         };
         stages.push(PlannedStage { name, digest: digest.finish(), step });
     }
+    dependencies_stage(input, 3, &mut stages, &mut commit)?;
     if let (Some(g), Some(mut c)) = (git, commit)
         && !g.disable_git_after_patch
     {
@@ -197,6 +247,48 @@ pub fn plan(input: &PlanInput<'_>) -> anyhow::Result<Vec<PlannedStage>> {
         stages.push(PlannedStage { name: "imageSpec", digest, step: Step::ImageSpec });
     }
     Ok(stages)
+}
+
+/// The dependencies stage `slot` when it has imports or dependencies: werf's inputs
+/// (`DependenciesStage.GetDependencies`) are, per import, the checksum of the files it
+/// takes, `to`, `group` and `owner`, and per dependency the image's last stage and
+/// every import's type and variable; after `gitArchive` also the commit the previous
+/// stage recorded.
+fn dependencies_stage(
+    input: &PlanInput<'_>,
+    slot: usize,
+    stages: &mut Vec<PlannedStage>,
+    commit: &mut Option<String>,
+) -> anyhow::Result<()> {
+    let deps = &input.dependencies[slot];
+    if deps.is_empty() {
+        return Ok(());
+    }
+    let name = DEPENDENCIES_STAGES[slot];
+    let prev = &stages.last().expect("from comes first").digest;
+    let mut digest = DigestInput::new("stapel-dependencies");
+    digest.str("stage", name).str("prev", prev);
+    for i in &deps.imports {
+        digest
+            .str("import-checksum", &i.checksum)
+            .str("import-to", &i.to)
+            .str("import-group", &i.group)
+            .str("import-owner", &i.owner);
+    }
+    for (image, imports) in &deps.dependencies {
+        digest.str("dependency", image).list("dependency-imports", imports.iter().map(String::as_str));
+    }
+    let after_git = match (&input.git, commit.as_ref()) {
+        (Some(g), Some(c)) => {
+            let d = digest.str("prev-commit", c).finish();
+            *commit = Some(commit_of(g, &d)?);
+            stages.push(PlannedStage { name, digest: d, step: Step::Dependencies { slot, after_git: true } });
+            return Ok(());
+        }
+        _ => false,
+    };
+    stages.push(PlannedStage { name, digest: digest.finish(), step: Step::Dependencies { slot, after_git } });
+    Ok(())
 }
 
 /// The `from` stage: werf's inputs are the cache versions and the base, which is
@@ -259,8 +351,11 @@ mod tests {
             docker: None,
             image_spec: None,
             git: None,
+            dependencies: &NO_DEPENDENCIES,
         }
     }
+
+    static NO_DEPENDENCIES: [DependenciesInput; 4] = [const { DependenciesInput::EMPTY }; 4];
 
     fn names(stages: &[PlannedStage]) -> Vec<&str> {
         stages.iter().map(|s| s.name).collect()
@@ -493,6 +588,74 @@ mod tests {
         let mut i = input(&from, None);
         i.git = Some(git_plan(&none, "c1", None));
         assert_eq!(names(&plan(&i).unwrap()), ["from", "gitArchive"]);
+    }
+
+    fn deps() -> [DependenciesInput; 4] {
+        let import = ImportInput { checksum: "c1".into(), to: "/app".into(), group: "".into(), owner: "app".into() };
+        [
+            DependenciesInput {
+                dependencies: vec![("demo:d-1".into(), vec!["ImageName=BASE".into()])],
+                ..Default::default()
+            },
+            DependenciesInput { imports: vec![import], ..Default::default() },
+            DependenciesInput::default(),
+            DependenciesInput::default(),
+        ]
+    }
+
+    /// werf's order of the dependencies stages, and their digests pinned (see
+    /// `golden_digests`).
+    #[test]
+    fn golden_dependencies_digests() {
+        let from = BaseImage::Scratch;
+        let shell = shell();
+        let deps = deps();
+        let mut i = input(&from, Some(&shell));
+        i.dependencies = &deps;
+        let stages = plan(&i).unwrap();
+        assert_eq!(
+            digests(&stages),
+            [
+                ("from", "d4898322c5ff667a5a7b76160effa7c4f7caf8cf6c028b6a9dbb6cd5"),
+                ("dependenciesBeforeInstall", "62e9cb8226ca78d3c5525c2ce6f39c73e4b81c772badade14e082c9d"),
+                ("install", "983cb4c59bc65ee25003504a91d5b4811039c3a984798d4fd3b218b8"),
+                ("dependenciesAfterInstall", "6751a02aa829ab4542602de714ebbf7685cf4b45ad8cdd5df288ecfe"),
+                ("setup", "43843be73f5e212657adc42a7795a46e8769ba8d77ec0f9044dd784a"),
+            ]
+        );
+        assert_eq!(stages[3].step, Step::Dependencies { slot: 1, after_git: false });
+        // The dependencies stage byte for byte, as docs/ARCHITECTURE.md §7 lists its parts.
+        let bytes = format!(
+            "cache-version:::=9:slipway-2\nkind:::=19:stapel-dependencies\nstage:::=24:dependenciesAfterInstall\n\
+             prev:::=56:{}\nimport-checksum:::=2:c1\nimport-to:::=4:/app\nimport-group:::=0:\nimport-owner:::=3:app\n",
+            stages[2].digest
+        );
+        assert_eq!(stages[3].digest, hex::encode(<sha3::Sha3_224 as sha3::Digest>::digest(bytes)));
+        // Each input invalidates its stage and the later ones.
+        let mut changed = deps.clone();
+        changed[1].imports[0].checksum = "c2".into();
+        let mut i = input(&from, Some(&shell));
+        i.dependencies = &changed;
+        let after = plan(&i).unwrap();
+        let differs: Vec<bool> = stages.iter().zip(&after).map(|(a, b)| a.digest != b.digest).collect();
+        assert_eq!(differs, [false, false, false, true, true]);
+        // With git mappings: dependenciesBeforeInstall comes before gitArchive, and the
+        // stages after gitArchive cover the recorded commit and select by ancestry.
+        let none = FakeHistory { stored: Default::default(), patches: Default::default() };
+        let mut i = input(&from, Some(&shell));
+        i.dependencies = &deps;
+        i.git = Some(git_plan(&none, "c1", None));
+        let git = plan(&i).unwrap();
+        assert_eq!(
+            names(&git),
+            ["from", "dependenciesBeforeInstall", "gitArchive", "install", "dependenciesAfterInstall", "setup"]
+        );
+        assert_eq!(git[1].step, Step::Dependencies { slot: 0, after_git: false });
+        assert_eq!(git[4].step, Step::Dependencies { slot: 1, after_git: true });
+        let mut i = input(&from, Some(&shell));
+        i.dependencies = &deps;
+        i.git = Some(git_plan(&none, "c2", None));
+        assert_ne!(plan(&i).unwrap()[4].digest, git[4].digest);
     }
 
     #[test]

@@ -1,8 +1,7 @@
 //! The parts of a Stapel image slipway does not build yet. Each is refused before
 //! anything is built, with one line naming the werf.yaml line and the key, so nothing
-//! in a werf.yaml is silently ignored. Keys with a line of their own (remote `git`, `import`,
-//! `dependencies`) give it; for the others the caller names the
-//! image's line.
+//! in a werf.yaml is silently ignored. Keys with a line of their own (remote `git`) give
+//! it; for the others the caller names the image's line.
 
 use crate::config::StapelImage;
 
@@ -21,8 +20,8 @@ pub fn unsupported(s: &StapelImage, build_platforms: &[String]) -> Result<(), (O
         ansible,
         mount,
         docker: _,
-        import,
-        dependencies,
+        import: _,
+        dependencies: _,
         image_spec: _,
         platform,
         network,
@@ -47,12 +46,6 @@ pub fn unsupported(s: &StapelImage, build_platforms: &[String]) -> Result<(), (O
     }
     if let Some(g) = git.iter().find(|g| g.lfs) {
         return not_yet(Some(g.line), "git.lfs");
-    }
-    if let Some(i) = import.first() {
-        return not_yet(Some(i.line), "import");
-    }
-    if let Some(d) = dependencies.first() {
-        return not_yet(Some(d.line), "dependencies");
     }
     if let Some(m) = mount.iter().find(|m| super::mount::go_clean(&m.to) == "/") {
         return Err((Some(m.line), "mount `to: /` would hide the whole image; mount a directory in it".into()));
@@ -90,11 +83,6 @@ mod tests {
                 "remote `git` mappings (`url`) are not supported yet; map the project's own repository (no `url`)",
             ),
             ("git:\n- to: /app\n  lfs: true\n", Some(7), "`git.lfs` is not supported for Stapel images yet"),
-            (
-                "import:\n- from: alpine:3\n  add: /x\n  to: /x\n  after: install\n",
-                Some(7),
-                "`import` is not supported for Stapel images yet",
-            ),
             ("fromLatest: true\n", None, "`fromLatest` is not supported for Stapel images yet"),
             (
                 "ansible:\n  install:\n  - debug: {}\n",
