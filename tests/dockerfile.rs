@@ -321,3 +321,55 @@ fn network_none_isolates_the_step() {
     let (out, err) = p.run("cat /none /default");
     assert_eq!(out, "isolated\nreached\n", "{err}");
 }
+
+/// The tree of BuildKit's `testExcludedFilesOnCopy`, for `--exclude` and `--parents`.
+const EXCLUDE_TREE: &[(&str, &str)] = &[
+    ("dir1/file-101.png", "2"),
+    ("dir1/file-102.txt", "3"),
+    ("dir1/file-103.jpeg", "4"),
+    ("dir2/file-201.pdf", "6"),
+    ("dir2/file-202.jpeg", "7"),
+    ("dir2/file-203.png", "8"),
+    ("dir3/file-301.mp3", "9"),
+    ("dir3/file-302.mpeg", "10"),
+    ("dir4/file-401.txt", "11"),
+];
+
+/// `COPY/ADD --exclude`: patterns as in .dockerignore, matched below each source (a
+/// source named itself is never excluded), `!` exceptions bring entries back, and the
+/// cases of BuildKit's own test come out the same.
+#[test]
+fn copy_exclude_leaves_out_what_the_patterns_match() {
+    let df = "FROM BASE
+COPY --exclude=*/*.png --exclude=*/*.jpeg --exclude=werf.yaml --exclude=Dockerfile . /1
+ADD --exclude=*.mp3 dir3/ /3/
+COPY --exclude=*.mp3 --exclude=*.jpeg --exclude=*.png --exclude=*.pdf --exclude=*.txt dir* /4/
+COPY --exclude=dir1 --exclude=!dir1/*.txt --exclude=dir[234] . /5
+ADD --exclude=* dir* /6
+COPY --exclude=*.txt dir1/file-102.txt /7/
+";
+    let Some(p) = Project::new("copy_exclude_leaves_out_what_the_patterns_match", df, EXCLUDE_TREE) else { return };
+    let (out, err) = p.run("cd / && find 1 3 4 5 6 7 | sort && stat -c %a 5/dir1");
+    let want = "1\n1/dir1\n1/dir1/file-102.txt\n1/dir2\n1/dir2/file-201.pdf\n1/dir3\n1/dir3/file-301.mp3\n\
+                1/dir3/file-302.mpeg\n1/dir4\n1/dir4/file-401.txt\n3\n3/file-302.mpeg\n4\n4/file-302.mpeg\n\
+                5\n5/Dockerfile\n5/dir1\n5/dir1/file-102.txt\n5/werf.yaml\n6\n7\n7/file-102.txt\n755\n";
+    assert_eq!(out, want, "{err}");
+}
+
+/// `COPY --parents`: each source keeps its directories below the context's root, or
+/// below the `/./` pivot; the pattern may use `**`; `--exclude` applies below the pivot.
+#[test]
+fn copy_parents_keeps_the_source_directories() {
+    let df = "FROM BASE
+COPY --parents dir1/file-102.txt dir2/*.pdf /p/
+COPY --parents ./dir3/./file-301.mp3 /q/
+COPY --parents **/*.txt /s
+COPY --parents --exclude=*.png --exclude=dir2/*.jpeg ./dir1/./* ./dir2 /t/
+";
+    let Some(p) = Project::new("copy_parents_keeps_the_source_directories", df, EXCLUDE_TREE) else { return };
+    let (out, err) = p.run("cd / && find p q s t | sort && stat -c %a p/dir1 && cat p/dir1/file-102.txt");
+    let want = "p\np/dir1\np/dir1/file-102.txt\np/dir2\np/dir2/file-201.pdf\nq\nq/file-301.mp3\n\
+                s\ns/dir1\ns/dir1/file-102.txt\ns/dir4\ns/dir4/file-401.txt\n\
+                t\nt/dir2\nt/dir2/file-201.pdf\nt/dir2/file-203.png\nt/file-102.txt\nt/file-103.jpeg\n755\n3";
+    assert_eq!(out, want, "{err}");
+}

@@ -37,6 +37,9 @@ pub enum DockerIgnoreError {
     /// A pattern Go's `filepath.Match` calls malformed (unclosed `[`, trailing `\`, …).
     #[error("{file}:{line}: syntax error in pattern {pattern:?}: {reason}")]
     BadPattern { file: String, line: usize, pattern: String, reason: &'static str },
+    /// The same in a flag's pattern (`--exclude`, `--parents`).
+    #[error("{flag}={pattern}: {reason}")]
+    BadFlagPattern { flag: String, pattern: String, reason: &'static str },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,13 +134,46 @@ impl DockerIgnore {
         Ok(DockerIgnore { patterns })
     }
 
-    #[cfg(test)]
+    /// The patterns of `COPY --exclude` (or the include pattern of `COPY --parents`), as
+    /// moby's `patternmatcher.New` reads a list: each trimmed, empty ones skipped, cleaned,
+    /// then a leading `!` marks an exception; no comments, and a leading `/` is kept (such
+    /// a pattern never matches a relative path, as in BuildKit). `flag` names the flag in
+    /// errors.
+    pub fn from_patterns(flag: &str, patterns: &[String]) -> Result<Self, DockerIgnoreError> {
+        let mut out = Vec::new();
+        for raw in patterns {
+            let trimmed = raw.trim();
+            if trimmed.is_empty() {
+                continue;
+            }
+            let cleaned = clean(trimmed);
+            let (exclusion, text) = match cleaned.strip_prefix('!') {
+                Some("") => {
+                    let reason = "illegal exclusion pattern \"!\"";
+                    return Err(DockerIgnoreError::BadFlagPattern {
+                        flag: flag.to_owned(),
+                        pattern: raw.clone(),
+                        reason,
+                    });
+                }
+                Some(rest) => (true, rest.to_owned()),
+                None => (false, cleaned.clone()),
+            };
+            let matcher = compile(&text).map_err(|reason| DockerIgnoreError::BadFlagPattern {
+                flag: flag.to_owned(),
+                pattern: raw.clone(),
+                reason,
+            })?;
+            out.push(Pattern { text, exclusion, matcher });
+        }
+        Ok(DockerIgnore { patterns: out })
+    }
+
     /// No patterns at all: nothing is excluded.
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }
 
-    #[cfg(test)]
     /// Whether any pattern is an exception (`!…`).
     pub fn has_exceptions(&self) -> bool {
         self.patterns.iter().any(|p| p.exclusion)

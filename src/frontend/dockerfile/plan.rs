@@ -197,9 +197,6 @@ fn plan_stage(
             }
             Instruction::Copy(_) | Instruction::Add(_) => {
                 let unsupported = match &step.instruction {
-                    Instruction::Copy(c) if c.parents => Some("COPY --parents"),
-                    Instruction::Copy(c) if !c.excludes.is_empty() => Some("COPY --exclude"),
-                    Instruction::Add(a) if !a.excludes.is_empty() => Some("ADD --exclude"),
                     Instruction::Add(a) if a.checksum.is_some() => Some("ADD --checksum (ADD from URLs)"),
                     _ => None,
                 };
@@ -207,11 +204,20 @@ fn plan_stage(
                     bail!("{}:{}: {what} is not supported yet", df.file, step.line);
                 }
                 let expanded = step.expand(&df.file, &lookup, df.escape)?;
-                let (from, sources) = match &expanded {
-                    Instruction::Copy(c) => (c.from.clone(), c.sources.clone()),
-                    Instruction::Add(a) => (None, a.sources.clone()),
+                let (from, sources, excludes, parents) = match &expanded {
+                    Instruction::Copy(c) => (c.from.clone(), c.sources.clone(), c.excludes.clone(), c.parents),
+                    Instruction::Add(a) => (None, a.sources.clone(), a.excludes.clone(), false),
                     _ => unreachable!(),
                 };
+                if parents && from.is_some() {
+                    bail!("{}:{}: COPY --parents --from is not supported yet", df.file, step.line);
+                }
+                // The patterns are in the text too, but expanded here: an ARG in one counts.
+                for e in &excludes {
+                    digest.str("exclude", e);
+                }
+                let excludes = crate::context::dockerignore::DockerIgnore::from_patterns("--exclude", &excludes)
+                    .map_err(|e| anyhow::anyhow!("{}:{}: {e}", df.file, step.line))?;
                 match from.map(|f| df.resolve_from(&f).map_err(|k| k.at(&df.file, step.line))).transpose()? {
                     Some(StageRef::Stage(s)) => {
                         let stage = done.get(&s).with_context(|| {
@@ -231,13 +237,19 @@ fn plan_stage(
                                     step.line
                                 );
                             }
-                            let sel =
-                                input.context.select(src).with_context(|| format!("{}:{}", df.file, step.line))?;
+                            let at = || format!("{}:{}", df.file, step.line);
+                            let (pivot, sel) = if parents {
+                                let (pivot, sel) = input.context.select_parents(src).with_context(at)?;
+                                (Some(pivot), sel)
+                            } else {
+                                (None, input.context.select(src).with_context(at)?)
+                            };
                             // A wildcard may select nothing (BuildKit's `AllowEmptyWildcard`).
                             if sel.is_empty() && !crate::context::BuildContext::is_wildcard(src) {
                                 bail!("{}:{}: {}", df.file, step.line, input.context.explain_missing(src));
                             }
-                            digest.str("source", src).str("source-checksum", &input.context.checksum(&sel));
+                            let checksum = input.context.checksum_excluding(&sel, pivot.as_deref(), &excludes);
+                            digest.str("source", src).str("source-checksum", &checksum);
                         }
                     }
                 }
