@@ -373,3 +373,85 @@ COPY --parents --exclude=*.png --exclude=dir2/*.jpeg ./dir1/./* ./dir2 /t/
                 t\nt/dir2\nt/dir2/file-201.pdf\nt/dir2/file-203.png\nt/file-102.txt\nt/file-103.jpeg\n755\n3";
     assert_eq!(out, want, "{err}");
 }
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 for `ADD <URL>`: `routes` maps a path to
+/// (extra header lines, body); every other path is a 404. Returns its `host:port`.
+fn serve_http(routes: Vec<(&'static str, String, Vec<u8>)>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            let (status, headers, body) = match routes.iter().find(|(p, _, _)| *p == path) {
+                Some((_, h, b)) => ("200 OK", h.clone(), b.clone()),
+                None => ("404 Not Found", String::new(), b"no".to_vec()),
+            };
+            let head =
+                format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n", body.len());
+            let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&body));
+        }
+    });
+    addr
+}
+
+/// `ADD <URL>`: the file named after the URL's path (or the destination), mode 0600,
+/// its time from `Last-Modified` (else the epoch), a tar left as it is unless
+/// `--unpack=true`; `--checksum` is checked, and a mismatch fails the build.
+#[test]
+fn add_downloads_urls_as_buildkit() {
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_size(6);
+    header.set_mode(0o644);
+    header.set_cksum();
+    archive.append_data(&mut header, "inner.txt", &b"inner\n"[..]).unwrap();
+    let archive = archive.into_inner().unwrap();
+    let modified = "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n".to_string();
+    let addr = serve_http(vec![
+        ("/dir/file.txt", modified.clone(), b"hello\n".to_vec()),
+        ("/nomod", String::new(), b"plain\n".to_vec()),
+        ("/a.tar", modified, archive),
+    ]);
+    let hello = "sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+    let df = format!(
+        "FROM BASE
+ADD http://{addr}/dir/file.txt /d/
+ADD http://{addr}/dir/file.txt /named
+ADD --chmod=644 http://{addr}/nomod /d/
+ADD http://{addr}/a.tar /d/
+ADD --unpack=true http://{addr}/a.tar /u/
+ADD --checksum={hello} http://{addr}/dir/file.txt /c/
+"
+    );
+    let t = "add_downloads_urls_as_buildkit";
+    let Some(p) = Project::new(t, &df, &[]) else { return };
+    let (out, err) = p.run("stat -c '%n %a %Y %u' /d/file.txt /named /d/nomod /d/a.tar && ls /u && cat /c/file.txt");
+    let want = "/d/file.txt 600 784111777 0\n/named 600 784111777 0\n/d/nomod 644 0 0\n/d/a.tar 600 784111777 0\n\
+                inner.txt\nhello\n";
+    assert_eq!(out, want, "{err}");
+
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let df = format!("FROM BASE\nADD --checksum={wrong} http://{addr}/dir/file.txt /c/\n");
+    let Some(p) = Project::new(t, &df, &[]) else { return };
+    let out = p.env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&p.dir).output().unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(&format!("checksum mismatch: the content is {hello} but --checksum={wrong}")), "{err}");
+    let df = format!("FROM BASE\nADD http://{addr}/missing /m\n");
+    let Some(p) = Project::new(t, &df, &[]) else { return };
+    let out = p.env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&p.dir).output().unwrap();
+    assert!(stderr(&out).contains("the server answered 404"), "{}", stderr(&out));
+}

@@ -45,8 +45,14 @@ fn plan_digests(
 ) -> Vec<String> {
     let df = syntax::parse("Dockerfile", dockerfile).unwrap();
     let build_args: BTreeMap<String, String> = build_args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let input =
-        plan::PlanInput { target: None, build_args: &build_args, context: ctx, cache_version: Some("7"), network };
+    let input = plan::PlanInput {
+        target: None,
+        build_args: &build_args,
+        context: ctx,
+        cache_version: Some("7"),
+        network,
+        download_dir: std::path::Path::new("/nonexistent"),
+    };
     let plan = plan::plan(df, &input).unwrap();
     let mut out = Vec::new();
     for (index, stage) in &plan.stages {

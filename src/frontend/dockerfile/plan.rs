@@ -9,6 +9,7 @@
 //! network. ENV values are covered through the instruction text and the chain. Every
 //! input is a named part of a [`DigestInput`]; `docs/ARCHITECTURE.md` §7 lists them.
 
+use super::download::{self, Downloads};
 use crate::context::BuildContext;
 use crate::engine::digest::DigestInput;
 use crate::frontend::dockerfile::syntax::{self, Dockerfile, Instruction, MetaArgs, StageRef, Step};
@@ -69,6 +70,9 @@ pub struct Plan {
     pub target: usize,
     /// werf.yaml `network` of the image: the network of RUN steps without `--network`.
     pub default_network: Option<String>,
+    /// `ADD <URL>` contents, downloaded while planning (their checksums are in the
+    /// digests) or when the step runs (`--checksum` given).
+    pub downloads: Downloads,
 }
 
 pub struct PlanInput<'a> {
@@ -78,6 +82,8 @@ pub struct PlanInput<'a> {
     pub cache_version: Option<&'a str>,
     /// werf.yaml `network` (`default`, `host` or `none`).
     pub network: Option<&'a str>,
+    /// Where `ADD <URL>` downloads go (a scratch directory of the build).
+    pub download_dir: &'a std::path::Path,
 }
 
 pub fn plan(df: Dockerfile, input: &PlanInput<'_>) -> anyhow::Result<Plan> {
@@ -96,11 +102,12 @@ pub fn plan(df: Dockerfile, input: &PlanInput<'_>) -> anyhow::Result<Plan> {
     let meta = df.resolve_meta_args(builtins, &|n| input.build_args.get(n).cloned())?;
     let order = df.build_order(target, &meta)?;
     let mut stages: BTreeMap<usize, PlannedStage> = BTreeMap::new();
+    let downloads = Downloads::new(input.download_dir.to_path_buf());
     for &i in &order {
-        let planned = plan_stage(&df, i, &meta, input, &stages)?;
+        let planned = plan_stage(&df, i, &meta, input, &stages, &downloads)?;
         stages.insert(i, planned);
     }
-    Ok(Plan { dockerfile: df, stages, target, default_network: input.network.map(str::to_string) })
+    Ok(Plan { dockerfile: df, stages, target, default_network: input.network.map(str::to_string), downloads })
 }
 
 fn plan_stage(
@@ -109,6 +116,7 @@ fn plan_stage(
     meta: &MetaArgs,
     input: &PlanInput<'_>,
     done: &BTreeMap<usize, PlannedStage>,
+    downloads: &Downloads,
 ) -> anyhow::Result<PlannedStage> {
     let stage = &df.stages[index];
     let from = df.expand_from(index, meta)?;
@@ -196,18 +204,17 @@ fn plan_stage(
                 }
             }
             Instruction::Copy(_) | Instruction::Add(_) => {
-                let unsupported = match &step.instruction {
-                    Instruction::Add(a) if a.checksum.is_some() => Some("ADD --checksum (ADD from URLs)"),
-                    _ => None,
-                };
-                if let Some(what) = unsupported {
-                    bail!("{}:{}: {what} is not supported yet", df.file, step.line);
-                }
                 let expanded = step.expand(&df.file, &lookup, df.escape)?;
                 let (from, sources, excludes, parents) = match &expanded {
                     Instruction::Copy(c) => (c.from.clone(), c.sources.clone(), c.excludes.clone(), c.parents),
                     Instruction::Add(a) => (None, a.sources.clone(), a.excludes.clone(), false),
                     _ => unreachable!(),
+                };
+                let checksum = match &expanded {
+                    Instruction::Add(a) => {
+                        add_checksum(a).map_err(|e| anyhow::anyhow!("{}:{}: {e}", df.file, step.line))?
+                    }
+                    _ => None,
                 };
                 if parents && from.is_some() {
                     bail!("{}:{}: COPY --parents --from is not supported yet", df.file, step.line);
@@ -230,12 +237,35 @@ fn plan_stage(
                     }
                     None => {
                         for src in &sources {
-                            if src.contains("://") {
+                            let is_add = matches!(expanded, Instruction::Add(_));
+                            if download::is_git_source(src) {
                                 bail!(
-                                    "{}:{}: ADD from a URL is not supported yet: download it in a RUN step",
+                                    "{}:{}: {keyword} {src}: sources from git repositories are not supported yet: clone it in a RUN step",
                                     df.file,
                                     step.line
                                 );
+                            }
+                            if download::is_http_source(src) {
+                                if !is_add {
+                                    bail!(
+                                        "{}:{}: COPY {src}: a source can't be a URL for COPY (ADD downloads URLs)",
+                                        df.file,
+                                        step.line
+                                    );
+                                }
+                                // BuildKit's cache key: the file name and the content's
+                                // checksum (`--checksum`, else of the downloaded file).
+                                let content = match &checksum {
+                                    Some(c) => c.clone(),
+                                    None => {
+                                        downloads
+                                            .get(src, None)
+                                            .map_err(|e| e.context(format!("{}:{}", df.file, step.line)))?
+                                            .digest
+                                    }
+                                };
+                                digest.str("url-file", &download::file_name(src)).str("url-checksum", &content);
+                                continue;
                             }
                             let at = || format!("{}:{}", df.file, step.line);
                             let (pivot, sel) = if parents {
@@ -318,6 +348,18 @@ fn plan_stage(
         });
     }
     Ok(PlannedStage { index, base, steps })
+}
+
+/// The `--checksum` of an ADD, checked as BuildKit checks it: one source, a URL.
+fn add_checksum(add: &syntax::Add) -> anyhow::Result<Option<String>> {
+    let Some(value) = &add.checksum else { return Ok(None) };
+    if add.sources.len() + add.heredocs.len() != 1 {
+        bail!("ADD --checksum can't be specified for multiple sources");
+    }
+    if !download::is_http_source(&add.sources[0]) && !download::is_git_source(&add.sources[0]) {
+        bail!("ADD --checksum requires an HTTP(S) or git source");
+    }
+    download::parse_checksum(value).map(Some)
 }
 
 /// The `--network` values slipway runs (`default` and `host` are the host's network).

@@ -176,6 +176,8 @@ pub fn execute(
                 add: false,
                 excludes: copy.excludes.clone(),
                 parents: copy.parents,
+                unpack_urls: false,
+                checksum: None,
             };
             layer = with_rootfs(env, state, |root| copy_in(root, env, state, &spec)).map_err(at)?;
         }
@@ -190,6 +192,8 @@ pub fn execute(
                 add: add.unpack != Some(false),
                 excludes: add.excludes.clone(),
                 parents: false,
+                unpack_urls: add.unpack == Some(true),
+                checksum: add.checksum.clone(),
             };
             layer = with_rootfs(env, state, |root| copy_in(root, env, state, &spec)).map_err(at)?;
         }
@@ -456,6 +460,10 @@ struct CopySpec {
     excludes: Vec<String>,
     /// `COPY --parents`: each source keeps its path below the pivot (`/./`) or the root.
     parents: bool,
+    /// `ADD --unpack=true`: downloaded tar archives are unpacked too.
+    unpack_urls: bool,
+    /// `ADD --checksum`: what a downloaded source must hash to.
+    checksum: Option<String>,
 }
 
 /// One selected source of a COPY/ADD: an fd resolved inside its root, the path shown in
@@ -466,6 +474,8 @@ struct Selected {
     shown: String,
     name: String,
     parents: Option<String>,
+    /// Downloaded by `ADD <URL>`: its own time and mode, unpacked only on `--unpack`.
+    url: bool,
 }
 
 fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: &CopySpec) -> anyhow::Result<()> {
@@ -505,7 +515,7 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
                 let path = if trimmed.is_empty() { "/" } else { trimmed };
                 let fd = src_fs.open_path(path).with_context(|| format!("{s} not found in {from}"))?;
                 let name = s.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string();
-                sources.push(Selected { fd, shown: format!("{from}:{s}"), name, parents: None });
+                sources.push(Selected { fd, shown: format!("{from}:{s}"), name, parents: None, url: false });
             }
             source_mount = Some(view);
             mtime = None;
@@ -520,6 +530,16 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
                 })
             };
             for s in &spec.sources {
+                if super::download::is_http_source(s) {
+                    // Downloaded (or found downloaded) and checked before anything is written.
+                    let d = env.plan.downloads.get(s, spec.checksum.as_deref())?;
+                    let dir = d.path.parent().expect("a download is in a directory");
+                    let file = d.path.file_name().expect("a download has a name").to_string_lossy().into_owned();
+                    let fd = Rootfs::open(dir)?.open_path(&file)?;
+                    let name = super::download::file_name(s);
+                    sources.push(Selected { fd, shown: s.clone(), name, parents: None, url: true });
+                    continue;
+                }
                 if spec.parents {
                     let (pivot, sel) = env.context.select_parents(s)?;
                     if sel.is_empty() && !BuildContext::is_wildcard(s) {
@@ -538,6 +558,7 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
                             shown: p.clone(),
                             name: String::new(),
                             parents: Some(below),
+                            url: false,
                         });
                     }
                     continue;
@@ -548,7 +569,7 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
                 }
                 for p in sel {
                     let name = p.rsplit('/').next().unwrap_or("").to_string();
-                    sources.push(Selected { fd: open(&p)?, shown: p, name, parents: None });
+                    sources.push(Selected { fd: open(&p)?, shown: p, name, parents: None, url: false });
                 }
             }
             mtime = Some(env.context.commit.time_unix);
@@ -562,7 +583,13 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
             std::fs::write(&path, &h.content).with_context(|| format!("writing heredoc {}", h.name))?;
             std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
             let fd = dir_fs.open_path(&h.name)?;
-            sources.push(Selected { fd, shown: format!("<<{}", h.name), name: h.name.clone(), parents: None });
+            sources.push(Selected {
+                fd,
+                shown: format!("<<{}", h.name),
+                name: h.name.clone(),
+                parents: None,
+                url: false,
+            });
         }
     }
     // Directories' contents are merged into the destination (BuildKit); files need a
@@ -595,11 +622,15 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
             }
         } else if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             fs.copy_contents(&src.fd, shown, &dest, &attrs, owner)?;
-        } else if let Some(compression) = if spec.add { tar_archive(&src.fd, shown)? } else { None } {
+        } else if let Some(compression) =
+            if (spec.add && !src.url) || (spec.unpack_urls && src.url) { tar_archive(&src.fd, shown)? } else { None }
+        {
             extract_archive(env.puller.store, &fs, &src.fd, shown, compression, &dest, chown, owner)?;
         } else {
             let target = if dest_is_dir { under(&src.name) } else { dest.clone() };
-            fs.copy_in(&src.fd, shown, "", &target, &attrs, owner)?;
+            // A download keeps its Last-Modified time (BuildKit, buildah).
+            let url_attrs = CopyAttrs { mtime: None, ..attrs };
+            fs.copy_in(&src.fd, shown, "", &target, if src.url { &url_attrs } else { &attrs }, owner)?;
         }
     }
     drop(sources);
