@@ -455,3 +455,24 @@ ADD --checksum={hello} http://{addr}/dir/file.txt /c/
     let out = p.env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&p.dir).output().unwrap();
     assert!(stderr(&out).contains("the server answered 404"), "{}", stderr(&out));
 }
+
+/// werf.yaml `addHost`: RUN steps resolve the names through their `/etc/hosts`, which is
+/// not committed into the layer; `host-gateway` is refused with one line.
+#[test]
+fn add_host_entries_reach_run_steps_only() {
+    let t = "add_host_entries_reach_run_steps_only";
+    let df = "FROM BASE\nRUN grep -E 'myhost|v6host' /etc/hosts > /seen\n";
+    let extra = "addHost:\n- myhost:10.1.2.3\n- v6host=::1\n";
+    let Some(p) = Project::with_werf(t, df, &[], extra) else { return };
+    let (out, err) = p.run("cat /seen; grep -c myhost /etc/hosts || true");
+    assert_eq!(out, "10.1.2.3\tmyhost\n::1\tv6host\n0\n", "{err}");
+
+    let Some(p) = Project::with_werf(t, df, &[], "addHost: gw:host-gateway\n") else { return };
+    let out = p.env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&p.dir).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("werf.yaml addHost \"gw:host-gateway\": host-gateway is not supported"),
+        "{}",
+        stderr(&out)
+    );
+}

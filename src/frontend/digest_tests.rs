@@ -52,6 +52,7 @@ fn plan_digests(
         cache_version: Some("7"),
         network,
         download_dir: std::path::Path::new("/nonexistent"),
+        add_host: &[],
     };
     let plan = plan::plan(df, &input).unwrap();
     let mut out = Vec::new();

@@ -57,6 +57,7 @@ pub fn build(job: &Job<'_>, d: &DockerfileImage) -> anyhow::Result<Built> {
             cache_version: d.cache_version.as_deref().or(run.config.meta.build.cache_version.as_deref()),
             network: d.network.as_deref(),
             download_dir: &job.puller.store.scratch_dir("download")?,
+            add_host: &d.add_host,
         },
     )?;
     let b = image::DockerfileBuild {

@@ -70,6 +70,8 @@ pub struct Plan {
     pub target: usize,
     /// werf.yaml `network` of the image: the network of RUN steps without `--network`.
     pub default_network: Option<String>,
+    /// werf.yaml `addHost` (name, address): more `/etc/hosts` entries for RUN steps.
+    pub add_hosts: Vec<(String, String)>,
     /// `ADD <URL>` contents, downloaded while planning (their checksums are in the
     /// digests) or when the step runs (`--checksum` given).
     pub downloads: Downloads,
@@ -84,6 +86,8 @@ pub struct PlanInput<'a> {
     pub network: Option<&'a str>,
     /// Where `ADD <URL>` downloads go (a scratch directory of the build).
     pub download_dir: &'a std::path::Path,
+    /// werf.yaml `addHost` entries (`host:ip`), as written.
+    pub add_host: &'a [String],
 }
 
 pub fn plan(df: Dockerfile, input: &PlanInput<'_>) -> anyhow::Result<Plan> {
@@ -103,11 +107,19 @@ pub fn plan(df: Dockerfile, input: &PlanInput<'_>) -> anyhow::Result<Plan> {
     let order = df.build_order(target, &meta)?;
     let mut stages: BTreeMap<usize, PlannedStage> = BTreeMap::new();
     let downloads = Downloads::new(input.download_dir.to_path_buf());
+    let add_hosts = input.add_host.iter().map(|h| parse_add_host(h)).collect::<anyhow::Result<Vec<_>>>()?;
     for &i in &order {
         let planned = plan_stage(&df, i, &meta, input, &stages, &downloads)?;
         stages.insert(i, planned);
     }
-    Ok(Plan { dockerfile: df, stages, target, default_network: input.network.map(str::to_string), downloads })
+    Ok(Plan {
+        dockerfile: df,
+        stages,
+        target,
+        default_network: input.network.map(str::to_string),
+        add_hosts,
+        downloads,
+    })
 }
 
 fn plan_stage(
@@ -143,6 +155,11 @@ fn plan_stage(
     };
     // ONBUILD RUN triggers, of a base image or a parent stage, run in this step.
     from_digest.str("network", effective_network(None, input.network));
+    // werf puts `addHost` into the dependencies of every Dockerfile stage; through the
+    // FROM step it reaches each step. Nothing is added without it (digests unchanged).
+    if !input.add_host.is_empty() {
+        from_digest.list("add-host", input.add_host.iter().map(String::as_str));
+    }
     let mut steps = vec![PlannedStep {
         name: "1-FROM".into(),
         step: None,
@@ -348,6 +365,25 @@ fn plan_stage(
         });
     }
     Ok(PlannedStage { index, base, steps })
+}
+
+/// One werf.yaml `addHost` entry, `host:ip` (docker's `--add-host`; `host=ip` too):
+/// (host, ip). `host-gateway` has no meaning without a bridge network: refused.
+pub fn parse_add_host(entry: &str) -> anyhow::Result<(String, String)> {
+    let Some((host, ip)) = entry.split_once('=').or_else(|| entry.split_once(':')) else {
+        bail!("werf.yaml addHost {entry:?}: expected HOST:IP");
+    };
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    if ip == "host-gateway" {
+        bail!("werf.yaml addHost {entry:?}: host-gateway is not supported (steps use the host's network)");
+    }
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("werf.yaml addHost {entry:?}: invalid host name");
+    }
+    if ip.parse::<std::net::IpAddr>().is_err() {
+        bail!("werf.yaml addHost {entry:?}: {ip:?} is not an IP address");
+    }
+    Ok((host.to_string(), ip.to_string()))
 }
 
 /// The `--checksum` of an ADD, checked as BuildKit checks it: one source, a URL.

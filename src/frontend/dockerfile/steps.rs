@@ -157,7 +157,7 @@ pub fn execute(
                         env.plan.default_network.as_deref(),
                     ) == "none",
                 };
-                let exit = run_command(root, cmd)?;
+                let exit = run_command_with_hosts(root, cmd, &env.plan.add_hosts)?;
                 if !exit.success() {
                     bail!("the command exited with code {}", exit.code);
                 }
@@ -268,6 +268,16 @@ pub struct Command<'a> {
 /// Run `cmd` in the sandbox over the mounted rootfs `root`, with the host's
 /// `/etc/resolv.conf` and a minimal `/etc/hosts`, as a RUN step or `slipway run` does.
 pub fn run_command(root: &std::path::Path, cmd: Command<'_>) -> anyhow::Result<sandbox::Exit> {
+    run_command_with_hosts(root, cmd, &[])
+}
+
+/// [`run_command`] with more `/etc/hosts` entries (werf.yaml `addHost`: name, address),
+/// written after the standard ones, in the step's hosts file only (never in the layer).
+pub fn run_command_with_hosts(
+    root: &std::path::Path,
+    cmd: Command<'_>,
+    extra_hosts: &[(String, String)],
+) -> anyhow::Result<sandbox::Exit> {
     let fs = Rootfs::open(root)?;
     let u = super::resolve_user_in(root, cmd.user)?;
     let mut env = cmd.env;
@@ -283,7 +293,12 @@ pub fn run_command(root: &std::path::Path, cmd: Command<'_>) -> anyhow::Result<s
     let scratch = root.parent().expect("rootfs has a parent").join("sandbox");
     std::fs::create_dir_all(&scratch)?;
     let hosts = scratch.join("hosts");
-    std::fs::write(&hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tslipway\n")?;
+    let mut hosts_text =
+        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tslipway\n");
+    for (name, addr) in extra_hosts {
+        hosts_text.push_str(&format!("{addr}\t{name}\n"));
+    }
+    std::fs::write(&hosts, hosts_text)?;
     let resolv = scratch.join("resolv.conf");
     std::fs::write(&resolv, std::fs::read("/etc/resolv.conf").unwrap_or_default())?;
     let spec = SandboxSpec {
