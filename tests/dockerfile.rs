@@ -340,7 +340,10 @@ const EXCLUDE_TREE: &[(&str, &str)] = &[
 /// cases of BuildKit's own test come out the same.
 #[test]
 fn copy_exclude_leaves_out_what_the_patterns_match() {
-    let df = "FROM BASE
+    let df = "FROM BASE AS src
+COPY . /tree
+FROM BASE
+COPY --from=src --exclude=*/*.png --exclude=*/*.jpeg --exclude=*/*.pdf --exclude=*.yaml --exclude=Dockerfile /tree/ /8
 COPY --exclude=*/*.png --exclude=*/*.jpeg --exclude=werf.yaml --exclude=Dockerfile . /1
 ADD --exclude=*.mp3 dir3/ /3/
 COPY --exclude=*.mp3 --exclude=*.jpeg --exclude=*.png --exclude=*.pdf --exclude=*.txt dir* /4/
@@ -349,10 +352,12 @@ ADD --exclude=* dir* /6
 COPY --exclude=*.txt dir1/file-102.txt /7/
 ";
     let Some(p) = Project::new("copy_exclude_leaves_out_what_the_patterns_match", df, EXCLUDE_TREE) else { return };
-    let (out, err) = p.run("cd / && find 1 3 4 5 6 7 | sort && stat -c %a 5/dir1");
+    let (out, err) = p.run("cd / && find 1 3 4 5 6 7 8 | sort && stat -c %a 5/dir1");
     let want = "1\n1/dir1\n1/dir1/file-102.txt\n1/dir2\n1/dir2/file-201.pdf\n1/dir3\n1/dir3/file-301.mp3\n\
                 1/dir3/file-302.mpeg\n1/dir4\n1/dir4/file-401.txt\n3\n3/file-302.mpeg\n4\n4/file-302.mpeg\n\
-                5\n5/Dockerfile\n5/dir1\n5/dir1/file-102.txt\n5/werf.yaml\n6\n7\n7/file-102.txt\n755\n";
+                5\n5/Dockerfile\n5/dir1\n5/dir1/file-102.txt\n5/werf.yaml\n6\n7\n7/file-102.txt\n\
+                8\n8/dir1\n8/dir1/file-102.txt\n8/dir2\n8/dir3\n8/dir3/file-301.mp3\n8/dir3/file-302.mpeg\n\
+                8/dir4\n8/dir4/file-401.txt\n755\n";
     assert_eq!(out, want, "{err}");
 }
 

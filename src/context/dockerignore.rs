@@ -689,6 +689,21 @@ mod tests {
     }
 
     #[test]
+    fn flag_patterns_read_as_patternmatcher_new() {
+        let p = |list: &[&str]| {
+            DockerIgnore::from_patterns("--exclude", &list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        let di = p(&["#x", " *.png ", "", "dir", "!dir/keep"]).unwrap();
+        assert!(di.is_excluded("#x") && di.is_excluded("a.png") && di.is_excluded("dir/x"));
+        assert!(!di.is_excluded("dir/keep") && !di.is_excluded("sub/a.png"));
+        assert!(di.has_exceptions());
+        assert!(!p(&["/abs"]).unwrap().is_excluded("abs"));
+        assert_eq!(p(&["!"]).unwrap_err().to_string(), "--exclude=!: illegal exclusion pattern \"!\"");
+        assert!(p(&["[x"]).is_err());
+        assert!(p(&[]).unwrap().is_empty());
+    }
+
+    #[test]
     fn cleans_like_go() {
         let cases: &[(&str, &str)] = &[
             ("", "."),

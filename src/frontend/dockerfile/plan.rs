@@ -421,6 +421,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn add_host_entries_read_as_docker_reads_them() {
+        assert_eq!(parse_add_host("db:10.0.0.1").unwrap(), ("db".into(), "10.0.0.1".into()));
+        assert_eq!(parse_add_host("v6:::1").unwrap(), ("v6".into(), "::1".into()));
+        assert_eq!(parse_add_host("eq=[fe80::1]").unwrap(), ("eq".into(), "fe80::1".into()));
+        for bad in ["nohost", "db:notanip", ":1.2.3.4", "gw:host-gateway"] {
+            assert!(parse_add_host(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn the_step_flag_wins_over_werf_network() {
         assert_eq!(effective_network(None, None), "default");
         assert_eq!(effective_network(None, Some("none")), "none");
