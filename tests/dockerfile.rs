@@ -1,7 +1,7 @@
 //! Dockerfile semantics that must come out exactly as BuildKit's (issue 12): what a build
 //! leaves in the image, checked with `slipway run` and the exported config.
 
-use crate::common::{Env, git_project, registry, rootless_env, run_ok, stderr, stdout};
+use crate::common::{Env, git_project, registry, rootless_env, run_ok, serve_http, stderr, stdout};
 use crate::repo::fresh_repo;
 use std::path::PathBuf;
 use std::process::Command;
@@ -379,39 +379,6 @@ COPY --parents --exclude=*.png --exclude=dir2/*.jpeg ./dir1/./* ./dir2 /t/
     assert_eq!(out, want, "{err}");
 }
 
-/// A tiny HTTP/1.1 server on 127.0.0.1 for `ADD <URL>`: `routes` maps a path to
-/// (extra header lines, body); every other path is a 404. Returns its `host:port`.
-fn serve_http(routes: Vec<(&'static str, String, Vec<u8>)>) -> String {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_err() {
-                continue;
-            }
-            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                    break;
-                }
-            }
-            let (status, headers, body) = match routes.iter().find(|(p, _, _)| *p == path) {
-                Some((_, h, b)) => ("200 OK", h.clone(), b.clone()),
-                None => ("404 Not Found", String::new(), b"no".to_vec()),
-            };
-            let head =
-                format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n", body.len());
-            let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&body));
-        }
-    });
-    addr
-}
-
 /// `ADD <URL>`: the file named after the URL's path (or the destination), mode 0600,
 /// its time from `Last-Modified` (else the epoch), a tar left as it is unless
 /// `--unpack=true`; `--checksum` is checked, and a mismatch fails the build.
@@ -426,9 +393,9 @@ fn add_downloads_urls_as_buildkit() {
     let archive = archive.into_inner().unwrap();
     let modified = "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n".to_string();
     let addr = serve_http(vec![
-        ("/dir/file.txt", modified.clone(), b"hello\n".to_vec()),
-        ("/nomod", String::new(), b"plain\n".to_vec()),
-        ("/a.tar", modified, archive),
+        ("/dir/file.txt".to_string(), modified.clone(), b"hello\n".to_vec()),
+        ("/nomod".to_string(), String::new(), b"plain\n".to_vec()),
+        ("/a.tar".to_string(), modified, archive),
     ]);
     let hello = "sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
     let df = format!(
