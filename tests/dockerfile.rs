@@ -448,3 +448,74 @@ fn add_host_entries_reach_run_steps_only() {
         stderr(&out)
     );
 }
+
+/// `git daemon` on 127.0.0.1 serving the bare repositories under `base`; killed on drop.
+struct GitDaemon {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl GitDaemon {
+    fn start(base: &std::path::Path) -> GitDaemon {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("git")
+            .args(["daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .spawn()
+            .unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        GitDaemon { child, addr }
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `ADD <git URL>`: the tree of the ref (or `#ref:subdir`) copied without `.git` unless
+/// `--keep-git-dir`; `--checksum` is the commit; COPY refuses a git source.
+#[test]
+fn add_fetches_git_repositories() {
+    let t = "add_fetches_git_repositories";
+    if !rootless_env(t) {
+        return;
+    }
+    let served = Env::new();
+    let work = served.path().join("work");
+    git_project(&work, &[("a.txt", "a\n"), ("sub/b.txt", "b\n")], &[]);
+    crate::common::git(&work, &["tag", "v1"]);
+    let bare = served.path().join("repos/repo.git");
+    let out = Command::new("git").args(["clone", "-q", "--bare"]).arg(&work).arg(&bare).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let commit = String::from_utf8(
+        Command::new("git").args(["-C"]).arg(&work).args(["rev-parse", "HEAD"]).output().unwrap().stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let daemon = GitDaemon::start(&served.path().join("repos"));
+    let url = format!("git://{}/repo.git", daemon.addr);
+    let df = format!(
+        "FROM BASE\nADD {url} /g/\nADD {url}#v1:sub /s/\nADD --keep-git-dir {url}#main /k/\nADD --checksum={} {url}#v1 /c/\n",
+        &commit[..12]
+    );
+    let Some(p) = Project::new(t, &df, &[]) else { return };
+    let (out, err) = p.run("cd / && find g s c | sort && test -d k/.git && cat k/a.txt");
+    assert_eq!(out, "c\nc/a.txt\nc/sub\nc/sub/b.txt\ng\ng/a.txt\ng/sub\ng/sub/b.txt\ns\ns/b.txt\na\n", "{err}");
+
+    let df = format!("FROM BASE\nADD --checksum=0123456789ab {url} /x/\n");
+    let Some(p) = Project::new(t, &df, &[]) else { return };
+    let out = p.env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&p.dir).output().unwrap();
+    assert!(stderr(&out).contains(&format!("checksum mismatch: the ref is commit {commit}")), "{}", stderr(&out));
+}

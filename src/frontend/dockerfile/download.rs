@@ -40,12 +40,24 @@ pub struct Download {
 pub struct Downloads {
     dir: PathBuf,
     done: Mutex<BTreeMap<String, Download>>,
+    /// `ADD <git URL>`: the commit each source's ref was resolved to while planning.
+    commits: Mutex<BTreeMap<String, String>>,
 }
 
 impl Downloads {
     /// Downloads go to files in `dir` (a scratch directory of the build).
     pub fn new(dir: PathBuf) -> Downloads {
-        Downloads { dir, done: Mutex::new(BTreeMap::new()) }
+        Downloads { dir, done: Mutex::new(BTreeMap::new()), commits: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// The commit the git source `src` names, resolved once per build.
+    pub fn git_commit(&self, src: &str) -> anyhow::Result<String> {
+        if let Some(c) = self.commits.lock().expect("downloads lock").get(src) {
+            return Ok(c.clone());
+        }
+        let commit = super::gitsource::GitSource::parse(src)?.resolve()?;
+        self.commits.lock().expect("downloads lock").insert(src.to_string(), commit.clone());
+        Ok(commit)
     }
 
     /// The content of `url`, downloaded now unless it already was; checked against

@@ -4,6 +4,7 @@
 
 pub mod copy;
 pub mod download;
+pub mod gitsource;
 mod image;
 pub mod mounts;
 pub mod plan;

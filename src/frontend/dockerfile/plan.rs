@@ -256,11 +256,29 @@ fn plan_stage(
                         for src in &sources {
                             let is_add = matches!(expanded, Instruction::Add(_));
                             if download::is_git_source(src) {
-                                bail!(
-                                    "{}:{}: {keyword} {src}: sources from git repositories are not supported yet: clone it in a RUN step",
-                                    df.file,
-                                    step.line
-                                );
+                                if !is_add {
+                                    bail!(
+                                        "{}:{}: COPY {src}: a source can't be a git repository for COPY (ADD fetches them)",
+                                        df.file,
+                                        step.line
+                                    );
+                                }
+                                let at = || format!("{}:{}", df.file, step.line);
+                                let git = super::gitsource::GitSource::parse(src).with_context(at)?;
+                                // BuildKit's cache key: the commit (checked against
+                                // `--checksum` when given), the directory, `--keep-git-dir`.
+                                let commit = downloads.git_commit(src).with_context(at)?;
+                                if let Some(c) = checksum.as_deref().filter(|c| !commit.starts_with(*c)) {
+                                    bail!(
+                                        "{}:{}: ADD {src}: checksum mismatch: the ref is commit {commit}, --checksum={c}",
+                                        df.file,
+                                        step.line
+                                    );
+                                }
+                                let keep = matches!(&expanded, Instruction::Add(a) if a.keep_git_dir);
+                                digest.str("git-commit", &commit).str("git-subdir", &git.subdir);
+                                digest.str("git-keep-dir", if keep { "true" } else { "false" });
+                                continue;
                             }
                             if download::is_http_source(src) {
                                 if !is_add {
@@ -394,6 +412,13 @@ fn add_checksum(add: &syntax::Add) -> anyhow::Result<Option<String>> {
     }
     if !download::is_http_source(&add.sources[0]) && !download::is_git_source(&add.sources[0]) {
         bail!("ADD --checksum requires an HTTP(S) or git source");
+    }
+    if download::is_git_source(&add.sources[0]) {
+        // A commit id, or a prefix of one.
+        if value.is_empty() || value.len() > 40 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("ADD --checksum={value}: a git source takes a commit id");
+        }
+        return Ok(Some(value.to_ascii_lowercase()));
     }
     download::parse_checksum(value).map(Some)
 }

@@ -178,6 +178,7 @@ pub fn execute(
                 parents: copy.parents,
                 unpack_urls: false,
                 checksum: None,
+                keep_git_dir: false,
             };
             layer = with_rootfs(env, state, |root| copy_in(root, env, state, &spec)).map_err(at)?;
         }
@@ -194,6 +195,7 @@ pub fn execute(
                 parents: false,
                 unpack_urls: add.unpack == Some(true),
                 checksum: add.checksum.clone(),
+                keep_git_dir: add.keep_git_dir,
             };
             layer = with_rootfs(env, state, |root| copy_in(root, env, state, &spec)).map_err(at)?;
         }
@@ -479,6 +481,8 @@ struct CopySpec {
     unpack_urls: bool,
     /// `ADD --checksum`: what a downloaded source must hash to.
     checksum: Option<String>,
+    /// `ADD --keep-git-dir`: a git source keeps its `.git`.
+    keep_git_dir: bool,
 }
 
 /// One selected source of a COPY/ADD: an fd resolved inside its root, the path shown in
@@ -491,6 +495,8 @@ struct Selected {
     parents: Option<String>,
     /// Downloaded by `ADD <URL>`: its own time and mode, unpacked only on `--unpack`.
     url: bool,
+    /// A git checkout (`ADD <git URL>`): its entries get the commit's time.
+    git_time: Option<i64>,
 }
 
 fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: &CopySpec) -> anyhow::Result<()> {
@@ -530,7 +536,14 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
                 let path = if trimmed.is_empty() { "/" } else { trimmed };
                 let fd = src_fs.open_path(path).with_context(|| format!("{s} not found in {from}"))?;
                 let name = s.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string();
-                sources.push(Selected { fd, shown: format!("{from}:{s}"), name, parents: None, url: false });
+                sources.push(Selected {
+                    fd,
+                    shown: format!("{from}:{s}"),
+                    name,
+                    parents: None,
+                    url: false,
+                    git_time: None,
+                });
             }
             source_mount = Some(view);
             mtime = None;
@@ -545,6 +558,26 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
                 })
             };
             for s in &spec.sources {
+                if super::download::is_git_source(s) {
+                    let git = super::gitsource::GitSource::parse(s)?;
+                    let commit = env.plan.downloads.git_commit(s)?;
+                    let dir = env.puller.store.scratch_dir("git")?.join("tree");
+                    let time = git.checkout(&commit, &dir, spec.keep_git_dir)?;
+                    let sub = if git.subdir.is_empty() { "/" } else { git.subdir.as_str() };
+                    let fd = Rootfs::open(&dir)?
+                        .open_path(sub)
+                        .with_context(|| format!("ADD {s}: no directory {sub} in commit {commit}"))?;
+                    let shown = s.clone();
+                    sources.push(Selected {
+                        fd,
+                        shown,
+                        name: String::new(),
+                        parents: None,
+                        url: false,
+                        git_time: Some(time),
+                    });
+                    continue;
+                }
                 if super::download::is_http_source(s) {
                     // Downloaded (or found downloaded) and checked before anything is written.
                     let d = env.plan.downloads.get(s, spec.checksum.as_deref())?;
@@ -552,7 +585,7 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
                     let file = d.path.file_name().expect("a download has a name").to_string_lossy().into_owned();
                     let fd = Rootfs::open(dir)?.open_path(&file)?;
                     let name = super::download::file_name(s);
-                    sources.push(Selected { fd, shown: s.clone(), name, parents: None, url: true });
+                    sources.push(Selected { fd, shown: s.clone(), name, parents: None, url: true, git_time: None });
                     continue;
                 }
                 if spec.parents {
@@ -574,6 +607,7 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
                             name: String::new(),
                             parents: Some(below),
                             url: false,
+                            git_time: None,
                         });
                     }
                     continue;
@@ -584,7 +618,7 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
                 }
                 for p in sel {
                     let name = p.rsplit('/').next().unwrap_or("").to_string();
-                    sources.push(Selected { fd: open(&p)?, shown: p, name, parents: None, url: false });
+                    sources.push(Selected { fd: open(&p)?, shown: p, name, parents: None, url: false, git_time: None });
                 }
             }
             mtime = Some(env.context.commit.time_unix);
@@ -604,6 +638,7 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
                 name: h.name.clone(),
                 parents: None,
                 url: false,
+                git_time: None,
             });
         }
     }
@@ -636,7 +671,8 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
                 fs.copy_in(&src.fd, shown, rel, &under(rel), &attrs, owner)?;
             }
         } else if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            fs.copy_contents(&src.fd, shown, &dest, &attrs, owner)?;
+            let git_attrs = CopyAttrs { mtime: src.git_time, ..attrs };
+            fs.copy_contents(&src.fd, shown, &dest, if src.git_time.is_some() { &git_attrs } else { &attrs }, owner)?;
         } else if let Some(compression) =
             if (spec.add && !src.url) || (spec.unpack_urls && src.url) { tar_archive(&src.fd, shown)? } else { None }
         {
