@@ -167,3 +167,36 @@ pub fn git(dir: &Path, args: &[&str]) {
     let out = git_cmd(dir, args).output().unwrap();
     assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 for `ADD <URL>`: `routes` maps a path to
+/// (extra header lines, body); every other path is a 404. Returns its `host:port`.
+pub fn serve_http(routes: Vec<(String, String, Vec<u8>)>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            let (status, headers, body) = match routes.iter().find(|(p, _, _)| *p == path) {
+                Some((_, h, b)) => ("200 OK", h.clone(), b.clone()),
+                None => ("404 Not Found", String::new(), b"no".to_vec()),
+            };
+            let head =
+                format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n", body.len());
+            let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&body));
+        }
+    });
+    addr
+}

@@ -3,7 +3,9 @@
 //! configs are compared field by field.
 //!
 //! A case is a directory: `Dockerfile` plus its context files. `FROM base` (and `@base@`
-//! anywhere) stands for `$SLIPWAY_TEST_REGISTRY/base/busybox:latest`. Optional files, which
+//! anywhere) stands for `$SLIPWAY_TEST_REGISTRY/base/busybox:latest`; `@http@` for a
+//! server on 127.0.0.1 that serves the files of `tests/conformance/served/` (for `ADD
+//! <URL>`), each with the same `Last-Modified`. Optional files, which
 //! are not part of the context:
 //! - `expect-differences`: the exact listing-and-config diff the case must produce, each
 //!   line documented in `docs/DOCKERFILE-DIFFERENCES.md` (BuildKit is the reference). A fix
@@ -123,6 +125,8 @@ struct Suite {
     env: Env,
     reg: String,
     base: BTreeMap<String, String>,
+    /// `http://127.0.0.1:PORT` serving `tests/conformance/served/` (`@http@`).
+    http: String,
 }
 
 impl Suite {
@@ -136,7 +140,18 @@ impl Suite {
         let base_dir = d.join("base-image");
         skopeo_copy(&format!("docker://{reg}/base/busybox:latest"), &base_dir);
         let base = listing(&read_dir_image(&base_dir).tree);
-        Suite { env, reg: reg.to_string(), base }
+        // `@http@` in a Dockerfile: a server on 127.0.0.1 with the files of `served/`.
+        let served = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/served");
+        let modified = "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n".to_string();
+        let routes = std::fs::read_dir(&served)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| {
+                (format!("/{}", e.file_name().to_string_lossy()), modified.clone(), std::fs::read(e.path()).unwrap())
+            })
+            .collect();
+        let http = format!("http://{}", crate::common::serve_http(routes));
+        Suite { env, reg: reg.to_string(), base, http }
     }
 
     /// Build case `name` both ways and compare; `Err` holds a readable report.
@@ -209,7 +224,8 @@ impl Suite {
                 _ => l.to_string(),
             })
             .collect::<String>()
-            .replace("@base@", &base);
+            .replace("@base@", &base)
+            .replace("@http@", &self.http);
         std::fs::write(context.join("Dockerfile"), df).unwrap();
         std::fs::write(
             context.join("werf.yaml"),

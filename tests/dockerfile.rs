@@ -1,7 +1,7 @@
 //! Dockerfile semantics that must come out exactly as BuildKit's (issue 12): what a build
 //! leaves in the image, checked with `slipway run` and the exported config.
 
-use crate::common::{Env, git_project, registry, rootless_env, run_ok, stderr, stdout};
+use crate::common::{Env, git_project, registry, rootless_env, run_ok, serve_http, stderr, stdout};
 use crate::repo::fresh_repo;
 use std::path::PathBuf;
 use std::process::Command;
@@ -320,4 +320,206 @@ fn network_none_isolates_the_step() {
     p.env = std::mem::replace(&mut p.env, Env::new()).with_var("WERF_BUILDAH_MODE", "native-rootless");
     let (out, err) = p.run("cat /none /default");
     assert_eq!(out, "isolated\nreached\n", "{err}");
+}
+
+/// The tree of BuildKit's `testExcludedFilesOnCopy`, for `--exclude` and `--parents`.
+const EXCLUDE_TREE: &[(&str, &str)] = &[
+    ("dir1/file-101.png", "2"),
+    ("dir1/file-102.txt", "3"),
+    ("dir1/file-103.jpeg", "4"),
+    ("dir2/file-201.pdf", "6"),
+    ("dir2/file-202.jpeg", "7"),
+    ("dir2/file-203.png", "8"),
+    ("dir3/file-301.mp3", "9"),
+    ("dir3/file-302.mpeg", "10"),
+    ("dir4/file-401.txt", "11"),
+];
+
+/// `COPY/ADD --exclude`: patterns as in .dockerignore, matched below each source (a
+/// source named itself is never excluded), `!` exceptions bring entries back, and the
+/// cases of BuildKit's own test come out the same.
+#[test]
+fn copy_exclude_leaves_out_what_the_patterns_match() {
+    let df = "FROM BASE AS src
+COPY . /tree
+FROM BASE
+COPY --from=src --exclude=*/*.png --exclude=*/*.jpeg --exclude=*/*.pdf --exclude=*.yaml --exclude=Dockerfile /tree/ /8
+COPY --exclude=*/*.png --exclude=*/*.jpeg --exclude=werf.yaml --exclude=Dockerfile . /1
+ADD --exclude=*.mp3 dir3/ /3/
+COPY --exclude=*.mp3 --exclude=*.jpeg --exclude=*.png --exclude=*.pdf --exclude=*.txt dir* /4/
+COPY --exclude=dir1 --exclude=!dir1/*.txt --exclude=dir[234] . /5
+ADD --exclude=* dir* /6
+COPY --exclude=*.txt dir1/file-102.txt /7/
+";
+    let Some(p) = Project::new("copy_exclude_leaves_out_what_the_patterns_match", df, EXCLUDE_TREE) else { return };
+    let (out, err) = p.run("cd / && find 1 3 4 5 6 7 8 | sort && stat -c %a 5/dir1");
+    let want = "1\n1/dir1\n1/dir1/file-102.txt\n1/dir2\n1/dir2/file-201.pdf\n1/dir3\n1/dir3/file-301.mp3\n\
+                1/dir3/file-302.mpeg\n1/dir4\n1/dir4/file-401.txt\n3\n3/file-302.mpeg\n4\n4/file-302.mpeg\n\
+                5\n5/Dockerfile\n5/dir1\n5/dir1/file-102.txt\n5/werf.yaml\n6\n7\n7/file-102.txt\n\
+                8\n8/dir1\n8/dir1/file-102.txt\n8/dir2\n8/dir3\n8/dir3/file-301.mp3\n8/dir3/file-302.mpeg\n\
+                8/dir4\n8/dir4/file-401.txt\n755\n";
+    assert_eq!(out, want, "{err}");
+}
+
+/// `COPY --parents`: each source keeps its directories below the context's root, or
+/// below the `/./` pivot; the pattern may use `**`; `--exclude` applies below the pivot.
+#[test]
+fn copy_parents_keeps_the_source_directories() {
+    let df = "FROM BASE
+COPY --parents dir1/file-102.txt dir2/*.pdf /p/
+COPY --parents ./dir3/./file-301.mp3 /q/
+COPY --parents **/*.txt /s
+COPY --parents --exclude=*.png --exclude=dir2/*.jpeg ./dir1/./* ./dir2 /t/
+";
+    let Some(p) = Project::new("copy_parents_keeps_the_source_directories", df, EXCLUDE_TREE) else { return };
+    let (out, err) = p.run("cd / && find p q s t | sort && stat -c %a p/dir1 && cat p/dir1/file-102.txt");
+    let want = "p\np/dir1\np/dir1/file-102.txt\np/dir2\np/dir2/file-201.pdf\nq\nq/file-301.mp3\n\
+                s\ns/dir1\ns/dir1/file-102.txt\ns/dir4\ns/dir4/file-401.txt\n\
+                t\nt/dir2\nt/dir2/file-201.pdf\nt/dir2/file-203.png\nt/file-102.txt\nt/file-103.jpeg\n755\n3";
+    assert_eq!(out, want, "{err}");
+}
+
+/// `ADD <URL>`: the file named after the URL's path (or the destination), mode 0600,
+/// its time from `Last-Modified` (else the epoch), a tar left as it is unless
+/// `--unpack=true`; `--checksum` is checked, and a mismatch fails the build.
+#[test]
+fn add_downloads_urls_as_buildkit() {
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_size(6);
+    header.set_mode(0o644);
+    header.set_cksum();
+    archive.append_data(&mut header, "inner.txt", &b"inner\n"[..]).unwrap();
+    let archive = archive.into_inner().unwrap();
+    let modified = "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n".to_string();
+    let addr = serve_http(vec![
+        ("/dir/file.txt".to_string(), modified.clone(), b"hello\n".to_vec()),
+        ("/nomod".to_string(), String::new(), b"plain\n".to_vec()),
+        ("/a.tar".to_string(), modified, archive),
+    ]);
+    let hello = "sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+    let df = format!(
+        "FROM BASE
+ADD http://{addr}/dir/file.txt /d/
+ADD http://{addr}/dir/file.txt /named
+ADD --chmod=644 http://{addr}/nomod /d/
+ADD http://{addr}/a.tar /d/
+ADD --unpack=true http://{addr}/a.tar /u/
+ADD --checksum={hello} http://{addr}/dir/file.txt /c/
+"
+    );
+    let t = "add_downloads_urls_as_buildkit";
+    let Some(p) = Project::new(t, &df, &[]) else { return };
+    let (out, err) = p.run("stat -c '%n %a %Y %u' /d/file.txt /named /d/nomod /d/a.tar && ls /u && cat /c/file.txt");
+    let want = "/d/file.txt 600 784111777 0\n/named 600 784111777 0\n/d/nomod 644 0 0\n/d/a.tar 600 784111777 0\n\
+                inner.txt\nhello\n";
+    assert_eq!(out, want, "{err}");
+
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let df = format!("FROM BASE\nADD --checksum={wrong} http://{addr}/dir/file.txt /c/\n");
+    let Some(p) = Project::new(t, &df, &[]) else { return };
+    let out = p.env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&p.dir).output().unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(&format!("checksum mismatch: the content is {hello} but --checksum={wrong}")), "{err}");
+    let df = format!("FROM BASE\nADD http://{addr}/missing /m\n");
+    let Some(p) = Project::new(t, &df, &[]) else { return };
+    let out = p.env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&p.dir).output().unwrap();
+    assert!(stderr(&out).contains("the server answered 404"), "{}", stderr(&out));
+}
+
+/// werf.yaml `addHost`: RUN steps resolve the names through their `/etc/hosts`, which is
+/// not committed into the layer; `host-gateway` is refused with one line.
+#[test]
+fn add_host_entries_reach_run_steps_only() {
+    let t = "add_host_entries_reach_run_steps_only";
+    let df = "FROM BASE\nRUN grep -E 'myhost|v6host' /etc/hosts > /seen\n";
+    let extra = "addHost:\n- myhost:10.1.2.3\n- v6host=::1\n";
+    let Some(p) = Project::with_werf(t, df, &[], extra) else { return };
+    let (out, err) = p.run("cat /seen; grep -c myhost /etc/hosts || true");
+    assert_eq!(out, "10.1.2.3\tmyhost\n::1\tv6host\n0\n", "{err}");
+
+    let Some(p) = Project::with_werf(t, df, &[], "addHost: gw:host-gateway\n") else { return };
+    let out = p.env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&p.dir).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("werf.yaml addHost \"gw:host-gateway\": host-gateway is not supported"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `git daemon` on 127.0.0.1 serving the bare repositories under `base`; killed on drop.
+struct GitDaemon {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl GitDaemon {
+    fn start(base: &std::path::Path) -> GitDaemon {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // `git daemon` would run git-daemon as a child of its own, which killing `git`
+        // leaves behind: start git-daemon itself.
+        let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
+        let exec_path = String::from_utf8(exec_path.stdout).unwrap();
+        let child = Command::new(std::path::Path::new(exec_path.trim()).join("git-daemon"))
+            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .spawn()
+            .unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        GitDaemon { child, addr }
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `ADD <git URL>`: the tree of the ref (or `#ref:subdir`) copied without `.git` unless
+/// `--keep-git-dir`; `--checksum` is the commit; COPY refuses a git source.
+#[test]
+fn add_fetches_git_repositories() {
+    let t = "add_fetches_git_repositories";
+    if !rootless_env(t) {
+        return;
+    }
+    let served = Env::new();
+    let work = served.path().join("work");
+    git_project(&work, &[("a.txt", "a\n"), ("sub/b.txt", "b\n")], &[]);
+    crate::common::git(&work, &["tag", "v1"]);
+    let bare = served.path().join("repos/repo.git");
+    let out = Command::new("git").args(["clone", "-q", "--bare"]).arg(&work).arg(&bare).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let commit = String::from_utf8(
+        Command::new("git").args(["-C"]).arg(&work).args(["rev-parse", "HEAD"]).output().unwrap().stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let daemon = GitDaemon::start(&served.path().join("repos"));
+    let url = format!("git://{}/repo.git", daemon.addr);
+    let df = format!(
+        "FROM BASE\nADD {url} /g/\nADD {url}#v1:sub /s/\nADD --keep-git-dir {url}#main /k/\nADD --checksum={} {url}#v1 /c/\n",
+        &commit[..12]
+    );
+    let Some(p) = Project::new(t, &df, &[]) else { return };
+    let (out, err) = p.run("cd / && find g s c | sort && test -d k/.git && cat k/a.txt");
+    assert_eq!(out, "c\nc/a.txt\nc/sub\nc/sub/b.txt\ng\ng/a.txt\ng/sub\ng/sub/b.txt\ns\ns/b.txt\na\n", "{err}");
+
+    let df = format!("FROM BASE\nADD --checksum=0123456789ab {url} /x/\n");
+    let Some(p) = Project::new(t, &df, &[]) else { return };
+    let out = p.env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&p.dir).output().unwrap();
+    assert!(stderr(&out).contains(&format!("checksum mismatch: the ref is commit {commit}")), "{}", stderr(&out));
 }

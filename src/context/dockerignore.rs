@@ -37,6 +37,9 @@ pub enum DockerIgnoreError {
     /// A pattern Go's `filepath.Match` calls malformed (unclosed `[`, trailing `\`, …).
     #[error("{file}:{line}: syntax error in pattern {pattern:?}: {reason}")]
     BadPattern { file: String, line: usize, pattern: String, reason: &'static str },
+    /// The same in a flag's pattern (`--exclude`, `--parents`).
+    #[error("{flag}={pattern}: {reason}")]
+    BadFlagPattern { flag: String, pattern: String, reason: &'static str },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,13 +134,46 @@ impl DockerIgnore {
         Ok(DockerIgnore { patterns })
     }
 
-    #[cfg(test)]
+    /// The patterns of `COPY --exclude` (or the include pattern of `COPY --parents`), as
+    /// moby's `patternmatcher.New` reads a list: each trimmed, empty ones skipped, cleaned,
+    /// then a leading `!` marks an exception; no comments, and a leading `/` is kept (such
+    /// a pattern never matches a relative path, as in BuildKit). `flag` names the flag in
+    /// errors.
+    pub fn from_patterns(flag: &str, patterns: &[String]) -> Result<Self, DockerIgnoreError> {
+        let mut out = Vec::new();
+        for raw in patterns {
+            let trimmed = raw.trim();
+            if trimmed.is_empty() {
+                continue;
+            }
+            let cleaned = clean(trimmed);
+            let (exclusion, text) = match cleaned.strip_prefix('!') {
+                Some("") => {
+                    let reason = "illegal exclusion pattern \"!\"";
+                    return Err(DockerIgnoreError::BadFlagPattern {
+                        flag: flag.to_owned(),
+                        pattern: raw.clone(),
+                        reason,
+                    });
+                }
+                Some(rest) => (true, rest.to_owned()),
+                None => (false, cleaned.clone()),
+            };
+            let matcher = compile(&text).map_err(|reason| DockerIgnoreError::BadFlagPattern {
+                flag: flag.to_owned(),
+                pattern: raw.clone(),
+                reason,
+            })?;
+            out.push(Pattern { text, exclusion, matcher });
+        }
+        Ok(DockerIgnore { patterns: out })
+    }
+
     /// No patterns at all: nothing is excluded.
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }
 
-    #[cfg(test)]
     /// Whether any pattern is an exception (`!…`).
     pub fn has_exceptions(&self) -> bool {
         self.patterns.iter().any(|p| p.exclusion)
@@ -650,6 +686,21 @@ mod tests {
             assert_eq!(ignore(text).may_include_below(dir), *want, "{text:?} {dir:?}");
         }
         assert!(!ignore("").has_exceptions() && ignore("").is_empty());
+    }
+
+    #[test]
+    fn flag_patterns_read_as_patternmatcher_new() {
+        let p = |list: &[&str]| {
+            DockerIgnore::from_patterns("--exclude", &list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        let di = p(&["#x", " *.png ", "", "dir", "!dir/keep"]).unwrap();
+        assert!(di.is_excluded("#x") && di.is_excluded("a.png") && di.is_excluded("dir/x"));
+        assert!(!di.is_excluded("dir/keep") && !di.is_excluded("sub/a.png"));
+        assert!(di.has_exceptions());
+        assert!(!p(&["/abs"]).unwrap().is_excluded("abs"));
+        assert_eq!(p(&["!"]).unwrap_err().to_string(), "--exclude=!: illegal exclusion pattern \"!\"");
+        assert!(p(&["[x"]).is_err());
+        assert!(p(&[]).unwrap().is_empty());
     }
 
     #[test]

@@ -256,18 +256,87 @@ impl BuildContext {
     /// path, kind and blob id of every entry below it and the directories emptied by
     /// `.dockerignore`.
     pub fn checksum(&self, selected: &[String]) -> String {
+        self.checksum_keeping(selected, |_, _| true)
+    }
+
+    /// [`BuildContext::checksum`] of what a COPY with `--exclude` patterns copies: an
+    /// entry is left out when its path relative to the copy's root is excluded. The root
+    /// is the selected path itself, or `parents_root` (`COPY --parents`'s pivot
+    /// directory); the root itself is never excluded.
+    pub fn checksum_excluding(
+        &self,
+        selected: &[String],
+        parents_root: Option<&str>,
+        excludes: &DockerIgnore,
+    ) -> String {
+        if excludes.is_empty() {
+            return self.checksum(selected);
+        }
+        self.checksum_keeping(selected, |sel, path| {
+            let root = parents_root.unwrap_or(sel);
+            let rel = if root.is_empty() { path } else { path.strip_prefix(root).unwrap_or(path) };
+            let rel = rel.trim_start_matches('/');
+            rel.is_empty() || !excludes.is_excluded(rel)
+        })
+    }
+
+    fn checksum_keeping(&self, selected: &[String], keep: impl Fn(&str, &str) -> bool) -> String {
         let below = |sel: &str, p: &str| sel.is_empty() || p == sel || p.starts_with(&format!("{sel}/"));
         let mut digest = DigestInput::new("context");
         for sel in selected {
             digest.str("selected", sel);
-            for e in self.entries.iter().filter(|e| below(sel, &e.path)) {
+            for e in self.entries.iter().filter(|e| below(sel, &e.path) && keep(sel, &e.path)) {
                 digest.str("path", &e.path).str("entry-kind", kind_word(e.kind)).str("id", &e.oid);
             }
-            for d in self.empty_dirs.iter().filter(|d| below(sel, d)) {
+            for d in self.empty_dirs.iter().filter(|d| below(sel, d) && keep(sel, d)) {
                 digest.str("empty-dir", d);
             }
         }
         digest.finish()
+    }
+
+    /// `COPY --parents SRC`: the pivot directory (the part of SRC before `/./`, else the
+    /// context's root) and the context paths the rest selects, matched as BuildKit's
+    /// include patterns are (`*`, `?`, `[…]`, `**`), relative to the pivot. Each path is
+    /// the top of a copy (a path below a selected directory is not listed again).
+    pub fn select_parents(&self, source: &str) -> anyhow::Result<(String, Vec<String>)> {
+        let (root, pattern) = match source.split_once("/./") {
+            Some((root, pattern)) => (clean(root).with_context(|| format!("COPY source {source:?}"))?, pattern),
+            None => (String::new(), source),
+        };
+        if Self::is_wildcard(&root) {
+            bail!("COPY --parents {source}: a wildcard before the /./ pivot is not supported");
+        }
+        let pattern = clean(pattern).with_context(|| format!("COPY source {source:?}"))?;
+        if pattern.is_empty() {
+            return Ok((root.clone(), vec![root]));
+        }
+        let matcher = DockerIgnore::from_patterns("--parents", &[pattern])?;
+        let mut candidates: Vec<&str> = Vec::new();
+        for mut p in self.entries.iter().map(|e| e.path.as_str()).chain(self.empty_dirs.iter().map(String::as_str)) {
+            candidates.push(p);
+            while let Some((parent, _)) = p.rsplit_once('/') {
+                candidates.push(parent);
+                p = parent;
+            }
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        let mut out: Vec<String> = Vec::new();
+        for c in candidates {
+            let rel = if root.is_empty() {
+                c
+            } else {
+                match c.strip_prefix(root.as_str()).and_then(|r| r.strip_prefix('/')) {
+                    Some(r) => r,
+                    None => continue,
+                }
+            };
+            if matcher.is_excluded(rel) && !out.iter().any(|m| c.starts_with(&format!("{m}/"))) {
+                out.push(c.to_string());
+            }
+        }
+        Ok((root, out))
     }
 
     /// The context written out under `scratch` (once per build). Every entry is created

@@ -45,8 +45,15 @@ fn plan_digests(
 ) -> Vec<String> {
     let df = syntax::parse("Dockerfile", dockerfile).unwrap();
     let build_args: BTreeMap<String, String> = build_args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let input =
-        plan::PlanInput { target: None, build_args: &build_args, context: ctx, cache_version: Some("7"), network };
+    let input = plan::PlanInput {
+        target: None,
+        build_args: &build_args,
+        context: ctx,
+        cache_version: Some("7"),
+        network,
+        download_dir: std::path::Path::new("/nonexistent"),
+        add_host: &[],
+    };
     let plan = plan::plan(df, &input).unwrap();
     let mut out = Vec::new();
     for (index, stage) in &plan.stages {
@@ -187,4 +194,24 @@ fn image_spec_stage() {
     let prev = "0".repeat(56);
     assert_eq!(stage_digest(&prev, &spec), "7642d06322f1975ea0dd712073a3b59d5484c15ae7045888f585b748");
     assert_eq!(stage_digest(&prev, &ImageSpec::default()), "d538c711fd42d3e3050d0065fbe4e00b23a8e243f380d1bc8cb2ced8");
+}
+
+/// `--exclude`: a change to an excluded file keeps the COPY's digest, a change to a
+/// copied one does not; `--parents` digests what its pattern selects below the pivot.
+#[test]
+fn excluded_files_do_not_change_the_digest() {
+    let copy_digest = |files: &[File<'_>], dockerfile: &str| {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = context(tmp.path(), files, &[]);
+        plan_digests(&ctx, dockerfile, &[], None).pop().unwrap()
+    };
+    let df = "FROM scratch\nCOPY --exclude=*.png a /d/\n";
+    let base = copy_digest(&[("a/x.txt", b"1", false), ("a/y.png", b"1", false)], df);
+    assert_eq!(base, copy_digest(&[("a/x.txt", b"1", false), ("a/y.png", b"2", false)], df));
+    assert_ne!(base, copy_digest(&[("a/x.txt", b"2", false), ("a/y.png", b"1", false)], df));
+
+    let df = "FROM scratch\nCOPY --parents ./a/./x.txt /d/\n";
+    let base = copy_digest(&[("a/x.txt", b"1", false), ("a/y.png", b"1", false)], df);
+    assert_eq!(base, copy_digest(&[("a/x.txt", b"1", false), ("a/y.png", b"2", false)], df));
+    assert_ne!(base, copy_digest(&[("a/x.txt", b"2", false), ("a/y.png", b"1", false)], df));
 }

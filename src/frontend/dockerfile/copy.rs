@@ -16,9 +16,9 @@ use std::path::Path;
 /// How deep a copied directory tree may be (one open fd per level while copying).
 const MAX_COPY_DEPTH: usize = 512;
 
-/// Owner, mode and time for copied files.
+/// Owner, mode and time for copied files, and what is left out.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct CopyAttrs {
+pub struct CopyAttrs<'e> {
     /// `--chown`; otherwise `keep_owner` decides between the source's owner and 0:0.
     pub chown: Option<(u32, u32)>,
     pub keep_owner: bool,
@@ -26,6 +26,9 @@ pub struct CopyAttrs {
     pub chmod: Option<u32>,
     /// mtime for copied entries (None: the source's).
     pub mtime: Option<i64>,
+    /// `--exclude` patterns, matched against an entry's path relative to the copy's root
+    /// (see [`Rootfs::copy_in`]); the root itself is never excluded, as in BuildKit.
+    pub excludes: Option<&'e crate::context::dockerignore::DockerIgnore>,
 }
 
 /// A rootfs being written to.
@@ -121,8 +124,25 @@ impl Rootfs {
     /// below it nothing is followed: symlinks are copied as symlinks and every entry is
     /// opened relative to its parent directory with `O_NOFOLLOW`, so neither a committed
     /// symlink nor one a build step made can make COPY read a file of the host.
-    /// `shown` names the source in errors.
+    /// `shown` names the source in errors; `rel` is the source's path relative to the
+    /// root of the copy, what `--exclude` patterns are matched against ("" for a source
+    /// that is its own root; `COPY --parents` copies below a pivot directory).
     pub fn copy_in(
+        &self,
+        src: &OwnedFd,
+        shown: &str,
+        rel: &str,
+        dest: &str,
+        attrs: &CopyAttrs,
+        dir_owner: (u32, u32),
+    ) -> anyhow::Result<()> {
+        let node = Node::top(src, shown, rel)?;
+        self.copy_node(&node, dest, attrs, dir_owner, 0, &mut Links::default())
+    }
+
+    /// Make the directory `dest` if it does not exist yet, with the attributes of the
+    /// source directory `src` (`COPY --parents` recreating the parents of what it copies).
+    pub fn make_dir_like(
         &self,
         src: &OwnedFd,
         shown: &str,
@@ -130,8 +150,12 @@ impl Rootfs {
         attrs: &CopyAttrs,
         dir_owner: (u32, u32),
     ) -> anyhow::Result<()> {
-        let node = Node::top(src, shown)?;
-        self.copy_node(&node, dest, attrs, dir_owner, 0, &mut Links::default())
+        if self.is_dir(dest) {
+            return Ok(());
+        }
+        let st = nix::sys::stat::fstat(src).with_context(|| format!("reading {shown}"))?;
+        let fd = self.mkdir_all(dest, dir_owner)?;
+        self.apply_attrs(&fd, &st, attrs, true)
     }
 
     /// Copy what is inside the directory `src` into `dest` (`COPY dir/ /dest/`): `dest` is
@@ -145,7 +169,7 @@ impl Rootfs {
         attrs: &CopyAttrs,
         dir_owner: (u32, u32),
     ) -> anyhow::Result<()> {
-        let node = Node::top(src, shown)?;
+        let node = Node::top(src, shown, "")?;
         if !node.is_dir() {
             bail!("cannot copy the contents of {}: not a directory", node.shown);
         }
@@ -180,9 +204,24 @@ impl Rootfs {
         depth: usize,
         links: &mut Links,
     ) -> anyhow::Result<()> {
+        let excluded = !src.rel.is_empty() && attrs.excludes.is_some_and(|e| e.is_excluded(&src.rel));
+        if excluded && (!src.is_dir() || !attrs.excludes.is_some_and(|e| e.has_exceptions())) {
+            return Ok(());
+        }
         if src.is_dir() {
             if depth >= MAX_COPY_DEPTH {
                 bail!("cannot copy {}: the directory tree is deeper than {MAX_COPY_DEPTH} levels", src.shown);
+            }
+            if excluded {
+                // An exception (`!pattern`) may bring back entries below: the directory
+                // is made only if one is copied, then given the source's attributes.
+                let existed = self.is_dir(dest);
+                self.copy_children(src, dest, attrs, dir_owner, depth + 1, links)?;
+                if !existed && self.is_dir(dest) {
+                    let fd = self.resolve(dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
+                    self.apply_attrs(&fd, &src.stat, attrs, true)?;
+                }
+                return Ok(());
             }
             // The destination's fd is closed before the children are copied: one fd per
             // level (the source's) is all a deep copy holds.
@@ -307,6 +346,8 @@ fn split_parent(dest: &str) -> anyhow::Result<(&str, &str)> {
 struct Node {
     /// The entry's name inside its parent directory ("" for the top).
     name: String,
+    /// The entry's path relative to the root of the copy (for `--exclude`).
+    rel: String,
     /// For messages: the entry's path relative to the copied source.
     shown: String,
     stat: FileStat,
@@ -318,11 +359,12 @@ struct Node {
 impl Node {
     /// The top of a source: an fd resolved inside its root (a symlink there was
     /// followed inside the root, as COPY follows its sources).
-    fn top(fd: &OwnedFd, shown: &str) -> anyhow::Result<Node> {
+    fn top(fd: &OwnedFd, shown: &str, rel: &str) -> anyhow::Result<Node> {
         let mut stat = nix::sys::stat::fstat(fd).with_context(|| format!("reading {shown}"))?;
         let fd = fd.try_clone()?;
         recorded_owner(&mut stat, &fd, shown)?;
-        Ok(Node { name: String::new(), shown: shown.to_string(), stat, fd: Some(fd), link: None })
+        let (name, rel, shown) = (String::new(), rel.to_string(), shown.to_string());
+        Ok(Node { name, rel, shown, stat, fd: Some(fd), link: None })
     }
 
     fn is_dir(&self) -> bool {
@@ -353,6 +395,7 @@ impl Node {
         let dir = self.fd.as_ref().expect("a directory has an fd");
         let name = n.to_string_lossy().into_owned();
         let shown = format!("{}/{name}", self.shown.trim_end_matches('/'));
+        let rel = if self.rel.is_empty() { name.clone() } else { format!("{}/{name}", self.rel) };
         let mut stat = nix::sys::stat::fstatat(dir, n.as_os_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
             .with_context(|| format!("reading {shown}"))?;
         let (fd, link) = match stat.st_mode & libc::S_IFMT {
@@ -370,7 +413,7 @@ impl Node {
             }
             _ => bail!("cannot copy {shown}: only files, directories and symlinks can be copied"),
         };
-        Ok(Node { name, shown, stat, fd, link })
+        Ok(Node { name, rel, shown, stat, fd, link })
     }
 
     fn open_file(&self) -> anyhow::Result<std::fs::File> {

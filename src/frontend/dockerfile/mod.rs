@@ -3,6 +3,8 @@
 //! (`image`, `steps`) stage by stage by the engine.
 
 pub mod copy;
+pub mod download;
+pub mod gitsource;
 mod image;
 pub mod mounts;
 pub mod plan;
@@ -55,6 +57,8 @@ pub fn build(job: &Job<'_>, d: &DockerfileImage) -> anyhow::Result<Built> {
             context: &context,
             cache_version: d.cache_version.as_deref().or(run.config.meta.build.cache_version.as_deref()),
             network: d.network.as_deref(),
+            download_dir: &job.puller.store.scratch_dir("download")?,
+            add_host: &d.add_host,
         },
     )?;
     let b = image::DockerfileBuild {

@@ -9,6 +9,7 @@
 //! network. ENV values are covered through the instruction text and the chain. Every
 //! input is a named part of a [`DigestInput`]; `docs/ARCHITECTURE.md` §7 lists them.
 
+use super::download::{self, Downloads};
 use crate::context::BuildContext;
 use crate::engine::digest::DigestInput;
 use crate::frontend::dockerfile::syntax::{self, Dockerfile, Instruction, MetaArgs, StageRef, Step};
@@ -69,6 +70,11 @@ pub struct Plan {
     pub target: usize,
     /// werf.yaml `network` of the image: the network of RUN steps without `--network`.
     pub default_network: Option<String>,
+    /// werf.yaml `addHost` (name, address): more `/etc/hosts` entries for RUN steps.
+    pub add_hosts: Vec<(String, String)>,
+    /// `ADD <URL>` contents, downloaded while planning (their checksums are in the
+    /// digests) or when the step runs (`--checksum` given).
+    pub downloads: Downloads,
 }
 
 pub struct PlanInput<'a> {
@@ -78,6 +84,10 @@ pub struct PlanInput<'a> {
     pub cache_version: Option<&'a str>,
     /// werf.yaml `network` (`default`, `host` or `none`).
     pub network: Option<&'a str>,
+    /// Where `ADD <URL>` downloads go (a scratch directory of the build).
+    pub download_dir: &'a std::path::Path,
+    /// werf.yaml `addHost` entries (`host:ip`), as written.
+    pub add_host: &'a [String],
 }
 
 pub fn plan(df: Dockerfile, input: &PlanInput<'_>) -> anyhow::Result<Plan> {
@@ -96,11 +106,20 @@ pub fn plan(df: Dockerfile, input: &PlanInput<'_>) -> anyhow::Result<Plan> {
     let meta = df.resolve_meta_args(builtins, &|n| input.build_args.get(n).cloned())?;
     let order = df.build_order(target, &meta)?;
     let mut stages: BTreeMap<usize, PlannedStage> = BTreeMap::new();
+    let downloads = Downloads::new(input.download_dir.to_path_buf());
+    let add_hosts = input.add_host.iter().map(|h| parse_add_host(h)).collect::<anyhow::Result<Vec<_>>>()?;
     for &i in &order {
-        let planned = plan_stage(&df, i, &meta, input, &stages)?;
+        let planned = plan_stage(&df, i, &meta, input, &stages, &downloads)?;
         stages.insert(i, planned);
     }
-    Ok(Plan { dockerfile: df, stages, target, default_network: input.network.map(str::to_string) })
+    Ok(Plan {
+        dockerfile: df,
+        stages,
+        target,
+        default_network: input.network.map(str::to_string),
+        add_hosts,
+        downloads,
+    })
 }
 
 fn plan_stage(
@@ -109,6 +128,7 @@ fn plan_stage(
     meta: &MetaArgs,
     input: &PlanInput<'_>,
     done: &BTreeMap<usize, PlannedStage>,
+    downloads: &Downloads,
 ) -> anyhow::Result<PlannedStage> {
     let stage = &df.stages[index];
     let from = df.expand_from(index, meta)?;
@@ -135,6 +155,11 @@ fn plan_stage(
     };
     // ONBUILD RUN triggers, of a base image or a parent stage, run in this step.
     from_digest.str("network", effective_network(None, input.network));
+    // werf puts `addHost` into the dependencies of every Dockerfile stage; through the
+    // FROM step it reaches each step. Nothing is added without it (digests unchanged).
+    if !input.add_host.is_empty() {
+        from_digest.list("add-host", input.add_host.iter().map(String::as_str));
+    }
     let mut steps = vec![PlannedStep {
         name: "1-FROM".into(),
         step: None,
@@ -196,22 +221,27 @@ fn plan_stage(
                 }
             }
             Instruction::Copy(_) | Instruction::Add(_) => {
-                let unsupported = match &step.instruction {
-                    Instruction::Copy(c) if c.parents => Some("COPY --parents"),
-                    Instruction::Copy(c) if !c.excludes.is_empty() => Some("COPY --exclude"),
-                    Instruction::Add(a) if !a.excludes.is_empty() => Some("ADD --exclude"),
-                    Instruction::Add(a) if a.checksum.is_some() => Some("ADD --checksum (ADD from URLs)"),
-                    _ => None,
-                };
-                if let Some(what) = unsupported {
-                    bail!("{}:{}: {what} is not supported yet", df.file, step.line);
-                }
                 let expanded = step.expand(&df.file, &lookup, df.escape)?;
-                let (from, sources) = match &expanded {
-                    Instruction::Copy(c) => (c.from.clone(), c.sources.clone()),
-                    Instruction::Add(a) => (None, a.sources.clone()),
+                let (from, sources, excludes, parents) = match &expanded {
+                    Instruction::Copy(c) => (c.from.clone(), c.sources.clone(), c.excludes.clone(), c.parents),
+                    Instruction::Add(a) => (None, a.sources.clone(), a.excludes.clone(), false),
                     _ => unreachable!(),
                 };
+                let checksum = match &expanded {
+                    Instruction::Add(a) => {
+                        add_checksum(a).map_err(|e| anyhow::anyhow!("{}:{}: {e}", df.file, step.line))?
+                    }
+                    _ => None,
+                };
+                if parents && from.is_some() {
+                    bail!("{}:{}: COPY --parents --from is not supported yet", df.file, step.line);
+                }
+                // The patterns are in the text too, but expanded here: an ARG in one counts.
+                for e in &excludes {
+                    digest.str("exclude", e);
+                }
+                let excludes = crate::context::dockerignore::DockerIgnore::from_patterns("--exclude", &excludes)
+                    .map_err(|e| anyhow::anyhow!("{}:{}: {e}", df.file, step.line))?;
                 match from.map(|f| df.resolve_from(&f).map_err(|k| k.at(&df.file, step.line))).transpose()? {
                     Some(StageRef::Stage(s)) => {
                         let stage = done.get(&s).with_context(|| {
@@ -224,20 +254,67 @@ fn plan_stage(
                     }
                     None => {
                         for src in &sources {
-                            if src.contains("://") {
-                                bail!(
-                                    "{}:{}: ADD from a URL is not supported yet: download it in a RUN step",
-                                    df.file,
-                                    step.line
-                                );
+                            let is_add = matches!(expanded, Instruction::Add(_));
+                            if download::is_git_source(src) {
+                                if !is_add {
+                                    bail!(
+                                        "{}:{}: COPY {src}: a source can't be a git repository for COPY (ADD fetches them)",
+                                        df.file,
+                                        step.line
+                                    );
+                                }
+                                let at = || format!("{}:{}", df.file, step.line);
+                                let git = super::gitsource::GitSource::parse(src).with_context(at)?;
+                                // BuildKit's cache key: the commit (checked against
+                                // `--checksum` when given), the directory, `--keep-git-dir`.
+                                let commit = downloads.git_commit(src).with_context(at)?;
+                                if let Some(c) = checksum.as_deref().filter(|c| !commit.starts_with(*c)) {
+                                    bail!(
+                                        "{}:{}: ADD {src}: checksum mismatch: the ref is commit {commit}, --checksum={c}",
+                                        df.file,
+                                        step.line
+                                    );
+                                }
+                                let keep = matches!(&expanded, Instruction::Add(a) if a.keep_git_dir);
+                                digest.str("git-commit", &commit).str("git-subdir", &git.subdir);
+                                digest.str("git-keep-dir", if keep { "true" } else { "false" });
+                                continue;
                             }
-                            let sel =
-                                input.context.select(src).with_context(|| format!("{}:{}", df.file, step.line))?;
+                            if download::is_http_source(src) {
+                                if !is_add {
+                                    bail!(
+                                        "{}:{}: COPY {src}: a source can't be a URL for COPY (ADD downloads URLs)",
+                                        df.file,
+                                        step.line
+                                    );
+                                }
+                                // BuildKit's cache key: the file name and the content's
+                                // checksum (`--checksum`, else of the downloaded file).
+                                let content = match &checksum {
+                                    Some(c) => c.clone(),
+                                    None => {
+                                        downloads
+                                            .get(src, None)
+                                            .map_err(|e| e.context(format!("{}:{}", df.file, step.line)))?
+                                            .digest
+                                    }
+                                };
+                                digest.str("url-file", &download::file_name(src)).str("url-checksum", &content);
+                                continue;
+                            }
+                            let at = || format!("{}:{}", df.file, step.line);
+                            let (pivot, sel) = if parents {
+                                let (pivot, sel) = input.context.select_parents(src).with_context(at)?;
+                                (Some(pivot), sel)
+                            } else {
+                                (None, input.context.select(src).with_context(at)?)
+                            };
                             // A wildcard may select nothing (BuildKit's `AllowEmptyWildcard`).
                             if sel.is_empty() && !crate::context::BuildContext::is_wildcard(src) {
                                 bail!("{}:{}: {}", df.file, step.line, input.context.explain_missing(src));
                             }
-                            digest.str("source", src).str("source-checksum", &input.context.checksum(&sel));
+                            let checksum = input.context.checksum_excluding(&sel, pivot.as_deref(), &excludes);
+                            digest.str("source", src).str("source-checksum", &checksum);
                         }
                     }
                 }
@@ -308,6 +385,44 @@ fn plan_stage(
     Ok(PlannedStage { index, base, steps })
 }
 
+/// One werf.yaml `addHost` entry, `host:ip` (docker's `--add-host`; `host=ip` too):
+/// (host, ip). `host-gateway` has no meaning without a bridge network: refused.
+pub fn parse_add_host(entry: &str) -> anyhow::Result<(String, String)> {
+    let Some((host, ip)) = entry.split_once('=').or_else(|| entry.split_once(':')) else {
+        bail!("werf.yaml addHost {entry:?}: expected HOST:IP");
+    };
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    if ip == "host-gateway" {
+        bail!("werf.yaml addHost {entry:?}: host-gateway is not supported (steps use the host's network)");
+    }
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("werf.yaml addHost {entry:?}: invalid host name");
+    }
+    if ip.parse::<std::net::IpAddr>().is_err() {
+        bail!("werf.yaml addHost {entry:?}: {ip:?} is not an IP address");
+    }
+    Ok((host.to_string(), ip.to_string()))
+}
+
+/// The `--checksum` of an ADD, checked as BuildKit checks it: one source, a URL.
+fn add_checksum(add: &syntax::Add) -> anyhow::Result<Option<String>> {
+    let Some(value) = &add.checksum else { return Ok(None) };
+    if add.sources.len() + add.heredocs.len() != 1 {
+        bail!("ADD --checksum can't be specified for multiple sources");
+    }
+    if !download::is_http_source(&add.sources[0]) && !download::is_git_source(&add.sources[0]) {
+        bail!("ADD --checksum requires an HTTP(S) or git source");
+    }
+    if download::is_git_source(&add.sources[0]) {
+        // A commit id, or a prefix of one.
+        if value.is_empty() || value.len() > 40 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("ADD --checksum={value}: a git source takes a commit id");
+        }
+        return Ok(Some(value.to_ascii_lowercase()));
+    }
+    download::parse_checksum(value).map(Some)
+}
+
 /// The `--network` values slipway runs (`default` and `host` are the host's network).
 const KNOWN_NETWORKS: &[&str] = &["default", "host", "none"];
 
@@ -329,6 +444,16 @@ pub fn is_linux_amd64(platform: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn add_host_entries_read_as_docker_reads_them() {
+        assert_eq!(parse_add_host("db:10.0.0.1").unwrap(), ("db".into(), "10.0.0.1".into()));
+        assert_eq!(parse_add_host("v6:::1").unwrap(), ("v6".into(), "::1".into()));
+        assert_eq!(parse_add_host("eq=[fe80::1]").unwrap(), ("eq".into(), "fe80::1".into()));
+        for bad in ["nohost", "db:notanip", ":1.2.3.4", "gw:host-gateway"] {
+            assert!(parse_add_host(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn the_step_flag_wins_over_werf_network() {

@@ -159,7 +159,7 @@ pub fn execute(
                     ) == "none",
                 };
                 let new_owner = unmapped_run_user(root, &user)?;
-                let exit = run_command(root, cmd)?;
+                let exit = run_command_with_hosts(root, cmd, &env.plan.add_hosts)?;
                 if !exit.success() {
                     bail!("the command exited with code {}", exit.code);
                 }
@@ -179,6 +179,11 @@ pub fn execute(
                 heredocs: copy.heredocs.clone(),
                 dest: copy.dest.clone(),
                 add: false,
+                excludes: copy.excludes.clone(),
+                parents: copy.parents,
+                unpack_urls: false,
+                checksum: None,
+                keep_git_dir: false,
             };
             layer = with_rootfs(env, state, |root| copy_in(root, env, state, &spec)).map_err(at)?;
         }
@@ -191,6 +196,11 @@ pub fn execute(
                 heredocs: add.heredocs.clone(),
                 dest: add.dest.clone(),
                 add: add.unpack != Some(false),
+                excludes: add.excludes.clone(),
+                parents: false,
+                unpack_urls: add.unpack == Some(true),
+                checksum: add.checksum.clone(),
+                keep_git_dir: add.keep_git_dir,
             };
             layer = with_rootfs(env, state, |root| copy_in(root, env, state, &spec)).map_err(at)?;
         }
@@ -286,6 +296,16 @@ pub struct Command<'a> {
 /// Run `cmd` in the sandbox over the mounted rootfs `root`, with the host's
 /// `/etc/resolv.conf` and a minimal `/etc/hosts`, as a RUN step or `slipway run` does.
 pub fn run_command(root: &std::path::Path, cmd: Command<'_>) -> anyhow::Result<sandbox::Exit> {
+    run_command_with_hosts(root, cmd, &[])
+}
+
+/// [`run_command`] with more `/etc/hosts` entries (werf.yaml `addHost`: name, address),
+/// written after the standard ones, in the step's hosts file only (never in the layer).
+pub fn run_command_with_hosts(
+    root: &std::path::Path,
+    cmd: Command<'_>,
+    extra_hosts: &[(String, String)],
+) -> anyhow::Result<sandbox::Exit> {
     let fs = Rootfs::open(root)?;
     let u = super::resolve_user_in(root, cmd.user)?;
     let mut env = cmd.env;
@@ -301,7 +321,12 @@ pub fn run_command(root: &std::path::Path, cmd: Command<'_>) -> anyhow::Result<s
     let scratch = root.parent().expect("rootfs has a parent").join("sandbox");
     std::fs::create_dir_all(&scratch)?;
     let hosts = scratch.join("hosts");
-    std::fs::write(&hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tslipway\n")?;
+    let mut hosts_text =
+        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tslipway\n");
+    for (name, addr) in extra_hosts {
+        hosts_text.push_str(&format!("{addr}\t{name}\n"));
+    }
+    std::fs::write(&hosts, hosts_text)?;
     let resolv = scratch.join("resolv.conf");
     std::fs::write(&resolv, std::fs::read("/etc/resolv.conf").unwrap_or_default())?;
     let spec = SandboxSpec {
@@ -439,7 +464,7 @@ fn seed_cache(env: &StepEnv<'_>, dir: &std::path::Path, from: &str, source: &str
             .with_context(|| format!("removing the leftover {}", seeding.display()))?;
     }
     std::fs::create_dir_all(&seeding).with_context(|| format!("creating {}", seeding.display()))?;
-    let attrs = CopyAttrs { chown: None, keep_owner: true, chmod: None, mtime: None };
+    let attrs = CopyAttrs { keep_owner: true, ..CopyAttrs::default() };
     Rootfs::open(&seeding)?.copy_contents(&fd, &format!("{from}:{source}"), "/", &attrs, (0, 0))?;
     std::fs::rename(&seeding, dir).with_context(|| format!("renaming {} into place", seeding.display()))?;
     Ok(())
@@ -479,6 +504,30 @@ struct CopySpec {
     dest: String,
     /// ADD: unpack local tar archives.
     add: bool,
+    /// `--exclude` patterns.
+    excludes: Vec<String>,
+    /// `COPY --parents`: each source keeps its path below the pivot (`/./`) or the root.
+    parents: bool,
+    /// `ADD --unpack=true`: downloaded tar archives are unpacked too.
+    unpack_urls: bool,
+    /// `ADD --checksum`: what a downloaded source must hash to.
+    checksum: Option<String>,
+    /// `ADD --keep-git-dir`: a git source keeps its `.git`.
+    keep_git_dir: bool,
+}
+
+/// One selected source of a COPY/ADD: an fd resolved inside its root, the path shown in
+/// messages, the name it gets in a destination directory, and (`COPY --parents`) its
+/// path below the pivot, kept under the destination.
+struct Selected {
+    fd: std::os::fd::OwnedFd,
+    shown: String,
+    name: String,
+    parents: Option<String>,
+    /// Downloaded by `ADD <URL>`: its own time and mode, unpacked only on `--unpack`.
+    url: bool,
+    /// A git checkout (`ADD <git URL>`): its entries get the commit's time.
+    git_time: Option<i64>,
 }
 
 fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: &CopySpec) -> anyhow::Result<()> {
@@ -490,18 +539,22 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
         .as_deref()
         .map(|m| u32::from_str_radix(m, 8).map_err(|_| anyhow::anyhow!("invalid --chmod={m}: expected an octal mode")))
         .transpose()?;
+    let excludes = crate::context::dockerignore::DockerIgnore::from_patterns("--exclude", &spec.excludes)?;
     let owner = chown.unwrap_or((0, 0));
     let workdir = state.config.config.working_dir.as_deref().unwrap_or("/");
     let dest = resolve_path(workdir, &spec.dest);
-    let dest_is_dir = spec.dest.ends_with('/') || spec.dest == "." || fs.is_dir(&dest);
+    let dest_is_dir = spec.parents || spec.dest.ends_with('/') || spec.dest == "." || fs.is_dir(&dest);
 
-    // (fd resolved inside its root, path for messages, name for the destination) of
-    // each selected source.
-    let mut sources: Vec<(std::os::fd::OwnedFd, String, String)> = Vec::new();
+    let mut sources: Vec<Selected> = Vec::new();
+    // `COPY --parents`: (fd of the directory, path shown) of each parent to recreate.
+    let mut parent_dirs: Vec<(std::os::fd::OwnedFd, String, String)> = Vec::new();
     let mut source_mount = None;
     let mtime;
     match &spec.from {
         Some(from) => {
+            if spec.parents {
+                bail!("COPY --parents --from is not supported yet: copy the tree and move it in a RUN step");
+            }
             let df = &env.plan.dockerfile;
             let which = df.resolve_from(from).map_err(|k| anyhow::anyhow!("{k}"))?;
             let src_state = env.images.image_of(&which)?;
@@ -514,7 +567,14 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
                 let path = if trimmed.is_empty() { "/" } else { trimmed };
                 let fd = src_fs.open_path(path).with_context(|| format!("{s} not found in {from}"))?;
                 let name = s.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string();
-                sources.push((fd, format!("{from}:{s}"), name));
+                sources.push(Selected {
+                    fd,
+                    shown: format!("{from}:{s}"),
+                    name,
+                    parents: None,
+                    url: false,
+                    git_time: None,
+                });
             }
             source_mount = Some(view);
             mtime = None;
@@ -523,17 +583,73 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
             // Sources are resolved inside the context, so a committed symlink can
             // never make COPY read a file of the host.
             let context = Rootfs::open(env.context.materialize(env.puller.store.scratch())?)?;
+            let open = |p: &str| {
+                context.open_path(p).with_context(|| {
+                    format!("{p} cannot be resolved inside the build context (a symlink pointing outside it?)")
+                })
+            };
             for s in &spec.sources {
+                if super::download::is_git_source(s) {
+                    let git = super::gitsource::GitSource::parse(s)?;
+                    let commit = env.plan.downloads.git_commit(s)?;
+                    let dir = env.puller.store.scratch_dir("git")?.join("tree");
+                    let time = git.checkout(&commit, &dir, spec.keep_git_dir)?;
+                    let sub = if git.subdir.is_empty() { "/" } else { git.subdir.as_str() };
+                    let fd = Rootfs::open(&dir)?
+                        .open_path(sub)
+                        .with_context(|| format!("ADD {s}: no directory {sub} in commit {commit}"))?;
+                    let shown = s.clone();
+                    sources.push(Selected {
+                        fd,
+                        shown,
+                        name: String::new(),
+                        parents: None,
+                        url: false,
+                        git_time: Some(time),
+                    });
+                    continue;
+                }
+                if super::download::is_http_source(s) {
+                    // Downloaded (or found downloaded) and checked before anything is written.
+                    let d = env.plan.downloads.get(s, spec.checksum.as_deref())?;
+                    let dir = d.path.parent().expect("a download is in a directory");
+                    let file = d.path.file_name().expect("a download has a name").to_string_lossy().into_owned();
+                    let fd = Rootfs::open(dir)?.open_path(&file)?;
+                    let name = super::download::file_name(s);
+                    sources.push(Selected { fd, shown: s.clone(), name, parents: None, url: true, git_time: None });
+                    continue;
+                }
+                if spec.parents {
+                    let (pivot, sel) = env.context.select_parents(s)?;
+                    if sel.is_empty() && !BuildContext::is_wildcard(s) {
+                        bail!("{}", env.context.explain_missing(s));
+                    }
+                    for p in sel {
+                        let below = p.strip_prefix(pivot.as_str()).unwrap_or(&p).trim_start_matches('/').to_string();
+                        let mut up = below.as_str();
+                        while let Some((parent, _)) = up.rsplit_once('/') {
+                            let in_context = crate::project::join_rel(&pivot, parent);
+                            parent_dirs.push((open(&in_context)?, in_context, parent.to_string()));
+                            up = parent;
+                        }
+                        sources.push(Selected {
+                            fd: open(&p)?,
+                            shown: p.clone(),
+                            name: String::new(),
+                            parents: Some(below),
+                            url: false,
+                            git_time: None,
+                        });
+                    }
+                    continue;
+                }
                 let sel = env.context.select(s)?;
                 if sel.is_empty() && !BuildContext::is_wildcard(s) {
                     bail!("{}", env.context.explain_missing(s));
                 }
                 for p in sel {
-                    let fd = context.open_path(&p).with_context(|| {
-                        format!("{p} cannot be resolved inside the build context (a symlink pointing outside it?)")
-                    })?;
                     let name = p.rsplit('/').next().unwrap_or("").to_string();
-                    sources.push((fd, p, name));
+                    sources.push(Selected { fd: open(&p)?, shown: p, name, parents: None, url: false, git_time: None });
                 }
             }
             mtime = Some(env.context.commit.time_unix);
@@ -546,24 +662,57 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
             let path = dir.join(&h.name);
             std::fs::write(&path, &h.content).with_context(|| format!("writing heredoc {}", h.name))?;
             std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-            sources.push((dir_fs.open_path(&h.name)?, format!("<<{}", h.name), h.name.clone()));
+            let fd = dir_fs.open_path(&h.name)?;
+            sources.push(Selected {
+                fd,
+                shown: format!("<<{}", h.name),
+                name: h.name.clone(),
+                parents: None,
+                url: false,
+                git_time: None,
+            });
         }
     }
-    if sources.len() > 1 && !spec.dest.ends_with('/') && !dest_is_dir {
+    // Directories' contents are merged into the destination (BuildKit); files need a
+    // directory to go into.
+    let is_dir = |fd: &std::os::fd::OwnedFd| {
+        nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+    };
+    if sources.len() > 1 && !dest_is_dir && !sources.iter().all(|s| is_dir(&s.fd)) {
         bail!("when copying more than one source the destination must be a directory and end with a /");
     }
     // Files from another stage or image keep their owners (BuildKit, buildah); context
     // files have no meaningful owner and become 0:0.
-    let attrs = CopyAttrs { chown, keep_owner: spec.from.is_some(), chmod, mtime };
-    for (src, shown, name) in &sources {
-        let st = nix::sys::stat::fstat(src).with_context(|| format!("reading {shown}"))?;
-        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            fs.copy_contents(src, shown, &dest, &attrs, owner)?;
-        } else if let Some(compression) = if spec.add { tar_archive(src, shown)? } else { None } {
-            extract_archive(env.puller.store, &fs, src, shown, compression, &dest, chown, owner)?;
+    let excludes = (!excludes.is_empty()).then_some(&excludes);
+    let attrs = CopyAttrs { chown, keep_owner: spec.from.is_some(), chmod, mtime, excludes };
+    let under = |rel: &str| format!("{}/{rel}", dest.trim_end_matches('/'));
+    // Parents first, shallow ones before deep ones, each made once with its attributes.
+    parent_dirs.sort_by(|a, b| a.2.cmp(&b.2));
+    parent_dirs.dedup_by(|a, b| a.2 == b.2);
+    for (fd, shown, rel) in &parent_dirs {
+        fs.make_dir_like(fd, shown, &under(rel), &attrs, owner)?;
+    }
+    for src in &sources {
+        let shown = src.shown.as_str();
+        let st = nix::sys::stat::fstat(&src.fd).with_context(|| format!("reading {shown}"))?;
+        if let Some(rel) = &src.parents {
+            if rel.is_empty() {
+                fs.copy_contents(&src.fd, shown, &dest, &attrs, owner)?;
+            } else {
+                fs.copy_in(&src.fd, shown, rel, &under(rel), &attrs, owner)?;
+            }
+        } else if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            let git_attrs = CopyAttrs { mtime: src.git_time, ..attrs };
+            fs.copy_contents(&src.fd, shown, &dest, if src.git_time.is_some() { &git_attrs } else { &attrs }, owner)?;
+        } else if let Some(compression) =
+            if (spec.add && !src.url) || (spec.unpack_urls && src.url) { tar_archive(&src.fd, shown)? } else { None }
+        {
+            extract_archive(env.puller.store, &fs, &src.fd, shown, compression, &dest, chown, owner)?;
         } else {
-            let target = if dest_is_dir { format!("{}/{name}", dest.trim_end_matches('/')) } else { dest.clone() };
-            fs.copy_in(src, shown, &target, &attrs, owner)?;
+            let target = if dest_is_dir { under(&src.name) } else { dest.clone() };
+            // A download keeps its Last-Modified time (BuildKit, buildah).
+            let url_attrs = CopyAttrs { mtime: None, ..attrs };
+            fs.copy_in(&src.fd, shown, "", &target, if src.url { &url_attrs } else { &attrs }, owner)?;
         }
     }
     drop(sources);
@@ -665,7 +814,7 @@ fn extract_archive(
     };
     slipway_storage::unpack::unpack_limited(input, slipway_storage::image::Compression::None, &tmp, shown, limits)?;
     let tree = Rootfs::open(&tmp)?.open_path("/")?;
-    let attrs = CopyAttrs { chown, keep_owner: true, chmod: None, mtime: None };
+    let attrs = CopyAttrs { chown, keep_owner: true, ..CopyAttrs::default() };
     fs.copy_contents(&tree, shown, dest, &attrs, owner)?;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
