@@ -282,13 +282,46 @@ impl GiterminismConfig {
     }
 }
 
-/// werf's `path_matcher` with include globs (`isPathMatched`): a glob matches the path
-/// itself or anything below it.
-fn path_matcher_matches(patterns: &[String], path: &str) -> bool {
+/// werf's `path_matcher` with include globs (`isPathMatched`): both sides cleaned as Go's
+/// `filepath.Clean` (`""`, `.` and `/` are the empty path), then a glob matches the path
+/// itself or — with its trailing `*`/`**` parts dropped — the path or anything below it,
+/// so `dir`, `dir/*` and `dir/**/*` all allow `dir` and every file under it, and `.`
+/// allows everything.
+pub fn path_matcher_matches(patterns: &[String], path: &str) -> bool {
+    let path = go_clean(path);
     patterns.iter().any(|p| {
-        let p = p.trim_end_matches('/');
-        path_glob_matches(p, path) || path_glob_matches(&format!("{p}/**/*"), path)
+        let pattern = go_clean(p);
+        // doublestar never matches an absolute glob against a relative path, or back.
+        if pattern.starts_with('/') != path.starts_with('/') {
+            return false;
+        }
+        let lead = if pattern.starts_with('/') { "/" } else { "" };
+        let mut base: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+        while base.last().is_some_and(|s| s.chars().all(|c| c == '*')) {
+            base.pop();
+        }
+        let base = format!("{lead}{}", base.join("/"));
+        let below = if base.is_empty() || base == "/" { format!("{base}**/*") } else { format!("{base}/**/*") };
+        path_glob_matches(&pattern, &path) || path_glob_matches(&base, &path) || path_glob_matches(&below, &path)
     })
+}
+
+/// Go's `filepath.Clean`, lexically, with werf's `formatPath`: `""`, `.` and `/` are `""`.
+fn go_clean(path: &str) -> String {
+    let abs = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            ".." if abs => {}
+            p => parts.push(p),
+        }
+    }
+    let joined = parts.join("/");
+    if abs && !joined.is_empty() { format!("/{joined}") } else { joined }
 }
 
 /// Where `~` and relative paths point, read once by the caller.
@@ -323,21 +356,12 @@ fn expand_path(path: &str, host: &HostPaths) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// werf's `isAbsPathMatched`: both sides expanded, then a glob matches the path itself,
-/// or — with its trailing `*`/`**` parts dropped — the path or anything below it, so
-/// allowing a directory allows the files in it.
+/// werf's `isAbsPathMatched`: both sides expanded, then matched as
+/// [`path_matcher_matches`] does, so allowing a directory allows the files in it.
 fn file_allowed(patterns: &[String], src: &str, host: &HostPaths) -> bool {
     let path = expand_path(src, host);
-    patterns.iter().any(|p| {
-        let pattern = expand_path(p, host);
-        let mut base: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
-        while base.last().is_some_and(|s| s.chars().all(|c| c == '*')) {
-            base.pop();
-        }
-        let base = base.join("/");
-        let below = if base.is_empty() { "**/*".to_owned() } else { format!("{base}/**/*") };
-        path_glob_matches(&pattern, &path) || path_glob_matches(&base, &path) || path_glob_matches(&below, &path)
-    })
+    let patterns: Vec<String> = patterns.iter().map(|p| expand_path(p, host)).collect();
+    path_matcher_matches(&patterns, &path)
 }
 
 /// doublestar's `PathMatch` without `{a,b}` alternatives: `/`-separated segments, a
