@@ -81,11 +81,16 @@ impl ConfigReader {
     }
 
     /// The configuration file `path` (relative to the project, clean), or `None` if it
-    /// does not exist where it is read from: the working tree when `accepted` (or with
-    /// loose giterminism), else the commit, refused if it differs from the commit.
-    pub fn read(&self, path: &str, accepted: bool) -> Result<Option<Vec<u8>>, String> {
+    /// does not exist where it is read from: the working tree when `accepted` accepts it
+    /// (every symlink on the way must lead to a path it accepts too, as in werf), or with
+    /// loose giterminism; else the commit, refused if the file differs from it.
+    pub fn read(&self, path: &str, accepted: &dyn Fn(&str) -> bool) -> Result<Option<Vec<u8>>, String> {
         let rel = join_rel(&self.dir_rel, path);
-        if accepted && !self.commit.loose {
+        if self.commit.loose || accepted(path) {
+            if !self.commit.loose {
+                self.check_links(path, accepted)
+                    .map_err(|e| format!("accepted file {path:?} check failed: {e}\n\n{GITERMINISM_TAIL}"))?;
+            }
             return match self.repo().read_worktree_file(&rel) {
                 Err(GitError::NotAFile { .. }) => Ok(None),
                 other => other.map_err(|e| format!("{e:#}")),
@@ -93,6 +98,54 @@ impl ConfigReader {
         }
         self.check_committed(&[path.to_string()])?;
         self.repo().read_config(&self.commit, &rel).map_err(|e| format!("{e:#}"))
+    }
+
+    /// werf's `ResolveAndCheckFilePath` over the working tree: each symlink met while
+    /// resolving `path` (relative to the project) must stay inside the work tree and lead
+    /// to a path (relative to the project, `../` if above it) that `accepted` accepts.
+    /// Resolution is lexical over `Repo::worktree_link`, which never follows a link; the
+    /// read itself is still beneath the root.
+    fn check_links(&self, path: &str, accepted: &dyn Fn(&str) -> bool) -> Result<(), String> {
+        let repo = self.repo();
+        let workdir = repo.workdir().to_string_lossy().into_owned();
+        // Components still to resolve, the next one last.
+        let mut pending: Vec<String> = join_rel(&self.dir_rel, path).split('/').rev().map(str::to_string).collect();
+        let mut resolved: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(part) = pending.pop() {
+            match part.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    resolved.pop();
+                    continue;
+                }
+                _ => resolved.push(part),
+            }
+            let Some(link) = repo.worktree_link(&resolved.join("/")).map_err(|e| format!("{e:#}"))? else {
+                // Nothing there: reading says so.
+                return Ok(());
+            };
+            let Some(target) = link else { continue };
+            hops += 1;
+            if hops > MAX_LINK_HOPS {
+                return Err("too many levels of symbolic links".to_string());
+            }
+            resolved.pop();
+            let from =
+                if target.starts_with('/') { String::new() } else { format!("{workdir}/{}", resolved.join("/")) };
+            let abs = lexical_abs(&format!("{from}/{target}"));
+            let Some(in_repo) = abs.strip_prefix(&workdir).filter(|r| r.is_empty() || r.starts_with('/')) else {
+                return Err(format!("the file {abs:?} not found in the project directory"));
+            };
+            let in_repo = in_repo.trim_start_matches('/');
+            let shown = relative_to(&self.dir_rel, in_repo);
+            if !accepted(&shown) {
+                return Err(format!("the link target {shown:?} should be also accepted by giterminism config"));
+            }
+            resolved.clear();
+            pending.extend(in_repo.split('/').rev().map(str::to_string));
+        }
+        Ok(())
     }
 
     /// werf's `IsConfigurationFileExistAnywhere`: a regular file in the working tree, or
@@ -115,8 +168,55 @@ impl ConfigReader {
     }
 }
 
+/// The most symlinks followed while resolving one path (werf's limit is 1000 levels;
+/// Linux's own is 40).
+const MAX_LINK_HOPS: usize = 40;
+
+/// An absolute path with `.`, `..` and repeated `/` resolved lexically (`..` at `/`
+/// stays at `/`, as Go's `filepath.Clean`).
+fn lexical_abs(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// `to` (relative to the repository root) relative to the directory `base` (the same),
+/// as Go's `filepath.Rel`: `../` for each level of `base` not shared.
+fn relative_to(base: &str, to: &str) -> String {
+    let base: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
+    let to: Vec<&str> = to.split('/').filter(|p| !p.is_empty()).collect();
+    let common = base.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut out: Vec<&str> = vec![".."; base.len() - common];
+    out.extend(&to[common..]);
+    if out.is_empty() { ".".to_string() } else { out.join("/") }
+}
+
 /// werf's `FileNotFoundInProjectDirectoryError`: an accepted file missing from the working
 /// tree.
 pub fn not_in_project_directory(path: &str) -> String {
     format!("the file {path:?} not found in the project directory\n\n{GITERMINISM_TAIL}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{lexical_abs, relative_to};
+
+    #[test]
+    fn paths_as_go_resolves_them() {
+        assert_eq!(lexical_abs("/repo/a/../b/./c//d"), "/repo/b/c/d");
+        assert_eq!(lexical_abs("/../../x"), "/x");
+        assert_eq!(relative_to("", "a/b"), "a/b");
+        assert_eq!(relative_to("app", "app/x"), "x");
+        assert_eq!(relative_to("app/sub", "app/x"), "../x");
+        assert_eq!(relative_to("app", "other/x"), "../other/x");
+        assert_eq!(relative_to("app", "app"), ".");
+    }
 }

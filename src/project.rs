@@ -87,7 +87,7 @@ impl Project {
         let mut found = None;
         for c in &candidates {
             let bytes = reader
-                .read(c, giterminism.config.allow_uncommitted)
+                .read(c, &|_| giterminism.config.allow_uncommitted)
                 .map_err(|e| anyhow::anyhow!("unable to read werf config: {e}"))?;
             if let Some(bytes) = bytes {
                 found = Some((c.clone(), bytes));
@@ -165,7 +165,8 @@ fn giterminism(reader: &ConfigReader) -> anyhow::Result<GiterminismConfig> {
     if !reader.exists_anywhere(name).map_err(|e| anyhow::anyhow!("reading {rel}: {e}"))? {
         return Ok(GiterminismConfig::default());
     }
-    let bytes = reader.read(name, false).map_err(|e| anyhow::anyhow!("unable to read werf giterminism config: {e}"))?;
+    let bytes =
+        reader.read(name, &|_| false).map_err(|e| anyhow::anyhow!("unable to read werf giterminism config: {e}"))?;
     let Some(bytes) = bytes else { return Ok(GiterminismConfig::default()) };
     let text = String::from_utf8(bytes).with_context(|| format!("{rel} is not UTF-8"))?;
     Ok(GiterminismConfig::parse(&rel, &text)?)
@@ -279,7 +280,7 @@ impl CommitFiles {
         let from_commit: Vec<String> = paths.iter().filter(|p| !accepted(p)).cloned().collect();
         self.reader.check_committed(&from_commit)?;
         for path in &paths {
-            let bytes = match self.reader.read(path, accepted(path))? {
+            let bytes = match self.reader.read(path, &accepted)? {
                 Some(bytes) => bytes,
                 None if accepted(path) => return Err(not_in_project_directory(path)),
                 None => continue,
@@ -342,7 +343,7 @@ impl config::FileSource for CommitFiles {
         let rel = self.resolve(path)?;
         let path = rel[self.reader.dir_rel.len()..].trim_start_matches('/');
         let accepted = self.file_accepted(path);
-        match self.reader.read(path, accepted)? {
+        match self.reader.read(path, &|p| self.file_accepted(p))? {
             // werf's FileNotFoundInProjectDirectoryError for a file read from the working tree.
             None if accepted || self.reader.commit.loose => Err(not_in_project_directory(path)),
             found => Ok(found),

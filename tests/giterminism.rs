@@ -46,7 +46,7 @@ fn uncommitted_config_files_as_giterminism_allows() {
     );
     let render = || env.slipway().args(["config", "render", "--dir"]).arg(&dir).output().unwrap();
     assert!(
-        stdout(&run_ok(&mut env.slipway().args(["config", "render", "--dir"]).arg(&dir)))
+        stdout(&run_ok(env.slipway().args(["config", "render", "--dir"]).arg(&dir)))
             .ends_with("image: committed\nfrom: alpine:3.19\nshell:\n  install: echo committed-note 0\n")
     );
 
@@ -57,7 +57,7 @@ fn uncommitted_config_files_as_giterminism_allows() {
     allow(&dir, "config:\n  goTemplateRendering:\n    allowUncommittedFiles: [notes.txt]\n");
     refused(&render(), "the untracked file \"extra/new.txt\" must be committed");
     allow(&dir, "config:\n  goTemplateRendering:\n    allowUncommittedFiles: [notes.txt, \"extra/*\"]\n");
-    let out = run_ok(&mut env.slipway().args(["config", "render", "--dir"]).arg(&dir));
+    let out = run_ok(env.slipway().args(["config", "render", "--dir"]).arg(&dir));
     assert!(stdout(&out).ends_with("install: echo edited-note 1\n"), "{}", stdout(&out));
 
     // Partials.
@@ -65,15 +65,36 @@ fn uncommitted_config_files_as_giterminism_allows() {
     write(&dir, ".werf/part.tmpl", "image: edited");
     refused(&render(), "the file \".werf/part.tmpl\" must be committed");
     allow(&dir, &format!("config:\n  allowUncommittedTemplates: [\".werf/**/*.tmpl\"]\n{files}"));
-    let out = run_ok(&mut env.slipway().args(["config", "render", "--dir"]).arg(&dir));
+    let out = run_ok(env.slipway().args(["config", "render", "--dir"]).arg(&dir));
     assert!(stdout(&out).contains("image: edited\nfrom: alpine:3.19\n"), "{}", stdout(&out));
 
     // werf.yaml.
     write(&dir, "werf.yaml", &werf("3.20"));
     refused(&render(), "unable to read werf config: the file \"werf.yaml\" must be committed");
     allow(&dir, &format!("config:\n  allowUncommitted: true\n  allowUncommittedTemplates: [.werf]\n{files}"));
-    let out = run_ok(&mut env.slipway().args(["config", "render", "--dir"]).arg(&dir));
+    let out = run_ok(env.slipway().args(["config", "render", "--dir"]).arg(&dir));
     assert!(stdout(&out).ends_with("image: edited\nfrom: alpine:3.20\nshell:\n  install: echo edited-note 1\n"));
+
+    // An accepted symlink must lead to an accepted path inside the work tree.
+    std::fs::remove_file(dir.join("notes.txt")).unwrap();
+    write(&dir, "other.txt", "other\n");
+    std::os::unix::fs::symlink("other.txt", dir.join("notes.txt")).unwrap();
+    let out = render();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("accepted file \"notes.txt\" check failed: the link target \"other.txt\" should be also accepted by giterminism config"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_file(dir.join("notes.txt")).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", dir.join("notes.txt")).unwrap();
+    let out = render();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("the file \"/etc/hostname\" not found in the project directory"), "{}", stderr(&out));
+    std::fs::remove_file(dir.join("notes.txt")).unwrap();
+    std::os::unix::fs::symlink("extra/new.txt", dir.join("notes.txt")).unwrap();
+    let out = run_ok(env.slipway().args(["config", "render", "--dir"]).arg(&dir));
+    assert!(stdout(&out).ends_with("install: echo new 1\n"), "{}", stdout(&out));
 
     // werf-giterminism.yaml itself is never read uncommitted.
     write(&dir, "werf-giterminism.yaml", "giterminismConfigVersion: 1\nconfig:\n  allowUncommitted: true\n");

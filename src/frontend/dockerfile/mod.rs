@@ -52,7 +52,7 @@ pub fn build(job: &Job<'_>, d: &DockerfileImage) -> anyhow::Result<Built> {
         ));
     }
     let df_bytes = reader
-        .read(&df_path, df_accepted)
+        .read(&df_path, &|p| path_matcher_matches(&allow.allow_uncommitted, p))
         .map_err(|e| anyhow::anyhow!("image {shown}: unable to read dockerfile {df_path:?}: {e}"))?;
     let df_bytes = df_bytes.with_context(|| match run.commit.worktree.is_some() {
         _ if df_accepted || run.commit.loose => {
@@ -140,7 +140,7 @@ fn read_dockerignore(
             continue;
         }
         let accepted = path_matcher_matches(allow, &path);
-        return match reader.read(&path, accepted).map_err(fail)? {
+        return match reader.read(&path, &|p| path_matcher_matches(allow, p)).map_err(fail)? {
             Some(bytes) => Ok(Some((path, bytes))),
             None if accepted || reader.commit.loose => Err(fail(not_in_project_directory(&path))),
             None => Ok(None),
