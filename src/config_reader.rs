@@ -51,16 +51,24 @@ impl ConfigReader {
     }
 
     /// werf's `UntrackedFilesError`/`UncommittedFilesError` for those of `paths`
-    /// (relative to the project) that differ from the commit, if any do: untracked ones
-    /// first, as werf checks them first.
+    /// (relative to the project) that differ from the commit — changed, untracked, or
+    /// deleted from the working tree (git status lists all three) — if any do: untracked
+    /// ones first, as werf checks them first.
     pub fn check_committed(&self, paths: &[String]) -> Result<(), String> {
         let uncommitted = self.uncommitted()?;
         let (mut modified, mut untracked) = (Vec::new(), Vec::new());
-        for path in paths.iter().filter(|p| uncommitted.contains(p)) {
+        for path in paths {
             let rel = join_rel(&self.dir_rel, path);
-            match self.repo().entry(&self.commit.id, &rel).map_err(|e| format!("{e:#}"))? {
-                Some(_) => modified.push(path.as_str()),
-                None => untracked.push(path.as_str()),
+            let in_head =
+                || self.repo().entry(&self.commit.id, &rel).map(|e| e.is_some()).map_err(|e| format!("{e:#}"));
+            if uncommitted.contains(path) {
+                match in_head()? {
+                    true => modified.push(path.as_str()),
+                    false => untracked.push(path.as_str()),
+                }
+            } else if self.strict() && matches!(self.repo().worktree_link(&rel), Ok(None)) && in_head()? {
+                // Deleted from the working tree: git status lists it, so werf refuses it.
+                modified.push(path.as_str());
             }
         }
         let message = |kind: &str, list: &[&str]| match list {

@@ -4,10 +4,17 @@
 //! typed, an unknown key or a wrong type is an error naming the file and line, and
 //! `giterminismConfigVersion: 1` is required as in werf. werf tolerates unknown keys
 //! (its schema has `additionalProperties`); slipway refuses them, because a misspelt
-//! allowance silently not applying is hard to debug. Keys that slipway does not act on
-//! yet (`allowUncommitted*`, `stapel.allowFromLatest`, `stapel.git.allowBranch`, `helm.*`, `cli.allowCustomTags`,
-//! `includes.*`) are accepted and ignored: they can only loosen checks slipway does not
-//! make.
+//! allowance silently not applying is hard to debug.
+//!
+//! Acted on: `config.allowUncommitted`, `config.allowUncommittedTemplates`,
+//! `config.goTemplateRendering.*`, `config.dockerfile.*`, `config.secrets.*` and
+//! `config.stapel.mount.*` (the `allowUncommitted*` paths through [`path_matcher_matches`],
+//! werf's `path_matcher`, by `config_reader.rs`). Accepted and ignored, because they can
+//! only loosen checks slipway does not make: `stapel.allowFromLatest` and
+//! `stapel.git.allowBranch` (`fromLatest` and remote `git` are refused), `helm.*` (no
+//! deploy), `includes.*` (no includes) and `cli.allowCustomTags`, which werf checks only
+//! for `--use-custom-tag` (converge, render, plan, lint, bundle publish; never for
+//! `build --add-custom-tag`), an option no slipway command has.
 //!
 //! Pure: the loader in `project.rs` reads the file from the commit; host paths used to
 //! match `config.secrets.allowFiles` come in as [`HostPaths`].
@@ -44,7 +51,7 @@ pub struct Version;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Cli {
-    /// Not acted on: slipway has no `--add-custom-tag`.
+    /// Not acted on: werf checks it for `--use-custom-tag` only, which slipway has not.
     #[serde(default)]
     pub allow_custom_tags: bool,
 }
@@ -52,10 +59,11 @@ pub struct Cli {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Config {
-    /// Not acted on: werf.yaml is always read from the commit.
+    /// werf.yaml (or `--config`) is read from the working tree.
     #[serde(default)]
     pub allow_uncommitted: bool,
-    /// Not acted on: `.werf/*.tmpl` templates are not supported.
+    /// Partials (`.werf/**/*.tmpl`, paths relative to the project) read from the working
+    /// tree.
     #[serde(default)]
     pub allow_uncommitted_templates: Vec<String>,
     #[serde(default)]
@@ -75,7 +83,7 @@ pub struct GoTemplateRendering {
     /// Env var names templates may read: `NAME` or `/regex/` (no globs, as in werf).
     #[serde(default)]
     pub allow_env_variables: Vec<String>,
-    /// Not acted on: templates only read committed files.
+    /// Files `.Files.*` read from the working tree (paths relative to the project).
     #[serde(default)]
     pub allow_uncommitted_files: Vec<String>,
 }
@@ -124,10 +132,11 @@ pub struct StapelMount {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Dockerfile {
-    /// Not acted on: Dockerfiles are read from the commit.
+    /// Dockerfiles read from the working tree (paths relative to the project).
     #[serde(default)]
     pub allow_uncommitted: Vec<String>,
-    /// Not acted on: `.dockerignore` files are read from the commit.
+    /// `.dockerignore` (and `DOCKERFILE.dockerignore`) files read from the working tree
+    /// (paths relative to the project).
     #[serde(default)]
     pub allow_uncommitted_dockerignore_files: Vec<String>,
     /// Working-tree paths (relative to the project directory) `contextAddFiles` may take.

@@ -50,7 +50,9 @@ fn uncommitted_config_files_as_giterminism_allows() {
             .ends_with("image: committed\nfrom: alpine:3.19\nshell:\n  install: echo committed-note 0\n")
     );
 
-    // .Files: a changed file and an untracked one.
+    // .Files: a deleted file (git status lists it), a changed one and an untracked one.
+    std::fs::remove_file(dir.join("notes.txt")).unwrap();
+    refused(&render(), "{{ .Files.Get \"notes.txt\" }}: the file \"notes.txt\" must be committed");
     write(&dir, "notes.txt", "edited-note\n");
     write(&dir, "extra/new.txt", "new\n");
     refused(&render(), "{{ .Files.Get \"notes.txt\" }}: the file \"notes.txt\" must be committed");
