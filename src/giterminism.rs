@@ -4,10 +4,17 @@
 //! typed, an unknown key or a wrong type is an error naming the file and line, and
 //! `giterminismConfigVersion: 1` is required as in werf. werf tolerates unknown keys
 //! (its schema has `additionalProperties`); slipway refuses them, because a misspelt
-//! allowance silently not applying is hard to debug. Keys that slipway does not act on
-//! yet (`allowUncommitted*`, `stapel.allowFromLatest`, `stapel.git.allowBranch`, `helm.*`, `cli.allowCustomTags`,
-//! `includes.*`) are accepted and ignored: they can only loosen checks slipway does not
-//! make.
+//! allowance silently not applying is hard to debug.
+//!
+//! Acted on: `config.allowUncommitted`, `config.allowUncommittedTemplates`,
+//! `config.goTemplateRendering.*`, `config.dockerfile.*`, `config.secrets.*` and
+//! `config.stapel.mount.*` (the `allowUncommitted*` paths through [`path_matcher_matches`],
+//! werf's `path_matcher`, by `config_reader.rs`). Accepted and ignored, because they can
+//! only loosen checks slipway does not make: `stapel.allowFromLatest` and
+//! `stapel.git.allowBranch` (`fromLatest` and remote `git` are refused), `helm.*` (no
+//! deploy), `includes.*` (no includes) and `cli.allowCustomTags`, which werf checks only
+//! for `--use-custom-tag` (converge, render, plan, lint, bundle publish; never for
+//! `build --add-custom-tag`), an option no slipway command has.
 //!
 //! Pure: the loader in `project.rs` reads the file from the commit; host paths used to
 //! match `config.secrets.allowFiles` come in as [`HostPaths`].
@@ -44,7 +51,7 @@ pub struct Version;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Cli {
-    /// Not acted on: slipway has no `--add-custom-tag`.
+    /// Not acted on: werf checks it for `--use-custom-tag` only, which slipway has not.
     #[serde(default)]
     pub allow_custom_tags: bool,
 }
@@ -52,10 +59,11 @@ pub struct Cli {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Config {
-    /// Not acted on: werf.yaml is always read from the commit.
+    /// werf.yaml (or `--config`) is read from the working tree.
     #[serde(default)]
     pub allow_uncommitted: bool,
-    /// Not acted on: `.werf/*.tmpl` templates are not supported.
+    /// Partials (`.werf/**/*.tmpl`, paths relative to the project) read from the working
+    /// tree.
     #[serde(default)]
     pub allow_uncommitted_templates: Vec<String>,
     #[serde(default)]
@@ -75,7 +83,7 @@ pub struct GoTemplateRendering {
     /// Env var names templates may read: `NAME` or `/regex/` (no globs, as in werf).
     #[serde(default)]
     pub allow_env_variables: Vec<String>,
-    /// Not acted on: templates only read committed files.
+    /// Files `.Files.*` read from the working tree (paths relative to the project).
     #[serde(default)]
     pub allow_uncommitted_files: Vec<String>,
 }
@@ -124,10 +132,11 @@ pub struct StapelMount {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Dockerfile {
-    /// Not acted on: Dockerfiles are read from the commit.
+    /// Dockerfiles read from the working tree (paths relative to the project).
     #[serde(default)]
     pub allow_uncommitted: Vec<String>,
-    /// Not acted on: `.dockerignore` files are read from the commit.
+    /// `.dockerignore` (and `DOCKERFILE.dockerignore`) files read from the working tree
+    /// (paths relative to the project).
     #[serde(default)]
     pub allow_uncommitted_dockerignore_files: Vec<String>,
     /// Working-tree paths (relative to the project directory) `contextAddFiles` may take.
@@ -282,13 +291,46 @@ impl GiterminismConfig {
     }
 }
 
-/// werf's `path_matcher` with include globs (`isPathMatched`): a glob matches the path
-/// itself or anything below it.
-fn path_matcher_matches(patterns: &[String], path: &str) -> bool {
+/// werf's `path_matcher` with include globs (`isPathMatched`): both sides cleaned as Go's
+/// `filepath.Clean` (`""`, `.` and `/` are the empty path), then a glob matches the path
+/// itself or — with its trailing `*`/`**` parts dropped — the path or anything below it,
+/// so `dir`, `dir/*` and `dir/**/*` all allow `dir` and every file under it, and `.`
+/// allows everything.
+pub fn path_matcher_matches(patterns: &[String], path: &str) -> bool {
+    let path = go_clean(path);
     patterns.iter().any(|p| {
-        let p = p.trim_end_matches('/');
-        path_glob_matches(p, path) || path_glob_matches(&format!("{p}/**/*"), path)
+        let pattern = go_clean(p);
+        // doublestar never matches an absolute glob against a relative path, or back.
+        if pattern.starts_with('/') != path.starts_with('/') {
+            return false;
+        }
+        let lead = if pattern.starts_with('/') { "/" } else { "" };
+        let mut base: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+        while base.last().is_some_and(|s| s.chars().all(|c| c == '*')) {
+            base.pop();
+        }
+        let base = format!("{lead}{}", base.join("/"));
+        let below = if base.is_empty() || base == "/" { format!("{base}**/*") } else { format!("{base}/**/*") };
+        path_glob_matches(&pattern, &path) || path_glob_matches(&base, &path) || path_glob_matches(&below, &path)
     })
+}
+
+/// Go's `filepath.Clean`, lexically, with werf's `formatPath`: `""`, `.` and `/` are `""`.
+fn go_clean(path: &str) -> String {
+    let abs = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            ".." if abs => {}
+            p => parts.push(p),
+        }
+    }
+    let joined = parts.join("/");
+    if abs && !joined.is_empty() { format!("/{joined}") } else { joined }
 }
 
 /// Where `~` and relative paths point, read once by the caller.
@@ -323,21 +365,12 @@ fn expand_path(path: &str, host: &HostPaths) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// werf's `isAbsPathMatched`: both sides expanded, then a glob matches the path itself,
-/// or — with its trailing `*`/`**` parts dropped — the path or anything below it, so
-/// allowing a directory allows the files in it.
+/// werf's `isAbsPathMatched`: both sides expanded, then matched as
+/// [`path_matcher_matches`] does, so allowing a directory allows the files in it.
 fn file_allowed(patterns: &[String], src: &str, host: &HostPaths) -> bool {
     let path = expand_path(src, host);
-    patterns.iter().any(|p| {
-        let pattern = expand_path(p, host);
-        let mut base: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
-        while base.last().is_some_and(|s| s.chars().all(|c| c == '*')) {
-            base.pop();
-        }
-        let base = base.join("/");
-        let below = if base.is_empty() { "**/*".to_owned() } else { format!("{base}/**/*") };
-        path_glob_matches(&pattern, &path) || path_glob_matches(&base, &path) || path_glob_matches(&below, &path)
-    })
+    let patterns: Vec<String> = patterns.iter().map(|p| expand_path(p, host)).collect();
+    path_matcher_matches(&patterns, &path)
 }
 
 /// doublestar's `PathMatch` without `{a,b}` alternatives: `/`-separated segments, a

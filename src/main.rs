@@ -7,6 +7,7 @@
 mod cli;
 mod cmd;
 mod config;
+mod config_reader;
 mod context;
 mod engine;
 mod frontend;

@@ -3,12 +3,13 @@
 //! `--dev` and `--loose-giterminism` ask, as the working tree has them ([`SourceMode`]).
 
 use crate::config::{self, WerfConfig};
+use crate::config_reader::{ConfigReader, not_in_project_directory};
 use crate::git::{CommitInfo, EntryKind, GitError, Repo};
-use crate::giterminism::{AllowedVar, GiterminismConfig, HostPaths};
+use crate::giterminism::{AllowedVar, GiterminismConfig, HostPaths, path_matcher_matches};
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 /// Where a project is read from: werf's `--dev` (`WERF_DEV`), `--dev-ignore`
 /// (`WERF_DEV_IGNORE_*`) and `--loose-giterminism` (`WERF_LOOSE_GITERMINISM`), as the
@@ -53,6 +54,9 @@ pub struct Project {
     /// (werf.yaml's own mounts are checked at load; a base image's inherited mount
     /// labels are checked against it when building), or `None` with loose giterminism.
     pub mount_allow: Option<GiterminismConfig>,
+    /// The whole `werf-giterminism.yaml` (the default if there is none): the Dockerfile
+    /// front end reads `config.dockerfile.allowUncommitted*` from it.
+    pub giterminism: GiterminismConfig,
 }
 
 impl Project {
@@ -72,38 +76,36 @@ impl Project {
             let snapshot = repo.snapshot(&mode.dev_ignore).context("taking the working tree (--dev)")?;
             commit.worktree = Some(Arc::new(snapshot));
         }
-        // Files that differ from HEAD matter only when HEAD is what is read.
-        let strict = commit.worktree.is_none() && !commit.loose;
         let dir_rel = repo.rel_path(&dir)?;
-        let candidates: Vec<PathBuf> = match config_flag {
-            Some(c) => vec![c.to_path_buf()],
+        let reader = ConfigReader::new(repo.clone(), commit.clone(), dir_rel.clone());
+        // werf reads werf-giterminism.yaml first: from the commit, never accepted uncommitted.
+        let giterminism = giterminism(&reader)?;
+        let candidates: Vec<String> = match config_flag {
+            Some(c) => vec![join_rel("", &c.to_string_lossy())],
             None => vec!["werf.yaml".into(), "werf.yml".into()],
         };
         let mut found = None;
         for c in &candidates {
-            let rel = join_rel(&dir_rel, &c.to_string_lossy());
-            if let Some(bytes) = repo.read_config(&commit, &rel)? {
-                found = Some((rel, c.clone(), bytes));
+            let bytes = reader
+                .read(c, &|_| giterminism.config.allow_uncommitted)
+                .map_err(|e| anyhow::anyhow!("unable to read werf config: {e}"))?;
+            if let Some(bytes) = bytes {
+                found = Some((c.clone(), bytes));
                 break;
             }
         }
-        let Some((rel, shown, bytes)) = found else {
-            let in_worktree = candidates.iter().find(|c| strict && dir.join(c).is_file());
-            match in_worktree {
-                Some(c) => bail!(
-                    "{} is not in commit {}: slipway reads werf.yaml from the current commit (giterminism); commit it",
-                    c.display(),
-                    &commit.id[..12]
-                ),
-                None => bail!("no werf.yaml or werf.yml in {} (use --config to name another file)", dir.display()),
+        let Some((file_name, bytes)) = found else {
+            // werf names werf.yaml when it looked for both default names.
+            let shown = if candidates.len() == 1 { candidates[0].as_str() } else { "werf.yaml" };
+            if mode.loose {
+                bail!("unable to read werf config: {}", not_in_project_directory(shown));
             }
+            bail!(
+                "unable to read werf config: the file {shown:?} not found in the project git repository. If the file exists locally, configure werf-giterminism.yaml to allow uncommitted files\n\n{}",
+                config::GITERMINISM_TAIL
+            );
         };
-        let file_name = shown.to_string_lossy().into_owned();
         let text = String::from_utf8(bytes).with_context(|| format!("{file_name} is not UTF-8"))?;
-        if strict && repo.file_uncommitted(&rel)? {
-            eprintln!("Warning: {file_name} has uncommitted changes; the committed version is used (giterminism)");
-        }
-        let giterminism = giterminism(&repo, &commit, &dir_rel)?;
         // Only what werf-giterminism.yaml allows: werf allows no name by default, `WERF_*`
         // included. Loose giterminism allows every name (werf's inspector/config_go_template.go).
         let mut allowed = Vec::new();
@@ -114,7 +116,7 @@ impl Project {
             true => None,
             false => Some(Arc::new(move |name: &str| allowed.iter().any(|a| a.matches(name)))),
         };
-        let files = Arc::new(CommitFiles::new(repo.clone(), commit.clone(), dir_rel.clone()));
+        let files = Arc::new(CommitFiles::new(reader, &giterminism));
         let input = config::TemplateInput {
             vars: mode.host.utf8_vars(),
             allow_env,
@@ -147,8 +149,8 @@ impl Project {
             giterminism.check_mounts(&file_name, &config.images)?;
         }
         let allow_context_add_files = giterminism.config.dockerfile.allow_context_add_files.clone();
-        let mount_allow = (!mode.loose).then_some(giterminism);
-        Ok(Project { repo, rendered, commit, dir_rel, config, name, allow_context_add_files, mount_allow })
+        let mount_allow = (!mode.loose).then(|| giterminism.clone());
+        Ok(Project { repo, rendered, commit, dir_rel, config, name, allow_context_add_files, mount_allow, giterminism })
     }
 }
 
@@ -157,9 +159,15 @@ impl Project {
 /// (`config.goTemplateRendering.allowEnvVariables`, plus the `WERF_*` ones werf always
 /// allows), working-tree files (`config.dockerfile.allowContextAddFiles`) and build
 /// secrets (`config.secrets.*`).
-fn giterminism(repo: &Repo, commit: &CommitInfo, dir_rel: &str) -> anyhow::Result<GiterminismConfig> {
-    let rel = join_rel(dir_rel, "werf-giterminism.yaml");
-    let Some(bytes) = repo.read_config(commit, &rel)? else { return Ok(GiterminismConfig::default()) };
+fn giterminism(reader: &ConfigReader) -> anyhow::Result<GiterminismConfig> {
+    let name = "werf-giterminism.yaml";
+    let rel = join_rel(&reader.dir_rel, name);
+    if !reader.exists_anywhere(name).map_err(|e| anyhow::anyhow!("reading {rel}: {e}"))? {
+        return Ok(GiterminismConfig::default());
+    }
+    let bytes =
+        reader.read(name, &|_| false).map_err(|e| anyhow::anyhow!("unable to read werf giterminism config: {e}"))?;
+    let Some(bytes) = bytes else { return Ok(GiterminismConfig::default()) };
     let text = String::from_utf8(bytes).with_context(|| format!("{rel} is not UTF-8"))?;
     Ok(GiterminismConfig::parse(&rel, &text)?)
 }
@@ -167,69 +175,33 @@ fn giterminism(repo: &Repo, commit: &CommitInfo, dir_rel: &str) -> anyhow::Resul
 /// The most bytes of `.werf` partials, or of one `.Files.Glob` result.
 const MAX_TEMPLATE_FILES_BYTES: u64 = config::MAX_RENDERED_BYTES as u64;
 
-/// `.Files` and the `.werf` partials, read from the commit's tree (or, in werf's dev
-/// mode, its snapshot of the working tree; with loose giterminism, from the working tree
-/// as it is), paths relative to the project directory.
+/// `.Files` and the `.werf` partials, read as werf reads configuration files
+/// ([`ConfigReader`]): from the commit's tree (or, in werf's dev mode, its snapshot of the
+/// working tree; with loose giterminism, from the working tree as it is), except the
+/// paths `werf-giterminism.yaml` accepts uncommitted (`allowUncommittedTemplates` for
+/// partials, `goTemplateRendering.allowUncommittedFiles` for `.Files`), which come from
+/// the working tree. Paths are relative to the project directory.
 pub struct CommitFiles {
-    repo: Mutex<Repo>,
-    commit: CommitInfo,
-    dir_rel: String,
+    reader: ConfigReader,
+    /// `config.goTemplateRendering.allowUncommittedFiles`.
+    allow_files: Vec<String>,
+    /// `config.allowUncommittedTemplates`.
+    allow_templates: Vec<String>,
     /// Files and symlinks of the project directory, relative to it, sorted.
     listing: OnceLock<Result<Vec<String>, String>>,
-    /// Working-tree files of the project that differ from the commit (werf refuses to
-    /// render with them rather than silently reading another version).
-    uncommitted: OnceLock<Result<Vec<String>, String>>,
+    /// The same in the working tree as it is (for accepted paths).
+    worktree_listing: OnceLock<Result<Vec<String>, String>>,
 }
 
 impl CommitFiles {
-    pub fn new(repo: Repo, commit: CommitInfo, dir_rel: String) -> CommitFiles {
-        CommitFiles { repo: Mutex::new(repo), commit, dir_rel, listing: OnceLock::new(), uncommitted: OnceLock::new() }
-    }
-
-    fn uncommitted(&self) -> Result<&[String], String> {
-        if self.commit.worktree.is_some() || self.commit.loose {
-            return Ok(&[]);
+    pub fn new(reader: ConfigReader, giterminism: &GiterminismConfig) -> CommitFiles {
+        CommitFiles {
+            reader,
+            allow_files: giterminism.config.go_template_rendering.allow_uncommitted_files.clone(),
+            allow_templates: giterminism.config.allow_uncommitted_templates.clone(),
+            listing: OnceLock::new(),
+            worktree_listing: OnceLock::new(),
         }
-        let list = self
-            .uncommitted
-            .get_or_init(|| self.repo.lock().expect("repo").uncommitted(&self.dir_rel).map_err(|e| format!("{e:#}")));
-        list.as_deref().map_err(Clone::clone)
-    }
-
-    /// werf's `UncommittedFilesError`/`UntrackedFilesError` for `paths` (relative to the
-    /// project) that differ from the commit, if any do.
-    fn check_committed(&self, paths: &[String]) -> Result<(), String> {
-        // Dev mode builds the working tree (werf's file_reader/git.go skips the status
-        // check); loose giterminism reads the files as they are.
-        if self.commit.worktree.is_some() || self.commit.loose {
-            return Ok(());
-        }
-        let uncommitted = self.uncommitted()?;
-        let listing = self.listing()?;
-        let (mut modified, mut untracked) = (Vec::new(), Vec::new());
-        for path in paths.iter().filter(|p| uncommitted.contains(p)) {
-            match listing.binary_search(path).is_ok() {
-                true => modified.push(path.as_str()),
-                false => untracked.push(path.as_str()),
-            }
-        }
-        let message = |kind: &str, list: &[&str]| match list {
-            [one] => format!("the {kind}file {one:?} must be committed"),
-            many => {
-                let kind = if kind.is_empty() { String::new() } else { kind.to_owned() };
-                let list: Vec<String> = many.iter().map(|p| format!("{p:?}")).collect();
-                format!("the following {kind}files must be committed:\n\n - {}", list.join("\n - "))
-            }
-        };
-        let text = match (untracked.is_empty(), modified.is_empty()) {
-            (true, true) => return Ok(()),
-            (false, _) => message("untracked ", &untracked),
-            (true, false) => message("", &modified),
-        };
-        Err(format!(
-            "{text}\n\nYou may be interested in the development mode (activated by the --dev option), which allows working with project files without doing redundant commits during debugging and development.\n\n{}",
-            config::GITERMINISM_TAIL
-        ))
     }
 
     /// `path` relative to the repository root, refused if it leaves the project.
@@ -248,11 +220,7 @@ impl CommitFiles {
                 return Err(format!("the path {path:?} is outside the project directory"));
             }
         }
-        Ok(join_rel(&self.dir_rel, path))
-    }
-
-    fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, GitError> {
-        self.repo.lock().expect("repo").read_config(&self.commit, rel)
+        Ok(join_rel(&self.reader.dir_rel, path))
     }
 
     /// Every file and symlink of the project directory in the commit (submodules left
@@ -260,43 +228,63 @@ impl CommitFiles {
     /// included (werf's `ListFilesWithGlob` walks the filesystem).
     fn listing(&self) -> Result<&[String], String> {
         let listing = self.listing.get_or_init(|| {
-            let repo = self.repo.lock().expect("repo");
-            if self.commit.loose {
-                return repo.worktree_files(&self.dir_rel).map_err(|e| format!("{e:#}"));
+            if self.reader.commit.loose {
+                return self.worktree_listing().map(<[String]>::to_vec);
             }
-            let entries = match repo.read_at(&self.commit, &self.dir_rel) {
-                Ok(_) if !self.dir_rel.is_empty() => Vec::new(),
-                _ => repo.tree_at(&self.commit, &self.dir_rel).map_err(|e| format!("{e:#}"))?,
+            let repo = self.reader.repo();
+            let (commit, dir_rel) = (&self.reader.commit, &self.reader.dir_rel);
+            let entries = match repo.read_at(commit, dir_rel) {
+                Ok(_) if !dir_rel.is_empty() => Vec::new(),
+                _ => repo.tree_at(commit, dir_rel).map_err(|e| format!("{e:#}"))?,
             };
             Ok(entries.into_iter().filter(|e| e.kind != EntryKind::Submodule).map(|e| e.path).collect())
         });
         listing.as_deref().map_err(Clone::clone)
     }
 
-    /// Regular files (and symlinks) whose path matches `pattern`, read in path order.
-    fn matching(&self, pattern: &str) -> Result<BTreeMap<String, String>, String> {
+    /// The project directory of the working tree as it is (ignored files included).
+    fn worktree_listing(&self) -> Result<&[String], String> {
+        let listing = self
+            .worktree_listing
+            .get_or_init(|| self.reader.repo().worktree_files(&self.reader.dir_rel).map_err(|e| format!("{e:#}")));
+        listing.as_deref().map_err(Clone::clone)
+    }
+
+    /// Regular files (and symlinks) whose path matches `pattern`, read in path order
+    /// (werf's `WalkConfigurationFilesWithGlob`): the commit's, those that differ from it
+    /// (refused unless `allow` accepts them) and those in the working tree that `allow`
+    /// accepts (read from there).
+    fn matching(&self, pattern: &str, allow: &[String]) -> Result<BTreeMap<String, String>, String> {
         let mut out = BTreeMap::new();
         let mut total = 0u64;
-        let listing = self.listing()?;
         let pattern = pattern.trim_start_matches("./");
-        let mut paths: Vec<String> = Vec::new();
-        for path in listing {
+        let accepted = |path: &str| path_matcher_matches(allow, path);
+        let mut paths: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        for path in self.listing()? {
             if glob_match(pattern, path)? {
-                paths.push(path.clone());
+                paths.insert(path.clone());
             }
         }
-        for path in self.uncommitted()? {
-            if !paths.contains(path) && glob_match(pattern, path)? {
-                paths.push(path.clone());
+        for path in self.reader.uncommitted()? {
+            if glob_match(pattern, path)? {
+                paths.insert(path.clone());
             }
         }
-        self.check_committed(&paths)?;
-        for path in listing {
-            if !paths.contains(path) {
-                continue;
+        if !allow.is_empty() && !self.reader.commit.loose {
+            for path in self.worktree_listing()? {
+                if accepted(path) && glob_match(pattern, path)? {
+                    paths.insert(path.clone());
+                }
             }
-            let rel = join_rel(&self.dir_rel, path);
-            let Some(bytes) = self.read(&rel).map_err(|e| format!("{e:#}"))? else { continue };
+        }
+        let from_commit: Vec<String> = paths.iter().filter(|p| !accepted(p)).cloned().collect();
+        self.reader.check_committed(&from_commit)?;
+        for path in &paths {
+            let bytes = match self.reader.read(path, &accepted)? {
+                Some(bytes) => bytes,
+                None if accepted(path) => return Err(not_in_project_directory(path)),
+                None => continue,
+            };
             total += bytes.len() as u64;
             if total > MAX_TEMPLATE_FILES_BYTES {
                 return Err(format!("the files matching {pattern:?} exceed {} MiB", MAX_TEMPLATE_FILES_BYTES >> 20));
@@ -306,19 +294,19 @@ impl CommitFiles {
         Ok(out)
     }
 
-    /// `.werf/**/*.tmpl`, each named by its path relative to `.werf` (werf's names).
     /// `TEMPLATES/**/*.tmpl` (`templates`: relative to the project directory), each named by
     /// its path inside `templates`, as werf names them.
     pub fn partials(&self, templates: &str) -> anyhow::Result<Vec<(String, String)>> {
-        match self.read(&join_rel(&self.dir_rel, templates)) {
-            Err(GitError::NotAFile { .. }) => {}
-            _ => return Ok(Vec::new()),
-        }
         let prefix = if templates.is_empty() { String::new() } else { format!("{templates}/") };
-        let files = self.matching(&format!("{prefix}**/*.tmpl")).map_err(|e| {
+        let files = self.matching(&format!("{prefix}**/*.tmpl"), &self.allow_templates).map_err(|e| {
             anyhow::anyhow!("reading the templates in {}: {e}", if templates.is_empty() { "." } else { templates })
         })?;
         Ok(files.into_iter().map(|(path, text)| (path[prefix.len()..].to_owned(), text)).collect())
+    }
+
+    /// Whether `.Files` may read `path` (relative to the project) from the working tree.
+    fn file_accepted(&self, path: &str) -> bool {
+        path_matcher_matches(&self.allow_files, path)
     }
 }
 
@@ -353,16 +341,30 @@ fn templates_rel(dir: &Path, flag: Option<&Path>) -> anyhow::Result<String> {
 impl config::FileSource for CommitFiles {
     fn get(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
         let rel = self.resolve(path)?;
-        self.check_committed(&[join_rel("", path)])?;
-        self.read(&rel).map_err(|e| format!("{e:#}"))
+        let path = rel[self.reader.dir_rel.len()..].trim_start_matches('/');
+        let accepted = self.file_accepted(path);
+        match self.reader.read(path, &|p| self.file_accepted(p))? {
+            // werf's FileNotFoundInProjectDirectoryError for a file read from the working tree.
+            None if accepted || self.reader.commit.loose => Err(not_in_project_directory(path)),
+            found => Ok(found),
+        }
     }
 
     fn glob(&self, pattern: &str) -> Result<BTreeMap<String, String>, String> {
         self.resolve(pattern)?;
-        self.matching(pattern)
+        self.matching(pattern, &self.allow_files)
     }
 
     fn exists(&self, path: &str) -> Result<bool, String> {
+        let Ok(rel) = self.resolve(path) else { return Ok(false) };
+        let clean = rel[self.reader.dir_rel.len()..].trim_start_matches('/').to_string();
+        if self.file_accepted(&clean) && !self.reader.commit.loose {
+            // werf's IsFileExist in the working tree: a file or a directory.
+            return match self.reader.repo().read_worktree_file(&rel) {
+                Ok(Some(_)) | Err(GitError::NotAFile { .. }) => Ok(true),
+                _ => Ok(false),
+            };
+        }
         // As werf: a file that differs from the commit does not exist for templates.
         Ok(self.get(path).unwrap_or(None).is_some() || self.is_dir(path)?)
     }
@@ -372,11 +374,15 @@ impl config::FileSource for CommitFiles {
             Ok(rel) => rel,
             Err(_) => return Ok(false),
         };
-        let dir = join_rel("", &rel[self.dir_rel.len()..]);
+        let dir = join_rel("", &rel[self.reader.dir_rel.len()..]);
         if dir.is_empty() {
             return Ok(true);
         }
-        Ok(self.listing()?.iter().any(|p| p.strip_prefix(&dir).is_some_and(|rest| rest.starts_with('/'))))
+        let below = |p: &String| p.strip_prefix(&dir).is_some_and(|rest| rest.starts_with('/'));
+        if self.file_accepted(&dir) && !self.reader.commit.loose {
+            return Ok(self.worktree_listing()?.iter().any(below));
+        }
+        Ok(self.listing()?.iter().any(below))
     }
 }
 

@@ -86,7 +86,7 @@ fn dev_builds_the_working_tree_with_content_digests() {
 
 /// `--loose-giterminism` reads an uncommitted werf.yaml, partials and `.Files`, and lets
 /// templates read any env var; `--dev` reads the working tree but keeps the allow-lists;
-/// neither flag: the commit and werf's refusals.
+/// neither flag: werf's refusals of the uncommitted files.
 #[test]
 fn loose_giterminism_reads_the_working_tree_and_allows_env() {
     let test = "loose_giterminism_reads_the_working_tree_and_allows_env";
@@ -109,10 +109,14 @@ fn loose_giterminism_reads_the_working_tree_and_allows_env() {
     };
     let want = "image: b\nfrom: alpine:3.20\nshell:\n  install: echo untracked-note\n";
 
-    // Neither flag: the committed werf.yaml, whose env var giterminism does not allow.
+    // Neither flag: werf refuses the uncommitted werf.yaml.
     let out = render(&[]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("env name \"TAG_FROM_ENV\" not allowed by giterminism"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unable to read werf config: the file \"werf.yaml\" must be committed"),
+        "{}",
+        stderr(&out)
+    );
 
     // --dev: the working tree's werf.yaml, partial and file, but the allow-list stays.
     let out = render(&["--dev"]);
@@ -144,9 +148,14 @@ fn loose_giterminism_reads_the_working_tree_and_allows_env() {
     let out = render(&["--dev"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).ends_with(want), "{}", stdout(&out));
-    // Without --dev the uncommitted werf-giterminism.yaml does not count.
+    // Without --dev the untracked werf-giterminism.yaml is refused, as werf does.
     let out = render(&[]);
     assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the untracked file \"werf-giterminism.yaml\" must be committed"),
+        "{}",
+        stderr(&out)
+    );
     // --dev-ignore (or WERF_DEV_IGNORE_*) leaves a path at HEAD's version: here, absent.
     let ignored = |out: std::process::Output| {
         assert!(!out.status.success());

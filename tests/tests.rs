@@ -16,6 +16,7 @@ mod dev;
 mod dockerfile;
 mod export;
 mod fds;
+mod giterminism;
 mod host;
 mod pod;
 mod proxy;

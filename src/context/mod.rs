@@ -55,6 +55,7 @@ impl BuildContext {
     /// The context directory `rel` (relative to the repository root) of `commit`, plus
     /// `add_files` (relative to the context) from the working tree, each of which must be
     /// under one of `allowed` (relative to the repository root).
+    #[cfg(test)]
     pub fn load(
         repo: &Repo,
         commit: &CommitInfo,
@@ -63,9 +64,24 @@ impl BuildContext {
         allowed: &[String],
     ) -> anyhow::Result<BuildContext> {
         let ignore_rel = crate::project::join_rel(rel, ".dockerignore");
-        let ignore = match repo.read_config(commit, &ignore_rel)? {
-            Some(b) => {
-                DockerIgnore::parse(&String::from_utf8_lossy(&b)).with_context(|| format!("parsing {ignore_rel}"))?
+        let ignore = repo.read_config(commit, &ignore_rel)?;
+        let ignore = ignore.as_deref().map(|b| (ignore_rel.as_str(), b));
+        BuildContext::load_with_ignore(repo, commit, rel, ignore, add_files, allowed)
+    }
+
+    /// As [`load`](Self::load), with the ignore file already read (as a configuration
+    /// file, by the caller): its name, for errors, and its bytes; `None`: no ignore file.
+    pub fn load_with_ignore(
+        repo: &Repo,
+        commit: &CommitInfo,
+        rel: &str,
+        ignore: Option<(&str, &[u8])>,
+        add_files: &[String],
+        allowed: &[String],
+    ) -> anyhow::Result<BuildContext> {
+        let ignore = match ignore {
+            Some((name, b)) => {
+                DockerIgnore::parse(&String::from_utf8_lossy(b)).with_context(|| format!("parsing {name}"))?
             }
             None => DockerIgnore::parse("")?,
         };

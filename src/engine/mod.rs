@@ -75,6 +75,7 @@ pub fn build(
         config: &project.config,
         allow_context_add_files: &project.allow_context_add_files,
         mount_allow: project.mount_allow.as_ref(),
+        giterminism: &project.giterminism,
         store,
         settings,
         log,
@@ -146,6 +147,9 @@ pub struct Run<'a> {
     /// werf-giterminism.yaml, for Stapel mounts a base image's labels ask for (`None`:
     /// loose giterminism allows every mount).
     pub mount_allow: Option<&'a crate::giterminism::GiterminismConfig>,
+    /// werf-giterminism.yaml: which Dockerfiles and `.dockerignore` files may be read
+    /// from the working tree (`config.dockerfile.allowUncommitted*`).
+    pub giterminism: &'a crate::giterminism::GiterminismConfig,
     pub store: &'a Store,
     pub settings: &'a BuildSettings,
     pub log: &'a Log,

@@ -384,6 +384,36 @@ impl Repo {
         if commit.loose { self.read_worktree_file(path) } else { self.read_at(commit, path) }
     }
 
+    /// What `path` (relative to the working tree's root, no symlink before its last
+    /// component) is in the working tree, without following it: `None` if nothing,
+    /// `Some(None)` if not a symlink, `Some(Some(target))` for a symlink, its target as
+    /// written (lossily UTF-8). The directory is opened beneath the root with no symlink
+    /// followed.
+    pub fn worktree_link(&self, path: &str) -> Result<Option<Option<String>>, GitError> {
+        let rel = clean_rel_path(path)?.join("/");
+        let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel.as_str()));
+        if name.is_empty() {
+            return Ok(Some(None));
+        }
+        let root = open_root(&self.workdir)?;
+        let dir_fd = match self.beneath(&root, dir, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+            Ok(fd) => fd,
+            Err(GitError::Io { source, .. }) if matches!(source.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        match nix::sys::stat::fstatat(&dir_fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => Ok(None),
+            Err(e) => Err(self.io(&rel, e)),
+            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => {
+                let target = nix::fcntl::readlinkat(&dir_fd, name).map_err(|e| self.io(&rel, e))?;
+                Ok(Some(Some(target.to_string_lossy().into_owned())))
+            }
+            Ok(_) => Ok(Some(None)),
+        }
+    }
+
     /// The working tree's file at `path` (relative to its root), or `None`: resolved
     /// beneath the root (symlinks inside it followed, one leading out refused), at most
     /// [`MAX_READ_FILE`] bytes.

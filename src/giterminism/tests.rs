@@ -219,3 +219,33 @@ fn mounts_need_an_allowance() {
         assert_eq!(check(giterminism), want, "{giterminism}");
     }
 }
+
+#[test]
+fn matches_uncommitted_paths_like_werfs_path_matcher() {
+    // (allowUncommitted* entry, path relative to the project, allowed)
+    let cases: &[(&str, &str, bool)] = &[
+        ("Dockerfile", "Dockerfile", true),
+        ("./Dockerfile", "Dockerfile", true),
+        ("Dockerfile", "Dockerfile.dev", false),
+        ("Dockerfile*", "Dockerfile.dev", true),
+        ("docker", "docker/Dockerfile", true),
+        ("docker/", "docker/app/Dockerfile", true),
+        ("docker/*", "docker/app/Dockerfile", true),
+        ("docker/*", "docker", true),
+        ("docker/**/*", "docker/Dockerfile", true),
+        ("**/Dockerfile", "a/b/Dockerfile", true),
+        ("**/Dockerfile", "Dockerfile", true),
+        ("*/Dockerfile", "Dockerfile", false),
+        (".werf/*.tmpl", ".werf/a.tmpl", true),
+        (".werf/*.tmpl", ".werf/sub/a.tmpl", false),
+        (".", "any/file", true),
+        ("**/*", "any/file", true),
+        ("/Dockerfile", "Dockerfile", false),
+        ("docker/../Dockerfile", "Dockerfile", true),
+        ("[", "[", false),
+    ];
+    for (pattern, path, want) in cases {
+        assert_eq!(path_matcher_matches(&[pattern.to_string()], path), *want, "{pattern} {path}");
+    }
+    assert!(!path_matcher_matches(&[], "Dockerfile"));
+}

@@ -15,9 +15,11 @@ pub mod users;
 pub use steps::{Command, run_command};
 
 use crate::config::DockerfileImage;
+use crate::config_reader::{ConfigReader, not_in_project_directory};
 use crate::context::BuildContext;
 use crate::engine::report::{self, BuildReport, StageFacts};
 use crate::engine::{Built, Job};
+use crate::giterminism::path_matcher_matches;
 use crate::project::join_rel;
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
@@ -31,18 +33,34 @@ pub fn build(job: &Job<'_>, d: &DockerfileImage) -> anyhow::Result<Built> {
     run.log.image_header(shown);
     let context_rel = join_rel(run.dir_rel, &d.context);
     let allowed: Vec<String> = run.allow_context_add_files.iter().map(|a| join_rel(run.dir_rel, a)).collect();
-    let context = BuildContext::load(job.repo, run.commit, &context_rel, &d.context_add_files, &allowed)?;
-    if !context.uncommitted.is_empty() {
+    // The Dockerfile and its ignore file are configuration files: from the commit, or
+    // from the working tree where werf-giterminism.yaml accepts them uncommitted.
+    let reader = ConfigReader::new(job.repo.clone(), run.commit.clone(), run.dir_rel.to_string());
+    let allow = &run.giterminism.config.dockerfile;
+    let ignore = read_dockerignore(&reader, &d.context, &d.dockerfile, &allow.allow_uncommitted_dockerignore_files)?;
+    let ignore = ignore.as_ref().map(|(name, bytes)| (name.as_str(), bytes.as_slice()));
+    let context =
+        BuildContext::load_with_ignore(job.repo, run.commit, &context_rel, ignore, &d.context_add_files, &allowed)?;
+    let df_path = join_rel(&d.context, &d.dockerfile);
+    let df_rel = join_rel(run.dir_rel, &df_path);
+    let df_accepted = path_matcher_matches(&allow.allow_uncommitted, &df_path);
+    let uncommitted: Vec<&String> =
+        context.uncommitted.iter().filter(|p| !(df_accepted && join_rel(&d.context, p) == df_path)).collect();
+    if !uncommitted.is_empty() {
         run.log.warn(&format!(
             "image {shown}: {} file(s) in the context directory are not committed and not in the build context (giterminism): {}",
-            context.uncommitted.len(),
-            context.uncommitted.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
+            uncommitted.len(),
+            uncommitted.iter().take(10).map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
         ));
     }
-    let df_rel = join_rel(&context_rel, &d.dockerfile);
-    let df_bytes = job.repo.read_config(run.commit, &df_rel)?.with_context(|| match run.commit.worktree.is_some() {
+    let df_bytes = reader
+        .read(&df_path, &|p| path_matcher_matches(&allow.allow_uncommitted, p))
+        .map_err(|e| anyhow::anyhow!("image {shown}: unable to read dockerfile {df_path:?}: {e}"))?;
+    let df_bytes = df_bytes.with_context(|| match run.commit.worktree.is_some() {
+        _ if df_accepted || run.commit.loose => {
+            format!("image {shown}: {df_rel} does not exist (werf.yaml:{})", image.line)
+        }
         true => format!("image {shown}: {df_rel} is not in the working tree (werf.yaml:{})", image.line),
-        false if run.commit.loose => format!("image {shown}: {df_rel} does not exist (werf.yaml:{})", image.line),
         false => {
             format!("image {shown}: {df_rel} is not in commit {} (werf.yaml:{})", &run.commit.id[..12], image.line)
         }
@@ -106,6 +124,33 @@ pub fn build(job: &Job<'_>, d: &DockerfileImage) -> anyhow::Result<Built> {
         }
     }
     Ok(Built { state, digest, config_type: if d.staged { "staged" } else { "dockerfile" }, stages, more })
+}
+
+/// werf's `createDockerIgnorePathMatcher`: `DOCKERFILE.dockerignore`, else `.dockerignore`,
+/// in the context directory (`context`, `dockerfile`: as in werf.yaml), the first that
+/// exists in the working tree or the commit, read as a configuration file (from the
+/// working tree if `allowUncommittedDockerignoreFiles` accepts its path). Its path
+/// relative to the project and its bytes.
+fn read_dockerignore(
+    reader: &ConfigReader,
+    context: &str,
+    dockerfile: &str,
+    allow: &[String],
+) -> anyhow::Result<Option<(String, Vec<u8>)>> {
+    for name in [format!("{dockerfile}.dockerignore"), ".dockerignore".to_string()] {
+        let path = join_rel(context, &name);
+        let fail = |e: String| anyhow::anyhow!("unable to read dockerignore file {path:?}: {e}");
+        if !reader.exists_anywhere(&path).map_err(fail)? {
+            continue;
+        }
+        let accepted = path_matcher_matches(allow, &path);
+        return match reader.read(&path, &|p| path_matcher_matches(allow, p)).map_err(fail)? {
+            Some(bytes) => Ok(Some((path, bytes))),
+            None if accepted || reader.commit.loose => Err(fail(not_in_project_directory(&path))),
+            None => Ok(None),
+        };
+    }
+    Ok(None)
 }
 
 /// `args` of a Dockerfile image plus its `dependencies` imports (`targetBuildArg`), taken
