@@ -61,17 +61,17 @@ const FIXTURES: &[Fixture] = &[
     Fixture {
         dir: "build/images_dependencies/state0",
         env: &[],
-        outcome: Builds { stages: &[("stapel", &["?"])], runs: &[] },
+        outcome: Builds { stages: &[("stapel", &["from", "install", "dependenciesAfterInstall", "setup"])], runs: &[] },
     },
     Fixture {
         dir: "build/import/no_system_dirs/state0",
         env: &[],
-        outcome: Builds { stages: &[("destination", &["?"])], runs: &[] },
+        outcome: Builds { stages: &[("destination", &["from", "dependenciesBeforeInstall"])], runs: &[] },
     },
     Fixture {
         dir: "build/import/symlink_dest/state0",
         env: &[],
-        outcome: Builds { stages: &[("target", &["?"])], runs: &[] },
+        outcome: Builds { stages: &[("target", &["from", "beforeInstall", "dependenciesAfterInstall"])], runs: &[] },
     },
     Fixture {
         dir: "build/multiarch/state0",
@@ -100,7 +100,7 @@ const FIXTURES: &[Fixture] = &[
     Fixture {
         dir: "build/scratch/state0",
         env: &[],
-        outcome: Builds { stages: &[("stapel-scratch", &["?"])], runs: &[] },
+        outcome: Builds { stages: &[("stapel-scratch", &["from", "dependenciesBeforeInstall"])], runs: &[] },
     },
     Fixture {
         dir: "build/simple/state0",
@@ -147,17 +147,17 @@ const FIXTURES: &[Fixture] = &[
     Fixture {
         dir: "stages/copy/complex/state0",
         env: &[("ARTIFACT_CACHE_VERSION", "1"), ("ARTIFACT_DATA", "one")],
-        outcome: Builds { stages: &[("backend", &["?"])], runs: &[] },
+        outcome: Builds { stages: &[("backend", &["from", "dependenciesBeforeSetup"])], runs: &[] },
     },
     Fixture {
         dir: "stages/copy/complex/state1",
         env: &[("ARTIFACT_CACHE_VERSION", "1"), ("ARTIFACT_DATA", "one")],
-        outcome: Builds { stages: &[("backend", &["?"])], runs: &[] },
+        outcome: Builds { stages: &[("backend", &["from", "dependenciesAfterSetup"])], runs: &[] },
     },
     Fixture {
         dir: "stages/copy/simple",
         env: &[("ARTIFACT_CACHE_VERSION", "1"), ("ARTIFACT_DATA", "one")],
-        outcome: Builds { stages: &[("backend", &["?"])], runs: &[] },
+        outcome: Builds { stages: &[("backend", &["from", "dependenciesBeforeSetup"])], runs: &[] },
     },
 ];
 
