@@ -64,3 +64,12 @@ pub(crate) fn lsetxattr(path: &Path, name: &[u8], value: &[u8]) -> nix::Result<(
     let rc = unsafe { libc::lsetxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
     nix::errno::Errno::result(rc).map(drop)
 }
+
+/// `lremovexattr(2)`.
+pub(crate) fn lremovexattr(path: &Path, name: &[u8]) -> nix::Result<()> {
+    let p = cstring(path.as_os_str().as_bytes())?;
+    let n = cstring(name)?;
+    // SAFETY: `p`, `n` are NUL-terminated.
+    let rc = unsafe { libc::lremovexattr(p.as_ptr(), n.as_ptr()) };
+    nix::errno::Errno::result(rc).map(drop)
+}
