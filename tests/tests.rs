@@ -17,6 +17,7 @@ mod dockerfile;
 mod export;
 mod fds;
 mod host;
+mod matrix;
 mod pod;
 mod proxy;
 mod registry;

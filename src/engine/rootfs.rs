@@ -315,7 +315,7 @@ impl Mutation<'_> {
         if let How::Mounted { way, .. } = self.how
             && self.driver.ways[way].fuse
         {
-            slipway_storage::fuse_upper::normalize(&self.dirs.upper)
+            slipway_storage::fuse_upper::normalize(&self.dirs.upper, &self.dirs.lowers)
                 .with_context(|| format!("reading fuse-overlayfs' changes in {}", self.dirs.upper.display()))?;
         }
         let upper = &self.dirs.upper;

@@ -5,6 +5,8 @@
 //! those), but marks an opaque directory its own way: `trusted.overlay.opaque` is refused
 //! in a user namespace, so it sets `user.fuseoverlayfs.opaque=y` and also creates a
 //! `.wh..wh..opq` file in the directory (and sometimes a whiteout `.wh..opq` beside it).
+//! It also marks every directory it creates opaque, where overlayfs marks only one made
+//! in place of a path the lower layers show (a mark on a new path hides nothing).
 //! Copied-up files carry `user.fuseoverlayfs.origin`. [`normalize`] rewrites all of that
 //! the way overlayfs with `userxattr` writes it, so a layer is the same bytes whichever
 //! driver made it, later mounts of any kind read it, and no fuse-overlayfs bookkeeping
@@ -23,16 +25,18 @@ const FUSE_OPAQUE_XATTR: &[u8] = b"user.fuseoverlayfs.opaque";
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 
-/// Rewrite the upper directory `upper` (not mounted any more) in overlayfs format.
-/// Symlinks are never followed; at most [`crate::MAX_TREE_DEPTH`] levels.
-pub fn normalize(upper: &Path) -> Result<()> {
+/// Rewrite the upper directory `upper` (not mounted any more) over the layer
+/// directories `lowers` (bottom first) in overlayfs format. Symlinks are never followed;
+/// at most [`crate::MAX_TREE_DEPTH`] levels.
+pub fn normalize(upper: &Path, lowers: &[PathBuf]) -> Result<()> {
     let mut stack: Vec<(PathBuf, usize)> = vec![(upper.to_path_buf(), 0)];
     drop_fuse_xattrs(upper)?;
     while let Some((dir, depth)) = stack.pop() {
         if depth >= crate::MAX_TREE_DEPTH {
             return Err(StorageError::TooDeep { path: dir, limit: crate::MAX_TREE_DEPTH });
         }
-        normalize_dir(&dir)?;
+        let rel = dir.strip_prefix(upper).unwrap_or(Path::new(""));
+        normalize_dir(&dir, rel, lowers)?;
         for e in std::fs::read_dir(&dir).map_err(StorageError::io("reading directory", &dir))? {
             let e = e.map_err(StorageError::io("reading directory", &dir))?;
             let path = e.path();
@@ -45,14 +49,17 @@ pub fn normalize(upper: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The opaque marker and `.wh.` files of `dir` as overlayfs writes them.
-fn normalize_dir(dir: &Path) -> Result<()> {
+/// The opaque marker and `.wh.` files of `dir` (`rel` in the rootfs) as overlayfs
+/// writes them.
+fn normalize_dir(dir: &Path, rel: &Path, lowers: &[PathBuf]) -> Result<()> {
     let marker = dir.join(OPAQUE_MARKER);
     let has_marker = std::fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file());
     let fuse_opaque = crate::sys::lgetxattr(dir, FUSE_OPAQUE_XATTR).is_ok_and(|v| v == b"y");
     if has_marker || fuse_opaque {
-        crate::sys::lsetxattr(dir, OPAQUE_XATTR.as_bytes(), b"y")
-            .map_err(StorageError::sys("marking opaque", dir.display().to_string()))?;
+        if !rel.as_os_str().is_empty() && shown_by(lowers, rel) {
+            crate::sys::lsetxattr(dir, OPAQUE_XATTR.as_bytes(), b"y")
+                .map_err(StorageError::sys("marking opaque", dir.display().to_string()))?;
+        }
         if has_marker {
             std::fs::remove_file(&marker).map_err(StorageError::io("removing", &marker))?;
         }
@@ -80,6 +87,35 @@ fn normalize_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Whether the layers `lowers` (bottom first) show something at `rel`: the topmost
+/// layer that says anything about it (an entry, a whiteout, a non-directory or an opaque
+/// directory on the way) decides.
+fn shown_by(lowers: &[PathBuf], rel: &Path) -> bool {
+    let parts: Vec<_> = rel.components().collect();
+    for layer in lowers.iter().rev() {
+        let mut p = layer.clone();
+        for (i, c) in parts.iter().enumerate() {
+            p.push(c);
+            let Ok(m) = std::fs::symlink_metadata(&p) else { break };
+            if is_whiteout(&m) {
+                return false;
+            }
+            if i + 1 == parts.len() {
+                return true;
+            }
+            if !m.is_dir() {
+                return false;
+            }
+            if crate::sys::lgetxattr(&p, OPAQUE_XATTR.as_bytes()).is_ok_and(|v| v == b"y") {
+                // Nothing below this layer shows under `p`: this layer alone decides.
+                let rest: PathBuf = parts[i + 1..].iter().collect();
+                return std::fs::symlink_metadata(p.join(rest)).is_ok_and(|m| !is_whiteout(&m));
+            }
+        }
+    }
+    false
+}
+
 fn is_whiteout(m: &std::fs::Metadata) -> bool {
     m.file_type().is_char_device() && m.rdev() == 0
 }
@@ -99,6 +135,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn what_lower_layers_show() {
+        let t = tempfile::tempdir().unwrap();
+        let (l1, l2) = (t.path().join("l1"), t.path().join("l2"));
+        std::fs::create_dir_all(l1.join("a/b")).unwrap();
+        std::fs::create_dir_all(l1.join("o/old")).unwrap();
+        std::fs::create_dir_all(l2.join("o")).unwrap();
+        std::fs::write(l2.join("f"), "").unwrap();
+        let lowers = [l1, l2.clone()];
+        let shown = |p: &str| shown_by(&lowers, Path::new(p));
+        assert!(shown("a") && shown("a/b") && shown("o") && shown("o/old") && shown("f"));
+        assert!(!shown("new") && !shown("a/new") && !shown("f/x"));
+        if crate::sys::lsetxattr(&l2.join("o"), OPAQUE_XATTR.as_bytes(), b"y").is_ok() {
+            assert!(!shown("o/old"), "an opaque directory above hides it");
+        }
+        if nix::sys::stat::mknod(&l2.join("a"), SFlag::S_IFCHR, Mode::empty(), 0).is_ok() {
+            assert!(!shown("a/b"), "a whiteout above hides it");
+        }
+    }
+
+    #[test]
     fn fuse_overlayfs_markers_become_overlayfs_ones() {
         let t = tempfile::tempdir().unwrap();
         let u = t.path();
@@ -115,7 +171,16 @@ mod tests {
         if !stray {
             std::fs::remove_file(u.join("d/sub/.wh.gone")).unwrap();
         }
-        normalize(u).unwrap();
+        // `d` is in a lower layer, `d/sub` is new: only `d` stays opaque.
+        let lower = t.path().join("lower");
+        std::fs::create_dir_all(lower.join("d")).unwrap();
+        std::fs::write(u.join("d/sub/.wh..wh..opq"), "").unwrap();
+        let u = &u.join("upper");
+        std::fs::create_dir(u).unwrap();
+        for n in ["d", "kept"] {
+            std::fs::rename(t.path().join(n), u.join(n)).unwrap();
+        }
+        normalize(u, &[lower]).unwrap();
 
         let names = |d: &str| {
             let mut v: Vec<String> =
@@ -131,6 +196,7 @@ mod tests {
         if xattrs {
             assert_eq!(crate::sys::lgetxattr(&u.join("d"), OPAQUE_XATTR.as_bytes()).unwrap(), b"y");
             assert!(crate::sys::lgetxattr(&u.join("d"), FUSE_OPAQUE_XATTR).is_err());
+            assert!(crate::sys::lgetxattr(&u.join("d/sub"), OPAQUE_XATTR.as_bytes()).is_err());
             let left = crate::sys::llistxattr(&u.join("kept")).unwrap();
             assert_eq!(left, [b"user.mine".to_vec()]);
         }
