@@ -11,6 +11,9 @@ use crate::conformance::skopeo_copy;
 use crate::repo::{fresh_repo, podman_run};
 use std::collections::BTreeMap;
 
+/// Environment variables for slipway.
+type Vars<'a> = &'a [(&'a str, &'a str)];
+
 const WERF_YAML: &str = "project: matrix\nconfigVersion: 1\n---\nimage: app\ndockerfile: Dockerfile\n";
 
 /// Deletes a directory of the base (`/usr`), one of an earlier step (`/data/old`),
@@ -69,7 +72,7 @@ fn every_driver_and_isolation_builds_the_same_image() {
     let storage_conf = top.path().join("storage.conf");
     std::fs::write(&storage_conf, format!("[storage.options.overlay]\nmount_program = \"{}\"\n", fuse.display()))
         .unwrap();
-    let drivers: [(&str, &[(&str, &str)], &str); 3] = [
+    let drivers: [(&str, Vars, &str); 3] = [
         ("overlay", &[], "storage driver: native overlayfs ("),
         (
             "fuse-overlayfs",
@@ -82,7 +85,7 @@ fn every_driver_and_isolation_builds_the_same_image() {
             "storage driver: vfs (plain copies) (WERF_BUILDAH_STORAGE_DRIVER=vfs)",
         ),
     ];
-    let isolations: [(&str, &[(&str, &str)]); 3] = [
+    let isolations: [(&str, Vars); 3] = [
         ("built-in", &[("WERF_BUILDAH_MODE", "native-chroot")]),
         ("runc", &[("WERF_BUILDAH_MODE", "native-rootless"), ("BUILDAH_RUNTIME", "runc")]),
         ("crun", &[("WERF_BUILDAH_MODE", "native-rootless"), ("BUILDAH_RUNTIME", "crun")]),
