@@ -70,7 +70,8 @@ install -d -m 0700 -o "$single_uid" -g "$(id -g "$SINGLE_USER")" "/run/user/$sin
     run_as "$SINGLE_USER" git config --global init.defaultBranch main
 )
 
-# Debian's usual mode; here it is 0600, which makes fuse-overlayfs unusable for users.
+# Debian's default mode 0666 for /dev/fuse; on a fresh machine here it is 0600, which makes
+# fuse-overlayfs unusable for users (tests/matrix.rs and host check mount it as the test user).
 if [[ -c /dev/fuse ]]; then chmod 0666 /dev/fuse; fi
 
 if [[ $(sysctl -n user.max_user_namespaces 2>/dev/null || echo 1) -eq 0 ]]; then

@@ -127,6 +127,20 @@ fn probe() {
             .map(|()| "native overlayfs mounts here".into())
             .map_err(|e| e.to_string()),
     );
+    let fuse = ["/usr/bin/fuse-overlayfs", "/usr/sbin/fuse-overlayfs", "/bin/fuse-overlayfs"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file());
+    line(
+        "fuse-overlayfs",
+        match fuse {
+            None => Err("fuse-overlayfs is not installed (Debian package fuse-overlayfs)".into()),
+            Some(p) => slipway_runtime::fuse::FuseOverlay::new(p.clone())
+                .probe(&dir.join("fuse"))
+                .map(|()| format!("{} mounts here", p.display()))
+                .map_err(|e| e.to_string()),
+        },
+    );
     // A sandbox over an empty rootfs, set up all the way to the exec of a program that
     // does not exist: every namespace, mount and pivot_root a step needs is tried.
     let rootfs = dir.join("rootfs");

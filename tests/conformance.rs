@@ -23,7 +23,7 @@
 //! `SLIPWAY_CONFORMANCE_CASES=a,b` runs only those cases; `SLIPWAY_CONFORMANCE_PRINT=1`
 //! prints each case's listing relative to the base image (to write an `expect-listing`).
 
-pub(crate) mod flatten;
+pub mod flatten;
 
 use crate::common::{Env, git, registry, rootless_env, run_ok, stderr, stdout, which};
 use crate::repo::fresh_repo;
@@ -333,7 +333,7 @@ fn drop_run_stubs(image: &mut Image) {
     }
 }
 
-pub(crate) fn skopeo_copy(src: &str, dir: &Path) {
+pub fn skopeo_copy(src: &str, dir: &Path) {
     let out = Command::new("skopeo")
         .args(["copy", "--src-tls-verify=false", "--insecure-policy", src])
         .arg(format!("dir:{}", dir.display()))

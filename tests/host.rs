@@ -30,6 +30,8 @@ fn host_check_probes_namespace_overlay_and_sandbox() {
     assert_eq!(mapping, "full (65537 ids)", "{text}");
     assert_eq!(row(&text, "overlay"), ("ok", "native overlayfs mounts here"), "{text}");
     assert_eq!(row(&text, "sandbox"), ("ok", "namespaces, /proc, /dev and pivot_root set up for a step"), "{text}");
+    // scripts/test-user.sh gives /dev/fuse Debian's mode 0666: fuse-overlayfs mounts.
+    assert_eq!(row(&text, "fuse"), ("ok", "/usr/bin/fuse-overlayfs mounts here"), "{text}");
     assert!(text.contains("\nslipway builds here: a full id mapping, layers on native overlayfs"), "{text}");
     // Every row that is missing something says how to enable it.
     for l in text.lines().filter(|l| l.get(17..25) == Some("MISSING ")) {

@@ -18,6 +18,7 @@ mod export;
 mod fds;
 mod giterminism;
 mod host;
+mod matrix;
 mod pod;
 mod proxy;
 mod registry;

@@ -40,6 +40,8 @@ pub enum RuntimeError {
         #[source]
         source: nix::Error,
     },
+    #[error("mounting fuse-overlayfs at {target}: {message}")]
+    FuseOverlay { target: PathBuf, message: String },
     #[error("invalid ulimit {spec:?}: {reason}")]
     Ulimit { spec: String, reason: String },
     #[error("{0}")]
@@ -47,6 +49,12 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// Whether this is a mount of a rootfs that the kernel or the mount program refused
+    /// (so another way of assembling the rootfs may still work).
+    pub fn is_mount_refused(&self) -> bool {
+        matches!(self, RuntimeError::Overlay { .. } | RuntimeError::FuseOverlay { .. })
+    }
+
     pub(crate) fn sys(action: impl Into<String>) -> impl FnOnce(nix::Error) -> Self {
         let action = action.into();
         move |source| RuntimeError::Sys { action, source }

@@ -5,7 +5,8 @@
 //!
 //! - [`userns`]: re-executing the process inside a new user + mount namespace, mapped
 //!   with `newuidmap`/`newgidmap` from `/etc/subuid` and `/etc/subgid` ([`subid`]).
-//! - [`mount`]: assembling a rootfs from layer directories (native overlayfs).
+//! - [`mount`]: assembling a rootfs from layer directories (native overlayfs), and
+//!   [`fuse`] the same with fuse-overlayfs.
 //! - [`sandbox`]: the per-step child in new pid/uts/ipc/mount namespaces, with `/proc`,
 //!   a minimal `/dev`, `pivot_root`, rlimits ([`rlimit`]), user, env and working dir.
 //!
@@ -20,6 +21,7 @@
 pub mod chown_notify;
 pub mod error;
 pub mod fds;
+pub mod fuse;
 pub mod hostfacts;
 pub mod idmap;
 pub mod mount;

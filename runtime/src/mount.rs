@@ -24,8 +24,8 @@ pub struct RootfsDirs {
 
 /// A way of presenting lower layers plus an upper directory as one rootfs, or lower
 /// layers alone as a read-only tree. Kept small so the rootfs driver above it can be
-/// given a mounter that fails (its fallback to copies is tested that way); a
-/// fuse-overlayfs mounter would be a second implementation.
+/// given a mounter that fails (its fallbacks are tested that way); [`crate::fuse::FuseOverlay`]
+/// is the second implementation.
 pub trait RootfsMounter {
     /// `dirs.lowers` (bottom first) under the empty `dirs.upper`, merged at `dirs.target`.
     fn mount(&self, dirs: &RootfsDirs) -> Result<()>;
@@ -85,7 +85,7 @@ impl RootfsMounter for NativeOverlay {
 
 /// `lowers`, with the empty directory `empty` (created) below them if they are fewer
 /// than `at_least`.
-fn with_empty_lowers(lowers: &[PathBuf], at_least: usize, empty: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn with_empty_lowers(lowers: &[PathBuf], at_least: usize, empty: &Path) -> Result<Vec<PathBuf>> {
     let mut all = lowers.to_vec();
     if all.len() < at_least {
         std::fs::create_dir_all(empty).map_err(RuntimeError::io("creating", empty))?;

@@ -147,11 +147,20 @@ fn gather() -> (Vec<Row>, String) {
             "see the error: the step sandbox needs pid, mount, uts and ipc namespaces, mounts and pivot_root".into()
         }
     }));
-    rows.push(Row::check("fuse", hostfacts::fuse_device(), || {
-        if pod {
-            "give the pod /dev/fuse (a fuse device plugin); slipway does not use fuse-overlayfs yet".into()
+    // fuse-overlayfs is where native overlayfs is refused: try it for real when the
+    // device is usable, else say what is missing about the device.
+    let device = hostfacts::fuse_device();
+    let fuse = if device.ok { from_probe("fuse-overlayfs") } else { device };
+    let fuse_ok = fuse.ok;
+    let no_device = fuse.value.contains("/dev/fuse");
+    rows.push(Row::check("fuse", fuse, || {
+        let why = "slipway mounts layers with fuse-overlayfs where native overlayfs is refused";
+        if !no_device {
+            format!("apt-get install fuse-overlayfs (Debian); {why}")
+        } else if pod {
+            format!("give the pod /dev/fuse (a fuse device plugin); {why}")
         } else {
-            "chmod 0666 /dev/fuse (Debian's default mode); slipway does not use fuse-overlayfs yet".into()
+            format!("chmod 0666 /dev/fuse (Debian's default mode); {why}")
         }
     }));
     rows.push(Row::info("seccomp", format!("{seccomp}, no_new_privs {no_new_privs}, CapEff {cap_eff:016x}")));
@@ -191,7 +200,13 @@ fn gather() -> (Vec<Row>, String) {
             } else {
                 "a full id mapping"
             },
-            if overlay_ok { "native overlayfs" } else { "copies (vfs)" },
+            if overlay_ok {
+                "native overlayfs"
+            } else if fuse_ok {
+                "fuse-overlayfs"
+            } else {
+                "copies (vfs)"
+            },
             if runtimes.iter().any(|r| r.contains("runc")) {
                 "; runc for WERF_BUILDAH_MODE=native-rootless"
             } else {

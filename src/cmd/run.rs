@@ -110,7 +110,7 @@ pub fn run(args: RunArgs, storage_root: &Option<std::path::PathBuf>) -> anyhow::
     let client = engine::registry_client(&settings)?;
     let backend = &settings.backend;
     engine::Puller { client: &client, store: &store, log: &log, backend }.ensure_layers(state)?;
-    let rootfs = RootfsDriver::new(backend);
+    let rootfs = RootfsDriver::new(backend, &log);
     let m = rootfs.begin(&store, state.diff_ids())?;
     let cmd = crate::frontend::dockerfile::Command {
         args: argv,

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+#[derive(Clone)]
 pub struct Log {
     /// Progress goes to stderr (e.g. for `slipway run`, whose stdout is the image's).
     to_stderr: bool,

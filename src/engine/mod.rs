@@ -79,7 +79,7 @@ pub fn build(
         store,
         settings,
         log,
-        rootfs: RootfsDriver::new(&settings.backend),
+        rootfs: RootfsDriver::new(&settings.backend, log),
         client: registry_client(settings)?,
     };
     let mut pending = build_order(&project.config, &project.config.select(images)?);

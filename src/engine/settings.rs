@@ -22,6 +22,8 @@ pub struct Backend {
     pub isolation: Isolation,
     /// `WERF_BUILDAH_STORAGE_DRIVER`.
     pub storage_driver: StorageDriver,
+    /// fuse-overlayfs, if installed or named by storage.conf's `mount_program`.
+    pub fuse_overlayfs: Option<FuseProgram>,
     /// `WERF_BUILDAH_ULIMIT`, for build steps and `slipway run`.
     pub rlimits: Vec<Rlimit>,
     /// `SLIPWAY_MAX_LAYER_SIZE`: the most uncompressed bytes one pulled layer may hold.
@@ -35,14 +37,23 @@ pub struct Backend {
 /// `WERF_BUILDAH_STORAGE_DRIVER`: how layers become a rootfs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StorageDriver {
-    /// Unset, `auto` or `default`: native overlayfs, and copies (vfs) with a warning
-    /// where overlayfs cannot be mounted.
+    /// Unset, `auto` or `default`: native overlayfs, else fuse-overlayfs, else copies
+    /// (vfs), with a warning on each fallback.
     #[default]
     Auto,
-    /// `overlay`: native overlayfs; a failed mount is an error.
+    /// `overlay`: native overlayfs, else fuse-overlayfs; when neither mounts, an error.
     Overlay,
     /// `vfs`: plain copies.
     Vfs,
+}
+
+/// The fuse-overlayfs program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FuseProgram {
+    pub path: PathBuf,
+    /// The storage.conf whose `[storage.options.overlay] mount_program` names it: then
+    /// it is used directly, as containers-storage does, without trying native overlayfs.
+    pub forced_by: Option<PathBuf>,
 }
 
 /// How many ids the user namespace maps.
@@ -71,6 +82,7 @@ impl Default for Backend {
         Backend {
             isolation: Isolation::Builtin,
             storage_driver: StorageDriver::Auto,
+            fuse_overlayfs: None,
             rlimits: Vec::new(),
             max_layer_size: slipway_storage::unpack::Limits::default().max_size,
             id_mapping: IdMapping::Full,
@@ -88,6 +100,7 @@ impl Backend {
             Mode::Oci => Isolation::Oci { runtime: oci_runtime(&host)? },
         };
         let storage_driver = parse_storage_driver(host.var("WERF_BUILDAH_STORAGE_DRIVER").unwrap_or_default())?;
+        let fuse_overlayfs = fuse_overlayfs(&host)?;
         let rlimits = match host.var("WERF_BUILDAH_ULIMIT").filter(|v| !v.is_empty()) {
             Some(v) => slipway_runtime::rlimit::parse_list(v, slipway_runtime::rlimit::current)
                 .context("WERF_BUILDAH_ULIMIT")?,
@@ -103,7 +116,7 @@ impl Backend {
             Some("single") => IdMapping::Single,
             _ => IdMapping::Full,
         };
-        Ok(Backend { isolation, storage_driver, rlimits, max_layer_size, id_mapping, host })
+        Ok(Backend { isolation, storage_driver, fuse_overlayfs, rlimits, max_layer_size, id_mapping, host })
     }
 }
 
@@ -179,6 +192,58 @@ fn containers_conf_runtime(host: &HostEnv) -> anyhow::Result<Option<(String, Str
         }
     }
     Ok(found)
+}
+
+/// fuse-overlayfs as containers-storage finds it: storage.conf's `mount_program`
+/// (`[storage.options.overlay]`, or the older `[storage.options]`) forces it; else
+/// `fuse-overlayfs` on `PATH` (then /usr/bin) is there to fall back to.
+fn fuse_overlayfs(host: &HostEnv) -> anyhow::Result<Option<FuseProgram>> {
+    if let Some((program, file)) = storage_conf_mount_program(host)? {
+        anyhow::ensure!(
+            program.is_absolute() && program.is_file(),
+            "mount_program {} in {} is not an existing absolute path (Debian package fuse-overlayfs installs /usr/bin/fuse-overlayfs)",
+            program.display(),
+            file.display()
+        );
+        return Ok(Some(FuseProgram { path: program, forced_by: Some(file) }));
+    }
+    let path = host.var_os("PATH").unwrap_or_default();
+    Ok(std::env::split_paths(path)
+        .filter(|d| d.is_absolute())
+        .chain(["/usr/bin".into(), "/usr/sbin".into()])
+        .map(|d| d.join("fuse-overlayfs"))
+        .find(|p| p.is_file())
+        .map(|path| FuseProgram { path, forced_by: None }))
+}
+
+/// The storage.conf containers-storage reads (`CONTAINERS_STORAGE_CONF` alone if set;
+/// else the user's `$XDG_CONFIG_HOME/containers/storage.conf` or
+/// `~/.config/containers/storage.conf` if it exists; else /etc/containers/storage.conf)
+/// and the `mount_program` it sets, with the file.
+fn storage_conf_mount_program(host: &HostEnv) -> anyhow::Result<Option<(PathBuf, PathBuf)>> {
+    let file = match host.path("CONTAINERS_STORAGE_CONF") {
+        Some(p) => p,
+        None => host
+            .path("XDG_CONFIG_HOME")
+            .or_else(|| host.path("HOME").map(|h| h.join(".config")))
+            .map(|d| d.join("containers/storage.conf"))
+            .filter(|f| f.is_file())
+            .unwrap_or_else(|| PathBuf::from("/etc/containers/storage.conf")),
+    };
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    };
+    let doc: toml::Table = toml::from_str(&text).with_context(|| format!("reading {}", file.display()))?;
+    let options = doc.get("storage").and_then(|s| s.get("options"));
+    let program = options
+        .and_then(|o| o.get("overlay"))
+        .and_then(|o| o.get("mount_program"))
+        .or_else(|| options.and_then(|o| o.get("mount_program")))
+        .and_then(|p| p.as_str())
+        .filter(|p| !p.is_empty());
+    Ok(program.map(|p| (PathBuf::from(p), file)))
 }
 
 fn parse_storage_driver(value: &str) -> anyhow::Result<StorageDriver> {
@@ -338,6 +403,49 @@ mod tests {
         );
         let e = error(&[mode, ("PATH", path), ("BUILDAH_RUNTIME", "kata")]);
         assert_eq!(e, "OCI runtime \"kata\" (from BUILDAH_RUNTIME): slipway runs steps with runc or crun only");
+    }
+
+    #[test]
+    fn fuse_overlayfs_is_forced_by_storage_conf_or_found_on_path() {
+        let t = tempfile::tempdir().unwrap();
+        let program = t.path().join("fuse-overlayfs");
+        std::fs::write(&program, "").unwrap();
+        let p = program.to_str().unwrap();
+        let conf = t.path().join("storage.conf");
+        let c = conf.to_str().unwrap();
+        let fuse = |vars: &[(&str, &str)]| backend(vars).unwrap().fuse_overlayfs;
+
+        std::fs::write(
+            &conf,
+            format!("[storage]\ndriver = \"overlay\"\n[storage.options.overlay]\nmount_program = \"{p}\"\n"),
+        )
+        .unwrap();
+        let forced = Some(FuseProgram { path: program.clone(), forced_by: Some(conf.clone()) });
+        assert_eq!(fuse(&[("CONTAINERS_STORAGE_CONF", c)]), forced);
+        // The user's file, under XDG_CONFIG_HOME or ~/.config.
+        let user = t.path().join("home/.config/containers");
+        std::fs::create_dir_all(&user).unwrap();
+        std::fs::copy(&conf, user.join("storage.conf")).unwrap();
+        let home = t.path().join("home");
+        let got = fuse(&[("HOME", home.to_str().unwrap())]).unwrap();
+        assert_eq!(got.forced_by, Some(user.join("storage.conf")));
+        let xdg = t.path().join("home/.config");
+        assert_eq!(fuse(&[("XDG_CONFIG_HOME", xdg.to_str().unwrap())]).unwrap().path, program);
+        // The older place, directly under [storage.options].
+        std::fs::write(&conf, format!("[storage.options]\nmount_program = \"{p}\"\n")).unwrap();
+        assert_eq!(fuse(&[("CONTAINERS_STORAGE_CONF", c)]), forced);
+
+        // Without mount_program: found on PATH, not forced.
+        std::fs::write(&conf, "[storage]\ndriver = \"overlay\"\n").unwrap();
+        let path = t.path().to_str().unwrap();
+        let found = Some(FuseProgram { path: program.clone(), forced_by: None });
+        assert_eq!(fuse(&[("CONTAINERS_STORAGE_CONF", c), ("PATH", path)]), found);
+
+        std::fs::write(&conf, "[storage.options.overlay]\nmount_program = \"/nonexistent/fuse-overlayfs\"\n").unwrap();
+        let e = error(&[("CONTAINERS_STORAGE_CONF", c)]);
+        assert!(e.starts_with("mount_program /nonexistent/fuse-overlayfs in "), "{e}");
+        std::fs::write(&conf, "[storage\n").unwrap();
+        assert!(error(&[("CONTAINERS_STORAGE_CONF", c)]).starts_with(&format!("reading {c}")));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod blob;
 pub mod commit;
 pub mod digest;
 pub mod error;
+pub mod fuse_upper;
 pub mod image;
 pub mod owner;
 pub mod pgzip;

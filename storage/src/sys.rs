@@ -91,3 +91,12 @@ pub(crate) fn fremovexattr(fd: impl AsFd, name: &str) -> nix::Result<()> {
     let rc = unsafe { libc::fremovexattr(fd.as_fd().as_raw_fd(), n.as_ptr()) };
     nix::errno::Errno::result(rc).map(drop)
 }
+
+/// `lremovexattr(2)`.
+pub(crate) fn lremovexattr(path: &Path, name: &[u8]) -> nix::Result<()> {
+    let p = cstring(path.as_os_str().as_bytes())?;
+    let n = cstring(name)?;
+    // SAFETY: `p`, `n` are NUL-terminated.
+    let rc = unsafe { libc::lremovexattr(p.as_ptr(), n.as_ptr()) };
+    nix::errno::Errno::result(rc).map(drop)
+}
