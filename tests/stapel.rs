@@ -588,14 +588,14 @@ fn from_latest_follows_the_base_tag_in_its_registry() {
     git(&dir, &["add", "-A"]);
     git(&dir, &["commit", "-q", "-m", "allow fromLatest"]);
     let from_line = |log: &str| log.lines().find(|l| l.contains("app/from")).unwrap_or_default().to_string();
-    let first = stdout(&run_ok(&mut env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir)));
+    let first = stdout(&run_ok(env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir)));
     assert!(from_line(&first).contains("built in"), "{first}");
-    let again = stdout(&run_ok(&mut env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir)));
+    let again = stdout(&run_ok(env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir)));
     assert!(!again.contains("built in"), "an unmoved tag rebuilt:\n{again}");
 
     // The tag now names another image: `from` gets another digest and the new content.
     retag("base/owned");
-    let moved = stdout(&run_ok(&mut env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir)));
+    let moved = stdout(&run_ok(env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir)));
     let digest = |line: &str| line.split_whitespace().nth(2).unwrap_or_default().to_string();
     assert!(from_line(&moved).contains("built in"), "{moved}");
     assert_ne!(digest(&from_line(&moved)), digest(&from_line(&first)), "{first}\n{moved}");
