@@ -9,9 +9,9 @@
 //! Acted on: `config.allowUncommitted`, `config.allowUncommittedTemplates`,
 //! `config.goTemplateRendering.*`, `config.dockerfile.*`, `config.secrets.*` and
 //! `config.stapel.mount.*` (the `allowUncommitted*` paths through [`path_matcher_matches`],
-//! werf's `path_matcher`, by `config_reader.rs`). Accepted and ignored, because they can
-//! only loosen checks slipway does not make: `stapel.allowFromLatest` and
-//! `stapel.git.allowBranch` (`fromLatest` and remote `git` are refused), `helm.*` (no
+//! werf's `path_matcher`, by `config_reader.rs`), `config.stapel.allowFromLatest` (by the
+//! Stapel front end). Accepted and ignored, because they can only loosen checks slipway
+//! does not make: `stapel.git.allowBranch` (remote `git` is refused), `helm.*` (no
 //! deploy), `includes.*` (no includes) and `cli.allowCustomTags`, which werf checks only
 //! for `--use-custom-tag` (converge, render, plan, lint, bundle publish; never for
 //! `build --add-custom-tag`), an option no slipway command has.

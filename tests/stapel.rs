@@ -539,3 +539,66 @@ fn a_base_image_mount_label_cannot_bind_a_host_path() {
          config.stapel.mount.allowFromPaths in werf-giterminism.yaml\n"
     );
 }
+
+/// werf's `fromLatest`: refused unless `config.stapel.allowFromLatest`; allowed, the
+/// base's current ID is in the `from` digest, so moving the tag in the registry rebuilds
+/// from the new content, and an unmoved tag stays cached.
+#[test]
+fn from_latest_follows_the_base_tag_in_its_registry() {
+    let test = "from_latest_follows_the_base_tag_in_its_registry";
+    if !rootless_env(test) {
+        return;
+    }
+    let Some(reg) = registry(test) else {
+        return;
+    };
+    let base = crate::repo::fresh_repo(&reg, "from-latest");
+    let retag = |src: &str| {
+        let out = std::process::Command::new("skopeo")
+            .args(["copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false"])
+            .arg(format!("docker://{reg}/{src}:latest"))
+            .arg(format!("docker://{base}:moving"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "skopeo copy {src}: {}", stderr(&out));
+    };
+    retag("base/busybox");
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let werf_yaml = format!(
+        "project: latest\nconfigVersion: 1\n---\nimage: app\nfrom: {base}:moving\nfromLatest: true\nshell:\n  setup: ls /srv > /seen 2>&1 || true\n"
+    );
+    git_project(&dir, &[("werf.yaml", &werf_yaml)], &[]);
+    let build = || env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir).output().unwrap();
+    let out = build();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).starts_with(
+            "Error: image app (werf.yaml:4): fromLatest directive not allowed by giterminism: it puts the base image's current digest"
+        ),
+        "{}",
+        stderr(&out)
+    );
+
+    write(
+        &dir,
+        "werf-giterminism.yaml",
+        "giterminismConfigVersion: 1\nconfig:\n  stapel:\n    allowFromLatest: true\n",
+    );
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-q", "-m", "allow fromLatest"]);
+    let from_line = |log: &str| log.lines().find(|l| l.contains("app/from")).unwrap_or_default().to_string();
+    let first = stdout(&run_ok(env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir)));
+    assert!(from_line(&first).contains("built in"), "{first}");
+    let again = stdout(&run_ok(env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir)));
+    assert!(!again.contains("built in"), "an unmoved tag rebuilt:\n{again}");
+
+    // The tag now names another image: `from` gets another digest and the new content.
+    retag("base/owned");
+    let moved = stdout(&run_ok(env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir)));
+    let digest = |line: &str| line.split_whitespace().nth(2).unwrap_or_default().to_string();
+    assert!(from_line(&moved).contains("built in"), "{moved}");
+    assert_ne!(digest(&from_line(&moved)), digest(&from_line(&first)), "{first}\n{moved}");
+    let out = run_ok(env.slipway().args(["run", "app", "--dir"]).arg(&dir).args(["--", "cat", "/seen"]));
+    assert!(!stdout(&out).contains("No such file"), "the new base's /srv is missing: {}", stdout(&out));
+}

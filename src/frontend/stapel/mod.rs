@@ -87,8 +87,14 @@ pub fn build<'a>(job: &Job<'a>, s: &StapelImage) -> anyhow::Result<(Built, Optio
         None
     };
     let prepared = import::prepare(job, &s.import, &s.dependencies).with_context(at)?;
+    let latest = if s.from_latest { from_latest(job, &s.from).with_context(at)? } else { None };
+    let from = match &latest {
+        Some((pinned, _)) => BaseImage::External(pinned.clone()),
+        None => s.from.clone(),
+    };
     let planned = plan::plan(&plan::PlanInput {
-        from: &s.from,
+        from: &from,
+        base_latest_id: latest.as_ref().map(|(_, id)| id.as_str()),
         werf_base,
         cache_version: s.cache_version.as_deref().or(run.config.meta.build.cache_version.as_deref()),
         from_cache_version: s.from_cache_version.as_deref(),
@@ -387,4 +393,30 @@ impl StapelStage<'_> {
         state.push_history("werf from: mount points emptied", layer.is_none());
         Ok(state)
     }
+}
+
+/// werf's `fromLatest`: allowed only by `config.stapel.allowFromLatest` (or loose
+/// giterminism); the external base is resolved in its registry now, and the stage is
+/// planned on that exact manifest (`name@digest`, so the content pulled is the content
+/// digested) with the image's ID in the `from` digest. Another werf image or `scratch` as
+/// the base has nothing to resolve: `None`.
+fn from_latest(job: &Job<'_>, from: &BaseImage) -> anyhow::Result<Option<(String, String)>> {
+    if job.run.mount_allow.is_some_and(|g| !g.config.stapel.allow_from_latest) {
+        anyhow::bail!(
+            "fromLatest directive not allowed by giterminism: it puts the base image's current digest into the \
+             stage digest, so a change of the base in its registry makes every earlier build unusable; \
+             to allow it, set config.stapel.allowFromLatest: true in werf-giterminism.yaml \
+             (or pin the base and change fromCacheVersion)"
+        );
+    }
+    let BaseImage::External(name) = from else { return Ok(None) };
+    let reference = slipway_storage::reference::Reference::parse(name)
+        .with_context(|| format!("parsing image reference {name:?}"))?;
+    let resolved = job
+        .puller
+        .client
+        .resolve_image(&reference, &slipway_storage::image::Platform::linux_amd64())
+        .with_context(|| format!("fromLatest: resolving {reference} in its registry"))?;
+    let pinned = reference.with_digest(resolved.raw.digest.as_str())?;
+    Ok(Some((pinned.to_string(), resolved.manifest.config.digest.to_string())))
 }

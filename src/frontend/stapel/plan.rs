@@ -27,6 +27,9 @@ pub struct PlanInput<'a> {
     /// The image's `cacheVersion`, else werf.yaml's `build.cacheVersion`.
     pub cache_version: Option<&'a str>,
     pub from_cache_version: Option<&'a str>,
+    /// `fromLatest`: the base image's ID (its config digest) as the registry has it now,
+    /// in the `from` digest as werf puts its `baseImageRepoId` there.
+    pub base_latest_id: Option<&'a str>,
     /// werf.yaml `mount` of the image (in the `from` digest, as in werf).
     pub mounts: &'a [crate::config::Mount],
     pub shell: Option<&'a Shell>,
@@ -300,6 +303,9 @@ fn from_stage(input: &PlanInput<'_>) -> anyhow::Result<(Base, String)> {
     digest
         .str("werf-cache-version", input.cache_version.unwrap_or(""))
         .opt("from-cache-version", input.from_cache_version);
+    if let Some(id) = input.base_latest_id {
+        digest.str("base-image-latest-id", id);
+    }
     if !input.mounts.is_empty() {
         let parts = super::mount::digest_parts(input.mounts);
         digest.list("mounts", parts.iter().map(String::as_str));
@@ -345,6 +351,7 @@ mod tests {
             werf_base: None,
             cache_version: None,
             from_cache_version: None,
+            base_latest_id: None,
             mounts: &[],
             shell,
             network: "default",

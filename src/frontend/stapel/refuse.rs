@@ -10,7 +10,7 @@ use crate::config::StapelImage;
 pub fn unsupported(s: &StapelImage, build_platforms: &[String]) -> Result<(), (Option<usize>, String)> {
     let StapelImage {
         from: _,
-        from_latest,
+        from_latest: _,
         from_cache_version: _,
         cache_version: _,
         artifact: _,
@@ -34,9 +34,6 @@ pub fn unsupported(s: &StapelImage, build_platforms: &[String]) -> Result<(), (O
             None,
             "`ansible` is not supported: werf's Buildah mode has no Ansible either; use `shell`".into(),
         ));
-    }
-    if *from_latest {
-        return not_yet(None, "fromLatest");
     }
     if let Some(g) = git.iter().find(|g| g.source != crate::config::GitSource::Local) {
         return Err((
