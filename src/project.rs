@@ -36,6 +36,9 @@ pub struct SourceMode {
     pub host: crate::engine::settings::HostEnv,
 }
 
+/// werf's includes configuration (`pkg/includes`), refused when present.
+const INCLUDES_FILE: &str = "werf-includes.yaml";
+
 pub struct Project {
     pub repo: Repo,
     /// werf.yaml as rendered (what `config render` prints).
@@ -80,6 +83,14 @@ impl Project {
         let reader = ConfigReader::new(repo.clone(), commit.clone(), dir_rel.clone());
         // werf reads werf-giterminism.yaml first: from the commit, never accepted uncommitted.
         let giterminism = giterminism(&reader)?;
+        // werf 2's includes bring werf.yaml, templates and Dockerfiles from other git
+        // repositories; building without them would build something else than werf.
+        if reader.exists_anywhere(INCLUDES_FILE).map_err(anyhow::Error::msg)? {
+            bail!(
+                "{INCLUDES_FILE}: werf includes (configuration taken from other git repositories) are not \
+                 supported yet; build this project with werf, or copy the included files into it"
+            );
+        }
         let candidates: Vec<String> = match config_flag {
             Some(c) => vec![join_rel("", &c.to_string_lossy())],
             None => vec!["werf.yaml".into(), "werf.yml".into()],

@@ -161,3 +161,30 @@ fn config_templates_dir_replaces_dot_werf() {
         stderr(&out)
     );
 }
+
+/// werf 2's includes (`werf-includes.yaml`) bring configuration from other repositories:
+/// without them slipway would build something else than werf, so it refuses in one line.
+#[test]
+fn werf_includes_are_refused_in_one_line() {
+    if !rootless_env("werf_includes_are_refused_in_one_line") {
+        return;
+    }
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let includes = "includes:\n- git: https://example.com/shared.git\n  branch: main\n  add: /\n  to: /\n";
+    git_project(
+        &dir,
+        &[
+            ("werf.yaml", "project: inc\nconfigVersion: 1\n---\nimage: app\nfrom: alpine\n"),
+            ("werf-includes.yaml", includes),
+        ],
+        &[],
+    );
+    let out = env.slipway().args(["config", "list", "--dir"]).arg(&dir).output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out),
+        "Error: werf-includes.yaml: werf includes (configuration taken from other git repositories) are not supported yet; \
+         build this project with werf, or copy the included files into it\n"
+    );
+}
