@@ -110,13 +110,13 @@ fn stage_sources_read_the_same_under_overlay_and_vfs() {
 }
 
 /// A store on overlayfs really cannot hold an overlay upper directory ("filesystem on
-/// … not supported as upperdir"): the automatic driver warns once and copies, and a
-/// forced `overlay` driver fails. The store's overlay is mounted in a user namespace of
-/// the test's own (`unshare -Urm`), where slipway, already root, adds only a mount
-/// namespace.
+/// … not supported as upperdir"): the automatic driver warns once and falls back to
+/// fuse-overlayfs, or, with `/dev/fuse` unusable, to copies; a forced `overlay` driver
+/// then fails naming both. The store's overlay is mounted in a user namespace of the
+/// test's own (`unshare -Urm`), where slipway, already root, adds only a mount namespace.
 #[test]
-fn a_store_on_overlayfs_falls_back_to_copies() {
-    let test = "a_store_on_overlayfs_falls_back_to_copies";
+fn a_store_on_overlayfs_falls_back_to_fuse_overlayfs_then_copies() {
+    let test = "a_store_on_overlayfs_falls_back_to_fuse_overlayfs_then_copies";
     if !rootless_env(test) {
         return;
     }
@@ -131,11 +131,12 @@ fn a_store_on_overlayfs_falls_back_to_copies() {
         std::fs::create_dir_all(on_overlay.join(d)).unwrap();
     }
     // `slipway COMMAND --dir DIR ARGS` with its store on a fresh overlay mount over the
-    // same upper directory.
-    let slipway = |store: &str, command: &str, args: &[&str]| -> Command {
+    // same upper directory; `no_fuse` hides /dev/fuse behind /dev/null.
+    let slipway = |store: &str, no_fuse: bool| -> Command {
         let o = |d: &str| on_overlay.join(d).display().to_string();
         let script = format!(
-            "mount -t overlay overlay -o lowerdir={},upperdir={},workdir={},userxattr {} && exec \"$@\"",
+            "{}mount -t overlay overlay -o lowerdir={},upperdir={},workdir={},userxattr {} && exec \"$@\"",
+            if no_fuse { "mount --bind /dev/null /dev/fuse && " } else { "" },
             o("lower"),
             o("upper"),
             o("work"),
@@ -146,32 +147,41 @@ fn a_store_on_overlayfs_falls_back_to_copies() {
             .arg(env!("CARGO_BIN_EXE_slipway"))
             .arg("--storage-root")
             .arg(on_overlay.join("mnt").join(store))
-            .arg(command)
-            .arg("--dir")
+            .args(["build", "--dir"])
             .arg(&dir)
-            .args(args)
             .env("HOME", env.path().join("home"));
         c
     };
-    let out = run_ok(&mut slipway("store", "build", &[]));
-    let err = stderr(&out);
-    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("Warning:")).map(str::trim).collect();
-    assert_eq!(warnings.len(), 1, "{err}");
-    assert!(warnings[0].starts_with("Warning: mounting overlayfs at "), "{warnings:?}");
-    assert!(warnings[0].ends_with("falling back to the vfs driver (plain copies: slower, more disk)"), "{warnings:?}");
+    let copied = |store: &str| {
+        let layers = on_overlay.join("upper").join(store).join("layers");
+        let mut copied: Vec<String> = std::fs::read_dir(&layers)
+            .unwrap()
+            .filter_map(|l| std::fs::read_dir(l.unwrap().path().join("diff/copied")).ok())
+            .flat_map(|d| d.map(|e| e.unwrap().file_name().into_string().unwrap()))
+            .collect();
+        copied.sort();
+        copied
+    };
+    let warnings = |err: &str| -> Vec<String> {
+        err.lines().filter(|l| l.starts_with("Warning:")).map(|l| l.trim().to_string()).collect()
+    };
 
-    // The last layer, made on copies from a view of the source stage.
-    let layers = on_overlay.join("upper/store/layers");
-    let mut copied: Vec<String> = std::fs::read_dir(&layers)
-        .unwrap()
-        .filter_map(|l| std::fs::read_dir(l.unwrap().path().join("diff/copied")).ok())
-        .flat_map(|d| d.map(|e| e.unwrap().file_name().into_string().unwrap()))
-        .collect();
-    copied.sort();
-    assert_eq!(copied, ["a.txt", "b.txt"]);
+    let out = run_ok(&mut slipway("fuse", false));
+    let w = warnings(&stderr(&out));
+    assert_eq!(w.len(), 1, "{}", stderr(&out));
+    assert!(w[0].starts_with("Warning: mounting overlayfs at "), "{w:?}");
+    assert!(w[0].ends_with("falling back to fuse-overlayfs /usr/bin/fuse-overlayfs"), "{w:?}");
+    assert_eq!(copied("fuse"), ["a.txt", "b.txt"]);
 
-    let mut forced = slipway("forced", "build", &[]);
-    let out = forced.env("WERF_BUILDAH_STORAGE_DRIVER", "overlay").output().unwrap();
+    let out = run_ok(&mut slipway("copies", true));
+    let w = warnings(&stderr(&out));
+    assert!(
+        w.last().is_some_and(|l| l.ends_with("falling back to the vfs driver (plain copies: slower, more disk)")),
+        "{w:?}"
+    );
+    assert_eq!(copied("copies"), ["a.txt", "b.txt"]);
+
+    let out = slipway("forced", true).env("WERF_BUILDAH_STORAGE_DRIVER", "overlay").output().unwrap();
     assert!(!out.status.success(), "a forced overlay driver built on overlayfs:\n{}", stderr(&out));
     assert!(stderr(&out).contains("mounting overlayfs at "), "{}", stderr(&out));
 }

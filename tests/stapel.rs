@@ -599,6 +599,8 @@ fn from_latest_follows_the_base_tag_in_its_registry() {
     let digest = |line: &str| line.split_whitespace().nth(2).unwrap_or_default().to_string();
     assert!(from_line(&moved).contains("built in"), "{moved}");
     assert_ne!(digest(&from_line(&moved)), digest(&from_line(&first)), "{first}\n{moved}");
-    let out = run_ok(env.slipway().args(["run", "app", "--dir"]).arg(&dir).args(["--", "cat", "/seen"]));
+    let out = run_ok(
+        env.slipway().args(["run", "--insecure-registry", "app", "--dir"]).arg(&dir).args(["--", "cat", "/seen"]),
+    );
     assert!(!stdout(&out).contains("No such file"), "the new base's /srv is missing: {}", stdout(&out));
 }

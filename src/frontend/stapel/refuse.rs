@@ -80,7 +80,6 @@ mod tests {
                 "remote `git` mappings (`url`) are not supported yet; map the project's own repository (no `url`)",
             ),
             ("git:\n- to: /app\n  lfs: true\n", Some(7), "`git.lfs` is not supported for Stapel images yet"),
-            ("fromLatest: true\n", None, "`fromLatest` is not supported for Stapel images yet"),
             (
                 "ansible:\n  install:\n  - debug: {}\n",
                 None,
