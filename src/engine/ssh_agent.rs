@@ -225,3 +225,33 @@ impl Drop for StepSocket {
         let _ = std::fs::remove_file(&self.path);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_keys_it_cannot_use() {
+        let e = Agent::start(&["file://pw@/k".into()]).err().unwrap().to_string();
+        assert!(e.contains("keys with a passphrase"), "{e}");
+        let e = Agent::start(&["/nonexistent/key".into()]).err().unwrap().to_string();
+        assert!(e.contains("does not exist"), "{e}");
+        if which_ok("ssh-keygen") && which_ok("ssh-agent") {
+            let dir = tempfile::tempdir().unwrap();
+            let key = dir.path().join("k");
+            let made = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "secret-pass", "-f"])
+                .arg(&key)
+                .status()
+                .unwrap();
+            assert!(made.success());
+            let e = Agent::start(&[key.to_string_lossy().into_owned()]).err().unwrap().to_string();
+            assert!(e.contains("ssh-add failed") && e.contains("without a passphrase"), "{e}");
+            assert!(socket().is_none());
+        }
+    }
+
+    fn which_ok(bin: &str) -> bool {
+        Command::new(bin).arg("-h").stderr(Stdio::null()).stdout(Stdio::null()).status().is_ok()
+    }
+}
