@@ -106,7 +106,9 @@ impl Agent {
         }
         let dir = private_dir()?;
         let sock = dir.join("agent.sock");
-        let child = Command::new("ssh-agent")
+        let mut agent_cmd = Command::new("ssh-agent");
+        slipway_runtime::fds::helper_daemon(&mut agent_cmd);
+        let child = agent_cmd
             .arg("-D")
             .arg("-a")
             .arg(&sock)
