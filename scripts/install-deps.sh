@@ -5,7 +5,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_root
 
 PKGS=(uidmap busybox-static fuse-overlayfs runc crun attr docker-registry skopeo podman
-      umoci buildah apache2-utils jq git python3 curl tzdata)
+      umoci buildah apache2-utils jq git python3 curl tzdata
+      openssh-client)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -540,3 +540,86 @@ fn run_mounts_cache_secret_bind_tmpfs() {
     let out = run_ok(env.slipway().args(["run", "--insecure-registry", "--dir"]).arg(&dir).args(show));
     assert_eq!(stdout(&out), "2\ns3cr3tchanged\nf\nclean\n");
 }
+
+/// Processes whose command line mentions `needle` (e.g. the test's temporary dir).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) {
+            found.push(cmdline);
+        }
+    }
+    found
+}
+
+#[test]
+fn run_mount_ssh_shows_the_ssh_key_agent() {
+    let t = "run_mount_ssh_shows_the_ssh_key_agent";
+    if !rootless_env(t) {
+        return;
+    }
+    let Some(reg) = registry(t) else { return };
+    let env = Env::new();
+    let tmp = env.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let env = env.with_var("TMPDIR", tmp.to_str().unwrap());
+    let dir = env.path().join("project");
+    let key = env.path().join("id_test");
+    run_ok(
+        std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "slipway-test-key", "-f"])
+            .arg(&key),
+    );
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let werf = "project: ssh\nconfigVersion: 1\n---\nimage: app\ndockerfile: Dockerfile\n";
+    // busybox has no unix-socket client: the host's ssh-add with its libraries, from the context.
+    let df = format!(
+        "FROM {reg}/base/busybox:latest\n\
+         RUN --mount=type=bind,source=tools,target=/tools --mount=type=ssh,required=true \
+         /tools/ld.so --library-path /tools /tools/ssh-add -L > /keys && test -S \"$SSH_AUTH_SOCK\" && echo \"$SSH_AUTH_SOCK\" > /sock\n\
+         RUN test ! -e /run/buildkit/ssh_agent.0 && test -z \"$SSH_AUTH_SOCK\" && echo clean > /clean\n"
+    );
+    git_project(&dir, &[("werf.yaml", werf), ("Dockerfile", &df)], &[]);
+    let tools = dir.join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let ldd = run_ok(std::process::Command::new("ldd").arg("/usr/bin/ssh-add"));
+    for lib in stdout(&ldd).split_whitespace().filter(|w| w.starts_with('/')) {
+        let name = if lib.contains("ld-linux") { "ld.so" } else { lib.rsplit('/').next().unwrap() };
+        std::fs::copy(lib, tools.join(name)).unwrap();
+    }
+    std::fs::copy("/usr/bin/ssh-add", tools.join("ssh-add")).unwrap();
+    git(&dir, &["add", "tools"]);
+    git(&dir, &["commit", "-q", "-m", "tools"]);
+
+    // Without a key, an agent or ~/.ssh/id_rsa, a required ssh mount fails clearly.
+    let refused = env
+        .slipway()
+        .env_remove("SSH_AUTH_SOCK")
+        .args(["build", "--insecure-registry", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "a required ssh mount ran without an agent");
+    assert!(
+        stderr(&refused).contains("--mount=type=ssh,id=default is required but the build has no ssh agent"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let show = ["--", "cat", "/keys", "/sock", "/clean"];
+    let out = run_ok(
+        env.slipway()
+            .env_remove("SSH_AUTH_SOCK")
+            .args(["run", "--insecure-registry", "--ssh-key"])
+            .arg(&key)
+            .arg("--dir")
+            .arg(&dir)
+            .args(show),
+    );
+    assert_eq!(stdout(&out), format!("{public}/run/buildkit/ssh_agent.0\nclean\n"));
+    let left = processes_mentioning(tmp.to_str().unwrap());
+    assert!(left.is_empty(), "processes left after the build: {left:?}");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "the agent's dir is left in {}", tmp.display());
+}

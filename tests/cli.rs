@@ -199,7 +199,10 @@ fn unsupported_flags_fail_with_one_line() {
             &["build", "--platform", "linux/arm64"][..],
             "Error: --platform linux/arm64 is not supported by slipway: it builds linux/amd64 only\n",
         ),
-        (&["export", "--ssh-key", "k", "--tag", "r/x:y"][..], "Error: --ssh-key is not supported by slipway\n"),
+        (
+            &["export", "--introspect-error", "--tag", "r/x:y"][..],
+            "Error: --introspect-error is not supported by slipway\n",
+        ),
         (&["run", "--follow"][..], "Error: --follow is not supported by slipway\n"),
         (
             &["build", "--allowed-backend-storage-volume-usage", "80"][..],

@@ -43,6 +43,13 @@ pub(crate) fn cloexec_all_but_stdio() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Spawn settings for a helper daemon (ssh-agent): only stdin, stdout and stderr reach it,
+/// and it is killed when the thread that started it ends, even if slipway is SIGKILLed.
+pub fn helper_daemon(cmd: &mut std::process::Command) {
+    crate::sys::only_stdio_on_exec(cmd);
+    crate::sys::die_with_parent(cmd);
+}
+
 #[cfg(test)]
 mod tests {
     use nix::fcntl::{OFlag, open};

@@ -196,6 +196,22 @@ pub(crate) fn only_stdio_on_exec(cmd: &mut std::process::Command) {
     }
 }
 
+/// Have the child of `cmd` get SIGKILL when the thread that spawned it ends (slipway
+/// killed, say), so that a helper daemon such as ssh-agent never outlives it.
+pub(crate) fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec; prctl is async-signal-safe and
+    // nothing is allocated.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Bring the loopback interface up in this process's network namespace (a new one is
 /// created with `lo` down). libc, not nix: nix has no SIOCSIFFLAGS wrapper.
 pub(crate) fn loopback_up() -> nix::Result<()> {

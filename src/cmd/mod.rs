@@ -93,7 +93,9 @@ pub struct ProjectArgs {
     #[arg(long, env = "WERF_HOME")]
     pub home_dir: Option<PathBuf>,
 
-    /// Use only specific ssh key(s) (repeatable; $WERF_SSH_KEY_*). Not supported by slipway.
+    /// Use only specific ssh key(s) (repeatable; $WERF_SSH_KEY_*): slipway runs an ssh-agent
+    /// with them for `RUN --mount=type=ssh`. Without it: $SSH_AUTH_SOCK, else ~/.ssh/id_rsa
+    /// and ~/.ssh/id_dsa. Keys with a passphrase are refused.
     #[arg(long = "ssh-key", value_name = "PATH")]
     pub ssh_key: Vec<String>,
 
@@ -247,7 +249,6 @@ impl ProjectArgs {
         self.final_repo_options.check()?;
         refuse(&[
             ("--giterminism-config", self.giterminism_config.as_ref().is_some_and(|p| !p.as_os_str().is_empty())),
-            ("--ssh-key", !with_env_list(&self.ssh_key, "WERF_SSH_KEY_").is_empty()),
             ("--container-registry-mirror", !self.container_registry_mirror.is_empty()),
             ("--introspect-stage", !self.introspect_stage.is_empty()),
             ("--introspect-error", self.introspect_error),
@@ -374,6 +375,13 @@ impl ProjectArgs {
             registry_progress: slipway_storage::registry::ProgressDeadline::from_secs(self.registry_progress_timeout),
             backend,
         })
+    }
+}
+
+impl ProjectArgs {
+    /// The build's ssh agent (werf's choice); kept alive while the build runs.
+    pub fn ssh_agent(&self) -> anyhow::Result<crate::engine::ssh_agent::Agent> {
+        crate::engine::ssh_agent::Agent::start(&with_env_list(&self.ssh_key, "WERF_SSH_KEY_"))
     }
 }
 

@@ -245,7 +245,6 @@ fn flags_read_werfs_variables() {
 #[test]
 fn unsupported_flags_are_refused_by_name() {
     let cases = [
-        ("--ssh-key k", "--ssh-key is not supported"),
         ("--introspect-error", "--introspect-error is not supported"),
         ("--virtual-merge", "--virtual-merge is not supported"),
         ("--backend-network host", "--backend-network is not supported"),

@@ -97,6 +97,19 @@ pub(crate) fn parse_dockerfile(ctx: &Ctx<'_>, _names: &[String]) -> Result<Parse
         };
     }
 
+    // werf hands `ssh` to buildah as `--ssh`: `default` is the build's agent (--ssh-key,
+    // SSH_AUTH_SOCK, ~/.ssh/id_rsa), which slipway also shows when `ssh` is not set.
+    if let Some(ssh) = raw.ssh.as_deref().filter(|s| !s.is_empty() && *s != "default") {
+        let line = ctx.doc.key_line(&["ssh"]).unwrap_or(image_line);
+        return Err(ctx.invalid(
+            line,
+            format!(
+                "ssh: {ssh:?} is not supported by slipway: only `default` (the build's agent from --ssh-key or \
+                 SSH_AUTH_SOCK) is"
+            ),
+        ));
+    }
+
     let dependencies = convert_dockerfile_deps(ctx, raw.dependencies)?;
     for dep in &dependencies {
         if let Some(import) = dep.imports.iter().find(|i| args.contains_key(&i.target)) {

@@ -12,6 +12,7 @@ pub mod push;
 pub mod report;
 pub mod rootfs;
 pub mod settings;
+pub mod ssh_agent;
 pub mod stages;
 pub mod state;
 pub mod storage;

@@ -184,6 +184,11 @@ fn rejects_with_exact_messages() {
             "werf.yaml:8: image \"backend\": unknown field `dockerfle`, expected one of image, final, dockerfile, cacheVersion, context, contextAddFile, contextAddFiles, target, args, addHost, network, ssh, dependencies, staged, platform, secrets, imageSpec",
         ),
         (
+            "ssh other than default",
+            with_meta("image: a\ndockerfile: Dockerfile\nssh: github=/tmp/agent.sock\n"),
+            "werf.yaml:6: image \"a\": ssh: \"github=/tmp/agent.sock\" is not supported by slipway: only `default` (the build's agent from --ssh-key or SSH_AUTH_SOCK) is",
+        ),
+        (
             "dockerfile without image",
             with_meta("dockerfile: Dockerfile\n"),
             "werf.yaml:4: `image: NAME` is required",

@@ -22,6 +22,9 @@ pub enum RunMount {
     Bind { target: String, source: String, from: Option<String>, readonly: bool },
     /// An empty directory that is thrown away after the step.
     Tmpfs { target: String },
+    /// The build's SSH agent as a socket (default `/run/buildkit/ssh_agent.N`, N counting
+    /// the step's ssh mounts), named by `SSH_AUTH_SOCK` in the step.
+    Ssh { id: String, target: Option<String>, required: bool, uid: u32, gid: u32, mode: u32 },
 }
 
 /// Parse one `--mount` value, e.g. `type=cache,target=/root/.cache,id=go`.
@@ -92,7 +95,14 @@ pub fn parse(spec: &str) -> anyhow::Result<RunMount> {
             readonly: !rw_given || readonly,
         },
         "tmpfs" => RunMount::Tmpfs { target: need_target(target)? },
-        "ssh" => bail!("--mount=type=ssh is not supported yet"),
+        "ssh" => RunMount::Ssh {
+            id: id.unwrap_or_else(|| "default".into()),
+            target,
+            required,
+            uid,
+            gid,
+            mode: mode.unwrap_or(0o600),
+        },
         other => bail!("--mount={spec}: unknown type {other}"),
     })
 }
@@ -141,12 +151,15 @@ mod tests {
                 source: "/seed".into(),
             }
         );
+        assert_eq!(
+            parse("type=ssh,required").unwrap(),
+            RunMount::Ssh { id: "default".into(), target: None, required: true, uid: 0, gid: 0, mode: 0o600 }
+        );
         assert_eq!(parse("type=tmpfs,dst=/tmp/x").unwrap(), RunMount::Tmpfs { target: "/tmp/x".into() });
         for (bad, needle) in [
             ("type=cache", "target is required"),
             ("type=nope,target=/x", "unknown type"),
             ("type=cache,target=/x,bogus=1", "unknown option"),
-            ("type=ssh", "not supported"),
         ] {
             let e = parse(bad).unwrap_err().to_string();
             assert!(e.contains(needle), "{bad}: {e}");

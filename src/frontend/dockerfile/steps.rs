@@ -144,6 +144,11 @@ pub fn execute(
                     std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
                     prepared.binds.push(Bind { source: file, dest: format!("{PIPES_DIR}/{}", h.name), readonly: true });
                 }
+                let mut run_env = run_env.clone();
+                if !prepared.env.is_empty() {
+                    run_env.retain(|e| !e.starts_with("SSH_AUTH_SOCK="));
+                }
+                run_env.extend(prepared.env.iter().cloned());
                 let cmd = Command {
                     args: argv,
                     env: run_env,
@@ -355,6 +360,10 @@ pub fn run_command_with_hosts(
 /// The sources of a step's `RUN --mount`s, kept alive while the step runs.
 struct PreparedMounts<'s> {
     binds: Vec<Bind>,
+    /// `SSH_AUTH_SOCK=…` for a step with an ssh mount.
+    env: Vec<String>,
+    /// The sockets of `--mount=type=ssh`, removed when the step is done.
+    _ssh: Vec<crate::engine::ssh_agent::StepSocket>,
     /// Other stages or images mounted for `--mount=from=…`.
     _sources: Vec<Source<'s>>,
 }
@@ -371,6 +380,7 @@ fn prepare_mounts<'s>(env: &StepEnv<'s>, mounts: &[super::mounts::RunMount]) -> 
     let store = env.puller.store;
     let mut binds = Vec::new();
     let mut sources = Vec::new();
+    let (mut ssh_env, mut ssh) = (Vec::new(), Vec::new());
     for m in mounts {
         match m {
             M::Cache { target, id, uid, gid, mode, readonly, from, source } => {
@@ -441,9 +451,29 @@ fn prepare_mounts<'s>(env: &StepEnv<'s>, mounts: &[super::mounts::RunMount]) -> 
             M::Tmpfs { target } => {
                 binds.push(Bind { source: store.scratch_dir("tmpfs")?, dest: target.clone(), readonly: false });
             }
+            M::Ssh { id, target, required, uid, gid, mode } => {
+                // Only the build's agent exists, under BuildKit's id `default`.
+                let agent = if id == "default" { crate::engine::ssh_agent::socket() } else { None };
+                let Some((agent, dir)) = agent else {
+                    if *required {
+                        bail!(
+                            "--mount=type=ssh,id={id} is required but the build has no ssh agent for it \
+                             (give --ssh-key PATH or set SSH_AUTH_SOCK; only id=default exists)"
+                        );
+                    }
+                    continue;
+                };
+                let target = target.clone().unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{}", ssh.len()));
+                let socket = crate::engine::ssh_agent::StepSocket::new(&agent, &dir, *uid, *gid, *mode)?;
+                binds.push(Bind { source: socket.path().to_path_buf(), dest: target.clone(), readonly: false });
+                if ssh_env.is_empty() {
+                    ssh_env.push(format!("SSH_AUTH_SOCK={target}"));
+                }
+                ssh.push(socket);
+            }
         }
     }
-    Ok(PreparedMounts { binds, _sources: sources })
+    Ok(PreparedMounts { binds, env: ssh_env, _ssh: ssh, _sources: sources })
 }
 
 /// Create the cache directory `dir` as a copy of `source` inside stage or image `from`
