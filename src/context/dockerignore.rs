@@ -119,7 +119,7 @@ impl DockerIgnore {
                 }
                 continue;
             }
-            let mut text = clean(body);
+            let mut text = go_clean(body);
             if text.len() > 1 && text.starts_with('/') {
                 text.remove(0);
             }
@@ -146,7 +146,7 @@ impl DockerIgnore {
             if trimmed.is_empty() {
                 continue;
             }
-            let cleaned = clean(trimmed);
+            let cleaned = go_clean(trimmed);
             let (exclusion, text) = match cleaned.strip_prefix('!') {
                 Some("") => {
                     let reason = "illegal exclusion pattern \"!\"";
@@ -182,7 +182,7 @@ impl DockerIgnore {
     /// Whether `rel_path` (relative to the context root, `/`-separated) is left out of
     /// the context. The context root itself (`.` or empty) is never excluded.
     pub fn is_excluded(&self, rel_path: &str) -> bool {
-        let path = clean(rel_path);
+        let path = go_clean(rel_path);
         let path = path.trim_start_matches('/');
         if path.is_empty() || path == "." {
             return false;
@@ -205,7 +205,7 @@ impl DockerIgnore {
     /// false. Conservative: `true` whenever a pattern's wildcards make it unclear.
     #[allow(dead_code)] // for walking working-tree files (contextAddFiles), next
     pub fn may_include_below(&self, dir: &str) -> bool {
-        let dir = clean(dir);
+        let dir = go_clean(dir);
         let dir = dir.trim_start_matches('/');
         let dir_parts: Vec<&str> = if dir.is_empty() || dir == "." { Vec::new() } else { dir.split('/').collect() };
         self.patterns
@@ -488,7 +488,7 @@ fn class_char(chars: &[char], mut i: usize) -> Result<(char, usize), &'static st
 }
 
 /// Go's `path.Clean` for `/`-separated paths.
-fn clean(path: &str) -> String {
+pub(crate) fn go_clean(path: &str) -> String {
     if path.is_empty() {
         return ".".to_owned();
     }
@@ -718,7 +718,7 @@ mod tests {
             ("a/..", "."),
         ];
         for (input, want) in cases {
-            assert_eq!(clean(input), *want, "{input:?}");
+            assert_eq!(go_clean(input), *want, "{input:?}");
         }
     }
 
