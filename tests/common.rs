@@ -200,3 +200,17 @@ pub fn serve_http(routes: Vec<(String, String, Vec<u8>)>) -> String {
     });
     addr
 }
+
+/// `podman` with HOME `home` and its storage under `dirs` (a short directory of the
+/// caller's: podman refuses a runroot path longer than 50 characters).
+pub fn podman(home: &Path, dirs: &Path) -> Command {
+    let mut c = Command::new("podman");
+    c.env("HOME", home).arg("--root").arg(dirs.join("root")).arg("--runroot").arg(dirs.join("run"));
+    c
+}
+
+/// Remove podman's storage under `dirs` from inside its namespace (it holds files of
+/// subordinate ids).
+pub fn podman_cleanup(home: &Path, dirs: &Path) {
+    let _ = podman(home, dirs).args(["unshare", "rm", "-rf"]).arg(dirs.join("root")).output();
+}

@@ -38,12 +38,7 @@ fn in_pod(env: &Env, rootfs: &Path, project: &Path, user: &str, extra: &[&str], 
     let dirs = tempfile::Builder::new().prefix("podman").tempdir_in("/tmp").unwrap();
     let home = env.path().join("podman-home");
     std::fs::create_dir_all(&home).unwrap();
-    let out = Command::new("podman")
-        .env("HOME", &home)
-        .arg("--root")
-        .arg(dirs.path().join("root"))
-        .arg("--runroot")
-        .arg(dirs.path().join("run"))
+    let out = crate::common::podman(&home, dirs.path())
         .args(["run", "--rm", "--network=host", "--runtime", "runc", "--user", user, "-e", "HOME=/tmp"])
         .args(["-e", "PATH=/usr/local/bin:/bin", "--tmpfs", "/tmp:rw,exec,mode=1777,size=512m"])
         .arg("-v")
@@ -56,15 +51,7 @@ fn in_pod(env: &Env, rootfs: &Path, project: &Path, user: &str, extra: &[&str], 
         .args(["/bin/sh", "-c", script])
         .output()
         .unwrap();
-    let _ = Command::new("podman")
-        .env("HOME", &home)
-        .arg("--root")
-        .arg(dirs.path().join("root"))
-        .arg("--runroot")
-        .arg(dirs.path().join("run"))
-        .args(["unshare", "rm", "-rf"])
-        .arg(dirs.path().join("root"))
-        .output();
+    crate::common::podman_cleanup(&home, dirs.path());
     out
 }
 

@@ -92,25 +92,11 @@ pub fn podman_run(env: &Env, image: &str) -> String {
     // podman refuses a runroot path longer than 50 characters, and wants the same one
     // for a given root: both live in a short directory of their own per call.
     let dirs = tempfile::Builder::new().prefix("podman").tempdir_in("/tmp").unwrap();
-    let out = Command::new("podman")
-        .env("HOME", &home)
-        .arg("--root")
-        .arg(dirs.path().join("root"))
-        .arg("--runroot")
-        .arg(dirs.path().join("run"))
+    let out = crate::common::podman(&home, dirs.path())
         .args(["run", "--rm", "--tls-verify=false", "--network", "none", "--runtime", "runc", image])
         .output()
         .unwrap();
-    // The store holds files of subordinate ids: remove it from inside podman's namespace.
-    let _ = Command::new("podman")
-        .env("HOME", &home)
-        .arg("--root")
-        .arg(dirs.path().join("root"))
-        .arg("--runroot")
-        .arg(dirs.path().join("run"))
-        .args(["unshare", "rm", "-rf"])
-        .arg(dirs.path().join("root"))
-        .output();
+    crate::common::podman_cleanup(&home, dirs.path());
     assert!(out.status.success(), "podman run {image}: {}", stderr(&out));
     stdout(&out)
 }
