@@ -254,6 +254,47 @@ if ((slipway_ok)); then
     done
 fi
 
+# --- driver x isolation: one cold build of the app project per combination, beside buildah's ---
+# slipway: native overlayfs / fuse-overlayfs (storage.conf mount_program, as buildah users
+# force it) / vfs, x built-in sandbox / runc / crun. buildah: the same storage driver or
+# mount_program, x --isolation chroot / oci with --runtime runc / crun.
+printf '[storage]\ndriver = "overlay"\n[storage.options.overlay]\nmount_program = "/usr/bin/fuse-overlayfs"\n' \
+    >"$B/storage-fuse.conf"
+chown "$TEST_USER:" "$B/storage-fuse.conf"
+combo_slipway() { # LOG STORE DRIVER ISOLATION
+    local envs=()
+    case $3 in
+        fuse) envs+=(CONTAINERS_STORAGE_CONF="$B/storage-fuse.conf") ;;
+        vfs) envs+=(WERF_BUILDAH_STORAGE_DRIVER=vfs) ;;
+    esac
+    case $4 in
+        chroot) envs+=(WERF_BUILDAH_MODE=native-chroot) ;;
+        *) envs+=(WERF_BUILDAH_MODE=native-rootless BUILDAH_RUNTIME="$4") ;;
+    esac
+    timed "$1" env XDG_DATA_HOME="$2" "${envs[@]}" "$slipway" build --dir "$B/app" --insecure-registry
+}
+combo_buildah() { # LOG STORE DRIVER ISOLATION
+    local opts=(--root "$2/root" --runroot "$2/runroot") iso=(--isolation chroot)
+    case $3 in
+        native) opts+=(--storage-driver overlay) ;;
+        fuse) opts+=(--storage-driver overlay --storage-opt overlay.mount_program=/usr/bin/fuse-overlayfs) ;;
+        vfs) opts+=(--storage-driver vfs) ;;
+    esac
+    [[ $4 == chroot ]] || iso=(--isolation oci --runtime "$4")
+    timed "$1" buildah "${opts[@]}" bud "${iso[@]}" --layers --tls-verify=false \
+        --signature-policy "$B/policy.json" -f "$B/app/Dockerfile" "$B/app"
+}
+combos=()
+for d in native fuse vfs; do for i in chroot runc crun; do combos+=("$d:$i"); done; done
+log "driver x isolation: one cold build per combination and tool"
+for c in "${combos[@]}"; do
+    for t in slipway buildah; do
+        [[ $t == slipway ]] && ((!slipway_ok)) && continue
+        fresh "$B/stores/combo-$t"
+        record "combo-$c.$t" "$B/logs/combo-$c.$t.log" "combo_$t" "$B/stores/combo-$t" "${c%:*}" "${c#*:}" || true
+    done
+done
+
 # --- registry rows ---------------------------------------------------------------------------
 # This run's repositories live under bench/<run id>/. At exit, all of bench/ (which only this
 # script writes, under the run lock) is deleted and its blobs garbage-collected, which needs
@@ -462,6 +503,13 @@ mkdir -p "$(dirname "$results")"
         "$(secs "$b")" "$ratio" "skopeo copy in the buildah column"
     echo "  export: slipway export --require-built-images from an empty store, stages in one repo," \
         "exported to another; local store afterwards: $(maximum <<<"${disk[export]:-}") KiB (max of runs)"
+    echo "driver x isolation, cold build of the app project (one run each; FAILED rows say why below):"
+    for c in "${combos[@]}"; do
+        s=${ms[combo-$c.slipway]:-} b=${ms[combo-$c.buildah]:-}
+        ratio=-
+        [[ -n $s && -n $b ]] && ratio=$(awk -v s="$s" -v b="$b" 'BEGIN { printf "%.2f", s / b }')
+        printf '  %-30s | %11s | %11s | %15s\n' "${c%:*} x ${c#*:}" "$(secs "$s")" "$(secs "$b")" "$ratio"
+    done
     s=$(median <<<"${ms[stapelcold.slipway]:-}") b=$(median <<<"${ms[stapelpatch.slipway]:-}")
     ratio=-
     [[ -n $s && -n $b ]] && ratio=$(awk -v s="$s" -v b="$b" 'BEGIN { printf "%.2f", b / s }')
