@@ -87,12 +87,14 @@ impl Agent {
         if paths.is_empty() {
             if let Some(sock) = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) {
                 let sock = PathBuf::from(sock);
-                if !is_socket(&sock) {
-                    bail!("SSH_AUTH_SOCK={}: not a socket; unset it or start the ssh-agent", sock.display());
+                // A stale variable must not stop builds that use no ssh at all: a step
+                // that requires the agent says so itself.
+                if is_socket(&sock) {
+                    let dir = private_dir()?;
+                    set_socket(Some((sock, dir.clone())));
+                    return Ok(Agent { child: None, dir: Some(dir) });
                 }
-                let dir = private_dir()?;
-                set_socket(Some((sock, dir.clone())));
-                return Ok(Agent { child: None, dir: Some(dir) });
+                eprintln!("Warning: SSH_AUTH_SOCK={} is not a socket; it is not used", sock.display());
             }
             for name in ["id_rsa", "id_dsa"] {
                 let p = home.join(".ssh").join(name);
@@ -104,57 +106,67 @@ impl Agent {
                 return Ok(none());
             }
         }
-        let dir = private_dir()?;
-        let sock = dir.join("agent.sock");
-        let mut agent_cmd = Command::new("ssh-agent");
-        slipway_runtime::fds::helper_daemon(&mut agent_cmd);
-        let child = agent_cmd
-            .arg("-D")
-            .arg("-a")
-            .arg(&sock)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting ssh-agent (install openssh-client)")?;
-        let mut agent = Agent { child: Some(child), dir: Some(dir.clone()) };
-        let started = Instant::now();
-        while !is_socket(&sock) {
-            if let Some(c) = &mut agent.child
-                && let Some(status) = c.try_wait()?
-            {
-                bail!("ssh-agent exited before it listened ({status})");
+        // Only werf's default keys (no --ssh-key): an agent that cannot start is a warning.
+        let defaults_only = paths.iter().all(|(_, lenient)| *lenient);
+        match launch(paths) {
+            Err(e) if defaults_only => {
+                eprintln!("Warning: no ssh agent for this build: {e:#}");
+                Ok(none())
             }
-            if started.elapsed() > Duration::from_secs(10) {
-                bail!("ssh-agent did not create {} within 10 s", sock.display());
-            }
-            std::thread::sleep(Duration::from_millis(10));
+            result => result,
         }
-        for (p, lenient) in paths {
-            let out = Command::new("ssh-add")
-                .arg("-q")
-                .arg(&p)
-                .env("SSH_AUTH_SOCK", &sock)
-                .env("SSH_ASKPASS_REQUIRE", "never")
-                .env_remove("DISPLAY")
-                .stdin(Stdio::null())
-                .output()
-                .context("running ssh-add (install openssh-client)")?;
-            if !out.status.success() {
-                let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
-                if lenient {
-                    eprintln!("WARNING: unable to add ssh key {}: {why}", p.display());
-                    continue;
-                }
-                bail!(
-                    "--ssh-key {}: ssh-add failed ({why}); slipway takes keys without a passphrase only",
-                    p.display()
-                );
-            }
-        }
-        set_socket(Some((sock, dir)));
-        Ok(agent)
     }
+}
+
+/// Start `ssh-agent` with `paths` (a lenient one only warns when `ssh-add` refuses it).
+fn launch(paths: Vec<(PathBuf, bool)>) -> anyhow::Result<Agent> {
+    let dir = private_dir()?;
+    let sock = dir.join("agent.sock");
+    let mut agent_cmd = Command::new("ssh-agent");
+    slipway_runtime::fds::helper_daemon(&mut agent_cmd);
+    let child = agent_cmd
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting ssh-agent (install openssh-client)")?;
+    let mut agent = Agent { child: Some(child), dir: Some(dir.clone()) };
+    let started = Instant::now();
+    while !is_socket(&sock) {
+        if let Some(c) = &mut agent.child
+            && let Some(status) = c.try_wait()?
+        {
+            bail!("ssh-agent exited before it listened ({status})");
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            bail!("ssh-agent did not create {} within 10 s", sock.display());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for (p, lenient) in paths {
+        let out = Command::new("ssh-add")
+            .arg("-q")
+            .arg(&p)
+            .env("SSH_AUTH_SOCK", &sock)
+            .env("SSH_ASKPASS_REQUIRE", "never")
+            .env_remove("DISPLAY")
+            .stdin(Stdio::null())
+            .output()
+            .context("running ssh-add (install openssh-client)")?;
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            if lenient {
+                eprintln!("WARNING: unable to add ssh key {}: {why}", p.display());
+                continue;
+            }
+            bail!("--ssh-key {}: ssh-add failed ({why}); slipway takes keys without a passphrase only", p.display());
+        }
+    }
+    set_socket(Some((sock, dir)));
+    Ok(agent)
 }
 
 /// A socket one step sees at its `--mount=type=ssh` target; each connection is passed
