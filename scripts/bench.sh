@@ -280,7 +280,8 @@ combo_buildah() { # LOG STORE DRIVER ISOLATION
         fuse) opts+=(--storage-driver overlay --storage-opt overlay.mount_program=/usr/bin/fuse-overlayfs) ;;
         vfs) opts+=(--storage-driver vfs) ;;
     esac
-    [[ $4 == chroot ]] || iso=(--isolation oci --runtime "$4")
+    # The host's network, as slipway's steps have it (rootless netavark cannot setns here).
+    [[ $4 == chroot ]] || iso=(--isolation oci --runtime "$4" --network host)
     timed "$1" buildah "${opts[@]}" bud "${iso[@]}" --layers --tls-verify=false \
         --signature-policy "$B/policy.json" -f "$B/app/Dockerfile" "$B/app"
 }
