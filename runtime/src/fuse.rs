@@ -168,20 +168,6 @@ impl RootfsMounter for FuseOverlay {
         let _ = std::fs::remove_file(target.with_extension("fuse-overlayfs.log"));
         res
     }
-
-    fn probe(&self, scratch: &Path) -> Result<()> {
-        let dirs = RootfsDirs {
-            lowers: vec![scratch.join("l")],
-            upper: scratch.join("u"),
-            work: scratch.join("w"),
-            target: scratch.join("m"),
-        };
-        std::fs::create_dir_all(&dirs.lowers[0]).map_err(RuntimeError::io("creating", &dirs.lowers[0]))?;
-        self.mount(&dirs)?;
-        self.unmount(&dirs.target)?;
-        let _ = std::fs::remove_dir_all(scratch);
-        Ok(())
-    }
 }
 
 impl Drop for FuseOverlay {

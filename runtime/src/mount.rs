@@ -34,7 +34,19 @@ pub trait RootfsMounter {
     fn mount_readonly(&self, lowers: &[PathBuf], target: &Path) -> Result<()>;
     fn unmount(&self, target: &Path) -> Result<()>;
     /// Whether this kind of mount works here at all: a tiny mount under `scratch`.
-    fn probe(&self, scratch: &Path) -> Result<()>;
+    fn probe(&self, scratch: &Path) -> Result<()> {
+        let dirs = RootfsDirs {
+            lowers: vec![scratch.join("l")],
+            upper: scratch.join("u"),
+            work: scratch.join("w"),
+            target: scratch.join("m"),
+        };
+        std::fs::create_dir_all(&dirs.lowers[0]).map_err(RuntimeError::io("creating", &dirs.lowers[0]))?;
+        self.mount(&dirs)?;
+        self.unmount(&dirs.target)?;
+        let _ = std::fs::remove_dir_all(scratch);
+        Ok(())
+    }
 }
 
 /// Native overlayfs with `userxattr` (Linux >= 5.11 inside a user namespace).
@@ -66,20 +78,6 @@ impl RootfsMounter for NativeOverlay {
     fn unmount(&self, target: &Path) -> Result<()> {
         nix::mount::umount2(target, MntFlags::MNT_DETACH)
             .map_err(RuntimeError::sys(format!("unmounting {}", target.display())))
-    }
-
-    fn probe(&self, scratch: &Path) -> Result<()> {
-        let dirs = RootfsDirs {
-            lowers: vec![scratch.join("l")],
-            upper: scratch.join("u"),
-            work: scratch.join("w"),
-            target: scratch.join("m"),
-        };
-        std::fs::create_dir_all(&dirs.lowers[0]).map_err(RuntimeError::io("creating", &dirs.lowers[0]))?;
-        self.mount(&dirs)?;
-        self.unmount(&dirs.target)?;
-        let _ = std::fs::remove_dir_all(scratch);
-        Ok(())
     }
 }
 

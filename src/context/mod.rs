@@ -52,6 +52,22 @@ pub struct BuildContext {
 }
 
 impl BuildContext {
+    /// Every entry, empty directory and directory above one, sorted, once each: what a
+    /// source pattern may name.
+    fn paths_and_parents(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for mut p in self.entries.iter().map(|e| e.path.as_str()).chain(self.empty_dirs.iter().map(String::as_str)) {
+            out.push(p);
+            while let Some((parent, _)) = p.rsplit_once('/') {
+                out.push(parent);
+                p = parent;
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// The context directory `rel` (relative to the repository root) of `commit`, plus
     /// `add_files` (relative to the context) from the working tree, each of which must be
     /// under one of `allowed` (relative to the repository root).
@@ -173,16 +189,7 @@ impl BuildContext {
                 _ => Vec::new(),
             });
         }
-        let mut candidates: Vec<&str> = Vec::new();
-        for mut p in self.entries.iter().map(|e| e.path.as_str()).chain(self.empty_dirs.iter().map(String::as_str)) {
-            candidates.push(p);
-            while let Some((parent, _)) = p.rsplit_once('/') {
-                candidates.push(parent);
-                p = parent;
-            }
-        }
-        candidates.sort_unstable();
-        candidates.dedup();
+        let candidates = self.paths_and_parents();
         let mut out: Vec<String> = Vec::new();
         for c in candidates {
             if glob::matches(&src, c)? && !out.iter().any(|m| c.starts_with(&format!("{m}/"))) {
@@ -328,16 +335,7 @@ impl BuildContext {
             return Ok((root.clone(), vec![root]));
         }
         let matcher = DockerIgnore::from_patterns("--parents", &[pattern])?;
-        let mut candidates: Vec<&str> = Vec::new();
-        for mut p in self.entries.iter().map(|e| e.path.as_str()).chain(self.empty_dirs.iter().map(String::as_str)) {
-            candidates.push(p);
-            while let Some((parent, _)) = p.rsplit_once('/') {
-                candidates.push(parent);
-                p = parent;
-            }
-        }
-        candidates.sort_unstable();
-        candidates.dedup();
+        let candidates = self.paths_and_parents();
         let mut out: Vec<String> = Vec::new();
         for c in candidates {
             let rel = if root.is_empty() {
