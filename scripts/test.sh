@@ -82,7 +82,7 @@ test_env=(
 )
 # Pass through a few knobs from the caller's environment.
 for v in RUST_LOG RUST_TEST_THREADS RUST_TEST_NOCAPTURE RUST_BACKTRACE SLIPWAY_CONFORMANCE_CASES \
-    SLIPWAY_CONFORMANCE_PRINT; do
+    SLIPWAY_CONFORMANCE_PRINT SLIPWAY_MATRIX_ONLY; do
     [[ -n ${!v:-} ]] && test_env+=("$v=${!v}")
 done
 
