@@ -120,6 +120,14 @@ fn single_id_and_full_range_every_driver_and_isolation_build_the_same_image() {
             );
             let said = format!("{}{}", stdout(&out), stderr(&out));
             assert!(said.contains(info), "{name}: the build did not say {info:?}:\n{said}");
+            let isolation_line = match isolation {
+                "built-in" => "step isolation: slipway's chroot sandbox (WERF_BUILDAH_MODE=native-chroot)".to_string(),
+                rt => format!(
+                    "step isolation: {} (WERF_BUILDAH_MODE=native-rootless; the runtime: BUILDAH_RUNTIME)",
+                    which(rt).unwrap().display()
+                ),
+            };
+            assert!(said.contains(&isolation_line), "{name}: the build did not say {isolation_line:?}:\n{said}");
             assert!(!said.contains("falling back"), "{name}: a fallback happened:\n{said}");
             let dir = top.path().join(format!("image-{driver}-{isolation}"));
             skopeo_copy(&format!("docker://{dest}"), &dir);

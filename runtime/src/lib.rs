@@ -26,6 +26,7 @@ pub mod hostfacts;
 pub mod idmap;
 pub mod mount;
 pub mod oci;
+mod oci_chown;
 pub mod rlimit;
 pub mod sandbox;
 pub mod subid;

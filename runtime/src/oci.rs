@@ -4,6 +4,7 @@
 //! cgroup delegation to users on these hosts).
 
 use crate::error::{Result, RuntimeError};
+use crate::oci_chown::ChownListener;
 use crate::rlimit;
 use crate::sandbox::{Exit, SandboxSpec};
 use serde_json::json;
@@ -83,8 +84,18 @@ pub fn run(spec: &SandboxSpec, scratch: &Path, runtime: &Path) -> Result<Exit> {
     let bundle = scratch.join("bundle");
     std::fs::create_dir_all(&bundle).map_err(RuntimeError::io("creating", &bundle))?;
     let config_path = bundle.join("config.json");
-    let bytes = serde_json::to_vec_pretty(&config(spec))
-        .map_err(|e| RuntimeError::Other(format!("encoding config.json: {e}")))?;
+    let mut config = config(spec);
+    // A single-id namespace: chown in the step is recorded, as in the built-in sandbox.
+    let chown = match crate::idmap::IdMap::current().is_single() {
+        true => {
+            let listener = ChownListener::start()?;
+            config["linux"]["seccomp"] = crate::oci_chown::seccomp_section(listener.socket());
+            Some(listener)
+        }
+        false => None,
+    };
+    let bytes =
+        serde_json::to_vec_pretty(&config).map_err(|e| RuntimeError::Other(format!("encoding config.json: {e}")))?;
     std::fs::write(&config_path, bytes).map_err(RuntimeError::io("writing", &config_path))?;
     // The runtime's state lives with the step and goes away with it.
     let state = scratch.join("runtime-state");
@@ -101,12 +112,16 @@ pub fn run(spec: &SandboxSpec, scratch: &Path, runtime: &Path) -> Result<Exit> {
         cmd.arg("--cgroup-manager=disabled");
     }
     cmd.arg("run").arg("--bundle").arg(&bundle).arg(&id);
-    crate::sandbox::wait_step(cmd, spec).map_err(|e| {
+    let exit = crate::sandbox::wait_step(cmd, spec).map_err(|e| {
         RuntimeError::Other(format!(
             "starting the OCI runtime {}: {e}; install it or use WERF_BUILDAH_MODE=native-chroot",
             runtime.display()
         ))
-    })
+    })?;
+    if let Some(listener) = chown {
+        listener.finish()?;
+    }
+    Ok(exit)
 }
 
 fn is_crun(runtime: &Path) -> bool {

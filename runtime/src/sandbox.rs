@@ -386,7 +386,7 @@ fn supervise(child: nix::unistd::Pid, sup: &crate::chown_notify::Supervisor, soc
     }
 }
 
-fn receive_fd(sock: &OwnedFd) -> nix::Result<Option<OwnedFd>> {
+pub(crate) fn receive_fd(sock: &OwnedFd) -> nix::Result<Option<OwnedFd>> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
     let mut byte = [0u8; 1];
     let mut iov = [std::io::IoSliceMut::new(&mut byte)];

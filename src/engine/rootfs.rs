@@ -81,6 +81,8 @@ pub struct RootfsDriver {
     failures: Mutex<Vec<String>>,
     /// Whether the info line was printed.
     announced: AtomicBool,
+    /// Printed after it: which step isolation is used and why (empty: nothing).
+    isolation_why: String,
 }
 
 impl RootfsDriver {
@@ -100,14 +102,16 @@ impl RootfsDriver {
             }
         };
         let (w, i) = (log.clone(), log.clone());
-        RootfsDriver::with_ways(
+        let mut driver = RootfsDriver::with_ways(
             ways,
             copies_last,
             why,
             backend.id_mapping.ownership(),
             Box::new(move |s| w.warn(s)),
             Box::new(move |s| i.info(s)),
-        )
+        );
+        driver.isolation_why = backend.isolation_why.clone();
+        driver
     }
 
     fn with_ways(
@@ -128,6 +132,7 @@ impl RootfsDriver {
             current: AtomicUsize::new(0),
             failures: Mutex::new(Vec::new()),
             announced: AtomicBool::new(false),
+            isolation_why: String::new(),
         }
     }
 
@@ -252,6 +257,9 @@ impl RootfsDriver {
             None => "vfs (plain copies)",
         };
         (self.info)(&format!("storage driver: {what} ({why})"));
+        if !self.isolation_why.is_empty() {
+            (self.info)(&self.isolation_why);
+        }
     }
 }
 

@@ -20,6 +20,8 @@ use std::path::PathBuf;
 pub struct Backend {
     /// `WERF_BUILDAH_MODE`: slipway's own sandbox, or runc found on `PATH`.
     pub isolation: Isolation,
+    /// Which isolation and why, for the build log's one line.
+    pub isolation_why: String,
     /// `WERF_BUILDAH_STORAGE_DRIVER`.
     pub storage_driver: StorageDriver,
     /// fuse-overlayfs, if installed or named by storage.conf's `mount_program`.
@@ -81,6 +83,7 @@ impl Default for Backend {
     fn default() -> Self {
         Backend {
             isolation: Isolation::Builtin,
+            isolation_why: String::new(),
             storage_driver: StorageDriver::Auto,
             fuse_overlayfs: None,
             rlimits: Vec::new(),
@@ -95,9 +98,26 @@ impl Backend {
     /// The settings `host` asks for. Looks runc up on `PATH` for `native-rootless`, and
     /// reads the current rlimits to check `WERF_BUILDAH_ULIMIT` against them.
     pub fn from_env(host: HostEnv) -> anyhow::Result<Self> {
-        let isolation = match parse_mode(host.var("WERF_BUILDAH_MODE").unwrap_or_default())? {
-            Mode::Builtin => Isolation::Builtin,
-            Mode::Oci => Isolation::Oci { runtime: oci_runtime(&host)? },
+        let mode = host.var("WERF_BUILDAH_MODE").unwrap_or_default();
+        let (isolation, isolation_why) = match parse_mode(mode)? {
+            Mode::Builtin => {
+                let why = match mode {
+                    "native-chroot" => "WERF_BUILDAH_MODE=native-chroot".to_string(),
+                    _ => format!(
+                        "WERF_BUILDAH_MODE={}: werf's default, chroot isolation",
+                        if mode.is_empty() { "auto" } else { mode }
+                    ),
+                };
+                (Isolation::Builtin, format!("step isolation: slipway's chroot sandbox ({why})"))
+            }
+            Mode::Oci => {
+                let (runtime, from) = oci_runtime(&host)?;
+                let why = format!(
+                    "step isolation: {} (WERF_BUILDAH_MODE=native-rootless; the runtime: {from})",
+                    runtime.display()
+                );
+                (Isolation::Oci { runtime }, why)
+            }
         };
         let storage_driver = parse_storage_driver(host.var("WERF_BUILDAH_STORAGE_DRIVER").unwrap_or_default())?;
         let fuse_overlayfs = fuse_overlayfs(&host)?;
@@ -116,7 +136,16 @@ impl Backend {
             Some("single") => IdMapping::Single,
             _ => IdMapping::Full,
         };
-        Ok(Backend { isolation, storage_driver, fuse_overlayfs, rlimits, max_layer_size, id_mapping, host })
+        Ok(Backend {
+            isolation,
+            isolation_why,
+            storage_driver,
+            fuse_overlayfs,
+            rlimits,
+            max_layer_size,
+            id_mapping,
+            host,
+        })
     }
 }
 
@@ -143,7 +172,7 @@ fn parse_mode(value: &str) -> anyhow::Result<Mode> {
 /// else `/usr/share/containers/`, `/etc/containers/`, then the user's
 /// `$XDG_CONFIG_HOME/containers/`, the later winning), else runc. A name is looked up on
 /// `PATH` (then /usr/sbin, /usr/bin); a path is taken as it is.
-fn oci_runtime(host: &HostEnv) -> anyhow::Result<PathBuf> {
+fn oci_runtime(host: &HostEnv) -> anyhow::Result<(PathBuf, String)> {
     let (name, from) = match host.var("BUILDAH_RUNTIME").filter(|v| !v.is_empty()) {
         Some(v) => (v.to_string(), "BUILDAH_RUNTIME".to_string()),
         None => containers_conf_runtime(host)?.unwrap_or_else(|| ("runc".into(), "the default".into())),
@@ -151,7 +180,7 @@ fn oci_runtime(host: &HostEnv) -> anyhow::Result<PathBuf> {
     if name.contains('/') {
         let p = PathBuf::from(&name);
         anyhow::ensure!(p.is_file(), "OCI runtime {name} (from {from}) does not exist");
-        return Ok(p);
+        return Ok((p, from));
     }
     anyhow::ensure!(
         matches!(name.as_str(), "runc" | "crun"),
@@ -162,6 +191,7 @@ fn oci_runtime(host: &HostEnv) -> anyhow::Result<PathBuf> {
         .chain(["/usr/sbin".into(), "/usr/bin".into()])
         .map(|d| d.join(&name))
         .find(|p| p.is_file())
+        .map(|p| (p, from.clone()))
         .with_context(|| {
             format!("WERF_BUILDAH_MODE=native-rootless runs steps with {name} (from {from}), which is not installed (Debian package {name})")
         })
@@ -403,6 +433,28 @@ mod tests {
         );
         let e = error(&[mode, ("PATH", path), ("BUILDAH_RUNTIME", "kata")]);
         assert_eq!(e, "OCI runtime \"kata\" (from BUILDAH_RUNTIME): slipway runs steps with runc or crun only");
+        let why = backend(&[mode, ("PATH", path), ("CONTAINERS_CONF", conf)]).unwrap().isolation_why;
+        assert_eq!(
+            why,
+            format!(
+                "step isolation: {}/crun (WERF_BUILDAH_MODE=native-rootless; the runtime: {conf})",
+                t.path().display()
+            )
+        );
+    }
+
+    #[test]
+    fn the_isolation_line_says_auto_is_werfs_chroot_default() {
+        let why = |mode: &str| backend(&[("WERF_BUILDAH_MODE", mode)]).unwrap().isolation_why;
+        assert_eq!(
+            why(""),
+            "step isolation: slipway's chroot sandbox (WERF_BUILDAH_MODE=auto: werf's default, chroot isolation)"
+        );
+        assert_eq!(
+            why("default"),
+            "step isolation: slipway's chroot sandbox (WERF_BUILDAH_MODE=default: werf's default, chroot isolation)"
+        );
+        assert_eq!(why("native-chroot"), "step isolation: slipway's chroot sandbox (WERF_BUILDAH_MODE=native-chroot)");
     }
 
     #[test]
