@@ -135,3 +135,40 @@ fn builds_in_a_pod_as_container_root_and_as_a_uid_without_subordinate_ids() {
         assert_eq!(stdout(&run), "built\nhello\n/built.txt\n", "user {user}:\n{}", text(&run));
     }
 }
+
+/// A seccomp profile that refuses new user namespaces, as Docker's and containerd's
+/// defaults do without CAP_SYS_ADMIN: `unshare`, `clone` with CLONE_NEWUSER, and
+/// `clone3` (ENOSYS, so libc falls back to `clone`).
+const NO_USERNS_SECCOMP: &str = r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+ {"names": ["unshare"], "action": "SCMP_ACT_ERRNO"},
+ {"names": ["clone"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 268435456, "valueTwo": 268435456, "op": "SCMP_CMP_MASKED_EQ"}]},
+ {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}"#;
+
+#[test]
+fn blocked_user_namespaces_stop_the_build_naming_the_pod_setting() {
+    let test = "blocked_user_namespaces_stop_the_build_naming_the_pod_setting";
+    let Some(reg) = registry(test) else { return };
+    if !rootless_env(test) {
+        return;
+    }
+    let env = Env::new();
+    let rootfs = pod_rootfs(&env);
+    let dir = project(&env, &reg);
+    let profile = env.path().join("no-userns.json");
+    std::fs::write(&profile, NO_USERNS_SECCOMP).unwrap();
+    let seccomp = format!("seccomp={}", profile.display());
+    let opts = ["--security-opt", "unmask=ALL", "--security-opt", seccomp.as_str()];
+    for user in ["0", "2000"] {
+        let check = in_pod(&env, &rootfs, &dir, user, &opts, "slipway host check");
+        let t = text(&check);
+        assert_eq!(check.status.code(), Some(1), "user {user}:\n{t}");
+        assert!(t.contains("securityContext.seccompProfile.type: Unconfined"), "user {user}:\n{t}");
+        let build = in_pod(&env, &rootfs, &dir, user, &opts, "slipway build --dir /project --insecure-registry");
+        let t = stderr(&build);
+        assert!(!build.status.success(), "user {user}:\n{t}");
+        let error: Vec<&str> = t.lines().filter(|l| l.starts_with("Error: ")).collect();
+        assert_eq!(error.len(), 1, "user {user}:\n{t}");
+        assert!(error[0].contains("cannot create a user namespace"), "user {user}:\n{t}");
+        assert!(error[0].contains("securityContext.seccompProfile.type: Unconfined"), "user {user}:\n{t}");
+    }
+}

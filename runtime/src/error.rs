@@ -20,8 +20,10 @@ pub enum RuntimeError {
     },
     #[error(
         "cannot create a user namespace: {source}; rootless builds need unprivileged user \
-         namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0; \
-         in a container run it with seccomp and apparmor unconfined)"
+         namespaces: on a host, sysctl user.max_user_namespaces > 0 (and \
+         kernel.unprivileged_userns_clone=1 where it exists); in a pod or container, a seccomp \
+         profile and AppArmor that allow them (Kubernetes `securityContext.seccompProfile.type: \
+         Unconfined`, podman/docker `--security-opt seccomp=unconfined`)"
     )]
     UserNamespace {
         #[source]
