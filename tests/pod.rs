@@ -4,6 +4,9 @@
 //! `newuidmap`. Each either builds or stops with one line naming the setting to change.
 
 use crate::common::{Env, git_project, registry, rootless_env, stderr, stdout, which};
+use crate::conformance::flatten::{listing, read_dir_image};
+use crate::conformance::skopeo_copy;
+use crate::repo::fresh_repo;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -64,7 +67,7 @@ fn project(env: &Env, reg: &str) -> PathBuf {
             (
                 "Dockerfile",
                 &format!(
-                    "FROM {reg}/base/busybox:latest\nRUN echo built > /built.txt && mkdir /d && ln -s /built.txt /d/link\nCOPY hello.txt /app/hello.txt\n"
+                    "FROM {reg}/base/busybox:latest\nRUN echo built > /built.txt && mkdir /d && ln -s /built.txt /d/link && chown 1000:1001 /built.txt\nCOPY --chown=7:8 hello.txt /app/hello.txt\n"
                 ),
             ),
             ("hello.txt", "hello\n"),
@@ -133,6 +136,23 @@ fn builds_in_a_pod_as_container_root_and_as_a_uid_without_subordinate_ids() {
              slipway run --dir /project --insecure-registry app -- /bin/sh -c 'cat /built.txt /app/hello.txt; readlink /d/link'",
         );
         assert_eq!(stdout(&run), "built\nhello\n/built.txt\n", "user {user}:\n{}", text(&run));
+        // The owners set by RUN chown and COPY --chown reach the image in both mappings
+        // (single-id: recorded by the seccomp listener inside podman's own filter).
+        let dest = format!("{}:latest", fresh_repo(&reg, &format!("pod-{user}")));
+        let export = in_pod(
+            &env,
+            &rootfs,
+            &dir,
+            user,
+            &unmasked,
+            &format!("slipway export --dir /project --insecure-registry --tag {dest}"),
+        );
+        assert!(export.status.success(), "user {user}:\n{}", text(&export));
+        let image = env.path().join(format!("image-{user}"));
+        skopeo_copy(&format!("docker://{dest}"), &image);
+        let files = listing(&read_dir_image(&image).tree);
+        assert!(files["built.txt"].ends_with("owner=1000:1001"), "user {user}: {}", files["built.txt"]);
+        assert!(files["app/hello.txt"].ends_with("owner=7:8"), "user {user}: {}", files["app/hello.txt"]);
     }
 }
 
