@@ -71,7 +71,7 @@ pub fn build(
     settings: &BuildSettings,
     log: &Log,
 ) -> anyhow::Result<(BuildReport, BTreeMap<String, ImageState>)> {
-    // Before anything else, as werf: a bad --ssh-key fails the command first.
+    // First: a bad --ssh-key fails the command before anything is looked up or built.
     let ssh = ssh_agent::Agent::start(&settings.ssh, &settings.backend.host)?;
     let run = Run {
         name: &project.name,

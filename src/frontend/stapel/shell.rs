@@ -32,7 +32,7 @@ use slipway_runtime::sandbox::Bind;
 const SCRIPT: &str = "/.werf/script.sh";
 
 /// Where the build's ssh agent is bound, as werf binds it (`SSHContainerAuthSockPath`).
-pub const SSH_AUTH_SOCK: &str = "/.werf/tmp/ssh-auth-sock";
+const SSH_AUTH_SOCK: &str = "/.werf/tmp/ssh-auth-sock";
 
 /// What every shell stage of one image shares.
 pub struct ShellEnv<'a> {
