@@ -1,6 +1,9 @@
 //! Building werf projects end to end as the unprivileged user, against the real registry.
 
-use crate::common::{Env, git, git_project, registry, rootless_env, run_ok, stderr, stdout, write};
+use crate::common::{
+    Env, git, git_project, processes_mentioning, registry, rootless_env, run_ok, ssh_add_tools, ssh_key, stderr,
+    stdout, write,
+};
 
 const WERF_YAML: &str =
     "project: demo\nconfigVersion: 1\n---\nimage: app\ndockerfile: Dockerfile\nargs:\n  GREETING: hello-from-werf\n";
@@ -541,19 +544,6 @@ fn run_mounts_cache_secret_bind_tmpfs() {
     assert_eq!(stdout(&out), "2\ns3cr3tchanged\nf\nclean\n");
 }
 
-/// Processes whose command line mentions `needle` (e.g. the test's temporary dir).
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains(needle) {
-            found.push(cmdline);
-        }
-    }
-    found
-}
-
 #[test]
 fn run_mount_ssh_shows_the_ssh_key_agent() {
     let t = "run_mount_ssh_shows_the_ssh_key_agent";
@@ -567,12 +557,7 @@ fn run_mount_ssh_shows_the_ssh_key_agent() {
     let env = env.with_var("TMPDIR", tmp.to_str().unwrap());
     let dir = env.path().join("project");
     let key = env.path().join("id_test");
-    run_ok(
-        std::process::Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "slipway-test-key", "-f"])
-            .arg(&key),
-    );
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let public = ssh_key(&key);
     let werf = "project: ssh\nconfigVersion: 1\n---\nimage: app\ndockerfile: Dockerfile\n";
     // busybox has no unix-socket client: the host's ssh-add with its libraries, from the context.
     let df = format!(
@@ -582,14 +567,7 @@ fn run_mount_ssh_shows_the_ssh_key_agent() {
          RUN test ! -e /run/buildkit/ssh_agent.0 && test -z \"$SSH_AUTH_SOCK\" && echo clean > /clean\n"
     );
     git_project(&dir, &[("werf.yaml", werf), ("Dockerfile", &df)], &[]);
-    let tools = dir.join("tools");
-    std::fs::create_dir_all(&tools).unwrap();
-    let ldd = run_ok(std::process::Command::new("ldd").arg("/usr/bin/ssh-add"));
-    for lib in stdout(&ldd).split_whitespace().filter(|w| w.starts_with('/')) {
-        let name = if lib.contains("ld-linux") { "ld.so" } else { lib.rsplit('/').next().unwrap() };
-        std::fs::copy(lib, tools.join(name)).unwrap();
-    }
-    std::fs::copy("/usr/bin/ssh-add", tools.join("ssh-add")).unwrap();
+    ssh_add_tools(&dir.join("tools"));
     git(&dir, &["add", "tools"]);
     git(&dir, &["commit", "-q", "-m", "tools"]);
 

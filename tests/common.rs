@@ -108,6 +108,39 @@ impl Env {
     }
 }
 
+/// A new ed25519 key without a passphrase at `path`; returns its public line.
+pub fn ssh_key(path: &Path) -> String {
+    run_ok(
+        Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "slipway-test-key", "-f"]).arg(path),
+    );
+    std::fs::read_to_string(path.with_extension("pub")).unwrap()
+}
+
+/// The host's `ssh-add` and its libraries, copied into `dir` (busybox has no unix-socket
+/// client): a step runs it as `DIR/ld.so --library-path DIR DIR/ssh-add`.
+pub fn ssh_add_tools(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let ldd = run_ok(Command::new("ldd").arg("/usr/bin/ssh-add"));
+    for lib in stdout(&ldd).split_whitespace().filter(|w| w.starts_with('/')) {
+        let name = if lib.contains("ld-linux") { "ld.so" } else { lib.rsplit('/').next().unwrap() };
+        std::fs::copy(lib, dir.join(name)).unwrap();
+    }
+    std::fs::copy("/usr/bin/ssh-add", dir.join("ssh-add")).unwrap();
+}
+
+/// Processes whose command line mentions `needle` (e.g. the test's temporary dir).
+pub fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) {
+            found.push(cmdline);
+        }
+    }
+    found
+}
+
 /// Run and return output, panicking with both streams if the exit code differs.
 pub fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("spawning slipway");

@@ -1,6 +1,9 @@
 //! Stapel images (`from` + `git` + `shell` + `docker`) built end to end as the unprivileged user.
 
-use crate::common::{Env, git, git_project, registry, rootless_env, run_ok, stderr, stdout, write};
+use crate::common::{
+    Env, git, git_project, processes_mentioning, registry, rootless_env, run_ok, ssh_add_tools, ssh_key, stderr,
+    stdout, write,
+};
 
 fn werf_yaml(reg: &str, setup: &str) -> String {
     format!(
@@ -603,4 +606,74 @@ fn from_latest_follows_the_base_tag_in_its_registry() {
         env.slipway().args(["run", "--insecure-registry", "app", "--dir"]).arg(&dir).args(["--", "cat", "/seen"]),
     );
     assert!(!stdout(&out).contains("No such file"), "the new base's /srv is missing: {}", stdout(&out));
+}
+
+/// With `--ssh-key`, shell stages reach the build's agent at werf's
+/// `/.werf/tmp/ssh-auth-sock` (named by `SSH_AUTH_SOCK`); without an agent they do not.
+/// The agent is in neither the stage digest nor the image: a build without it finds
+/// every stage.
+#[test]
+fn shell_stages_get_the_ssh_key_agent() {
+    let t = "shell_stages_get_the_ssh_key_agent";
+    if !rootless_env(t) {
+        return;
+    }
+    let Some(reg) = registry(t) else { return };
+    let env = Env::new();
+    let tmp = env.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let env = env.with_var("TMPDIR", tmp.to_str().unwrap());
+    let dir = env.path().join("project");
+    let key = env.path().join("id_test");
+    let public = ssh_key(&key);
+    let werf = format!(
+        r#"project: ssh
+configVersion: 1
+---
+image: app
+from: {reg}/base/busybox
+git:
+- add: /tools
+  to: /tools
+shell:
+  install:
+  - test -S "$SSH_AUTH_SOCK" && echo "$SSH_AUTH_SOCK" > /sock
+  - stat -c '%a %u' "$SSH_AUTH_SOCK" > /sock-mode
+  - /tools/ld.so --library-path /tools /tools/ssh-add -L > /keys
+  setup: /tools/ld.so --library-path /tools /tools/ssh-add -L > /keys-setup
+"#
+    );
+    git_project(&dir, &[("werf.yaml", &werf)], &[]);
+    ssh_add_tools(&dir.join("tools"));
+    git(&dir, &["add", "tools"]);
+    git(&dir, &["commit", "-q", "-m", "tools"]);
+    let build = |key: Option<&std::path::Path>| {
+        let mut cmd = env.slipway();
+        cmd.args(["build", "--insecure-registry", "--dir"]).arg(&dir);
+        if let Some(k) = key {
+            cmd.arg("--ssh-key").arg(k);
+        }
+        cmd
+    };
+
+    // No agent (a stale SSH_AUTH_SOCK is only warned about): the step has no socket.
+    let refused = build(None).env("SSH_AUTH_SOCK", env.path().join("gone.sock")).output().unwrap();
+    assert!(!refused.status.success(), "the shell stage found an agent:\n{}", stdout(&refused));
+    assert!(stderr(&refused).contains("gone.sock is not a socket; it is not used"), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("the shell commands exited with code"), "{}", stderr(&refused));
+
+    let log = stdout(&run_ok(build(Some(&key)).env_remove("SSH_AUTH_SOCK")));
+    assert!(log.contains("app/install") && log.contains("built in"), "{log}");
+    let left = processes_mentioning(tmp.to_str().unwrap());
+    assert!(left.is_empty(), "processes left after the build: {left:?}");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "the agent's dir is left in {}", tmp.display());
+
+    let show =
+        "cat /sock /sock-mode /keys /keys-setup; echo ${SSH_AUTH_SOCK:-no-env}; test -e /.werf || echo no-werf-left";
+    let out = run_ok(env.slipway().args(["run", "--dir"]).arg(&dir).args(["--", "/bin/sh", "-c", show]));
+    assert_eq!(stdout(&out), format!("/.werf/tmp/ssh-auth-sock\n600 0\n{public}{public}no-env\nno-werf-left\n"));
+
+    // The agent is not in the digest: without one, every stage is found.
+    let again = stdout(&run_ok(build(None).env_remove("SSH_AUTH_SOCK")));
+    assert!(!again.contains("built in"), "a stage was rebuilt without the agent:\n{again}");
 }

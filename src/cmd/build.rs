@@ -126,7 +126,6 @@ pub fn run(args: BuildArgs, storage_root: &Option<PathBuf>) -> anyhow::Result<u8
     };
     let store = Store::open(&p.storage_root(storage_root)?)?;
     let log = Log::new(false).quiet(p.log.quiet());
-    let _agent = p.ssh_agent()?;
     let (mut report, _) = engine::build(&project, &store, &images, &settings, &log)?;
     report.runtime.in_container = std::env::var("WERF_CONTAINERIZED").is_ok_and(|v| v == "yes");
     if !custom_tags.is_empty() {

@@ -106,7 +106,6 @@ pub fn run(args: ExportArgs, storage_root: &Option<std::path::PathBuf>) -> anyho
             (report, states)
         }
         None => {
-            let _agent = args.project.ssh_agent()?;
             let (report, states) = engine::build(&project, &store, &names, &settings, &log)?;
             let states = states.into_iter().map(|(n, s)| (n, (s, None))).collect();
             (report, states)

@@ -94,8 +94,9 @@ pub struct ProjectArgs {
     pub home_dir: Option<PathBuf>,
 
     /// Use only specific ssh key(s) (repeatable; $WERF_SSH_KEY_*): slipway runs an ssh-agent
-    /// with them for `RUN --mount=type=ssh`. Without it: $SSH_AUTH_SOCK, else ~/.ssh/id_rsa
-    /// and ~/.ssh/id_dsa. Keys with a passphrase are refused.
+    /// with them for `RUN --mount=type=ssh` and Stapel shell stages. Without it:
+    /// $SSH_AUTH_SOCK, else ~/.ssh/id_rsa and ~/.ssh/id_dsa. Keys with a passphrase are
+    /// refused.
     #[arg(long = "ssh-key", value_name = "PATH")]
     pub ssh_key: Vec<String>,
 
@@ -374,14 +375,8 @@ impl ProjectArgs {
             },
             registry_progress: slipway_storage::registry::ProgressDeadline::from_secs(self.registry_progress_timeout),
             backend,
+            ssh: crate::engine::ssh_agent::Choice::Werf(with_env_list(&self.ssh_key, "WERF_SSH_KEY_")),
         })
-    }
-}
-
-impl ProjectArgs {
-    /// The build's ssh agent (werf's choice); kept alive while the build runs.
-    pub fn ssh_agent(&self) -> anyhow::Result<crate::engine::ssh_agent::Agent> {
-        crate::engine::ssh_agent::Agent::start(&with_env_list(&self.ssh_key, "WERF_SSH_KEY_"))
     }
 }
 

@@ -89,7 +89,6 @@ pub fn run(args: RunArgs, storage_root: &Option<std::path::PathBuf>) -> anyhow::
     let log = Log::new(true).quiet(args.project.log.quiet());
     let mut settings = args.project.settings()?;
     settings.require_built = args.require_built_images;
-    let _agent = args.project.ssh_agent()?;
     let (_, states) = engine::build(&project, &store, std::slice::from_ref(&name), &settings, &log)?;
     let state = states.get(&name).context("the image was not built")?;
     let c = &state.config.config;

@@ -45,6 +45,8 @@ pub fn run(cmd: StageCommand, storage_root: &Option<std::path::PathBuf>) -> anyh
     let store = Store::open(&args.project.storage_root(storage_root)?)?;
     let mut settings = args.project.settings()?;
     settings.require_built = true;
+    // Nothing is built: no agent to start (and no warning about one).
+    settings.ssh = engine::ssh_agent::Choice::Off;
     let log = Log::new(true).quiet(true);
     let (report, _) = engine::build(&project, &store, std::slice::from_ref(&name), &settings, &log)?;
     let record = report.images.get(&name).context("the image is not in the build report")?;

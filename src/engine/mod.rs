@@ -59,6 +59,8 @@ pub struct BuildSettings {
     pub registry_progress: slipway_storage::registry::ProgressDeadline,
     /// Isolation, storage driver, limits and the host environment (`WERF_BUILDAH_*`).
     pub backend: Backend,
+    /// The ssh agent the build starts or takes (`--ssh-key`); it lives as long as the build.
+    pub ssh: ssh_agent::Choice,
 }
 
 /// Builds selected images; returns the report and each image's final state.
@@ -69,6 +71,8 @@ pub fn build(
     settings: &BuildSettings,
     log: &Log,
 ) -> anyhow::Result<(BuildReport, BTreeMap<String, ImageState>)> {
+    // First: a bad --ssh-key fails the command before anything is looked up or built.
+    let ssh = ssh_agent::Agent::start(&settings.ssh, &settings.backend.host)?;
     let run = Run {
         name: &project.name,
         dir_rel: &project.dir_rel,
@@ -81,6 +85,7 @@ pub fn build(
         settings,
         log,
         rootfs: RootfsDriver::new(&settings.backend, log),
+        ssh,
         client: registry_client(settings)?,
     };
     let mut pending = build_order(&project.config, &project.config.select(images)?);
@@ -156,6 +161,9 @@ pub struct Run<'a> {
     pub log: &'a Log,
     /// How layers become a rootfs, for every image of the run.
     pub rootfs: RootfsDriver,
+    /// The build's ssh agent, for the steps that show it; killed (if slipway started
+    /// it) when the run ends.
+    pub ssh: ssh_agent::Agent,
     client: Client,
 }
 

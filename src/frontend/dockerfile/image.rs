@@ -28,6 +28,8 @@ pub struct DockerfileBuild<'a> {
     pub context: &'a BuildContext,
     pub backend: &'a crate::engine::Backend,
     pub rootfs: &'a crate::engine::RootfsDriver,
+    /// The build's ssh agent, for `RUN --mount=type=ssh`.
+    pub ssh: &'a crate::engine::ssh_agent::Agent,
     /// Fail instead of building a missing stage (`--require-built-images`).
     pub require_built: bool,
     /// werf's `imageSpec` (merged with `build.imageSpec` for final images): one more
@@ -109,6 +111,7 @@ impl DockerfileBuild<'_> {
             context: self.context,
             backend: self.backend,
             rootfs: self.rootfs,
+            ssh: self.ssh,
             images: self,
         }
     }

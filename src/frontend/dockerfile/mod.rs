@@ -90,6 +90,7 @@ pub fn build(job: &Job<'_>, d: &DockerfileImage) -> anyhow::Result<Built> {
         context: &context,
         backend: &run.settings.backend,
         rootfs: &run.rootfs,
+        ssh: &run.ssh,
         require_built: run.settings.require_built,
         image_spec: d.image_spec.as_ref(),
         secrets: &d.secrets,

@@ -32,6 +32,8 @@ pub struct StepEnv<'a> {
     pub backend: &'a Backend,
     /// How image layers become the step's rootfs and the trees it reads from.
     pub rootfs: &'a RootfsDriver,
+    /// The build's ssh agent, for `RUN --mount=type=ssh`.
+    pub ssh: &'a crate::engine::ssh_agent::Agent,
     /// Resolves other Dockerfile stages and external images (for COPY --from).
     pub images: &'a dyn Images,
 }
@@ -453,8 +455,8 @@ fn prepare_mounts<'s>(env: &StepEnv<'s>, mounts: &[super::mounts::RunMount]) -> 
             }
             M::Ssh { id, target, required, uid, gid, mode } => {
                 // Only the build's agent exists, under BuildKit's id `default`.
-                let agent = if id == "default" { crate::engine::ssh_agent::socket() } else { None };
-                let Some((agent, dir)) = agent else {
+                let socket = if id == "default" { env.ssh.step_socket(*uid, *gid, *mode)? } else { None };
+                let Some(socket) = socket else {
                     if *required {
                         bail!(
                             "--mount=type=ssh,id={id} is required but the build has no ssh agent for it \
@@ -464,7 +466,6 @@ fn prepare_mounts<'s>(env: &StepEnv<'s>, mounts: &[super::mounts::RunMount]) -> 
                     continue;
                 };
                 let target = target.clone().unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{}", ssh.len()));
-                let socket = crate::engine::ssh_agent::StepSocket::new(&agent, &dir, *uid, *gid, *mode)?;
                 binds.push(Bind { source: socket.path().to_path_buf(), dest: target.clone(), readonly: false });
                 if ssh_env.is_empty() {
                     ssh_env.push(format!("SSH_AUTH_SOCK={target}"));

@@ -119,6 +119,7 @@ pub fn build<'a>(job: &Job<'a>, s: &StapelImage) -> anyhow::Result<(Built, Optio
         commit: run.commit,
         secrets: &s.secrets,
         mounts: &mounts,
+        ssh: &run.ssh,
     };
     let stages: Vec<StapelStage<'_>> = planned
         .iter()

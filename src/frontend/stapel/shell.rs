@@ -8,7 +8,12 @@
 //! environment is the image's plus `WERF_COMMIT_HASH`, `WERF_COMMIT_TIME_HUMAN` and
 //! `WERF_COMMIT_TIME_UNIX`; every werf.yaml secret is a read-only file at
 //! `/run/secrets/ID` (`pkg/build/secrets`), in neither the layer nor the digest; the
-//! image's `mount`s are bound read-write (`mount.rs`).
+//! image's `mount`s are bound read-write (`mount.rs`). When the build has an ssh agent
+//! (`--ssh-key`, `SSH_AUTH_SOCK`, `~/.ssh/id_rsa`), a socket relayed to it is bound at
+//! werf's `/.werf/tmp/ssh-auth-sock` (root's, 0600) and named by `SSH_AUTH_SOCK`
+//! (`MountSSHAgentSocket` in `container_backend`); it is in neither the digest nor the
+//! stage's config, as werf's digest does not have it (werf v2 leaves the variable in
+//! the stage's config, and its imageSpec stage drops it again).
 //!
 //! werf v2 also leaves the three variables in the stage's config (its issue #3403, fixed
 //! in v3); slipway gives them to the commands only, as v3 does, so a stage's config
@@ -26,6 +31,9 @@ use slipway_runtime::sandbox::Bind;
 /// Where the script is bound in the build container, as werf binds it.
 const SCRIPT: &str = "/.werf/script.sh";
 
+/// Where the build's ssh agent is bound, as werf binds it (`SSHContainerAuthSockPath`).
+const SSH_AUTH_SOCK: &str = "/.werf/tmp/ssh-auth-sock";
+
 /// What every shell stage of one image shares.
 pub struct ShellEnv<'a> {
     pub puller: &'a Puller<'a>,
@@ -42,6 +50,8 @@ pub struct ShellEnv<'a> {
     pub secrets: &'a [crate::config::Secret],
     /// werf.yaml `mount` of the image, and where the mounts come from.
     pub mounts: &'a super::mount::MountEnv<'a>,
+    /// The build's ssh agent, shown to the commands.
+    pub ssh: &'a crate::engine::ssh_agent::Agent,
 }
 
 /// werf's script: `set -e`, then `bash` if the image has it, then the commands.
@@ -111,6 +121,13 @@ pub fn run(
     if rootfs.open_path("/bin/sh").is_err() {
         bail!("the base image has no /bin/sh, which runs the shell commands");
     }
+    // Removed when the commands are done.
+    let ssh = env.ssh.step_socket(0, 0, 0o600)?;
+    if let Some(socket) = &ssh {
+        binds.push(Bind { source: socket.path().to_path_buf(), dest: SSH_AUTH_SOCK.into(), readonly: false });
+        run_env.retain(|e| !e.starts_with("SSH_AUTH_SOCK="));
+        run_env.push(format!("SSH_AUTH_SOCK={SSH_AUTH_SOCK}"));
+    }
     let cmd = Command {
         args: vec!["/bin/sh".into(), SCRIPT.into()],
         env: run_env,
@@ -123,6 +140,7 @@ pub fn run(
         no_network: env.no_network,
     };
     let exit = run_command(m.root(), cmd)?;
+    drop(ssh);
     if !exit.success() {
         bail!("the shell commands exited with code {}", exit.code);
     }
