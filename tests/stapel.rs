@@ -401,6 +401,24 @@ fn git_stages_of_another_branch_are_not_reused() {
         "Error: image app (werf.yaml:7): `git` mappings are not supported with --dev yet (they read commits only); \
          commit the changes and build without --dev\n"
     );
+
+    // werf's WERF_DISABLE_GIT_COMMIT_ANCESTRY_CHECK: any stage whose commit exists is
+    // reusable, the oldest first (feature's, whose install copied "feature"), patched
+    // to HEAD's files.
+    git(&dir, &["checkout", "-q", "main"]);
+    git(&dir, &["checkout", "-q", "-b", "third"]);
+    write(&dir, "src/a.txt", "third\n");
+    git(&dir, &["commit", "-q", "-am", "third"]);
+    let unchecked = |command: &str, rest: &[&str]| {
+        let mut cmd = env.slipway();
+        cmd.env("WERF_DISABLE_GIT_COMMIT_ANCESTRY_CHECK", "true").args([command, "--dir"]).arg(&dir).args(rest);
+        stdout(&run_ok(&mut cmd))
+    };
+    let log = unchecked("build", &["--insecure-registry"]);
+    let built: Vec<&str> = log.lines().filter(|l| l.contains("built in")).collect();
+    assert!(built.iter().all(|l| !l.contains("gitArchive") && !l.contains("install")), "{log}");
+    let shown = unchecked("run", &["app", "--", "cat", "/app/a.txt", "/installed.txt"]);
+    assert_eq!(shown, "third\nfeature\n");
 }
 
 /// werf.yaml `mount`: `tmp_dir` shared by the image's stages and fresh per build,

@@ -156,6 +156,11 @@ impl Repo {
         Ok(object.detach().data)
     }
 
+    /// Whether `rev` names a commit this repository has.
+    pub fn has_commit(&self, rev: &str) -> bool {
+        self.resolve_commit(rev).is_ok()
+    }
+
     /// Whether commit `ancestor` is reachable from commit `descendant` (a commit is its
     /// own ancestor, as with `git merge-base --is-ancestor`). Both may be any revision.
     pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Result<bool, GitError> {

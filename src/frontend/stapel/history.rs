@@ -18,24 +18,45 @@ use std::collections::BTreeMap;
 
 /// werf's ancestry check as a stage selector: a stage whose recorded commit (the
 /// image's `werf-git-<paramshash>-commit` label; every local mapping records the same
-/// commit) is an ancestor of HEAD.
+/// commit) is an ancestor of HEAD — or, with werf's
+/// `WERF_DISABLE_GIT_COMMIT_ANCESTRY_CHECK` set true, any commit this repository has.
 #[derive(Clone)]
 pub struct Ancestry<'a> {
     repo: &'a Repo,
     head: &'a str,
     label: String,
+    check: AncestryCheck,
+}
+
+/// Whether the recorded commit must be an ancestor of HEAD.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AncestryCheck {
+    On,
+    /// `WERF_DISABLE_GIT_COMMIT_ANCESTRY_CHECK`: the commit only has to exist.
+    Off,
+}
+
+impl AncestryCheck {
+    /// From `WERF_DISABLE_GIT_COMMIT_ANCESTRY_CHECK`, read as werf reads it (Go's
+    /// `strconv.ParseBool`; unset, empty or not a boolean: the check is on).
+    pub fn from_env(value: Option<&str>) -> AncestryCheck {
+        match value {
+            Some("1" | "t" | "T" | "TRUE" | "true" | "True") => AncestryCheck::Off,
+            _ => AncestryCheck::On,
+        }
+    }
 }
 
 impl<'a> Ancestry<'a> {
     /// The selector of an image's git stages; `None` without mappings.
-    pub fn new(repo: &'a Repo, head: &'a str, mappings: &[Mapping]) -> Option<Self> {
-        Some(Ancestry { repo, head, label: commit_label(&mappings.first()?.paramshash) })
+    pub fn new(repo: &'a Repo, head: &'a str, mappings: &[Mapping], check: AncestryCheck) -> Option<Self> {
+        Some(Ancestry { repo, head, label: commit_label(&mappings.first()?.paramshash), check })
     }
 }
 
 impl Selector for Ancestry<'_> {
     fn accepts(&self, labels: &BTreeMap<String, String>) -> bool {
-        labels.get(&self.label).is_some_and(|commit| reusable(self.repo, commit, self.head))
+        labels.get(&self.label).is_some_and(|commit| reusable(self.repo, commit, self.head, self.check))
     }
 }
 
@@ -82,9 +103,29 @@ pub fn recorded_commit(state: &ImageState, mappings: &[Mapping]) -> Option<Strin
 }
 
 /// Whether a stage that recorded commit `recorded` may be reused at `head`: the commit
-/// is a full id this repository has and an ancestor of HEAD (werf's ancestry check).
-pub fn reusable(repo: &Repo, recorded: &str, head: &str) -> bool {
+/// is a full id this repository has and (unless `check` is off) an ancestor of HEAD
+/// (werf's ancestry check). The git patch from any commit is a tree diff, so a stage
+/// of another branch patched to HEAD has HEAD's files.
+pub fn reusable(repo: &Repo, recorded: &str, head: &str, check: AncestryCheck) -> bool {
     recorded.len() == 40
         && recorded.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-        && repo.is_ancestor(recorded, head).unwrap_or(false)
+        && match check {
+            AncestryCheck::On => repo.is_ancestor(recorded, head).unwrap_or(false),
+            AncestryCheck::Off => repo.has_commit(recorded),
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AncestryCheck;
+
+    #[test]
+    fn the_ancestry_check_is_off_only_for_go_true_values() {
+        for v in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(AncestryCheck::from_env(Some(v)), AncestryCheck::Off, "{v}");
+        }
+        for v in [None, Some(""), Some("0"), Some("false"), Some("yes"), Some("on"), Some("tRuE")] {
+            assert_eq!(AncestryCheck::from_env(v), AncestryCheck::On, "{v:?}");
+        }
+    }
 }

@@ -71,7 +71,9 @@ pub fn build<'a>(job: &Job<'a>, s: &StapelImage) -> anyhow::Result<(Built, Optio
     let network = s.network.as_deref().unwrap_or("default");
     let head = run.commit.id.as_str();
     let mappings = git::Mapping::prepare(job.repo, head, &s.git).with_context(at)?;
-    let ancestry = history::Ancestry::new(job.repo, head, &mappings);
+    let check =
+        history::AncestryCheck::from_env(run.settings.backend.host.var("WERF_DISABLE_GIT_COMMIT_ANCESTRY_CHECK"));
+    let ancestry = history::Ancestry::new(job.repo, head, &mappings, check);
     let git_plan = if let Some(ancestry) = &ancestry {
         let mut paramshashes: Vec<&str> = mappings.iter().map(|m| m.paramshash.as_str()).collect();
         paramshashes.sort_unstable();
