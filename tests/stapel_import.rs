@@ -164,6 +164,24 @@ fn imports_an_artifacts_files_with_owners_links_and_filters() {
     assert_eq!(stages(&r, "app"), app, "{log}");
     assert_eq!(r["Images"]["app"]["Rebuilt"], false, "{r}");
 
+    // The same from an empty local store (a fresh CI runner): the import checksums come
+    // from werf's import metadata in the repo (`import-metadata-<id>` tags), so no layer
+    // is downloaded, not even the artifact's.
+    let fresh = env.path().join("fresh-store");
+    let mut cmd = env.slipway();
+    cmd.env("XDG_DATA_HOME", &fresh).args(["build", "--insecure-registry", "--repo", &repo, "--dir"]).arg(&dir);
+    let log = stdout(&run_ok(&mut cmd));
+    assert!(!log.contains("built in"), "a stage ran on a cached rebuild:\n{log}");
+    let layers = fresh.join("slipway/layers");
+    let unpacked = std::fs::read_dir(&layers).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(unpacked, 0, "layers were downloaded into {}:\n{log}", layers.display());
+    let tags = std::process::Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false", &format!("docker://{repo}")])
+        .output()
+        .unwrap();
+    let metadata = stdout(&tags).matches("\"import-metadata-").count();
+    assert_eq!(metadata, 3, "one import metadata tag per import source and filters:\n{}", stdout(&tags));
+
     // A change of the artifact's shell changes the files it makes: the importing stage
     // and those after it are new; the stages before it are the same.
     write(&dir, "werf.yaml", &werf_yaml(&reg, "v2"));

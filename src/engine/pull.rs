@@ -25,8 +25,25 @@ pub struct Puller<'a> {
 impl Puller<'_> {
     /// Pull `name` (linux/amd64) with all its layers; returns how many were downloaded.
     pub fn pull_counted(&self, name: &str) -> anyhow::Result<(ImageState, usize)> {
-        let reference = Reference::parse(name).with_context(|| format!("parsing image reference {name:?}"))?;
         let started = std::time::Instant::now();
+        let (state, earlier) = self.resolve_image(name)?;
+        let fetched = self.ensure_layers(&state)?;
+        if !earlier {
+            let reference = state.source.as_ref().expect("a resolved image has its reference");
+            self.log.info(&format!(
+                "pulled {reference} ({} layers, {fetched} downloaded) in {:.2}s",
+                state.layers.len(),
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        Ok((state, fetched))
+    }
+
+    /// `name` (linux/amd64) as an image: its manifest and config in the local store,
+    /// its layers fetched from it when [`Puller::ensure_layers`] asks. `true` with it:
+    /// the registry could not be reached and the copy pulled earlier is used.
+    pub fn resolve_image(&self, name: &str) -> anyhow::Result<(ImageState, bool)> {
+        let reference = Reference::parse(name).with_context(|| format!("parsing image reference {name:?}"))?;
         let resolved = match self.client.resolve_image(&reference, &Platform::linux_amd64()) {
             Ok(r) => r,
             Err(e) if e.is_transient() => {
@@ -35,9 +52,7 @@ impl Puller<'_> {
                     self.log.warn(&format!(
                         "cannot reach the registry for {reference} ({e}); using the copy pulled earlier"
                     ));
-                    let state = self.local_image(&d, None)?;
-                    let fetched = self.ensure_layers(&state)?;
-                    return Ok((state, fetched));
+                    return Ok((self.local_image(&d, None)?, true));
                 }
                 return Err(e).with_context(|| format!("pulling {reference}"));
             }
@@ -48,14 +63,8 @@ impl Puller<'_> {
             self.store.blobs().put_stream(&mut &resolved.raw.bytes[..], Some(&manifest_digest))?;
         }
         let state = self.local_image(&manifest_digest, Some(&reference))?;
-        let fetched = self.ensure_layers(&state)?;
         self.store.set_image_ref(&reference.to_string(), &manifest_digest)?;
-        self.log.info(&format!(
-            "pulled {reference} ({} layers, {fetched} downloaded) in {:.2}s",
-            state.layers.len(),
-            started.elapsed().as_secs_f64()
-        ));
-        Ok((state, fetched))
+        Ok((state, false))
     }
 
     /// The image whose manifest is in the local blob store; its config is fetched from

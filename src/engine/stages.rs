@@ -6,7 +6,7 @@
 use super::state::{ImageState, StageLabels};
 pub use super::storage::Found;
 use super::storage::local::LocalStorage;
-use super::storage::{Selector, StageStorage};
+use super::storage::{ImportMetadata, Selector, StageStorage};
 use slipway_storage::store::Store;
 
 pub struct Stages<'a> {
@@ -71,5 +71,14 @@ impl<'a> Stages<'a> {
     /// that stage of the local store.
     pub fn local_image(&self, reference: &str) -> anyhow::Result<Option<ImageState>> {
         self.local.image(reference)
+    }
+
+    /// Import metadata recorded under `id` (see [`StageStorage::import_metadata`]).
+    pub fn import_metadata(&self, id: &str) -> anyhow::Result<Option<ImportMetadata>> {
+        self.storage.import_metadata(id)
+    }
+
+    pub fn put_import_metadata(&self, metadata: &ImportMetadata) -> anyhow::Result<()> {
+        self.storage.put_import_metadata(metadata)
     }
 }

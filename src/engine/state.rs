@@ -95,10 +95,17 @@ pub fn write_image(
         None => l.remove("werf.io/parent-stage-id"),
     };
     config.created = Some(now_rfc3339());
-    let config_bytes = serde_json::to_vec(&config)?;
-    let config_digest = store.blobs().put_bytes(&config_bytes)?;
     let layers =
         state.layers.iter().map(|l| Descriptor { media_type: oci_layer_type(&l.media_type), ..l.clone() }).collect();
+    let manifest_digest = write_manifest(store, &config, layers)?;
+    Ok((manifest_digest, config))
+}
+
+/// Write `config` and an OCI manifest of it with `layers` into the local blob store;
+/// returns the manifest's digest.
+pub fn write_manifest(store: &Store, config: &ImageConfig, layers: Vec<Descriptor>) -> anyhow::Result<Digest> {
+    let config_bytes = serde_json::to_vec(config)?;
+    let config_digest = store.blobs().put_bytes(&config_bytes)?;
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(image::OCI_MANIFEST.into()),
@@ -117,8 +124,7 @@ pub fn write_image(
         annotations: None,
         extra: Default::default(),
     };
-    let manifest_digest = store.blobs().put_bytes(&serde_json::to_vec(&manifest)?)?;
-    Ok((manifest_digest, config))
+    Ok(store.blobs().put_bytes(&serde_json::to_vec(&manifest)?)?)
 }
 
 fn oci_layer_type(mt: &str) -> String {

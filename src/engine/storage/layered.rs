@@ -10,7 +10,7 @@
 
 use super::local::LocalStorage;
 use super::registry::{Pushed, RegistryStorage, Role};
-use super::{Found, ListedStage, Selector, StageId, StageStorage};
+use super::{Found, ImportMetadata, ListedStage, Selector, StageId, StageStorage};
 use crate::engine::push::push_image;
 use crate::engine::state::{ImageState, StageLabels, now_ms, write_image};
 use anyhow::Context;
@@ -79,6 +79,23 @@ impl Layered<'_> {
 impl StageStorage for Layered<'_> {
     fn name(&self) -> &str {
         &self.primary.name
+    }
+
+    /// The local store's record, else the primary's (then kept locally).
+    fn import_metadata(&self, id: &str) -> anyhow::Result<Option<ImportMetadata>> {
+        if let Some(m) = self.local.import_metadata(id)? {
+            return Ok(Some(m));
+        }
+        let found = self.primary.import_metadata(id)?;
+        if let Some(m) = &found {
+            self.local.put_import_metadata(m)?;
+        }
+        Ok(found)
+    }
+
+    fn put_import_metadata(&self, metadata: &ImportMetadata) -> anyhow::Result<()> {
+        self.primary.put_import_metadata(metadata)?;
+        self.local.put_import_metadata(metadata)
     }
 
     fn list(&self) -> anyhow::Result<Vec<ListedStage>> {

@@ -1,7 +1,7 @@
 //! The local store as stage storage (no `--repo`): a stage is the record
 //! `stages/<project>/<digest>-<timestamp_ms>` naming its manifest in the blob store.
 
-use super::{Found, ListedStage, Selector, StageId, StageStorage};
+use super::{Found, ImportMetadata, ListedStage, Selector, StageId, StageStorage, is_import_source_id};
 use crate::engine::log::Log;
 use crate::engine::state::{ImageState, StageLabels, now_ms, write_image};
 use anyhow::Context;
@@ -30,9 +30,38 @@ impl LocalStorage<'_> {
     }
 }
 
+impl LocalStorage<'_> {
+    /// `import-metadata/<project>/<id>`: the record's labels as JSON.
+    fn import_metadata_path(&self, id: &str) -> anyhow::Result<std::path::PathBuf> {
+        anyhow::ensure!(is_import_source_id(id), "import source ID {id:?} is not a sha256 hex digest");
+        let project = slipway_storage::store::escape(self.project);
+        Ok(self.store.root().join("import-metadata").join(project).join(id))
+    }
+}
+
 impl StageStorage for LocalStorage<'_> {
     fn name(&self) -> &str {
         self.project
+    }
+
+    fn import_metadata(&self, id: &str) -> anyhow::Result<Option<ImportMetadata>> {
+        let path = self.import_metadata_path(id)?;
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        // A record that does not parse is regenerated, as werf does with a broken one.
+        let labels = serde_json::from_slice(&bytes).unwrap_or_default();
+        Ok(ImportMetadata::from_labels(id, &labels))
+    }
+
+    fn put_import_metadata(&self, metadata: &ImportMetadata) -> anyhow::Result<()> {
+        let path = self.import_metadata_path(&metadata.import_source_id)?;
+        let dir = path.parent().expect("a file under the store");
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        slipway_storage::store::write_atomic(&path, &serde_json::to_vec(&metadata.to_labels())?)?;
+        Ok(())
     }
 
     fn list(&self) -> anyhow::Result<Vec<ListedStage>> {

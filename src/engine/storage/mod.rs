@@ -110,6 +110,48 @@ pub fn labels_of(found: Found) -> BTreeMap<String, String> {
     found.state.config.config.labels.unwrap_or_default()
 }
 
+/// werf's import metadata: the checksum of the files an import takes from its source,
+/// kept under the import source ID (what the source holds and which files the import
+/// selects), so a later build needs neither the source's layers nor a walk of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportMetadata {
+    pub import_source_id: String,
+    pub source_stage_id: String,
+    pub checksum: String,
+}
+
+/// werf's labels of an import metadata image (`pkg/image/const.go`).
+const IMPORT_SOURCE_ID_LABEL: &str = "import-source-id";
+const SOURCE_STAGE_ID_LABEL: &str = "source-stage-id";
+const CHECKSUM_LABEL: &str = "checksum";
+
+impl ImportMetadata {
+    pub fn to_labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (IMPORT_SOURCE_ID_LABEL.to_string(), self.import_source_id.clone()),
+            (SOURCE_STAGE_ID_LABEL.to_string(), self.source_stage_id.clone()),
+            (CHECKSUM_LABEL.to_string(), self.checksum.clone()),
+        ])
+    }
+
+    /// The metadata in `labels`, if they are whole and for `id` (werf regenerates a
+    /// record with an empty checksum; so does slipway).
+    pub fn from_labels(id: &str, labels: &BTreeMap<String, String>) -> Option<ImportMetadata> {
+        let m = ImportMetadata {
+            import_source_id: labels.get(IMPORT_SOURCE_ID_LABEL)?.clone(),
+            source_stage_id: labels.get(SOURCE_STAGE_ID_LABEL)?.clone(),
+            checksum: labels.get(CHECKSUM_LABEL)?.clone(),
+        };
+        (m.import_source_id == id && !m.checksum.is_empty()).then_some(m)
+    }
+}
+
+/// Whether `id` has the shape of an import source ID (sha256 hex), so it can name a file
+/// or a tag.
+pub fn is_import_source_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// A place that keeps the stages of one project.
 pub trait StageStorage {
     /// How stages are named in reports: the project (local store) or `registry/repository`.
@@ -170,6 +212,12 @@ pub trait StageStorage {
     fn to_final_repo(&self, _state: &ImageState) -> anyhow::Result<Option<&str>> {
         Ok(None)
     }
+
+    /// The import metadata recorded under `id` ([`is_import_source_id`]), if any.
+    fn import_metadata(&self, id: &str) -> anyhow::Result<Option<ImportMetadata>>;
+
+    /// Record import metadata; a registry that refuses it is a warning (it is a cache).
+    fn put_import_metadata(&self, metadata: &ImportMetadata) -> anyhow::Result<()>;
 }
 
 #[cfg(test)]

@@ -5,10 +5,12 @@
 //! are listed once per run and kept (tags this process pushes are added); storing lists
 //! them again, bypassing that cache, under the host lock.
 
-use super::{Found, ListedStage, Selector, StageId, StageStorage, choose, labels_of};
+use super::{
+    Found, ImportMetadata, ListedStage, Selector, StageId, StageStorage, choose, is_import_source_id, labels_of,
+};
 use crate::engine::pull::Puller;
 use crate::engine::push::{push_blobs, put_manifest};
-use crate::engine::state::{ImageState, StageLabels, now_ms, write_image};
+use crate::engine::state::{ImageState, StageLabels, now_ms, write_image, write_manifest};
 use anyhow::{Context, bail};
 use slipway_storage::Digest;
 use slipway_storage::image::Manifest;
@@ -104,9 +106,19 @@ impl<'a> RegistryStorage<'a> {
 
     /// Remember a stage we pushed, so the cached list stays true.
     pub fn note(&self, id: &StageId) {
+        self.note_tag(&id.to_string());
+    }
+
+    fn note_tag(&self, tag: &str) {
         if let Some(t) = self.tags.borrow_mut().as_mut() {
-            t.push(id.to_string());
+            t.push(tag.to_string());
         }
+    }
+
+    /// werf's tag of import metadata: `import-metadata-<id>`.
+    fn import_metadata_tag(id: &str) -> anyhow::Result<String> {
+        anyhow::ensure!(is_import_source_id(id), "import source ID {id:?} is not a sha256 hex digest");
+        Ok(format!("import-metadata-{id}"))
     }
 
     /// A lock shared by every build of this user on this host for this repository and
@@ -149,6 +161,46 @@ impl<'a> RegistryStorage<'a> {
 impl StageStorage for RegistryStorage<'_> {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The labels of the image tagged `import-metadata-<id>` (werf's), if listed.
+    fn import_metadata(&self, id: &str) -> anyhow::Result<Option<ImportMetadata>> {
+        let tag = Self::import_metadata_tag(id)?;
+        if !self.tags(false)?.contains(&tag) {
+            return Ok(None);
+        }
+        let reference = self.base.with_tag(&tag)?;
+        let raw = match get_listed_manifest(self.client(), &reference) {
+            Err(RegistryError::ManifestNotFound { .. }) => return Ok(None),
+            other => other.with_context(|| format!("reading import metadata {reference}"))?,
+        };
+        let store = self.puller.store;
+        if !store.blobs().exists(&raw.digest) {
+            store.blobs().put_stream(&mut &raw.bytes[..], Some(&raw.digest))?;
+        }
+        let state = self
+            .puller
+            .local_image(&raw.digest, Some(&self.base))
+            .with_context(|| format!("reading import metadata {reference}"))?;
+        Ok(ImportMetadata::from_labels(id, &state.config.config.labels.unwrap_or_default()))
+    }
+
+    /// An image with no layers and the metadata as labels, tagged
+    /// `import-metadata-<id>` (werf's `PutImportMetadata`).
+    fn put_import_metadata(&self, metadata: &ImportMetadata) -> anyhow::Result<()> {
+        let tag = Self::import_metadata_tag(&metadata.import_source_id)?;
+        let reference = self.base.with_tag(&tag)?;
+        let mut config = ImageState::scratch().config;
+        config.config.labels = Some(metadata.to_labels());
+        let store = self.puller.store;
+        let manifest = write_manifest(store, &config, Vec::new())?;
+        let pushed = push_blobs(self.client(), store, &manifest, None, &self.base)
+            .and_then(|()| put_manifest(self.client(), store, &manifest, &reference, self.puller.log));
+        match pushed {
+            Ok(()) => self.note_tag(&tag),
+            Err(e) => self.puller.log.warn(&format!("storing import metadata {reference}: {e:#}")),
+        }
+        Ok(())
     }
 
     /// One manifest GET per stage.

@@ -14,6 +14,7 @@ use super::import_tree::{EMPTY_CHECKSUM, Tree};
 use super::plan::{DependenciesInput, ImportInput};
 use crate::config::{Anchor, Dependency, DependencyImportType, ImageRef, Import, Relation, UserStage};
 use crate::engine::state::ImageState;
+use crate::engine::storage::ImportMetadata;
 use crate::engine::{Job, report::BuildReport};
 use crate::frontend::dockerfile::copy::Rootfs;
 use anyhow::Context;
@@ -73,7 +74,7 @@ pub fn prepare<'a>(job: &Job<'_>, imports: &'a [Import], dependencies: &[Depende
         let at = || format!("import at werf.yaml:{}", import.line);
         let (reference, source_stage_id, external) = source(job.done, import).with_context(at)?;
         let state = source_state(job, &reference, external).with_context(at)?;
-        let checksum = with_tree(job, &state, import, |tree| tree.checksum()).with_context(at)?;
+        let checksum = checksum(job, &state, import, &source_stage_id).with_context(at)?;
         if checksum == EMPTY_CHECKSUM {
             job.run.log.warn(&format!(
                 "this import does nothing: import at werf.yaml:{} takes no file from {reference} (add {})",
@@ -169,7 +170,47 @@ fn source_state(job: &Job<'_>, reference: &str, external: bool) -> anyhow::Resul
     } else if let Some(state) = job.stages.local_image(reference)? {
         return Ok(state);
     }
-    Ok(job.puller.pull_counted(reference).with_context(|| format!("import source {reference}"))?.0)
+    // Its layers come only if the checksum or the copy needs them (`with_tree`).
+    Ok(job.puller.resolve_image(reference).with_context(|| format!("import source {reference}"))?.0)
+}
+
+/// The checksum of what `import` takes from `state`: werf's import metadata when the
+/// stage storage has it for this source and these filters, else computed from the
+/// source's layers and recorded there.
+fn checksum(job: &Job<'_>, state: &ImageState, import: &Import, source_stage_id: &str) -> anyhow::Result<String> {
+    let id = import_source_id(state, import);
+    if let Some(m) = job.stages.import_metadata(&id)? {
+        return Ok(m.checksum);
+    }
+    let checksum = with_tree(job, state, import, |tree| tree.checksum())?;
+    let metadata = ImportMetadata {
+        import_source_id: id,
+        source_stage_id: source_stage_id.to_string(),
+        checksum: checksum.clone(),
+    };
+    job.stages.put_import_metadata(&metadata)?;
+    Ok(checksum)
+}
+
+/// The import source ID: werf keys import metadata by the source's content digest and
+/// the import's `add`, `includePaths` and `excludePaths`. slipway's is over the source's
+/// layer diff IDs (its content, exactly, for werf images and external references
+/// alike) and a version of its own checksum, so werf's records (another checksum) and
+/// slipway's never mix in a shared repository.
+fn import_source_id(state: &ImageState, import: &Import) -> String {
+    let mut h = Sha256::new();
+    h.update(b"slipway-import-checksum-v1\n");
+    for d in state.diff_ids() {
+        h.update(format!("{d}\n"));
+    }
+    for (key, value) in [
+        ("Add", import.add.clone()),
+        ("IncludePaths", import.include_paths.join("///")),
+        ("ExcludePaths", import.exclude_paths.join("///")),
+    ] {
+        h.update(format!("{key} {}:{value}\n", value.len()));
+    }
+    hex::encode(h.finalize())
 }
 
 /// Run `f` on what `import` takes from `state` (a read-only view of its layers).
