@@ -21,7 +21,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_root
 ensure_cargo_path
 umask 022
-take_lock
 
 setup=1 runs=3 only=""
 sections=(app stapel driver-isolation single-id big)
@@ -38,6 +37,8 @@ done
 for sec in ${only//,/ }; do
     [[ " ${sections[*]} " == *" $sec "* ]] || die "--only: unknown section '$sec' (sections: ${sections[*]})"
 done
+take_lock
+
 # want SECTION: whether to run (and report) SECTION. single-id is part of driver-isolation.
 want() {
     [[ -z $only || ",$only," == *",$1,"* ]] ||
