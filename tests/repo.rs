@@ -415,3 +415,51 @@ fn secondary_cache_and_final_repos() {
     ok(&out);
     assert!(assert_repo_consistent(&cache) >= 3);
 }
+
+/// A base image whose layers are zstd-compressed (as podman pushes with
+/// `--compression-format zstd`): slipway unpacks them, builds on them, and the image it
+/// pushes keeps the base's zstd blob beside its own gzip layer; podman runs it.
+#[test]
+fn builds_on_a_base_with_zstd_layers() {
+    let t = "builds_on_a_base_with_zstd_layers";
+    if !rootless_env(t) {
+        return;
+    }
+    let Some(reg) = registry(t) else { return };
+    let env = Env::new();
+    let base = format!("{}:latest", fresh_repo(&reg, "zstd-base"));
+    let copy = Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--format", "oci"])
+        .args(["--dest-compress-format", "zstd"])
+        .arg(format!("docker://{reg}/base/busybox:latest"))
+        .arg(format!("docker://{base}"))
+        .output()
+        .unwrap();
+    assert!(copy.status.success(), "skopeo copy: {}", stderr(&copy));
+    let dir = env.path().join("project");
+    git_project(
+        &dir,
+        &[
+            ("werf.yaml", "project: zstd\nconfigVersion: 1\n---\nimage: app\ndockerfile: Dockerfile\n"),
+            ("Dockerfile", &format!("FROM {base}\nRUN echo on-zstd > /built\nCMD [\"cat\", \"/built\"]\n")),
+        ],
+        &[],
+    );
+    let repo = fresh_repo(&reg, "zstd-app");
+    let (out, r) = build(&env, &dir, "store", &["--insecure-registry", "--repo", &repo]);
+    ok(&out);
+    let name = image_name(&r);
+    let inspect = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{name}")])
+        .output()
+        .unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let types: Vec<&str> =
+        manifest["layers"].as_array().unwrap().iter().map(|l| l["mediaType"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["application/vnd.oci.image.layer.v1.tar+zstd", "application/vnd.oci.image.layer.v1.tar+gzip"],
+        "{manifest}"
+    );
+    assert_eq!(podman_run(&env, &name), "on-zstd\n");
+}

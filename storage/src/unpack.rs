@@ -114,12 +114,12 @@ pub fn unpack_limited(
     let decoded: Box<dyn Read + '_> = match compression {
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
         Compression::None => Box::new(reader),
-        Compression::Zstd => {
-            return Err(StorageError::BadLayer {
-                layer: layer.into(),
-                message: "zstd layers are not supported yet".into(),
-            });
-        }
+        // Every frame in turn (zstd:chunked layers are many, with skippable ones between);
+        // a frame that asks for a window beyond the decoder's default limit (128 MiB) is
+        // refused, which bounds the memory a layer can make us take.
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(reader).map_err(|e| {
+            StorageError::BadLayer { layer: layer.into(), message: format!("starting the zstd decoder: {e}") }
+        })?),
     };
     let mut hashed = HashingReader::new(Bounded { inner: decoded, left: limits.max_size });
     let root = open_dir_at(None, dest).map_err(StorageError::sys("opening", dest.display().to_string()))?;

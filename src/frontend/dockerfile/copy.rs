@@ -15,6 +15,8 @@ use std::path::Path;
 
 /// How deep a copied directory tree may be (one open fd per level while copying).
 const MAX_COPY_DEPTH: usize = 512;
+/// The most paths one wildcard source of `COPY --from` may name.
+const MAX_GLOB_MATCHES: usize = 100_000;
 
 /// Owner, mode and time for copied files, and what is left out.
 #[derive(Debug, Clone, Copy, Default)]
@@ -68,6 +70,49 @@ impl Rootfs {
 
     pub fn is_dir(&self, path: &str) -> bool {
         self.resolve(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY).is_ok()
+    }
+
+    /// The paths of the image that the wildcard `pattern` names (`COPY --from=STAGE
+    /// /out/*.jar`): Go `filepath.Match` per component, as BuildKit resolves them, each
+    /// directory listed inside the rootfs (symlinks resolved inside it), sorted; at
+    /// most [`MAX_GLOB_MATCHES`].
+    pub fn glob(&self, pattern: &str) -> anyhow::Result<Vec<String>> {
+        let mut found = vec![String::new()];
+        for part in pattern.split('/').filter(|p| !p.is_empty() && *p != ".") {
+            let mut next = Vec::new();
+            if !crate::context::BuildContext::is_wildcard(part) {
+                let part = part.replace('\\', "");
+                for f in &found {
+                    let path = format!("{f}/{part}");
+                    if self.resolve(&path, OFlag::O_PATH).is_ok() {
+                        next.push(path);
+                    }
+                }
+            } else {
+                let glob = crate::context::glob::Glob::new(part).with_context(|| format!("COPY source {pattern:?}"))?;
+                for f in &found {
+                    let Ok(dir) =
+                        self.resolve(if f.is_empty() { "/" } else { f }, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+                    else {
+                        continue;
+                    };
+                    let mut names: Vec<String> = nix::dir::Dir::from_fd(dir)
+                        .with_context(|| format!("listing {f}/ for {pattern:?}"))?
+                        .iter()
+                        .filter_map(|e| e.ok())
+                        .filter_map(|e| e.file_name().to_str().ok().map(str::to_string))
+                        .filter(|n| n != "." && n != ".." && glob.matches(n))
+                        .collect();
+                    names.sort();
+                    next.extend(names.into_iter().map(|n| format!("{f}/{n}")));
+                }
+            }
+            if next.len() > MAX_GLOB_MATCHES {
+                bail!("COPY source {pattern:?} matches more than {MAX_GLOB_MATCHES} paths");
+            }
+            found = next;
+        }
+        Ok(found.into_iter().map(|p| if p.is_empty() { "/".to_string() } else { p }).collect())
     }
 
     /// `mkdir -p` inside the rootfs; new directories get `owner` and mode 0755. A

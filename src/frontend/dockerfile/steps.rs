@@ -593,6 +593,17 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
             let view = env.rootfs.view(env.puller.store, src_state.diff_ids())?;
             let src_fs = Rootfs::open(view.root())?;
             for s in &spec.sources {
+                // A wildcard is resolved in the source's tree; one that names nothing
+                // copies nothing (BuildKit's `AllowEmptyWildcard`).
+                if BuildContext::is_wildcard(s) {
+                    for path in src_fs.glob(s)? {
+                        let name = path.rsplit('/').next().unwrap_or("").to_string();
+                        let fd = src_fs.open_path(&path)?;
+                        let shown = format!("{from}:{path}");
+                        sources.push(Selected { fd, shown, name, parents: None, url: false, git_time: None });
+                    }
+                    continue;
+                }
                 // `/file/` names the file, as in BuildKit and buildah (not ENOTDIR).
                 let trimmed = s.trim_end_matches('/');
                 let path = if trimmed.is_empty() { "/" } else { trimmed };
