@@ -9,7 +9,8 @@
 //! `/proc` is the one opened before the fork, since the one under its root now is the
 //! step's), and records the owner in the
 //! `user.containers.override_stat` xattr of a file or directory — the format
-//! containers/storage writes and slipway's layer commit reads back. A chown to root
+//! containers/storage writes and slipway's layer commit reads back (under fuse-overlayfs,
+//! which refuses that name through its mount, in `user.slipway.override_stat`). A chown to root
 //! drops the record and lets the kernel do the call; anything it does not handle (a
 //! pipe, a socket) is passed to the kernel as the task would have made it
 //! (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`), so nothing the step could not do itself is
@@ -26,6 +27,11 @@ use std::os::unix::fs::FileExt;
 /// The owner record (see `slipway_storage::owner`, which reads it at commit).
 pub const OVERRIDE_XATTR: &str = "user.containers.override_stat";
 
+/// The same record where fuse-overlayfs refuses [`OVERRIDE_XATTR`] (it blocks setting
+/// `user.containers.*` through its mount): read first, renamed by
+/// `slipway_storage::fuse_upper::normalize` before the commit.
+pub const PRIVATE_XATTR: &str = "user.slipway.override_stat";
+
 /// `uid:gid:0mode`, as containers/storage writes it.
 pub fn encode(uid: u32, gid: u32, mode: u32) -> String {
     format!("{uid}:{gid}:0{:o}", mode & 0o7777)
@@ -35,6 +41,24 @@ fn decode(v: &[u8]) -> Option<(u32, u32)> {
     let t = std::str::from_utf8(v).ok()?;
     let mut f = t.split(':');
     Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+}
+
+/// Record `value` on `file`: [`OVERRIDE_XATTR`], or [`PRIVATE_XATTR`] where a FUSE
+/// filesystem (fuse-overlayfs) refuses the former.
+fn set_record(file: &OwnedFd, value: &str) -> nix::Result<()> {
+    match crate::sys::fsetxattr(file, OVERRIDE_XATTR, value.as_bytes()) {
+        Ok(()) => match crate::sys::fremovexattr(file, PRIVATE_XATTR) {
+            Ok(()) | Err(Errno::ENODATA) => Ok(()),
+            Err(e) => Err(e),
+        },
+        Err(Errno::EPERM) if on_fuse(file) => crate::sys::fsetxattr(file, PRIVATE_XATTR, value.as_bytes()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `fd` is on a FUSE filesystem.
+fn on_fuse(fd: &OwnedFd) -> bool {
+    nix::sys::statfs::fstatfs(fd).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::FUSE_SUPER_MAGIC)
 }
 
 /// How to answer one intercepted call.
@@ -125,17 +149,24 @@ impl Supervisor {
         ) else {
             return Answer::Continue;
         };
-        let current = crate::sys::fgetxattr(&file, OVERRIDE_XATTR)
-            .ok()
+        let current = [PRIVATE_XATTR, OVERRIDE_XATTR]
+            .iter()
+            .find_map(|n| crate::sys::fgetxattr(&file, n).ok())
             .and_then(|v| decode(&v))
             .filter(|_| st.st_uid == 0 && st.st_gid == 0)
             .unwrap_or((st.st_uid, st.st_gid));
         let new = (if uid == unchanged { current.0 } else { uid }, if gid == unchanged { current.1 } else { gid });
+        let value = encode(new.0, new.1, st.st_mode);
         if new == (0, 0) {
-            let _ = crate::sys::fremovexattr(&file, OVERRIDE_XATTR);
+            // The real owner counts again: no record (a private record of root where the
+            // shared one cannot be removed).
+            let _ = crate::sys::fremovexattr(&file, PRIVATE_XATTR);
+            if crate::sys::fremovexattr(&file, OVERRIDE_XATTR) == Err(Errno::EPERM) && on_fuse(&file) {
+                let _ = crate::sys::fsetxattr(&file, PRIVATE_XATTR, value.as_bytes());
+            }
             return Answer::Continue;
         }
-        match crate::sys::fsetxattr(&file, OVERRIDE_XATTR, encode(new.0, new.1, st.st_mode).as_bytes()) {
+        match set_record(&file, &value) {
             Ok(()) => Answer::Done(0),
             Err(e) => Answer::Done(-(e as i32)),
         }

@@ -14,7 +14,7 @@
 use crate::blob::BlobStore;
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Result, StorageError};
-use crate::owner::{OVERRIDE_XATTR, Override};
+use crate::owner::{OVERRIDE_XATTR, Override, PRIVATE_XATTR};
 use crate::pgzip::ParGzWriter;
 use crate::unpack::{OPAQUE_XATTR, keep_xattr};
 use std::collections::HashMap;
@@ -197,7 +197,7 @@ impl<W: Write> Walker<'_, W> {
         let mut recorded = None;
         for n in names {
             let name = String::from_utf8_lossy(&n).into_owned();
-            if name == OVERRIDE_XATTR {
+            if name == OVERRIDE_XATTR || name == PRIVATE_XATTR {
                 recorded = crate::owner::recorded(path, meta.uid(), meta.gid());
                 continue;
             }

@@ -462,13 +462,18 @@ impl Unpacker<'_> {
 
 /// Which xattrs a layer may carry into the store (and out of it at commit). The owner
 /// record is the store's own ([`crate::owner`]): a layer cannot bring one, and a commit
-/// writes it as the tar header's owner, never as an xattr.
+/// writes it as the tar header's owner, never as an xattr. `user.slipway.*` is
+/// slipway's own bookkeeping (the record under its private name): never in a layer.
 pub fn keep_xattr(name: &str) -> bool {
     !(name.starts_with("trusted.")
         || name == "security.selinux"
         || name.starts_with("user.overlay.")
+        || name.starts_with(SLIPWAY_XATTR_PREFIX)
         || name == crate::owner::OVERRIDE_XATTR)
 }
+
+/// The prefix of slipway's own xattrs ([`crate::owner::PRIVATE_XATTR`]).
+pub const SLIPWAY_XATTR_PREFIX: &str = "user.slipway.";
 
 /// Which xattrs a copy of a stored tree keeps (vfs): those of a layer, and the owner
 /// record.
@@ -573,6 +578,7 @@ mod tests {
         assert!(!keep_xattr("user.overlay.origin"));
         assert!(!keep_xattr("user.containers.override_stat"));
         assert!(keep_xattr_in_store("user.containers.override_stat"));
+        assert!(!keep_xattr("user.slipway.override_stat") && !keep_xattr_in_store("user.slipway.override_stat"));
         assert!(!keep_xattr_in_store("user.overlay.opaque"));
     }
 }
