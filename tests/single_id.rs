@@ -36,15 +36,21 @@ fn owned_tar() -> Vec<u8> {
 
 /// What the project's image adds to `base/owned` (`/srv` owned by 1000:1000): the same
 /// whether the build ran with the full range or with a single id (where the RUN as
-/// `USER app` runs as root and what it creates is recorded as app's).
+/// `USER app` runs as root and what it creates is recorded as app's, and symlinks and
+/// fifos have their owners recorded on their directory: `ch/l`, `ch/p`, `ch/sub/l2`,
+/// `opt/ctx/link`, `tmp/app-link`, `srv-copy/sym` from the base layer, chowned again;
+/// `srv/sym`, deleted and made again, is root's in spite of the base's record).
 const EXPECTED: &str = "\
 added: dir mode=0755 owner=0:0
 added/t: dir mode=0750 owner=77:88
 added/t/added: file size=6 sha256=3428719b7688c78a mode=0600 owner=77:88
 ch: dir mode=0755 owner=0:0
 ch/f: file size=2 sha256=73cb3858a687a849 mode=0644 owner=123:456
+ch/l: symlink -> f mode=0777 owner=1000:1000
+ch/p: fifo mode=0644 owner=5:6
 ch/sub: dir mode=0755 owner=7:8
 ch/sub/g: file size=2 sha256=3bb2abb69ebb27fb mode=0644 owner=7:8
+ch/sub/l2: symlink -> g mode=0777 owner=7:8
 copied: dir mode=0755 owner=0:0
 copied/made-in-src: file size=9 sha256=3b8267f93e5f66b7 mode=0640 owner=0:0
 copied/owned.txt: file size=6 sha256=33bff9108736f232 mode=0640 owner=1000:1000
@@ -56,13 +62,24 @@ made/sym: symlink -> f mode=0777 owner=0:0
 opt: dir mode=0755 owner=123:456
 opt/ctx: dir mode=0755 owner=123:456
 opt/ctx/a: file size=2 sha256=87428fc522803d31 mode=0644 owner=123:456
+opt/ctx/link: symlink -> a mode=0777 owner=123:456
 opt/ctx/sub: dir mode=0755 owner=123:456
 opt/ctx/sub/b: file size=2 sha256=0263829989b6fd95 mode=0644 owner=123:456
 srv: dir mode=0750 owner=1000:1000
+srv-copy: dir mode=0755 owner=0:0
+srv-copy/gone: dir mode=0750 owner=1000:1000
+srv-copy/gone/x: file size=2 sha256=73cb3858a687a849 mode=0644 owner=1000:1000
+srv-copy/hard: file size=6 sha256=33bff9108736f232 mode=0640 owner=1000:1000 links=srv-copy/hard,srv-copy/owned.txt
+srv-copy/made-in-src: file size=9 sha256=3b8267f93e5f66b7 mode=0640 owner=0:0
+srv-copy/owned.txt: file size=6 sha256=33bff9108736f232 mode=0640 owner=1000:1000 links=srv-copy/hard,srv-copy/owned.txt
+srv-copy/suid: file size=6 sha256=33bff9108736f232 mode=4755 owner=1000:1000
+srv-copy/sym: symlink -> owned.txt mode=0777 owner=1000:9
 srv/hard: file size=11 sha256=968a4419acb76990 mode=0640 owner=1000:1000 links=srv/hard,srv/owned.txt
 srv/owned.txt: file size=11 sha256=968a4419acb76990 mode=0640 owner=1000:1000 links=srv/hard,srv/owned.txt
 srv/suid: file size=6 sha256=33bff9108736f232 mode=0755 owner=0:0
+srv/sym: symlink -> owned.txt mode=0777 owner=0:0
 tmp/app-dir: dir mode=0755 owner=1000:1000
+tmp/app-link: symlink -> by-app mode=0777 owner=1000:1000
 tmp/by-app: file size=2 sha256=ea46748e171abd2d mode=0644 owner=1000:1000
 srv/gone: (deleted)
 srv/gone/x: (deleted)
@@ -108,15 +125,19 @@ RUN echo from-src > /srv/made-in-src && chmod 0640 /srv/made-in-src
 
 FROM {reg}/base/owned:latest
 RUN echo more >> /srv/owned.txt && rm -r /srv/gone && chmod 0750 /srv \\
- && mkdir /made && echo m > /made/f && ln /made/f /made/hard && ln -s f /made/sym
+ && mkdir /made && echo m > /made/f && ln /made/f /made/hard && ln -s f /made/sym \\
+ && rm /srv/sym && ln -s owned.txt /srv/sym
 USER app
-RUN test \"$(id -u)\" = {uid} && echo u > /tmp/by-app && mkdir /tmp/app-dir
+RUN test \"$(id -u)\" = {uid} && echo u > /tmp/by-app && mkdir /tmp/app-dir && ln -s by-app /tmp/app-link
 USER root
-RUN mkdir -p /ch/sub && echo x > /ch/f && echo y > /ch/sub/g \
- && chown 123:456 /ch/f && chown -R 7:8 /ch/sub && chown 0:0 /srv/suid
+RUN mkdir -p /ch/sub && echo x > /ch/f && echo y > /ch/sub/g && ln -s g /ch/sub/l2 \
+ && chown 123:456 /ch/f && chown -R 7:8 /ch/sub && chown 0:0 /srv/suid \
+ && ln -s f /ch/l && chown -h 1000:1000 /ch/l && mkfifo /ch/p && chown 5:6 /ch/p
 COPY --chown=123:456 ctx/ /opt/ctx/
 ADD owned.tar /added/
 COPY --from=src /srv/owned.txt /srv/suid /srv/made-in-src /copied/
+COPY --from=src /srv/ /srv-copy/
+RUN chown -h 1000:9 /srv-copy/sym
 ",
         uid = if single { 0 } else { 1000 }
     );
@@ -130,6 +151,9 @@ COPY --from=src /srv/owned.txt /srv/suid /srv/made-in-src /copied/
         ],
         &[],
     );
+    std::os::unix::fs::symlink("a", dir.join("ctx/link")).unwrap();
+    crate::common::git(&dir, &["add", "-A"]);
+    crate::common::git(&dir, &["commit", "-q", "-m", "a symlink"]);
     let dest = format!("{}:latest", fresh_repo(reg, &format!("single-id-{mapping}-{driver}")));
     let out = run_ok(
         env.slipway()
@@ -148,11 +172,8 @@ COPY --from=src /srv/owned.txt /srv/suid /srv/made-in-src /copied/
     };
     let said = format!("{}{log}", stdout(&out));
     assert!(said.contains(way) && !said.contains("falling back"), "{driver}: {said}");
-    // The files and directories of base/owned get their owners recorded; only its
-    // symlink cannot carry a record (the layer's blob, pushed as it is, keeps it).
-    let lost = "1 symlinks or fifos of layer";
-    assert_eq!(log.contains(lost), single, "{log}");
-    assert!(!log.contains("could not be given their owners"), "{log}");
+    // Every owner of base/owned is recorded, its symlink's on `/srv`.
+    assert!(!log.contains("entries of layer") && !log.contains("could not be given their owners"), "{log}");
 
     let img_dir = env.path().join("image");
     skopeo_copy(&format!("docker://{dest}"), &img_dir);

@@ -182,7 +182,8 @@ pub fn effective_owner(fd: impl AsFd) -> nix::Result<(u32, u32)> {
 /// Record `uid:gid` on every file and directory of the upper directory `upper` that a
 /// step running as root (in place of that unmapped user) created: root's on disk, with
 /// no record yet, and new by `existed` (called with the entry's path and its path
-/// relative to `upper`) saying no. Symlinks, fifos and whiteouts are left alone. A
+/// relative to `upper`) saying no; symlinks and fifos likewise, on their directory
+/// ([`crate::child_owners`]). Whiteouts are left alone. A
 /// fuse-overlayfs upper directory may be passed before `fuse_upper::normalize`: a
 /// private record counts as a record.
 /// Returns how many entries got the record.
@@ -206,6 +207,29 @@ pub fn record_new_entries(
             let (path, r) = (e.path(), rel.join(e.file_name()));
             let meta = std::fs::symlink_metadata(&path).map_err(io("stat", &path))?;
             let ft = meta.file_type();
+            if ft.is_symlink() || std::os::unix::fs::FileTypeExt::is_fifo(&ft) {
+                let name = std::os::unix::ffi::OsStrExt::as_bytes(e.file_name().as_os_str()).to_vec();
+                if meta.uid() == 0
+                    && meta.gid() == 0
+                    && crate::child_owners::recorded(&dir, &name, &meta).is_none()
+                    && !existed(&path, &r)
+                {
+                    let parent = nix::fcntl::open(
+                        &dir,
+                        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+                        nix::sys::stat::Mode::empty(),
+                    )
+                    .map_err(crate::error::StorageError::sys("opening", dir.display().to_string()))?;
+                    crate::child_owners::set(&parent, &name, Some((uid, gid))).map_err(
+                        crate::error::StorageError::sys(
+                            "recording (on its directory) the owner of",
+                            path.display().to_string(),
+                        ),
+                    )?;
+                    n += 1;
+                }
+                continue;
+            }
             if !(ft.is_file() || ft.is_dir()) {
                 continue;
             }
