@@ -254,3 +254,74 @@ fn single_id_chown_in_a_step_stays_in_its_root() {
     assert_eq!(stdout(&attrs), "", "no xattr reached the host file");
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "host\n");
 }
+
+/// What the Stapel import test's image adds to `base/busybox`.
+const IMPORT_EXPECTED: &str = "\
+imp: dir mode=0755 owner=1000:1000
+imp/d: dir mode=0755 owner=5:6
+imp/gone: dir mode=0750 owner=1000:1000
+imp/gone/x: file size=2 sha256=73cb3858a687a849 mode=0644 owner=1000:1000
+imp/hard: file size=6 sha256=33bff9108736f232 mode=0640 owner=1000:1000 links=imp/hard,imp/owned.txt
+imp/l2: symlink -> owned.txt mode=0777 owner=7:8
+imp/owned.txt: file size=6 sha256=33bff9108736f232 mode=0640 owner=1000:1000 links=imp/hard,imp/owned.txt
+imp/suid: file size=6 sha256=33bff9108736f232 mode=4755 owner=1000:1000
+imp/sym: symlink -> owned.txt mode=0777 owner=1000:1000
+owned-sym: symlink -> owned.txt mode=0777 owner=1000:65534
+";
+
+/// Stapel `import` takes the owners a single-id build recorded (files, directories and
+/// the base layer's symlink of `base/owned`, a symlink a step chowned) and records them
+/// again where it writes; `owner`/`group` of a symlink are recorded too. The image and
+/// the import checksum (so the stage digests) are those of the full-range build.
+#[test]
+fn single_id_stapel_import_keeps_recorded_owners() {
+    let test = "single_id_stapel_import_keeps_recorded_owners";
+    if !rootless_env(test) {
+        return;
+    }
+    let Some(reg) = registry(test) else { return };
+    let env = Env::new();
+    let dir = env.path().join("project");
+    let werf_yaml = format!(
+        "project: single-id-import
+configVersion: 1
+---
+image: builder
+final: false
+from: {reg}/base/owned
+shell:
+  install:
+  - ln -s owned.txt /srv/l2 && chown -h 7:8 /srv/l2 && mkdir /srv/d && chown 5:6 /srv/d
+---
+image: app
+from: {reg}/base/busybox
+import:
+- image: builder
+  add: /srv
+  to: /imp
+  after: install
+- image: builder
+  add: /srv/sym
+  to: /owned-sym
+  owner: app
+  group: nogroup
+  after: install
+shell:
+  install: \"true\"
+"
+    );
+    git_project(&dir, &[("werf.yaml", &werf_yaml)], &[]);
+    let mapping = if single_id_pass() { "single" } else { "full" };
+    let dest = format!("{}:latest", fresh_repo(&reg, &format!("single-id-import-{mapping}")));
+    let out = run_ok(env.slipway().args(["export", "--insecure-registry", "--dir"]).arg(&dir).args(["--tag", &dest]));
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    let img_dir = env.path().join("image");
+    skopeo_copy(&format!("docker://{dest}"), &img_dir);
+    let base_dir = env.path().join("base");
+    skopeo_copy(&format!("docker://{reg}/base/busybox:latest"), &base_dir);
+    let got = relative_listing(&listing(&read_dir_image(&base_dir).tree), &listing(&read_dir_image(&img_dir).tree));
+    if got != IMPORT_EXPECTED {
+        eprintln!("--- listing ({mapping}):\n{got}\n--- log:\n{said}");
+    }
+    assert_eq!(got, IMPORT_EXPECTED, "{mapping} mapping");
+}
