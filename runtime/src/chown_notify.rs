@@ -361,7 +361,14 @@ impl Supervisor {
             OpenHow::new().flags(oflags).resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
         let rel = std::ffi::OsStr::from_bytes(path.strip_prefix(b"/").unwrap_or(path));
         let rel = if rel.is_empty() { std::ffi::OsStr::new(".") } else { rel };
-        nix::fcntl::openat2(&root, rel, how)
+        // EAGAIN: a rename anywhere raced a `..` of the path; openat2(2) says to retry.
+        let mut tries = 0;
+        loop {
+            match nix::fcntl::openat2(&root, rel, how) {
+                Err(Errno::EAGAIN) if tries < 8 => tries += 1,
+                r => return r,
+            }
+        }
     }
 }
 
