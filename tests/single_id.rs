@@ -271,8 +271,8 @@ owned-sym: symlink -> owned.txt mode=0777 owner=1000:65534
 
 /// Stapel `import` takes the owners a single-id build recorded (files, directories and
 /// the base layer's symlink of `base/owned`, a symlink a step chowned) and records them
-/// again where it writes; `owner`/`group` of a symlink are recorded too. The image and
-/// the import checksum (so the stage digests) are those of the full-range build.
+/// again where it writes; `owner`/`group` of a symlink are recorded too. The image is
+/// the one of the full-range build (the import checksum reads the same owners).
 #[test]
 fn single_id_stapel_import_keeps_recorded_owners() {
     let test = "single_id_stapel_import_keeps_recorded_owners";
