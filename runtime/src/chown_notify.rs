@@ -9,7 +9,11 @@
 //! `/proc` is the one opened before the fork, since the one under its root now is the
 //! step's), and records the owner in the
 //! `user.containers.override_stat` xattr of a file or directory — the format
-//! containers/storage writes and slipway's layer commit reads back. A chown to root
+//! containers/storage writes and slipway's layer commit reads back (under fuse-overlayfs,
+//! which refuses that name through its mount, in `user.slipway.override_stat`). A
+//! symlink or fifo can carry no `user.*` xattr: it is chowned to root for real (so a
+//! mount copies it up) and its owner recorded on its directory, in
+//! `user.slipway.child_owners` (see `slipway_storage::child_owners`). A chown to root
 //! drops the record and lets the kernel do the call; anything it does not handle (a
 //! pipe, a socket) is passed to the kernel as the task would have made it
 //! (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`), so nothing the step could not do itself is
@@ -26,6 +30,11 @@ use std::os::unix::fs::FileExt;
 /// The owner record (see `slipway_storage::owner`, which reads it at commit).
 pub const OVERRIDE_XATTR: &str = "user.containers.override_stat";
 
+/// The same record where fuse-overlayfs refuses [`OVERRIDE_XATTR`] (it blocks setting
+/// `user.containers.*` through its mount): read first, renamed by
+/// `slipway_storage::fuse_upper::normalize` before the commit.
+pub const PRIVATE_XATTR: &str = "user.slipway.override_stat";
+
 /// `uid:gid:0mode`, as containers/storage writes it.
 pub fn encode(uid: u32, gid: u32, mode: u32) -> String {
     format!("{uid}:{gid}:0{:o}", mode & 0o7777)
@@ -35,6 +44,66 @@ fn decode(v: &[u8]) -> Option<(u32, u32)> {
     let t = std::str::from_utf8(v).ok()?;
     let mut f = t.split(':');
     Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+}
+
+/// A directory's record of the owners of its symlinks and fifos (see
+/// `slipway_storage::child_owners`, which reads it at commit): `uid:gid:sec.nsec:name`
+/// per child, NUL after each.
+pub const CHILD_OWNERS_XATTR: &str = "user.slipway.child_owners";
+
+/// The largest record value written (`XATTR_SIZE_MAX`).
+const MAX_CHILD_OWNERS: usize = 64 * 1024;
+
+/// One child's record: name, uid, gid, mtime.
+type ChildRecord = (Vec<u8>, u32, u32, (i64, i64));
+
+fn mtime(st: &libc::stat) -> (i64, i64) {
+    (st.st_mtime, st.st_mtime_nsec)
+}
+
+fn decode_children(v: &[u8]) -> Vec<ChildRecord> {
+    v.split(|b| *b == 0).filter(|r| !r.is_empty()).filter_map(decode_child).collect()
+}
+
+fn decode_child(rec: &[u8]) -> Option<ChildRecord> {
+    let mut f = rec.splitn(4, |b| *b == b':');
+    let num = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<u32>().ok();
+    let (uid, gid) = (num(f.next()?)?, num(f.next()?)?);
+    let (sec, nsec) = std::str::from_utf8(f.next()?).ok()?.split_once('.')?;
+    let mtime = (sec.parse().ok()?, nsec.parse().ok()?);
+    let name = f.next()?;
+    if name.is_empty() || name.contains(&b'/') {
+        return None;
+    }
+    Some((name.to_vec(), uid, gid, mtime))
+}
+
+fn encode_children(records: &[ChildRecord]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, uid, gid, (sec, nsec)) in records {
+        out.extend_from_slice(format!("{uid}:{gid}:{sec}.{nsec}:").as_bytes());
+        out.extend_from_slice(name);
+        out.push(0);
+    }
+    out
+}
+
+/// Record `value` on `file`: [`OVERRIDE_XATTR`], or [`PRIVATE_XATTR`] where a FUSE
+/// filesystem (fuse-overlayfs) refuses the former.
+fn set_record(file: &OwnedFd, value: &str) -> nix::Result<()> {
+    match crate::sys::fsetxattr(file, OVERRIDE_XATTR, value.as_bytes()) {
+        Ok(()) => match crate::sys::fremovexattr(file, PRIVATE_XATTR) {
+            Ok(()) | Err(Errno::ENODATA) => Ok(()),
+            Err(e) => Err(e),
+        },
+        Err(Errno::EPERM) if on_fuse(file) => crate::sys::fsetxattr(file, PRIVATE_XATTR, value.as_bytes()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `fd` is on a FUSE filesystem.
+fn on_fuse(fd: &OwnedFd) -> bool {
+    nix::sys::statfs::fstatfs(fd).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::FUSE_SUPER_MAGIC)
 }
 
 /// How to answer one intercepted call.
@@ -98,8 +167,8 @@ impl Supervisor {
         if !crate::sys::notif_id_valid(listener, req.id) {
             return Answer::Done(-libc::ESRCH);
         }
-        let fd = match self.open_target(pid, dirfd, &path, flags) {
-            Ok(Some(fd)) => fd,
+        let (fd, full) = match self.open_target(pid, dirfd, &path, flags) {
+            Ok(Some(target)) => target,
             Ok(None) => return Answer::Continue,
             Err(e) => return Answer::Done(-(e as i32)),
         };
@@ -109,10 +178,11 @@ impl Supervisor {
         let Ok(st) = nix::sys::stat::fstat(&fd) else { return Answer::Continue };
         let kind = st.st_mode & libc::S_IFMT;
         let unchanged = u32::MAX;
+        if kind == libc::S_IFLNK || kind == libc::S_IFIFO {
+            return self.chown_child(pid, &st, &full, (uid, gid));
+        }
         if kind != libc::S_IFREG && kind != libc::S_IFDIR {
-            // A symlink cannot carry a record: it stays root's (a chown to root is real).
-            let to_root = (uid == 0 || uid == unchanged) && (gid == 0 || gid == unchanged);
-            return if kind == libc::S_IFLNK && !to_root { Answer::Done(0) } else { Answer::Continue };
+            return Answer::Continue;
         }
         // A real fd for the xattr calls, through this process's own /proc (the one under
         // its root now is the step's).
@@ -125,18 +195,91 @@ impl Supervisor {
         ) else {
             return Answer::Continue;
         };
-        let current = crate::sys::fgetxattr(&file, OVERRIDE_XATTR)
-            .ok()
+        let current = [PRIVATE_XATTR, OVERRIDE_XATTR]
+            .iter()
+            .find_map(|n| crate::sys::fgetxattr(&file, n).ok())
             .and_then(|v| decode(&v))
             .filter(|_| st.st_uid == 0 && st.st_gid == 0)
             .unwrap_or((st.st_uid, st.st_gid));
         let new = (if uid == unchanged { current.0 } else { uid }, if gid == unchanged { current.1 } else { gid });
+        let value = encode(new.0, new.1, st.st_mode);
         if new == (0, 0) {
-            let _ = crate::sys::fremovexattr(&file, OVERRIDE_XATTR);
+            // The real owner counts again: no record (a private record of root where the
+            // shared one cannot be removed).
+            let _ = crate::sys::fremovexattr(&file, PRIVATE_XATTR);
+            if crate::sys::fremovexattr(&file, OVERRIDE_XATTR) == Err(Errno::EPERM) && on_fuse(&file) {
+                let _ = crate::sys::fsetxattr(&file, PRIVATE_XATTR, value.as_bytes());
+            }
             return Answer::Continue;
         }
-        match crate::sys::fsetxattr(&file, OVERRIDE_XATTR, encode(new.0, new.1, st.st_mode).as_bytes()) {
+        match set_record(&file, &value) {
             Ok(()) => Answer::Done(0),
+            Err(e) => Answer::Done(-(e as i32)),
+        }
+    }
+
+    /// A symlink or fifo, which can carry no xattr: its owner is recorded on its
+    /// directory ([`CHILD_OWNERS_XATTR`]). The entry is chowned to root for real first
+    /// (what the step could do itself), so a mount copies it up into the step's layer,
+    /// and the record holds the mtime it has then. A target whose directory entry is not
+    /// the object the call resolved to (a followed symlink to a fifo) goes to the kernel.
+    fn chown_child(&self, pid: u32, st: &libc::stat, full: &[u8], (uid, gid): (u32, u32)) -> Answer {
+        let trimmed = full.strip_suffix(b"/").unwrap_or(full);
+        let (parent, name) = match trimmed.iter().rposition(|b| *b == b'/') {
+            Some(i) => (if i == 0 { &b"/"[..] } else { &trimmed[..i] }, &trimmed[i + 1..]),
+            None => return Answer::Continue,
+        };
+        if name.is_empty() || name == b"." || name == b".." {
+            return Answer::Continue;
+        }
+        let Ok(dir) = self.open_in_root(pid, parent, true) else { return Answer::Continue };
+        let name = std::ffi::OsStr::from_bytes(name);
+        let nofollow = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
+        match nix::sys::stat::fstatat(&dir, name, nofollow) {
+            Ok(e) if (e.st_dev, e.st_ino) == (st.st_dev, st.st_ino) => {}
+            _ => return Answer::Continue,
+        }
+        let Ok(dir_file) = nix::fcntl::openat(
+            &self.proc_dir,
+            format!("self/fd/{}", dir.as_raw_fd()).as_str(),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) else {
+            return Answer::Continue;
+        };
+        let mut records =
+            crate::sys::fgetxattr(&dir_file, CHILD_OWNERS_XATTR).map(|v| decode_children(&v)).unwrap_or_default();
+        let unchanged = u32::MAX;
+        let current = match records.iter().rev().find(|r| r.0 == name.as_bytes() && r.3 == mtime(st)) {
+            Some(r) if st.st_uid == 0 && st.st_gid == 0 => (r.1, r.2),
+            _ => (st.st_uid, st.st_gid),
+        };
+        let new = (if uid == unchanged { current.0 } else { uid }, if gid == unchanged { current.1 } else { gid });
+        let root = (Some(nix::unistd::Uid::from_raw(0)), Some(nix::unistd::Gid::from_raw(0)));
+        if let Err(e) = nix::unistd::fchownat(&dir, name, root.0, root.1, nofollow) {
+            return Answer::Done(-(e as i32));
+        }
+        let Ok(now) = nix::sys::stat::fstatat(&dir, name, nofollow) else { return Answer::Done(-libc::ENOENT) };
+        records.retain(|r| r.0 != name.as_bytes());
+        if new != (0, 0) {
+            records.push((name.as_bytes().to_vec(), new.0, new.1, mtime(&now)));
+        }
+        let r = if records.is_empty() {
+            match crate::sys::fremovexattr(&dir_file, CHILD_OWNERS_XATTR) {
+                Err(Errno::ENODATA) => Ok(()),
+                r => r,
+            }
+        } else {
+            let value = encode_children(&records);
+            if value.len() > MAX_CHILD_OWNERS {
+                Err(Errno::ENOSPC)
+            } else {
+                crate::sys::fsetxattr(&dir_file, CHILD_OWNERS_XATTR, &value)
+            }
+        };
+        match r {
+            Ok(()) => Answer::Done(0),
+            Err(Errno::E2BIG | Errno::ERANGE) => Answer::Done(-libc::ENOSPC),
             Err(e) => Answer::Done(-(e as i32)),
         }
     }
@@ -171,7 +314,7 @@ impl Supervisor {
     /// The target as an `O_PATH` fd resolved inside the task's root; `None` for one this
     /// supervisor leaves to the kernel (an fd or directory not under the root, such as a
     /// pipe).
-    fn open_target(&self, pid: u32, dirfd: i32, path: &[u8], flags: i32) -> nix::Result<Option<OwnedFd>> {
+    fn open_target(&self, pid: u32, dirfd: i32, path: &[u8], flags: i32) -> nix::Result<Option<(OwnedFd, Vec<u8>)>> {
         let proc_path = |rest: &str| format!("{pid}/{rest}");
         if path.is_empty() {
             if flags & libc::AT_EMPTY_PATH == 0 {
@@ -180,10 +323,12 @@ impl Supervisor {
             // fchown(fd): only an fd naming a path under the root (not a pipe, not a file
             // of the host the step was handed).
             let link = nix::fcntl::readlinkat(&self.proc_dir, proc_path(&format!("fd/{dirfd}")).as_str())?;
-            if !link.as_encoded_bytes().starts_with(b"/") {
+            let link = link.as_encoded_bytes();
+            if !link.starts_with(b"/") {
                 return Ok(None);
             }
-            return self.open_in_root(pid, link.as_encoded_bytes(), true).map(Some);
+            // The fd itself is the target: its path is not followed again.
+            return self.open_in_root(pid, link, false).map(|fd| Some((fd, link.to_vec())));
         }
         let full = if path.starts_with(b"/") {
             path.to_vec()
@@ -198,7 +343,7 @@ impl Supervisor {
             f.extend_from_slice(path);
             f
         };
-        self.open_in_root(pid, &full, flags & libc::AT_SYMLINK_NOFOLLOW == 0).map(Some)
+        self.open_in_root(pid, &full, flags & libc::AT_SYMLINK_NOFOLLOW == 0).map(|fd| Some((fd, full)))
     }
 
     fn open_in_root(&self, pid: u32, path: &[u8], follow: bool) -> nix::Result<OwnedFd> {
@@ -216,7 +361,14 @@ impl Supervisor {
             OpenHow::new().flags(oflags).resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
         let rel = std::ffi::OsStr::from_bytes(path.strip_prefix(b"/").unwrap_or(path));
         let rel = if rel.is_empty() { std::ffi::OsStr::new(".") } else { rel };
-        nix::fcntl::openat2(&root, rel, how)
+        // EAGAIN: a rename anywhere raced a `..` of the path; openat2(2) says to retry.
+        let mut tries = 0;
+        loop {
+            match nix::fcntl::openat2(&root, rel, how) {
+                Err(Errno::EAGAIN) if tries < 8 => tries += 1,
+                r => return r,
+            }
+        }
     }
 }
 
@@ -225,6 +377,15 @@ use std::os::unix::ffi::OsStrExt;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn child_records_as_storage_reads_them() {
+        let recs = vec![(b"l".to_vec(), 1000, 1000, (7, 5)), (b"a:b".to_vec(), 1, 2, (8, 0))];
+        let v = encode_children(&recs);
+        assert_eq!(v, b"1000:1000:7.5:l\x001:2:8.0:a:b\x00");
+        assert_eq!(decode_children(&v), recs);
+        assert_eq!(decode_children(b"x:1:1.0:n\0 1:1:1.0:\x001:1:1:n\x001:1:1.0:a/b\x00"), []);
+    }
 
     #[test]
     fn records_as_containers_storage_writes_them() {

@@ -342,15 +342,22 @@ pub(crate) fn fsetxattr(fd: &impl std::os::fd::AsRawFd, name: &str, value: &[u8]
     nix::errno::Errno::result(rc).map(drop)
 }
 
-/// `fgetxattr(2)` into a small buffer (an owner record is short).
+/// `fgetxattr(2)`, growing the buffer up to `XATTR_SIZE_MAX` (64 KiB).
 pub(crate) fn fgetxattr(fd: &impl std::os::fd::AsRawFd, name: &str) -> nix::Result<Vec<u8>> {
     let n = std::ffi::CString::new(name).map_err(|_| nix::errno::Errno::EINVAL)?;
     let mut buf = vec![0u8; 256];
-    // SAFETY: `n` is NUL-terminated; `buf` is writable for its length.
-    let rc = unsafe { libc::fgetxattr(fd.as_raw_fd(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    let len = nix::errno::Errno::result(rc)? as usize;
-    buf.truncate(len);
-    Ok(buf)
+    loop {
+        // SAFETY: `n` is NUL-terminated; `buf` is writable for its length.
+        let rc = unsafe { libc::fgetxattr(fd.as_raw_fd(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        match nix::errno::Errno::result(rc) {
+            Ok(len) => {
+                buf.truncate(len as usize);
+                return Ok(buf);
+            }
+            Err(nix::errno::Errno::ERANGE) if buf.len() < 64 * 1024 => buf.resize(buf.len() * 4, 0),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// `fremovexattr(2)`.

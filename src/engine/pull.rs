@@ -138,7 +138,7 @@ impl Puller<'_> {
         }
         if unpacked.chown_failures > 0 {
             self.log.warn(&format!(
-                "{} symlinks or fifos of layer {what} are root's in this single-id user namespace, which can record no owner on them (the layer's blob keeps their owners)",
+                "{} entries of layer {what} are root's in this single-id user namespace: their owners could not be set or recorded (a directory with more symlinks and fifos owned by others than its xattr holds?); the layer's blob keeps their owners, a step that copies them up does not",
                 unpacked.chown_failures
             ));
         }

@@ -324,21 +324,25 @@ impl Mutation<'_> {
     /// Commit the changes as a layer; `None` when nothing changed.
     pub fn finish(mut self) -> anyhow::Result<Option<LayerMeta>> {
         self.unmount()?;
-        // Native overlayfs marks copy-ups (`user.overlay.origin`); fuse-overlayfs' own
-        // marks are gone after `fuse_upper::normalize`, and it cannot run single-id anyway.
-        let overlay = matches!(self.how, How::Mounted { way, .. } if !self.driver.ways[way].fuse);
+        // How a copy-up is told from an entry the step made: native overlayfs marks
+        // copy-ups (`user.overlay.origin`); fuse-overlayfs marks copied-up files and made
+        // directories its own way, read before `fuse_upper::normalize` drops the marks.
+        let copied_up: Option<fn(&Path) -> bool> = match self.how {
+            How::Mounted { way, .. } if self.driver.ways[way].fuse => Some(slipway_storage::fuse_upper::copied_up),
+            How::Mounted { .. } => Some(slipway_storage::owner::copied_up),
+            How::Copies(_) => None,
+        };
         if let How::Copies(snapshot) = &mut self.how {
             let snapshot = snapshot.take().expect("finish runs once");
             vfs::diff(&self.dirs.target, &snapshot, &self.dirs.upper, self.driver.ownership)
                 .with_context(|| format!("finding the changes in {}", self.dirs.target.display()))?;
         }
         if let Some((uid, gid)) = self.new_owner {
-            // New: in no lower layer, or (overlayfs) not a copy-up, so a path deleted and
+            // New: in no lower layer, or (mounted) not a copy-up, so a path deleted and
             // made again counts as new there.
             let lowers = &self.dirs.lowers;
             let existed = |path: &Path, rel: &Path| {
-                lowers.iter().any(|l| l.join(rel).symlink_metadata().is_ok())
-                    && (!overlay || slipway_storage::owner::copied_up(path))
+                lowers.iter().any(|l| l.join(rel).symlink_metadata().is_ok()) && copied_up.is_none_or(|f| f(path))
             };
             let upper = &self.dirs.upper;
             slipway_storage::owner::record_new_entries(upper, uid, gid, &existed).with_context(|| {

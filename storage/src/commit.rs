@@ -7,14 +7,15 @@
 //! (character devices 0/0) become `.wh.<name>` entries, opaque directories get a
 //! `.wh..wh..opq` entry, hardlinked files are written once and linked after. An owner
 //! recorded in a single-id namespace (`user.containers.override_stat`, [`crate::owner`])
-//! is written as the entry's uid/gid, and the xattr itself is never written. The
+//! is written as the entry's uid/gid, as is one a directory records for its symlink or
+//! fifo ([`crate::child_owners`]), and neither xattr is ever written. The
 //! directory itself is left as it is, in overlayfs format, ready to become the layer's
 //! `diff/`.
 
 use crate::blob::BlobStore;
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Result, StorageError};
-use crate::owner::{OVERRIDE_XATTR, Override};
+use crate::owner::{OVERRIDE_XATTR, Override, PRIVATE_XATTR};
 use crate::pgzip::ParGzWriter;
 use crate::unpack::{OPAQUE_XATTR, keep_xattr};
 use std::collections::HashMap;
@@ -148,6 +149,7 @@ impl<W: Write> Walker<'_, W> {
         } else if ft.is_symlink() {
             let target = std::fs::read_link(&path).map_err(self.io("reading symlink", &path))?;
             let mut h = header(&meta, tar::EntryType::Symlink);
+            set_child_owner(&mut h, crate::child_owners::recorded(dir, name.as_bytes(), &meta));
             self.builder
                 .append_link(&mut h, std::ffi::OsStr::from_bytes(&rel), &target)
                 .map_err(self.io("writing tar entry for", &path))?;
@@ -174,6 +176,7 @@ impl<W: Write> Walker<'_, W> {
             self.append(&mut h, &rel, file)?;
         } else if ft.is_fifo() {
             let mut h = header(&meta, tar::EntryType::Fifo);
+            set_child_owner(&mut h, crate::child_owners::recorded(dir, name.as_bytes(), &meta));
             self.append(&mut h, &rel, std::io::empty())?;
         } else {
             tracing::warn!(path = %path.display(), "skipping a socket or device in the layer");
@@ -197,7 +200,7 @@ impl<W: Write> Walker<'_, W> {
         let mut recorded = None;
         for n in names {
             let name = String::from_utf8_lossy(&n).into_owned();
-            if name == OVERRIDE_XATTR {
+            if name == OVERRIDE_XATTR || name == PRIVATE_XATTR {
                 recorded = crate::owner::recorded(path, meta.uid(), meta.gid());
                 continue;
             }
@@ -224,6 +227,14 @@ fn set_recorded_owner(h: &mut tar::Header, recorded: Option<Override>) {
     if let Some(o) = recorded {
         h.set_uid(u64::from(o.uid));
         h.set_gid(u64::from(o.gid));
+    }
+}
+
+/// The owner a directory records for its symlink or fifo (`crate::child_owners`).
+fn set_child_owner(h: &mut tar::Header, recorded: Option<(u32, u32)>) {
+    if let Some((uid, gid)) = recorded {
+        h.set_uid(u64::from(uid));
+        h.set_gid(u64::from(gid));
     }
 }
 
@@ -391,6 +402,16 @@ mod tests {
             let dir = std::fs::File::open(&d).unwrap();
             crate::owner::record(&dir, 1000, 1000, 0o755).unwrap();
             crate::sys::lsetxattr(&d.join("root"), b"user.other", b"kept").unwrap();
+            // Symlinks and fifos: recorded on their directory; `old` was made again
+            // after its record (another mtime), so the record is stale.
+            std::os::unix::fs::symlink("f", d.join("l")).unwrap();
+            std::os::unix::fs::symlink("f", d.join("old")).unwrap();
+            nix::unistd::mkfifo(&d.join("p"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+            for (n, o) in [("l", (7, 8)), ("p", (9, 10)), ("old", (11, 12))] {
+                crate::child_owners::set(&dir, n.as_bytes(), Some(o)).unwrap();
+            }
+            let t0 = nix::sys::time::TimeSpec::new(1, 0);
+            nix::sys::stat::utimensat(&dir, "old", &t0, &t0, nix::sys::stat::UtimensatFlags::NoFollowSymlink).unwrap();
             let (_, _, gz) = commit_to(t.path(), Vec::new()).unwrap();
             let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(&gz[..]));
             let mut seen = Vec::new();
@@ -401,14 +422,22 @@ mod tests {
                     .unwrap()
                     .map(|x| x.flatten().map(|x| x.key().unwrap().to_string()).collect())
                     .unwrap_or_default();
-                assert!(!xattrs.iter().any(|k| k.contains("override_stat")), "{xattrs:?}");
+                assert!(!xattrs.iter().any(|k| k.contains("override_stat") || k.contains("slipway")), "{xattrs:?}");
                 let h = e.header();
                 let p = String::from_utf8_lossy(&e.path_bytes()).into_owned();
                 seen.push(format!("{p} {}:{} {}", h.uid().unwrap(), h.gid().unwrap(), xattrs.join(",")));
             }
             assert_eq!(
                 seen,
-                ["d/ 1000:1000 ", "d/f 123:456 ", "d/h 123:456 ", "d/root 0:0 SCHILY.xattr.user.other"],
+                [
+                    "d/ 1000:1000 ",
+                    "d/f 123:456 ",
+                    "d/h 123:456 ",
+                    "d/l 7:8 ",
+                    "d/old 0:0 ",
+                    "d/p 9:10 ",
+                    "d/root 0:0 SCHILY.xattr.user.other"
+                ],
                 "{seen:?}"
             );
             println!("{}", crate::userns_test::CHECKED);

@@ -7,12 +7,16 @@
 //! `.wh..wh..opq` file in the directory (and sometimes a whiteout `.wh..opq` beside it).
 //! It also marks every directory it creates opaque, where overlayfs marks only one made
 //! in place of a path the lower layers show (a mark on a new path hides nothing).
-//! Copied-up files carry `user.fuseoverlayfs.origin`. [`normalize`] rewrites all of that
-//! the way overlayfs with `userxattr` writes it, so a layer is the same bytes whichever
-//! driver made it, later mounts of any kind read it, and no fuse-overlayfs bookkeeping
-//! reaches a layer tar.
+//! Copied-up files carry `user.fuseoverlayfs.origin` (copied-up directories carry
+//! nothing). fuse-overlayfs refuses `user.containers.*` xattrs set through its mount,
+//! so an owner record made through it is under [`crate::owner::PRIVATE_XATTR`].
+//! [`normalize`] rewrites all of that the way overlayfs with `userxattr` writes it (the
+//! record under [`crate::owner::OVERRIDE_XATTR`]), so a layer is the same bytes
+//! whichever driver made it, later mounts of any kind read it, and no fuse-overlayfs
+//! bookkeeping reaches a layer tar.
 
 use crate::error::{Result, StorageError};
+use crate::owner::{OVERRIDE_XATTR, Override, PRIVATE_XATTR};
 use crate::unpack::OPAQUE_XATTR;
 use nix::sys::stat::{Mode, SFlag};
 use std::os::unix::ffi::OsStrExt;
@@ -22,6 +26,7 @@ use std::path::{Path, PathBuf};
 /// fuse-overlayfs' own xattrs (`opaque`, `origin`), never part of a layer.
 const FUSE_XATTR_PREFIX: &[u8] = b"user.fuseoverlayfs.";
 const FUSE_OPAQUE_XATTR: &[u8] = b"user.fuseoverlayfs.opaque";
+const FUSE_ORIGIN_XATTR: &[u8] = b"user.fuseoverlayfs.origin";
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 
@@ -120,12 +125,46 @@ fn is_whiteout(m: &std::fs::Metadata) -> bool {
     m.file_type().is_char_device() && m.rdev() == 0
 }
 
+/// Whether the upper-directory entry `path` (before [`normalize`]) was copied up from a
+/// lower layer rather than made by the step: a file copied up carries
+/// `user.fuseoverlayfs.origin`; a directory copied up carries nothing, while one the
+/// step made (also in place of a deleted one) is marked opaque.
+pub fn copied_up(path: &Path) -> bool {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            !(crate::sys::lgetxattr(path, FUSE_OPAQUE_XATTR).is_ok_and(|v| v == b"y")
+                || std::fs::symlink_metadata(path.join(OPAQUE_MARKER)).is_ok_and(|m| m.is_file()))
+        }
+        Ok(_) => crate::sys::lgetxattr(path, FUSE_ORIGIN_XATTR).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// fuse-overlayfs' own xattrs go; an owner record under the private name becomes the
+/// shared one (a record of root: none).
 fn drop_fuse_xattrs(path: &Path) -> Result<()> {
     let names =
         crate::sys::llistxattr(path).map_err(StorageError::sys("listing xattrs of", path.display().to_string()))?;
+    let shown = || path.display().to_string();
     for n in names.iter().filter(|n| n.starts_with(FUSE_XATTR_PREFIX)) {
-        crate::sys::lremovexattr(path, n)
-            .map_err(StorageError::sys("removing an xattr of", path.display().to_string()))?;
+        crate::sys::lremovexattr(path, n).map_err(StorageError::sys("removing an xattr of", shown()))?;
+    }
+    if names.iter().any(|n| n == PRIVATE_XATTR.as_bytes()) {
+        let value = crate::sys::lgetxattr(path, PRIVATE_XATTR.as_bytes())
+            .map_err(StorageError::sys("reading the owner record of", shown()))?;
+        match Override::decode(&value) {
+            Some(o) if (o.uid, o.gid) != (0, 0) => crate::sys::lsetxattr(path, OVERRIDE_XATTR.as_bytes(), &value)
+                .map_err(StorageError::sys("recording the owner of", shown()))?,
+            // A record of root: the real owner counts. An unreadable one (a step's own
+            // setfattr) says nothing.
+            Some(_) => match crate::sys::lremovexattr(path, OVERRIDE_XATTR.as_bytes()) {
+                Ok(()) | Err(nix::errno::Errno::ENODATA) => {}
+                Err(e) => return Err(StorageError::sys("dropping the owner record of", shown())(e)),
+            },
+            None => {}
+        }
+        crate::sys::lremovexattr(path, PRIVATE_XATTR.as_bytes())
+            .map_err(StorageError::sys("removing an xattr of", shown()))?;
     }
     Ok(())
 }
@@ -166,6 +205,19 @@ mod tests {
         let xattrs = crate::sys::lsetxattr(&u.join("d"), FUSE_OPAQUE_XATTR, b"y").is_ok()
             && crate::sys::lsetxattr(&u.join("kept"), b"user.fuseoverlayfs.origin", b"kept").is_ok()
             && crate::sys::lsetxattr(&u.join("kept"), b"user.mine", b"1").is_ok();
+        if xattrs {
+            assert!(copied_up(&u.join("kept")) && !copied_up(&u.join("d")) && !copied_up(&u.join("d/new")));
+            // Owner records made through the mount: `d/new`'s replaces the shared one,
+            // `kept`'s of root drops it.
+            for (p, name, v) in [
+                ("d/new", OVERRIDE_XATTR, "1:1:0644"),
+                ("d/new", PRIVATE_XATTR, "1000:1000:0644"),
+                ("kept", OVERRIDE_XATTR, "5:5:0644"),
+                ("kept", PRIVATE_XATTR, "0:0:0644"),
+            ] {
+                crate::sys::lsetxattr(&u.join(p), name.as_bytes(), v.as_bytes()).unwrap();
+            }
+        }
         // Whiteouts (0/0) may be created by anyone since Linux 5.8; skip where refused.
         let stray = nix::sys::stat::mknod(&u.join("d/.wh..opq"), SFlag::S_IFCHR, Mode::empty(), 0).is_ok();
         if !stray {
@@ -199,6 +251,8 @@ mod tests {
             assert!(crate::sys::lgetxattr(&u.join("d/sub"), OPAQUE_XATTR.as_bytes()).is_err());
             let left = crate::sys::llistxattr(&u.join("kept")).unwrap();
             assert_eq!(left, [b"user.mine".to_vec()]);
+            assert_eq!(crate::sys::llistxattr(&u.join("d/new")).unwrap(), [OVERRIDE_XATTR.as_bytes().to_vec()]);
+            assert_eq!(crate::sys::lgetxattr(&u.join("d/new"), OVERRIDE_XATTR.as_bytes()).unwrap(), b"1000:1000:0644");
         }
     }
 }

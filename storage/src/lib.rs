@@ -8,6 +8,7 @@
 //! All `unsafe` lives in [`sys`].
 
 pub mod blob;
+pub mod child_owners;
 pub mod commit;
 pub mod digest;
 pub mod error;

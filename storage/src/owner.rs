@@ -12,6 +12,12 @@
 //! The kernel allows `user.*` xattrs on regular files and directories only: a symlink or
 //! fifo whose owner cannot be set keeps root as its owner (noted at debug level).
 //!
+//! fuse-overlayfs (1.10) refuses to set any `user.containers.*` xattr through its mount
+//! (EPERM; it reads and removes them, and copies them up). On a FUSE filesystem the
+//! record goes under slipway's own name, [`PRIVATE_XATTR`], in the same format; reading
+//! prefers that name, and `fuse_upper::normalize` renames it to [`OVERRIDE_XATTR`] in
+//! the upper directory before the commit, so layers are the same as native overlayfs'.
+//!
 //! The record counts only while the file on disk is root's: a file chowned for real
 //! later (in a namespace with the full range) is judged by its real owner.
 
@@ -24,6 +30,15 @@ use std::sync::OnceLock;
 /// The xattr containers/storage and fuse-overlayfs use for an owner and mode that the
 /// filesystem cannot hold.
 pub const OVERRIDE_XATTR: &str = "user.containers.override_stat";
+
+/// The same record where [`OVERRIDE_XATTR`] cannot be set: through a fuse-overlayfs
+/// mount. Read first; never in a layer (`unpack::keep_xattr` drops `user.slipway.*`).
+pub const PRIVATE_XATTR: &str = "user.slipway.override_stat";
+
+/// Whether `fd` is on a FUSE filesystem (fuse-overlayfs).
+fn on_fuse(fd: impl AsFd) -> bool {
+    nix::sys::statfs::fstatfs(fd).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::FUSE_SUPER_MAGIC)
+}
 
 /// A recorded owner and mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +96,7 @@ pub fn chown_fd(fd: impl AsFd, uid: u32, gid: u32, mode: u32) -> nix::Result<App
         Ok(()) => {
             // A file that had a record (copied up from a layer) has a real owner now.
             if uid == 0 && gid == 0 {
-                let _ = crate::sys::fremovexattr(fd.as_fd(), OVERRIDE_XATTR);
+                drop_record(fd.as_fd(), mode)?;
             }
             Ok(Applied::Set)
         }
@@ -91,9 +106,47 @@ pub fn chown_fd(fd: impl AsFd, uid: u32, gid: u32, mode: u32) -> nix::Result<App
 }
 
 /// Record `uid:gid` and `mode` on `fd` (a regular file or directory opened for reading
-/// or writing, not `O_PATH`).
+/// or writing, not `O_PATH`): [`OVERRIDE_XATTR`], or [`PRIVATE_XATTR`] on a FUSE
+/// filesystem that refuses the former.
 pub fn record(fd: impl AsFd, uid: u32, gid: u32, mode: u32) -> nix::Result<()> {
-    crate::sys::fsetxattr(fd, OVERRIDE_XATTR, Override { uid, gid, mode }.encode().as_bytes())
+    let value = Override { uid, gid, mode }.encode();
+    match crate::sys::fsetxattr(fd.as_fd(), OVERRIDE_XATTR, value.as_bytes()) {
+        Ok(()) => {
+            // An older record under the private name would win when read.
+            match crate::sys::fremovexattr(fd.as_fd(), PRIVATE_XATTR) {
+                Ok(()) | Err(Errno::ENODATA) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        Err(Errno::EPERM) if on_fuse(fd.as_fd()) => crate::sys::fsetxattr(fd, PRIVATE_XATTR, value.as_bytes()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Drop the record of `fd` (its real owner, root, counts again). Where the shared
+/// record cannot be removed (FUSE), a private record of root says the same.
+fn drop_record(fd: impl AsFd, mode: u32) -> nix::Result<()> {
+    for name in [PRIVATE_XATTR, OVERRIDE_XATTR] {
+        match crate::sys::fremovexattr(fd.as_fd(), name) {
+            Ok(()) | Err(Errno::ENODATA) | Err(Errno::ENOTSUP) => {}
+            Err(Errno::EPERM) if on_fuse(fd.as_fd()) => return record(fd, 0, 0, mode),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The record of `path` (not following a final symlink): the private name first.
+fn lread(path: &Path) -> Option<Override> {
+    [PRIVATE_XATTR, OVERRIDE_XATTR]
+        .iter()
+        .find_map(|n| crate::sys::lgetxattr(path, n.as_bytes()).ok())
+        .and_then(|v| Override::decode(&v))
+}
+
+/// Whether `path` (not following a final symlink) carries a record under either name.
+pub fn has_record(path: &Path) -> bool {
+    [PRIVATE_XATTR, OVERRIDE_XATTR].iter().any(|n| crate::sys::lgetxattr(path, n.as_bytes()).is_ok())
 }
 
 /// The recorded owner of `path` (not following a final symlink), if it has one and its
@@ -102,7 +155,7 @@ pub fn recorded(path: &Path, real_uid: u32, real_gid: u32) -> Option<Override> {
     if real_uid != 0 || real_gid != 0 {
         return None;
     }
-    crate::sys::lgetxattr(path, OVERRIDE_XATTR.as_bytes()).ok().and_then(|v| Override::decode(&v))
+    lread(path)
 }
 
 /// The owner of the file `fd` refers to (any kind of fd, `O_PATH` included): its record
@@ -119,8 +172,9 @@ pub fn effective_owner(fd: impl AsFd) -> nix::Result<(u32, u32)> {
     // getxattr through /proc follows the magic link to the file itself, which works
     // for O_PATH fds (fgetxattr does not).
     let proc = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
-    Ok(crate::sys::getxattr(Path::new(&proc), OVERRIDE_XATTR.as_bytes())
-        .ok()
+    Ok([PRIVATE_XATTR, OVERRIDE_XATTR]
+        .iter()
+        .find_map(|n| crate::sys::getxattr(Path::new(&proc), n.as_bytes()).ok())
         .and_then(|v| Override::decode(&v))
         .map_or((0, 0), |o| (o.uid, o.gid)))
 }
@@ -128,7 +182,10 @@ pub fn effective_owner(fd: impl AsFd) -> nix::Result<(u32, u32)> {
 /// Record `uid:gid` on every file and directory of the upper directory `upper` that a
 /// step running as root (in place of that unmapped user) created: root's on disk, with
 /// no record yet, and new by `existed` (called with the entry's path and its path
-/// relative to `upper`) saying no. Symlinks, fifos and whiteouts are left alone.
+/// relative to `upper`) saying no; symlinks and fifos likewise, on their directory
+/// ([`crate::child_owners`]). Whiteouts are left alone. A
+/// fuse-overlayfs upper directory may be passed before `fuse_upper::normalize`: a
+/// private record counts as a record.
 /// Returns how many entries got the record.
 pub fn record_new_entries(
     upper: &Path,
@@ -150,14 +207,33 @@ pub fn record_new_entries(
             let (path, r) = (e.path(), rel.join(e.file_name()));
             let meta = std::fs::symlink_metadata(&path).map_err(io("stat", &path))?;
             let ft = meta.file_type();
+            if ft.is_symlink() || std::os::unix::fs::FileTypeExt::is_fifo(&ft) {
+                let name = std::os::unix::ffi::OsStrExt::as_bytes(e.file_name().as_os_str()).to_vec();
+                if meta.uid() == 0
+                    && meta.gid() == 0
+                    && crate::child_owners::recorded(&dir, &name, &meta).is_none()
+                    && !existed(&path, &r)
+                {
+                    let parent = nix::fcntl::open(
+                        &dir,
+                        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+                        nix::sys::stat::Mode::empty(),
+                    )
+                    .map_err(crate::error::StorageError::sys("opening", dir.display().to_string()))?;
+                    crate::child_owners::set(&parent, &name, Some((uid, gid))).map_err(
+                        crate::error::StorageError::sys(
+                            "recording (on its directory) the owner of",
+                            path.display().to_string(),
+                        ),
+                    )?;
+                    n += 1;
+                }
+                continue;
+            }
             if !(ft.is_file() || ft.is_dir()) {
                 continue;
             }
-            if meta.uid() == 0
-                && meta.gid() == 0
-                && crate::sys::lgetxattr(&path, OVERRIDE_XATTR.as_bytes()).is_err()
-                && !existed(&path, &r)
-            {
+            if meta.uid() == 0 && meta.gid() == 0 && !has_record(&path) && !existed(&path, &r) {
                 let value = Override { uid, gid, mode: meta.mode() & 0o7777 }.encode();
                 crate::sys::lsetxattr(&path, OVERRIDE_XATTR.as_bytes(), value.as_bytes())
                     .map_err(crate::error::StorageError::sys("recording the owner of", path.display().to_string()))?;

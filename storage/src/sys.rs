@@ -84,6 +84,24 @@ pub(crate) fn getxattr(path: &Path, name: &[u8]) -> nix::Result<Vec<u8>> {
     }
 }
 
+/// `fgetxattr(2)`.
+pub(crate) fn fgetxattr(fd: impl AsFd, name: &str) -> nix::Result<Vec<u8>> {
+    let n = cstring(name.as_bytes())?;
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: `n` is NUL-terminated; `buf` is writable for `buf.len()` bytes.
+        let rc = unsafe { libc::fgetxattr(fd.as_fd().as_raw_fd(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        match nix::errno::Errno::result(rc) {
+            Ok(len) => {
+                buf.truncate(len as usize);
+                return Ok(buf);
+            }
+            Err(nix::errno::Errno::ERANGE) => buf.resize(buf.len() * 4, 0),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// `fremovexattr(2)`.
 pub(crate) fn fremovexattr(fd: impl AsFd, name: &str) -> nix::Result<()> {
     let n = cstring(name.as_bytes())?;

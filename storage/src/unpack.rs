@@ -69,9 +69,9 @@ pub enum Ownership {
     Exact,
     /// A single-id user namespace (no /etc/subuid range), where no owner but root can be
     /// set: files and directories get their owner recorded in
-    /// [`crate::owner::OVERRIDE_XATTR`] (and the commit of a layer writes it back);
-    /// symlinks and fifos, which cannot carry it, are counted (the caller warns) and stay
-    /// root's.
+    /// [`crate::owner::OVERRIDE_XATTR`], symlinks and fifos on their directory
+    /// ([`crate::child_owners`]), and the commit of a layer writes them back. One that
+    /// cannot be recorded (a directory with too many) is counted (the caller warns).
     BestEffort,
 }
 
@@ -311,10 +311,13 @@ impl Unpacker<'_> {
                     .into_owned();
                 self.remove_existing(&parent, name_os)?;
                 nix::unistd::symlinkat(OsStr::from_bytes(&target), &parent, name_os).map_err(what)?;
-                self.chown_at(&parent, name_os, uid, gid, &raw)?;
+                let record = self.chown_at(&parent, name_os, uid, gid, &raw)?;
                 let t = TimeSpec::new(mtime, 0);
                 nix::sys::stat::utimensat(&parent, name_os, &t, &t, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
                     .map_err(what)?;
+                if record {
+                    self.record_child(&parent, name_os, uid, gid, &raw);
+                }
             }
             T::Link => {
                 let target = entry
@@ -346,7 +349,9 @@ impl Unpacker<'_> {
             T::Fifo => {
                 self.remove_existing(&parent, name_os)?;
                 nix::unistd::mkfifoat(&parent, name_os, mode).map_err(what)?;
-                self.chown_at(&parent, name_os, uid, gid, &raw)?;
+                if self.chown_at(&parent, name_os, uid, gid, &raw)? {
+                    self.record_child(&parent, name_os, uid, gid, &raw);
+                }
             }
             T::Char | T::Block => {
                 tracing::warn!(layer = self.layer, entry = %String::from_utf8_lossy(&raw), "device nodes cannot be created in a user namespace; skipped");
@@ -408,7 +413,9 @@ impl Unpacker<'_> {
         nix::sys::stat::fchmod(fd, mode).map_err(|e| self.bad(format!("chmod: {e}")))
     }
 
-    fn chown_at(&mut self, parent: &OwnedFd, name: &OsStr, uid: u32, gid: u32, entry: &[u8]) -> Result<()> {
+    /// The owner of a symlink or fifo; `true` when it is to be recorded on its parent
+    /// ([`Self::record_child`], once its times are final: a single-id namespace).
+    fn chown_at(&mut self, parent: &OwnedFd, name: &OsStr, uid: u32, gid: u32, entry: &[u8]) -> Result<bool> {
         match nix::unistd::fchownat(
             parent,
             name,
@@ -416,8 +423,18 @@ impl Unpacker<'_> {
             Some(Gid::from_raw(gid)),
             AtFlags::AT_SYMLINK_NOFOLLOW,
         ) {
-            Ok(()) => Ok(()),
-            Err(e) => self.chown_failed(e, entry, uid, gid),
+            Ok(()) => Ok(false),
+            Err(Errno::EINVAL) if self.ownership == Ownership::BestEffort => Ok(true),
+            Err(e) => self.chown_failed(e, entry, uid, gid).map(|()| false),
+        }
+    }
+
+    /// Record the owner of the symlink or fifo `name` on its directory
+    /// ([`crate::child_owners`]); one that does not fit is counted (the caller warns).
+    fn record_child(&mut self, parent: &OwnedFd, name: &OsStr, uid: u32, gid: u32, entry: &[u8]) {
+        if let Err(e) = crate::child_owners::set(parent, name.as_bytes(), Some((uid, gid))) {
+            tracing::debug!(layer = self.layer, entry = %String::from_utf8_lossy(entry), error = %e, "recording the owner of a symlink or fifo on its directory");
+            self.out.chown_failures += 1;
         }
     }
 
@@ -462,18 +479,23 @@ impl Unpacker<'_> {
 
 /// Which xattrs a layer may carry into the store (and out of it at commit). The owner
 /// record is the store's own ([`crate::owner`]): a layer cannot bring one, and a commit
-/// writes it as the tar header's owner, never as an xattr.
+/// writes it as the tar header's owner, never as an xattr. `user.slipway.*` is
+/// slipway's own bookkeeping (the record under its private name): never in a layer.
 pub fn keep_xattr(name: &str) -> bool {
     !(name.starts_with("trusted.")
         || name == "security.selinux"
         || name.starts_with("user.overlay.")
+        || name.starts_with(SLIPWAY_XATTR_PREFIX)
         || name == crate::owner::OVERRIDE_XATTR)
 }
 
+/// The prefix of slipway's own xattrs ([`crate::owner::PRIVATE_XATTR`]).
+pub const SLIPWAY_XATTR_PREFIX: &str = "user.slipway.";
+
 /// Which xattrs a copy of a stored tree keeps (vfs): those of a layer, and the owner
-/// record.
+/// records (a file's or directory's own, and a directory's of its symlinks and fifos).
 pub fn keep_xattr_in_store(name: &str) -> bool {
-    keep_xattr(name) || name == crate::owner::OVERRIDE_XATTR
+    keep_xattr(name) || name == crate::owner::OVERRIDE_XATTR || name == crate::child_owners::CHILD_OWNERS_XATTR
 }
 
 #[cfg(test)]
@@ -525,13 +547,36 @@ mod tests {
 
     /// A layer with one file owned by 1234:1234.
     fn layer_owned_by_1234() -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
+        owned_file(tar::Builder::new(Vec::new())).into_inner().unwrap()
+    }
+
+    fn owned_file(mut b: tar::Builder<Vec<u8>>) -> tar::Builder<Vec<u8>> {
         let mut h = tar::Header::new_gnu();
         h.set_size(2);
         h.set_mode(0o644);
         h.set_uid(1234);
         h.set_gid(1234);
         b.append_data(&mut h, "etc/owned", &b"hi"[..]).unwrap();
+        b
+    }
+
+    /// The same with a symlink and a fifo owned by 1234:1234 beside the file.
+    fn layer_with_owned_link_and_fifo() -> Vec<u8> {
+        let mut b = owned_file(tar::Builder::new(Vec::new()));
+        for (path, kind) in [("etc/link", tar::EntryType::Symlink), ("etc/fifo", tar::EntryType::Fifo)] {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_mode(0o644);
+            h.set_uid(1234);
+            h.set_gid(1234);
+            h.set_mtime(1000);
+            h.set_size(0);
+            if kind == tar::EntryType::Symlink {
+                b.append_link(&mut h, path, "owned").unwrap();
+            } else {
+                b.append_data(&mut h, path, std::io::empty()).unwrap();
+            }
+        }
         b.into_inner().unwrap()
     }
 
@@ -549,10 +594,16 @@ mod tests {
             assert!(text.contains("etc/owned") && text.contains("/etc/subuid"), "{text}");
             let t2 = tempfile::tempdir().unwrap();
             let limits = Limits { ownership: Ownership::BestEffort, ..Limits::default() };
+            let layer = layer_with_owned_link_and_fifo();
             let ok = unpack_limited(&layer[..], Compression::None, t2.path(), "sha256:test", limits).unwrap();
-            assert_eq!(ok.chown_failures, 0, "the owner is recorded, not lost");
-            let rec = crate::owner::recorded(&t2.path().join("etc/owned"), 0, 0);
+            assert_eq!(ok.chown_failures, 0, "the owners are recorded, not lost");
+            let etc = t2.path().join("etc");
+            let rec = crate::owner::recorded(&etc.join("owned"), 0, 0);
             assert_eq!(rec, Some(crate::owner::Override { uid: 1234, gid: 1234, mode: 0o644 }));
+            for n in ["link", "fifo"] {
+                let meta = std::fs::symlink_metadata(etc.join(n)).unwrap();
+                assert_eq!(crate::child_owners::recorded(&etc, n.as_bytes(), &meta), Some((1234, 1234)), "{n}");
+            }
             println!("{}", crate::userns_test::CHECKED);
             return;
         }
@@ -573,6 +624,7 @@ mod tests {
         assert!(!keep_xattr("user.overlay.origin"));
         assert!(!keep_xattr("user.containers.override_stat"));
         assert!(keep_xattr_in_store("user.containers.override_stat"));
+        assert!(!keep_xattr("user.slipway.override_stat") && !keep_xattr_in_store("user.slipway.override_stat"));
         assert!(!keep_xattr_in_store("user.overlay.opaque"));
     }
 }

@@ -11,6 +11,7 @@ use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// How deep a copied directory tree may be (one open fd per level while copying).
@@ -356,7 +357,8 @@ pub fn chown_fd(fd: &OwnedFd, (uid, gid): (u32, u32), mode: u32) -> anyhow::Resu
 }
 
 /// The owner of a symlink. A single-id user namespace cannot give it one but root, and
-/// the kernel lets no `user.*` xattr record it: it stays root's (a debug note).
+/// the kernel lets no `user.*` xattr on a symlink: the owner is recorded on its
+/// directory (`slipway_storage::child_owners`). Call it once the symlink's times are final.
 pub fn chown_symlink(parent: &OwnedFd, name: &str, (uid, gid): (u32, u32), dest: &str) -> anyhow::Result<()> {
     match nix::unistd::fchownat(
         parent,
@@ -366,13 +368,17 @@ pub fn chown_symlink(parent: &OwnedFd, name: &str, (uid, gid): (u32, u32), dest:
         nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
     ) {
         Err(nix::errno::Errno::EINVAL) if slipway_storage::owner::single_id_namespace() => {
-            tracing::debug!(
-                path = dest,
-                uid,
-                gid,
-                "a symlink cannot record an owner in a single-id user namespace: it stays root's"
-            );
-            Ok(())
+            slipway_storage::child_owners::set(parent, name.as_bytes(), Some((uid, gid))).map_err(|e| {
+                let why = match e {
+                    nix::errno::Errno::E2BIG => {
+                        " (its directory holds more symlinks owned by others than its xattr can record)".to_string()
+                    }
+                    e => format!(": {e}"),
+                };
+                anyhow::anyhow!(
+                    "recording the owner {uid}:{gid} of symlink {dest} on its directory in this single-id user namespace failed{why}"
+                )
+            })
         }
         r => r.with_context(|| format!("chown {dest}")),
     }
@@ -447,6 +453,11 @@ impl Node {
             libc::S_IFLNK => {
                 let target =
                     nix::fcntl::readlinkat(dir, n.as_os_str()).with_context(|| format!("reading symlink {shown}"))?;
+                // Root's on disk: its directory may record its owner (single-id namespace).
+                if stat.st_uid == 0 && stat.st_gid == 0 {
+                    (stat.st_uid, stat.st_gid) = slipway_storage::child_owners::effective_owner(dir, n.as_bytes())
+                        .with_context(|| format!("reading the owner of {shown}"))?;
+                }
                 (None, Some(target))
             }
             libc::S_IFDIR | libc::S_IFREG => {

@@ -19,7 +19,7 @@ use crate::frontend::dockerfile::copy::Rootfs;
 use anyhow::{Context, bail};
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{FileStat, Mode};
-use nix::unistd::{Gid, Uid, UnlinkatFlags};
+use nix::unistd::UnlinkatFlags;
 use sha2::{Digest as _, Sha256};
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -72,6 +72,7 @@ impl Tree {
         let root = &std::fs::canonicalize(root).with_context(|| format!("locating {}", root.display()))?;
         let top = resolve_no_follow(root, add)?;
         let stat = nix::sys::stat::lstat(&top).with_context(|| format!("add {add} does not exist in the source"))?;
+        let stat = effective(&top, stat)?;
         let mut tree =
             Tree { add: add.to_string(), is_dir: stat.st_mode & libc::S_IFMT == libc::S_IFDIR, entries: vec![] };
         let top = Entry { rel: String::new(), real: top, stat, link: None };
@@ -101,6 +102,7 @@ impl Tree {
             let rel = if parent_rel.is_empty() { name_str.to_string() } else { format!("{parent_rel}/{name_str}") };
             let real = parent_real.join(&name);
             let stat = nix::sys::stat::lstat(&real).with_context(|| format!("reading {add}/{rel}"))?;
+            let stat = effective(&real, stat)?;
             pending.truncate(depth + 1);
             match stat.st_mode & libc::S_IFMT {
                 libc::S_IFDIR => {
@@ -280,14 +282,7 @@ impl Tree {
                     if let Some(target) = &e.link {
                         nix::unistd::symlinkat(target.as_os_str(), &parent, name)
                             .with_context(|| format!("creating symlink {dest}"))?;
-                        nix::unistd::fchownat(
-                            &parent,
-                            name,
-                            Some(Uid::from_raw(ids.0)),
-                            Some(Gid::from_raw(ids.1)),
-                            AtFlags::AT_SYMLINK_NOFOLLOW,
-                        )
-                        .with_context(|| format!("chown {dest} to {}:{}", ids.0, ids.1))?;
+                        crate::frontend::dockerfile::copy::chown_symlink(&parent, name, ids, &dest)?;
                         continue;
                     }
                     debug_assert_eq!(kind, libc::S_IFREG);
@@ -322,11 +317,32 @@ impl Tree {
     }
 }
 
-/// Owner, then mode (so set-id bits survive the chown), xattrs, and a file's mtime.
-fn finish(fd: &OwnedFd, e: &Entry, (uid, gid): (u32, u32), dest: &str, file: bool) -> anyhow::Result<()> {
-    nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).with_context(|| {
-        format!("chown {dest} to {uid}:{gid} (is the id mapped in the user namespace? see /etc/subuid)")
-    })?;
+/// The owner a single-id namespace recorded for a root-owned source entry (its own
+/// record, or its directory's for a symlink) in place of the real one, so the import
+/// and its checksum are those of a full id range.
+fn effective(real: &Path, mut stat: nix::sys::stat::FileStat) -> anyhow::Result<nix::sys::stat::FileStat> {
+    if stat.st_uid != 0 || stat.st_gid != 0 {
+        return Ok(stat);
+    }
+    let recorded = match stat.st_mode & libc::S_IFMT {
+        libc::S_IFLNK => {
+            let (Some(parent), Some(name)) = (real.parent(), real.file_name()) else { return Ok(stat) };
+            let meta = std::fs::symlink_metadata(real).with_context(|| format!("reading {}", real.display()))?;
+            slipway_storage::child_owners::recorded(parent, name.as_encoded_bytes(), &meta)
+        }
+        _ => slipway_storage::owner::recorded(real, 0, 0).map(|o| (o.uid, o.gid)),
+    };
+    if let Some((uid, gid)) = recorded {
+        (stat.st_uid, stat.st_gid) = (uid, gid);
+    }
+    Ok(stat)
+}
+
+/// Owner (recorded in a single-id namespace), then mode (so set-id bits survive the
+/// chown), xattrs, and a file's mtime.
+fn finish(fd: &OwnedFd, e: &Entry, ids: (u32, u32), dest: &str, file: bool) -> anyhow::Result<()> {
+    crate::frontend::dockerfile::copy::chown_fd(fd, ids, e.stat.st_mode & 0o7777)
+        .with_context(|| format!("setting the owner of {dest}"))?;
     nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(e.stat.st_mode & 0o7777))
         .with_context(|| format!("chmod {dest}"))?;
     for (name, value) in xattrs(e)? {
