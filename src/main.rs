@@ -14,6 +14,7 @@ mod frontend;
 mod git;
 mod giterminism;
 mod internal;
+mod openat2;
 mod project;
 mod slug;
 

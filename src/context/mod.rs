@@ -515,7 +515,7 @@ impl Beneath {
         let how = OpenHow::new()
             .flags(flags | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        nix::fcntl::openat2(&self.fd, rel, how).map_err(|e| match e {
+        crate::openat2::openat2(&self.fd, rel, how).map_err(|e| match e {
             nix::errno::Errno::EXDEV => anyhow::anyhow!(
                 "{rel} leads outside {} through a symlink or `..`: refused (files are only taken from inside it)",
                 self.path.display()

@@ -427,7 +427,7 @@ impl Repo {
         let how = OpenHow::new()
             .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        let fd = match nix::fcntl::openat2(&root, rel.as_str(), how) {
+        let fd = match crate::openat2::openat2(&root, rel.as_str(), how) {
             Ok(fd) => fd,
             Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => return Ok(None),
             Err(nix::errno::Errno::EXDEV) => return Err(GitError::WorktreeEscape { path: rel }),
@@ -518,7 +518,7 @@ impl Repo {
             ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS,
         );
         let path = if rel.is_empty() { "." } else { rel };
-        nix::fcntl::openat2(root, path, how).map_err(|e| match e {
+        crate::openat2::openat2(root, path, how).map_err(|e| match e {
             nix::errno::Errno::EXDEV | nix::errno::Errno::ELOOP => GitError::WorktreeEscape { path: rel.to_string() },
             e => self.io(rel, e),
         })

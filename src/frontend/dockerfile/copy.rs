@@ -52,7 +52,7 @@ impl Rootfs {
         let how = OpenHow::new()
             .flags(flags | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        nix::fcntl::openat2(&self.root, rel, how)
+        crate::openat2::openat2(&self.root, rel, how)
     }
 
     /// Read a file of the image (e.g. /etc/passwd); empty if it does not exist.
