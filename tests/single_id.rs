@@ -12,7 +12,7 @@ use crate::conformance::{relative_listing, skopeo_copy};
 use crate::repo::fresh_repo;
 
 /// Whether this run is the harness's single-id pass.
-fn single_id_pass() -> bool {
+pub fn single_id_pass() -> bool {
     std::env::var("SLIPWAY_TEST_SINGLE_ID").is_ok_and(|v| v == "1")
 }
 

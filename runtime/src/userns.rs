@@ -57,7 +57,7 @@ pub fn enter(host: &HostIds) -> Result<Entered> {
     if Uid::effective().is_root() {
         // Real root, or already root of a namespace: only a private mount namespace.
         if crate::idmap::IdMap::current().is_single() {
-            tracing::info!(
+            tracing::warn!(
                 "user namespace: single-id mapping, because slipway runs as root of a namespace that maps one id; {SINGLE_ID_MEANS}"
             );
             crate::sys::set_env_single_threaded(MAPPING_ENV, "single");
@@ -168,7 +168,7 @@ fn parent_side(host: &HostIds) -> Result<i32> {
         gid_ranges = subid::parse(&read(host.subgid), &g, gid);
     }
     if uid_ranges.is_empty() || gid_ranges.is_empty() {
-        tracing::info!(
+        tracing::warn!(
             "user namespace: single-id mapping (0 → uid {uid}), because {user} has no ranges in /etc/subuid and /etc/subgid; {SINGLE_ID_MEANS}"
         );
         return spawn_mapped(Mapping::Single { uid, gid });
