@@ -224,7 +224,14 @@ mod tests {
             stage_dependencies: Default::default(),
             lfs: false,
         };
-        let mappings = Mapping::prepare(&repo, &c1, &[config]).unwrap();
+        let source = super::super::git::Source {
+            repo: repo.clone(),
+            head: c1.clone(),
+            full_name: "own".into(),
+            refs: Default::default(),
+            shown: "repo".into(),
+        };
+        let mappings = Mapping::prepare(&[source], &[0], &[config]).unwrap();
         let rootfs = Rootfs::open(&root).unwrap();
         let writer = Writer::new(&repo, &rootfs, &mappings[0]).unwrap();
         writer.archive(&c1).unwrap();
