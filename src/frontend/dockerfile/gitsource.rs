@@ -112,7 +112,7 @@ fn git(cwd: Option<&Path>, args: &[&str], remote: &str) -> anyhow::Result<String
 
 /// Run `git ARGS` (in `cwd`) without prompts, without the system's or the user's
 /// configuration, within `timeout`; its stdout (at most [`MAX_LS_REMOTE_BYTES`]). Errors
-/// start with `who` and end with git's last line of stderr.
+/// start with `who` and end with git's stderr on one line.
 pub(crate) fn run_git(cwd: Option<&Path>, args: &[&str], who: &str, timeout: Duration) -> anyhow::Result<String> {
     let mut cmd = Command::new("git");
     cmd.args(args)
@@ -157,8 +157,8 @@ pub(crate) fn run_git(cwd: Option<&Path>, args: &[&str], who: &str, timeout: Dur
     let err = err.join().unwrap_or_default();
     if !status.success() {
         let err = String::from_utf8_lossy(&err);
-        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-        bail!("{who}: git {command} failed: {last}");
+        let lines: Vec<&str> = err.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        bail!("{who}: git {command} failed: {}", lines.join(" "));
     }
     Ok(String::from_utf8_lossy(&out).into_owned())
 }

@@ -183,8 +183,8 @@ fn fetch(dir: &Path, url: &str, spec: &str) -> anyhow::Result<()> {
 }
 
 fn git(dir: &Path, args: &[&str], url: &str) -> anyhow::Result<()> {
-    let d = dir.to_str().context("a store path that is not UTF-8")?;
-    let all: Vec<&str> = ["--git-dir", d].iter().chain(args).copied().collect();
+    let d = format!("--git-dir={}", dir.to_str().context("a store path that is not UTF-8")?);
+    let all: Vec<&str> = [d.as_str()].into_iter().chain(args.iter().copied()).collect();
     crate::frontend::dockerfile::gitsource::run_git(Some(dir), &all, &format!("fetching {url}"), FETCH_TIMEOUT)?;
     Ok(())
 }
