@@ -180,9 +180,14 @@ fn unreachable_remotes_and_missing_refs_fail_in_one_line() {
     let cases = [
         (
             format!("git://127.0.0.1:{port}/none.git\n  tag: v1"),
-            format!("fetching git://127.0.0.1:{port}/none.git: git fetch failed: fatal: unable to connect to 127.0.0.1:"),
+            format!(
+                "fetching git://127.0.0.1:{port}/none.git: git fetch failed: fatal: unable to connect to 127.0.0.1:"
+            ),
         ),
-        (format!("file://{}\n  tag: v9", work.display()), "git fetch failed: fatal: couldn't find remote ref refs/tags/v9".to_string()),
+        (
+            format!("file://{}\n  tag: v9", work.display()),
+            "git fetch failed: fatal: couldn't find remote ref refs/tags/v9".to_string(),
+        ),
     ];
     for (remote, want) in cases {
         let dir = env.path().join("project");
