@@ -11,8 +11,8 @@ fn rev_parse(dir: &Path, rev: &str) -> String {
 
 const ALLOW_BRANCH: &str = "giterminismConfigVersion: 1\nconfig:\n  stapel:\n    git:\n      allowBranch: true\n";
 
-/// A local mapping beside remote ones on a tag (git://), a commit (file://) and a
-/// branch (git://, allowed by werf-giterminism.yaml): the files are in the image with
+/// A local mapping beside remote ones on a tag (git://), a commit (file://), a branch
+/// (git://) and the default branch (file://; both allowed by werf-giterminism.yaml): the files are in the image with
 /// their owners; a second build is fully cached; a new commit on the remote branch adds
 /// only a gitLatestPatch stage that changes that mapping's files, as does a new local
 /// commit for the local one; a branch without `allowBranch` is refused with werf's
@@ -64,6 +64,9 @@ git:
   to: /vendor/branch
   stageDependencies:
     install: sub
+- url: file://{bare}
+  add: /lib/sub
+  to: /vendor/head
 shell:
   install: cat /vendor/branch/sub/b.txt > /installed.txt
 "#,
@@ -100,7 +103,7 @@ shell:
     assert_eq!(
         sh(FILES),
         "app/l.txt l1\nvendor/branch/a.txt a1\nvendor/branch/skip.md md\nvendor/branch/sub/b.txt b1\n\
-         vendor/pinned/lib/a.txt a1\nvendor/tagged/a.txt a1\nvendor/tagged/sub/b.txt b1\nb1\n"
+         vendor/head/b.txt b1\nvendor/pinned/lib/a.txt a1\nvendor/tagged/a.txt a1\nvendor/tagged/sub/b.txt b1\nb1\n"
     );
     assert_eq!(
         sh("stat -c '%u:%g %n' /vendor/tagged/a.txt /vendor/tagged/sub /vendor/pinned/lib/a.txt"),
@@ -124,7 +127,7 @@ shell:
     assert_eq!(
         sh(FILES),
         "app/l.txt l1\nvendor/branch/a.txt a2\nvendor/branch/sub/b.txt b1\n\
-         vendor/pinned/lib/a.txt a1\nvendor/tagged/a.txt a1\nvendor/tagged/sub/b.txt b1\nb1\n"
+         vendor/head/b.txt b1\nvendor/pinned/lib/a.txt a1\nvendor/tagged/a.txt a1\nvendor/tagged/sub/b.txt b1\nb1\n"
     );
     let (log, _, built) = build();
     assert!(built.is_empty(), "{log}");
@@ -146,7 +149,7 @@ shell:
     assert_eq!(names, ["from", "gitArchive", "install"], "{log}");
     assert_eq!(built.len(), 1, "{log}");
     assert!(built[0].contains("install"), "{log}");
-    assert_eq!(sh("cat /installed.txt /vendor/tagged/sub/b.txt"), "b2\nb1\n");
+    assert_eq!(sh("cat /installed.txt /vendor/head/b.txt /vendor/tagged/sub/b.txt"), "b2\nb2\nb1\n");
 
     // Without allowBranch, the branch mapping is refused with werf's reason.
     git(&dir, &["rm", "-q", "werf-giterminism.yaml"]);

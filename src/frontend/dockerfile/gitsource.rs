@@ -111,15 +111,22 @@ fn git(cwd: Option<&Path>, args: &[&str], remote: &str) -> anyhow::Result<String
 }
 
 /// Run `git ARGS` (in `cwd`) without prompts, without the system's or the user's
-/// configuration, within `timeout`; its stdout (at most [`MAX_LS_REMOTE_BYTES`]). Errors
-/// start with `who` and end with git's stderr on one line.
+/// configuration or `GIT_*` environment, within `timeout`; its stdout (at most
+/// [`MAX_LS_REMOTE_BYTES`]). Errors start with `who` and end with git's stderr on one
+/// line.
 pub(crate) fn run_git(cwd: Option<&Path>, args: &[&str], who: &str, timeout: Duration) -> anyhow::Result<String> {
     let mut cmd = Command::new("git");
+    // Nothing of the caller's git environment (GIT_DIR, GIT_CONFIG_PARAMETERS,
+    // GIT_SSH_COMMAND, alternates, ...) reaches it.
+    for (k, _) in std::env::vars_os() {
+        if k.to_str().is_none_or(|k| k.starts_with("GIT_")) {
+            cmd.env_remove(&k);
+        }
+    }
     cmd.args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env_remove("GIT_ASKPASS")
         .env_remove("SSH_ASKPASS")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

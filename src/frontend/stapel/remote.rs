@@ -104,20 +104,18 @@ fn remote(job: &Job<'_>, line: usize, url: &str, reference: Option<&GitRef>) -> 
         git(&dir, &["init", "--bare", "-q"], url).with_context(at)?;
     }
     let repo = Repo::open_bare(&dir).with_context(at)?;
-    let (refspec, rev) = match reference {
-        Some(GitRef::Commit(c)) if repo.has_commit(c) => (None, c.clone()),
-        Some(GitRef::Commit(c)) => (Some("+refs/heads/*:refs/heads/*"), c.clone()),
-        Some(GitRef::Branch(b)) => (Some("branch"), format!("refs/heads/{b}")),
-        Some(GitRef::Tag(t)) => (Some("tag"), format!("refs/tags/{t}")),
-        None => (Some("+HEAD:refs/slipway/remote-HEAD"), "refs/slipway/remote-HEAD".to_string()),
+    let (specs, rev): (Vec<String>, String) = match reference {
+        Some(GitRef::Commit(c)) if repo.has_commit(c) => (Vec::new(), c.clone()),
+        Some(GitRef::Commit(c)) => {
+            (vec!["+refs/heads/*:refs/heads/*".into(), "+refs/tags/*:refs/tags/*".into()], c.clone())
+        }
+        Some(GitRef::Branch(b)) => (vec![format!("+refs/heads/{b}:refs/heads/{b}")], format!("refs/heads/{b}")),
+        Some(GitRef::Tag(t)) => (vec![format!("+refs/tags/{t}:refs/tags/{t}")], format!("refs/tags/{t}")),
+        None => (vec!["+HEAD:refs/slipway/remote-HEAD".into()], "refs/slipway/remote-HEAD".into()),
     };
-    if let Some(spec) = refspec {
-        let spec = match spec {
-            "branch" | "tag" => format!("+{rev}:{rev}"),
-            other => other.to_string(),
-        };
-        job.run.log.info(&format!("{}/git: fetching {url} {spec}", job.shown));
-        fetch(&dir, url, &spec).with_context(at)?;
+    if !specs.is_empty() {
+        job.run.log.info(&format!("{}/git: fetching {url} {}", job.shown, specs.join(" ")));
+        fetch(&dir, url, &specs).with_context(at)?;
     }
     // A fresh handle: the fetch wrote packs the one above has not seen.
     let repo = Repo::open_bare(&dir).with_context(at)?;
@@ -149,9 +147,9 @@ fn check_ref(name: &str) -> anyhow::Result<&str> {
     Ok(name)
 }
 
-/// `git fetch URL SPEC` into the cache `dir`, bounded and without anything of the
+/// `git fetch URL SPECS` into the cache `dir`, bounded and without anything of the
 /// user's git setup.
-fn fetch(dir: &Path, url: &str, spec: &str) -> anyhow::Result<()> {
+fn fetch(dir: &Path, url: &str, specs: &[String]) -> anyhow::Result<()> {
     let mut args = vec!["-c", "protocol.allow=never"];
     for p in ["protocol.file.allow=always", "protocol.git.allow=always", "protocol.http.allow=always"] {
         args.extend(["-c", p]);
@@ -177,8 +175,8 @@ fn fetch(dir: &Path, url: &str, spec: &str) -> anyhow::Result<()> {
         "--update-head-ok",
         "--",
         url,
-        spec,
     ]);
+    args.extend(specs.iter().map(String::as_str));
     git(dir, &args, url)
 }
 
