@@ -209,3 +209,109 @@ fn unreachable_remotes_and_missing_refs_fail_in_one_line() {
         assert!(err.contains(&want), "{err}");
     }
 }
+
+/// A dumb-HTTP git server on 127.0.0.1 serving the files under `root` to requests with
+/// `Authorization: Basic <auth>`, 401 to the others. Returns its `host:port`.
+fn serve_with_basic_auth(root: std::path::PathBuf, auth: &'static str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut out) = conn else { continue };
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(out.try_clone().unwrap());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let path = target.split('?').next().unwrap().trim_start_matches('/').to_string();
+                    let mut authorized = false;
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                        let h = h.trim_end();
+                        if h.to_ascii_lowercase().starts_with("authorization:") && h.ends_with(&format!("Basic {auth}"))
+                        {
+                            authorized = true;
+                        }
+                    }
+                    let (status, extra, body) = if !authorized {
+                        ("401 Unauthorized", "WWW-Authenticate: Basic realm=\"git\"\r\n", Vec::new())
+                    } else {
+                        match std::fs::read(root.join(&path)) {
+                            Ok(b) if !path.contains("..") => ("200 OK", "", b),
+                            _ => ("404 Not Found", "", Vec::new()),
+                        }
+                    };
+                    let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n{extra}\r\n", body.len());
+                    if out.write_all(head.as_bytes()).and_then(|_| out.write_all(&body)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// `basicAuth` with `password.value` reaches an http remote through git's credential
+/// helper: a wrong password fails in one line, the right one builds; `password.env` is
+/// refused in one line.
+#[test]
+fn basic_auth_reaches_an_http_remote() {
+    let test = "basic_auth_reaches_an_http_remote";
+    if !rootless_env(test) {
+        return;
+    }
+    let Some(reg) = registry(test) else {
+        return;
+    };
+    let env = Env::new();
+    let work = env.path().join("remote-work");
+    git_project(&work, &[("lib/a.txt", "secret-a\n")], &[]);
+    git(&work, &["tag", "v1"]);
+    let repos = env.path().join("repos");
+    let bare = repos.join("lib.git");
+    git(&work, &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()]);
+    git(&bare, &["update-server-info"]);
+    // slipway:s3cret
+    let addr = serve_with_basic_auth(repos, "c2xpcHdheTpzM2NyZXQ=");
+    let dir = env.path().join("project");
+    let project = |password: &str| {
+        let _ = std::fs::remove_dir_all(&dir);
+        let werf_yaml = format!(
+            "project: demo\nconfigVersion: 1\n---\nimage: app\nfrom: {reg}/base/busybox\ngit:\n\
+             - url: http://{addr}/lib.git\n  tag: v1\n  add: /lib\n  to: /lib\n  basicAuth:\n    username: slipway\n\
+             \x20   password: {password}\n"
+        );
+        git_project(&dir, &[("werf.yaml", &werf_yaml)], &[]);
+        env.slipway().args(["build", "--insecure-registry", "--dir"]).arg(&dir).output().unwrap()
+    };
+    let out = project("{value: wrong}");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "Error: image app (werf.yaml:4): werf.yaml:7: git url http://{addr}/lib.git: fetching http://{addr}/lib.git: \
+             git fetch failed: fatal: Authentication failed"
+        )),
+        "{err}"
+    );
+    let out = project("{env: GIT_PASSWORD}");
+    assert_eq!(
+        stderr(&out),
+        "Error: image app (werf.yaml:7): git basicAuth.password: only `value` is supported (`env` and `src` are not \
+         yet); `value: {{ env \"NAME\" }}` reads a variable werf-giterminism.yaml allows\n"
+    );
+    let out = project("{value: s3cret}");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run_ok(env.slipway().args(["run", "app", "--dir"]).arg(&dir).args(["--", "cat", "/lib/a.txt"]));
+    assert_eq!(stdout(&out), "secret-a\n");
+}

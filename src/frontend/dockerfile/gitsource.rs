@@ -107,14 +107,20 @@ fn git(cwd: Option<&Path>, args: &[&str], remote: &str) -> anyhow::Result<String
     let protocols = ["-c", "protocol.allow=never", "-c", "protocol.git.allow=always"];
     let http = ["-c", "protocol.http.allow=always", "-c", "protocol.https.allow=always"];
     let all: Vec<&str> = protocols.iter().chain(&http).chain(args).copied().collect();
-    run_git(cwd, &all, &format!("ADD {remote}"), GIT_TIMEOUT)
+    run_git(cwd, &all, &[], &format!("ADD {remote}"), GIT_TIMEOUT)
 }
 
 /// Run `git ARGS` (in `cwd`) without prompts, without the system's or the user's
-/// configuration or `GIT_*` environment, within `timeout`; its stdout (at most
-/// [`MAX_LS_REMOTE_BYTES`]). Errors start with `who` and end with git's stderr on one
-/// line.
-pub(crate) fn run_git(cwd: Option<&Path>, args: &[&str], who: &str, timeout: Duration) -> anyhow::Result<String> {
+/// configuration or `GIT_*` environment, with `env` added, within `timeout`; its stdout
+/// (at most [`MAX_LS_REMOTE_BYTES`]). Errors start with `who` and end with git's stderr
+/// on one line.
+pub(crate) fn run_git(
+    cwd: Option<&Path>,
+    args: &[&str],
+    env: &[(&str, &str)],
+    who: &str,
+    timeout: Duration,
+) -> anyhow::Result<String> {
     let mut cmd = Command::new("git");
     // Nothing of the caller's git environment (GIT_DIR, GIT_CONFIG_PARAMETERS,
     // GIT_SSH_COMMAND, alternates, ...) reaches it.
@@ -124,6 +130,7 @@ pub(crate) fn run_git(cwd: Option<&Path>, args: &[&str], who: &str, timeout: Dur
         }
     }
     cmd.args(args)
+        .envs(env.iter().copied())
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")

@@ -37,8 +37,15 @@ pub fn unsupported(s: &StapelImage, build_platforms: &[String]) -> Result<(), (O
     }
     for g in git {
         let crate::config::GitSource::Remote { url, basic_auth, .. } = &g.source else { continue };
-        if basic_auth.is_some() {
-            return not_yet(Some(g.line), "git.basicAuth");
+        if let Some(crate::config::BasicAuth { password: Some(p), .. }) = basic_auth
+            && !matches!(p, crate::config::PasswordSource::Value(_))
+        {
+            return Err((
+                Some(g.line),
+                "git basicAuth.password: only `value` is supported (`env` and `src` are not yet); \
+                 `value: {{ env \"NAME\" }}` reads a variable werf-giterminism.yaml allows"
+                    .into(),
+            ));
         }
         if !["https://", "http://", "git://", "file://"].iter().any(|s| url.starts_with(s)) {
             return Err((
@@ -90,9 +97,10 @@ mod tests {
                  remote mappings (ssh and scp-like urls are not yet)",
             ),
             (
-                "git:\n- url: https://example.com/x.git\n  to: /app\n  basicAuth: {username: u}\n",
+                "git:\n- url: https://example.com/x.git\n  to: /app\n  basicAuth: {username: u, password: {env: P}}\n",
                 Some(7),
-                "`git.basicAuth` is not supported for Stapel images yet",
+                "git basicAuth.password: only `value` is supported (`env` and `src` are not yet); \
+                 `value: {{ env \"NAME\" }}` reads a variable werf-giterminism.yaml allows",
             ),
             ("git:\n- to: /app\n  lfs: true\n", Some(7), "`git.lfs` is not supported for Stapel images yet"),
             (

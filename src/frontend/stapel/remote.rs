@@ -10,15 +10,19 @@
 //!   else werf's refusal;
 //! - the cache: `<store>/git-repos/<sha256 of the URL>`, a bare repository, locked per
 //!   URL while it is fetched; `git fetch` runs with only the `http(s)`, `git` and `file`
-//!   transports (`refuse.rs` refuses ssh and `basicAuth`), no prompt, no credential
-//!   helper, no hooks, no user or system configuration, and a time limit
-//!   ([`FETCH_TIMEOUT`]); only the ref asked for is fetched.
+//!   transports (`refuse.rs` refuses ssh), no prompt, no credential helper but
+//!   `basicAuth`'s, no hooks, no user or system configuration, and a time limit
+//!   ([`FETCH_TIMEOUT`]); only the ref asked for is fetched;
+//! - `basicAuth`: `username` and `password.value` (`refuse.rs` refuses `env` and `src`:
+//!   werf.yaml's `{{ env "NAME" }}`, which giterminism gates, gives a value from the
+//!   environment) reach git through a credential helper that prints them from its
+//!   environment, never on a command line.
 //!
 //! What the remote holds is untrusted as the own repository is: the mappings read it
 //! through [`Repo`] (names checked, paths inside `add`, symlinks as data).
 
 use super::git::{LOCAL_REPO_NAME, Source};
-use crate::config::{GitMapping, GitRef, GitSource};
+use crate::config::{BasicAuth, GitMapping, GitRef, GitSource, PasswordSource};
 use crate::engine::Job;
 use crate::git::Repo;
 use anyhow::{Context, bail};
@@ -51,9 +55,9 @@ pub fn sources(job: &Job<'_>, git: &[GitMapping]) -> anyhow::Result<(Vec<Source>
                 refs: Default::default(),
                 shown: "the project's repository".to_string(),
             },
-            GitSource::Remote { url, reference, basic_auth: _ } => {
+            GitSource::Remote { url, reference, basic_auth } => {
                 check_branch_allowed(job, g.line, reference.as_ref())?;
-                remote(job, g.line, url, reference.as_ref())?
+                remote(job, g.line, url, reference.as_ref(), basic_auth.as_ref())?
             }
         };
         keys.push(&g.source);
@@ -80,7 +84,13 @@ fn check_branch_allowed(job: &Job<'_>, line: usize, reference: Option<&GitRef>) 
 }
 
 /// The remote `url`'s cache, fetched as `reference` needs, and the commit it names.
-fn remote(job: &Job<'_>, line: usize, url: &str, reference: Option<&GitRef>) -> anyhow::Result<Source> {
+fn remote(
+    job: &Job<'_>,
+    line: usize,
+    url: &str,
+    reference: Option<&GitRef>,
+    auth: Option<&BasicAuth>,
+) -> anyhow::Result<Source> {
     let at = || format!("werf.yaml:{line}: git url {url}");
     if !SCHEMES.iter().any(|s| url.starts_with(s)) || url.starts_with('-') {
         bail!("{}: only https://, http://, git:// and file:// urls are supported", at());
@@ -101,7 +111,7 @@ fn remote(job: &Job<'_>, line: usize, url: &str, reference: Option<&GitRef>) -> 
     let _lock = job.run.store.lock(&format!("git-repo-{hash}")).with_context(at)?;
     if !dir.join("HEAD").exists() {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        git(&dir, &["init", "--bare", "-q"], url).with_context(at)?;
+        git(&dir, &["init", "--bare", "-q"], &[], url).with_context(at)?;
     }
     let repo = Repo::open_bare(&dir).with_context(at)?;
     let (specs, rev): (Vec<String>, String) = match reference {
@@ -115,7 +125,7 @@ fn remote(job: &Job<'_>, line: usize, url: &str, reference: Option<&GitRef>) -> 
     };
     if !specs.is_empty() {
         job.run.log.info(&format!("{}/git: fetching {url} {}", job.shown, specs.join(" ")));
-        fetch(&dir, url, &specs).with_context(at)?;
+        fetch(&dir, url, &specs, auth).with_context(at)?;
     }
     // A fresh handle: the fetch wrote packs the one above has not seen.
     let repo = Repo::open_bare(&dir).with_context(at)?;
@@ -149,7 +159,7 @@ fn check_ref(name: &str) -> anyhow::Result<&str> {
 
 /// `git fetch URL SPECS` into the cache `dir`, bounded and without anything of the
 /// user's git setup.
-fn fetch(dir: &Path, url: &str, specs: &[String]) -> anyhow::Result<()> {
+fn fetch(dir: &Path, url: &str, specs: &[String], auth: Option<&BasicAuth>) -> anyhow::Result<()> {
     let mut args = vec!["-c", "protocol.allow=never"];
     for p in ["protocol.file.allow=always", "protocol.git.allow=always", "protocol.http.allow=always"] {
         args.extend(["-c", p]);
@@ -177,13 +187,36 @@ fn fetch(dir: &Path, url: &str, specs: &[String]) -> anyhow::Result<()> {
         url,
     ]);
     args.extend(specs.iter().map(String::as_str));
-    git(dir, &args, url)
+    let mut env = Vec::new();
+    if let Some(a) = auth {
+        // After `credential.helper=` (which drops every helper before it), the one that
+        // answers `get` with the username and password from its environment.
+        let at = args.iter().position(|a| *a == "fetch").expect("fetch is there");
+        args.splice(at..at, ["-c", CREDENTIAL_HELPER]);
+        let password = match &a.password {
+            Some(PasswordSource::Value(v)) => v.as_str(),
+            None => "",
+            Some(_) => bail!("basicAuth.password: only `value` is supported"),
+        };
+        let username = a.username.as_deref().unwrap_or("");
+        if [username, password].iter().any(|v| v.contains(['\n', '\0'])) {
+            bail!("basicAuth: a username or password with a newline cannot be given to git");
+        }
+        env.push(("SLIPWAY_GIT_USERNAME", username));
+        env.push(("SLIPWAY_GIT_PASSWORD", password));
+    }
+    git(dir, &args, &env, url)
 }
 
-fn git(dir: &Path, args: &[&str], url: &str) -> anyhow::Result<()> {
+/// git's credential helper for `basicAuth` (run by `sh`, the variables set for git only).
+const CREDENTIAL_HELPER: &str = "credential.helper=!f() { test \"$1\" = get || exit 0; \
+                                 printf 'username=%s\\npassword=%s\\n' \"$SLIPWAY_GIT_USERNAME\" \"$SLIPWAY_GIT_PASSWORD\"; }; f";
+
+fn git(dir: &Path, args: &[&str], env: &[(&str, &str)], url: &str) -> anyhow::Result<()> {
     let d = format!("--git-dir={}", dir.to_str().context("a store path that is not UTF-8")?);
     let all: Vec<&str> = [d.as_str()].into_iter().chain(args.iter().copied()).collect();
-    crate::frontend::dockerfile::gitsource::run_git(Some(dir), &all, &format!("fetching {url}"), FETCH_TIMEOUT)?;
+    let who = format!("fetching {url}");
+    crate::frontend::dockerfile::gitsource::run_git(Some(dir), &all, env, &who, FETCH_TIMEOUT)?;
     Ok(())
 }
 
