@@ -57,7 +57,8 @@ pub fn build<'a>(job: &Job<'a>, s: &StapelImage) -> anyhow::Result<(Built, Optio
     let (run, image, shown) = (job.run, job.image, job.shown);
     let at = || format!("image {shown} (werf.yaml:{})", image.line);
     refuse(image, s, &run.config.meta.build.platform)?;
-    if let (Some(g), Some(_)) = (s.git.first(), &run.commit.worktree) {
+    let local = s.git.iter().find(|g| g.source == crate::config::GitSource::Local);
+    if let (Some(g), Some(_)) = (local, &run.commit.worktree) {
         anyhow::bail!(
             "image {shown} (werf.yaml:{}): `git` mappings are not supported with --dev yet (they read commits only); \
              commit the changes and build without --dev",
