@@ -151,7 +151,84 @@ pub fn reusable(repo: &Repo, recorded: &str, head: &str, check: AncestryCheck) -
 
 #[cfg(test)]
 mod tests {
-    use super::{AncestryCheck, decode, encode};
+    use super::super::git::{Mapping, Source};
+    use super::super::git_apply::tests::{commit, git};
+    use super::{Ancestry, AncestryCheck, Selector, decode, encode, recorded_commit};
+    use crate::git::Repo;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    /// A repository at `dir` with commits `first` → `second`, and `side`, another
+    /// branch's commit from `first`.
+    fn history(dir: &Path) -> (String, String, String) {
+        std::fs::create_dir_all(dir).unwrap();
+        git(dir, &["init", "-q", "-b", "main"]);
+        std::fs::write(dir.join("f"), "1").unwrap();
+        let first = commit(dir);
+        git(dir, &["checkout", "-q", "-b", "side"]);
+        std::fs::write(dir.join("f"), "side").unwrap();
+        let side = commit(dir);
+        git(dir, &["checkout", "-q", "main"]);
+        std::fs::write(dir.join("f"), "2").unwrap();
+        (first, commit(dir), side)
+    }
+
+    fn mapping(source: usize, paramshash: &str) -> Mapping {
+        Mapping {
+            line: 1,
+            source,
+            add: String::new(),
+            to: "/x".into(),
+            owner: None,
+            group: None,
+            filter: Default::default(),
+            stage_dependencies: Default::default(),
+            paramshash: paramshash.into(),
+            is_file: false,
+        }
+    }
+
+    /// werf's `selectAncestorStageDescByGitMappings`: each mapping's recorded commit is
+    /// checked in its own repository against its own current commit.
+    #[test]
+    fn each_mapping_is_checked_in_its_own_repository() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a1, a2, ax) = history(&tmp.path().join("a"));
+        let (b1, b2, bx) = history(&tmp.path().join("b"));
+        let source = |dir: &str, head: &str| Source {
+            repo: Repo::discover(&tmp.path().join(dir)).unwrap(),
+            head: head.to_string(),
+            full_name: dir.into(),
+            refs: Default::default(),
+            shown: dir.into(),
+        };
+        let sources: std::rc::Rc<[Source]> = vec![source("a", &a2), source("b", &b2)].into();
+        let mappings = [mapping(0, "pa"), mapping(1, "pb"), mapping(1, "pb2")];
+        let selector = Ancestry::new(&sources, &mappings, AncestryCheck::On).unwrap();
+        let labels = |a: &str, b: &str| -> BTreeMap<String, String> {
+            [("pa", a), ("pb", b), ("pb2", b)]
+                .iter()
+                .map(|(p, c)| (format!("werf-git-{p}-commit"), c.to_string()))
+                .collect()
+        };
+        assert!(selector.accepts(&labels(&a1, &b1)));
+        assert!(selector.accepts(&labels(&a2, &b2)));
+        assert!(!selector.accepts(&labels(&a1, &bx)), "another branch of b");
+        assert!(!selector.accepts(&labels(&ax, &b1)), "another branch of a");
+        assert!(!selector.accepts(&labels(&b1, &a1)), "each commit in the other repository");
+        let mut missing = labels(&a1, &b1);
+        missing.remove("werf-git-pb2-commit");
+        assert!(!selector.accepts(&missing));
+        // Without the ancestry check, the commits only have to exist, each in its own
+        // repository.
+        let unchecked = Ancestry::new(&sources, &mappings, AncestryCheck::Off).unwrap();
+        assert!(unchecked.accepts(&labels(&ax, &bx)));
+        assert!(!unchecked.accepts(&labels(&b1, &a1)));
+        // What a stage recorded, per source.
+        let mut state = crate::engine::state::ImageState::scratch();
+        state.config.config.labels = Some(labels(&a1, &b1).into_iter().collect());
+        assert_eq!(recorded_commit(&state, &mappings, 2), Some(format!("{a1} {b1}")));
+    }
 
     #[test]
     fn commits_of_one_source_are_the_commit_itself() {
