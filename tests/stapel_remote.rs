@@ -262,7 +262,7 @@ fn serve_with_basic_auth(root: std::path::PathBuf, auth: &'static str) -> String
 
 /// `basicAuth` with `password.value` reaches an http remote through git's credential
 /// helper: a wrong password fails in one line, the right one builds; `password.env` is
-/// refused in one line.
+/// refused in one line. An image with only remote mappings builds with `--dev`.
 #[test]
 fn basic_auth_reaches_an_http_remote() {
     let test = "basic_auth_reaches_an_http_remote";
@@ -314,4 +314,8 @@ fn basic_auth_reaches_an_http_remote() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = run_ok(env.slipway().args(["run", "app", "--dir"]).arg(&dir).args(["--", "cat", "/lib/a.txt"]));
     assert_eq!(stdout(&out), "secret-a\n");
+    // Remote mappings do not read the working tree: `--dev` builds the image (found
+    // whole).
+    let out = run_ok(env.slipway().args(["build", "--dev", "--insecure-registry", "--dir"]).arg(&dir));
+    assert!(!stdout(&out).contains("built in"), "{}", stdout(&out));
 }
