@@ -9,9 +9,9 @@
 //! Acted on: `config.allowUncommitted`, `config.allowUncommittedTemplates`,
 //! `config.goTemplateRendering.*`, `config.dockerfile.*`, `config.secrets.*` and
 //! `config.stapel.mount.*` (the `allowUncommitted*` paths through [`path_matcher_matches`],
-//! werf's `path_matcher`, by `config_reader.rs`), `config.stapel.allowFromLatest` (by the
-//! Stapel front end). Accepted and ignored, because they can only loosen checks slipway
-//! does not make: `stapel.git.allowBranch` (remote `git` is refused), `helm.*` (no
+//! werf's `path_matcher`, by `config_reader.rs`), `config.stapel.allowFromLatest` and
+//! `config.stapel.git.allowBranch` (by the Stapel front end). Accepted and ignored,
+//! because they can only loosen checks slipway does not make: `helm.*` (no
 //! deploy), `includes.*` (no includes) and `cli.allowCustomTags`, which werf checks only
 //! for `--use-custom-tag` (converge, render, plan, lint, bundle publish; never for
 //! `build --add-custom-tag`), an option no slipway command has.
@@ -70,7 +70,8 @@ pub struct Config {
     pub go_template_rendering: GoTemplateRendering,
     #[serde(default)]
     pub secrets: Secrets,
-    /// `mount` is acted on (`check_mounts`); `allowFromLatest` and `git.allowBranch` not yet.
+    /// `mount` is acted on here (`check_mounts`); `allowFromLatest` and `git.allowBranch`
+    /// by the Stapel front end.
     #[serde(default)]
     pub stapel: Stapel,
     #[serde(default)]

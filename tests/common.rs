@@ -247,3 +247,41 @@ pub fn podman(home: &Path, dirs: &Path) -> Command {
 pub fn podman_cleanup(home: &Path, dirs: &Path) {
     let _ = podman(home, dirs).args(["unshare", "rm", "-rf"]).arg(dirs.join("root")).output();
 }
+
+/// `git daemon` on 127.0.0.1 serving the bare repositories under `base`; killed on drop.
+pub struct GitDaemon {
+    child: std::process::Child,
+    pub addr: String,
+}
+
+impl GitDaemon {
+    pub fn start(base: &std::path::Path) -> GitDaemon {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // `git daemon` would run git-daemon as a child of its own, which killing `git`
+        // leaves behind: start git-daemon itself.
+        let exec_path = std::process::Command::new("git").arg("--exec-path").output().unwrap();
+        let exec_path = String::from_utf8(exec_path.stdout).unwrap();
+        let child = std::process::Command::new(std::path::Path::new(exec_path.trim()).join("git-daemon"))
+            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .spawn()
+            .unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        GitDaemon { child, addr }
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

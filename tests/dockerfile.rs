@@ -1,7 +1,7 @@
 //! Dockerfile semantics that must come out exactly as BuildKit's (issue 12): what a build
 //! leaves in the image, checked with `slipway run` and the exported config.
 
-use crate::common::{Env, git_project, registry, rootless_env, run_ok, serve_http, stderr, stdout};
+use crate::common::{Env, GitDaemon, git_project, registry, rootless_env, run_ok, serve_http, stderr, stdout};
 use crate::repo::fresh_repo;
 use std::path::PathBuf;
 use std::process::Command;
@@ -447,44 +447,6 @@ fn add_host_entries_reach_run_steps_only() {
         "{}",
         stderr(&out)
     );
-}
-
-/// `git daemon` on 127.0.0.1 serving the bare repositories under `base`; killed on drop.
-struct GitDaemon {
-    child: std::process::Child,
-    addr: String,
-}
-
-impl GitDaemon {
-    fn start(base: &std::path::Path) -> GitDaemon {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        // `git daemon` would run git-daemon as a child of its own, which killing `git`
-        // leaves behind: start git-daemon itself.
-        let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
-        let exec_path = String::from_utf8(exec_path.stdout).unwrap();
-        let child = Command::new(std::path::Path::new(exec_path.trim()).join("git-daemon"))
-            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
-            .arg(format!("--port={port}"))
-            .arg(format!("--base-path={}", base.display()))
-            .arg(base)
-            .spawn()
-            .unwrap();
-        let addr = format!("127.0.0.1:{port}");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(&addr).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
-        GitDaemon { child, addr }
-    }
-}
-
-impl Drop for GitDaemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `ADD <git URL>`: the tree of the ref (or `#ref:subdir`) copied without `.git` unless

@@ -118,8 +118,8 @@ fn refuses_what_it_cannot_build_in_one_line() {
     }
     let cases = [
         (
-            "image: app\nfrom: alpine:3\ngit:\n- url: https://example.com/x.git\n  to: /app\n",
-            "Error: image app (werf.yaml:7): remote `git` mappings (`url`) are not supported yet; map the project's own repository (no `url`)\n",
+            "image: app\nfrom: alpine:3\ngit:\n- url: git@example.com:x.git\n  to: /app\n",
+            "Error: image app (werf.yaml:7): git url git@example.com:x.git: only https://, http://, git:// and file:// urls are supported for remote mappings (ssh and scp-like urls are not yet)\n",
         ),
         (
             "image: app\nfrom: scratch\nshell:\n  install: echo hi\n",

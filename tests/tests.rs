@@ -30,4 +30,5 @@ mod security;
 mod single_id;
 mod stapel;
 mod stapel_import;
+mod stapel_remote;
 mod werf_fixtures;

@@ -17,6 +17,10 @@ enum Outcome {
     },
     /// `slipway build` fails with exactly this one line on stderr.
     Refused(&'static str),
+    /// `slipway build` fails with one line on stderr that starts with this: a remote
+    /// `git` mapping's host cannot be reached (the rest is git's words for why). The
+    /// build runs with [`NO_NETWORK`], so it fails the same with or without internet.
+    Unreachable(&'static str),
     /// werf's legacy mount suite (`base_test.go`): built twice, with
     /// `FROM_CACHE_VERSION` 1 then 2 and loose giterminism, in the project directory;
     /// each build's log has the line given, and then `sh -c CMD` in the image prints OUT.
@@ -31,7 +35,17 @@ struct Fixture {
     outcome: Outcome,
 }
 
-use Outcome::{Builds, BuildsTwice, Refused};
+use Outcome::{Builds, BuildsTwice, Refused, Unreachable};
+
+/// For the fixtures that fetch from github.com: git's https goes to a proxy on the
+/// discard port of 127.0.0.1 (connection refused at once); the local registry is not
+/// proxied.
+const NO_NETWORK: &[(&str, &str)] = &[
+    ("https_proxy", "http://127.0.0.1:9"),
+    ("HTTPS_PROXY", "http://127.0.0.1:9"),
+    ("no_proxy", "127.0.0.1,localhost"),
+    ("NO_PROXY", "127.0.0.1,localhost"),
+];
 
 /// werf's check that the mount point is empty in the image (`[[ -z "$(ls -A /mount)" ]]`).
 const MOUNT_EMPTY: (&str, &str) = ("test -z \"$(ls -A /mount 2>/dev/null)\" && echo empty", "empty\n");
@@ -39,16 +53,16 @@ const MOUNT_EMPTY: (&str, &str) = ("test -z \"$(ls -A /mount 2>/dev/null)\" && e
 const FIXTURES: &[Fixture] = &[
     Fixture {
         dir: "build/complex/state0",
-        env: &[],
-        outcome: Refused(
-            "Error: image stapel-shell (werf.yaml:46): remote `git` mappings (`url`) are not supported yet; map the project's own repository (no `url`)",
+        env: NO_NETWORK,
+        outcome: Unreachable(
+            "Error: image stapel-shell (werf.yaml:39): werf.yaml:46: git url https://github.com/golang/example: fetching https://github.com/golang/example: git fetch failed: fatal: unable to access 'https://github.com/golang/example/': ",
         ),
     },
     Fixture {
         dir: "build/complex/state1",
-        env: &[],
-        outcome: Refused(
-            "Error: image stapel-shell (werf.yaml:48): remote `git` mappings (`url`) are not supported yet; map the project's own repository (no `url`)",
+        env: NO_NETWORK,
+        outcome: Unreachable(
+            "Error: image stapel-shell (werf.yaml:41): werf.yaml:48: git url https://github.com/golang/example: fetching https://github.com/golang/example: git fetch failed: fatal: unable to access 'https://github.com/golang/example/': ",
         ),
     },
     Fixture {
@@ -279,6 +293,15 @@ fn check(f: &Fixture, reg: &str) -> Result<(), String> {
             let got = stderr(&out);
             if got != format!("{want}\n") {
                 return Err(format!("stderr {got:?}, expected {want:?}"));
+            }
+        }
+        Unreachable(want) => {
+            if out.status.success() {
+                return Err(format!("built, expected {want:?}…"));
+            }
+            let got = stderr(&out);
+            if !got.starts_with(want) || got.lines().count() != 1 {
+                return Err(format!("stderr {got:?}, expected one line starting {want:?}"));
             }
         }
         Builds { stages, runs } => {

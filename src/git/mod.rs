@@ -105,6 +105,17 @@ impl Repo {
         Ok(repo)
     }
 
+    /// Opens the bare repository `git_dir` (a remote `git` mapping's cache, see
+    /// `frontend::stapel::remote`), isolated from the user's and the system's git
+    /// configuration. Its "working tree" is the git directory itself, which only error
+    /// messages name; HEAD need not point to a commit.
+    pub fn open_bare(git_dir: &Path) -> Result<Repo, GitError> {
+        let mut inner = gix::open_opts(git_dir, gix::open::Options::isolated())
+            .map_err(|source| GitError::Open { dir: git_dir.to_path_buf(), source: gix::Error::from_error(source) })?;
+        inner.object_cache_size_if_unset(OBJECT_CACHE_BYTES);
+        Ok(Repo { inner, workdir: git_dir.to_path_buf(), packs: Default::default() })
+    }
+
     /// Canonical path of the working tree root.
     pub fn workdir(&self) -> &Path {
         &self.workdir
@@ -154,6 +165,11 @@ impl Repo {
             });
         }
         Ok(object.detach().data)
+    }
+
+    /// The full id of the commit `rev` names (annotated tags peeled).
+    pub fn commit_id(&self, rev: &str) -> Result<String, GitError> {
+        Ok(self.resolve_commit(rev)?.id.to_string())
     }
 
     /// Whether `rev` names a commit this repository has.

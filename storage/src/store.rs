@@ -10,6 +10,8 @@
 //! ├── images/<escaped ref>      pulled base images: reference → manifest digest
 //! ├── stages/<project>/<digest>-<timestamp_ms>   StageRecord (manifest digest, …)
 //! ├── locks/                    flock files
+//! ├── git-repos/<sha256 of URL>  bare caches of Stapel remote `git` repositories (written
+//! │                             by the `git` CLI from the Stapel front end, not here)
 //! └── tmp/run-<id>/             one per running process, held by tmp/run-<id>.lock
 //! ```
 //!

@@ -102,16 +102,39 @@ fn is_commit_id(s: &str) -> bool {
     s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Run `git ARGS` (in `cwd`) with only the network transports BuildKit's forms use, no
-/// prompts, no system or user configuration, within [`GIT_TIMEOUT`]; its stdout.
+/// Run `git ARGS` (in `cwd`) with only the network transports BuildKit's forms use.
 fn git(cwd: Option<&Path>, args: &[&str], remote: &str) -> anyhow::Result<String> {
+    let protocols = ["-c", "protocol.allow=never", "-c", "protocol.git.allow=always"];
+    let http = ["-c", "protocol.http.allow=always", "-c", "protocol.https.allow=always"];
+    let all: Vec<&str> = protocols.iter().chain(&http).chain(args).copied().collect();
+    run_git(cwd, &all, &[], &format!("ADD {remote}"), GIT_TIMEOUT)
+}
+
+/// Run `git ARGS` (in `cwd`) without prompts, without the system's or the user's
+/// configuration or `GIT_*` environment, with `env` added, within `timeout`; its stdout
+/// (at most [`MAX_LS_REMOTE_BYTES`]). Errors start with `who` and end with git's stderr
+/// on one line.
+pub(crate) fn run_git(
+    cwd: Option<&Path>,
+    args: &[&str],
+    env: &[(&str, &str)],
+    who: &str,
+    timeout: Duration,
+) -> anyhow::Result<String> {
     let mut cmd = Command::new("git");
-    cmd.args(["-c", "protocol.allow=never", "-c", "protocol.git.allow=always"])
-        .args(["-c", "protocol.http.allow=always", "-c", "protocol.https.allow=always"])
-        .args(args)
+    // Nothing of the caller's git environment (GIT_DIR, GIT_CONFIG_PARAMETERS,
+    // GIT_SSH_COMMAND, alternates, ...) reaches it.
+    for (k, _) in std::env::vars_os() {
+        if k.to_str().is_none_or(|k| k.starts_with("GIT_")) {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.args(args)
+        .envs(env.iter().copied())
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env_remove("SSH_ASKPASS")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -131,7 +154,8 @@ fn git(cwd: Option<&Path>, args: &[&str], remote: &str) -> anyhow::Result<String
         let _ = std::io::Read::read_to_end(&mut std::io::Read::take(&mut stderr, 64 << 10), &mut buf);
         buf
     });
-    let deadline = Instant::now() + GIT_TIMEOUT;
+    let command = args.iter().find(|a| !a.starts_with('-') && !a.contains('=')).copied().unwrap_or("");
+    let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(s) = child.try_wait()? {
             break s;
@@ -139,14 +163,16 @@ fn git(cwd: Option<&Path>, args: &[&str], remote: &str) -> anyhow::Result<String
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("ADD {remote}: git {} took longer than {} s", args[0], GIT_TIMEOUT.as_secs());
+            bail!("{who}: git {command} took longer than {} s", timeout.as_secs());
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     let out = out.join().unwrap_or_default();
     let err = err.join().unwrap_or_default();
     if !status.success() {
-        bail!("ADD {remote}: git {} failed: {}", args[0], String::from_utf8_lossy(&err).trim());
+        let err = String::from_utf8_lossy(&err);
+        let lines: Vec<&str> = err.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        bail!("{who}: git {command} failed: {}", lines.join(" "));
     }
     Ok(String::from_utf8_lossy(&out).into_owned())
 }

@@ -1,5 +1,6 @@
-//! Stapel `git` mappings from the project's own repository: what each mapping takes
-//! from a commit, as werf decides it.
+//! Stapel `git` mappings, from the project's own repository or a remote one
+//! ([`Source`], fetched by `remote.rs`): what each mapping takes from a commit, as werf
+//! decides it.
 //!
 //! - [`Mapping::prepare`]: werf.yaml's mappings with werf's auto-excludes of overlapping
 //!   mappings (`pkg/config/export_base.go`) and werf's `paramshash`, which names the
@@ -20,13 +21,32 @@ use anyhow::{Context, bail};
 use sha2::{Digest as _, Sha256};
 
 /// werf's name of the project's own repository in a mapping's full name.
-const LOCAL_REPO_NAME: &str = "own";
+pub const LOCAL_REPO_NAME: &str = "own";
 
-/// One local mapping, ready to copy.
+/// Where mappings take their files from: the project's own repository, or the cache of
+/// a remote one, at the commit they are built from (werf's latest commit of the mapping).
+#[derive(Clone)]
+pub struct Source {
+    pub repo: Repo,
+    /// The commit (full id) the mappings of this source are built from.
+    pub head: String,
+    /// werf's full name of the repository in `paramshash`: `own`, or `<id>_<id>` for a
+    /// remote (`remote::repository_id`).
+    pub full_name: String,
+    /// werf's `branch`, `tag` and `commit` of the mappings (empty for the own
+    /// repository; a source is one URL with one of them).
+    pub refs: [String; 3],
+    /// The repository as messages name it.
+    pub shown: String,
+}
+
+/// One mapping, ready to copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mapping {
     /// werf.yaml line of the mapping.
     pub line: usize,
+    /// The index of the mapping's [`Source`] in the image's sources.
+    pub source: usize,
     /// `add` relative to the repository root (`""` for `/`).
     pub add: String,
     /// Absolute path in the image.
@@ -84,10 +104,10 @@ pub fn type_label(paramshash: &str) -> String {
 }
 
 impl Mapping {
-    /// The local mappings of an image, with werf's auto-excludes, checked against the
-    /// HEAD commit `head` (`add` must exist there). Refuses overlapping mappings werf
-    /// refuses ("Conflict between imports").
-    pub fn prepare(repo: &Repo, head: &str, git: &[GitMapping]) -> anyhow::Result<Vec<Mapping>> {
+    /// The mappings of an image, with werf's auto-excludes, each checked against the
+    /// commit of its source `sources[of[i]]` (`add` must exist there). Refuses
+    /// overlapping mappings werf refuses ("Conflict between imports").
+    pub fn prepare(sources: &[Source], of: &[usize], git: &[GitMapping]) -> anyhow::Result<Vec<Mapping>> {
         let mut filters: Vec<PathFilter> = git
             .iter()
             .map(|g| PathFilter { include: g.include_paths.clone(), exclude: g.exclude_paths.clone() })
@@ -112,15 +132,32 @@ impl Mapping {
         }
         git.iter()
             .zip(filters)
-            .map(|(g, filter)| {
+            .zip(of)
+            .map(|((g, filter), &source)| {
+                let src = &sources[source];
                 let add = clean(g.add.trim_start_matches('/'));
-                let is_file = match repo.is_dir(head, &add)? {
+                let is_file = match src.repo.is_dir(&src.head, &add)? {
                     Some(dir) => !dir,
-                    None => bail!("werf.yaml:{}: git: add {} does not exist in commit {head}", g.line, g.add),
+                    None => bail!(
+                        "werf.yaml:{}: git: add {} does not exist in commit {} of {}",
+                        g.line,
+                        g.add,
+                        src.head,
+                        src.shown
+                    ),
                 };
-                let paramshash = paramshash(&g.to, &g.add, &filter, g.owner.as_deref(), g.group.as_deref());
+                let paramshash = paramshash(
+                    &src.full_name,
+                    &g.to,
+                    &g.add,
+                    &filter,
+                    g.owner.as_deref(),
+                    g.group.as_deref(),
+                    &src.refs,
+                );
                 Ok(Mapping {
                     line: g.line,
+                    source,
                     add,
                     to: g.to.clone(),
                     owner: g.owner.clone(),
@@ -238,11 +275,19 @@ fn is_sub_path(sub: &str, path: &str) -> bool {
     path == sub || path.starts_with(&format!("{}/", sub.trim_end_matches('/')))
 }
 
-/// werf's `GetParamshash` of a local mapping: the parameters joined by `:::`, list
-/// elements back to back (errata 10), branch, tag and commit empty.
-fn paramshash(to: &str, add: &str, filter: &PathFilter, owner: Option<&str>, group: Option<&str>) -> String {
+/// werf's `GetParamshash`: the parameters joined by `:::`, list elements back to back
+/// (errata 10), then branch, tag and commit (empty for the own repository).
+fn paramshash(
+    full_name: &str,
+    to: &str,
+    add: &str,
+    filter: &PathFilter,
+    owner: Option<&str>,
+    group: Option<&str>,
+    refs: &[String; 3],
+) -> String {
     let mut h = Sha256::new();
-    let parts = [LOCAL_REPO_NAME, to, add];
+    let parts = [full_name, to, add];
     for p in parts {
         h.update(p);
         h.update(":::");
@@ -257,15 +302,15 @@ fn paramshash(to: &str, add: &str, filter: &PathFilter, owner: Option<&str>, gro
         h.update(p);
         h.update(":::");
     }
-    h.update("::::::");
+    h.update(format!("{}:::{}:::{}", refs[0], refs[1], refs[2]));
     hex::encode(h.finalize())
 }
 
 /// The checksum of what user stage `stage` (`install`, `beforeSetup`, `setup`) depends
-/// on in commit `rev`: per mapping with globs for it, every matching file's path, kind
-/// and blob id, sorted by path (werf: the ls-tree checksum of the globs). `None` when no
-/// mapping names a glob for the stage.
-pub fn stage_dependencies(repo: &Repo, rev: &str, mappings: &[Mapping], stage: &str) -> anyhow::Result<Option<String>> {
+/// on, each mapping at its source's commit: per mapping with globs for it, every
+/// matching file's path, kind and blob id, sorted by path (werf: the ls-tree checksum of
+/// the globs). `None` when no mapping names a glob for the stage.
+pub fn stage_dependencies(sources: &[Source], mappings: &[Mapping], stage: &str) -> anyhow::Result<Option<String>> {
     let mut h = Sha256::new();
     let mut any = false;
     for m in mappings {
@@ -280,7 +325,8 @@ pub fn stage_dependencies(repo: &Repo, rev: &str, mappings: &[Mapping], stage: &
         }
         any = true;
         h.update(format!("{}:{}\n", m.paramshash, globs.len()));
-        for e in m.entries(repo, rev)? {
+        let src = &sources[m.source];
+        for e in m.entries(&src.repo, &src.head)? {
             if globs.iter().any(|g| glob_covers(g, &e.path)) {
                 h.update(format!("{} {:?} {}\n", e.oid, e.kind, e.path.len()));
                 h.update(&e.path);
@@ -353,14 +399,22 @@ mod tests {
 
     #[test]
     fn paramshash_covers_every_parameter() {
-        let base = paramshash("/app", "/", &PathFilter::default(), None, None);
+        let none = [String::new(), String::new(), String::new()];
+        let p = |to, add, f: &PathFilter, owner, group| paramshash(LOCAL_REPO_NAME, to, add, f, owner, group, &none);
+        let base = p("/app", "/", &PathFilter::default(), None, None);
         assert_eq!(base.len(), 64);
-        assert_ne!(base, paramshash("/app", "/src", &PathFilter::default(), None, None));
-        assert_ne!(base, paramshash("/app2", "/", &PathFilter::default(), None, None));
-        assert_ne!(base, paramshash("/app", "/", &filter(&["a"], &[]), None, None));
-        assert_ne!(base, paramshash("/app", "/", &filter(&[], &["a"]), None, None));
-        assert_ne!(base, paramshash("/app", "/", &PathFilter::default(), Some("app"), None));
-        assert_ne!(base, paramshash("/app", "/", &PathFilter::default(), None, Some("app")));
+        assert_ne!(base, p("/app", "/src", &PathFilter::default(), None, None));
+        assert_ne!(base, p("/app2", "/", &PathFilter::default(), None, None));
+        assert_ne!(base, p("/app", "/", &filter(&["a"], &[]), None, None));
+        assert_ne!(base, p("/app", "/", &filter(&[], &["a"]), None, None));
+        assert_ne!(base, p("/app", "/", &PathFilter::default(), Some("app"), None));
+        assert_ne!(base, p("/app", "/", &PathFilter::default(), None, Some("app")));
+        // A remote's: its full name and ref; werf's bytes, written out.
+        let tag = [String::new(), "v1".to_string(), String::new()];
+        let remote = paramshash("x/r_x/r", "/app", "/", &filter(&["a", "b"], &[]), None, None, &tag);
+        let bytes = format!("x/r_x/r:::/app:::/:::ab{}v1:::", ":::".repeat(5));
+        assert_eq!(remote, hex::encode(Sha256::digest(bytes)));
+        assert_ne!(remote, paramshash("x/r_x/r", "/app", "/", &filter(&["a", "b"], &[]), None, None, &none));
         assert_eq!(commit_label(&base), format!("werf-git-{base}-commit"));
     }
 }

@@ -164,12 +164,12 @@ fn split(dest: &str) -> anyhow::Result<(&str, &str)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::config::GitMapping;
     use std::path::Path;
 
-    fn git(dir: &Path, args: &[&str]) -> String {
+    pub(in crate::frontend::stapel) fn git(dir: &Path, args: &[&str]) -> String {
         let out = std::process::Command::new("git")
             .arg("-C")
             .arg(dir)
@@ -186,7 +186,7 @@ mod tests {
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
-    fn commit(dir: &Path) -> String {
+    pub(in crate::frontend::stapel) fn commit(dir: &Path) -> String {
         git(dir, &["add", "-A"]);
         git(dir, &["commit", "-q", "--no-gpg-sign", "-m", "c"]);
         git(dir, &["rev-parse", "HEAD"])
@@ -224,7 +224,14 @@ mod tests {
             stage_dependencies: Default::default(),
             lfs: false,
         };
-        let mappings = Mapping::prepare(&repo, &c1, &[config]).unwrap();
+        let source = super::super::git::Source {
+            repo: repo.clone(),
+            head: c1.clone(),
+            full_name: "own".into(),
+            refs: Default::default(),
+            shown: "repo".into(),
+        };
+        let mappings = Mapping::prepare(&[source], &[0], &[config]).unwrap();
         let rootfs = Rootfs::open(&root).unwrap();
         let writer = Writer::new(&repo, &rootfs, &mappings[0]).unwrap();
         writer.archive(&c1).unwrap();

@@ -2,11 +2,13 @@
 //! stages (`plan`) and found or built by the engine's conveyor.
 //!
 //! - `plan`: the stage list and every stage's digest (pure but for [`plan::GitHistory`]).
-//! - `git`: local `git` mappings: filters, auto-excludes, labels, stage dependencies.
+//! - `git`: `git` mappings: filters, auto-excludes, labels, stage dependencies.
+//! - `remote`: the repositories mappings read (the own one, remote ones fetched into a
+//!   cache in the store) and the commit of each.
 //! - `git_apply`: writing a mapping's files, or the changes between two commits, into a
 //!   stage rootfs.
-//! - `history`: the git stages' selector (ancestry of HEAD), the commits stored git
-//!   stages recorded, patches since a commit.
+//! - `history`: the git stages' selector (ancestry per mapping), the commits stored git
+//!   stages recorded, patches since them.
 //! - `shell`: running a `shell` stage's commands in the image's own `/bin/sh`.
 //! - `mount`: werf.yaml `mount`: labels, binds, emptying the base's mount points.
 //! - `docker`: the `docker:` directives (the `dockerInstructions` stage).
@@ -26,6 +28,7 @@ mod import_tree;
 mod mount;
 mod plan;
 mod refuse;
+mod remote;
 mod shell;
 
 use crate::config::{BaseImage, StapelImage};
@@ -54,7 +57,8 @@ pub fn build<'a>(job: &Job<'a>, s: &StapelImage) -> anyhow::Result<(Built, Optio
     let (run, image, shown) = (job.run, job.image, job.shown);
     let at = || format!("image {shown} (werf.yaml:{})", image.line);
     refuse(image, s, &run.config.meta.build.platform)?;
-    if let (Some(g), Some(_)) = (s.git.first(), &run.commit.worktree) {
+    let local = s.git.iter().find(|g| g.source == crate::config::GitSource::Local);
+    if let (Some(g), Some(_)) = (local, &run.commit.worktree) {
         anyhow::bail!(
             "image {shown} (werf.yaml:{}): `git` mappings are not supported with --dev yet (they read commits only); \
              commit the changes and build without --dev",
@@ -69,21 +73,23 @@ pub fn build<'a>(job: &Job<'a>, s: &StapelImage) -> anyhow::Result<(Built, Optio
         _ => None,
     };
     let network = s.network.as_deref().unwrap_or("default");
-    let head = run.commit.id.as_str();
-    let mappings = git::Mapping::prepare(job.repo, head, &s.git).with_context(at)?;
+    let (sources, of) = remote::sources(job, &s.git).with_context(at)?;
+    let sources: std::rc::Rc<[git::Source]> = sources.into();
+    let heads = history::encode(sources.iter().map(|s| s.head.as_str()));
+    let mappings = git::Mapping::prepare(&sources, &of, &s.git).with_context(at)?;
     let check =
         history::AncestryCheck::from_env(run.settings.backend.host.var("WERF_DISABLE_GIT_COMMIT_ANCESTRY_CHECK"));
-    let ancestry = history::Ancestry::new(job.repo, head, &mappings, check);
+    let ancestry = history::Ancestry::new(&sources, &mappings, check);
     let git_plan = if let Some(ancestry) = &ancestry {
         let mut paramshashes: Vec<&str> = mappings.iter().map(|m| m.paramshash.as_str()).collect();
         paramshashes.sort_unstable();
-        let deps = |stage| git::stage_dependencies(job.repo, head, &mappings, stage).with_context(at);
+        let deps = |stage| git::stage_dependencies(&sources, &mappings, stage).with_context(at);
         Some(plan::GitPlan {
             mappings: paramshashes,
             stage_dependencies: [deps("install")?, deps("beforeSetup")?, deps("setup")?],
-            head,
+            head: &heads,
             disable_git_after_patch: s.disable_git_after_patch,
-            history: &history::GitStages { repo: job.repo, head, mappings: &mappings, stages: job.stages, ancestry },
+            history: &history::GitStages { sources: &sources, mappings: &mappings, stages: job.stages, ancestry },
         })
     } else {
         None
@@ -131,6 +137,8 @@ pub fn build<'a>(job: &Job<'a>, s: &StapelImage) -> anyhow::Result<(Built, Optio
             planned: p,
             shell: &shell_env,
             mappings: &mappings,
+            sources: &sources,
+            heads: &heads,
             ancestry: ancestry.as_ref(),
             prepared: &prepared,
         })
@@ -159,8 +167,12 @@ struct StapelStage<'a> {
     planned: &'a PlannedStage,
     shell: &'a shell::ShellEnv<'a>,
     mappings: &'a [git::Mapping],
+    /// The repositories the mappings read, at their current commits, and those commits
+    /// [`history::encode`]d.
+    sources: &'a [git::Source],
+    heads: &'a str,
     /// The image's git stages' selector (`None` without git mappings).
-    ancestry: Option<&'a history::Ancestry<'a>>,
+    ancestry: Option<&'a history::Ancestry>,
     /// The image's imports and dependencies, resolved.
     prepared: &'a import::Prepared<'a>,
 }
@@ -226,17 +238,17 @@ impl StapelStage<'_> {
                 }
                 let from = self.patch_base(prev()).with_context(at)?;
                 let patch = |rootfs: &Rootfs| self.apply_patch(rootfs, &from);
-                let prepare: Option<shell::Prepare<'_>> = (from != job.run.commit.id).then_some(&patch);
+                let prepare: Option<shell::Prepare<'_>> = (from != self.heads).then_some(&patch);
                 let mut state = shell::run(self.shell, prev(), name, commands, prepare).with_context(at)?;
                 self.label(&mut state);
                 Ok(state.into())
             }
             Step::GitArchive => {
-                let head = job.run.commit.id.as_str();
                 let state = self
                     .on_rootfs(prev(), "werf gitArchive", |rootfs| {
                         for m in self.mappings {
-                            git_apply::Writer::new(job.repo, rootfs, m)?.archive(head)?;
+                            let source = &self.sources[m.source];
+                            git_apply::Writer::new(&source.repo, rootfs, m)?.archive(&source.head)?;
                         }
                         Ok(())
                     })
@@ -269,19 +281,27 @@ impl StapelStage<'_> {
 }
 
 impl StapelStage<'_> {
-    /// The commit the previous stage recorded, which a patch starts from.
+    /// The commits the previous stage recorded ([`history::encode`]d), which a patch
+    /// starts from.
     fn patch_base(&self, prev: &ImageState) -> anyhow::Result<String> {
-        history::recorded_commit(prev, self.mappings)
+        history::recorded_commit(prev, self.mappings, self.sources.len())
             .context("the previous stage records no git commit for the mappings")
     }
 
-    /// Apply every mapping's changes from `from` to HEAD.
+    /// Apply every mapping's changes from the commit of `from` of its source to the
+    /// source's current commit.
     fn apply_patch(&self, rootfs: &Rootfs, from: &str) -> anyhow::Result<()> {
-        let head = self.job.run.commit.id.as_str();
+        let from =
+            history::decode(from, self.sources.len()).context("the recorded commits do not match the mappings")?;
         for m in self.mappings {
-            git_apply::Writer::new(self.job.repo, rootfs, m)?
+            let source = &self.sources[m.source];
+            let (from, head) = (from[m.source], source.head.as_str());
+            if from == head {
+                continue;
+            }
+            git_apply::Writer::new(&source.repo, rootfs, m)?
                 .patch(from, head)
-                .with_context(|| format!("applying the changes from commit {from} to {head}"))?;
+                .with_context(|| format!("applying the changes from commit {from} to {head} of {}", source.shown))?;
         }
         Ok(())
     }
@@ -307,11 +327,12 @@ impl StapelStage<'_> {
         Ok(state)
     }
 
-    /// werf's git labels: the commit (HEAD) and archive type per mapping.
+    /// werf's git labels: the commit (its source's current one) and archive type per
+    /// mapping.
     fn label(&self, state: &mut ImageState) {
         let labels = state.config.config.labels.get_or_insert_with(Default::default);
         for m in self.mappings {
-            labels.insert(git::commit_label(&m.paramshash), self.job.run.commit.id.clone());
+            labels.insert(git::commit_label(&m.paramshash), self.sources[m.source].head.clone());
             labels.insert(git::type_label(&m.paramshash), m.archive_type().into());
         }
     }

@@ -37,7 +37,7 @@ pub struct PlanInput<'a> {
     pub network: &'a str,
     pub docker: Option<&'a DockerInstructions>,
     pub image_spec: Option<&'a ImageSpec>,
-    /// The image's local git mappings, if it has any.
+    /// The image's git mappings, if it has any.
     pub git: Option<GitPlan<'a>>,
     /// What each of werf's dependencies stages covers (`import` and `dependencies`), in
     /// [`DEPENDENCIES_STAGES`] order; an empty one is no stage.
@@ -85,7 +85,9 @@ pub struct GitPlan<'a> {
     /// The checksum of the files each user stage depends on (`stageDependencies`):
     /// `install`, `beforeSetup`, `setup`.
     pub stage_dependencies: [Option<String>; 3],
-    /// The HEAD commit.
+    /// The current commit of the mappings' repositories (`history::encode`: HEAD alone
+    /// when they all read the project's own repository). "A commit" below is such a
+    /// string.
     pub head: &'a str,
     /// No `gitCache`/`gitLatestPatch` (werf.yaml `disableGitAfterPatch`).
     pub disable_git_after_patch: bool,
@@ -97,8 +99,9 @@ pub trait GitHistory {
     /// The commit recorded by the stage of the git stage `digest` that will be used (one
     /// whose commit is an ancestor of HEAD); `None` when none is stored.
     fn recorded(&self, digest: &str) -> anyhow::Result<Option<String>>;
-    /// The changes of every mapping from commit `from` to HEAD: `None` when there are
-    /// none, else their digest and the bytes they write.
+    /// The changes of every mapping from commit `from` to the current one, each in its
+    /// own repository: `None` when there are none, else their digest and the bytes they
+    /// write.
     fn patch(&self, from: &str) -> anyhow::Result<Option<(String, u64)>>;
 }
 

@@ -1,7 +1,7 @@
 //! The parts of a Stapel image slipway does not build yet. Each is refused before
 //! anything is built, with one line naming the werf.yaml line and the key, so nothing
-//! in a werf.yaml is silently ignored. Keys with a line of their own (remote `git`) give
-//! it; for the others the caller names the image's line.
+//! in a werf.yaml is silently ignored. Keys with a line of their own (`git` entries,
+//! mounts) give it; for the others the caller names the image's line.
 
 use crate::config::StapelImage;
 
@@ -35,11 +35,27 @@ pub fn unsupported(s: &StapelImage, build_platforms: &[String]) -> Result<(), (O
             "`ansible` is not supported: werf's Buildah mode has no Ansible either; use `shell`".into(),
         ));
     }
-    if let Some(g) = git.iter().find(|g| g.source != crate::config::GitSource::Local) {
-        return Err((
-            Some(g.line),
-            "remote `git` mappings (`url`) are not supported yet; map the project's own repository (no `url`)".into(),
-        ));
+    for g in git {
+        let crate::config::GitSource::Remote { url, basic_auth, .. } = &g.source else { continue };
+        if let Some(crate::config::BasicAuth { password: Some(p), .. }) = basic_auth
+            && !matches!(p, crate::config::PasswordSource::Value(_))
+        {
+            return Err((
+                Some(g.line),
+                "git basicAuth.password: only `value` is supported (`env` and `src` are not yet); \
+                 `value: {{ env \"NAME\" }}` reads a variable werf-giterminism.yaml allows"
+                    .into(),
+            ));
+        }
+        if !["https://", "http://", "git://", "file://"].iter().any(|s| url.starts_with(s)) {
+            return Err((
+                Some(g.line),
+                format!(
+                    "git url {url}: only https://, http://, git:// and file:// urls are supported for remote \
+                     mappings (ssh and scp-like urls are not yet)"
+                ),
+            ));
+        }
     }
     if let Some(g) = git.iter().find(|g| g.lfs) {
         return not_yet(Some(g.line), "git.lfs");
@@ -75,9 +91,16 @@ mod tests {
     fn refuses_each_unsupported_key_in_one_line() {
         let cases = [
             (
-                "git:\n- url: https://example.com/x.git\n  to: /app\n",
+                "git:\n- url: git@example.com:x.git\n  to: /app\n",
                 Some(7),
-                "remote `git` mappings (`url`) are not supported yet; map the project's own repository (no `url`)",
+                "git url git@example.com:x.git: only https://, http://, git:// and file:// urls are supported for \
+                 remote mappings (ssh and scp-like urls are not yet)",
+            ),
+            (
+                "git:\n- url: https://example.com/x.git\n  to: /app\n  basicAuth: {username: u, password: {env: P}}\n",
+                Some(7),
+                "git basicAuth.password: only `value` is supported (`env` and `src` are not yet); \
+                 `value: {{ env \"NAME\" }}` reads a variable werf-giterminism.yaml allows",
             ),
             ("git:\n- to: /app\n  lfs: true\n", Some(7), "`git.lfs` is not supported for Stapel images yet"),
             (
@@ -93,6 +116,10 @@ mod tests {
         }
         assert_eq!(unsupported(&parsed("shell:\n  install: [true]\nnetwork: none\n"), &[]), Ok(()));
         assert_eq!(unsupported(&parsed("git:\n- add: /src\n  to: /app\n"), &[]), Ok(()));
+        assert_eq!(
+            unsupported(&parsed("git:\n- url: https://example.com/x.git\n  tag: v1\n  to: /app\n"), &[]),
+            Ok(())
+        );
         assert_eq!(unsupported(&parsed("mount:\n- from: tmp_dir\n  to: /tmp/x\n"), &[]), Ok(()));
         assert_eq!(
             unsupported(&parsed("mount:\n- from: tmp_dir\n  to: /x\n- from: tmp_dir\n  to: /a/..\n"), &[]),
