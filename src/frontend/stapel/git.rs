@@ -20,8 +20,9 @@ use crate::git::{Repo, TreeChange, TreeEntry};
 use anyhow::{Context, bail};
 use sha2::{Digest as _, Sha256};
 
-/// werf's name of the project's own repository in a mapping's full name.
-pub const LOCAL_REPO_NAME: &str = "own";
+/// werf's full name of a mapping of the project's own repository: the repository's name
+/// and the mapping's, both `own` (`GitMapping.GetFullName`, `gitLocalPathInit`).
+pub const LOCAL_REPO_NAME: &str = "own_own";
 
 /// Where mappings take their files from: the project's own repository, or the cache of
 /// a remote one, at the commit they are built from (werf's latest commit of the mapping).
@@ -30,7 +31,7 @@ pub struct Source {
     pub repo: Repo,
     /// The commit (full id) the mappings of this source are built from.
     pub head: String,
-    /// werf's full name of the repository in `paramshash`: `own`, or `<id>_<id>` for a
+    /// werf's full name of the repository in `paramshash`: `own_own`, or `<id>_<id>` for a
     /// remote (`remote::repository_id`).
     pub full_name: String,
     /// werf's `branch`, `tag` and `commit` of the mappings (empty for the own

@@ -159,11 +159,12 @@ mod tests {
     use std::path::Path;
 
     /// A repository at `dir` with commits `first` → `second`, and `side`, another
-    /// branch's commit from `first`.
+    /// branch's commit from `first`. The content names the directory, so two such
+    /// repositories made in the same second share no commit.
     fn history(dir: &Path) -> (String, String, String) {
         std::fs::create_dir_all(dir).unwrap();
         git(dir, &["init", "-q", "-b", "main"]);
-        std::fs::write(dir.join("f"), "1").unwrap();
+        std::fs::write(dir.join("f"), format!("1 {}", dir.display())).unwrap();
         let first = commit(dir);
         git(dir, &["checkout", "-q", "-b", "side"]);
         std::fs::write(dir.join("f"), "side").unwrap();
