@@ -93,20 +93,32 @@ fn masked_proc_stops_the_build_naming_the_pod_setting() {
     let env = Env::new();
     let rootfs = pod_rootfs(&env);
     let dir = project(&env, &reg);
+    stops_naming(
+        &env,
+        &rootfs,
+        &dir,
+        &[],
+        "\n  sandbox: unmask /proc for the container: Kubernetes `securityContext.procMount: Unmasked`",
+        &["securityContext.procMount: Unmasked"],
+    );
+}
+
+/// As container root and as uid 2000: `host check` exits 1 saying `check_says`, and a
+/// build fails with one `Error:` line that holds each of `error_says`.
+fn stops_naming(env: &Env, rootfs: &Path, dir: &Path, opts: &[&str], check_says: &str, error_says: &[&str]) {
     for user in ["0", "2000"] {
-        let check = in_pod(&env, &rootfs, &dir, user, &[], "slipway host check");
+        let check = in_pod(env, rootfs, dir, user, opts, "slipway host check");
         let t = text(&check);
         assert_eq!(check.status.code(), Some(1), "user {user}:\n{t}");
-        assert!(
-            t.contains("\n  sandbox: unmask /proc for the container: Kubernetes `securityContext.procMount: Unmasked`"),
-            "user {user}:\n{t}"
-        );
-        let build = in_pod(&env, &rootfs, &dir, user, &[], "slipway build --dir /project --insecure-registry");
+        assert!(t.contains(check_says), "user {user}:\n{t}");
+        let build = in_pod(env, rootfs, dir, user, opts, "slipway build --dir /project --insecure-registry");
         let t = stderr(&build);
         assert!(!build.status.success(), "user {user}:\n{t}");
         let error: Vec<&str> = t.lines().filter(|l| l.starts_with("Error: ")).collect();
         assert_eq!(error.len(), 1, "user {user}:\n{t}");
-        assert!(error[0].contains("securityContext.procMount: Unmasked"), "user {user}:\n{t}");
+        for want in error_says {
+            assert!(error[0].contains(want), "user {user}:\n{t}");
+        }
     }
 }
 
@@ -178,17 +190,6 @@ fn blocked_user_namespaces_stop_the_build_naming_the_pod_setting() {
     std::fs::write(&profile, NO_USERNS_SECCOMP).unwrap();
     let seccomp = format!("seccomp={}", profile.display());
     let opts = ["--security-opt", "unmask=ALL", "--security-opt", seccomp.as_str()];
-    for user in ["0", "2000"] {
-        let check = in_pod(&env, &rootfs, &dir, user, &opts, "slipway host check");
-        let t = text(&check);
-        assert_eq!(check.status.code(), Some(1), "user {user}:\n{t}");
-        assert!(t.contains("securityContext.seccompProfile.type: Unconfined"), "user {user}:\n{t}");
-        let build = in_pod(&env, &rootfs, &dir, user, &opts, "slipway build --dir /project --insecure-registry");
-        let t = stderr(&build);
-        assert!(!build.status.success(), "user {user}:\n{t}");
-        let error: Vec<&str> = t.lines().filter(|l| l.starts_with("Error: ")).collect();
-        assert_eq!(error.len(), 1, "user {user}:\n{t}");
-        assert!(error[0].contains("cannot create a user namespace"), "user {user}:\n{t}");
-        assert!(error[0].contains("securityContext.seccompProfile.type: Unconfined"), "user {user}:\n{t}");
-    }
+    let setting = "securityContext.seccompProfile.type: Unconfined";
+    stops_naming(&env, &rootfs, &dir, &opts, setting, &["cannot create a user namespace", setting]);
 }

@@ -260,22 +260,7 @@ fn git_mappings_are_archived_then_patched() {
     std::os::unix::fs::symlink("/etc/passwd", dir.join("src/passwd")).unwrap();
     git(&dir, &["add", "-A"]);
     git(&dir, &["commit", "-q", "-m", "link"]);
-    let report = env.path().join("report.json");
-    let build = || {
-        let mut cmd = env.slipway();
-        cmd.args(["build", "--insecure-registry", "--dir"]).arg(&dir);
-        cmd.arg("--save-build-report").arg("--build-report-path").arg(&report);
-        let log = stdout(&run_ok(&mut cmd));
-        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-        let names: Vec<String> = r["Images"]["app"]["Stages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["Name"].as_str().unwrap().into())
-            .collect();
-        let built: Vec<String> = log.lines().filter(|l| l.contains("built in")).map(str::to_string).collect();
-        (log, names, built)
-    };
+    let build = || build_app(&env, &dir);
     let inspect = || {
         let out =
             run_ok(env.slipway().args(["run", "app", "--dir"]).arg(&dir).args(["--", "/bin/sh", "-c", GIT_INSPECT]));
@@ -694,4 +679,19 @@ shell:
     // The agent is not in the digest: without one, every stage is found.
     let again = stdout(&run_ok(build(None).env_remove("SSH_AUTH_SOCK")));
     assert!(!again.contains("built in"), "a stage was rebuilt without the agent:\n{again}");
+}
+
+/// `slipway build` of the project at `dir` with a build report: the log, image `app`'s
+/// stage names, and the log lines of the stages that were built.
+pub fn build_app(env: &Env, dir: &std::path::Path) -> (String, Vec<String>, Vec<String>) {
+    let report = env.path().join("report.json");
+    let mut cmd = env.slipway();
+    cmd.args(["build", "--insecure-registry", "--dir"]).arg(dir);
+    cmd.arg("--save-build-report").arg("--build-report-path").arg(&report);
+    let log = stdout(&run_ok(&mut cmd));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let names: Vec<String> =
+        r["Images"]["app"]["Stages"].as_array().unwrap().iter().map(|s| s["Name"].as_str().unwrap().into()).collect();
+    let built: Vec<String> = log.lines().filter(|l| l.contains("built in")).map(str::to_string).collect();
+    (log, names, built)
 }

@@ -2,6 +2,7 @@
 //! user from repositories served by `git daemon` on 127.0.0.1 and by `file://`.
 
 use crate::common::{Env, GitDaemon, git, git_cmd, git_project, registry, rootless_env, run_ok, stderr, stdout, write};
+use crate::stapel::build_app;
 use std::path::Path;
 
 fn rev_parse(dir: &Path, rev: &str) -> String {
@@ -74,22 +75,7 @@ shell:
     );
     let files = [("werf.yaml", werf_yaml.as_str()), ("werf-giterminism.yaml", ALLOW_BRANCH), ("src/l.txt", "l1\n")];
     git_project(&dir, &files, &[]);
-    let report = env.path().join("report.json");
-    let build = || {
-        let mut cmd = env.slipway();
-        cmd.args(["build", "--insecure-registry", "--dir"]).arg(&dir);
-        cmd.arg("--save-build-report").arg("--build-report-path").arg(&report);
-        let log = stdout(&run_ok(&mut cmd));
-        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-        let names: Vec<String> = r["Images"]["app"]["Stages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["Name"].as_str().unwrap().into())
-            .collect();
-        let built: Vec<String> = log.lines().filter(|l| l.contains("built in")).map(str::to_string).collect();
-        (log, names, built)
-    };
+    let build = || build_app(&env, &dir);
     let sh = |script: &str| {
         let out = run_ok(env.slipway().args(["run", "app", "--dir"]).arg(&dir).args(["--", "/bin/sh", "-c", script]));
         stdout(&out)

@@ -41,19 +41,8 @@ pub(crate) fn llistxattr(path: &Path) -> nix::Result<Vec<Vec<u8>>> {
 pub(crate) fn lgetxattr(path: &Path, name: &[u8]) -> nix::Result<Vec<u8>> {
     let p = cstring(path.as_os_str().as_bytes())?;
     let n = cstring(name)?;
-    let mut buf = vec![0u8; 256];
-    loop {
-        // SAFETY: `p`, `n` are NUL-terminated; `buf` is writable for `buf.len()` bytes.
-        let rc = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        match nix::errno::Errno::result(rc) {
-            Ok(len) => {
-                buf.truncate(len as usize);
-                return Ok(buf);
-            }
-            Err(nix::errno::Errno::ERANGE) => buf.resize(buf.len() * 4, 0),
-            Err(e) => return Err(e),
-        }
-    }
+    // SAFETY: `p`, `n` are NUL-terminated; `buf` is writable for its length.
+    grow_read(|buf| unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) })
 }
 
 /// `lsetxattr(2)`.
@@ -69,29 +58,24 @@ pub(crate) fn lsetxattr(path: &Path, name: &[u8], value: &[u8]) -> nix::Result<(
 pub(crate) fn getxattr(path: &Path, name: &[u8]) -> nix::Result<Vec<u8>> {
     let p = cstring(path.as_os_str().as_bytes())?;
     let n = cstring(name)?;
-    let mut buf = vec![0u8; 256];
-    loop {
-        // SAFETY: `p`, `n` are NUL-terminated; `buf` is writable for `buf.len()` bytes.
-        let rc = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        match nix::errno::Errno::result(rc) {
-            Ok(len) => {
-                buf.truncate(len as usize);
-                return Ok(buf);
-            }
-            Err(nix::errno::Errno::ERANGE) => buf.resize(buf.len() * 4, 0),
-            Err(e) => return Err(e),
-        }
-    }
+    // SAFETY: `p`, `n` are NUL-terminated; `buf` is writable for its length.
+    grow_read(|buf| unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) })
 }
 
 /// `fgetxattr(2)`.
 pub(crate) fn fgetxattr(fd: impl AsFd, name: &str) -> nix::Result<Vec<u8>> {
     let n = cstring(name.as_bytes())?;
+    let fd = fd.as_fd().as_raw_fd();
+    // SAFETY: `n` is NUL-terminated; `buf` is writable for its length.
+    grow_read(|buf| unsafe { libc::fgetxattr(fd, n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) })
+}
+
+/// A value read by `call` into a buffer it fills (an xattr call's return value: the
+/// length, or -1 with errno), grown fourfold while the call answers ERANGE.
+fn grow_read(mut call: impl FnMut(&mut [u8]) -> isize) -> nix::Result<Vec<u8>> {
     let mut buf = vec![0u8; 256];
     loop {
-        // SAFETY: `n` is NUL-terminated; `buf` is writable for `buf.len()` bytes.
-        let rc = unsafe { libc::fgetxattr(fd.as_fd().as_raw_fd(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        match nix::errno::Errno::result(rc) {
+        match nix::errno::Errno::result(call(&mut buf)) {
             Ok(len) => {
                 buf.truncate(len as usize);
                 return Ok(buf);
