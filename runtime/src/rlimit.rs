@@ -86,9 +86,29 @@ pub fn current(resource: i32) -> (u64, u64) {
     crate::sys::getrlimit(resource)
 }
 
+/// Spawn settings for a tool that writes what an untrusted source sends (git fetching a
+/// remote): no file it writes may grow beyond `bytes` (`RLIMIT_FSIZE`; the tool is
+/// killed by SIGXFSZ at the limit).
+pub fn limit_file_size(cmd: &mut std::process::Command, bytes: u64) {
+    crate::sys::limit_file_size(cmd, bytes);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_limited_writer_stops_at_the_file_size_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c").arg(format!("head -c 5000 /dev/zero > {}", file.display()));
+        limit_file_size(&mut cmd, 1000);
+        let status = cmd.status().unwrap();
+        // `head` is killed by SIGXFSZ (or fails with EFBIG where the signal is ignored).
+        assert!(!status.success(), "{status:?}");
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), 1000);
+    }
 
     fn host(_: i32) -> (u64, u64) {
         (1024, 4096)

@@ -212,6 +212,23 @@ pub(crate) fn die_with_parent(cmd: &mut std::process::Command) {
     }
 }
 
+/// Have the child of `cmd` write no file larger than `bytes` (`RLIMIT_FSIZE`: a write
+/// past it fails with EFBIG and SIGXFSZ).
+pub(crate) fn limit_file_size(cmd: &mut std::process::Command, bytes: u64) {
+    use std::os::unix::process::CommandExt;
+    let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+    // SAFETY: the closure runs between fork and exec; setrlimit is async-signal-safe and
+    // nothing is allocated.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Bring the loopback interface up in this process's network namespace (a new one is
 /// created with `lo` down). libc, not nix: nix has no SIOCSIFFLAGS wrapper.
 pub(crate) fn loopback_up() -> nix::Result<()> {

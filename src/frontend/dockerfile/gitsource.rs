@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 pub const GIT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// The most `git ls-remote` output read.
 const MAX_LS_REMOTE_BYTES: usize = 64 << 20;
+/// The largest file git may write for a remote (its pack): 8 GiB.
+const MAX_GIT_FILE_BYTES: u64 = 8 << 30;
 
 /// A parsed git source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +143,9 @@ pub(crate) fn run_git(
     if let Some(d) = cwd {
         cmd.current_dir(d);
     }
+    // A remote is untrusted: the pack (or any file) it makes git write is bounded, as
+    // the time is.
+    slipway_runtime::rlimit::limit_file_size(&mut cmd, MAX_GIT_FILE_BYTES);
     let mut child = cmd.spawn().context("running git (is it installed?)")?;
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
@@ -169,6 +174,9 @@ pub(crate) fn run_git(
     };
     let out = out.join().unwrap_or_default();
     let err = err.join().unwrap_or_default();
+    if std::os::unix::process::ExitStatusExt::signal(&status) == Some(libc::SIGXFSZ) {
+        bail!("{who}: git {command} stopped: the remote sent more than {} GiB in one file", MAX_GIT_FILE_BYTES >> 30);
+    }
     if !status.success() {
         let err = String::from_utf8_lossy(&err);
         let lines: Vec<&str> = err.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
