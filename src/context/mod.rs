@@ -323,6 +323,14 @@ impl BuildContext {
     /// include patterns are (`*`, `?`, `[…]`, `**`), relative to the pivot. Each path is
     /// the top of a copy (a path below a selected directory is not listed again).
     pub fn select_parents(&self, source: &str) -> anyhow::Result<(String, Vec<String>)> {
+        let (root, pattern) = Self::parents_pivot(source)?;
+        let out = Self::select_below(&root, &pattern, self.paths_and_parents())?;
+        Ok((root, out))
+    }
+
+    /// `COPY --parents SRC` split at its `/./` pivot: the pivot directory (empty for the
+    /// root) and the pattern below it, both cleaned.
+    pub fn parents_pivot(source: &str) -> anyhow::Result<(String, String)> {
         let (root, pattern) = match source.split_once("/./") {
             Some((root, pattern)) => (clean(root).with_context(|| format!("COPY source {source:?}"))?, pattern),
             None => (String::new(), source),
@@ -330,18 +338,26 @@ impl BuildContext {
         if Self::is_wildcard(&root) {
             bail!("COPY --parents {source}: a wildcard before the /./ pivot is not supported");
         }
-        let pattern = clean(pattern).with_context(|| format!("COPY source {source:?}"))?;
+        Ok((root, clean(pattern).with_context(|| format!("COPY source {source:?}"))?))
+    }
+
+    /// Of `candidates` (relative paths, sorted, parents included), those below `root`
+    /// that `pattern` selects as an include pattern, each the top of a copy.
+    pub fn select_below<'c>(
+        root: &str,
+        pattern: &str,
+        candidates: impl IntoIterator<Item = &'c str>,
+    ) -> anyhow::Result<Vec<String>> {
         if pattern.is_empty() {
-            return Ok((root.clone(), vec![root]));
+            return Ok(vec![root.to_string()]);
         }
-        let matcher = DockerIgnore::from_patterns("--parents", &[pattern])?;
-        let candidates = self.paths_and_parents();
+        let matcher = DockerIgnore::from_patterns("--parents", &[pattern.to_string()])?;
         let mut out: Vec<String> = Vec::new();
         for c in candidates {
             let rel = if root.is_empty() {
                 c
             } else {
-                match c.strip_prefix(root.as_str()).and_then(|r| r.strip_prefix('/')) {
+                match c.strip_prefix(root).and_then(|r| r.strip_prefix('/')) {
                     Some(r) => r,
                     None => continue,
                 }
@@ -350,7 +366,7 @@ impl BuildContext {
                 out.push(c.to_string());
             }
         }
-        Ok((root, out))
+        Ok(out)
     }
 
     /// The context written out under `scratch` (once per build). Every entry is created

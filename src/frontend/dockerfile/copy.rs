@@ -73,6 +73,44 @@ impl Rootfs {
         self.resolve(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY).is_ok()
     }
 
+    /// Every path below the directory `dir` of the image (relative to the image's root,
+    /// without a leading `/`; `dir` itself first, parents before children, names
+    /// sorted), for `COPY --parents --from`. Symlinks are listed, never entered; at most
+    /// [`MAX_GLOB_MATCHES`] paths and [`MAX_COPY_DEPTH`] levels.
+    pub fn walk(&self, dir: &str) -> anyhow::Result<Vec<String>> {
+        let mut out = vec![dir.to_string()];
+        let mut todo = vec![(dir.to_string(), 0usize)];
+        while let Some((d, depth)) = todo.pop() {
+            if depth > MAX_COPY_DEPTH {
+                bail!("{d} is more than {MAX_COPY_DEPTH} directories deep");
+            }
+            // `dir` itself may be reached through symlinks (resolved inside the image); a
+            // symlink below it is a path, not a directory to enter.
+            let nofollow = if depth == 0 { OFlag::empty() } else { OFlag::O_NOFOLLOW };
+            let Ok(fd) = self.resolve(&format!("/{d}"), OFlag::O_RDONLY | OFlag::O_DIRECTORY | nofollow) else {
+                continue;
+            };
+            let mut names: Vec<String> = nix::dir::Dir::from_fd(fd)
+                .with_context(|| format!("listing /{d}"))?
+                .iter()
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().to_str().ok().map(str::to_string))
+                .filter(|n| n != "." && n != "..")
+                .collect();
+            names.sort();
+            for n in names {
+                let p = if d.is_empty() { n } else { format!("{d}/{n}") };
+                todo.push((p.clone(), depth + 1));
+                out.push(p);
+                if out.len() > MAX_GLOB_MATCHES {
+                    bail!("/{dir} holds more than {MAX_GLOB_MATCHES} paths");
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// The paths of the image that the wildcard `pattern` names (`COPY --from=STAGE
     /// /out/*.jar`): Go `filepath.Match` per component, as BuildKit resolves them, each
     /// directory listed inside the rootfs (symlinks resolved inside it), sorted; at

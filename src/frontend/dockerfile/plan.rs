@@ -233,9 +233,6 @@ fn plan_stage(
                     }
                     _ => None,
                 };
-                if parents && from.is_some() {
-                    bail!("{}:{}: COPY --parents --from is not supported yet", df.file, step.line);
-                }
                 // The patterns are in the text too, but expanded here: an ARG in one counts.
                 for e in &excludes {
                     digest.str("exclude", e);

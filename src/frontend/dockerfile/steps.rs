@@ -583,9 +583,6 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
     let mtime;
     match &spec.from {
         Some(from) => {
-            if spec.parents {
-                bail!("COPY --parents --from is not supported yet: copy the tree and move it in a RUN step");
-            }
             let df = &env.plan.dockerfile;
             let which = df.resolve_from(from).map_err(|k| anyhow::anyhow!("{k}"))?;
             let src_state = env.images.image_of(&which)?;
@@ -593,6 +590,40 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
             let view = env.rootfs.view(env.puller.store, src_state.diff_ids())?;
             let src_fs = Rootfs::open(view.root())?;
             for s in &spec.sources {
+                // `--parents`: the pattern below the pivot selects among the paths of the
+                // source's tree, as it does among the context's.
+                if spec.parents {
+                    let (pivot, pattern) = BuildContext::parents_pivot(s)?;
+                    let paths = src_fs.walk(&pivot)?;
+                    let sel = BuildContext::select_below(&pivot, &pattern, paths.iter().map(String::as_str))?;
+                    if sel.is_empty() && !BuildContext::is_wildcard(s) {
+                        bail!("{s} not found in {from}");
+                    }
+                    for p in sel {
+                        let below = p.strip_prefix(pivot.as_str()).unwrap_or(&p).trim_start_matches('/').to_string();
+                        let mut up = below.as_str();
+                        while let Some((parent, _)) = up.rsplit_once('/') {
+                            let in_source = format!("/{}", crate::project::join_rel(&pivot, parent));
+                            parent_dirs.push((
+                                src_fs.open_path(&in_source)?,
+                                format!("{from}:{in_source}"),
+                                parent.to_string(),
+                            ));
+                            up = parent;
+                        }
+                        let shown = format!("{from}:/{p}");
+                        let fd = src_fs.open_path(&format!("/{p}"))?;
+                        sources.push(Selected {
+                            fd,
+                            shown,
+                            name: String::new(),
+                            parents: Some(below),
+                            url: false,
+                            git_time: None,
+                        });
+                    }
+                    continue;
+                }
                 // A wildcard is resolved in the source's tree; one that names nothing
                 // copies nothing (BuildKit's `AllowEmptyWildcard`).
                 if BuildContext::is_wildcard(s) {
