@@ -420,12 +420,12 @@ impl Walk<'_> {
         }
         let mut out = BTreeSet::from([Key::Blob(d.clone())]);
         if let Some(v) = self.json(d)? {
-            if let Some(list) = v.get("manifests").and_then(|m| m.as_array()) {
-                if depth < MAX_INDEX_DEPTH {
-                    for m in list {
-                        if let Some(child) = descriptor(m)? {
-                            out.extend(self.manifest(&child, depth + 1)?);
-                        }
+            if let Some(list) = v.get("manifests").and_then(|m| m.as_array())
+                && depth < MAX_INDEX_DEPTH
+            {
+                for m in list {
+                    if let Some(child) = descriptor(m)? {
+                        out.extend(self.manifest(&child, depth + 1)?);
                     }
                 }
             }

@@ -78,6 +78,10 @@ impl StageStorage for LocalStorage<'_> {
 
     fn fetch(&self, id: &StageId) -> anyhow::Result<Found> {
         let stage = self.stage(id)?.with_context(|| format!("stage {id} is not in the local store"))?;
+        // The record's mtime is its last use, which `host cleanup` orders by.
+        if let Err(e) = self.store.touch_stage(self.project, &id.digest, id.timestamp_ms) {
+            tracing::debug!(stage = %id, error = %e, "cannot record the stage's use");
+        }
         Ok(Found { state: ImageState::load(self.store, &stage)?, source: "local" })
     }
 
