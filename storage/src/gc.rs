@@ -5,7 +5,8 @@
 //! the `layers-by-blob` index and leftovers in `tmp/`. The roots are the stage records
 //! and the `images/` refs; from each, the walk follows a manifest (or an index's
 //! manifests) to its config and layer blobs, the config's diffIDs to `layers/`, and each
-//! layer's `meta.json` to its blob. Import metadata lives as long as its source stage.
+//! layer's `meta.json` to its blob. Import metadata lives as long as its source stage
+//! (or, for an external image, its `images/` ref).
 //!
 //! [`Inventory::plan`] lists what to remove in an order where every crash point leaves a
 //! usable store: stage records and refs first (a stage is gone once its record is), then
@@ -330,8 +331,19 @@ impl Inventory {
                 reachable.extend(reaches);
             }
         }
+        let kept_refs: BTreeSet<String> = if drop.image_refs {
+            BTreeSet::new()
+        } else {
+            self.image_refs.iter().filter_map(|r| r.0.file_name()).map(|n| n.to_string_lossy().into_owned()).collect()
+        };
         for (project, id, path, bytes, source) in &self.imports {
-            let kept = source.as_deref().is_some_and(|s| kept_stages.contains(&(project.clone(), s)));
+            let kept = match source.as_deref().map(|s| (s, s.strip_prefix("external-image:"))) {
+                // An external image's import lives as long as the pulled image's ref.
+                Some((_, Some(reference))) => crate::reference::Reference::parse(reference)
+                    .is_ok_and(|r| kept_refs.contains(&crate::store::escape(&r.to_string()))),
+                Some((stage, None)) => kept_stages.contains(&(project.clone(), stage)),
+                None => false,
+            };
             if !kept {
                 let kind = Kind::ImportMetadata { project: project.clone(), id: id.clone() };
                 out.push(Removal { kind, path: path.clone(), bytes: *bytes });
