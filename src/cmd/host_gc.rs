@@ -261,7 +261,7 @@ fn run_cleanup(
     out(&format!("Storage path: {}", volume.display()));
     out(&format!("Volume usage: {} / {}", bytes(used), bytes(total)));
     let inventory = Inventory::scan(store)?;
-    let mut drop = gc::Drop::default();
+    let mut discard = gc::Discard::default();
     if used > allowed {
         let target = allowed.saturating_sub(margin);
         out(&format!(
@@ -278,7 +278,7 @@ fn run_cleanup(
             bytes(target),
             pct(target)
         ));
-        drop.stages = inventory.least_recently_used(used - target).into_iter().collect();
+        discard.stages = inventory.least_recently_used(used - target).into_iter().collect();
     } else {
         out(&format!(
             "Allowed volume usage: {} ({:.2}%) <= {} ({:.2}%) — OK",
@@ -288,7 +288,7 @@ fn run_cleanup(
             pct(allowed)
         ));
     }
-    remove(store, &inventory.plan(&drop), dry_run, out)?;
+    remove(store, &inventory.plan(&discard), dry_run, out)?;
     if !dry_run {
         let (after, _) = gc::volume_usage(volume)?;
         out(&format!("Volume usage after cleanup: {} / {}", bytes(after), bytes(total)));
@@ -328,19 +328,19 @@ pub fn purge(args: PurgeArgs, storage_root: &Option<PathBuf>) -> anyhow::Result<
     let root = args.host.storage_root(storage_root)?;
     let store = open(&root, "host purge")?;
     let inventory = Inventory::scan(&store)?;
-    let drop = match project {
-        None => gc::Drop {
+    let discard = match project {
+        None => gc::Discard {
             stages: inventory.stages_of(None),
             image_refs: true,
             dirs: vec![PathBuf::from("cache"), PathBuf::from("mounts")],
         },
-        Some(p) => gc::Drop {
+        Some(p) => gc::Discard {
             stages: inventory.stages_of(Some(p)),
             image_refs: false,
             dirs: vec![Path::new("mounts/projects").join(p)],
         },
     };
-    remove(&store, &inventory.plan(&drop), args.host.dry_run, &mut |l| println!("{l}"))?;
+    remove(&store, &inventory.plan(&discard), args.host.dry_run, &mut |l| println!("{l}"))?;
     Ok(0)
 }
 

@@ -93,9 +93,9 @@ impl Removal {
     }
 }
 
-/// What to drop besides garbage.
+/// What to remove besides garbage.
 #[derive(Debug, Clone, Default)]
-pub struct Drop {
+pub struct Discard {
     /// Stage records, as `(project, id)`.
     pub stages: BTreeSet<(String, String)>,
     /// Every `images/` ref.
@@ -297,7 +297,7 @@ impl Inventory {
         chosen
     }
 
-    /// Every stage, as [`Drop::stages`] takes them (all, or one project's).
+    /// Every stage, as [`Discard::stages`] takes them (all, or one project's).
     pub fn stages_of(&self, project: Option<&str>) -> BTreeSet<(String, String)> {
         self.stages
             .iter()
@@ -306,13 +306,13 @@ impl Inventory {
             .collect()
     }
 
-    /// What to remove, in removal order: `drop`, then whatever nothing kept reaches.
-    pub fn plan(&self, drop: &Drop) -> Vec<Removal> {
+    /// What to remove, in removal order: `discard`, then whatever nothing kept reaches.
+    pub fn plan(&self, discard: &Discard) -> Vec<Removal> {
         let mut out = Vec::new();
         let mut reachable: BTreeSet<&Key> = BTreeSet::new();
         let mut kept_stages: BTreeSet<(String, &str)> = BTreeSet::new();
         for s in &self.stages {
-            if drop.stages.contains(&(s.project.clone(), s.id.clone())) {
+            if discard.stages.contains(&(s.project.clone(), s.id.clone())) {
                 out.push(Removal {
                     kind: Kind::Stage { project: s.project.clone(), id: s.id.clone() },
                     path: self.root.join("stages").join(&s.project).join(&s.id),
@@ -324,14 +324,14 @@ impl Inventory {
             }
         }
         for (path, bytes, reaches) in &self.image_refs {
-            if drop.image_refs {
+            if discard.image_refs {
                 let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
                 out.push(Removal { kind: Kind::ImageRef(name), path: path.clone(), bytes: *bytes });
             } else {
                 reachable.extend(reaches);
             }
         }
-        let kept_refs: BTreeSet<String> = if drop.image_refs {
+        let kept_refs: BTreeSet<String> = if discard.image_refs {
             BTreeSet::new()
         } else {
             self.image_refs.iter().filter_map(|r| r.0.file_name()).map(|n| n.to_string_lossy().into_owned()).collect()
@@ -371,7 +371,7 @@ impl Inventory {
         for (path, bytes) in &self.temps {
             out.push(Removal { kind: Kind::Temp, path: path.clone(), bytes: *bytes });
         }
-        for d in &drop.dirs {
+        for d in &discard.dirs {
             let path = self.root.join(d);
             if std::fs::symlink_metadata(&path).is_ok() {
                 out.push(Removal { kind: Kind::Dir, bytes: disk_usage(&path), path });

@@ -84,7 +84,7 @@ fn garbage_is_what_no_stage_or_ref_reaches() {
 
     let s = Store::open_exclusive(t.path()).unwrap().unwrap();
     let inv = Inventory::scan(&s).unwrap();
-    let plan = inv.plan(&Drop::default());
+    let plan = inv.plan(&Discard::default());
     let got = kinds(&plan);
     let orphan_hex = &orphan.hex()[..8];
     assert_eq!(
@@ -114,7 +114,7 @@ fn garbage_is_what_no_stage_or_ref_reaches() {
     assert!(!t.path().join("tmp/stale").exists());
     assert!(s.scratch().exists(), "the collector's own temp dir stays");
     // A second pass finds nothing.
-    assert!(Inventory::scan(&s).unwrap().plan(&Drop::default()).is_empty());
+    assert!(Inventory::scan(&s).unwrap().plan(&Discard::default()).is_empty());
 }
 
 #[test]
@@ -130,7 +130,7 @@ fn dropping_stages_frees_only_what_they_alone_reach() {
     let s = Store::open_exclusive(t.path()).unwrap().unwrap();
     let inv = Inventory::scan(&s).unwrap();
     let only_p = inv.stages_of(Some("p"));
-    let plan = inv.plan(&Drop { stages: only_p, ..Drop::default() });
+    let plan = inv.plan(&Discard { stages: only_p, ..Discard::default() });
     apply(&s, &plan, |_| {}).unwrap();
     assert!(s.stages("p", None).unwrap().is_empty());
     assert_eq!(s.stages("q", None).unwrap().len(), 1);
@@ -174,8 +174,8 @@ fn an_index_reaches_its_manifests_and_a_busy_store_is_refused() {
     assert_eq!(busy.pids, [std::process::id()]);
     drop(s);
     let s = Store::open_exclusive(t.path()).unwrap().unwrap();
-    let plan = Inventory::scan(&s).unwrap().plan(&Drop::default());
+    let plan = Inventory::scan(&s).unwrap().plan(&Discard::default());
     assert!(plan.is_empty(), "{plan:#?}");
-    let plan = Inventory::scan(&s).unwrap().plan(&Drop { image_refs: true, ..Drop::default() });
+    let plan = Inventory::scan(&s).unwrap().plan(&Discard { image_refs: true, ..Discard::default() });
     assert_eq!(kinds(&plan).iter().filter(|k| k.starts_with("layer")).count(), 1);
 }
