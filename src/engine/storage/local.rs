@@ -152,7 +152,12 @@ mod tests {
         assert_eq!(listed, [first.clone(), second.clone()]);
         assert_eq!(local.select(&a, None).unwrap(), Some(first.clone()));
 
+        // Finding a stage records its use: the record's mtime, host cleanup's LRU order.
+        let record = tmp.path().join("stages/p").join(first.to_string());
+        let long_ago = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        std::fs::File::options().write(true).open(&record).unwrap().set_modified(long_ago).unwrap();
         let found = local.fetch(&first).unwrap();
+        assert!(std::fs::metadata(&record).unwrap().modified().unwrap() > long_ago);
         assert_eq!(found.source, "local");
         assert_eq!(labels_of(&found.state)["werf-project-repo-commit"], "c0ffee");
         assert_eq!(local.image(&format!("p:{first}")).unwrap().unwrap().stage, found.state.stage);
