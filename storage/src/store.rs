@@ -494,6 +494,27 @@ mod tests {
     }
 
     #[test]
+    fn a_user_waits_for_the_collector_and_the_collector_never_waits() {
+        let t = tempfile::tempdir().unwrap();
+        let gc = Store::open_exclusive(t.path()).unwrap().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let root = t.path().to_path_buf();
+        let user = std::thread::spawn(move || {
+            let s = Store::open(&root).unwrap();
+            tx.send(()).unwrap();
+            // Held: a collector is refused at once, naming this process.
+            let busy = Store::open_exclusive(&root).unwrap().err().unwrap();
+            assert_eq!(busy.pids, [std::process::id()]);
+            drop(s);
+        });
+        assert!(rx.recv_timeout(std::time::Duration::from_millis(300)).is_err(), "open did not wait");
+        drop(gc);
+        rx.recv_timeout(std::time::Duration::from_secs(10)).expect("open went on once the collector was done");
+        user.join().unwrap();
+        assert!(Store::open_exclusive(t.path()).unwrap().is_ok());
+    }
+
+    #[test]
     fn escape_is_flat() {
         assert_eq!(escape("127.0.0.1:5000/base/busybox:latest"), "127.0.0.1%3a5000%2fbase%2fbusybox%3alatest");
     }
