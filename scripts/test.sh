@@ -79,6 +79,9 @@ test_env=(
     SLIPWAY_REQUIRE_PRIVILEGED_TESTS=1
     RUST_BACKTRACE=1
     TMPDIR="$user_tmp"
+    # A full disk must not make every test build clean its store (tests/host_cleanup.rs
+    # turns it on where it tests it).
+    WERF_DISABLE_AUTO_HOST_CLEANUP=1
 )
 # Pass through a few knobs from the caller's environment.
 for v in RUST_LOG RUST_TEST_THREADS RUST_TEST_NOCAPTURE RUST_BACKTRACE SLIPWAY_CONFORMANCE_CASES \

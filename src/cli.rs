@@ -43,7 +43,8 @@ pub enum Command {
     /// Print slugged string by specified format.
     #[command(args_override_self = true)]
     Slugify(crate::cmd::slugify::SlugifyArgs),
-    /// What this host offers rootless builds (`host check`).
+    /// The host: what it offers rootless builds (`host check`), and cleaning the local
+    /// store (`host cleanup`, `host purge`).
     #[command(subcommand)]
     Host(crate::cmd::host::HostCommand),
     /// Plumbing for tests and debugging.
@@ -61,7 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Stages(c) => crate::cmd::stages::run(c, &cli.storage_root),
         Command::Stage(c) => crate::cmd::stage::run(c, &cli.storage_root),
         Command::Slugify(a) => crate::cmd::slugify::run(a),
-        Command::Host(c) => crate::cmd::host::run(c),
+        Command::Host(c) => crate::cmd::host::run(c, &cli.storage_root),
         Command::Internal(c) => internal::run(c, &cli.storage_root),
     }
 }
@@ -81,9 +82,10 @@ pub fn storage_root(flag: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
 
 impl Cli {
     /// Whether the command must run outside the user namespace (`host check` probes how
-    /// entering one goes).
+    /// entering one goes; cleanup and purge delete layers owned by subordinate ids, so they
+    /// run inside, as builds do).
     pub fn outside_namespace(&self) -> bool {
-        matches!(self.command, Command::Host(_))
+        matches!(self.command, Command::Host(crate::cmd::host::HostCommand::Check))
     }
 
     /// The `--log-*` flags of the command, if it has them.
@@ -100,7 +102,9 @@ impl Cli {
             Command::Stages(c) => Some(&c.project().log),
             Command::Stage(crate::cmd::stage::StageCommand::Image(a)) => Some(&a.project.log),
             Command::Slugify(a) => Some(&a.log),
-            Command::Host(_) | Command::Internal(_) => None,
+            Command::Host(crate::cmd::host::HostCommand::Cleanup(a)) => Some(&a.host.log),
+            Command::Host(crate::cmd::host::HostCommand::Purge(a)) => Some(&a.host.log),
+            Command::Host(crate::cmd::host::HostCommand::Check) | Command::Internal(_) => None,
         }
     }
 }

@@ -205,8 +205,8 @@ fn unsupported_flags_fail_with_one_line() {
         ),
         (&["run", "--follow"][..], "Error: --follow is not supported by slipway\n"),
         (
-            &["build", "--allowed-backend-storage-volume-usage", "80"][..],
-            "Error: --allowed-backend-storage-volume-usage is not supported by slipway\n",
+            &["build", "--allowed-backend-storage-volume-usage", "10GB"][..],
+            "Error: host cleanup: mixing percentages and absolute units in backend storage group is not allowed (usage: \"10 GB\", margin: \"5\")\n",
         ),
     ] {
         let out = env.slipway().args(args).arg("--dir").arg(&dir).output().unwrap();

@@ -18,6 +18,7 @@ mod export;
 mod fds;
 mod giterminism;
 mod host;
+mod host_cleanup;
 mod matrix;
 mod pod;
 mod proxy;

@@ -59,52 +59,17 @@ pub struct BuildArgs {
           require_equals = true, default_value = "false", default_missing_value = "true")]
     pub follow: bool,
 
-    /// Disable auto host cleanup (default $WERF_DISABLE_AUTO_HOST_CLEANUP). slipway never
-    /// cleans the host automatically, so this is always the case.
-    #[arg(long, env = "WERF_DISABLE_AUTO_HOST_CLEANUP", value_parser = werf_bool, num_args = 0..=1,
-          require_equals = true, default_value = "false", default_missing_value = "true")]
-    pub disable_auto_host_cleanup: bool,
-
-    /// Backend storage volume usage (percent or size) that triggers auto host cleanup.
-    /// Not supported by slipway (it has no auto host cleanup).
-    #[arg(long, alias = "allowed-docker-storage-volume-usage", env = "WERF_ALLOWED_BACKEND_STORAGE_VOLUME_USAGE")]
-    pub allowed_backend_storage_volume_usage: Option<String>,
-
-    /// Margin below --allowed-backend-storage-volume-usage for auto host cleanup. Not
-    /// supported by slipway.
-    #[arg(
-        long,
-        alias = "allowed-docker-storage-volume-usage-margin",
-        env = "WERF_ALLOWED_BACKEND_STORAGE_VOLUME_USAGE_MARGIN"
-    )]
-    pub allowed_backend_storage_volume_usage_margin: Option<String>,
-
-    /// Local cache volume usage that triggers its cleanup. Not supported by slipway.
-    #[arg(long, env = "WERF_ALLOWED_LOCAL_CACHE_VOLUME_USAGE")]
-    pub allowed_local_cache_volume_usage: Option<String>,
-
-    /// Margin below --allowed-local-cache-volume-usage. Not supported by slipway.
-    #[arg(long, env = "WERF_ALLOWED_LOCAL_CACHE_VOLUME_USAGE_MARGIN")]
-    pub allowed_local_cache_volume_usage_margin: Option<String>,
-
-    /// Backend storage path for host cleanup's volume usage check. Not supported by
-    /// slipway (its store is --storage-root).
-    #[arg(long, alias = "docker-server-storage-path", env = "WERF_BACKEND_STORAGE_PATH")]
-    pub backend_storage_path: Option<String>,
+    /// werf's host-cleanup flags: after the build, when the store's volume is above the
+    /// allowed usage, `host cleanup` runs (see `host_gc::auto`).
+    #[command(flatten)]
+    pub host_cleanup: super::host_gc::Thresholds,
 }
 
 pub fn run(args: BuildArgs, storage_root: &Option<PathBuf>) -> anyhow::Result<u8> {
-    let set = |v: &Option<String>| v.as_ref().is_some_and(|v| !v.is_empty());
     let p = &args.project;
     p.check()?;
-    refuse(&[
-        ("--follow", args.follow),
-        ("--allowed-backend-storage-volume-usage", set(&args.allowed_backend_storage_volume_usage)),
-        ("--allowed-backend-storage-volume-usage-margin", set(&args.allowed_backend_storage_volume_usage_margin)),
-        ("--allowed-local-cache-volume-usage", set(&args.allowed_local_cache_volume_usage)),
-        ("--allowed-local-cache-volume-usage-margin", set(&args.allowed_local_cache_volume_usage_margin)),
-        ("--backend-storage-path", set(&args.backend_storage_path)),
-    ])?;
+    refuse(&[("--follow", args.follow)])?;
+    args.host_cleanup.backend()?;
     let dir = p.dir()?;
     // Refuse a bad path before building.
     let save_to = report::save_path(args.save_build_report, args.build_report_path.as_deref())?;
@@ -124,7 +89,8 @@ pub fn run(args: BuildArgs, storage_root: &Option<PathBuf>) -> anyhow::Result<u8
         let finals: Vec<&str> = finals.iter().map(String::as_str).collect();
         tag_templates.iter().map(|t| CustomTag::parse(t, &finals)).collect::<Result<Vec<_>, _>>()?
     };
-    let store = Store::open(&p.storage_root(storage_root)?)?;
+    let root = p.storage_root(storage_root)?;
+    let store = Store::open(&root)?;
     let log = Log::new(false).quiet(p.log.quiet());
     let (mut report, _) = engine::build(&project, &store, &images, &settings, &log)?;
     report.runtime.in_container = std::env::var("WERF_CONTAINERIZED").is_ok_and(|v| v == "yes");
@@ -153,6 +119,9 @@ pub fn run(args: BuildArgs, storage_root: &Option<PathBuf>) -> anyhow::Result<u8
     if let Some((path, format)) = save_to {
         report.save(&path, format)?;
     }
+    // The store lock is released before the collector asks for it exclusive.
+    drop(store);
+    super::host_gc::auto(&root, &args.host_cleanup, &log);
     Ok(0)
 }
 

@@ -16,6 +16,15 @@ pub enum HostCommand {
     /// ids, newuidmap, overlay in a user namespace, the step sandbox, fuse, seccomp,
     /// runtimes, ulimits) and how to enable what is missing.
     Check,
+    /// Cleanup old unused werf cache and data of all projects on host machine: what no
+    /// stage references, and the least recently used stages when the store's volume is
+    /// above --allowed-backend-storage-volume-usage.
+    #[command(args_override_self = true)]
+    Cleanup(super::host_gc::CleanupArgs),
+    /// Purge werf images, cache and other data for all projects on host machine (or one
+    /// project's with --project-name).
+    #[command(args_override_self = true)]
+    Purge(super::host_gc::PurgeArgs),
 }
 
 /// One row of the report.
@@ -39,10 +48,18 @@ impl Row {
 }
 
 /// Run the check; prints the report and returns 0 when a build can run here.
-pub fn run(_: HostCommand) -> anyhow::Result<u8> {
+pub fn run(command: HostCommand, storage_root: &Option<std::path::PathBuf>) -> anyhow::Result<u8> {
+    match command {
+        HostCommand::Check => Ok(check()),
+        HostCommand::Cleanup(a) => super::host_gc::cleanup(a, storage_root),
+        HostCommand::Purge(a) => super::host_gc::purge(a, storage_root),
+    }
+}
+
+fn check() -> u8 {
     let (rows, summary) = gather();
     print!("{}", render(&rows, &summary));
-    Ok(if rows.iter().any(|r| r.ok == Some(false) && blocks_builds(r.name)) { 1 } else { 0 })
+    if rows.iter().any(|r| r.ok == Some(false) && blocks_builds(r.name)) { 1 } else { 0 }
 }
 
 /// The rows whose failure means no build can run (the others cost speed or a feature).

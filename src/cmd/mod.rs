@@ -5,10 +5,12 @@ pub mod config;
 pub mod export;
 pub mod flags;
 pub mod host;
+pub mod host_gc;
 pub mod run;
 pub mod slugify;
 pub mod stage;
 pub mod stages;
+pub mod units;
 
 #[cfg(test)]
 mod tests;

@@ -95,15 +95,15 @@ fn build_flags_take_werfs_shapes() {
         ("--introspect-error --introspect-before-error", |a| {
             a.project.introspect_error && a.project.introspect_before_error
         }),
-        ("--disable-auto-host-cleanup", |a| a.disable_auto_host_cleanup),
-        ("--allowed-backend-storage-volume-usage 80", |a| {
-            a.allowed_backend_storage_volume_usage.as_deref() == Some("80")
-        }),
+        ("--disable-auto-host-cleanup", |a| a.host_cleanup.disable_auto_host_cleanup),
+        ("--allowed-backend-storage-volume-usage 80", |a| a.host_cleanup.backend().unwrap().0.to_string() == "80"),
         ("--allowed-docker-storage-volume-usage 10GB", |a| {
-            a.allowed_backend_storage_volume_usage.as_deref() == Some("10GB")
+            a.host_cleanup.allowed_docker_storage_volume_usage.is_some_and(|u| u.to_string() == "10 GB")
         }),
-        ("--allowed-local-cache-volume-usage-margin 5", |a| a.allowed_local_cache_volume_usage_margin.is_some()),
-        ("--backend-storage-path /var/lib/x", |a| a.backend_storage_path.is_some()),
+        ("--allowed-local-cache-volume-usage-margin 5", |a| {
+            a.host_cleanup.allowed_local_cache_volume_usage_margin.is_some()
+        }),
+        ("--backend-storage-path /var/lib/x", |a| a.host_cleanup.backend_storage_path.is_some()),
         ("-N p", |a| a.project.project_name.as_deref() == Some("p")),
         ("--insecure-helm-dependencies", |a| a.project.insecure_helm_dependencies),
         // Log options.
@@ -329,4 +329,67 @@ fn slugify_prints_werfs_slugs() {
 #[test]
 fn command_line_definition_is_consistent() {
     Cli::command().debug_assert();
+}
+
+fn host(line: &str) -> crate::cmd::host::HostCommand {
+    match parse(&format!("host {line}")).unwrap_or_else(|e| panic!("host {line}: {e}")).command {
+        Command::Host(c) => c,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// `host cleanup` and `host purge` take werf's flags, names and variables.
+#[test]
+fn host_cleanup_and_purge_take_werfs_flags() {
+    use crate::cmd::host::HostCommand;
+    let HostCommand::Cleanup(c) = host(
+        "cleanup --dry-run --force -N p --allowed-docker-storage-volume-usage 10GB \
+         --allowed-backend-storage-volume-usage-margin 1GiB --backend-storage-path /x --platform linux/arm64",
+    ) else {
+        panic!()
+    };
+    assert!(c.host.dry_run && c.force);
+    assert_eq!(c.host.project_name.as_deref(), Some("p"));
+    let (usage, margin) = c.thresholds.backend().unwrap();
+    assert_eq!((usage.to_bytes(0), margin.to_bytes(0)), (10_000_000_000, 1 << 30));
+    // Defaults are werf's, 70% and 5%.
+    let HostCommand::Cleanup(c) = host("cleanup") else { panic!() };
+    let (usage, margin) = c.thresholds.backend().unwrap();
+    assert_eq!((usage.to_bytes(1000), margin.to_bytes(1000)), (700, 50));
+    // werf refuses mixing a percentage and a size in one group.
+    let HostCommand::Cleanup(c) = host("cleanup --allowed-local-cache-volume-usage 10GB") else { panic!() };
+    assert_eq!(
+        c.thresholds.backend().unwrap_err().to_string(),
+        "host cleanup: mixing percentages and absolute units in local cache group is not allowed (usage: \"10 GB\", margin: \"5\")"
+    );
+    assert!(parse("host cleanup --allowed-backend-storage-volume-usage 101").is_err());
+    let HostCommand::Purge(p) = host("purge --force -S :local --project-name q --dry-run") else { panic!() };
+    assert!(p.force && p.host.dry_run);
+    assert_eq!(p.host.project_name.as_deref(), Some("q"));
+    let cli = Cli::command();
+    let cmd = cli.find_subcommand("host").unwrap();
+    for (sub, flag, env) in [
+        ("cleanup", "dry-run", "WERF_DRY_RUN"),
+        ("cleanup", "force", "WERF_FORCE"),
+        ("cleanup", "project-name", "WERF_PROJECT_NAME"),
+        ("cleanup", "disable-auto-host-cleanup", "WERF_DISABLE_AUTO_HOST_CLEANUP"),
+        ("cleanup", "allowed-backend-storage-volume-usage", "WERF_ALLOWED_BACKEND_STORAGE_VOLUME_USAGE"),
+        ("cleanup", "allowed-docker-storage-volume-usage", "WERF_ALLOWED_DOCKER_STORAGE_VOLUME_USAGE"),
+        ("cleanup", "allowed-backend-storage-volume-usage-margin", "WERF_ALLOWED_BACKEND_STORAGE_VOLUME_USAGE_MARGIN"),
+        ("cleanup", "allowed-local-cache-volume-usage", "WERF_ALLOWED_LOCAL_CACHE_VOLUME_USAGE"),
+        ("cleanup", "allowed-local-cache-volume-usage-margin", "WERF_ALLOWED_LOCAL_CACHE_VOLUME_USAGE_MARGIN"),
+        ("cleanup", "backend-storage-path", "WERF_BACKEND_STORAGE_PATH"),
+        ("cleanup", "docker-server-storage-path", "WERF_DOCKER_SERVER_STORAGE_PATH"),
+        ("cleanup", "home-dir", "WERF_HOME"),
+        ("purge", "dry-run", "WERF_DRY_RUN"),
+        ("purge", "project-name", "WERF_PROJECT_NAME"),
+        ("purge", "synchronization", "WERF_SYNCHRONIZATION"),
+    ] {
+        let sub = cmd.find_subcommand(sub).unwrap();
+        let arg = sub.get_arguments().find(|a| a.get_long() == Some(flag)).unwrap_or_else(|| panic!("--{flag}"));
+        assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some(env), "--{flag}");
+    }
+    // purge's --force has no variable in werf.
+    let purge = cmd.find_subcommand("purge").unwrap();
+    assert!(purge.get_arguments().find(|a| a.get_long() == Some("force")).unwrap().get_env().is_none());
 }

@@ -13,6 +13,7 @@ pub mod commit;
 pub mod digest;
 pub mod error;
 pub mod fuse_upper;
+pub mod gc;
 pub mod image;
 pub mod owner;
 pub mod pgzip;

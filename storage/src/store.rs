@@ -9,15 +9,23 @@
 //! ├── layers-by-blob/<hex>      blob digest → diffID (to skip downloads)
 //! ├── images/<escaped ref>      pulled base images: reference → manifest digest
 //! ├── stages/<project>/<digest>-<timestamp_ms>   StageRecord (manifest digest, …)
+//! ├── import-metadata/<project>/<id>   an import's checksum (engine::storage::local)
+//! ├── cache/<sha256 of id>/     RUN --mount=type=cache directories, kept between builds
+//! ├── mounts/projects/<project>/<slug>/   Stapel `build_dir` mounts, kept between builds
 //! ├── locks/                    flock files
 //! ├── git-repos/<sha256 of URL>  bare caches of Stapel remote `git` repositories (written
 //! │                             by the `git` CLI from the Stapel front end, not here)
+//! ├── store.lock                shared flock of every process using the store; the
+//! │                             collector (`gc`) takes it exclusive
 //! └── tmp/run-<id>/             one per running process, held by tmp/run-<id>.lock
 //! ```
 //!
 //! Everything becomes visible by a rename of a complete file or directory, so a kill -9
 //! leaves at most garbage in `tmp/`, which the next process removes (only directories
 //! whose lock no live process holds).
+//!
+//! A stage record's mtime is its last use: [`Store::touch_stage`] sets it when a build
+//! finds the stage, and `host cleanup` removes the least recently used first.
 
 use crate::blob::{BlobStore, random_suffix, sync_dir};
 use crate::digest::Digest;
@@ -73,18 +81,59 @@ pub struct Store {
     blobs: BlobStore,
     run_dir: PathBuf,
     _run_lock: File,
+    /// `store.lock`, shared (every user) or exclusive (the collector), held for the
+    /// store's life. Dropped last: the run dir is gone before a collector may start.
+    _store_lock: File,
 }
 
+/// The store is in use: the exclusive lock was not granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Busy {
+    /// The process ids of the live slipway processes holding the store (from their
+    /// `tmp/run-<pid>-…` locks); empty when none could be named.
+    pub pids: Vec<u32>,
+}
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.pids.is_empty() {
+            return f.write_str("another slipway process");
+        }
+        let pids: Vec<String> = self.pids.iter().map(u32::to_string).collect();
+        write!(f, "slipway process{} {}", if pids.len() == 1 { "" } else { "es" }, pids.join(", "))
+    }
+}
+
+/// The file name of the store-wide lock under the root.
+pub const STORE_LOCK: &str = "store.lock";
+
 impl Store {
-    /// Open (creating) the store at `root`, claim a private temp directory and remove
+    /// Open (creating) the store at `root` for use: take the store lock shared (waiting
+    /// while a collector holds it exclusive), claim a private temp directory and remove
     /// temp directories left by dead processes.
     pub fn open(root: &Path) -> Result<Store> {
-        for d in ["blobs/sha256", "layers", "layers-by-blob", "images", "stages", "locks", "tmp"] {
-            let p = root.join(d);
-            std::fs::create_dir_all(&p).map_err(StorageError::io("creating", &p))?;
+        let lock = open_store_lock(root)?;
+        if lock.try_lock_shared().is_err() {
+            tracing::warn!(store = %root.display(), "waiting for the store: a host cleanup or purge is running");
+            lock.lock_shared().map_err(StorageError::io("locking", root.join(STORE_LOCK)))?;
         }
+        clean_dead_runs(&root.join("tmp"));
+        Store::claim(root, lock)
+    }
+
+    /// Open the store at `root` for the collector: the store lock exclusive, at once, or
+    /// `Err(Busy)` naming the processes that hold it. Temp directories are left for the
+    /// collector to list.
+    pub fn open_exclusive(root: &Path) -> Result<std::result::Result<Store, Busy>> {
+        let lock = open_store_lock(root)?;
+        if lock.try_lock().is_err() {
+            return Ok(Err(Busy { pids: live_run_pids(&root.join("tmp")) }));
+        }
+        Store::claim(root, lock).map(Ok)
+    }
+
+    fn claim(root: &Path, store_lock: File) -> Result<Store> {
         let tmp = root.join("tmp");
-        clean_dead_runs(&tmp);
         let id = random_suffix();
         // Locked before it gets its name, so no cleaner ever sees it unlocked.
         let lock_path = tmp.join(format!("run-{id}.lock"));
@@ -99,6 +148,7 @@ impl Store {
             root: root.to_path_buf(),
             run_dir,
             _run_lock: lock,
+            _store_lock: store_lock,
         })
     }
 
@@ -231,6 +281,17 @@ impl Store {
         }
     }
 
+    /// Record that stage `<digest>-<timestamp_ms>` of `project` was used now (its record's
+    /// mtime, which `host cleanup` orders by). A missing record is not an error.
+    pub fn touch_stage(&self, project: &str, digest: &str, timestamp_ms: u64) -> Result<()> {
+        let p = self.stage_dir(project).join(format!("{digest}-{timestamp_ms}"));
+        match File::options().write(true).open(&p) {
+            Ok(f) => f.set_modified(std::time::SystemTime::now()).map_err(StorageError::io("touching", &p)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::io("opening", p)(e)),
+        }
+    }
+
     /// All stages of `project`, optionally only those with `digest`, oldest first.
     pub fn stages(&self, project: &str, digest: Option<&str>) -> Result<Vec<StageRef>> {
         let dir = self.stage_dir(project);
@@ -277,6 +338,36 @@ impl Drop for Store {
             }
         }
     }
+}
+
+/// `<root>/store.lock`, created with the store's directories.
+fn open_store_lock(root: &Path) -> Result<File> {
+    for d in ["blobs/sha256", "layers", "layers-by-blob", "images", "stages", "locks", "tmp"] {
+        let p = root.join(d);
+        std::fs::create_dir_all(&p).map_err(StorageError::io("creating", &p))?;
+    }
+    let p = root.join(STORE_LOCK);
+    File::options().create(true).truncate(false).write(true).open(&p).map_err(StorageError::io("opening lock", &p))
+}
+
+/// The pids of the processes whose `tmp/run-<pid>-….lock` is held.
+fn live_run_pids(tmp: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir(tmp) else { return Vec::new() };
+    let mut pids = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(id) = name.strip_prefix("run-").and_then(|n| n.strip_suffix(".lock")) else { continue };
+        let Ok(f) = File::options().write(true).open(e.path()) else { continue };
+        if f.try_lock().is_ok() {
+            continue;
+        }
+        if let Some(pid) = id.split('-').next().and_then(|p| p.parse().ok()) {
+            pids.push(pid);
+        }
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    pids
 }
 
 /// An exclusive flock on `dir/<name escaped>`, held until the file is dropped.
@@ -402,6 +493,27 @@ mod tests {
         assert!(!run.exists(), "run dir removed");
         assert!(!run.with_extension("lock").exists(), "lock removed after the dir");
         assert_eq!(std::fs::read_dir(t.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_user_waits_for_the_collector_and_the_collector_never_waits() {
+        let t = tempfile::tempdir().unwrap();
+        let gc = Store::open_exclusive(t.path()).unwrap().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let root = t.path().to_path_buf();
+        let user = std::thread::spawn(move || {
+            let s = Store::open(&root).unwrap();
+            tx.send(()).unwrap();
+            // Held: a collector is refused at once, naming this process.
+            let busy = Store::open_exclusive(&root).unwrap().err().unwrap();
+            assert_eq!(busy.pids, [std::process::id()]);
+            drop(s);
+        });
+        assert!(rx.recv_timeout(std::time::Duration::from_millis(300)).is_err(), "open did not wait");
+        drop(gc);
+        rx.recv_timeout(std::time::Duration::from_secs(10)).expect("open went on once the collector was done");
+        user.join().unwrap();
+        assert!(Store::open_exclusive(t.path()).unwrap().is_ok());
     }
 
     #[test]

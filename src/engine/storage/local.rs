@@ -78,6 +78,10 @@ impl StageStorage for LocalStorage<'_> {
 
     fn fetch(&self, id: &StageId) -> anyhow::Result<Found> {
         let stage = self.stage(id)?.with_context(|| format!("stage {id} is not in the local store"))?;
+        // The record's mtime is its last use, which `host cleanup` orders by.
+        if let Err(e) = self.store.touch_stage(self.project, &id.digest, id.timestamp_ms) {
+            tracing::debug!(stage = %id, error = %e, "cannot record the stage's use");
+        }
         Ok(Found { state: ImageState::load(self.store, &stage)?, source: "local" })
     }
 
@@ -148,7 +152,12 @@ mod tests {
         assert_eq!(listed, [first.clone(), second.clone()]);
         assert_eq!(local.select(&a, None).unwrap(), Some(first.clone()));
 
+        // Finding a stage records its use: the record's mtime, host cleanup's LRU order.
+        let record = tmp.path().join("stages/p").join(first.to_string());
+        let long_ago = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        std::fs::File::options().write(true).open(&record).unwrap().set_modified(long_ago).unwrap();
         let found = local.fetch(&first).unwrap();
+        assert!(std::fs::metadata(&record).unwrap().modified().unwrap() > long_ago);
         assert_eq!(found.source, "local");
         assert_eq!(labels_of(&found.state)["werf-project-repo-commit"], "c0ffee");
         assert_eq!(local.image(&format!("p:{first}")).unwrap().unwrap().stage, found.state.stage);
