@@ -67,6 +67,26 @@ fn cleanup_removes_garbage_then_least_recently_used_stages_and_purge_one_project
         assert!(!log.contains("built in") && log.contains("cached"), "not cached after cleanup:\n{log}");
     }
 
+    // The caches of remote git repositories are werf's local cache: kept below its
+    // threshold, removed least recently fetched first above it.
+    let (old_cache, new_cache) = ("a".repeat(64), "b".repeat(64));
+    for (name, age) in [(&old_cache, 3600), (&new_cache, 60)] {
+        let dir = store.join("git-repos").join(name);
+        std::fs::create_dir_all(dir.join("objects")).unwrap();
+        std::fs::write(dir.join("objects/pack"), b"pack").unwrap();
+        let when = std::time::SystemTime::now() - std::time::Duration::from_secs(age);
+        std::fs::File::open(&dir).unwrap().set_modified(when).unwrap();
+    }
+    let out = host(&env, &["cleanup"]);
+    assert!(!out.contains("git-repos"), "{out}");
+    let out =
+        host(&env, &["cleanup", "--allowed-local-cache-volume-usage=0", "--allowed-local-cache-volume-usage-margin=0"]);
+    let old_at = out.find(&format!("removed directory git-repos/{old_cache}")).unwrap_or_else(|| panic!("{out}"));
+    let new_at = out.find(&format!("removed directory git-repos/{new_cache}")).unwrap_or_else(|| panic!("{out}"));
+    assert!(old_at < new_at, "the older cache goes first:\n{out}");
+    assert!(!out.contains("removed stage"), "{out}");
+    std::fs::create_dir_all(store.join("git-repos").join(&old_cache)).unwrap();
+
     // Purge of one project: its stages go, the other's stay cached.
     let out = host(&env, &["purge", "--project-name", "beta"]);
     let per_project = removed_stage_projects(&out).len();
@@ -104,6 +124,7 @@ fn cleanup_removes_garbage_then_least_recently_used_stages_and_purge_one_project
     for d in ["stages", "images", "layers", "layers-by-blob", "blobs/sha256"] {
         assert_eq!(std::fs::read_dir(store.join(d)).unwrap().count(), 0, "{d} not empty after purge");
     }
+    assert!(!store.join("git-repos").exists(), "the git caches stay after purge");
     assert!(build(&env, &beta).contains("built in"));
 }
 

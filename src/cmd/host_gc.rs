@@ -12,7 +12,7 @@
 use super::flags::{LogArgs, werf_bool};
 use super::units::{UnitValue, bytes, parse_unit_value};
 use crate::engine::Log;
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::Args;
 use slipway_storage::gc::{self, Inventory, Removal};
 use slipway_storage::store::Store;
@@ -129,13 +129,13 @@ pub struct Thresholds {
     #[arg(long, hide = true, env = "WERF_ALLOWED_DOCKER_STORAGE_VOLUME_USAGE_MARGIN", value_parser = parse_unit_value)]
     pub allowed_docker_storage_volume_usage_margin: Option<UnitValue>,
 
-    /// werf's local cache threshold (default 70% or $WERF_ALLOWED_LOCAL_CACHE_VOLUME_USAGE).
-    /// Checked, unused: slipway keeps no git clones or worktrees.
+    /// werf's local cache threshold (default 70% or $WERF_ALLOWED_LOCAL_CACHE_VOLUME_USAGE):
+    /// above it, the least recently used caches of remote git repositories are removed.
     #[arg(long, env = "WERF_ALLOWED_LOCAL_CACHE_VOLUME_USAGE", value_parser = parse_unit_value)]
     pub allowed_local_cache_volume_usage: Option<UnitValue>,
 
     /// werf's local cache margin (default 5% or
-    /// $WERF_ALLOWED_LOCAL_CACHE_VOLUME_USAGE_MARGIN). Checked, unused.
+    /// $WERF_ALLOWED_LOCAL_CACHE_VOLUME_USAGE_MARGIN).
     #[arg(long, env = "WERF_ALLOWED_LOCAL_CACHE_VOLUME_USAGE_MARGIN", value_parser = parse_unit_value)]
     pub allowed_local_cache_volume_usage_margin: Option<UnitValue>,
 
@@ -149,16 +149,21 @@ pub struct Thresholds {
 }
 
 impl Thresholds {
+    /// The local cache usage and margin (checked by [`Thresholds::backend`]).
+    fn local_cache(&self) -> (UnitValue, UnitValue) {
+        (
+            self.allowed_local_cache_volume_usage.unwrap_or(DEFAULT_USAGE),
+            self.allowed_local_cache_volume_usage_margin.unwrap_or(DEFAULT_MARGIN),
+        )
+    }
+
     /// The backend usage and margin, checked as werf checks both groups.
     pub fn backend(&self) -> anyhow::Result<(UnitValue, UnitValue)> {
         let usage = self.allowed_backend_storage_volume_usage.or(self.allowed_docker_storage_volume_usage);
         let margin =
             self.allowed_backend_storage_volume_usage_margin.or(self.allowed_docker_storage_volume_usage_margin);
         let (usage, margin) = (usage.unwrap_or(DEFAULT_USAGE), margin.unwrap_or(DEFAULT_MARGIN));
-        let local = (
-            self.allowed_local_cache_volume_usage.unwrap_or(DEFAULT_USAGE),
-            self.allowed_local_cache_volume_usage_margin.unwrap_or(DEFAULT_MARGIN),
-        );
+        let local = self.local_cache();
         for (name, (u, m)) in [("backend storage", (usage, margin)), ("local cache", local)] {
             if u.absolute != m.absolute {
                 bail!(
@@ -241,17 +246,20 @@ pub fn cleanup(args: CleanupArgs, storage_root: &Option<PathBuf>) -> anyhow::Res
     let root = args.host.storage_root(storage_root)?;
     let volume = args.thresholds.volume_path(&root)?;
     let store = open(&root, "host cleanup")?;
-    run_cleanup(&store, &volume, usage, margin, args.host.dry_run, &mut |l| println!("{l}"))?;
+    let local = args.thresholds.local_cache();
+    run_cleanup(&store, &volume, (usage, margin), local, args.host.dry_run, &mut |l| println!("{l}"))?;
     Ok(0)
 }
 
 /// Garbage always; the least recently used stages too while the volume of `volume` is
-/// above `usage`, until it is below `usage - margin` (by the sizes the store records).
+/// above the backend `(usage, margin)`, until it is below `usage - margin` (by the sizes
+/// the store records); and the least recently used remote git caches while it is above
+/// the `local` cache ones (werf's local cache: its git clones).
 fn run_cleanup(
     store: &Store,
     volume: &Path,
-    usage: UnitValue,
-    margin: UnitValue,
+    (usage, margin): (UnitValue, UnitValue),
+    local: (UnitValue, UnitValue),
     dry_run: bool,
     out: &mut dyn FnMut(&str),
 ) -> anyhow::Result<()> {
@@ -288,12 +296,47 @@ fn run_cleanup(
             pct(allowed)
         ));
     }
+    let (local_allowed, local_margin) = (local.0.to_bytes(total), local.1.to_bytes(total));
+    if used > local_allowed {
+        let need = used - local_allowed.saturating_sub(local_margin);
+        discard.dirs.extend(least_recently_used_git_caches(store.root(), need)?);
+    }
     remove(store, &inventory.plan(&discard), dry_run, out)?;
     if !dry_run {
         let (after, _) = gc::volume_usage(volume)?;
         out(&format!("Volume usage after cleanup: {} / {}", bytes(after), bytes(total)));
     }
     Ok(())
+}
+
+/// The caches of remote git repositories (`git-repos/<id>`, relative to the store) to
+/// remove for `need` bytes, least recently fetched (directory mtime) first.
+fn least_recently_used_git_caches(root: &Path, need: u64) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = root.join("git-repos");
+    let mut caches = Vec::new();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    for e in entries {
+        let e = e.with_context(|| format!("reading {}", dir.display()))?;
+        let meta = e.metadata().with_context(|| format!("reading {}", e.path().display()))?;
+        if meta.is_dir() {
+            caches.push((meta.modified().ok(), e.file_name()));
+        }
+    }
+    caches.sort();
+    let mut freed = 0;
+    let mut out = Vec::new();
+    for (_, name) in caches {
+        if freed >= need {
+            break;
+        }
+        freed += gc::disk_usage(&dir.join(&name));
+        out.push(Path::new("git-repos").join(name));
+    }
+    Ok(out)
 }
 
 /// Remove (or with `dry_run` list) `plan`, a line per item, then the total.
@@ -317,8 +360,9 @@ fn remove(store: &Store, plan: &[Removal], dry_run: bool, out: &mut dyn FnMut(&s
 }
 
 /// `slipway host purge`: every stage (or `--project-name`'s) and then what only they
-/// referenced; for all projects also the pulled images' refs, the RUN cache mounts and
-/// the Stapel `build_dir` mounts; for one project its `build_dir` mounts.
+/// referenced; for all projects also the pulled images' refs, the RUN cache mounts, the
+/// Stapel `build_dir` mounts and the caches of remote git repositories; for one project
+/// its `build_dir` mounts.
 pub fn purge(args: PurgeArgs, storage_root: &Option<PathBuf>) -> anyhow::Result<u8> {
     args.host.log.check()?;
     let project = args.host.project();
@@ -332,7 +376,7 @@ pub fn purge(args: PurgeArgs, storage_root: &Option<PathBuf>) -> anyhow::Result<
         None => gc::Discard {
             stages: inventory.stages_of(None),
             image_refs: true,
-            dirs: vec![PathBuf::from("cache"), PathBuf::from("mounts")],
+            dirs: vec![PathBuf::from("cache"), PathBuf::from("mounts"), PathBuf::from("git-repos")],
         },
         Some(p) => gc::Discard {
             stages: inventory.stages_of(Some(p)),
@@ -362,7 +406,7 @@ pub fn auto(root: &Path, t: &Thresholds, log: &Log) {
         match Store::open_exclusive(root)? {
             Ok(store) => {
                 log.info("running auto host cleanup: the store's volume is above the allowed usage");
-                run_cleanup(&store, &volume, usage, margin, false, &mut |l| log.info(l))
+                run_cleanup(&store, &volume, (usage, margin), t.local_cache(), false, &mut |l| log.info(l))
             }
             Err(busy) => {
                 log.info(&format!("auto host cleanup skipped: the local store is in use by {busy}"));

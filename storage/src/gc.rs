@@ -524,7 +524,8 @@ fn files(dir: &Path) -> Result<Vec<(PathBuf, String, std::fs::Metadata)>> {
 }
 
 /// The bytes a tree takes on disk (best effort: unreadable parts count as nothing).
-fn disk_usage(path: &Path) -> u64 {
+/// The bytes the files below `path` take (a directory walk, symlinks not followed).
+pub fn disk_usage(path: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let mut total = 0;
     let mut stack = vec![path.to_path_buf()];
