@@ -47,6 +47,7 @@ pub(crate) struct ChownListener {
 impl ChownListener {
     /// Listen on a fresh socket; the thread runs until [`ChownListener::finish`].
     pub(crate) fn start() -> Result<ChownListener> {
+        let sup = Supervisor::new().map_err(RuntimeError::sys("opening /proc for the chown supervisor"))?;
         let dir = private_dir()?;
         let socket = dir.join("chown.sock");
         let listener = match UnixListener::bind(&socket) {
@@ -56,7 +57,6 @@ impl ChownListener {
                 return Err(RuntimeError::io("listening on", &socket)(e));
             }
         };
-        let sup = Supervisor::new().map_err(RuntimeError::sys("opening /proc for the chown supervisor"))?;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopped = stop.clone();
         let thread = std::thread::Builder::new()
