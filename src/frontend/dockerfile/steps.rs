@@ -359,6 +359,31 @@ pub fn run_command_with_hosts(
     Ok(sandbox::run_with(&spec, &scratch, cmd.isolation)?)
 }
 
+/// `COPY --parents`: each path of `sel` (relative, below `pivot`) as a source that keeps
+/// its path below the pivot, and each of its parents below the pivot as a directory to
+/// make like the source's; `open` opens a relative path of the source, `shown` names it.
+fn with_parents(
+    sel: Vec<String>,
+    pivot: &str,
+    open: &dyn Fn(&str) -> anyhow::Result<std::os::fd::OwnedFd>,
+    shown: &dyn Fn(&str) -> String,
+    parent_dirs: &mut Vec<(std::os::fd::OwnedFd, String, String)>,
+    sources: &mut Vec<Selected>,
+) -> anyhow::Result<()> {
+    for p in sel {
+        let below = p.strip_prefix(pivot).unwrap_or(&p).trim_start_matches('/').to_string();
+        let mut up = below.as_str();
+        while let Some((parent, _)) = up.rsplit_once('/') {
+            let in_source = crate::project::join_rel(pivot, parent);
+            parent_dirs.push((open(&in_source)?, shown(&in_source), parent.to_string()));
+            up = parent;
+        }
+        let (fd, shown) = (open(&p)?, shown(&p));
+        sources.push(Selected { fd, shown, name: String::new(), parents: Some(below), url: false, git_time: None });
+    }
+    Ok(())
+}
+
 /// The sources of a step's `RUN --mount`s, kept alive while the step runs.
 struct PreparedMounts<'s> {
     binds: Vec<Bind>,
@@ -599,29 +624,8 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
                     if sel.is_empty() && !BuildContext::is_wildcard(s) {
                         bail!("{s} not found in {from}");
                     }
-                    for p in sel {
-                        let below = p.strip_prefix(pivot.as_str()).unwrap_or(&p).trim_start_matches('/').to_string();
-                        let mut up = below.as_str();
-                        while let Some((parent, _)) = up.rsplit_once('/') {
-                            let in_source = format!("/{}", crate::project::join_rel(&pivot, parent));
-                            parent_dirs.push((
-                                src_fs.open_path(&in_source)?,
-                                format!("{from}:{in_source}"),
-                                parent.to_string(),
-                            ));
-                            up = parent;
-                        }
-                        let shown = format!("{from}:/{p}");
-                        let fd = src_fs.open_path(&format!("/{p}"))?;
-                        sources.push(Selected {
-                            fd,
-                            shown,
-                            name: String::new(),
-                            parents: Some(below),
-                            url: false,
-                            git_time: None,
-                        });
-                    }
+                    let open = |p: &str| src_fs.open_path(&format!("/{p}"));
+                    with_parents(sel, &pivot, &open, &|p| format!("{from}:/{p}"), &mut parent_dirs, &mut sources)?;
                     continue;
                 }
                 // A wildcard is resolved in the source's tree; one that names nothing
@@ -697,23 +701,7 @@ fn copy_in(root: &std::path::Path, env: &StepEnv<'_>, state: &ImageState, spec: 
                     if sel.is_empty() && !BuildContext::is_wildcard(s) {
                         bail!("{}", env.context.explain_missing(s));
                     }
-                    for p in sel {
-                        let below = p.strip_prefix(pivot.as_str()).unwrap_or(&p).trim_start_matches('/').to_string();
-                        let mut up = below.as_str();
-                        while let Some((parent, _)) = up.rsplit_once('/') {
-                            let in_context = crate::project::join_rel(&pivot, parent);
-                            parent_dirs.push((open(&in_context)?, in_context, parent.to_string()));
-                            up = parent;
-                        }
-                        sources.push(Selected {
-                            fd: open(&p)?,
-                            shown: p.clone(),
-                            name: String::new(),
-                            parents: Some(below),
-                            url: false,
-                            git_time: None,
-                        });
-                    }
+                    with_parents(sel, &pivot, &open, &|p| p.to_string(), &mut parent_dirs, &mut sources)?;
                     continue;
                 }
                 let sel = env.context.select(s)?;
