@@ -87,18 +87,7 @@ impl Rootfs {
             // `dir` itself may be reached through symlinks (resolved inside the image); a
             // symlink below it is a path, not a directory to enter.
             let nofollow = if depth == 0 { OFlag::empty() } else { OFlag::O_NOFOLLOW };
-            let Ok(fd) = self.resolve(&format!("/{d}"), OFlag::O_RDONLY | OFlag::O_DIRECTORY | nofollow) else {
-                continue;
-            };
-            let mut names: Vec<String> = nix::dir::Dir::from_fd(fd)
-                .with_context(|| format!("listing /{d}"))?
-                .iter()
-                .filter_map(|e| e.ok())
-                .filter_map(|e| e.file_name().to_str().ok().map(str::to_string))
-                .filter(|n| n != "." && n != "..")
-                .collect();
-            names.sort();
-            for n in names {
+            for n in self.names_in(&format!("/{d}"), nofollow)? {
                 let p = if d.is_empty() { n } else { format!("{d}/{n}") };
                 todo.push((p.clone(), depth + 1));
                 out.push(p);
@@ -109,6 +98,24 @@ impl Rootfs {
         }
         out.sort();
         Ok(out)
+    }
+
+    /// The names in the image's directory `dir`, sorted (none if it is not a directory;
+    /// `O_NOFOLLOW` in `flags`: nor if it is a symlink). Names that are not UTF-8 are
+    /// left out (a wildcard never selects them).
+    fn names_in(&self, dir: &str, flags: OFlag) -> anyhow::Result<Vec<String>> {
+        let Ok(fd) = self.resolve(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | flags) else {
+            return Ok(Vec::new());
+        };
+        let mut names: Vec<String> = nix::dir::Dir::from_fd(fd)
+            .with_context(|| format!("listing {dir}"))?
+            .iter()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().ok().map(str::to_string))
+            .filter(|n| n != "." && n != "..")
+            .collect();
+        names.sort();
+        Ok(names)
     }
 
     /// The paths of the image that the wildcard `pattern` names (`COPY --from=STAGE
@@ -130,20 +137,8 @@ impl Rootfs {
             } else {
                 let glob = crate::context::glob::Glob::new(part).with_context(|| format!("COPY source {pattern:?}"))?;
                 for f in &found {
-                    let Ok(dir) =
-                        self.resolve(if f.is_empty() { "/" } else { f }, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
-                    else {
-                        continue;
-                    };
-                    let mut names: Vec<String> = nix::dir::Dir::from_fd(dir)
-                        .with_context(|| format!("listing {f}/ for {pattern:?}"))?
-                        .iter()
-                        .filter_map(|e| e.ok())
-                        .filter_map(|e| e.file_name().to_str().ok().map(str::to_string))
-                        .filter(|n| n != "." && n != ".." && glob.matches(n))
-                        .collect();
-                    names.sort();
-                    next.extend(names.into_iter().map(|n| format!("{f}/{n}")));
+                    let names = self.names_in(if f.is_empty() { "/" } else { f }, OFlag::empty())?;
+                    next.extend(names.into_iter().filter(|n| glob.matches(n)).map(|n| format!("{f}/{n}")));
                 }
             }
             if next.len() > MAX_GLOB_MATCHES {
