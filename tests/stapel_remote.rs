@@ -305,3 +305,39 @@ fn basic_auth_reaches_an_http_remote() {
     let out = run_ok(env.slipway().args(["build", "--dev", "--insecure-registry", "--dir"]).arg(&dir));
     assert!(!stdout(&out).contains("built in"), "{}", stdout(&out));
 }
+
+/// Two images mapping one remote branch: the run fetches it once, and both images get
+/// the commit that fetch left (a commit pushed meanwhile could not split them).
+#[test]
+fn a_remote_mapped_by_two_images_is_fetched_once_per_build() {
+    let test = "a_remote_mapped_by_two_images_is_fetched_once_per_build";
+    if !rootless_env(test) {
+        return;
+    }
+    let Some(reg) = registry(test) else {
+        return;
+    };
+    let env = Env::new();
+    let work = env.path().join("remote-work");
+    git_project(&work, &[("lib/a.txt", "a1\n")], &[]);
+    let bare = env.path().join("lib.git");
+    git(&work, &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()]);
+    let image = |name: &str| {
+        format!(
+            "---\nimage: {name}\nfrom: {reg}/base/busybox\ngit:\n- url: file://{}\n  branch: main\n  add: /lib\n  to: /lib\n",
+            bare.display()
+        )
+    };
+    let werf_yaml = format!("project: twice\nconfigVersion: 1\n{}{}", image("one"), image("two"));
+    let dir = env.path().join("project");
+    git_project(&dir, &[("werf.yaml", werf_yaml.as_str()), ("werf-giterminism.yaml", ALLOW_BRANCH)], &[]);
+    let out = run_ok(env.slipway().args(["build", "--insecure-registry", "--log-verbose", "--dir"]).arg(&dir));
+    let log = format!("{}{}", stdout(&out), stderr(&out));
+    let fetches = log.lines().filter(|l| l.contains("/git: fetching file://")).count();
+    assert_eq!(fetches, 1, "{log}");
+    for name in ["one", "two"] {
+        let mut cmd = env.slipway();
+        cmd.args(["run", name, "--dir"]).arg(&dir).args(["--", "cat", "/lib/a.txt"]);
+        assert_eq!(stdout(&run_ok(&mut cmd)), "a1\n");
+    }
+}

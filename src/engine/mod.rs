@@ -86,6 +86,7 @@ pub fn build(
         log,
         rootfs: RootfsDriver::new(&settings.backend, log),
         ssh,
+        git_fetched: Default::default(),
         client: registry_client(settings)?,
     };
     let mut pending = build_order(&project.config, &project.config.select(images)?);
@@ -164,6 +165,9 @@ pub struct Run<'a> {
     /// The build's ssh agent, for the steps that show it; killed (if slipway started
     /// it) when the run ends.
     pub ssh: ssh_agent::Agent,
+    /// The remote git fetches this run has made (cache and refspecs), so every image
+    /// that maps a remote sees it as one fetch left it.
+    pub git_fetched: std::sync::Mutex<std::collections::HashSet<String>>,
     client: Client,
 }
 

@@ -123,9 +123,13 @@ fn remote(
         Some(GitRef::Tag(t)) => (vec![format!("+refs/tags/{t}:refs/tags/{t}")], format!("refs/tags/{t}")),
         None => (vec!["+HEAD:refs/slipway/remote-HEAD".into()], "refs/slipway/remote-HEAD".into()),
     };
-    if !specs.is_empty() {
+    // Once per run and refspecs: images mapping one branch all see the same commit.
+    let done = format!("{hash} {}", specs.join(" "));
+    let fetched = || job.run.git_fetched.lock().unwrap_or_else(|p| p.into_inner()).contains(&done);
+    if !specs.is_empty() && !fetched() {
         job.run.log.info(&format!("{}/git: fetching {url} {}", job.shown, specs.join(" ")));
         fetch(&dir, url, &specs, auth).with_context(at)?;
+        job.run.git_fetched.lock().unwrap_or_else(|p| p.into_inner()).insert(done);
     }
     // A fresh handle: the fetch wrote packs the one above has not seen.
     let repo = Repo::open_bare(&dir).with_context(at)?;
