@@ -1,7 +1,7 @@
 //! Building werf projects end to end as the unprivileged user, against the real registry.
 
 use crate::common::{
-    Env, git, git_project, processes_mentioning, registry, rootless_env, run_ok, ssh_add_tools, ssh_key, stderr,
+    Env, git, git_project, processes_mentioning, registry, rootless_env, run_ok, ssh_add_tools, ssh_env, stderr,
     stdout, write,
 };
 
@@ -551,13 +551,8 @@ fn run_mount_ssh_shows_the_ssh_key_agent() {
         return;
     }
     let Some(reg) = registry(t) else { return };
-    let env = Env::new();
-    let tmp = env.path().join("tmp");
-    std::fs::create_dir_all(&tmp).unwrap();
-    let env = env.with_var("TMPDIR", tmp.to_str().unwrap());
-    let dir = env.path().join("project");
-    let key = env.path().join("id_test");
-    let public = ssh_key(&key);
+    let (env, key, public) = ssh_env();
+    let (tmp, dir) = (env.path().join("tmp"), env.path().join("project"));
     let werf = "project: ssh\nconfigVersion: 1\n---\nimage: app\ndockerfile: Dockerfile\n";
     // busybox has no unix-socket client: the host's ssh-add with its libraries, from the context.
     let df = format!(

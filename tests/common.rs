@@ -108,6 +108,19 @@ impl Env {
     }
 }
 
+/// An [`Env`] with a `TMPDIR` of its own (where slipway's ssh-agent makes its socket
+/// directory) and a fresh key at `id_test` in it: the env, the key's path and the public
+/// key.
+pub fn ssh_env() -> (Env, PathBuf, String) {
+    let env = Env::new();
+    let tmp = env.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let env = env.with_var("TMPDIR", tmp.to_str().unwrap());
+    let key = env.path().join("id_test");
+    let public = ssh_key(&key);
+    (env, key, public)
+}
+
 /// A new ed25519 key without a passphrase at `path`; returns its public line.
 pub fn ssh_key(path: &Path) -> String {
     run_ok(

@@ -1,7 +1,7 @@
 //! Stapel images (`from` + `git` + `shell` + `docker`) built end to end as the unprivileged user.
 
 use crate::common::{
-    Env, git, git_project, processes_mentioning, registry, rootless_env, run_ok, ssh_add_tools, ssh_key, stderr,
+    Env, git, git_project, processes_mentioning, registry, rootless_env, run_ok, ssh_add_tools, ssh_env, stderr,
     stdout, write,
 };
 
@@ -622,13 +622,8 @@ fn shell_stages_get_the_ssh_key_agent() {
         return;
     }
     let Some(reg) = registry(t) else { return };
-    let env = Env::new();
-    let tmp = env.path().join("tmp");
-    std::fs::create_dir_all(&tmp).unwrap();
-    let env = env.with_var("TMPDIR", tmp.to_str().unwrap());
-    let dir = env.path().join("project");
-    let key = env.path().join("id_test");
-    let public = ssh_key(&key);
+    let (env, key, public) = ssh_env();
+    let (tmp, dir) = (env.path().join("tmp"), env.path().join("project"));
     let werf = format!(
         r#"project: ssh
 configVersion: 1
